@@ -1,0 +1,225 @@
+//! Command-line parsing (clap derive) into a [`RunConfig`], and the human summary of a run.
+//! The binary only calls [`main`].
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+use crate::error::Error;
+use crate::integrate::Solver;
+use crate::run::{self, KernelChoice, Optimizer, Report, RunConfig, SpaceChoice};
+
+/// ntkdyn: training dynamics of a two-layer ReLU network as ODEs, in weight space and in error
+/// space, beside the discrete optimizers they come from.
+#[derive(Debug, Parser)]
+#[command(name = "ntkdyn", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Gradient flow W' = -grad L (error space Delta' = -H Delta) beside gradient descent.
+    Gf(RunArgs),
+    /// Heavy ball with friction W'' + b W' + grad L = 0 beside the heavy-ball method.
+    Hbf(RunArgs),
+    /// Nesterov's ODE W'' + (gamma/t) W' + grad L = 0 beside NAG.
+    Nag(RunArgs),
+}
+
+/// Options shared by the runs (names fixed by SPEC.md).
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Number of training points n (synthetic data; --data sets n from the file)
+    #[arg(long, default_value_t = 50)]
+    pub n: usize,
+    /// Input dimension d (synthetic data; --data sets d from the file)
+    #[arg(long, default_value_t = 10)]
+    pub d: usize,
+    /// Width m of the hidden layer (--init sets m from the file)
+    #[arg(long, default_value_t = 2000)]
+    pub m: usize,
+    /// Seed of the synthetic data and of the initial weights
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Training data: CSV rows x_1..x_d,y (header optional)
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: Option<PathBuf>,
+    /// Initial network: CSV rows a_r,w_r1..w_rd with a_r = +1 or -1 (header optional)
+    #[arg(long, value_name = "FILE.csv")]
+    pub init: Option<PathBuf>,
+    /// Project inputs onto the unit sphere (otherwise off-sphere inputs get a warning)
+    #[arg(long)]
+    pub normalize: bool,
+    /// Which spaces to integrate
+    #[arg(long, value_enum, default_value_t = SpaceChoice::Both)]
+    pub space: SpaceChoice,
+    /// Fixed kernel of error space: H(W0) or the infinite-width Hinf
+    #[arg(long, value_enum, default_value_t = KernelChoice::H0)]
+    pub kernel: KernelChoice,
+    /// End time T of the flows (the discrete twin runs up to the same time on its clock)
+    #[arg(long, default_value_t = 50.0)]
+    pub t_end: f64,
+    /// Number K of output times, evenly on [0, T] with both ends
+    #[arg(long, default_value_t = 201)]
+    pub samples: usize,
+    /// ODE solver; exact (eigen-modes) is for --space error
+    #[arg(long, value_enum, default_value_t = Solver::Dopri5)]
+    pub solver: Solver,
+    /// Relative tolerance of the adaptive solvers
+    #[arg(long, default_value_t = 1e-6)]
+    pub rtol: f64,
+    /// Absolute tolerance of the adaptive solvers
+    #[arg(long, default_value_t = 1e-9)]
+    pub atol: f64,
+    /// Fixed step of rk4 (shortened to land on every output time)
+    #[arg(long, default_value_t = 0.01)]
+    pub step: f64,
+    /// Largest step of the weight-space dopri5 (activation pattern held within a step)
+    #[arg(long, default_value_t = 0.1)]
+    pub max_step: f64,
+    /// Friction b of hbf [default: sqrt(2 lambda0)]
+    #[arg(long)]
+    pub friction: Option<f64>,
+    /// gamma of Nesterov's ODE (friction gamma/t) and of NAG's momentum (k-1)/(k+gamma-1)
+    #[arg(long, default_value_t = 3.0)]
+    pub gamma: f64,
+    /// alpha of the Su-Boyd-Candes Lyapunov function, in [2, max(2, 2 gamma/3)]
+    #[arg(long, default_value_t = 2.0)]
+    pub alpha: f64,
+    /// Override lambda0 [default: lambda_min(Hinf)]
+    #[arg(long)]
+    pub lambda0: Option<f64>,
+    /// Step eta of the discrete twin (GD: t = k eta; heavy ball, NAG: t = k sqrt(eta))
+    #[arg(long, default_value_t = 0.01)]
+    pub eta: f64,
+    /// Skip the discrete twin
+    #[arg(long)]
+    pub no_discrete: bool,
+    /// Output directory [default: output/<command>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print nothing but errors
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// The run configuration these options describe.
+    pub fn config(&self, optimizer: Optimizer) -> RunConfig {
+        RunConfig {
+            optimizer,
+            n: self.n,
+            d: self.d,
+            m: self.m,
+            seed: self.seed,
+            data: self.data.clone(),
+            init: self.init.clone(),
+            normalize: self.normalize,
+            space: self.space,
+            kernel: self.kernel,
+            t_end: self.t_end,
+            samples: self.samples,
+            solver: self.solver,
+            rtol: self.rtol,
+            atol: self.atol,
+            step: self.step,
+            max_step: self.max_step,
+            friction: self.friction,
+            gamma: self.gamma,
+            alpha: self.alpha,
+            lambda0: self.lambda0,
+            eta: self.eta,
+            discrete: !self.no_discrete,
+            out: self
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("output").join(optimizer.name())),
+        }
+    }
+}
+
+/// Run a parsed command line; the error is the one line to print.
+pub fn main(cli: Cli) -> Result<(), Error> {
+    let (optimizer, args) = match &cli.command {
+        Command::Gf(a) => (Optimizer::Gf, a),
+        Command::Hbf(a) => (Optimizer::Hbf, a),
+        Command::Nag(a) => (Optimizer::Nag, a),
+    };
+    let cfg = args.config(optimizer);
+    let report = run::run(&cfg)?;
+    let written = run::write(&report, &cfg.out)?;
+    if !args.quiet {
+        for w in &report.setup.warnings {
+            eprintln!("warning: {w}");
+        }
+        print!("{}", human_summary(&report));
+        let names: Vec<String> = written
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        println!("wrote {}: {}", cfg.out.display(), names.join(" "));
+    }
+    match report.failure() {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// A few lines a person reads after a run.
+pub fn human_summary(r: &Report) -> String {
+    let s = &r.setup;
+    let mut out = format!(
+        "ntkdyn {}: n = {}, d = {}, m = {}, T = {}; lambda0 = {:.4e}; H(0) eigenvalues in [{:.4e}, {:.4e}]\n",
+        r.config.optimizer.name(),
+        s.model.n(),
+        s.model.d(),
+        s.model.m(),
+        r.config.t_end,
+        s.lambda0,
+        s.h0_extremes.0,
+        s.h0_extremes.1
+    );
+    match r.damping {
+        crate::dynamics::Damping::Constant(b) => {
+            out += &format!("  friction b = {b:.4e}\n");
+        }
+        crate::dynamics::Damping::Vanishing(g) => {
+            out += &format!("  gamma = {g}, alpha = {}\n", r.config.alpha);
+        }
+        _ => {}
+    }
+    for (name, run) in [("weight space", &r.weight), ("error space ", &r.error)] {
+        let Some(run) = run else { continue };
+        let mono = &run.monotonicity;
+        let lyap = if mono.nonincreasing {
+            "Lyapunov function nonincreasing".to_string()
+        } else {
+            format!(
+                "Lyapunov function rose (largest relative rise {:.2e}), nonincreasing after t = {}",
+                mono.max_relative_rise, mono.nonincreasing_after
+            )
+        };
+        out += &format!(
+            "  {name} {:<7} final loss {:.4e}  ({}; {:.2} s); {lyap}\n",
+            run.solver.name(),
+            run.final_loss(),
+            run.stats,
+            run.wall_seconds
+        );
+        if let Some(e) = run.exact_max_relative_error {
+            out += &format!("               largest relative deviation from the exact eigen-mode solution {e:.2e}\n");
+        }
+    }
+    if let Some(d) = &r.discrete {
+        out += &format!(
+            "  {} eta = {}: {} iterates, final loss {:.4e} ({:.2} s)\n",
+            d.twin.name(),
+            d.eta,
+            d.iterates.len(),
+            d.iterates.last().map(|i| i.loss).unwrap_or(f64::NAN),
+            r.discrete_wall_seconds
+        );
+    }
+    out
+}

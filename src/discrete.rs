@@ -1,0 +1,113 @@
+//! The discrete twins of the flows, on the time scale of their ODE.
+//!
+//! ```text
+//! GD        : W_{k+1} = W_k - eta grad L(W_k)                                 t_k = k eta
+//! heavy ball: W_{k+1} = W_k - eta grad L(W_k) + beta (W_k - W_{k-1}),  W_{-1} = W_0,
+//!             beta = 1 - b sqrt(eta)                                           t_k = k sqrt(eta)
+//! NAG       : x_k = y_{k-1} - eta grad L(y_{k-1}),
+//!             y_k = x_k + (k-1)/(k+gamma-1) (x_k - x_{k-1}),  x_0 = y_0 = W_0   t_k = k sqrt(eta)
+//! ```
+//! Row k is the loss at iterate k (at x_k for NAG), i.e. before step k+1.
+//!
+//! References:
+//! 1. B. T. Polyak, "Some methods of speeding up the convergence of iteration methods", 1964.
+//! 2. W. Su, S. Boyd, E. Candes, "A differential equation for modeling Nesterov's accelerated
+//!    gradient method", NeurIPS 2014 (the NAG form and its clock).
+
+use nalgebra::DMatrix;
+
+use crate::model::{Model, Workspace};
+
+/// A discrete optimizer.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Twin {
+    Gd,
+    HeavyBall { beta: f64 },
+    Nesterov { gamma: f64 },
+}
+
+impl Twin {
+    /// Time of iterate k: k eta for GD, k sqrt(eta) for the momentum methods.
+    pub fn time(&self, k: usize, eta: f64) -> f64 {
+        match self {
+            Twin::Gd => k as f64 * eta,
+            _ => k as f64 * eta.sqrt(),
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Twin::Gd => "GD",
+            Twin::HeavyBall { .. } => "heavy ball",
+            Twin::Nesterov { .. } => "NAG",
+        }
+    }
+}
+
+/// One row of discrete.csv.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Iterate {
+    pub k: usize,
+    pub t: f64,
+    pub loss: f64,
+}
+
+/// The iterates of a discrete run up to t_end, and where it diverged if it did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiscreteRun {
+    pub twin: Twin,
+    pub eta: f64,
+    pub iterates: Vec<Iterate>,
+    /// Time of the first iterate whose loss was not finite; the run stopped there.
+    pub diverged_at: Option<f64>,
+}
+
+/// Run `twin` with step `eta` from W0 for every iterate with t_k <= t_end.
+pub fn run(model: &Model, w0: &DMatrix<f64>, twin: Twin, eta: f64, t_end: f64) -> DiscreteRun {
+    let (m, d) = (model.m(), model.d());
+    let mut ws = Workspace::new(m, model.n());
+    let mut g = DMatrix::zeros(m, d);
+    // x: current iterate; prev: heavy ball's W_{k-1}; y: NAG's extrapolated point.
+    let mut x = w0.clone();
+    let mut prev = w0.clone();
+    let mut y = w0.clone();
+    let mut iterates = Vec::new();
+    let mut diverged_at = None;
+    let last = (t_end / twin.time(1, eta) * (1.0 + 1e-12)).floor() as usize;
+    for k in 0..=last {
+        let t = twin.time(k, eta);
+        let loss = match twin {
+            Twin::Nesterov { .. } => model.loss(&x.as_view()),
+            _ => 0.5 * model.gradient_into(&x.as_view(), &mut g.as_view_mut(), &mut ws).norm_squared(),
+        };
+        if !loss.is_finite() || x.iter().any(|v| !v.is_finite()) {
+            diverged_at = Some(t);
+            break;
+        }
+        iterates.push(Iterate { k, t, loss });
+        if k == last {
+            break;
+        }
+        match twin {
+            Twin::Gd => x -= &g * eta,
+            Twin::HeavyBall { beta } => {
+                let next = &x - &g * eta + (&x - &prev) * beta;
+                prev = std::mem::replace(&mut x, next);
+            }
+            Twin::Nesterov { gamma } => {
+                // x_{k+1} = y_k - eta grad L(y_k); y_{k+1} = x_{k+1} + k/(k+gamma) (x_{k+1} - x_k).
+                model.gradient_into(&y.as_view(), &mut g.as_view_mut(), &mut ws);
+                let next = &y - &g * eta;
+                let kk = (k + 1) as f64;
+                y = &next + (&next - &x) * ((kk - 1.0) / (kk + gamma - 1.0));
+                x = next;
+            }
+        }
+    }
+    DiscreteRun {
+        twin,
+        eta,
+        iterates,
+        diverged_at,
+    }
+}

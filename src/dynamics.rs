@@ -1,0 +1,260 @@
+//! The optimizers as ODEs: a state space that gives its gradient, and a damping schedule.
+//!
+//! ```text
+//! gf : x' = -grad(x)                               (Damping::None)
+//! hbf: x'' + b x' + grad(x) = 0                    (Damping::Constant(b))
+//! nag: x'' + (gamma/t) x' + grad(x) = 0            (Damping::Vanishing(gamma))
+//! ```
+//! with x = W and grad = grad L (weight space) or x = Delta and grad = H Delta (error space,
+//! the gradient of the pseudo-loss 1/2 Delta^T H Delta). HBF and NAG are one second-order
+//! equation x'' + c(t) x' + grad(x) = 0 with a different c(t); it is written once, in [`Flow`].
+//!
+//! References:
+//! 1. S. S. Du et al., "Gradient descent provably optimizes over-parameterized neural networks", 2019.
+//! 2. W. Su, S. Boyd, E. Candes, "A differential equation for modeling Nesterov's accelerated
+//!    gradient method", NeurIPS 2014.
+//! 3. Z. Bu, S. Xu, K. Chen, "A dynamical view on optimization algorithms of overparameterized
+//!    neural networks", AISTATS 2021.
+
+use nalgebra::{DMatrix, DMatrixViewMut, DVector};
+use ode_solvers::System;
+use std::cell::RefCell;
+
+use crate::model::{Model, Workspace};
+
+/// The friction term c(t) of x'' + c(t) x' + grad = 0, or none for a first-order flow.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub enum Damping {
+    /// First order: gradient flow.
+    None,
+    /// c(t) = b: heavy ball with friction.
+    Constant(f64),
+    /// c(t) = gamma / t: Nesterov's ODE.
+    Vanishing(f64),
+}
+
+impl Damping {
+    /// Whether the equation is second order (state holds position and velocity).
+    pub fn second_order(&self) -> bool {
+        !matches!(self, Damping::None)
+    }
+}
+
+/// What observers see of a state: Delta, Delta', the pseudo-loss and (weight space) H(t).
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub delta: DVector<f64>,
+    pub delta_dot: DVector<f64>,
+    /// Lhat = 1/2 Delta^T H Delta with the H of the space.
+    pub pseudo_loss: f64,
+    /// H(W(t)) in weight space; None in error space where H is fixed.
+    pub gram: Option<DMatrix<f64>>,
+}
+
+impl Snapshot {
+    /// L = 1/2 |Delta|^2.
+    pub fn loss(&self) -> f64 {
+        0.5 * self.delta.norm_squared()
+    }
+}
+
+/// A state space: positions x of dimension `dim`, the gradient of its (pseudo-)loss, and
+/// a snapshot of (Delta, Delta', Lhat) at position x with velocity v.
+pub trait Space {
+    fn dim(&self) -> usize;
+    /// g = grad(x), written into the caller's buffer.
+    fn gradient(&self, x: &[f64], g: &mut [f64]);
+    fn snapshot(&self, x: &[f64], v: &[f64]) -> Snapshot;
+    /// Hold the switching structure of the right-hand side (the ReLU activation pattern) at
+    /// that of x, so that the gradient is smooth until the next call; returns how many
+    /// switches (activation signs) changed since the last hold. Spaces whose gradient is
+    /// smooth do nothing and return 0.
+    fn hold_pattern(&self, _x: &[f64]) -> u64 {
+        0
+    }
+    /// Go back to the plain right-hand side.
+    fn release_pattern(&self) {}
+}
+
+/// Error space with a fixed kernel: grad = H Delta.
+#[derive(Clone, Debug)]
+pub struct ErrorSpace {
+    pub h: DMatrix<f64>,
+}
+
+impl Space for ErrorSpace {
+    fn dim(&self) -> usize {
+        self.h.nrows()
+    }
+    fn gradient(&self, x: &[f64], g: &mut [f64]) {
+        let n = self.dim();
+        let xv = nalgebra::DVectorView::from_slice(x, n);
+        let mut gv = nalgebra::DVectorViewMut::from_slice(g, n);
+        gv.gemv(1.0, &self.h, &xv, 0.0);
+    }
+    fn snapshot(&self, x: &[f64], v: &[f64]) -> Snapshot {
+        let delta = DVector::from_column_slice(x);
+        let pseudo_loss = 0.5 * delta.dot(&(&self.h * &delta));
+        Snapshot {
+            delta,
+            delta_dot: DVector::from_column_slice(v),
+            pseudo_loss,
+            gram: None,
+        }
+    }
+}
+
+/// Weight space of the real network: x = W flattened column-major (m x d), grad = grad L.
+#[derive(Debug)]
+pub struct WeightSpace<'a> {
+    pub model: &'a Model,
+    workspace: RefCell<Workspace>,
+    /// The held activation pattern (m x n, 0/1) and a buffer for the next one.
+    held: RefCell<Option<(DMatrix<f64>, DMatrix<f64>)>>,
+}
+
+impl<'a> WeightSpace<'a> {
+    pub fn new(model: &'a Model) -> Self {
+        WeightSpace {
+            model,
+            workspace: RefCell::new(Workspace::new(model.m(), model.n())),
+            held: RefCell::new(None),
+        }
+    }
+}
+
+impl Space for WeightSpace<'_> {
+    fn dim(&self) -> usize {
+        self.model.m() * self.model.d()
+    }
+    fn gradient(&self, x: &[f64], g: &mut [f64]) {
+        let w = self.model.weights(x);
+        let mut gv = DMatrixViewMut::from_slice(g, self.model.m(), self.model.d());
+        let held = self.held.borrow();
+        self.model.gradient_with_pattern(
+            &w,
+            &mut gv,
+            &mut self.workspace.borrow_mut(),
+            held.as_ref().map(|(s, _)| s),
+        );
+    }
+    fn hold_pattern(&self, x: &[f64]) -> u64 {
+        let w = self.model.weights(&x[..self.dim()]);
+        let mut held = self.held.borrow_mut();
+        match held.as_mut() {
+            None => {
+                *held = Some((self.model.pattern(&w), DMatrix::zeros(self.model.m(), self.model.n())));
+                0
+            }
+            Some((current, next)) => {
+                self.model.pattern_into(&w, next);
+                let flips = current.zip_fold(next, 0u64, |acc, a, b| acc + u64::from(a != b));
+                std::mem::swap(current, next);
+                flips
+            }
+        }
+    }
+    fn release_pattern(&self) {
+        *self.held.borrow_mut() = None;
+    }
+    fn snapshot(&self, x: &[f64], v: &[f64]) -> Snapshot {
+        let w = self.model.weights(x);
+        let delta = self.model.residual(&w);
+        let delta_dot = self.model.jvp(&w, &self.model.weights(v));
+        let gram = self.model.gram(&w);
+        let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
+        Snapshot {
+            delta,
+            delta_dot,
+            pseudo_loss,
+            gram: Some(gram),
+        }
+    }
+}
+
+/// The ODE x'' + c(t) x' + grad(x) = 0 (or x' = -grad(x)) of a space, as an ode_solvers system.
+///
+/// State layout: [x] for first order, [x, x'] for second order. At t = 0 Nesterov's
+/// friction gamma/t is singular; with x'(0) = 0 the limit of the equation is
+/// x''(0) = -grad(x0)/(1 + gamma) (SPEC.md), which is what the right-hand side returns there.
+#[derive(Debug)]
+pub struct Flow<'a, S: Space> {
+    pub space: &'a S,
+    pub damping: Damping,
+}
+
+// By hand: derive would ask S: Copy, but a Flow only holds a reference to its space.
+impl<S: Space> Clone for Flow<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S: Space> Copy for Flow<'_, S> {}
+
+impl<'a, S: Space> Flow<'a, S> {
+    pub fn new(space: &'a S, damping: Damping) -> Self {
+        Flow { space, damping }
+    }
+
+    /// Length of the ODE state.
+    pub fn state_len(&self) -> usize {
+        if self.damping.second_order() {
+            2 * self.space.dim()
+        } else {
+            self.space.dim()
+        }
+    }
+
+    /// Initial state from position x0, at rest.
+    pub fn initial_state(&self, x0: &[f64]) -> DVector<f64> {
+        let mut y = DVector::zeros(self.state_len());
+        y.as_mut_slice()[..x0.len()].copy_from_slice(x0);
+        y
+    }
+
+    /// (Delta, Delta', Lhat, H) at a state: velocity is x' for second order, -grad(x) for first.
+    pub fn snapshot(&self, y: &[f64]) -> Snapshot {
+        let n = self.space.dim();
+        if self.damping.second_order() {
+            self.space.snapshot(&y[..n], &y[n..])
+        } else {
+            let mut v = vec![0.0; n];
+            self.space.gradient(y, &mut v);
+            v.iter_mut().for_each(|vi| *vi = -*vi);
+            self.space.snapshot(y, &v)
+        }
+    }
+
+    /// dy = F(t, y) into a caller's buffer.
+    pub fn rhs(&self, t: f64, y: &[f64], dy: &mut [f64]) {
+        let n = self.space.dim();
+        let friction = match self.damping {
+            Damping::None => {
+                self.space.gradient(y, dy);
+                dy.iter_mut().for_each(|d| *d = -*d);
+                return;
+            }
+            Damping::Constant(b) => Some(b),
+            Damping::Vanishing(gamma) if t > 0.0 => Some(gamma / t),
+            Damping::Vanishing(_) => None,
+        };
+        let (x, v) = y.split_at(n);
+        let (dx, dv) = dy.split_at_mut(n);
+        dx.copy_from_slice(v);
+        self.space.gradient(x, dv);
+        match (friction, self.damping) {
+            (Some(c), _) => dv.iter_mut().zip(v).for_each(|(a, vi)| *a = -*a - c * vi),
+            (None, Damping::Vanishing(gamma)) => {
+                let s = -1.0 / (1.0 + gamma);
+                dv.iter_mut().for_each(|a| *a *= s)
+            }
+            (None, _) => unreachable!("only Nesterov's friction has no value at t = 0"),
+        }
+    }
+}
+
+impl<S: Space> System<f64, DVector<f64>> for Flow<'_, S> {
+    fn system(&self, t: f64, y: &DVector<f64>, dy: &mut DVector<f64>) {
+        self.rhs(t, y.as_slice(), dy.as_mut_slice());
+    }
+}

@@ -1,0 +1,25 @@
+//! ntkdyn: continuous-time training dynamics of over-parameterized two-layer ReLU networks.
+//!
+//! Gradient flow, heavy ball with friction and Nesterov's ODE, in weight space (the real
+//! network) and in error space (Delta' driven by a fixed kernel H), beside their discrete twins,
+//! with the Lyapunov functions of the convergence proofs. See README.md and SPEC.md.
+//!
+//! The pieces: [`model`] (network, gradient, Gram matrix), [`kernel`] (Hinf, spectra),
+//! [`dynamics`] (state spaces and damping schedules as ODEs), [`integrate`] (solvers),
+//! [`exact`] (eigen-mode solutions), [`lyapunov`], [`discrete`], [`io`], [`plot`], and
+//! [`run`], which puts one study together.
+
+pub mod discrete;
+pub mod dynamics;
+pub mod error;
+pub mod exact;
+pub mod integrate;
+pub mod io;
+pub mod kernel;
+pub mod lyapunov;
+pub mod model;
+pub mod plot;
+pub mod run;
+pub mod cli;
+
+pub use error::{Error, Result};

@@ -1,0 +1,282 @@
+//! The two-layer ReLU network of Du et al. (2018) and its data.
+//!
+//! ```text
+//! f(W; x) = (1/sqrt m) sum_r a_r relu(w_r . x),   a_r in {+1, -1} fixed,  W (m x d) trained
+//! u_i = f(W; x_i),  Delta = u - y,  L = 1/2 |Delta|^2
+//! grad_{w_r} L = (1/sqrt m) a_r sum_i Delta_i 1[w_r . x_i >= 0] x_i
+//! ```
+//!
+//! Everything is written as matrix products so that one evaluation costs two GEMMs
+//! (`Z^T = W X^T`, then `G = P X`), about 4 n m d flops.
+//!
+//! References:
+//! 1. S. S. Du, X. Zhai, B. Poczos, A. Singh, "Gradient descent provably optimizes
+//!    over-parameterized neural networks", ICLR 2019 (arXiv:1810.02054).
+
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+
+/// Training points: `x` is n x d (one row per sample), `y` has n targets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Data {
+    pub x: DMatrix<f64>,
+    pub y: DVector<f64>,
+}
+
+impl Data {
+    /// Synthetic data of SPEC.md: x_i = g_i/|g_i| with g_i ~ N(0, I_d), y_i ~ N(0, 1).
+    pub fn synthetic(n: usize, d: usize, seed: u64) -> Data {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut x = DMatrix::zeros(n, d);
+        for i in 0..n {
+            for j in 0..d {
+                x[(i, j)] = rng.sample::<f64, _>(StandardNormal);
+            }
+            let norm = x.row(i).norm();
+            x.row_mut(i).unscale_mut(norm);
+        }
+        let y = DVector::from_fn(n, |_, _| rng.sample::<f64, _>(StandardNormal));
+        Data { x, y }
+    }
+
+    /// Number of samples n.
+    pub fn n(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// Input dimension d.
+    pub fn d(&self) -> usize {
+        self.x.ncols()
+    }
+
+    /// Largest deviation of |x_i| from 1 (the theory assumes points on the unit sphere).
+    pub fn max_norm_deviation(&self) -> f64 {
+        (0..self.n())
+            .map(|i| (self.x.row(i).norm() - 1.0).abs())
+            .fold(0.0, f64::max)
+    }
+
+    /// Project every x_i onto the unit sphere (`--normalize`).
+    pub fn normalized(mut self) -> Data {
+        for i in 0..self.n() {
+            let norm = self.x.row(i).norm();
+            if norm > 0.0 {
+                self.x.row_mut(i).unscale_mut(norm);
+            }
+        }
+        self
+    }
+}
+
+/// Network parameters: output signs `a` (fixed) and first layer `w` (m x d, row r is w_r).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    pub a: DVector<f64>,
+    pub w: DMatrix<f64>,
+}
+
+impl Network {
+    /// Initialization of SPEC.md: a_r uniform on {+1, -1}, w_r ~ N(0, I_d).
+    ///
+    /// Drawn from a stream separate from the data's, so that replacing the data with
+    /// `--data` keeps the same initial weights for the same seed.
+    pub fn init(m: usize, d: usize, seed: u64) -> Network {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
+        let a = DVector::from_fn(m, |_, _| if rng.random::<bool>() { 1.0 } else { -1.0 });
+        let w = DMatrix::from_fn(m, d, |_, _| rng.sample::<f64, _>(StandardNormal));
+        Network { a, w }
+    }
+
+    /// Width m.
+    pub fn m(&self) -> usize {
+        self.w.nrows()
+    }
+}
+
+/// Scratch matrices of one gradient evaluation, allocated once per run.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    /// Z^T = W X^T (m x n): pre-activations.
+    zt: DMatrix<f64>,
+    /// P (m x n): a_r 1[z_ir >= 0] Delta_i / sqrt(m).
+    p: DMatrix<f64>,
+}
+
+impl Workspace {
+    pub fn new(m: usize, n: usize) -> Workspace {
+        Workspace {
+            zt: DMatrix::zeros(m, n),
+            p: DMatrix::zeros(m, n),
+        }
+    }
+}
+
+/// The fitting problem: data, the fixed output layer and precomputed products of X.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub data: Data,
+    pub a: DVector<f64>,
+    /// X^T (d x n), kept so that W X^T is one GEMM without a transpose copy.
+    xt: DMatrix<f64>,
+    /// X X^T (n x n), the input Gram matrix.
+    xx: DMatrix<f64>,
+}
+
+impl Model {
+    pub fn new(data: Data, a: DVector<f64>) -> Model {
+        let xt = data.x.transpose();
+        let xx = &data.x * &xt;
+        Model { data, a, xt, xx }
+    }
+
+    pub fn n(&self) -> usize {
+        self.data.n()
+    }
+    pub fn d(&self) -> usize {
+        self.data.d()
+    }
+    pub fn m(&self) -> usize {
+        self.a.len()
+    }
+    /// X X^T.
+    pub fn input_gram(&self) -> &DMatrix<f64> {
+        &self.xx
+    }
+
+    /// View a flat column-major slice of length m*d as W (m x d).
+    pub fn weights<'a>(&self, flat: &'a [f64]) -> DMatrixView<'a, f64> {
+        DMatrixView::from_slice(flat, self.m(), self.d())
+    }
+
+    fn preactivations(&self, w: &DMatrixView<f64>, zt: &mut DMatrix<f64>) {
+        zt.gemm(1.0, w, &self.xt, 0.0);
+    }
+
+    /// u = f(W; X) = (1/sqrt m) relu(W X^T)^T a.
+    pub fn predict(&self, w: &DMatrixView<f64>) -> DVector<f64> {
+        let mut zt = DMatrix::zeros(self.m(), self.n());
+        self.preactivations(w, &mut zt);
+        self.predict_from(&zt)
+    }
+
+    fn predict_from(&self, zt: &DMatrix<f64>) -> DVector<f64> {
+        let scale = 1.0 / (self.m() as f64).sqrt();
+        let mut u = DVector::zeros(self.n());
+        for i in 0..self.n() {
+            let col = zt.column(i);
+            let mut s = 0.0;
+            for r in 0..self.m() {
+                s += self.a[r] * col[r].max(0.0);
+            }
+            u[i] = scale * s;
+        }
+        u
+    }
+
+    /// Delta = u - y.
+    pub fn residual(&self, w: &DMatrixView<f64>) -> DVector<f64> {
+        self.predict(w) - &self.data.y
+    }
+
+    /// L = 1/2 |u - y|^2.
+    pub fn loss(&self, w: &DMatrixView<f64>) -> f64 {
+        0.5 * self.residual(w).norm_squared()
+    }
+
+    /// grad_W L written into `g` (m x d), returning Delta:
+    /// G = P X with P_ri = a_r 1[w_r . x_i >= 0] Delta_i / sqrt(m).
+    pub fn gradient_into(
+        &self,
+        w: &DMatrixView<f64>,
+        g: &mut DMatrixViewMut<f64>,
+        ws: &mut Workspace,
+    ) -> DVector<f64> {
+        self.gradient_with_pattern(w, g, ws, None)
+    }
+
+    /// As [`Model::gradient_into`], but with the activation pattern held at `frozen` (m x n, 0/1)
+    /// instead of 1[w_r . x_i >= 0]: then u_i = (1/sqrt m) sum_r a_r S_ir w_r . x_i is linear in W
+    /// and the flow is smooth. Where `frozen` is the pattern of W both agree.
+    pub fn gradient_with_pattern(
+        &self,
+        w: &DMatrixView<f64>,
+        g: &mut DMatrixViewMut<f64>,
+        ws: &mut Workspace,
+        frozen: Option<&DMatrix<f64>>,
+    ) -> DVector<f64> {
+        self.preactivations(w, &mut ws.zt);
+        let (m, n) = (self.m(), self.n());
+        let scale = 1.0 / (m as f64).sqrt();
+        if let Some(s) = frozen {
+            ws.zt.component_mul_assign(s);
+        }
+        // After masking, z_ir >= 0 on the frozen pattern's active set only where z > 0, so the
+        // activity test below must read the pattern itself when one is frozen.
+        let delta = match frozen {
+            None => self.predict_from(&ws.zt) - &self.data.y,
+            Some(_) => ws.zt.tr_mul(&self.a) * scale - &self.data.y,
+        };
+        for i in 0..n {
+            let di = delta[i] * scale;
+            let z = ws.zt.column(i);
+            let mut p = ws.p.column_mut(i);
+            match frozen {
+                None => {
+                    for r in 0..m {
+                        p[r] = if z[r] >= 0.0 { self.a[r] * di } else { 0.0 };
+                    }
+                }
+                Some(s) => {
+                    let sc = s.column(i);
+                    for r in 0..m {
+                        p[r] = sc[r] * self.a[r] * di;
+                    }
+                }
+            }
+        }
+        g.gemm(1.0, &ws.p, &self.data.x, 0.0);
+        delta
+    }
+
+    /// grad_W L as a new matrix.
+    pub fn gradient(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        let mut g = DMatrix::zeros(self.m(), self.d());
+        let mut ws = Workspace::new(self.m(), self.n());
+        self.gradient_into(w, &mut g.as_view_mut(), &mut ws);
+        g
+    }
+
+    /// Activation pattern 1[w_r . x_i >= 0] as an m x n 0/1 matrix (ReLU'(0) = 1).
+    pub fn pattern(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        let mut zt = DMatrix::zeros(self.m(), self.n());
+        self.pattern_into(w, &mut zt);
+        zt
+    }
+
+    /// [`Model::pattern`] into a caller's m x n buffer.
+    pub fn pattern_into(&self, w: &DMatrixView<f64>, out: &mut DMatrix<f64>) {
+        self.preactivations(w, out);
+        out.apply(|z| *z = if *z >= 0.0 { 1.0 } else { 0.0 });
+    }
+
+    /// Gram matrix H(W) = J J^T of SPEC.md:
+    /// H_ij = (x_i . x_j)/m * #{r : w_r.x_i >= 0 and w_r.x_j >= 0}.
+    pub fn gram(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        let s = self.pattern(w);
+        let mut h = DMatrix::zeros(self.n(), self.n());
+        h.gemm_tr(1.0 / self.m() as f64, &s, &s, 0.0);
+        h.component_mul_assign(&self.xx);
+        h
+    }
+
+    /// Jacobian-vector product Delta' = J V: (J V)_i = (1/sqrt m) sum_r a_r 1[w_r.x_i >= 0] v_r . x_i.
+    pub fn jvp(&self, w: &DMatrixView<f64>, v: &DMatrixView<f64>) -> DVector<f64> {
+        let s = self.pattern(w);
+        let mut vx = DMatrix::zeros(self.m(), self.n());
+        vx.gemm(1.0, v, &self.xt, 0.0);
+        vx.component_mul_assign(&s);
+        vx.tr_mul(&self.a) / (self.m() as f64).sqrt()
+    }
+}

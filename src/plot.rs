@@ -1,0 +1,262 @@
+//! SVG line charts for the figures of a run (plotters, SVG backend).
+//!
+//! Conventions kept across every figure: one color per optimizer, one line style per space
+//! (weight space solid, error space dashed, discrete twin dotted), theorem bounds in gray.
+
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+
+use crate::error::OutputError;
+use crate::io::write_atomic;
+
+/// How a series is stroked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dash {
+    Solid,
+    Dashed,
+    Dotted,
+}
+
+/// One curve of a figure.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub color: RGBColor,
+    pub dash: Dash,
+}
+
+/// Where the legend goes, chosen to stay off the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Legend {
+    UpperRight,
+    LowerRight,
+    UpperLeft,
+    LowerLeft,
+}
+
+/// A line chart.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub log_x: bool,
+    pub log_y: bool,
+    pub legend: Legend,
+    pub width: u32,
+    pub height: u32,
+    pub series: Vec<Series>,
+}
+
+impl Figure {
+    pub fn new(title: &str, x_label: &str, y_label: &str) -> Figure {
+        Figure {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            log_x: false,
+            log_y: false,
+            legend: Legend::UpperRight,
+            width: 640,
+            height: 440,
+            series: Vec::new(),
+        }
+    }
+}
+
+/// Colors of the optimizers (Okabe-Ito, distinguishable in color-blind vision and in gray).
+pub const GF_COLOR: RGBColor = RGBColor(0, 114, 178);
+pub const HBF_COLOR: RGBColor = RGBColor(213, 94, 0);
+pub const NAG_COLOR: RGBColor = RGBColor(0, 158, 115);
+pub const BOUND_COLOR: RGBColor = RGBColor(120, 120, 120);
+pub const EXTRA_COLOR: RGBColor = RGBColor(204, 121, 167);
+
+fn usable(fig: &Figure, (x, y): (f64, f64)) -> bool {
+    x.is_finite() && y.is_finite() && (!fig.log_x || x > 0.0) && (!fig.log_y || y > 0.0)
+}
+
+fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return if log { (0.1, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        if hi / lo < 10.0 {
+            let mid = (hi * lo).sqrt();
+            return (mid / 4.0, mid * 4.0);
+        }
+        (lo / 1.5, hi * 1.5)
+    } else if hi - lo < 1e-300 {
+        (lo - 0.5 * lo.abs().max(1.0), hi + 0.5 * hi.abs().max(1.0))
+    } else {
+        let pad = 0.05 * (hi - lo);
+        (lo - pad, hi + pad)
+    }
+}
+
+/// Render panels side by side as SVG text (each panel keeps its own width and height).
+pub fn render_svg(panels: &[Figure]) -> Result<String, String> {
+    let width: u32 = panels.iter().map(|f| f.width).sum();
+    let height = panels.iter().map(|f| f.height).max().unwrap_or(0);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut rest = root.clone();
+        for fig in panels {
+            let (area, right) = rest.split_horizontally(fig.width);
+            draw(fig, &area)?;
+            rest = right;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+/// Render panels side by side into `path` (written whole or not at all).
+pub fn save(panels: &[Figure], path: &Path) -> Result<(), OutputError> {
+    let svg = render_svg(panels).map_err(|msg| OutputError::Plot {
+        path: path.to_path_buf(),
+        msg,
+    })?;
+    write_atomic(path, svg.as_bytes())
+}
+
+type DrawResult = Result<(), String>;
+
+fn txt<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+fn draw(fig: &Figure, root: &DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult {
+    let pts = || {
+        fig.series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|&p| usable(fig, p))
+    };
+    // Time axes end where the data end; a log x axis gets the same padding as y.
+    let (x0, x1) = if fig.log_x {
+        range(pts().map(|p| p.0), true)
+    } else {
+        let lo = pts().map(|p| p.0).fold(f64::INFINITY, f64::min);
+        let hi = pts().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+        if lo.is_finite() && hi > lo { (lo, hi) } else { range(pts().map(|p| p.0), false) }
+    };
+    let (y0, y1) = range(pts().map(|p| p.1), fig.log_y);
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(&fig.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(46)
+        .y_label_area_size(72);
+    match (fig.log_x, fig.log_y) {
+        (false, false) => finish(fig, builder.build_cartesian_2d(x0..x1, y0..y1).map_err(txt)?),
+        (false, true) => finish(fig, builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(txt)?),
+        (true, false) => finish(fig, builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(txt)?),
+        (true, true) => finish(
+            fig,
+            builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(txt)?,
+        ),
+    }
+}
+
+fn finish<'a, 'b: 'a, X, Y>(
+    fig: &Figure,
+    mut chart: ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
+) -> DrawResult
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(&fig.x_label)
+        .y_desc(&fig.y_label)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .light_line_style(RGBColor(235, 235, 235))
+        .bold_line_style(RGBColor(215, 215, 215))
+        .y_label_formatter(&|v| tick(*v))
+        .x_label_formatter(&|v| tick(*v))
+        .draw().map_err(txt)?;
+    for s in &fig.series {
+        let style = ShapeStyle::from(&s.color).stroke_width(2);
+        // Split at unusable points (e.g. zero on a log axis) so a gap shows, not a jump.
+        let mut pieces: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for &p in &s.points {
+            if usable(fig, p) {
+                pieces.last_mut().expect("never empty").push(p);
+            } else if !pieces.last().expect("never empty").is_empty() {
+                pieces.push(Vec::new());
+            }
+        }
+        let mut labelled = false;
+        for piece in pieces.into_iter().filter(|p| !p.is_empty()) {
+            let anno = match s.dash {
+                Dash::Solid => chart.draw_series(LineSeries::new(piece, style)).map_err(txt)?,
+                Dash::Dashed => chart.draw_series(DashedLineSeries::new(piece, 9, 5, style)).map_err(txt)?,
+                Dash::Dotted => chart.draw_series(DashedLineSeries::new(piece, 2, 4, style)).map_err(txt)?,
+            };
+            if !labelled {
+                let (color, dash) = (s.color, s.dash);
+                let segments = legend_segments(dash);
+                anno.label(s.label.clone()).legend(move |(x, y)| {
+                    let style = ShapeStyle::from(&color).stroke_width(2);
+                    let seg = |k: usize| PathElement::new(vec![(segments[k].0, 0), (segments[k].1, 0)], style);
+                    EmptyElement::at((x, y)) + seg(0) + seg(1) + seg(2) + seg(3)
+                });
+                labelled = true;
+            }
+        }
+    }
+    let position = match fig.legend {
+        Legend::UpperRight => SeriesLabelPosition::UpperRight,
+        Legend::LowerRight => SeriesLabelPosition::LowerRight,
+        Legend::UpperLeft => SeriesLabelPosition::UpperLeft,
+        Legend::LowerLeft => SeriesLabelPosition::LowerLeft,
+    };
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw().map_err(txt)?;
+    Ok(())
+}
+
+/// The legend's sample of a line as four segments, so that every dash style has one type.
+fn legend_segments(dash: Dash) -> [(i32, i32); 4] {
+    match dash {
+        Dash::Solid => [(0, 6), (6, 12), (12, 18), (18, 24)],
+        Dash::Dashed => [(0, 9), (14, 24), (14, 24), (14, 24)],
+        Dash::Dotted => [(0, 2), (7, 9), (14, 16), (21, 23)],
+    }
+}
+
+/// Tick labels: plain for moderate magnitudes, scientific otherwise.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e4).contains(&a) {
+        let e = a.log10().floor() as i32;
+        let mant = v / 10f64.powi(e);
+        if (mant.abs() - 1.0).abs() < 1e-9 {
+            format!("{}1e{}", if v < 0.0 { "-" } else { "" }, e)
+        } else {
+            format!("{mant:.1}e{e}")
+        }
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}

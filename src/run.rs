@@ -1,0 +1,857 @@
+//! One study: set up the problem from a configuration, run the chosen optimizer in weight
+//! space, in error space and as its discrete twin, and write the files of SPEC.md.
+
+use nalgebra::{DMatrix, DVector};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::discrete::{self, DiscreteRun, Twin};
+use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, WeightSpace};
+use crate::error::{Error, InputError, NumericsError, OutputError};
+use crate::exact::ExactSolution;
+use crate::integrate::{integrate, integrate_held, output_times, Solver, SolverSettings, SolverStats, Stop};
+use crate::io::{self, Table};
+use crate::kernel::{extreme_eigenvalues, hinf};
+use crate::lyapunov::{monotonicity, Lyapunov, Monotonicity};
+use crate::model::{Data, Model, Network};
+use crate::plot::{self, Dash, Figure, Legend, Series};
+
+/// The optimizer studied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Gradient flow W' = -grad L, twin: gradient descent.
+    Gf,
+    /// Heavy ball with friction W'' + b W' + grad L = 0, twin: heavy ball.
+    Hbf,
+    /// Nesterov's ODE W'' + (gamma/t) W' + grad L = 0, twin: NAG.
+    Nag,
+}
+
+impl Optimizer {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Optimizer::Gf => "gf",
+            Optimizer::Hbf => "hbf",
+            Optimizer::Nag => "nag",
+        }
+    }
+    pub fn title(&self) -> &'static str {
+        match self {
+            Optimizer::Gf => "Gradient flow",
+            Optimizer::Hbf => "Heavy ball with friction",
+            Optimizer::Nag => "Nesterov's ODE",
+        }
+    }
+    pub fn color(&self) -> plotters::style::RGBColor {
+        match self {
+            Optimizer::Gf => plot::GF_COLOR,
+            Optimizer::Hbf => plot::HBF_COLOR,
+            Optimizer::Nag => plot::NAG_COLOR,
+        }
+    }
+}
+
+/// Which spaces are integrated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SpaceChoice {
+    Weight,
+    Error,
+    Both,
+}
+
+/// The fixed kernel of error space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelChoice {
+    /// H(W0), the Gram matrix of the initial network.
+    H0,
+    /// Hinf, the infinite-width kernel.
+    Hinf,
+}
+
+/// Everything a run depends on, as resolved from the command line (recorded in summary.json).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunConfig {
+    pub optimizer: Optimizer,
+    pub n: usize,
+    pub d: usize,
+    pub m: usize,
+    pub seed: u64,
+    pub data: Option<PathBuf>,
+    pub init: Option<PathBuf>,
+    pub normalize: bool,
+    pub space: SpaceChoice,
+    pub kernel: KernelChoice,
+    pub t_end: f64,
+    pub samples: usize,
+    pub solver: Solver,
+    pub rtol: f64,
+    pub atol: f64,
+    pub step: f64,
+    pub max_step: f64,
+    pub friction: Option<f64>,
+    pub gamma: f64,
+    pub alpha: f64,
+    pub lambda0: Option<f64>,
+    pub eta: f64,
+    pub discrete: bool,
+    pub out: PathBuf,
+}
+
+impl RunConfig {
+    /// The team's defaults for an optimizer: a problem that runs in about a second.
+    pub fn defaults(optimizer: Optimizer) -> RunConfig {
+        RunConfig {
+            optimizer,
+            n: 50,
+            d: 10,
+            m: 2000,
+            seed: 0,
+            data: None,
+            init: None,
+            normalize: false,
+            space: SpaceChoice::Both,
+            kernel: KernelChoice::H0,
+            t_end: 50.0,
+            samples: 201,
+            solver: Solver::Dopri5,
+            rtol: 1e-6,
+            atol: 1e-9,
+            step: 0.01,
+            max_step: 0.1,
+            friction: None,
+            gamma: 3.0,
+            alpha: 2.0,
+            lambda0: None,
+            eta: 0.01,
+            discrete: true,
+            out: PathBuf::from("output").join(optimizer.name()),
+        }
+    }
+
+    /// Check every range of SPEC.md's bad-input list that can be checked before reading files.
+    pub fn validate(&self) -> Result<(), InputError> {
+        let positive = |option: &'static str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(InputError::option(option, format!("{v} must be a finite number > 0")))
+            }
+        };
+        for (option, v) in [("n", self.n), ("d", self.d), ("m", self.m)] {
+            if v == 0 {
+                return Err(InputError::option(option, "0 must be at least 1"));
+            }
+        }
+        positive("t-end", self.t_end)?;
+        if self.samples < 2 {
+            return Err(InputError::option(
+                "samples",
+                format!("{} must be at least 2 (both ends of [0, T])", self.samples),
+            ));
+        }
+        for (option, v) in [("rtol", self.rtol), ("atol", self.atol)] {
+            if !(v.is_finite() && v > 0.0 && v < 1.0) {
+                return Err(InputError::option(option, format!("{v} must be in (0, 1)")));
+            }
+        }
+        if self.rtol < 1e-14 {
+            return Err(InputError::option("rtol", format!("{} is below 1e-14, under rounding", self.rtol)));
+        }
+        positive("step", self.step)?;
+        if self.step > self.t_end {
+            return Err(InputError::option("step", format!("{} is larger than --t-end {}", self.step, self.t_end)));
+        }
+        positive("max-step", self.max_step)?;
+        positive("eta", self.eta)?;
+        positive("gamma", self.gamma)?;
+        if let Some(b) = self.friction {
+            if !b.is_finite() || b < 0.0 {
+                return Err(InputError::option("friction", format!("{b} must be a finite number >= 0")));
+            }
+        }
+        if let Some(l) = self.lambda0 {
+            positive("lambda0", l)?;
+        }
+        let alpha_max = (2.0 * self.gamma / 3.0).max(2.0);
+        if !(self.alpha >= 2.0 && self.alpha <= alpha_max) {
+            return Err(InputError::option(
+                "alpha",
+                format!("{} is outside [2, max(2, 2 gamma/3)] = [2, {}]", self.alpha, alpha_max),
+            ));
+        }
+        if self.solver == Solver::Exact && self.space != SpaceChoice::Error {
+            return Err(InputError::option(
+                "solver",
+                "exact solves error space only; add --space error",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The damping schedule of the optimizer, given lambda0.
+    pub fn damping(&self, lambda0: f64) -> Damping {
+        match self.optimizer {
+            Optimizer::Gf => Damping::None,
+            Optimizer::Hbf => Damping::Constant(self.friction.unwrap_or((2.0 * lambda0).sqrt())),
+            Optimizer::Nag => Damping::Vanishing(self.gamma),
+        }
+    }
+
+    fn solver_settings(&self) -> SolverSettings {
+        SolverSettings {
+            solver: self.solver,
+            rtol: self.rtol,
+            atol: self.atol,
+            step: self.step,
+            max_steps: 1_000_000,
+            max_step: self.max_step,
+        }
+    }
+}
+
+/// The problem a run works on: data, network, kernels and their spectra.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub model: Model,
+    pub w0: DMatrix<f64>,
+    pub hinf: DMatrix<f64>,
+    pub h0: DMatrix<f64>,
+    pub lambda0: f64,
+    pub h0_extremes: (f64, f64),
+    pub hinf_extremes: (f64, f64),
+    pub warnings: Vec<String>,
+}
+
+/// Build the problem: data from --data or synthetic, network from --init or the seed.
+pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
+    cfg.validate()?;
+    let mut warnings = Vec::new();
+    let mut data = match &cfg.data {
+        Some(path) => io::read_data(path)?,
+        None => Data::synthetic(cfg.n, cfg.d, cfg.seed),
+    };
+    let off_sphere = data.max_norm_deviation();
+    if off_sphere > 1e-6 {
+        if cfg.normalize {
+            data = data.normalized();
+        } else {
+            warnings.push(format!(
+                "inputs are not on the unit sphere (largest ||x_i| - 1| = {off_sphere:.3e}); the theory assumes they are, --normalize projects them"
+            ));
+        }
+    }
+    let net = match &cfg.init {
+        Some(path) => {
+            let net = io::read_init(path)?;
+            if net.w.ncols() != data.d() {
+                return Err(InputError::Mismatch(format!(
+                    "--init {} has d = {} weights per row but the data have d = {}",
+                    path.display(),
+                    net.w.ncols(),
+                    data.d()
+                )));
+            }
+            net
+        }
+        None => Network::init(cfg.m, data.d(), cfg.seed),
+    };
+    let model = Model::new(data, net.a);
+    let hinf = hinf(&model.data);
+    let h0 = model.gram(&net.w.as_view());
+    let hinf_extremes = extreme_eigenvalues(&hinf);
+    let h0_extremes = extreme_eigenvalues(&h0);
+    let lambda0 = cfg.lambda0.unwrap_or(hinf_extremes.0);
+    if lambda0 <= 1e-12 {
+        warnings.push(format!(
+            "lambda0 = lambda_min(Hinf) = {lambda0:.3e} is not positive (repeated or parallel inputs?); bounds that divide by it are infinite"
+        ));
+    }
+    Ok(Setup {
+        model,
+        w0: net.w,
+        hinf,
+        h0,
+        lambda0,
+        h0_extremes,
+        hinf_extremes,
+        warnings,
+    })
+}
+
+/// Columns of error.csv (and the first five of weight.csv).
+pub const ERROR_COLUMNS: [&str; 5] = ["t", "loss", "pseudo_loss", "lyapunov", "loss_bound"];
+/// Columns of weight.csv.
+pub const WEIGHT_COLUMNS: [&str; 9] = [
+    "t",
+    "loss",
+    "pseudo_loss",
+    "lyapunov",
+    "loss_bound",
+    "lambda_min",
+    "kernel_drift",
+    "max_weight_drift",
+    "pattern_change_frac",
+];
+/// Columns of discrete.csv.
+pub const DISCRETE_COLUMNS: [&str; 3] = ["k", "t", "loss"];
+
+/// The result of one space: its table and how the solver did.
+#[derive(Clone, Debug)]
+pub struct SpaceRun {
+    pub table: Table,
+    pub solver: Solver,
+    pub stats: SolverStats,
+    pub stop: Stop,
+    pub wall_seconds: f64,
+    pub lyapunov: Lyapunov,
+    pub monotonicity: Monotonicity,
+    /// Error space by ODE: largest |Delta_ode(t) - Delta_exact(t)| / |Delta_exact(t)| over the samples.
+    pub exact_max_relative_error: Option<f64>,
+}
+
+impl SpaceRun {
+    pub fn final_loss(&self) -> f64 {
+        self.table.rows.last().map(|r| r[1]).unwrap_or(f64::NAN)
+    }
+}
+
+/// Everything a run computed.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub config: RunConfig,
+    pub setup: Setup,
+    pub damping: Damping,
+    pub weight: Option<SpaceRun>,
+    pub error: Option<SpaceRun>,
+    pub discrete: Option<DiscreteRun>,
+    pub discrete_wall_seconds: f64,
+}
+
+/// The row builder shared by both spaces: Lyapunov value and bound from a snapshot.
+struct Rows {
+    lyapunov: Lyapunov,
+    start: Option<(f64, f64)>,
+    table: Table,
+    values: Vec<f64>,
+}
+
+impl Rows {
+    fn new(lyapunov: Lyapunov, columns: &[&str]) -> Rows {
+        Rows {
+            lyapunov,
+            start: None,
+            table: Table::new(columns),
+            values: Vec::new(),
+        }
+    }
+
+    /// Push the common columns of a snapshot; returns false when the state is not finite.
+    fn push(&mut self, t: f64, s: &Snapshot, extra: &[f64]) -> bool {
+        let loss = s.loss();
+        let (l0, lhat0) = *self.start.get_or_insert((loss, s.pseudo_loss));
+        let v = self.lyapunov.value(t, &s.delta, &s.delta_dot, s.pseudo_loss);
+        let bound = self.lyapunov.loss_bound(t, l0, lhat0);
+        let mut row = vec![t, loss, s.pseudo_loss, v, bound];
+        row.extend_from_slice(extra);
+        self.table.rows.push(row);
+        self.values.push(v);
+        loss.is_finite() && s.delta_dot.iter().all(|x| x.is_finite())
+    }
+
+    fn finish(self, solver: Solver, stats: SolverStats, stop: Stop, started: Instant) -> SpaceRun {
+        let times: Vec<f64> = self.table.rows.iter().map(|r| r[0]).collect();
+        SpaceRun {
+            monotonicity: monotonicity(&times, &self.values),
+            table: self.table,
+            solver,
+            stats,
+            stop,
+            wall_seconds: started.elapsed().as_secs_f64(),
+            lyapunov: self.lyapunov,
+            exact_max_relative_error: None,
+        }
+    }
+}
+
+/// Weight space: integrate the network and record the drift of its kernel and weights.
+pub fn run_weight(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
+    let started = Instant::now();
+    let model = &setup.model;
+    let space = WeightSpace::new(model);
+    let flow = Flow::new(&space, damping);
+    let lyapunov = Lyapunov::for_damping(damping, setup.lambda0 / 2.0, cfg.alpha);
+    let mut rows = Rows::new(lyapunov, &WEIGHT_COLUMNS);
+    let pattern0 = model.pattern(&setup.w0.as_view());
+    let y0 = flow.initial_state(setup.w0.as_slice());
+    let dim = model.m() * model.d();
+    let times = output_times(cfg.t_end, cfg.samples);
+    let observe = |t: f64, y: &DVector<f64>| {
+        let s = flow.snapshot(y.as_slice());
+        let w = model.weights(&y.as_slice()[..dim]);
+        let gram = s.gram.as_ref().expect("weight space carries H(t)");
+        let lambda_min = extreme_eigenvalues(gram).0;
+        let drift = (gram - &setup.h0).norm();
+        let moved = (0..model.m())
+            .map(|r| (w.row(r) - setup.w0.row(r)).norm())
+            .fold(0.0, f64::max);
+        let pattern = model.pattern(&w);
+        let changed = pattern.zip_fold(&pattern0, 0usize, |acc, a, b| acc + usize::from(a != b));
+        let frac = changed as f64 / pattern.len() as f64;
+        rows.push(t, &s, &[lambda_min, drift, moved, frac])
+    };
+    let settings = cfg.solver_settings();
+    let (stats, stop) = if cfg.solver == Solver::Dopri5 {
+        integrate_held(flow, y0, &times, &settings, observe)
+    } else {
+        integrate(flow, y0, &times, &settings, observe)
+    };
+    rows.finish(cfg.solver, stats, stop, started)
+}
+
+/// Error space with the fixed kernel: by ODE (checked against the exact solution) or exactly.
+pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
+    let started = Instant::now();
+    let h = match cfg.kernel {
+        KernelChoice::H0 => setup.h0.clone(),
+        KernelChoice::Hinf => setup.hinf.clone(),
+    };
+    let mu = extreme_eigenvalues(&h).0.max(0.0);
+    let delta0 = setup.model.residual(&setup.w0.as_view());
+    let exact = ExactSolution::new(&h, &delta0, damping);
+    let space = ErrorSpace { h };
+    let lyapunov = Lyapunov::for_damping(damping, mu, cfg.alpha);
+    let mut rows = Rows::new(lyapunov, &ERROR_COLUMNS);
+    let times = output_times(cfg.t_end, cfg.samples);
+    let snapshot = |delta: DVector<f64>, delta_dot: DVector<f64>| Snapshot {
+        pseudo_loss: 0.5 * delta.dot(&(&space.h * &delta)),
+        delta,
+        delta_dot,
+        gram: None,
+    };
+    if cfg.solver == Solver::Exact {
+        let mut stop = Stop::Completed;
+        for &t in &times {
+            let (d, v) = exact.at(t);
+            if !rows.push(t, &snapshot(d, v), &[]) {
+                stop = Stop::Observer { t };
+                break;
+            }
+        }
+        return rows.finish(Solver::Exact, SolverStats::default(), stop, started);
+    }
+    let flow = Flow::new(&space, damping);
+    let n = delta0.len();
+    let mut worst: f64 = 0.0;
+    let (stats, stop) = integrate(flow, flow.initial_state(delta0.as_slice()), &times, &cfg.solver_settings(), |t, y| {
+        let s = flow.snapshot(y.as_slice());
+        let (d_exact, _) = exact.at(t);
+        let gap = (DVector::from_column_slice(&y.as_slice()[..n]) - &d_exact).norm();
+        worst = worst.max(gap / d_exact.norm());
+        rows.push(t, &s, &[])
+    });
+    let mut out = rows.finish(cfg.solver, stats, stop, started);
+    out.exact_max_relative_error = Some(worst);
+    out
+}
+
+/// The discrete twin of the optimizer: GD, heavy ball with beta = 1 - b sqrt(eta), or NAG.
+pub fn twin(cfg: &RunConfig, damping: Damping) -> Twin {
+    match damping {
+        Damping::None => Twin::Gd,
+        Damping::Constant(b) => Twin::HeavyBall {
+            beta: 1.0 - b * cfg.eta.sqrt(),
+        },
+        Damping::Vanishing(gamma) => Twin::Nesterov { gamma },
+    }
+}
+
+/// Run a whole study in memory.
+pub fn run(cfg: &RunConfig) -> Result<Report, Error> {
+    let setup = setup(cfg)?;
+    let damping = cfg.damping(setup.lambda0);
+    let weight = matches!(cfg.space, SpaceChoice::Weight | SpaceChoice::Both)
+        .then(|| run_weight(cfg, &setup, damping));
+    let error = matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both)
+        .then(|| run_error(cfg, &setup, damping));
+    let started = Instant::now();
+    let discrete = cfg
+        .discrete
+        .then(|| discrete::run(&setup.model, &setup.w0, twin(cfg, damping), cfg.eta, cfg.t_end));
+    Ok(Report {
+        config: cfg.clone(),
+        setup,
+        damping,
+        weight,
+        error,
+        discrete,
+        discrete_wall_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+impl Report {
+    /// The first failure of the run as one line, if any part diverged or its solver stopped.
+    pub fn failure(&self) -> Option<NumericsError> {
+        for (name, run) in [("weight", &self.weight), ("error", &self.error)] {
+            let Some(run) = run else { continue };
+            match &run.stop {
+                Stop::Completed => {}
+                Stop::Observer { t } => {
+                    return Some(NumericsError::Solver {
+                        space: name,
+                        solver: run.solver.name(),
+                        msg: format!("non-finite state at t = {t}; rows up to there were written"),
+                    })
+                }
+                Stop::Failed { t, msg } => {
+                    return Some(NumericsError::Solver {
+                        space: name,
+                        solver: run.solver.name(),
+                        msg: format!("{msg} (interval from t = {t}); rows up to there were written"),
+                    })
+                }
+            }
+        }
+        let d = self.discrete.as_ref()?;
+        d.diverged_at.map(|t| NumericsError::Solver {
+            space: "discrete",
+            solver: d.twin.name(),
+            msg: format!("loss became non-finite at t = {t} (eta = {}); iterates up to there were written", d.eta),
+        })
+    }
+}
+
+/// Damping regime of the mode lambda of x'' + b x' + lambda x = 0.
+pub fn regime(lambda: f64, b: f64) -> &'static str {
+    let q = lambda - b * b / 4.0;
+    if q.abs() <= 1e-12 * lambda.abs().max(b * b) {
+        "critically damped"
+    } else if q > 0.0 {
+        "under-damped"
+    } else {
+        "over-damped"
+    }
+}
+
+#[derive(Serialize)]
+struct Spectrum {
+    lambda_min: f64,
+    lambda_max: f64,
+}
+
+#[derive(Serialize)]
+struct LyapunovSummary {
+    function: Lyapunov,
+    nonincreasing: bool,
+    max_relative_rise: f64,
+    nonincreasing_after: f64,
+    tolerance: f64,
+}
+
+#[derive(Serialize)]
+struct SpaceSummary {
+    solver: &'static str,
+    rtol: f64,
+    atol: f64,
+    evaluations: u64,
+    accepted_steps: u64,
+    rejected_steps: u64,
+    wall_seconds: f64,
+    final_loss: f64,
+    completed: bool,
+    stopped: Option<String>,
+    lyapunov: LyapunovSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel: Option<KernelChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exact_max_relative_error: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct DiscreteSummary {
+    method: Twin,
+    eta: f64,
+    clock: &'static str,
+    iterates: usize,
+    final_loss: f64,
+    wall_seconds: f64,
+    diverged_at: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    ntkdyn_version: &'static str,
+    command: &'static str,
+    config: &'a RunConfig,
+    n: usize,
+    d: usize,
+    m: usize,
+    lambda0: f64,
+    lambda0_source: &'static str,
+    h0: Spectrum,
+    hinf: Spectrum,
+    damping: Damping,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    damping_regimes: Option<serde_json::Value>,
+    weight: Option<SpaceSummary>,
+    error: Option<SpaceSummary>,
+    discrete: Option<DiscreteSummary>,
+    warnings: &'a [String],
+}
+
+fn space_summary(run: &SpaceRun, cfg: &RunConfig, kernel: Option<KernelChoice>) -> SpaceSummary {
+    let stopped = match &run.stop {
+        Stop::Completed => None,
+        Stop::Observer { t } => Some(format!("non-finite state at t = {t}")),
+        Stop::Failed { t, msg } => Some(format!("solver failed after t = {t}: {msg}")),
+    };
+    SpaceSummary {
+        solver: run.solver.name(),
+        rtol: cfg.rtol,
+        atol: cfg.atol,
+        evaluations: run.stats.evaluations,
+        accepted_steps: run.stats.accepted_steps,
+        rejected_steps: run.stats.rejected_steps,
+        wall_seconds: run.wall_seconds,
+        final_loss: run.final_loss(),
+        completed: stopped.is_none(),
+        stopped,
+        lyapunov: LyapunovSummary {
+            function: run.lyapunov,
+            nonincreasing: run.monotonicity.nonincreasing,
+            max_relative_rise: run.monotonicity.max_relative_rise,
+            nonincreasing_after: run.monotonicity.nonincreasing_after,
+            tolerance: run.monotonicity.tolerance,
+        },
+        kernel,
+        exact_max_relative_error: run.exact_max_relative_error,
+    }
+}
+
+impl Report {
+    /// summary.json as a JSON value.
+    pub fn summary_json(&self) -> serde_json::Value {
+        let cfg = &self.config;
+        let s = &self.setup;
+        let error_h_min = match cfg.kernel {
+            KernelChoice::H0 => s.h0_extremes.0,
+            KernelChoice::Hinf => s.hinf_extremes.0,
+        };
+        let regimes = match self.damping {
+            Damping::Constant(b) => Some(serde_json::json!({
+                "friction_b": b,
+                "slowest_mode": { "lambda": error_h_min, "regime": regime(error_h_min.max(0.0), b) },
+                "fastest_mode": { "lambda": s.h0_extremes.1, "regime": regime(s.h0_extremes.1, b) },
+                "siegel_rate_s": b / 2.0,
+                "siegel_condition_s2_le_lambda0_over_2": b * b / 4.0 <= s.lambda0 / 2.0 * (1.0 + 1e-12),
+            })),
+            _ => None,
+        };
+        let summary = Summary {
+            ntkdyn_version: env!("CARGO_PKG_VERSION"),
+            command: cfg.optimizer.name(),
+            config: cfg,
+            n: s.model.n(),
+            d: s.model.d(),
+            m: s.model.m(),
+            lambda0: s.lambda0,
+            lambda0_source: if cfg.lambda0.is_some() { "--lambda0" } else { "lambda_min(Hinf)" },
+            h0: Spectrum { lambda_min: s.h0_extremes.0, lambda_max: s.h0_extremes.1 },
+            hinf: Spectrum { lambda_min: s.hinf_extremes.0, lambda_max: s.hinf_extremes.1 },
+            damping: self.damping,
+            damping_regimes: regimes,
+            weight: self.weight.as_ref().map(|r| space_summary(r, cfg, None)),
+            error: self.error.as_ref().map(|r| space_summary(r, cfg, Some(cfg.kernel))),
+            discrete: self.discrete.as_ref().map(|d| DiscreteSummary {
+                method: d.twin,
+                eta: d.eta,
+                clock: if d.twin == Twin::Gd { "t = k eta" } else { "t = k sqrt(eta)" },
+                iterates: d.iterates.len(),
+                final_loss: d.iterates.last().map(|i| i.loss).unwrap_or(f64::NAN),
+                wall_seconds: self.discrete_wall_seconds,
+                diverged_at: d.diverged_at,
+            }),
+            warnings: &s.warnings,
+        };
+        serde_json::to_value(&summary).expect("summary is plain data")
+    }
+
+    /// discrete.csv as a table.
+    pub fn discrete_table(&self) -> Option<Table> {
+        let d = self.discrete.as_ref()?;
+        let mut t = Table::new(&DISCRETE_COLUMNS);
+        t.rows = d.iterates.iter().map(|i| vec![i.k as f64, i.t, i.loss]).collect();
+        Some(t)
+    }
+}
+
+/// Files a run may write; those not written by this run are removed so a directory never
+/// mixes two runs.
+pub const OUTPUT_FILES: [&str; 7] = [
+    "weight.csv",
+    "error.csv",
+    "discrete.csv",
+    "summary.json",
+    "loss.svg",
+    "lyapunov.svg",
+    "kernel.svg",
+];
+
+/// Write the CSV files, summary.json and the figures into `dir`; returns the paths written.
+pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, OutputError> {
+    io::prepare_dir(dir)?;
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some(w) = &report.weight {
+        files.push(("weight.csv".into(), w.table.to_csv().into_bytes()));
+    }
+    if let Some(e) = &report.error {
+        files.push(("error.csv".into(), e.table.to_csv().into_bytes()));
+    }
+    if let Some(t) = report.discrete_table() {
+        files.push(("discrete.csv".into(), t.to_csv().into_bytes()));
+    }
+    let json = serde_json::to_string_pretty(&report.summary_json()).expect("plain data");
+    files.push(("summary.json".into(), json.into_bytes()));
+    let tables = RunTables {
+        optimizer: report.config.optimizer,
+        weight: report.weight.as_ref().map(|r| r.table.clone()),
+        error: report.error.as_ref().map(|r| r.table.clone()),
+        discrete: report.discrete_table(),
+        discrete_label: report.discrete.as_ref().map(|d| format!("{} (eta = {})", d.twin.name(), d.eta)),
+        envelope_rate: match report.damping {
+            Damping::Constant(b) => Some(b / 2.0),
+            _ => None,
+        },
+        subtitle: format!(
+            "n = {}, d = {}, m = {}",
+            report.setup.model.n(),
+            report.setup.model.d(),
+            report.setup.model.m()
+        ),
+    };
+    for (name, panels) in figures(&tables) {
+        let svg = plot::render_svg(&panels).map_err(|msg| OutputError::Plot {
+            path: dir.join(&name),
+            msg,
+        })?;
+        files.push((name, svg.into_bytes()));
+    }
+    let mut written = Vec::new();
+    for (name, bytes) in &files {
+        let path = dir.join(name);
+        io::write_atomic(&path, bytes)?;
+        written.push(path);
+    }
+    for stale in OUTPUT_FILES {
+        if !files.iter().any(|(n, _)| n == stale) {
+            let _ = std::fs::remove_file(dir.join(stale));
+        }
+    }
+    Ok(written)
+}
+
+/// The tables a run's figures are drawn from: what `ntkdyn plot DIR` reads back.
+#[derive(Clone, Debug)]
+pub struct RunTables {
+    pub optimizer: Optimizer,
+    pub weight: Option<Table>,
+    pub error: Option<Table>,
+    pub discrete: Option<Table>,
+    pub discrete_label: Option<String>,
+    /// HBF: the rate s of the envelope exp(-s t) V(0).
+    pub envelope_rate: Option<f64>,
+    pub subtitle: String,
+}
+
+fn series(table: &Table, y: &str, label: &str, color: plotters::style::RGBColor, dash: Dash) -> Series {
+    let t = table.column("t").unwrap_or_default();
+    let v = table.column(y).unwrap_or_default();
+    Series {
+        label: label.into(),
+        points: t.into_iter().zip(v).collect(),
+        color,
+        dash,
+    }
+}
+
+/// The figures of a run: loss.svg, lyapunov.svg and (weight space) kernel.svg.
+pub fn figures(tables: &RunTables) -> Vec<(String, Vec<Figure>)> {
+    let opt = tables.optimizer;
+    let color = opt.color();
+    let mut out = Vec::new();
+
+    let mut loss = Figure::new(
+        &format!("{}: loss ({})", opt.title(), tables.subtitle),
+        "time t (flow time; discrete: iterate k on its clock)",
+        "loss L(t) = |u - y|^2 / 2",
+    );
+    loss.log_y = true;
+    if let Some(w) = &tables.weight {
+        loss.series.push(series(w, "loss", "weight space", color, Dash::Solid));
+    }
+    if let Some(e) = &tables.error {
+        loss.series.push(series(e, "loss", "error space (fixed H)", color, Dash::Dashed));
+    }
+    if let Some(d) = &tables.discrete {
+        let label = tables.discrete_label.clone().unwrap_or_else(|| "discrete".into());
+        loss.series.push(series(d, "loss", &label, plot::EXTRA_COLOR, Dash::Dotted));
+    }
+    if let Some(b) = tables.weight.as_ref().or(tables.error.as_ref()) {
+        let which = if tables.weight.is_some() { "weight" } else { "error" };
+        let text = match opt {
+            Optimizer::Gf => "bound exp(-2 mu t) L(0)",
+            Optimizer::Hbf => "bound (2/mu) exp(-b t/2) Lhat(0)",
+            Optimizer::Nag => "bound (gamma-1)^2 L(0)/(mu t^2)",
+        };
+        loss.series.push(series(b, "loss_bound", &format!("{text}, {which} space"), plot::BOUND_COLOR, Dash::Dashed));
+    }
+    out.push(("loss.svg".to_string(), vec![loss]));
+
+    let mut lyap = Figure::new(
+        &format!("{}: Lyapunov function", opt.title()),
+        "time t",
+        match opt {
+            Optimizer::Gf => "E(t) = exp(2 mu t) L(t)",
+            Optimizer::Hbf => "V(t) (Siegel 2019)",
+            Optimizer::Nag => "V(t; alpha, gamma) (Su-Boyd-Candes)",
+        },
+    );
+    lyap.log_y = true;
+    lyap.legend = Legend::UpperRight;
+    for (table, label, dash) in [
+        (&tables.weight, "weight space", Dash::Solid),
+        (&tables.error, "error space (fixed H)", Dash::Dashed),
+    ] {
+        let Some(table) = table else { continue };
+        lyap.series.push(series(table, "lyapunov", label, color, dash));
+        if let (Some(s), Some(v0)) = (tables.envelope_rate, table.column("lyapunov").and_then(|v| v.first().copied())) {
+            let t = table.column("t").unwrap_or_default();
+            lyap.series.push(Series {
+                label: format!("envelope exp(-s t) V(0), {label}"),
+                points: t.into_iter().map(|t| (t, v0 * (-s * t).exp())).collect(),
+                color: plot::BOUND_COLOR,
+                dash,
+            });
+        }
+    }
+    if opt == Optimizer::Gf {
+        lyap.legend = Legend::LowerLeft;
+    }
+    out.push(("lyapunov.svg".to_string(), vec![lyap]));
+
+    if let Some(w) = &tables.weight {
+        let mut drift = Figure::new("Kernel drift", "time t", "|H(t) - H(0)|_F");
+        drift.legend = Legend::LowerRight;
+        drift.width = 480;
+        drift.series.push(series(w, "kernel_drift", "weight space", color, Dash::Solid));
+        let mut lmin = Figure::new("Smallest eigenvalue of H(t)", "time t", "lambda_min(H(t))");
+        lmin.legend = Legend::LowerRight;
+        lmin.width = 480;
+        lmin.series.push(series(w, "lambda_min", "weight space", color, Dash::Solid));
+        out.push(("kernel.svg".to_string(), vec![drift, lmin]));
+    }
+    out
+}
