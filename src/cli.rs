@@ -105,6 +105,16 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The options with every default, as `ntkdyn gf` with no flags parses them.
+    pub fn defaults() -> RunArgs {
+        match Cli::try_parse_from(["ntkdyn", "gf"]) {
+            Ok(Cli {
+                command: Command::Gf(args),
+            }) => args,
+            _ => unreachable!("`ntkdyn gf` parses with defaults"),
+        }
+    }
+
     /// The run configuration these options describe.
     pub fn config(&self, optimizer: Optimizer) -> RunConfig {
         RunConfig {

@@ -78,7 +78,11 @@ pub fn run(model: &Model, w0: &DMatrix<f64>, twin: Twin, eta: f64, t_end: f64) -
         let t = twin.time(k, eta);
         let loss = match twin {
             Twin::Nesterov { .. } => model.loss(&x.as_view()),
-            _ => 0.5 * model.gradient_into(&x.as_view(), &mut g.as_view_mut(), &mut ws).norm_squared(),
+            _ => {
+                0.5 * model
+                    .gradient_into(&x.as_view(), &mut g.as_view_mut(), &mut ws)
+                    .norm_squared()
+            }
         };
         if !loss.is_finite() || x.iter().any(|v| !v.is_finite()) {
             diverged_at = Some(t);

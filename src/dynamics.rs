@@ -143,7 +143,10 @@ impl Space for WeightSpace<'_> {
         let mut held = self.held.borrow_mut();
         match held.as_mut() {
             None => {
-                *held = Some((self.model.pattern(&w), DMatrix::zeros(self.model.m(), self.model.n())));
+                *held = Some((
+                    self.model.pattern(&w),
+                    DMatrix::zeros(self.model.m(), self.model.n()),
+                ));
                 0
             }
             Some((current, next)) => {

@@ -16,7 +16,9 @@ use ode_solvers::{Dop853, Dopri5, OutputType, Rk4};
 use crate::dynamics::{Flow, Space};
 
 /// The integration method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Solver {
     /// Dormand-Prince 5(4), adaptive.
@@ -149,16 +151,44 @@ fn advance<S: Space>(
     match s.solver {
         Solver::Dopri5 => {
             let mut solver = Dopri5::from_param(
-                flow, t0, t1, span, y.clone(), s.rtol, s.atol, 0.9, 0.04, 0.2, 10.0, span, 0.0,
-                s.max_steps, u32::MAX, OutputType::Sparse,
+                flow,
+                t0,
+                t1,
+                span,
+                y.clone(),
+                s.rtol,
+                s.atol,
+                0.9,
+                0.04,
+                0.2,
+                10.0,
+                span,
+                0.0,
+                s.max_steps,
+                u32::MAX,
+                OutputType::Sparse,
             );
             stats.add(solver.integrate().map_err(|e| e.to_string())?);
             last(solver.y_out())
         }
         Solver::Dop853 => {
             let mut solver = Dop853::from_param(
-                flow, t0, t1, span, y.clone(), s.rtol, s.atol, 0.9, 0.0, 0.333, 6.0, span, 0.0,
-                s.max_steps, u32::MAX, OutputType::Sparse,
+                flow,
+                t0,
+                t1,
+                span,
+                y.clone(),
+                s.rtol,
+                s.atol,
+                0.9,
+                0.0,
+                0.333,
+                6.0,
+                span,
+                0.0,
+                s.max_steps,
+                u32::MAX,
+                OutputType::Sparse,
             );
             stats.add(solver.integrate().map_err(|e| e.to_string())?);
             last(solver.y_out())
@@ -181,9 +211,30 @@ mod dp5 {
         [0.2, 0.0, 0.0, 0.0, 0.0, 0.0],
         [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
         [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
-        [19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0, 0.0, 0.0],
-        [9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0, 0.0],
-        [35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0],
+        [
+            19372.0 / 6561.0,
+            -25360.0 / 2187.0,
+            64448.0 / 6561.0,
+            -212.0 / 729.0,
+            0.0,
+            0.0,
+        ],
+        [
+            9017.0 / 3168.0,
+            -355.0 / 33.0,
+            46732.0 / 5247.0,
+            49.0 / 176.0,
+            -5103.0 / 18656.0,
+            0.0,
+        ],
+        [
+            35.0 / 384.0,
+            0.0,
+            500.0 / 1113.0,
+            125.0 / 192.0,
+            -2187.0 / 6784.0,
+            11.0 / 84.0,
+        ],
     ];
     /// b (5th order) minus b-hat (4th order): the embedded error estimate.
     pub const E: [f64; 7] = [
@@ -237,7 +288,16 @@ pub fn integrate_held<S: Space>(
         while t < target {
             if steps_in_interval > settings.max_steps {
                 space.release_pattern();
-                return (stats, Stop::Failed { t, msg: format!("more than {} steps in one output interval", settings.max_steps) });
+                return (
+                    stats,
+                    Stop::Failed {
+                        t,
+                        msg: format!(
+                            "more than {} steps in one output interval",
+                            settings.max_steps
+                        ),
+                    },
+                );
             }
             let mut step = h.min(settings.max_step);
             let last = t + step >= target - 1e-12 * target.abs().max(1.0);
@@ -283,7 +343,11 @@ pub fn integrate_held<S: Space>(
                     // First same as last: the last stage is f(t + h, y_new) under the same pattern.
                     k.swap(0, 6);
                 }
-                let grow = if err == 0.0 { 5.0 } else { (0.9 * err.powf(-0.2)).clamp(0.2, 5.0) };
+                let grow = if err == 0.0 {
+                    5.0
+                } else {
+                    (0.9 * err.powf(-0.2)).clamp(0.2, 5.0)
+                };
                 if !last || step >= h {
                     h = step * grow;
                 }
@@ -292,7 +356,13 @@ pub fn integrate_held<S: Space>(
                 h = step * (0.9 * err.powf(-0.2)).max(0.2);
                 if h < 1e-14 * t.abs().max(1.0) {
                     space.release_pattern();
-                    return (stats, Stop::Failed { t, msg: "step size underflow".into() });
+                    return (
+                        stats,
+                        Stop::Failed {
+                            t,
+                            msg: "step size underflow".into(),
+                        },
+                    );
                 }
             } else {
                 // A non-finite stage: hand the state to the observer, which stops the run.

@@ -39,7 +39,10 @@ pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<Vec<(u64, Vec<f64>)>
             let line = e.position().map(|p| p.line()).unwrap_or(0);
             csv_err(line, e.to_string())
         })?;
-        let line = record.position().map(|p| p.line()).unwrap_or(index as u64 + 1);
+        let line = record
+            .position()
+            .map(|p| p.line())
+            .unwrap_or(index as u64 + 1);
         if record.iter().all(|f| f.is_empty()) {
             continue;
         }
@@ -56,11 +59,17 @@ pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<Vec<(u64, Vec<f64>)>
                 continue;
             }
             Err((col, f)) => {
-                return Err(csv_err(line, format!("column {}: '{}' is not a number", col + 1, f)))
+                return Err(csv_err(
+                    line,
+                    format!("column {}: '{}' is not a number", col + 1, f),
+                ))
             }
         };
         if let Some((col, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(csv_err(line, format!("column {}: {} is not a finite number", col + 1, v)));
+            return Err(csv_err(
+                line,
+                format!("column {}: {} is not a finite number", col + 1, v),
+            ));
         }
         match width {
             Some(w) if w != values.len() => {

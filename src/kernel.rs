@@ -45,7 +45,9 @@ impl Spectrum {
         let mut order: Vec<usize> = (0..eig.eigenvalues.len()).collect();
         order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
         let values = DVector::from_iterator(order.len(), order.iter().map(|&k| eig.eigenvalues[k]));
-        let vectors = DMatrix::from_fn(h.nrows(), order.len(), |i, k| eig.eigenvectors[(i, order[k])]);
+        let vectors = DMatrix::from_fn(h.nrows(), order.len(), |i, k| {
+            eig.eigenvectors[(i, order[k])]
+        });
         Spectrum { values, vectors }
     }
     pub fn min(&self) -> f64 {

@@ -9,6 +9,7 @@
 //! [`exact`] (eigen-mode solutions), [`lyapunov`], [`discrete`], [`io`], [`plot`], and
 //! [`run`], which puts one study together.
 
+pub mod cli;
 pub mod discrete;
 pub mod dynamics;
 pub mod error;
@@ -20,6 +21,5 @@ pub mod lyapunov;
 pub mod model;
 pub mod plot;
 pub mod run;
-pub mod cli;
 
 pub use error::{Error, Result};

@@ -49,18 +49,26 @@ impl Lyapunov {
     }
 
     /// V at time t from Delta, Delta' and Lhat.
-    pub fn value(&self, t: f64, delta: &DVector<f64>, delta_dot: &DVector<f64>, pseudo_loss: f64) -> f64 {
+    pub fn value(
+        &self,
+        t: f64,
+        delta: &DVector<f64>,
+        delta_dot: &DVector<f64>,
+        pseudo_loss: f64,
+    ) -> f64 {
         match *self {
             Lyapunov::Gf { mu } => (2.0 * mu * t).exp() * 0.5 * delta.norm_squared(),
-            Lyapunov::Hbf { s, .. } => {
-                pseudo_loss + 0.5 * (delta * s + delta_dot).norm_squared()
-            }
+            Lyapunov::Hbf { s, .. } => pseudo_loss + 0.5 * (delta * s + delta_dot).norm_squared(),
             Lyapunov::Nag { gamma, alpha, .. } => {
                 let c = (2.0 * gamma - alpha) / 2.0;
                 let kinetic = 0.5 * (delta * c + delta_dot * t).norm_squared();
                 if t == 0.0 {
                     // t^(alpha-2) at t = 0: 1 for alpha = 2, 0 above.
-                    if alpha == 2.0 { kinetic } else { 0.0 }
+                    if alpha == 2.0 {
+                        kinetic
+                    } else {
+                        0.0
+                    }
                 } else {
                     t.powf(alpha) * pseudo_loss + t.powf(alpha - 2.0) * kinetic
                 }

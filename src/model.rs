@@ -163,16 +163,18 @@ impl Model {
 
     fn predict_from(&self, zt: &DMatrix<f64>) -> DVector<f64> {
         let scale = 1.0 / (self.m() as f64).sqrt();
-        let mut u = DVector::zeros(self.n());
-        for i in 0..self.n() {
-            let col = zt.column(i);
-            let mut s = 0.0;
-            for r in 0..self.m() {
-                s += self.a[r] * col[r].max(0.0);
-            }
-            u[i] = scale * s;
-        }
-        u
+        let a = self.a.as_slice();
+        DVector::from_iterator(
+            self.n(),
+            zt.as_slice().chunks_exact(self.m()).map(|col| {
+                scale
+                    * col
+                        .iter()
+                        .zip(a)
+                        .map(|(z, ar)| ar * z.max(0.0))
+                        .sum::<f64>()
+            }),
+        )
     }
 
     /// Delta = u - y.
@@ -207,31 +209,34 @@ impl Model {
         frozen: Option<&DMatrix<f64>>,
     ) -> DVector<f64> {
         self.preactivations(w, &mut ws.zt);
-        let (m, n) = (self.m(), self.n());
+        let m = self.m();
         let scale = 1.0 / (m as f64).sqrt();
         if let Some(s) = frozen {
             ws.zt.component_mul_assign(s);
         }
-        // After masking, z_ir >= 0 on the frozen pattern's active set only where z > 0, so the
-        // activity test below must read the pattern itself when one is frozen.
+        // With a held pattern u is (1/sqrt m) (S o Z)^T a, linear in W; otherwise relu.
         let delta = match frozen {
             None => self.predict_from(&ws.zt) - &self.data.y,
             Some(_) => ws.zt.tr_mul(&self.a) * scale - &self.data.y,
         };
-        for i in 0..n {
+        let a = self.a.as_slice();
+        let columns =
+            ws.p.as_mut_slice()
+                .chunks_exact_mut(m)
+                .zip(ws.zt.as_slice().chunks_exact(m));
+        for (i, (p, z)) in columns.enumerate() {
             let di = delta[i] * scale;
-            let z = ws.zt.column(i);
-            let mut p = ws.p.column_mut(i);
             match frozen {
                 None => {
-                    for r in 0..m {
-                        p[r] = if z[r] >= 0.0 { self.a[r] * di } else { 0.0 };
+                    // Branch-free: activation signs are random, a branch mispredicts half the time.
+                    for ((p, z), ar) in p.iter_mut().zip(z).zip(a) {
+                        *p = f64::from(u8::from(*z >= 0.0)) * ar * di;
                     }
                 }
                 Some(s) => {
-                    let sc = s.column(i);
-                    for r in 0..m {
-                        p[r] = sc[r] * self.a[r] * di;
+                    let sc = &s.as_slice()[i * m..(i + 1) * m];
+                    for ((p, sr), ar) in p.iter_mut().zip(sc).zip(a) {
+                        *p = sr * ar * di;
                     }
                 }
             }

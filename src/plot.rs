@@ -17,6 +17,8 @@ pub enum Dash {
     Solid,
     Dashed,
     Dotted,
+    /// A thin line with hollow circles at about 24 of its points (discrete iterates).
+    Markers,
 }
 
 /// One curve of a figure.
@@ -148,7 +150,11 @@ fn draw(fig: &Figure, root: &DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult {
     } else {
         let lo = pts().map(|p| p.0).fold(f64::INFINITY, f64::min);
         let hi = pts().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
-        if lo.is_finite() && hi > lo { (lo, hi) } else { range(pts().map(|p| p.0), false) }
+        if lo.is_finite() && hi > lo {
+            (lo, hi)
+        } else {
+            range(pts().map(|p| p.0), false)
+        }
     };
     let (y0, y1) = range(pts().map(|p| p.1), fig.log_y);
     let mut builder = ChartBuilder::on(root);
@@ -158,12 +164,27 @@ fn draw(fig: &Figure, root: &DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult {
         .x_label_area_size(46)
         .y_label_area_size(72);
     match (fig.log_x, fig.log_y) {
-        (false, false) => finish(fig, builder.build_cartesian_2d(x0..x1, y0..y1).map_err(txt)?),
-        (false, true) => finish(fig, builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(txt)?),
-        (true, false) => finish(fig, builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(txt)?),
+        (false, false) => finish(
+            fig,
+            builder.build_cartesian_2d(x0..x1, y0..y1).map_err(txt)?,
+        ),
+        (false, true) => finish(
+            fig,
+            builder
+                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                .map_err(txt)?,
+        ),
+        (true, false) => finish(
+            fig,
+            builder
+                .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+                .map_err(txt)?,
+        ),
         (true, true) => finish(
             fig,
-            builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(txt)?,
+            builder
+                .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+                .map_err(txt)?,
         ),
     }
 }
@@ -186,7 +207,8 @@ where
         .bold_line_style(RGBColor(215, 215, 215))
         .y_label_formatter(&|v| tick(*v))
         .x_label_formatter(&|v| tick(*v))
-        .draw().map_err(txt)?;
+        .draw()
+        .map_err(txt)?;
     for s in &fig.series {
         let style = ShapeStyle::from(&s.color).stroke_width(2);
         // Split at unusable points (e.g. zero on a log axis) so a gap shows, not a jump.
@@ -200,18 +222,44 @@ where
         }
         let mut labelled = false;
         for piece in pieces.into_iter().filter(|p| !p.is_empty()) {
-            let anno = match s.dash {
-                Dash::Solid => chart.draw_series(LineSeries::new(piece, style)).map_err(txt)?,
-                Dash::Dashed => chart.draw_series(DashedLineSeries::new(piece, 9, 5, style)).map_err(txt)?,
-                Dash::Dotted => chart.draw_series(DashedLineSeries::new(piece, 2, 4, style)).map_err(txt)?,
-            };
+            let anno =
+                match s.dash {
+                    Dash::Solid => chart
+                        .draw_series(LineSeries::new(piece, style))
+                        .map_err(txt)?,
+                    Dash::Dashed => chart
+                        .draw_series(DashedLineSeries::new(piece, 9, 5, style))
+                        .map_err(txt)?,
+                    Dash::Dotted => chart
+                        .draw_series(DashedLineSeries::new(piece, 2, 4, style))
+                        .map_err(txt)?,
+                    Dash::Markers => {
+                        let every = (piece.len() / 24).max(1);
+                        let marks: Vec<(f64, f64)> = piece.iter().copied().step_by(every).collect();
+                        chart
+                            .draw_series(LineSeries::new(
+                                piece,
+                                ShapeStyle::from(&s.color).stroke_width(1),
+                            ))
+                            .map_err(txt)?;
+                        chart
+                            .draw_series(marks.into_iter().map(|p| {
+                                Circle::new(p, 4, ShapeStyle::from(&s.color).stroke_width(2))
+                            }))
+                            .map_err(txt)?
+                    }
+                };
             if !labelled {
                 let (color, dash) = (s.color, s.dash);
                 let segments = legend_segments(dash);
                 anno.label(s.label.clone()).legend(move |(x, y)| {
                     let style = ShapeStyle::from(&color).stroke_width(2);
-                    let seg = |k: usize| PathElement::new(vec![(segments[k].0, 0), (segments[k].1, 0)], style);
-                    EmptyElement::at((x, y)) + seg(0) + seg(1) + seg(2) + seg(3)
+                    let seg = |k: usize| {
+                        PathElement::new(vec![(segments[k].0, 0), (segments[k].1, 0)], style)
+                    };
+                    let mark =
+                        Circle::new((12, 0), if dash == Dash::Markers { 4 } else { 0 }, style);
+                    EmptyElement::at((x, y)) + seg(0) + seg(1) + seg(2) + seg(3) + mark
                 });
                 labelled = true;
             }
@@ -229,7 +277,8 @@ where
         .label_font(("sans-serif", 14))
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(180, 180, 180))
-        .draw().map_err(txt)?;
+        .draw()
+        .map_err(txt)?;
     Ok(())
 }
 
@@ -239,6 +288,7 @@ fn legend_segments(dash: Dash) -> [(i32, i32); 4] {
         Dash::Solid => [(0, 6), (6, 12), (12, 18), (18, 24)],
         Dash::Dashed => [(0, 9), (14, 24), (14, 24), (14, 24)],
         Dash::Dotted => [(0, 2), (7, 9), (14, 16), (21, 23)],
+        Dash::Markers => [(0, 6), (6, 12), (12, 18), (18, 24)],
     }
 }
 

@@ -10,7 +10,9 @@ use crate::discrete::{self, DiscreteRun, Twin};
 use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, WeightSpace};
 use crate::error::{Error, InputError, NumericsError, OutputError};
 use crate::exact::ExactSolution;
-use crate::integrate::{integrate, integrate_held, output_times, Solver, SolverSettings, SolverStats, Stop};
+use crate::integrate::{
+    integrate, integrate_held, output_times, Solver, SolverSettings, SolverStats, Stop,
+};
 use crate::io::{self, Table};
 use crate::kernel::{extreme_eigenvalues, hinf};
 use crate::lyapunov::{monotonicity, Lyapunov, Monotonicity};
@@ -102,34 +104,10 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// The team's defaults for an optimizer: a problem that runs in about a second.
+    /// The team's defaults for an optimizer: those of the command line (see `ntkdyn gf --help`),
+    /// so that library users and the CLI never disagree.
     pub fn defaults(optimizer: Optimizer) -> RunConfig {
-        RunConfig {
-            optimizer,
-            n: 50,
-            d: 10,
-            m: 2000,
-            seed: 0,
-            data: None,
-            init: None,
-            normalize: false,
-            space: SpaceChoice::Both,
-            kernel: KernelChoice::H0,
-            t_end: 50.0,
-            samples: 201,
-            solver: Solver::Dopri5,
-            rtol: 1e-6,
-            atol: 1e-9,
-            step: 0.01,
-            max_step: 0.1,
-            friction: None,
-            gamma: 3.0,
-            alpha: 2.0,
-            lambda0: None,
-            eta: 0.01,
-            discrete: true,
-            out: PathBuf::from("output").join(optimizer.name()),
-        }
+        crate::cli::RunArgs::defaults().config(optimizer)
     }
 
     /// Check every range of SPEC.md's bad-input list that can be checked before reading files.
@@ -138,7 +116,10 @@ impl RunConfig {
             if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err(InputError::option(option, format!("{v} must be a finite number > 0")))
+                Err(InputError::option(
+                    option,
+                    format!("{v} must be a finite number > 0"),
+                ))
             }
         };
         for (option, v) in [("n", self.n), ("d", self.d), ("m", self.m)] {
@@ -159,18 +140,27 @@ impl RunConfig {
             }
         }
         if self.rtol < 1e-14 {
-            return Err(InputError::option("rtol", format!("{} is below 1e-14, under rounding", self.rtol)));
+            return Err(InputError::option(
+                "rtol",
+                format!("{} is below 1e-14, under rounding", self.rtol),
+            ));
         }
         positive("step", self.step)?;
         if self.step > self.t_end {
-            return Err(InputError::option("step", format!("{} is larger than --t-end {}", self.step, self.t_end)));
+            return Err(InputError::option(
+                "step",
+                format!("{} is larger than --t-end {}", self.step, self.t_end),
+            ));
         }
         positive("max-step", self.max_step)?;
         positive("eta", self.eta)?;
         positive("gamma", self.gamma)?;
         if let Some(b) = self.friction {
             if !b.is_finite() || b < 0.0 {
-                return Err(InputError::option("friction", format!("{b} must be a finite number >= 0")));
+                return Err(InputError::option(
+                    "friction",
+                    format!("{b} must be a finite number >= 0"),
+                ));
             }
         }
         if let Some(l) = self.lambda0 {
@@ -180,7 +170,10 @@ impl RunConfig {
         if !(self.alpha >= 2.0 && self.alpha <= alpha_max) {
             return Err(InputError::option(
                 "alpha",
-                format!("{} is outside [2, max(2, 2 gamma/3)] = [2, {}]", self.alpha, alpha_max),
+                format!(
+                    "{} is outside [2, max(2, 2 gamma/3)] = [2, {}]",
+                    self.alpha, alpha_max
+                ),
             ));
         }
         if self.solver == Solver::Exact && self.space != SpaceChoice::Error {
@@ -353,7 +346,9 @@ impl Rows {
     fn push(&mut self, t: f64, s: &Snapshot, extra: &[f64]) -> bool {
         let loss = s.loss();
         let (l0, lhat0) = *self.start.get_or_insert((loss, s.pseudo_loss));
-        let v = self.lyapunov.value(t, &s.delta, &s.delta_dot, s.pseudo_loss);
+        let v = self
+            .lyapunov
+            .value(t, &s.delta, &s.delta_dot, s.pseudo_loss);
         let bound = self.lyapunov.loss_bound(t, l0, lhat0);
         let mut row = vec![t, loss, s.pseudo_loss, v, bound];
         row.extend_from_slice(extra);
@@ -446,13 +441,19 @@ pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
     let flow = Flow::new(&space, damping);
     let n = delta0.len();
     let mut worst: f64 = 0.0;
-    let (stats, stop) = integrate(flow, flow.initial_state(delta0.as_slice()), &times, &cfg.solver_settings(), |t, y| {
-        let s = flow.snapshot(y.as_slice());
-        let (d_exact, _) = exact.at(t);
-        let gap = (DVector::from_column_slice(&y.as_slice()[..n]) - &d_exact).norm();
-        worst = worst.max(gap / d_exact.norm());
-        rows.push(t, &s, &[])
-    });
+    let (stats, stop) = integrate(
+        flow,
+        flow.initial_state(delta0.as_slice()),
+        &times,
+        &cfg.solver_settings(),
+        |t, y| {
+            let s = flow.snapshot(y.as_slice());
+            let (d_exact, _) = exact.at(t);
+            let gap = (DVector::from_column_slice(&y.as_slice()[..n]) - &d_exact).norm();
+            worst = worst.max(gap / d_exact.norm());
+            rows.push(t, &s, &[])
+        },
+    );
     let mut out = rows.finish(cfg.solver, stats, stop, started);
     out.exact_max_relative_error = Some(worst);
     out
@@ -478,9 +479,15 @@ pub fn run(cfg: &RunConfig) -> Result<Report, Error> {
     let error = matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both)
         .then(|| run_error(cfg, &setup, damping));
     let started = Instant::now();
-    let discrete = cfg
-        .discrete
-        .then(|| discrete::run(&setup.model, &setup.w0, twin(cfg, damping), cfg.eta, cfg.t_end));
+    let discrete = cfg.discrete.then(|| {
+        discrete::run(
+            &setup.model,
+            &setup.w0,
+            twin(cfg, damping),
+            cfg.eta,
+            cfg.t_end,
+        )
+    });
     Ok(Report {
         config: cfg.clone(),
         setup,
@@ -510,7 +517,9 @@ impl Report {
                     return Some(NumericsError::Solver {
                         space: name,
                         solver: run.solver.name(),
-                        msg: format!("{msg} (interval from t = {t}); rows up to there were written"),
+                        msg: format!(
+                            "{msg} (interval from t = {t}); rows up to there were written"
+                        ),
                     })
                 }
             }
@@ -519,7 +528,10 @@ impl Report {
         d.diverged_at.map(|t| NumericsError::Solver {
             space: "discrete",
             solver: d.twin.name(),
-            msg: format!("loss became non-finite at t = {t} (eta = {}); iterates up to there were written", d.eta),
+            msg: format!(
+                "loss became non-finite at t = {t} (eta = {}); iterates up to there were written",
+                d.eta
+            ),
         })
     }
 }
@@ -658,17 +670,34 @@ impl Report {
             d: s.model.d(),
             m: s.model.m(),
             lambda0: s.lambda0,
-            lambda0_source: if cfg.lambda0.is_some() { "--lambda0" } else { "lambda_min(Hinf)" },
-            h0: Spectrum { lambda_min: s.h0_extremes.0, lambda_max: s.h0_extremes.1 },
-            hinf: Spectrum { lambda_min: s.hinf_extremes.0, lambda_max: s.hinf_extremes.1 },
+            lambda0_source: if cfg.lambda0.is_some() {
+                "--lambda0"
+            } else {
+                "lambda_min(Hinf)"
+            },
+            h0: Spectrum {
+                lambda_min: s.h0_extremes.0,
+                lambda_max: s.h0_extremes.1,
+            },
+            hinf: Spectrum {
+                lambda_min: s.hinf_extremes.0,
+                lambda_max: s.hinf_extremes.1,
+            },
             damping: self.damping,
             damping_regimes: regimes,
             weight: self.weight.as_ref().map(|r| space_summary(r, cfg, None)),
-            error: self.error.as_ref().map(|r| space_summary(r, cfg, Some(cfg.kernel))),
+            error: self
+                .error
+                .as_ref()
+                .map(|r| space_summary(r, cfg, Some(cfg.kernel))),
             discrete: self.discrete.as_ref().map(|d| DiscreteSummary {
                 method: d.twin,
                 eta: d.eta,
-                clock: if d.twin == Twin::Gd { "t = k eta" } else { "t = k sqrt(eta)" },
+                clock: if d.twin == Twin::Gd {
+                    "t = k eta"
+                } else {
+                    "t = k sqrt(eta)"
+                },
                 iterates: d.iterates.len(),
                 final_loss: d.iterates.last().map(|i| i.loss).unwrap_or(f64::NAN),
                 wall_seconds: self.discrete_wall_seconds,
@@ -683,7 +712,11 @@ impl Report {
     pub fn discrete_table(&self) -> Option<Table> {
         let d = self.discrete.as_ref()?;
         let mut t = Table::new(&DISCRETE_COLUMNS);
-        t.rows = d.iterates.iter().map(|i| vec![i.k as f64, i.t, i.loss]).collect();
+        t.rows = d
+            .iterates
+            .iter()
+            .map(|i| vec![i.k as f64, i.t, i.loss])
+            .collect();
         Some(t)
     }
 }
@@ -720,7 +753,10 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, OutputError> {
         weight: report.weight.as_ref().map(|r| r.table.clone()),
         error: report.error.as_ref().map(|r| r.table.clone()),
         discrete: report.discrete_table(),
-        discrete_label: report.discrete.as_ref().map(|d| format!("{} (eta = {})", d.twin.name(), d.eta)),
+        discrete_label: report
+            .discrete
+            .as_ref()
+            .map(|d| format!("{} (eta = {})", d.twin.name(), d.eta)),
         envelope_rate: match report.damping {
             Damping::Constant(b) => Some(b / 2.0),
             _ => None,
@@ -766,7 +802,13 @@ pub struct RunTables {
     pub subtitle: String,
 }
 
-fn series(table: &Table, y: &str, label: &str, color: plotters::style::RGBColor, dash: Dash) -> Series {
+fn series(
+    table: &Table,
+    y: &str,
+    label: &str,
+    color: plotters::style::RGBColor,
+    dash: Dash,
+) -> Series {
     let t = table.column("t").unwrap_or_default();
     let v = table.column(y).unwrap_or_default();
     Series {
@@ -785,28 +827,49 @@ pub fn figures(tables: &RunTables) -> Vec<(String, Vec<Figure>)> {
 
     let mut loss = Figure::new(
         &format!("{}: loss ({})", opt.title(), tables.subtitle),
-        "time t (flow time; discrete: iterate k on its clock)",
-        "loss L(t) = |u - y|^2 / 2",
+        "time t  (discrete twin: iterate k at its clock t_k)",
+        "loss L(t) = ½|u − y|²",
     );
     loss.log_y = true;
     if let Some(w) = &tables.weight {
-        loss.series.push(series(w, "loss", "weight space", color, Dash::Solid));
+        loss.series
+            .push(series(w, "loss", "weight space", color, Dash::Solid));
     }
     if let Some(e) = &tables.error {
-        loss.series.push(series(e, "loss", "error space (fixed H)", color, Dash::Dashed));
+        loss.series.push(series(
+            e,
+            "loss",
+            "error space (fixed H)",
+            color,
+            Dash::Dashed,
+        ));
     }
     if let Some(d) = &tables.discrete {
-        let label = tables.discrete_label.clone().unwrap_or_else(|| "discrete".into());
-        loss.series.push(series(d, "loss", &label, plot::EXTRA_COLOR, Dash::Dotted));
+        let label = tables
+            .discrete_label
+            .clone()
+            .unwrap_or_else(|| "discrete".into());
+        loss.series
+            .push(series(d, "loss", &label, plot::EXTRA_COLOR, Dash::Markers));
     }
     if let Some(b) = tables.weight.as_ref().or(tables.error.as_ref()) {
-        let which = if tables.weight.is_some() { "weight" } else { "error" };
-        let text = match opt {
-            Optimizer::Gf => "bound exp(-2 mu t) L(0)",
-            Optimizer::Hbf => "bound (2/mu) exp(-b t/2) Lhat(0)",
-            Optimizer::Nag => "bound (gamma-1)^2 L(0)/(mu t^2)",
+        let which = if tables.weight.is_some() {
+            "weight"
+        } else {
+            "error"
         };
-        loss.series.push(series(b, "loss_bound", &format!("{text}, {which} space"), plot::BOUND_COLOR, Dash::Dashed));
+        let text = match opt {
+            Optimizer::Gf => "bound e^(−2μt) L(0)",
+            Optimizer::Hbf => "bound (2/μ) e^(−bt/2) L̂(0)",
+            Optimizer::Nag => "bound (γ−1)² L(0)/(μt²)",
+        };
+        loss.series.push(series(
+            b,
+            "loss_bound",
+            &format!("{text}, {which} space"),
+            plot::BOUND_COLOR,
+            Dash::Dashed,
+        ));
     }
     out.push(("loss.svg".to_string(), vec![loss]));
 
@@ -814,9 +877,9 @@ pub fn figures(tables: &RunTables) -> Vec<(String, Vec<Figure>)> {
         &format!("{}: Lyapunov function", opt.title()),
         "time t",
         match opt {
-            Optimizer::Gf => "E(t) = exp(2 mu t) L(t)",
+            Optimizer::Gf => "E(t) = e^(2μt) L(t)",
             Optimizer::Hbf => "V(t) (Siegel 2019)",
-            Optimizer::Nag => "V(t; alpha, gamma) (Su-Boyd-Candes)",
+            Optimizer::Nag => "V(t; α, γ) (Su, Boyd, Candès)",
         },
     );
     lyap.log_y = true;
@@ -826,11 +889,15 @@ pub fn figures(tables: &RunTables) -> Vec<(String, Vec<Figure>)> {
         (&tables.error, "error space (fixed H)", Dash::Dashed),
     ] {
         let Some(table) = table else { continue };
-        lyap.series.push(series(table, "lyapunov", label, color, dash));
-        if let (Some(s), Some(v0)) = (tables.envelope_rate, table.column("lyapunov").and_then(|v| v.first().copied())) {
+        lyap.series
+            .push(series(table, "lyapunov", label, color, dash));
+        if let (Some(s), Some(v0)) = (
+            tables.envelope_rate,
+            table.column("lyapunov").and_then(|v| v.first().copied()),
+        ) {
             let t = table.column("t").unwrap_or_default();
             lyap.series.push(Series {
-                label: format!("envelope exp(-s t) V(0), {label}"),
+                label: format!("envelope e^(−bt/2) V(0), {label}"),
                 points: t.into_iter().map(|t| (t, v0 * (-s * t).exp())).collect(),
                 color: plot::BOUND_COLOR,
                 dash,
@@ -843,14 +910,21 @@ pub fn figures(tables: &RunTables) -> Vec<(String, Vec<Figure>)> {
     out.push(("lyapunov.svg".to_string(), vec![lyap]));
 
     if let Some(w) = &tables.weight {
-        let mut drift = Figure::new("Kernel drift", "time t", "|H(t) - H(0)|_F");
+        let mut drift = Figure::new("Kernel drift", "time t", "‖H(t) − H(0)‖_F");
         drift.legend = Legend::LowerRight;
         drift.width = 480;
-        drift.series.push(series(w, "kernel_drift", "weight space", color, Dash::Solid));
-        let mut lmin = Figure::new("Smallest eigenvalue of H(t)", "time t", "lambda_min(H(t))");
+        drift.series.push(series(
+            w,
+            "kernel_drift",
+            "weight space",
+            color,
+            Dash::Solid,
+        ));
+        let mut lmin = Figure::new("Smallest eigenvalue of H(t)", "time t", "λ_min(H(t))");
         lmin.legend = Legend::LowerRight;
         lmin.width = 480;
-        lmin.series.push(series(w, "lambda_min", "weight space", color, Dash::Solid));
+        lmin.series
+            .push(series(w, "lambda_min", "weight space", color, Dash::Solid));
         out.push(("kernel.svg".to_string(), vec![drift, lmin]));
     }
     out
