@@ -5,8 +5,10 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 use crate::error::Error;
+use crate::figures::{self, RunTables, Style};
 use crate::integrate::Solver;
 use crate::run::{self, KernelChoice, Optimizer, Report, RunConfig, SpaceChoice};
+use crate::{io, plot};
 
 /// ntkdyn: training dynamics of a two-layer ReLU network as ODEs, in weight space and in error
 /// space, beside the discrete optimizers they come from.
@@ -25,6 +27,30 @@ pub enum Command {
     Hbf(RunArgs),
     /// Nesterov's ODE W'' + (gamma/t) W' + grad L = 0 beside NAG.
     Nag(RunArgs),
+    /// gf, hbf and nag on the same data and initialization, with their twins, on one figure
+    /// (DIR/compare.svg; each run's files in DIR/gf, DIR/hbf, DIR/nag; default DIR output/compare).
+    Compare(RunArgs),
+    /// Render the figures of a run again from its CSV files and summary.json.
+    Plot(PlotArgs),
+}
+
+/// Options of `ntkdyn plot`.
+#[derive(Debug, Clone, Args)]
+pub struct PlotArgs {
+    /// A directory written by `ntkdyn gf|hbf|nag` (or one run of `compare`)
+    pub dir: PathBuf,
+    /// Width of one panel in pixels
+    #[arg(long)]
+    pub width_px: Option<u32>,
+    /// Height in pixels
+    #[arg(long)]
+    pub height_px: Option<u32>,
+    /// Logarithmic time axis
+    #[arg(long)]
+    pub log_x: bool,
+    /// Title of the loss figure
+    #[arg(long)]
+    pub title: Option<String>,
 }
 
 /// Options shared by the runs (names fixed by SPEC.md).
@@ -58,7 +84,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = KernelChoice::H0)]
     pub kernel: KernelChoice,
     /// End time T of the flows (the discrete twin runs up to the same time on its clock)
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 50.0, allow_negative_numbers = true)]
     pub t_end: f64,
     /// Number K of output times, evenly on [0, T] with both ends
     #[arg(long, default_value_t = 201)]
@@ -67,31 +93,31 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Solver::Dopri5)]
     pub solver: Solver,
     /// Relative tolerance of the adaptive solvers
-    #[arg(long, default_value_t = 1e-6)]
+    #[arg(long, default_value_t = 1e-6, allow_negative_numbers = true)]
     pub rtol: f64,
     /// Absolute tolerance of the adaptive solvers
-    #[arg(long, default_value_t = 1e-9)]
+    #[arg(long, default_value_t = 1e-9, allow_negative_numbers = true)]
     pub atol: f64,
     /// Fixed step of rk4 (shortened to land on every output time)
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub step: f64,
     /// Largest step of the weight-space dopri5 (activation pattern held within a step)
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub max_step: f64,
     /// Friction b of hbf [default: sqrt(2 lambda0)]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub friction: Option<f64>,
     /// gamma of Nesterov's ODE (friction gamma/t) and of NAG's momentum (k-1)/(k+gamma-1)
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
     pub gamma: f64,
     /// alpha of the Su-Boyd-Candes Lyapunov function, in [2, max(2, 2 gamma/3)]
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
     pub alpha: f64,
     /// Override lambda0 [default: lambda_min(Hinf)]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lambda0: Option<f64>,
     /// Step eta of the discrete twin (GD: t = k eta; heavy ball, NAG: t = k sqrt(eta))
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub eta: f64,
     /// Skip the discrete twin
     #[arg(long)]
@@ -155,6 +181,8 @@ pub fn main(cli: Cli) -> Result<(), Error> {
         Command::Gf(a) => (Optimizer::Gf, a),
         Command::Hbf(a) => (Optimizer::Hbf, a),
         Command::Nag(a) => (Optimizer::Nag, a),
+        Command::Compare(a) => return compare(a),
+        Command::Plot(p) => return plot(p),
     };
     let cfg = args.config(optimizer);
     let report = run::run(&cfg)?;
@@ -174,6 +202,54 @@ pub fn main(cli: Cli) -> Result<(), Error> {
         Some(e) => Err(e.into()),
         None => Ok(()),
     }
+}
+
+fn compare(args: &RunArgs) -> Result<(), Error> {
+    let mut cfg = args.config(Optimizer::Gf);
+    if args.out.is_none() {
+        cfg.out = PathBuf::from("output").join("compare");
+    }
+    let reports = run::compare(&cfg)?;
+    let mut tables = Vec::new();
+    for report in &reports {
+        run::write(report, &report.config.out)?;
+        tables.push(RunTables::from_report(report));
+        if !args.quiet {
+            print!("{}", human_summary(report));
+        }
+    }
+    let fig = figures::compare_figure(&tables, &Style::default());
+    let path = cfg.out.join("compare.svg");
+    plot::save(&[fig], &path)?;
+    if !args.quiet {
+        for w in &reports[0].setup.warnings {
+            eprintln!("warning: {w}");
+        }
+        println!(
+            "wrote {} and the runs in {}/{{gf,hbf,nag}}",
+            path.display(),
+            cfg.out.display()
+        );
+    }
+    match reports.iter().find_map(|r| r.failure()) {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+fn plot(args: &PlotArgs) -> Result<(), Error> {
+    let tables = RunTables::read(&args.dir)?;
+    let style = Style {
+        width: args.width_px,
+        height: args.height_px,
+        log_x: args.log_x,
+        title: args.title.clone(),
+    };
+    for (name, bytes) in figures::render(&tables, &style, &args.dir)? {
+        io::write_atomic(&args.dir.join(&name), &bytes)?;
+        println!("wrote {}", args.dir.join(&name).display());
+    }
+    Ok(())
 }
 
 /// A few lines a person reads after a run.

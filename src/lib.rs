@@ -14,6 +14,7 @@ pub mod discrete;
 pub mod dynamics;
 pub mod error;
 pub mod exact;
+pub mod figures;
 pub mod integrate;
 pub mod io;
 pub mod kernel;

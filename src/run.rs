@@ -10,6 +10,7 @@ use crate::discrete::{self, DiscreteRun, Twin};
 use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, WeightSpace};
 use crate::error::{Error, InputError, NumericsError, OutputError};
 use crate::exact::ExactSolution;
+use crate::figures::{render, RunTables, Style};
 use crate::integrate::{
     integrate, integrate_held, output_times, Solver, SolverSettings, SolverStats, Stop,
 };
@@ -17,7 +18,7 @@ use crate::io::{self, Table};
 use crate::kernel::{extreme_eigenvalues, hinf};
 use crate::lyapunov::{monotonicity, Lyapunov, Monotonicity};
 use crate::model::{Data, Model, Network};
-use crate::plot::{self, Dash, Figure, Legend, Series};
+use crate::plot;
 
 /// The optimizer studied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -156,10 +157,10 @@ impl RunConfig {
         positive("eta", self.eta)?;
         positive("gamma", self.gamma)?;
         if let Some(b) = self.friction {
-            if !b.is_finite() || b < 0.0 {
+            if !b.is_finite() {
                 return Err(InputError::option(
                     "friction",
-                    format!("{b} must be a finite number >= 0"),
+                    format!("{b} must be a finite number"),
                 ));
             }
         }
@@ -252,6 +253,11 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
         }
         None => Network::init(cfg.m, data.d(), cfg.seed),
     };
+    if let Some(b) = cfg.friction.filter(|b| *b < 0.0) {
+        warnings.push(format!(
+            "--friction {b} is negative: the flow gains energy and may diverge"
+        ));
+    }
     let model = Model::new(data, net.a);
     let hinf = hinf(&model.data);
     let h0 = model.gram(&net.w.as_view());
@@ -488,6 +494,19 @@ pub fn run(cfg: &RunConfig) -> Result<Report, Error> {
             cfg.t_end,
         )
     });
+    let mut setup = setup;
+    if let Some(d) = &discrete {
+        let first = d.iterates.first().map(|i| i.loss).unwrap_or(f64::NAN);
+        let worst = d.iterates.iter().map(|i| i.loss).fold(0.0, f64::max);
+        if worst > 1e3 * first {
+            setup.warnings.push(format!(
+                "{} with eta = {} is unstable: its loss grew from {first:.3e} to {worst:.3e} (GD needs eta < 2/lambda_max(H(0)) = {:.3e})",
+                d.twin.name(),
+                d.eta,
+                2.0 / setup.h0_extremes.1
+            ));
+        }
+    }
     Ok(Report {
         config: cfg.clone(),
         setup,
@@ -496,6 +515,30 @@ pub fn run(cfg: &RunConfig) -> Result<Report, Error> {
         error,
         discrete,
         discrete_wall_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// `ntkdyn compare`: gf, hbf and nag on the same data and initialization, each with its twin,
+/// run in parallel (one thread each), each configured as `cfg` but for the optimizer and its
+/// output directory `cfg.out/<optimizer>`.
+pub fn compare(cfg: &RunConfig) -> Result<Vec<Report>, Error> {
+    let configs: Vec<RunConfig> = [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag]
+        .into_iter()
+        .map(|optimizer| RunConfig {
+            optimizer,
+            out: cfg.out.join(optimizer.name()),
+            ..cfg.clone()
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = configs
+            .iter()
+            .map(|c| scope.spawn(move || run(c)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a run thread panicked"))
+            .collect()
     })
 }
 
@@ -584,6 +627,7 @@ struct SpaceSummary {
 
 #[derive(Serialize)]
 struct DiscreteSummary {
+    name: &'static str,
     method: Twin,
     eta: f64,
     clock: &'static str,
@@ -691,6 +735,7 @@ impl Report {
                 .as_ref()
                 .map(|r| space_summary(r, cfg, Some(cfg.kernel))),
             discrete: self.discrete.as_ref().map(|d| DiscreteSummary {
+                name: d.twin.name(),
                 method: d.twin,
                 eta: d.eta,
                 clock: if d.twin == Twin::Gd {
@@ -748,33 +793,8 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, OutputError> {
     }
     let json = serde_json::to_string_pretty(&report.summary_json()).expect("plain data");
     files.push(("summary.json".into(), json.into_bytes()));
-    let tables = RunTables {
-        optimizer: report.config.optimizer,
-        weight: report.weight.as_ref().map(|r| r.table.clone()),
-        error: report.error.as_ref().map(|r| r.table.clone()),
-        discrete: report.discrete_table(),
-        discrete_label: report
-            .discrete
-            .as_ref()
-            .map(|d| format!("{} (eta = {})", d.twin.name(), d.eta)),
-        envelope_rate: match report.damping {
-            Damping::Constant(b) => Some(b / 2.0),
-            _ => None,
-        },
-        subtitle: format!(
-            "n = {}, d = {}, m = {}",
-            report.setup.model.n(),
-            report.setup.model.d(),
-            report.setup.model.m()
-        ),
-    };
-    for (name, panels) in figures(&tables) {
-        let svg = plot::render_svg(&panels).map_err(|msg| OutputError::Plot {
-            path: dir.join(&name),
-            msg,
-        })?;
-        files.push((name, svg.into_bytes()));
-    }
+    let tables = RunTables::from_report(report);
+    files.extend(render(&tables, &Style::default(), dir)?);
     let mut written = Vec::new();
     for (name, bytes) in &files {
         let path = dir.join(name);
@@ -787,145 +807,4 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, OutputError> {
         }
     }
     Ok(written)
-}
-
-/// The tables a run's figures are drawn from: what `ntkdyn plot DIR` reads back.
-#[derive(Clone, Debug)]
-pub struct RunTables {
-    pub optimizer: Optimizer,
-    pub weight: Option<Table>,
-    pub error: Option<Table>,
-    pub discrete: Option<Table>,
-    pub discrete_label: Option<String>,
-    /// HBF: the rate s of the envelope exp(-s t) V(0).
-    pub envelope_rate: Option<f64>,
-    pub subtitle: String,
-}
-
-fn series(
-    table: &Table,
-    y: &str,
-    label: &str,
-    color: plotters::style::RGBColor,
-    dash: Dash,
-) -> Series {
-    let t = table.column("t").unwrap_or_default();
-    let v = table.column(y).unwrap_or_default();
-    Series {
-        label: label.into(),
-        points: t.into_iter().zip(v).collect(),
-        color,
-        dash,
-    }
-}
-
-/// The figures of a run: loss.svg, lyapunov.svg and (weight space) kernel.svg.
-pub fn figures(tables: &RunTables) -> Vec<(String, Vec<Figure>)> {
-    let opt = tables.optimizer;
-    let color = opt.color();
-    let mut out = Vec::new();
-
-    let mut loss = Figure::new(
-        &format!("{}: loss ({})", opt.title(), tables.subtitle),
-        "time t  (discrete twin: iterate k at its clock t_k)",
-        "loss L(t) = ½|u − y|²",
-    );
-    loss.log_y = true;
-    if let Some(w) = &tables.weight {
-        loss.series
-            .push(series(w, "loss", "weight space", color, Dash::Solid));
-    }
-    if let Some(e) = &tables.error {
-        loss.series.push(series(
-            e,
-            "loss",
-            "error space (fixed H)",
-            color,
-            Dash::Dashed,
-        ));
-    }
-    if let Some(d) = &tables.discrete {
-        let label = tables
-            .discrete_label
-            .clone()
-            .unwrap_or_else(|| "discrete".into());
-        loss.series
-            .push(series(d, "loss", &label, plot::EXTRA_COLOR, Dash::Markers));
-    }
-    if let Some(b) = tables.weight.as_ref().or(tables.error.as_ref()) {
-        let which = if tables.weight.is_some() {
-            "weight"
-        } else {
-            "error"
-        };
-        let text = match opt {
-            Optimizer::Gf => "bound e^(−2μt) L(0)",
-            Optimizer::Hbf => "bound (2/μ) e^(−bt/2) L̂(0)",
-            Optimizer::Nag => "bound (γ−1)² L(0)/(μt²)",
-        };
-        loss.series.push(series(
-            b,
-            "loss_bound",
-            &format!("{text}, {which} space"),
-            plot::BOUND_COLOR,
-            Dash::Dashed,
-        ));
-    }
-    out.push(("loss.svg".to_string(), vec![loss]));
-
-    let mut lyap = Figure::new(
-        &format!("{}: Lyapunov function", opt.title()),
-        "time t",
-        match opt {
-            Optimizer::Gf => "E(t) = e^(2μt) L(t)",
-            Optimizer::Hbf => "V(t) (Siegel 2019)",
-            Optimizer::Nag => "V(t; α, γ) (Su, Boyd, Candès)",
-        },
-    );
-    lyap.log_y = true;
-    lyap.legend = Legend::UpperRight;
-    for (table, label, dash) in [
-        (&tables.weight, "weight space", Dash::Solid),
-        (&tables.error, "error space (fixed H)", Dash::Dashed),
-    ] {
-        let Some(table) = table else { continue };
-        lyap.series
-            .push(series(table, "lyapunov", label, color, dash));
-        if let (Some(s), Some(v0)) = (
-            tables.envelope_rate,
-            table.column("lyapunov").and_then(|v| v.first().copied()),
-        ) {
-            let t = table.column("t").unwrap_or_default();
-            lyap.series.push(Series {
-                label: format!("envelope e^(−bt/2) V(0), {label}"),
-                points: t.into_iter().map(|t| (t, v0 * (-s * t).exp())).collect(),
-                color: plot::BOUND_COLOR,
-                dash,
-            });
-        }
-    }
-    if opt == Optimizer::Gf {
-        lyap.legend = Legend::LowerLeft;
-    }
-    out.push(("lyapunov.svg".to_string(), vec![lyap]));
-
-    if let Some(w) = &tables.weight {
-        let mut drift = Figure::new("Kernel drift", "time t", "‖H(t) − H(0)‖_F");
-        drift.legend = Legend::LowerRight;
-        drift.width = 480;
-        drift.series.push(series(
-            w,
-            "kernel_drift",
-            "weight space",
-            color,
-            Dash::Solid,
-        ));
-        let mut lmin = Figure::new("Smallest eigenvalue of H(t)", "time t", "λ_min(H(t))");
-        lmin.legend = Legend::LowerRight;
-        lmin.width = 480;
-        lmin.series
-            .push(series(w, "lambda_min", "weight space", color, Dash::Solid));
-        out.push(("kernel.svg".to_string(), vec![drift, lmin]));
-    }
-    out
 }

@@ -1,0 +1,319 @@
+//! The figures of a run, drawn from its tables alone, so that `ntkdyn plot DIR` renders from
+//! the CSV files exactly what the run wrote.
+
+use serde_json::Value;
+use std::path::Path;
+
+use crate::dynamics::Damping;
+use crate::error::{InputError, OutputError};
+use crate::io::Table;
+use crate::plot::{self, Dash, Figure, Legend, Series};
+use crate::run::{Optimizer, Report};
+
+/// The tables a run's figures are drawn from: what `ntkdyn plot DIR` reads back.
+#[derive(Clone, Debug)]
+pub struct RunTables {
+    pub optimizer: Optimizer,
+    pub weight: Option<Table>,
+    pub error: Option<Table>,
+    pub discrete: Option<Table>,
+    pub discrete_label: Option<String>,
+    /// HBF: the rate s of the envelope exp(-s t) V(0).
+    pub envelope_rate: Option<f64>,
+    pub subtitle: String,
+}
+
+fn series(
+    table: &Table,
+    y: &str,
+    label: &str,
+    color: plotters::style::RGBColor,
+    dash: Dash,
+) -> Series {
+    let t = table.column("t").unwrap_or_default();
+    let v = table.column(y).unwrap_or_default();
+    Series {
+        label: label.into(),
+        points: t.into_iter().zip(v).collect(),
+        color,
+        dash,
+    }
+}
+
+/// Restyling of the figures (`ntkdyn plot --width-px --height-px --log-x --title`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Style {
+    /// Width of one panel in pixels.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub log_x: bool,
+    /// Replaces the title of the loss figure.
+    pub title: Option<String>,
+}
+
+impl Style {
+    fn apply(&self, fig: &mut Figure) {
+        if let Some(w) = self.width {
+            fig.width = w;
+        }
+        if let Some(h) = self.height {
+            fig.height = h;
+        }
+        fig.log_x |= self.log_x;
+    }
+}
+
+impl RunTables {
+    /// The tables of a run in memory.
+    pub fn from_report(report: &Report) -> RunTables {
+        RunTables {
+            optimizer: report.config.optimizer,
+            weight: report.weight.as_ref().map(|r| r.table.clone()),
+            error: report.error.as_ref().map(|r| r.table.clone()),
+            discrete: report.discrete_table(),
+            discrete_label: report
+                .discrete
+                .as_ref()
+                .map(|d| discrete_label(d.twin.name(), d.eta)),
+            envelope_rate: match report.damping {
+                Damping::Constant(b) => Some(b / 2.0),
+                _ => None,
+            },
+            subtitle: subtitle(
+                report.setup.model.n(),
+                report.setup.model.d(),
+                report.setup.model.m(),
+            ),
+        }
+    }
+
+    /// The tables of a run read back from its directory (CSV files and summary.json).
+    pub fn read(dir: &Path) -> Result<RunTables, InputError> {
+        let path = dir.join("summary.json");
+        let bad = |msg: String| InputError::File {
+            path: path.clone(),
+            msg,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+        let summary: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let optimizer = match summary["command"].as_str() {
+            Some("gf") => Optimizer::Gf,
+            Some("hbf") => Optimizer::Hbf,
+            Some("nag") => Optimizer::Nag,
+            other => return Err(bad(format!("unknown command {other:?}"))),
+        };
+        let table = |name: &str| -> Result<Option<Table>, InputError> {
+            let p = dir.join(name);
+            if p.exists() {
+                Table::read(&p).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let size = |k: &str| summary[k].as_u64().unwrap_or(0) as usize;
+        let d = &summary["discrete"];
+        Ok(RunTables {
+            optimizer,
+            weight: table("weight.csv")?,
+            error: table("error.csv")?,
+            discrete: table("discrete.csv")?,
+            discrete_label: d["name"]
+                .as_str()
+                .map(|name| discrete_label(name, d["eta"].as_f64().unwrap_or(f64::NAN))),
+            envelope_rate: summary["damping"]["Constant"].as_f64().map(|b| b / 2.0),
+            subtitle: subtitle(size("n"), size("d"), size("m")),
+        })
+    }
+}
+
+fn discrete_label(name: &str, eta: f64) -> String {
+    format!("{name} (η = {eta})")
+}
+
+fn subtitle(n: usize, d: usize, m: usize) -> String {
+    format!("n = {n}, d = {d}, m = {m}")
+}
+
+/// Render every figure of a run as (file name, SVG bytes).
+pub fn render(
+    tables: &RunTables,
+    style: &Style,
+    dir: &Path,
+) -> Result<Vec<(String, Vec<u8>)>, OutputError> {
+    figures(tables, style)
+        .into_iter()
+        .map(|(name, panels)| {
+            plot::render_svg(&panels)
+                .map(|svg| (name.clone(), svg.into_bytes()))
+                .map_err(|msg| OutputError::Plot {
+                    path: dir.join(&name),
+                    msg,
+                })
+        })
+        .collect()
+}
+
+/// The figures of a run: loss.svg, lyapunov.svg and (weight space) kernel.svg.
+pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> {
+    let opt = tables.optimizer;
+    let color = opt.color();
+    let mut out = Vec::new();
+
+    let mut loss = Figure::new(
+        &format!("{}: loss ({})", opt.title(), tables.subtitle),
+        "time t  (discrete twin: iterate k at its clock t_k)",
+        "loss L(t) = ½|u − y|²",
+    );
+    loss.log_y = true;
+    if let Some(w) = &tables.weight {
+        loss.series
+            .push(series(w, "loss", "weight space", color, Dash::Solid));
+    }
+    if let Some(e) = &tables.error {
+        loss.series.push(series(
+            e,
+            "loss",
+            "error space (fixed H)",
+            color,
+            Dash::Dashed,
+        ));
+    }
+    if let Some(d) = &tables.discrete {
+        let label = tables
+            .discrete_label
+            .clone()
+            .unwrap_or_else(|| "discrete".into());
+        loss.series
+            .push(series(d, "loss", &label, plot::EXTRA_COLOR, Dash::Markers));
+    }
+    if let Some(b) = tables.weight.as_ref().or(tables.error.as_ref()) {
+        let which = if tables.weight.is_some() {
+            "weight"
+        } else {
+            "error"
+        };
+        let text = match opt {
+            Optimizer::Gf => "bound e^(−2μt) L(0)",
+            Optimizer::Hbf => "bound (2/μ) e^(−bt/2) L̂(0)",
+            Optimizer::Nag => "bound (γ−1)² L(0)/(μt²)",
+        };
+        loss.series.push(series(
+            b,
+            "loss_bound",
+            &format!("{text}, {which} space"),
+            plot::BOUND_COLOR,
+            Dash::Dashed,
+        ));
+    }
+    if let Some(title) = &style.title {
+        loss.title = title.clone();
+    }
+    out.push(("loss.svg".to_string(), vec![loss]));
+
+    let mut lyap = Figure::new(
+        &format!("{}: Lyapunov function", opt.title()),
+        "time t",
+        match opt {
+            Optimizer::Gf => "E(t) = e^(2μt) L(t)",
+            Optimizer::Hbf => "V(t) (Siegel 2019)",
+            Optimizer::Nag => "V(t; α, γ) (Su, Boyd, Candès)",
+        },
+    );
+    lyap.log_y = true;
+    lyap.legend = Legend::UpperRight;
+    for (table, label, dash) in [
+        (&tables.weight, "weight space", Dash::Solid),
+        (&tables.error, "error space (fixed H)", Dash::Dashed),
+    ] {
+        let Some(table) = table else { continue };
+        lyap.series
+            .push(series(table, "lyapunov", label, color, dash));
+        if let (Some(s), Some(v0)) = (
+            tables.envelope_rate,
+            table.column("lyapunov").and_then(|v| v.first().copied()),
+        ) {
+            let t = table.column("t").unwrap_or_default();
+            lyap.series.push(Series {
+                label: format!("envelope e^(−bt/2) V(0), {label}"),
+                points: t.into_iter().map(|t| (t, v0 * (-s * t).exp())).collect(),
+                color: plot::BOUND_COLOR,
+                dash,
+            });
+        }
+    }
+    if opt == Optimizer::Gf {
+        lyap.legend = Legend::LowerLeft;
+    }
+    out.push(("lyapunov.svg".to_string(), vec![lyap]));
+
+    if let Some(w) = &tables.weight {
+        let mut drift = Figure::new("Kernel drift", "time t", "‖H(t) − H(0)‖_F");
+        drift.legend = Legend::LowerRight;
+        drift.width = 480;
+        drift.series.push(series(
+            w,
+            "kernel_drift",
+            "weight space",
+            color,
+            Dash::Solid,
+        ));
+        let mut lmin = Figure::new("Smallest eigenvalue of H(t)", "time t", "λ_min(H(t))");
+        lmin.legend = Legend::LowerRight;
+        lmin.width = 480;
+        lmin.series
+            .push(series(w, "lambda_min", "weight space", color, Dash::Solid));
+        out.push(("kernel.svg".to_string(), vec![drift, lmin]));
+    }
+    for (_, panels) in out.iter_mut() {
+        for fig in panels.iter_mut() {
+            style.apply(fig);
+        }
+    }
+    out
+}
+
+/// `ntkdyn compare`: the losses of every optimizer on one figure, one color per optimizer,
+/// weight space solid, error space dashed, discrete twin with markers, on the shared clock t.
+pub fn compare_figure(runs: &[RunTables], style: &Style) -> Figure {
+    let subtitle = runs.first().map(|r| r.subtitle.clone()).unwrap_or_default();
+    let mut fig = Figure::new(
+        &format!("Loss of GF, HBF and NAG ({subtitle})"),
+        "time t  (discrete twins: iterate k at its clock t_k)",
+        "loss L(t) = ½|u − y|²",
+    );
+    fig.log_y = true;
+    fig.legend = Legend::LowerLeft;
+    fig.width = 760;
+    fig.height = 520;
+    for r in runs {
+        let name = r.optimizer.name().to_uppercase();
+        let color = r.optimizer.color();
+        if let Some(w) = &r.weight {
+            fig.series.push(series(
+                w,
+                "loss",
+                &format!("{name}, weight space"),
+                color,
+                Dash::Solid,
+            ));
+        }
+        if let Some(e) = &r.error {
+            fig.series.push(series(
+                e,
+                "loss",
+                &format!("{name}, error space"),
+                color,
+                Dash::Dashed,
+            ));
+        }
+        if let (Some(d), Some(label)) = (&r.discrete, &r.discrete_label) {
+            fig.series
+                .push(series(d, "loss", label, color, Dash::Markers));
+        }
+    }
+    if let Some(title) = &style.title {
+        fig.title = title.clone();
+    }
+    style.apply(&mut fig);
+    fig
+}
