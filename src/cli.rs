@@ -53,6 +53,34 @@ pub struct PlotArgs {
     pub title: Option<String>,
 }
 
+/// The discrete step: a number, or `auto` (1/lambda_max(H(0))).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Eta {
+    Value(f64),
+    Auto,
+}
+
+impl std::fmt::Display for Eta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Eta::Value(v) => write!(f, "{v}"),
+            Eta::Auto => write!(f, "auto"),
+        }
+    }
+}
+
+impl std::str::FromStr for Eta {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Eta, String> {
+        if s == "auto" {
+            return Ok(Eta::Auto);
+        }
+        s.parse::<f64>()
+            .map(Eta::Value)
+            .map_err(|_| format!("'{s}' is neither a number nor auto"))
+    }
+}
+
 /// Options shared by the runs (names fixed by SPEC.md).
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -116,9 +144,17 @@ pub struct RunArgs {
     /// Override lambda0 [default: lambda_min(Hinf)]
     #[arg(long, allow_negative_numbers = true)]
     pub lambda0: Option<f64>,
-    /// Step eta of the discrete twin (GD: t = k eta; heavy ball, NAG: t = k sqrt(eta))
-    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
-    pub eta: f64,
+    /// Step eta of the discrete twin (GD: t = k eta; heavy ball, NAG: t = k sqrt(eta)), or
+    /// `auto` for eta = 1/lambda_max(H(0)), the PL* theorem's 1/beta
+    #[arg(long, default_value_t = Eta::Value(0.01), allow_negative_numbers = true)]
+    pub eta: Eta,
+    /// Draw K held-out points (same distribution and seed) and record the gap between the
+    /// network and its kernel predictor on them (column test_gap)
+    #[arg(long, default_value_t = 0)]
+    pub test_n: usize,
+    /// Held-out points from a file (rows x_1..x_d,y as --data), instead of --test-n
+    #[arg(long, value_name = "FILE.csv")]
+    pub test: Option<PathBuf>,
     /// Skip the discrete twin
     #[arg(long)]
     pub no_discrete: bool,
@@ -165,7 +201,13 @@ impl RunArgs {
             gamma: self.gamma,
             alpha: self.alpha,
             lambda0: self.lambda0,
-            eta: self.eta,
+            eta: match self.eta {
+                Eta::Value(v) => v,
+                Eta::Auto => f64::NAN,
+            },
+            eta_auto: self.eta == Eta::Auto,
+            test_n: self.test_n,
+            test: self.test.clone(),
             discrete: !self.no_discrete,
             out: self
                 .out

@@ -60,6 +60,8 @@ pub struct DiscreteRun {
     pub iterates: Vec<Iterate>,
     /// Time of the first iterate whose loss was not finite; the run stopped there.
     pub diverged_at: Option<f64>,
+    /// Largest |W_k - W0|_F over the iterates (x_k for NAG).
+    pub max_distance: f64,
 }
 
 /// Run `twin` with step `eta` from W0 for every iterate with t_k <= t_end.
@@ -73,6 +75,7 @@ pub fn run(model: &Model, w0: &DMatrix<f64>, twin: Twin, eta: f64, t_end: f64) -
     let mut y = w0.clone();
     let mut iterates = Vec::new();
     let mut diverged_at = None;
+    let mut max_distance: f64 = 0.0;
     let last = (t_end / twin.time(1, eta) * (1.0 + 1e-12)).floor() as usize;
     for k in 0..=last {
         let t = twin.time(k, eta);
@@ -89,6 +92,7 @@ pub fn run(model: &Model, w0: &DMatrix<f64>, twin: Twin, eta: f64, t_end: f64) -
             break;
         }
         iterates.push(Iterate { k, t, loss });
+        max_distance = max_distance.max((&x - w0).norm());
         if k == last {
             break;
         }
@@ -113,5 +117,6 @@ pub fn run(model: &Model, w0: &DMatrix<f64>, twin: Twin, eta: f64, t_end: f64) -
         eta,
         iterates,
         diverged_at,
+        max_distance,
     }
 }

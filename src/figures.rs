@@ -127,7 +127,12 @@ impl RunTables {
 }
 
 fn discrete_label(name: &str, eta: f64) -> String {
-    format!("{name} (η = {eta})")
+    let short = eta.to_string();
+    if short.len() <= 7 {
+        format!("{name} (η = {short})")
+    } else {
+        format!("{name} (η = {eta:.4})")
+    }
 }
 
 fn subtitle(n: usize, d: usize, m: usize) -> String {
@@ -205,6 +210,19 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
             Dash::Dashed,
         ));
     }
+    if let Some(d) = tables
+        .discrete
+        .as_ref()
+        .filter(|d| d.column("pl_envelope").is_some())
+    {
+        loss.series.push(series(
+            d,
+            "pl_envelope",
+            "PL* envelope (1 − ημ)^k L(0)",
+            plot::BOUND_COLOR,
+            Dash::Dotted,
+        ));
+    }
     if let Some(title) = &style.title {
         loss.title = title.clone();
     }
@@ -263,6 +281,17 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
         lmin.series
             .push(series(w, "lambda_min", "weight space", color, Dash::Solid));
         out.push(("kernel.svg".to_string(), vec![drift, lmin]));
+        if w.column("test_gap").is_some() {
+            let mut gap = Figure::new(
+                "Network against its kernel predictor on held-out points",
+                "time t",
+                "RMS of f(W(t); x) − f*_t(x)",
+            );
+            gap.legend = Legend::LowerRight;
+            gap.series
+                .push(series(w, "test_gap", "weight space", color, Dash::Solid));
+            out.push(("test_gap.svg".to_string(), vec![gap]));
+        }
     }
     for (_, panels) in out.iter_mut() {
         for fig in panels.iter_mut() {

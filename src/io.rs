@@ -133,6 +133,17 @@ pub fn read_init(path: &Path) -> Result<Network, InputError> {
     Ok(Network { a, w })
 }
 
+/// Shortest text that parses back to the same f64: plain for moderate magnitudes, with an
+/// exponent otherwise (Rust's `{}` would spell 1e-300 with 300 zeros).
+pub fn format_f64(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 || !v.is_finite() || (1e-4..1e15).contains(&a) {
+        v.to_string()
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// A table with a header, written as CSV with f64s in shortest round-trip form.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {
@@ -152,7 +163,7 @@ impl Table {
         let mut out = self.header.join(",");
         out.push('\n');
         for row in &self.rows {
-            let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+            let cells: Vec<String> = row.iter().map(|v| format_f64(*v)).collect();
             out.push_str(&cells.join(","));
             out.push('\n');
         }

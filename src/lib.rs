@@ -10,6 +10,7 @@
 //! [`run`], which puts one study together.
 
 pub mod cli;
+pub mod diagnostics;
 pub mod discrete;
 pub mod dynamics;
 pub mod error;

@@ -6,6 +6,10 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::diagnostics::{
+    condition_number, cross_kernel_h0, cross_kernel_hinf, pl_ratio, rms_gap, KernelPredictor,
+    PlBall,
+};
 use crate::discrete::{self, DiscreteRun, Twin};
 use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, WeightSpace};
 use crate::error::{Error, InputError, NumericsError, OutputError};
@@ -100,6 +104,12 @@ pub struct RunConfig {
     pub alpha: f64,
     pub lambda0: Option<f64>,
     pub eta: f64,
+    /// --eta auto: eta = 1/lambda_max(H(0)), the PL* theorem's 1/beta.
+    pub eta_auto: bool,
+    /// Number of synthetic held-out points (--test-n).
+    pub test_n: usize,
+    /// Held-out points from a file (--test, same format as --data).
+    pub test: Option<PathBuf>,
     pub discrete: bool,
     pub out: PathBuf,
 }
@@ -154,7 +164,9 @@ impl RunConfig {
             ));
         }
         positive("max-step", self.max_step)?;
-        positive("eta", self.eta)?;
+        if !self.eta_auto {
+            positive("eta", self.eta)?;
+        }
         positive("gamma", self.gamma)?;
         if let Some(b) = self.friction {
             if !b.is_finite() {
@@ -217,6 +229,10 @@ pub struct Setup {
     pub lambda0: f64,
     pub h0_extremes: (f64, f64),
     pub hinf_extremes: (f64, f64),
+    /// Held-out points (--test-n, --test), if any.
+    pub test: Option<Data>,
+    /// The discrete step: --eta, or 1/lambda_max(H(0)) with --eta auto.
+    pub eta: f64,
     pub warnings: Vec<String>,
 }
 
@@ -269,6 +285,35 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
             "lambda0 = lambda_min(Hinf) = {lambda0:.3e} is not positive (repeated or parallel inputs?); bounds that divide by it are infinite"
         ));
     }
+    let test = match (&cfg.test, cfg.test_n) {
+        (Some(path), _) => {
+            let test = io::read_data(path)?;
+            if test.d() != model.d() {
+                return Err(InputError::Mismatch(format!(
+                    "--test {} has d = {} but the data have d = {}",
+                    path.display(),
+                    test.d(),
+                    model.d()
+                )));
+            }
+            Some(if cfg.normalize {
+                test.normalized()
+            } else {
+                test
+            })
+        }
+        (None, 0) => None,
+        (None, k) => Some(Data::synthetic(
+            k,
+            model.d(),
+            cfg.seed ^ 0x7E57_7E57_7E57_7E57,
+        )),
+    };
+    let eta = if cfg.eta_auto {
+        1.0 / h0_extremes.1
+    } else {
+        cfg.eta
+    };
     Ok(Setup {
         model,
         w0: net.w,
@@ -277,14 +322,24 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
         lambda0,
         h0_extremes,
         hinf_extremes,
+        test,
+        eta,
         warnings,
     })
 }
 
-/// Columns of error.csv (and the first five of weight.csv).
-pub const ERROR_COLUMNS: [&str; 5] = ["t", "loss", "pseudo_loss", "lyapunov", "loss_bound"];
+/// Columns of error.csv: SPEC.md's five, then the PL* ratio and the kernel's condition number.
+pub const ERROR_COLUMNS: [&str; 7] = [
+    "t",
+    "loss",
+    "pseudo_loss",
+    "lyapunov",
+    "loss_bound",
+    "pl_ratio",
+    "kernel_cond",
+];
 /// Columns of weight.csv.
-pub const WEIGHT_COLUMNS: [&str; 9] = [
+pub const WEIGHT_COLUMNS: [&str; 11] = [
     "t",
     "loss",
     "pseudo_loss",
@@ -294,8 +349,12 @@ pub const WEIGHT_COLUMNS: [&str; 9] = [
     "kernel_drift",
     "max_weight_drift",
     "pattern_change_frac",
+    "pl_ratio",
+    "kernel_cond",
 ];
-/// Columns of discrete.csv.
+/// The column weight.csv gains with held-out points (--test-n, --test).
+pub const TEST_GAP_COLUMN: &str = "test_gap";
+/// Columns of discrete.csv; GD adds `pl_envelope`, the PL* prediction (1 - eta mu)^k L(0).
 pub const DISCRETE_COLUMNS: [&str; 3] = ["k", "t", "loss"];
 
 /// The result of one space: its table and how the solver did.
@@ -310,11 +369,29 @@ pub struct SpaceRun {
     pub monotonicity: Monotonicity,
     /// Error space by ODE: largest |Delta_ode(t) - Delta_exact(t)| / |Delta_exact(t)| over the samples.
     pub exact_max_relative_error: Option<f64>,
+    /// Weight space: the PL* ball check of Liu, Zhu and Belkin.
+    pub pl_ball: Option<PlBall>,
 }
 
 impl SpaceRun {
     pub fn final_loss(&self) -> f64 {
         self.table.rows.last().map(|r| r[1]).unwrap_or(f64::NAN)
+    }
+    /// inf over the samples of the column pl_ratio.
+    pub fn inf_pl_ratio(&self) -> f64 {
+        self.table
+            .column("pl_ratio")
+            .unwrap_or_default()
+            .into_iter()
+            .fold(f64::INFINITY, f64::min)
+    }
+    /// sup over the samples of the column kernel_cond.
+    pub fn sup_kernel_cond(&self) -> f64 {
+        self.table
+            .column("kernel_cond")
+            .unwrap_or_default()
+            .into_iter()
+            .fold(0.0, f64::max)
     }
 }
 
@@ -348,8 +425,16 @@ impl Rows {
         }
     }
 
-    /// Push the common columns of a snapshot; returns false when the state is not finite.
-    fn push(&mut self, t: f64, s: &Snapshot, extra: &[f64]) -> bool {
+    /// Push a row: the common columns of a snapshot, the space's `extra` columns, pl_ratio,
+    /// kernel_cond (of the space's H) and `tail`; returns false when the state is not finite.
+    fn push(
+        &mut self,
+        t: f64,
+        s: &Snapshot,
+        extra: &[f64],
+        kernel_cond: f64,
+        tail: &[f64],
+    ) -> bool {
         let loss = s.loss();
         let (l0, lhat0) = *self.start.get_or_insert((loss, s.pseudo_loss));
         let v = self
@@ -358,6 +443,9 @@ impl Rows {
         let bound = self.lyapunov.loss_bound(t, l0, lhat0);
         let mut row = vec![t, loss, s.pseudo_loss, v, bound];
         row.extend_from_slice(extra);
+        row.push(pl_ratio(loss, s.pseudo_loss));
+        row.push(kernel_cond);
+        row.extend_from_slice(tail);
         self.table.rows.push(row);
         self.values.push(v);
         loss.is_finite() && s.delta_dot.iter().all(|x| x.is_finite())
@@ -374,35 +462,55 @@ impl Rows {
             wall_seconds: started.elapsed().as_secs_f64(),
             lyapunov: self.lyapunov,
             exact_max_relative_error: None,
+            pl_ball: None,
         }
     }
 }
 
-/// Weight space: integrate the network and record the drift of its kernel and weights.
+/// Weight space: integrate the network and record the drift of its kernel and weights, the
+/// PL* quantities and (with held-out points) the gap to the kernel predictor.
 pub fn run_weight(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
     let started = Instant::now();
     let model = &setup.model;
     let space = WeightSpace::new(model);
     let flow = Flow::new(&space, damping);
     let lyapunov = Lyapunov::for_damping(damping, setup.lambda0 / 2.0, cfg.alpha);
-    let mut rows = Rows::new(lyapunov, &WEIGHT_COLUMNS);
+    let mut columns: Vec<&str> = WEIGHT_COLUMNS.to_vec();
+    let probe = setup
+        .test
+        .as_ref()
+        .map(|test| TestProbe::new(cfg, setup, damping, test));
+    if probe.is_some() {
+        columns.push(TEST_GAP_COLUMN);
+    }
+    let mut rows = Rows::new(lyapunov, &columns);
     let pattern0 = model.pattern(&setup.w0.as_view());
     let y0 = flow.initial_state(setup.w0.as_slice());
     let dim = model.m() * model.d();
     let times = output_times(cfg.t_end, cfg.samples);
+    let (mut beta, mut max_distance) = (0.0f64, 0.0f64);
     let observe = |t: f64, y: &DVector<f64>| {
         let s = flow.snapshot(y.as_slice());
         let w = model.weights(&y.as_slice()[..dim]);
         let gram = s.gram.as_ref().expect("weight space carries H(t)");
-        let lambda_min = extreme_eigenvalues(gram).0;
+        let (lambda_min, lambda_max) = extreme_eigenvalues(gram);
+        beta = beta.max(lambda_max);
         let drift = (gram - &setup.h0).norm();
         let moved = (0..model.m())
             .map(|r| (w.row(r) - setup.w0.row(r)).norm())
             .fold(0.0, f64::max);
+        max_distance = max_distance.max((w - &setup.w0).norm());
         let pattern = model.pattern(&w);
         let changed = pattern.zip_fold(&pattern0, 0usize, |acc, a, b| acc + usize::from(a != b));
         let frac = changed as f64 / pattern.len() as f64;
-        rows.push(t, &s, &[lambda_min, drift, moved, frac])
+        let tail: Vec<f64> = probe.iter().map(|p| p.gap(t, &w)).collect();
+        rows.push(
+            t,
+            &s,
+            &[lambda_min, drift, moved, frac],
+            condition_number(lambda_min, lambda_max),
+            &tail,
+        )
     };
     let settings = cfg.solver_settings();
     let (stats, stop) = if cfg.solver == Solver::Dopri5 {
@@ -410,7 +518,47 @@ pub fn run_weight(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun 
     } else {
         integrate(flow, y0, &times, &settings, observe)
     };
-    rows.finish(cfg.solver, stats, stop, started)
+    let loss0 = rows.start.map(|(l, _)| l).unwrap_or(f64::NAN);
+    let mut out = rows.finish(cfg.solver, stats, stop, started);
+    out.pl_ball = Some(PlBall::new(
+        out.inf_pl_ratio(),
+        out.sup_kernel_cond(),
+        beta,
+        loss0,
+        max_distance,
+    ));
+    out
+}
+
+/// Held-out points: the network's predictions beside the kernel predictor f*_t of the
+/// linearized network, driven by the exact error-space trajectory with the run's kernel.
+struct TestProbe {
+    model: Model,
+    predictor: KernelPredictor,
+    linear: ExactSolution,
+}
+
+impl TestProbe {
+    fn new(cfg: &RunConfig, setup: &Setup, damping: Damping, test: &Data) -> TestProbe {
+        let model = Model::new(test.clone(), setup.model.a.clone());
+        let (h, cross) = match cfg.kernel {
+            KernelChoice::H0 => (&setup.h0, cross_kernel_h0(&setup.model, &setup.w0, test)),
+            KernelChoice::Hinf => (&setup.hinf, cross_kernel_hinf(test, &setup.model.data)),
+        };
+        let delta0 = setup.model.residual(&setup.w0.as_view());
+        let u0 = model.predict(&setup.w0.as_view());
+        TestProbe {
+            linear: ExactSolution::new(h, &delta0, damping),
+            predictor: KernelPredictor::new(&cross, h, delta0, u0),
+            model,
+        }
+    }
+
+    /// RMS over the test points of f(W(t); x) - f*_t(x).
+    fn gap(&self, t: f64, w: &nalgebra::DMatrixView<f64>) -> f64 {
+        let (delta_lin, _) = self.linear.at(t);
+        rms_gap(&self.model.predict(w), &self.predictor.predict(&delta_lin))
+    }
 }
 
 /// Error space with the fixed kernel: by ODE (checked against the exact solution) or exactly.
@@ -420,7 +568,9 @@ pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
         KernelChoice::H0 => setup.h0.clone(),
         KernelChoice::Hinf => setup.hinf.clone(),
     };
-    let mu = extreme_eigenvalues(&h).0.max(0.0);
+    let (h_min, h_max) = extreme_eigenvalues(&h);
+    let mu = h_min.max(0.0);
+    let cond = condition_number(h_min, h_max);
     let delta0 = setup.model.residual(&setup.w0.as_view());
     let exact = ExactSolution::new(&h, &delta0, damping);
     let space = ErrorSpace { h };
@@ -437,7 +587,7 @@ pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
         let mut stop = Stop::Completed;
         for &t in &times {
             let (d, v) = exact.at(t);
-            if !rows.push(t, &snapshot(d, v), &[]) {
+            if !rows.push(t, &snapshot(d, v), &[], cond, &[]) {
                 stop = Stop::Observer { t };
                 break;
             }
@@ -457,7 +607,7 @@ pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
             let (d_exact, _) = exact.at(t);
             let gap = (DVector::from_column_slice(&y.as_slice()[..n]) - &d_exact).norm();
             worst = worst.max(gap / d_exact.norm());
-            rows.push(t, &s, &[])
+            rows.push(t, &s, &[], cond, &[])
         },
     );
     let mut out = rows.finish(cfg.solver, stats, stop, started);
@@ -466,11 +616,11 @@ pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
 }
 
 /// The discrete twin of the optimizer: GD, heavy ball with beta = 1 - b sqrt(eta), or NAG.
-pub fn twin(cfg: &RunConfig, damping: Damping) -> Twin {
+pub fn twin(damping: Damping, eta: f64) -> Twin {
     match damping {
         Damping::None => Twin::Gd,
         Damping::Constant(b) => Twin::HeavyBall {
-            beta: 1.0 - b * cfg.eta.sqrt(),
+            beta: 1.0 - b * eta.sqrt(),
         },
         Damping::Vanishing(gamma) => Twin::Nesterov { gamma },
     }
@@ -489,8 +639,8 @@ pub fn run(cfg: &RunConfig) -> Result<Report, Error> {
         discrete::run(
             &setup.model,
             &setup.w0,
-            twin(cfg, damping),
-            cfg.eta,
+            twin(damping, setup.eta),
+            setup.eta,
             cfg.t_end,
         )
     });
@@ -623,6 +773,12 @@ struct SpaceSummary {
     kernel: Option<KernelChoice>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exact_max_relative_error: Option<f64>,
+    inf_pl_ratio: f64,
+    sup_kernel_cond: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pl_ball: Option<PlBall>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    final_test_gap: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -635,6 +791,10 @@ struct DiscreteSummary {
     final_loss: f64,
     wall_seconds: f64,
     diverged_at: Option<f64>,
+    eta_rule: &'static str,
+    max_distance: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pl_prediction: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -655,6 +815,8 @@ struct Summary<'a> {
     weight: Option<SpaceSummary>,
     error: Option<SpaceSummary>,
     discrete: Option<DiscreteSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_points: Option<usize>,
     warnings: &'a [String],
 }
 
@@ -684,6 +846,13 @@ fn space_summary(run: &SpaceRun, cfg: &RunConfig, kernel: Option<KernelChoice>) 
         },
         kernel,
         exact_max_relative_error: run.exact_max_relative_error,
+        inf_pl_ratio: run.inf_pl_ratio(),
+        sup_kernel_cond: run.sup_kernel_cond(),
+        pl_ball: run.pl_ball.clone(),
+        final_test_gap: run
+            .table
+            .column(TEST_GAP_COLUMN)
+            .and_then(|c| c.last().copied()),
     }
 }
 
@@ -747,28 +916,63 @@ impl Report {
                 final_loss: d.iterates.last().map(|i| i.loss).unwrap_or(f64::NAN),
                 wall_seconds: self.discrete_wall_seconds,
                 diverged_at: d.diverged_at,
+                eta_rule: if cfg.eta_auto { "1/lambda_max(H(0))" } else { "--eta" },
+                max_distance: d.max_distance,
+                pl_prediction: (d.twin == Twin::Gd).then(|| {
+                    let (mu, beta) = (s.h0_extremes.0, s.h0_extremes.1);
+                    let loss0 = d.iterates.first().map(|i| i.loss).unwrap_or(f64::NAN);
+                    let radius = 2.0 * (2.0 * beta * loss0).sqrt() / mu;
+                    serde_json::json!({
+                        "mu": mu,
+                        "beta": beta,
+                        "mu_beta_source": "lambda_min and lambda_max of H(0)",
+                        "rate_per_step": self.pl_rate(),
+                        "theorem_needs_eta_at_most_1_over_beta": d.eta <= 1.0 / beta * (1.0 + 1e-12),
+                        "radius": radius,
+                        "inside_ball": d.max_distance <= radius,
+                    })
+                }),
             }),
+            test_points: s.test.as_ref().map(|t| t.n()),
             warnings: &s.warnings,
         };
         serde_json::to_value(&summary).expect("summary is plain data")
     }
 
-    /// discrete.csv as a table.
+    /// discrete.csv as a table; GD gets the PL* envelope (1 - eta mu)^k L(0), mu = lambda_min(H(0)).
     pub fn discrete_table(&self) -> Option<Table> {
         let d = self.discrete.as_ref()?;
-        let mut t = Table::new(&DISCRETE_COLUMNS);
+        let gd = d.twin == Twin::Gd;
+        let mut columns = DISCRETE_COLUMNS.to_vec();
+        if gd {
+            columns.push("pl_envelope");
+        }
+        let mut t = Table::new(&columns);
+        let rate = self.pl_rate();
+        let loss0 = d.iterates.first().map(|i| i.loss).unwrap_or(f64::NAN);
         t.rows = d
             .iterates
             .iter()
-            .map(|i| vec![i.k as f64, i.t, i.loss])
+            .map(|i| {
+                let mut row = vec![i.k as f64, i.t, i.loss];
+                if gd {
+                    row.push(rate.powi(i.k as i32) * loss0);
+                }
+                row
+            })
             .collect();
         Some(t)
+    }
+
+    /// The PL* theorem's predicted per-step rate of GD, 1 - eta mu with mu = lambda_min(H(0)).
+    pub fn pl_rate(&self) -> f64 {
+        1.0 - self.setup.eta * self.setup.h0_extremes.0.max(0.0)
     }
 }
 
 /// Files a run may write; those not written by this run are removed so a directory never
 /// mixes two runs.
-pub const OUTPUT_FILES: [&str; 7] = [
+pub const OUTPUT_FILES: [&str; 8] = [
     "weight.csv",
     "error.csv",
     "discrete.csv",
@@ -776,6 +980,7 @@ pub const OUTPUT_FILES: [&str; 7] = [
     "loss.svg",
     "lyapunov.svg",
     "kernel.svg",
+    "test_gap.svg",
 ];
 
 /// Write the CSV files, summary.json and the figures into `dir`; returns the paths written.
