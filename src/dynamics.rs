@@ -72,6 +72,13 @@ pub trait Space {
     fn hold_pattern(&self, _x: &[f64]) -> u64 {
         0
     }
+    /// For a step from x0 to x1 taken with the pattern of x0: replace, in the held pattern,
+    /// each activation whose sign differs at x0 and x1 by the fraction of the step it was
+    /// active (the crossing placed by linear interpolation of w_r . x_i), so that a retaken
+    /// step integrates the time average of the switching field; returns how many changed.
+    fn blend_pattern(&self, _x0: &[f64], _x1: &[f64]) -> u64 {
+        0
+    }
     /// Go back to the plain right-hand side.
     fn release_pattern(&self) {}
 }
@@ -156,6 +163,27 @@ impl Space for WeightSpace<'_> {
                 flips
             }
         }
+    }
+    fn blend_pattern(&self, x0: &[f64], x1: &[f64]) -> u64 {
+        let dim = self.dim();
+        let mut held = self.held.borrow_mut();
+        let Some((current, scratch)) = held.as_mut() else {
+            return 0;
+        };
+        let z0 = self
+            .model
+            .preactivations_of(&self.model.weights(&x0[..dim]));
+        self.model
+            .preactivations_into(&self.model.weights(&x1[..dim]), scratch);
+        let mut changed = 0;
+        for ((s, &a), &b) in current.iter_mut().zip(z0.iter()).zip(scratch.iter()) {
+            if (a >= 0.0) != (b >= 0.0) {
+                let before = a / (a - b);
+                *s = if a >= 0.0 { before } else { 1.0 - before };
+                changed += 1;
+            }
+        }
+        changed
     }
     fn release_pattern(&self) {
         *self.held.borrow_mut() = None;

@@ -284,6 +284,8 @@ pub fn integrate_held<S: Space>(
     let span = times[times.len() - 1] - times[0];
     let mut h = (1e-3 * span).min(settings.max_step);
     let mut steps_in_interval = 0u32;
+    // The step being retaken with a blended pattern, if any.
+    let mut retake: Option<f64> = None;
     for &target in &times[1..] {
         while t < target {
             if steps_in_interval > settings.max_steps {
@@ -299,7 +301,7 @@ pub fn integrate_held<S: Space>(
                     },
                 );
             }
-            let mut step = h.min(settings.max_step);
+            let mut step = retake.unwrap_or_else(|| h.min(settings.max_step));
             let last = t + step >= target - 1e-12 * target.abs().max(1.0);
             if last {
                 step = target - t;
@@ -329,14 +331,27 @@ pub fn integrate_held<S: Space>(
                 err2 += (step * e / sc).powi(2);
             }
             let err = (err2 / dim as f64).sqrt();
+            if err <= 1.0 && retake.is_none() {
+                let crossed = space.blend_pattern(y.as_slice(), &y_new);
+                if crossed > 0 {
+                    // Retake the same step with each crossing activation weighted by the share
+                    // of the step it was on: second-order accurate through transversal
+                    // crossings, and Filippov's convex combination on a sliding surface.
+                    stats.sign_changes += crossed;
+                    retake = Some(step);
+                    flow.rhs(t, y.as_slice(), &mut k[0]);
+                    stats.evaluations += 1;
+                    continue;
+                }
+            }
+            let retaken = retake.take().is_some();
             if err <= 1.0 {
                 t = if last { target } else { t + step };
                 y.as_mut_slice().copy_from_slice(&y_new);
                 stats.accepted_steps += 1;
                 steps_in_interval += 1;
                 let flips = space.hold_pattern(y.as_slice());
-                stats.sign_changes += flips;
-                if flips > 0 {
+                if flips > 0 || retaken {
                     flow.rhs(t, y.as_slice(), &mut k[0]);
                     stats.evaluations += 1;
                 } else {
@@ -353,6 +368,12 @@ pub fn integrate_held<S: Space>(
                 }
             } else if err.is_finite() {
                 stats.rejected_steps += 1;
+                if retaken {
+                    // Back to the pattern of the step's start.
+                    space.hold_pattern(y.as_slice());
+                    flow.rhs(t, y.as_slice(), &mut k[0]);
+                    stats.evaluations += 1;
+                }
                 h = step * (0.9 * err.powf(-0.2)).max(0.2);
                 if h < 1e-14 * t.abs().max(1.0) {
                     space.release_pattern();

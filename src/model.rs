@@ -154,6 +154,18 @@ impl Model {
         zt.gemm(1.0, w, &self.xt, 0.0);
     }
 
+    /// Z^T = W X^T (m x n), pre-activations w_r . x_i, into a caller's buffer.
+    pub fn preactivations_into(&self, w: &DMatrixView<f64>, zt: &mut DMatrix<f64>) {
+        self.preactivations(w, zt);
+    }
+
+    /// Z^T = W X^T (m x n).
+    pub fn preactivations_of(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        let mut zt = DMatrix::zeros(self.m(), self.n());
+        self.preactivations(w, &mut zt);
+        zt
+    }
+
     /// u = f(W; X) = (1/sqrt m) relu(W X^T)^T a.
     pub fn predict(&self, w: &DMatrixView<f64>) -> DVector<f64> {
         let mut zt = DMatrix::zeros(self.m(), self.n());
