@@ -30,8 +30,34 @@ pub enum Command {
     /// gf, hbf and nag on the same data and initialization, with their twins, on one figure
     /// (DIR/compare.svg; each run's files in DIR/gf, DIR/hbf, DIR/nag; default DIR output/compare).
     Compare(RunArgs),
+    /// The same run over widths m and seeds: kernel drift, weight drift, activation changes,
+    /// the weight-error space gap (and test_gap) against m (DIR/sweep.csv, DIR/sweep.svg;
+    /// default DIR output/sweep).
+    Sweep(SweepArgs),
     /// Render the figures of a run again from its CSV files and summary.json.
     Plot(PlotArgs),
+}
+
+/// Options of `ntkdyn sweep`.
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// Widths m, comma-separated, e.g. 100,400,1600,6400
+    #[arg(long, value_delimiter = ',', required_unless_present = "merge")]
+    pub widths: Vec<usize>,
+    /// Number of seeds per width: --seed, --seed + 1, ...
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
+    /// Optimizers, comma-separated
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "gf")]
+    pub optimizers: Vec<Optimizer>,
+    /// Run only slice I of N (1 <= I <= N) and write DIR/sweep-shard-I-of-N.csv, for cluster array jobs
+    #[arg(long, value_name = "I/N", value_parser = crate::sweep::parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Join the shard CSVs in --out into sweep.csv and sweep.svg instead of running
+    #[arg(long)]
+    pub merge: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Options of `ntkdyn plot`.
@@ -224,6 +250,7 @@ pub fn main(cli: Cli) -> Result<(), Error> {
         Command::Hbf(a) => (Optimizer::Hbf, a),
         Command::Nag(a) => (Optimizer::Nag, a),
         Command::Compare(a) => return compare(a),
+        Command::Sweep(a) => return sweep(a),
         Command::Plot(p) => return plot(p),
     };
     let cfg = args.config(optimizer);
@@ -277,6 +304,49 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
         Some(e) => Err(e.into()),
         None => Ok(()),
     }
+}
+
+fn sweep(args: &SweepArgs) -> Result<(), Error> {
+    let mut base = args.run.config(Optimizer::Gf);
+    if args.run.out.is_none() {
+        base.out = PathBuf::from("output").join("sweep");
+    }
+    let dir = base.out.clone();
+    if args.merge {
+        let rows = crate::sweep::merge(&dir)?;
+        let written = crate::sweep::write(&rows, &dir, "sweep.csv", true)?;
+        if !args.run.quiet {
+            println!("merged {} rows; wrote {}", rows.len(), names(&written));
+        }
+        return Ok(());
+    }
+    let cfg = crate::sweep::SweepConfig {
+        base,
+        widths: args.widths.clone(),
+        seeds: args.seeds,
+        optimizers: args.optimizers.clone(),
+        shard: args.shard,
+        progress: !args.run.quiet,
+    };
+    let rows = crate::sweep::run_sweep(&cfg)?;
+    let written = crate::sweep::write(&rows, &dir, &cfg.csv_name(), cfg.shard.is_none())?;
+    if !args.run.quiet {
+        println!(
+            "{} runs; wrote {} in {}",
+            rows.len(),
+            names(&written),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn names(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn plot(args: &PlotArgs) -> Result<(), Error> {

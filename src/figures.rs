@@ -23,7 +23,7 @@ pub struct RunTables {
     pub subtitle: String,
 }
 
-fn series(
+pub(crate) fn series(
     table: &Table,
     y: &str,
     label: &str,
@@ -37,6 +37,7 @@ fn series(
         points: t.into_iter().zip(v).collect(),
         color,
         dash,
+        band: Vec::new(),
     }
 }
 
@@ -256,6 +257,7 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
                 points: t.into_iter().map(|t| (t, v0 * (-s * t).exp())).collect(),
                 color: plot::BOUND_COLOR,
                 dash,
+                band: Vec::new(),
             });
         }
     }

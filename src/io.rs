@@ -144,6 +144,38 @@ pub fn format_f64(v: f64) -> String {
     }
 }
 
+/// The text of a `--data` file for `data`: rows x_1..x_d,y, no header.
+pub fn data_csv(data: &Data) -> String {
+    let mut out = String::new();
+    for i in 0..data.n() {
+        let row: Vec<String> = data
+            .x
+            .row(i)
+            .iter()
+            .chain([data.y[i]].iter())
+            .map(|v| format_f64(*v))
+            .collect();
+        out += &row.join(",");
+        out.push('\n');
+    }
+    out
+}
+
+/// The text of an `--init` file for `net`: rows a_r,w_r1..w_rd, no header.
+pub fn init_csv(net: &Network) -> String {
+    let mut out = String::new();
+    for r in 0..net.m() {
+        let row: Vec<String> = [net.a[r]]
+            .iter()
+            .chain(net.w.row(r).iter())
+            .map(|v| format_f64(*v))
+            .collect();
+        out += &row.join(",");
+        out.push('\n');
+    }
+    out
+}
+
 /// A table with a header, written as CSV with f64s in shortest round-trip form.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {

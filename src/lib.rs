@@ -23,5 +23,6 @@ pub mod lyapunov;
 pub mod model;
 pub mod plot;
 pub mod run;
+pub mod sweep;
 
 pub use error::{Error, Result};

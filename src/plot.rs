@@ -28,6 +28,8 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     pub color: RGBColor,
     pub dash: Dash,
+    /// A shaded band (x, low, high) drawn under the line, e.g. the range over seeds.
+    pub band: Vec<(f64, f64, f64)>,
 }
 
 /// Where the legend goes, chosen to stay off the data.
@@ -105,17 +107,34 @@ fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
 
 /// Render panels side by side as SVG text (each panel keeps its own width and height).
 pub fn render_svg(panels: &[Figure]) -> Result<String, String> {
-    let width: u32 = panels.iter().map(|f| f.width).sum();
-    let height = panels.iter().map(|f| f.height).max().unwrap_or(0);
+    render_grid(panels, panels.len().max(1))
+}
+
+/// Render panels in rows of `columns`, each panel in a cell as large as the largest panel.
+pub fn render_grid(panels: &[Figure], columns: usize) -> Result<String, String> {
+    let columns = columns.max(1);
+    let cell_w = panels.iter().map(|f| f.width).max().unwrap_or(0);
+    let cell_h = panels.iter().map(|f| f.height).max().unwrap_or(0);
+    let rows = panels.len().div_ceil(columns) as u32;
+    let width = if panels.len() <= columns {
+        panels.iter().map(|f| f.width).sum()
+    } else {
+        cell_w * columns as u32
+    };
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (width, cell_h * rows)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut rest = root.clone();
-        for fig in panels {
-            let (area, right) = rest.split_horizontally(fig.width);
+        for (k, fig) in panels.iter().enumerate() {
+            let (row, col) = ((k / columns) as i32, (k % columns) as i32);
+            let x0 = if panels.len() <= columns {
+                panels[..k].iter().map(|f| f.width as i32).sum()
+            } else {
+                col * cell_w as i32
+            };
+            let y0 = row * cell_h as i32;
+            let area = root.clone().shrink((x0, y0), (fig.width, fig.height));
             draw(fig, &area)?;
-            rest = right;
         }
         root.present().map_err(|e| e.to_string())?;
     }
@@ -141,7 +160,12 @@ fn draw(fig: &Figure, root: &DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult {
     let pts = || {
         fig.series
             .iter()
-            .flat_map(|s| s.points.iter().copied())
+            .flat_map(|s| {
+                s.points
+                    .iter()
+                    .copied()
+                    .chain(s.band.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]))
+            })
             .filter(|&p| usable(fig, p))
     };
     // Time axes end where the data end; a log x axis gets the same padding as y.
@@ -205,10 +229,32 @@ where
         .axis_desc_style(("sans-serif", 17))
         .light_line_style(RGBColor(235, 235, 235))
         .bold_line_style(RGBColor(215, 215, 215))
+        .x_labels(7)
+        .y_labels(8)
         .y_label_formatter(&|v| tick(*v))
         .x_label_formatter(&|v| tick(*v))
         .draw()
         .map_err(txt)?;
+    for s in fig.series.iter().filter(|s| !s.band.is_empty()) {
+        let band: Vec<&(f64, f64, f64)> = s
+            .band
+            .iter()
+            .filter(|&&(x, lo, hi)| usable(fig, (x, lo)) && usable(fig, (x, hi)))
+            .collect();
+        let outline: Vec<(f64, f64)> = band
+            .iter()
+            .map(|&&(x, lo, _)| (x, lo))
+            .chain(band.iter().rev().map(|&&(x, _, hi)| (x, hi)))
+            .collect();
+        if outline.len() >= 3 {
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    s.color.mix(0.18).filled(),
+                )))
+                .map_err(txt)?;
+        }
+    }
     for s in &fig.series {
         let style = ShapeStyle::from(&s.color).stroke_width(2);
         // Split at unusable points (e.g. zero on a log axis) so a gap shows, not a jump.
