@@ -45,7 +45,7 @@ pub struct SweepArgs {
     #[arg(long, value_delimiter = ',', required_unless_present = "merge")]
     pub widths: Vec<usize>,
     /// Number of seeds per width: --seed, --seed + 1, ...
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub seeds: usize,
     /// Optimizers, comma-separated
     #[arg(long, value_enum, value_delimiter = ',', default_value = "gf")]
@@ -77,6 +77,98 @@ pub struct PlotArgs {
     /// Title of the loss figure
     #[arg(long)]
     pub title: Option<String>,
+    /// Options from a TOML file; options on the command line override it
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+}
+
+/// A command line that could not be turned into a [`Cli`].
+#[derive(Debug)]
+pub enum ParseFailure {
+    /// clap's own error (also --help and --version, which it prints itself).
+    Clap(clap::Error),
+    /// The --config file could not be read.
+    Config(Error),
+}
+
+/// Parse the command line, with the options of `--config FILE.toml` inserted before those
+/// given on the command line (which therefore win; a key given on both is taken from the
+/// command line only).
+pub fn parse_args<I, T>(args: I) -> Result<Cli, ParseFailure>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.into().to_string_lossy().into_owned())
+        .collect();
+    let config = args.iter().enumerate().find_map(|(k, a)| {
+        if a == "--config" {
+            args.get(k + 1).cloned()
+        } else {
+            a.strip_prefix("--config=").map(str::to_string)
+        }
+    });
+    let args = match config {
+        Some(path) if args.len() >= 2 => {
+            let mut injected =
+                config_flags(std::path::Path::new(&path)).map_err(ParseFailure::Config)?;
+            let given = |flag: &str| {
+                args.iter()
+                    .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+            };
+            injected.retain(|(flag, _)| !given(flag));
+            let mut out = args[..2].to_vec();
+            for (flag, value) in injected {
+                out.push(flag);
+                out.extend(value);
+            }
+            out.extend_from_slice(&args[2..]);
+            out
+        }
+        _ => args,
+    };
+    Cli::try_parse_from(args).map_err(ParseFailure::Clap)
+}
+
+/// The options of a TOML file as (--flag, value) pairs.
+fn config_flags(path: &std::path::Path) -> Result<Vec<(String, Option<String>)>, Error> {
+    let bad = |msg: String| -> Error {
+        crate::error::InputError::File {
+            path: path.to_path_buf(),
+            msg,
+        }
+        .into()
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+    let mut flags = Vec::new();
+    for (key, value) in table {
+        let flag = format!("--{}", key.replace('_', "-"));
+        let scalar = |v: &toml::Value| -> Result<String, Error> {
+            match v {
+                toml::Value::String(s) => Ok(s.clone()),
+                toml::Value::Integer(i) => Ok(i.to_string()),
+                toml::Value::Float(f) => Ok(f.to_string()),
+                other => Err(bad(format!(
+                    "{key} = {other}: expected a number or a string"
+                ))),
+            }
+        };
+        match &value {
+            toml::Value::Boolean(true) => flags.push((flag, None)),
+            toml::Value::Boolean(false) => {}
+            toml::Value::Array(items) => {
+                let parts: Result<Vec<String>, Error> = items.iter().map(scalar).collect();
+                flags.push((flag, Some(parts?.join(","))));
+            }
+            v => flags.push((flag, Some(scalar(v)?))),
+        }
+    }
+    Ok(flags)
 }
 
 /// The discrete step: a number, or `auto` (1/lambda_max(H(0))).
@@ -111,16 +203,16 @@ impl std::str::FromStr for Eta {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Number of training points n (synthetic data; --data sets n from the file)
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
     pub n: usize,
     /// Input dimension d (synthetic data; --data sets d from the file)
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     pub d: usize,
     /// Width m of the hidden layer (--init sets m from the file)
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, allow_negative_numbers = true)]
     pub m: usize,
     /// Seed of the synthetic data and of the initial weights
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Training data: CSV rows x_1..x_d,y (header optional)
     #[arg(long, value_name = "FILE.csv")]
@@ -141,7 +233,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 50.0, allow_negative_numbers = true)]
     pub t_end: f64,
     /// Number K of output times, evenly on [0, T] with both ends
-    #[arg(long, default_value_t = 201)]
+    #[arg(long, default_value_t = 201, allow_negative_numbers = true)]
     pub samples: usize,
     /// ODE solver; exact (eigen-modes) is for --space error
     #[arg(long, value_enum, default_value_t = Solver::Dopri5)]
@@ -176,7 +268,7 @@ pub struct RunArgs {
     pub eta: Eta,
     /// Draw K held-out points (same distribution and seed) and record the gap between the
     /// network and its kernel predictor on them (column test_gap)
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub test_n: usize,
     /// Held-out points from a file (rows x_1..x_d,y as --data), instead of --test-n
     #[arg(long, value_name = "FILE.csv")]
@@ -190,6 +282,10 @@ pub struct RunArgs {
     /// Print nothing but errors
     #[arg(long)]
     pub quiet: bool,
+    /// Options from a TOML file (keys are option names: t-end = 100, space = "weight",
+    /// widths = [100, 400]); options on the command line override it
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -243,6 +339,18 @@ impl RunArgs {
     }
 }
 
+/// Standard output that a closed pipe (`ntkdyn gf | head`) does not turn into a panic.
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+macro_rules! sayln {
+    ($($arg:tt)*) => {
+        say(&format!("{}\n", format!($($arg)*)))
+    };
+}
+
 /// Run a parsed command line; the error is the one line to print.
 pub fn main(cli: Cli) -> Result<(), Error> {
     let (optimizer, args) = match &cli.command {
@@ -260,12 +368,12 @@ pub fn main(cli: Cli) -> Result<(), Error> {
         for w in &report.setup.warnings {
             eprintln!("warning: {w}");
         }
-        print!("{}", human_summary(&report));
+        say(&human_summary(&report));
         let names: Vec<String> = written
             .iter()
             .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .collect();
-        println!("wrote {}: {}", cfg.out.display(), names.join(" "));
+        sayln!("wrote {}: {}", cfg.out.display(), names.join(" "));
     }
     match report.failure() {
         Some(e) => Err(e.into()),
@@ -284,7 +392,7 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
         run::write(report, &report.config.out)?;
         tables.push(RunTables::from_report(report));
         if !args.quiet {
-            print!("{}", human_summary(report));
+            say(&human_summary(report));
         }
     }
     let fig = figures::compare_figure(&tables, &Style::default());
@@ -294,7 +402,7 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
         for w in &reports[0].setup.warnings {
             eprintln!("warning: {w}");
         }
-        println!(
+        sayln!(
             "wrote {} and the runs in {}/{{gf,hbf,nag}}",
             path.display(),
             cfg.out.display()
@@ -316,7 +424,7 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
         let rows = crate::sweep::merge(&dir)?;
         let written = crate::sweep::write(&rows, &dir, "sweep.csv", true)?;
         if !args.run.quiet {
-            println!("merged {} rows; wrote {}", rows.len(), names(&written));
+            sayln!("merged {} rows; wrote {}", rows.len(), names(&written));
         }
         return Ok(());
     }
@@ -331,7 +439,7 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
     let rows = crate::sweep::run_sweep(&cfg)?;
     let written = crate::sweep::write(&rows, &dir, &cfg.csv_name(), cfg.shard.is_none())?;
     if !args.run.quiet {
-        println!(
+        sayln!(
             "{} runs; wrote {} in {}",
             rows.len(),
             names(&written),
@@ -359,7 +467,7 @@ fn plot(args: &PlotArgs) -> Result<(), Error> {
     };
     for (name, bytes) in figures::render(&tables, &style, &args.dir)? {
         io::write_atomic(&args.dir.join(&name), &bytes)?;
-        println!("wrote {}", args.dir.join(&name).display());
+        sayln!("wrote {}", args.dir.join(&name).display());
     }
     Ok(())
 }

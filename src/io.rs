@@ -8,68 +8,97 @@ use std::path::{Path, PathBuf};
 use crate::error::{InputError, OutputError};
 use crate::model::{Data, Network};
 
-/// Numeric rows of a CSV file, with the file line of each row. A first row that does not
-/// parse as numbers is taken as a header; every other row must have the same number of
-/// finite numbers.
+/// Numeric rows of a CSV file, with the file line of each row. A first row none of whose
+/// fields is a number is taken as a header; every other row must have the same number of
+/// finite numbers. Blank lines and lines starting with '#' are skipped.
 pub fn read_numeric_csv(path: &Path) -> Result<Vec<(u64, Vec<f64>)>, InputError> {
-    let text = fs::read_to_string(path).map_err(|e| InputError::File {
+    parse_numeric_csv(&read_text(path)?, path)
+}
+
+fn read_text(path: &Path) -> Result<String, InputError> {
+    let bytes = fs::read(path).map_err(|e| InputError::File {
         path: path.to_path_buf(),
         msg: e.to_string(),
     })?;
-    parse_numeric_csv(&text, path)
+    String::from_utf8(bytes).map_err(|e| InputError::File {
+        path: path.to_path_buf(),
+        msg: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+    })
 }
 
 /// [`read_numeric_csv`] on text already in memory; `path` only names it in errors.
 pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<Vec<(u64, Vec<f64>)>, InputError> {
+    parse_csv(text, path, false)
+}
+
+/// The fields of one CSV line: split at commas, trimmed, surrounding quotes removed.
+/// (Numeric files need no quoted commas; a quote that does not close is kept and refused.)
+fn fields(line: &str) -> Vec<&str> {
+    line.split(',')
+        .map(|f| {
+            let f = f.trim();
+            f.strip_prefix('"')
+                .and_then(|g| g.strip_suffix('"'))
+                .map(str::trim)
+                .unwrap_or(f)
+        })
+        .collect()
+}
+
+/// Lines are counted here, not by a CSV crate, so that the line in an error is the file's
+/// line whatever blank lines, comments or CRLF endings come before it.
+fn parse_csv(
+    text: &str,
+    path: &Path,
+    allow_non_finite: bool,
+) -> Result<Vec<(u64, Vec<f64>)>, InputError> {
     let csv_err = |line: u64, msg: String| InputError::Csv {
         path: path.to_path_buf(),
         line,
         msg,
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
     let mut rows: Vec<(u64, Vec<f64>)> = Vec::new();
     let mut width: Option<usize> = None;
-    for (index, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
-            csv_err(line, e.to_string())
-        })?;
-        let line = record
-            .position()
-            .map(|p| p.line())
-            .unwrap_or(index as u64 + 1);
-        if record.iter().all(|f| f.is_empty()) {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for (index, raw) in text.split('\n').enumerate() {
+        let line = index as u64 + 1;
+        let content = raw.strip_suffix('\r').unwrap_or(raw);
+        let trimmed = content.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let parsed: Result<Vec<f64>, (usize, String)> = record
-            .iter()
-            .enumerate()
-            .map(|(col, f)| f.parse::<f64>().map_err(|_| (col, f.to_string())))
-            .collect();
-        let values = match parsed {
-            Ok(v) => v,
-            Err(_) if rows.is_empty() && width.is_none() => {
-                // A header: remember its width so that the data rows are checked against it.
-                width = Some(record.len());
-                continue;
+        let cells = fields(content);
+        let parsed: Vec<Option<f64>> = cells.iter().map(|f| f.parse::<f64>().ok()).collect();
+        if rows.is_empty() && width.is_none() && parsed.iter().all(Option::is_none) {
+            // A header: its width is checked against the data rows.
+            width = Some(cells.len());
+            continue;
+        }
+        let mut values = Vec::with_capacity(cells.len());
+        for (col, (cell, value)) in cells.iter().zip(&parsed).enumerate() {
+            match value {
+                Some(v) if v.is_finite() || allow_non_finite => values.push(*v),
+                Some(_) => {
+                    return Err(csv_err(
+                        line,
+                        format!(
+                            "column {}: '{}' is not a finite number",
+                            col + 1,
+                            cell.escape_debug()
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(csv_err(
+                        line,
+                        format!(
+                            "column {}: '{}' is not a number",
+                            col + 1,
+                            cell.escape_debug()
+                        ),
+                    ))
+                }
             }
-            Err((col, f)) => {
-                return Err(csv_err(
-                    line,
-                    format!("column {}: '{}' is not a number", col + 1, f),
-                ))
-            }
-        };
-        if let Some((col, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(csv_err(
-                line,
-                format!("column {}: {} is not a finite number", col + 1, v),
-            ));
         }
         match width {
             Some(w) if w != values.len() => {
@@ -202,12 +231,10 @@ impl Table {
         out
     }
 
-    /// Read a table written by [`Table::to_csv`].
+    /// Read a table written by [`Table::to_csv`] (infinite values, such as a bound that says
+    /// nothing at t = 0, are kept).
     pub fn read(path: &Path) -> Result<Table, InputError> {
-        let text = fs::read_to_string(path).map_err(|e| InputError::File {
-            path: path.to_path_buf(),
-            msg: e.to_string(),
-        })?;
+        let text = read_text(path)?;
         let header: Vec<String> = text
             .lines()
             .next()
@@ -215,7 +242,7 @@ impl Table {
             .split(',')
             .map(|s| s.trim().to_string())
             .collect();
-        let rows = parse_numeric_csv(&text, path)?;
+        let rows = parse_csv(&text, path, true)?;
         Ok(Table {
             header,
             rows: rows.into_iter().map(|(_, r)| r).collect(),

@@ -157,7 +157,7 @@ impl RunConfig {
             ));
         }
         positive("step", self.step)?;
-        if self.step > self.t_end {
+        if self.solver == Solver::Rk4 && self.step > self.t_end {
             return Err(InputError::option(
                 "step",
                 format!("{} is larger than --t-end {}", self.step, self.t_end),
@@ -166,6 +166,39 @@ impl RunConfig {
         positive("max-step", self.max_step)?;
         if !self.eta_auto {
             positive("eta", self.eta)?;
+            let clock = if self.optimizer == Optimizer::Gf {
+                self.eta
+            } else {
+                self.eta.sqrt()
+            };
+            if self.discrete && self.t_end / clock > MAX_ITERATES {
+                return Err(InputError::option(
+                    "eta",
+                    format!(
+                        "{} needs {:.3e} iterates to reach --t-end {} (at most {MAX_ITERATES:e}); raise --eta or use --no-discrete",
+                        self.eta,
+                        self.t_end / clock,
+                        self.t_end
+                    ),
+                ));
+            }
+        }
+        if self.samples > MAX_SAMPLES {
+            return Err(InputError::option(
+                "samples",
+                format!("{} is more than {MAX_SAMPLES}", self.samples),
+            ));
+        }
+        let bytes = memory_estimate(self.n, self.d, self.m);
+        if self.data.is_none() && self.init.is_none() && bytes > MAX_BYTES {
+            return Err(InputError::Mismatch(format!(
+                "--n {} --d {} --m {} needs about {:.0} GB of memory (at most {:.0} GB)",
+                self.n,
+                self.d,
+                self.m,
+                bytes / 1e9,
+                MAX_BYTES / 1e9
+            )));
         }
         positive("gamma", self.gamma)?;
         if let Some(b) = self.friction {
@@ -217,6 +250,19 @@ impl RunConfig {
             max_step: self.max_step,
         }
     }
+}
+
+/// Most discrete iterates a run may ask for.
+pub const MAX_ITERATES: f64 = 2e7;
+/// Most output times.
+pub const MAX_SAMPLES: usize = 10_000_000;
+/// Most memory a run may need, in bytes (the machines are 24 GB).
+pub const MAX_BYTES: f64 = 16e9;
+
+/// Rough peak memory of a weight-space run: the m x n pre-activation, mask and pattern
+/// matrices (about 8 of them) and the integrator's 2 m d states (about 12).
+pub fn memory_estimate(n: usize, d: usize, m: usize) -> f64 {
+    8.0 * (8.0 * m as f64 * n as f64 + 24.0 * m as f64 * d as f64 + 4.0 * n as f64 * n as f64)
 }
 
 /// The problem a run works on: data, network, kernels and their spectra.
@@ -970,8 +1016,9 @@ impl Report {
     }
 }
 
-/// Files a run may write; those not written by this run are removed so a directory never
-/// mixes two runs.
+/// Files a run may write; those not written by this run are removed, so that a completed run
+/// leaves only its own files (a run killed while writing may leave each file whole but some
+/// from the run before).
 pub const OUTPUT_FILES: [&str; 8] = [
     "weight.csv",
     "error.csv",
