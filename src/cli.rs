@@ -335,6 +335,7 @@ impl RunArgs {
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("output").join(optimizer.name())),
+            progress: !self.quiet,
         }
     }
 }

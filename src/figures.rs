@@ -261,7 +261,8 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
             });
         }
     }
-    if opt == Optimizer::Gf {
+    if opt != Optimizer::Nag {
+        // GF and HBF fall from the upper left; their envelopes fill the upper right.
         lyap.legend = Legend::LowerLeft;
     }
     out.push(("lyapunov.svg".to_string(), vec![lyap]));

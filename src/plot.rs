@@ -6,6 +6,7 @@
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+pub use plotters::style::RGBColor;
 use std::path::Path;
 
 use crate::error::OutputError;

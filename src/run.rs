@@ -112,6 +112,9 @@ pub struct RunConfig {
     pub test: Option<PathBuf>,
     pub discrete: bool,
     pub out: PathBuf,
+    /// Show a progress bar on stderr once a space has run for 2 s (when stderr is a terminal).
+    #[serde(skip)]
+    pub progress: bool,
 }
 
 impl RunConfig {
@@ -535,7 +538,9 @@ pub fn run_weight(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun 
     let dim = model.m() * model.d();
     let times = output_times(cfg.t_end, cfg.samples);
     let (mut beta, mut max_distance) = (0.0f64, 0.0f64);
+    let bar = Progress::new(cfg, "weight space");
     let observe = |t: f64, y: &DVector<f64>| {
+        bar.at(t);
         let s = flow.snapshot(y.as_slice());
         let w = model.weights(&y.as_slice()[..dim]);
         let gram = s.gram.as_ref().expect("weight space carries H(t)");
@@ -564,6 +569,7 @@ pub fn run_weight(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun 
     } else {
         integrate(flow, y0, &times, &settings, observe)
     };
+    bar.done();
     let loss0 = rows.start.map(|(l, _)| l).unwrap_or(f64::NAN);
     let mut out = rows.finish(cfg.solver, stats, stop, started);
     out.pl_ball = Some(PlBall::new(
@@ -574,6 +580,47 @@ pub fn run_weight(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun 
         max_distance,
     ));
     out
+}
+
+/// A progress bar over flow time that appears only once a run has lasted 2 s.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    started: Instant,
+    wanted: bool,
+    t_end: f64,
+}
+
+impl Progress {
+    fn new(cfg: &RunConfig, what: &str) -> Progress {
+        let bar = indicatif::ProgressBar::hidden();
+        bar.set_length(1000);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{what} {{elapsed_precise}} [{{bar:30}}] t = {{msg}} (eta {{eta}})"
+            ))
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        Progress {
+            bar,
+            started: Instant::now(),
+            wanted: cfg.progress,
+            t_end: cfg.t_end,
+        }
+    }
+
+    fn at(&self, t: f64) {
+        if self.wanted && self.bar.is_hidden() && self.started.elapsed().as_secs_f64() > 2.0 {
+            self.bar
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        self.bar.set_position((1000.0 * t / self.t_end) as u64);
+        self.bar.set_message(format!("{t:.4} of {}", self.t_end));
+    }
+
+    fn done(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// Held-out points: the network's predictions beside the kernel predictor f*_t of the
@@ -723,6 +770,7 @@ pub fn compare(cfg: &RunConfig) -> Result<Vec<Report>, Error> {
         .map(|optimizer| RunConfig {
             optimizer,
             out: cfg.out.join(optimizer.name()),
+            progress: false,
             ..cfg.clone()
         })
         .collect();

@@ -144,6 +144,7 @@ pub fn run_one(
         seed,
         space: SpaceChoice::Both,
         discrete: false,
+        progress: false,
         ..base.clone()
     };
     let report = run::run(&cfg)?;
