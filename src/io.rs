@@ -120,17 +120,26 @@ fn parse_csv(
     Ok(rows)
 }
 
-/// `--data FILE.csv`: rows x_1..x_d, y.
-pub fn read_data(path: &Path) -> Result<Data, InputError> {
+/// The rows of an input file that needs at least two columns (`layout` names them).
+fn read_two_or_more(
+    path: &Path,
+    layout: &str,
+) -> Result<(Vec<(u64, Vec<f64>)>, usize), InputError> {
     let rows = read_numeric_csv(path)?;
     let cols = rows[0].1.len();
     if cols < 2 {
         return Err(InputError::Csv {
             path: path.to_path_buf(),
             line: rows[0].0,
-            msg: format!("{cols} column; --data needs x_1..x_d,y (at least 2 columns)"),
+            msg: format!("{cols} column; {layout} (at least 2 columns)"),
         });
     }
+    Ok((rows, cols))
+}
+
+/// `--data FILE.csv`: rows x_1..x_d, y.
+pub fn read_data(path: &Path) -> Result<Data, InputError> {
+    let (rows, cols) = read_two_or_more(path, "--data needs x_1..x_d,y")?;
     let d = cols - 1;
     let x = DMatrix::from_fn(rows.len(), d, |i, j| rows[i].1[j]);
     let y = DVector::from_fn(rows.len(), |i, _| rows[i].1[d]);
@@ -140,15 +149,7 @@ pub fn read_data(path: &Path) -> Result<Data, InputError> {
 /// `--init FILE.csv`: m rows a_r, w_r1..w_rd, with a_r = +1 or -1 (anything else is refused:
 /// the Gram matrix H of SPEC.md assumes a_r^2 = 1).
 pub fn read_init(path: &Path) -> Result<Network, InputError> {
-    let rows = read_numeric_csv(path)?;
-    let cols = rows[0].1.len();
-    if cols < 2 {
-        return Err(InputError::Csv {
-            path: path.to_path_buf(),
-            line: rows[0].0,
-            msg: format!("{cols} column; --init needs a_r,w_r1..w_rd (at least 2 columns)"),
-        });
-    }
+    let (rows, cols) = read_two_or_more(path, "--init needs a_r,w_r1..w_rd")?;
     if let Some((line, row)) = rows.iter().find(|(_, r)| r[0] != 1.0 && r[0] != -1.0) {
         return Err(InputError::Csv {
             path: path.to_path_buf(),
@@ -173,36 +174,29 @@ pub fn format_f64(v: f64) -> String {
     }
 }
 
-/// The text of a `--data` file for `data`: rows x_1..x_d,y, no header.
-pub fn data_csv(data: &Data) -> String {
+fn csv_rows(rows: impl Iterator<Item = Vec<f64>>) -> String {
     let mut out = String::new();
-    for i in 0..data.n() {
-        let row: Vec<String> = data
-            .x
-            .row(i)
-            .iter()
-            .chain([data.y[i]].iter())
-            .map(|v| format_f64(*v))
-            .collect();
-        out += &row.join(",");
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|v| format_f64(*v)).collect();
+        out += &cells.join(",");
         out.push('\n');
     }
     out
 }
 
+/// The text of a `--data` file for `data`: rows x_1..x_d,y, no header.
+pub fn data_csv(data: &Data) -> String {
+    csv_rows((0..data.n()).map(|i| data.x.row(i).iter().copied().chain([data.y[i]]).collect()))
+}
+
 /// The text of an `--init` file for `net`: rows a_r,w_r1..w_rd, no header.
 pub fn init_csv(net: &Network) -> String {
-    let mut out = String::new();
-    for r in 0..net.m() {
-        let row: Vec<String> = [net.a[r]]
-            .iter()
-            .chain(net.w.row(r).iter())
-            .map(|v| format_f64(*v))
-            .collect();
-        out += &row.join(",");
-        out.push('\n');
-    }
-    out
+    csv_rows((0..net.m()).map(|r| {
+        [net.a[r]]
+            .into_iter()
+            .chain(net.w.row(r).iter().copied())
+            .collect()
+    }))
 }
 
 /// A table with a header, written as CSV with f64s in shortest round-trip form.
@@ -221,14 +215,11 @@ impl Table {
     }
 
     pub fn to_csv(&self) -> String {
-        let mut out = self.header.join(",");
-        out.push('\n');
-        for row in &self.rows {
-            let cells: Vec<String> = row.iter().map(|v| format_f64(*v)).collect();
-            out.push_str(&cells.join(","));
-            out.push('\n');
-        }
-        out
+        format!(
+            "{}\n{}",
+            self.header.join(","),
+            csv_rows(self.rows.iter().cloned())
+        )
     }
 
     /// Read a table written by [`Table::to_csv`] (infinite values, such as a bound that says
