@@ -114,8 +114,13 @@ pub fn phi(nu: f64, z: f64) -> f64 {
         }
         sum
     } else {
-        let log_scale = puruspe::ln_gamma(nu + 1.0) + nu * (2.0 / z).ln();
-        log_scale.exp() * bessel_j(nu, z)
+        let scale = if nu < 100.0 {
+            // Gamma directly: puruspe's ln_gamma(1) is 5.2e-12, not 0, a jump at z = 4.
+            puruspe::gamma(nu + 1.0) * (2.0 / z).powf(nu)
+        } else {
+            (puruspe::ln_gamma(nu + 1.0) + nu * (2.0 / z).ln()).exp()
+        };
+        scale * bessel_j(nu, z)
     }
 }
 

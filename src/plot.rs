@@ -79,8 +79,14 @@ pub const NAG_COLOR: RGBColor = RGBColor(0, 158, 115);
 pub const BOUND_COLOR: RGBColor = RGBColor(120, 120, 120);
 pub const EXTRA_COLOR: RGBColor = RGBColor(204, 121, 167);
 
+/// Values a log axis can show: positive and within 1e-300..1e300 (plotters' log axis hangs
+/// when the ratio of its ends overflows an f64).
+fn log_usable(v: f64) -> bool {
+    (1e-300..=1e300).contains(&v)
+}
+
 fn usable(fig: &Figure, (x, y): (f64, f64)) -> bool {
-    x.is_finite() && y.is_finite() && (!fig.log_x || x > 0.0) && (!fig.log_y || y > 0.0)
+    x.is_finite() && y.is_finite() && (!fig.log_x || log_usable(x)) && (!fig.log_y || log_usable(y))
 }
 
 fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
@@ -93,6 +99,8 @@ fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
         return if log { (0.1, 10.0) } else { (0.0, 1.0) };
     }
     if log {
+        // At most 300 decades: beyond that the ratio of the ends overflows.
+        let lo = lo.max(hi * 1e-300);
         if hi / lo < 10.0 {
             let mid = (hi * lo).sqrt();
             return (mid / 4.0, mid * 4.0);

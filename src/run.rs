@@ -98,7 +98,8 @@ pub struct RunConfig {
     pub rtol: f64,
     pub atol: f64,
     pub step: f64,
-    pub max_step: f64,
+    /// Largest step of the weight-space dopri5; None: [`RunConfig::max_step`]'s rule.
+    pub max_step: Option<f64>,
     pub friction: Option<f64>,
     pub gamma: f64,
     pub alpha: f64,
@@ -166,7 +167,9 @@ impl RunConfig {
                 format!("{} is larger than --t-end {}", self.step, self.t_end),
             ));
         }
-        positive("max-step", self.max_step)?;
+        if let Some(h) = self.max_step {
+            positive("max-step", h)?;
+        }
         if !self.eta_auto {
             positive("eta", self.eta)?;
             let clock = if self.optimizer == Optimizer::Gf {
@@ -250,8 +253,17 @@ impl RunConfig {
             atol: self.atol,
             step: self.step,
             max_steps: 1_000_000,
-            max_step: self.max_step,
+            max_step: self.max_step(),
         }
+    }
+
+    /// The largest step of the weight-space dopri5: --max-step, or 0.1 sqrt(rtol/1e-6) within
+    /// [1e-3, 0.1]. The switching error of the held pattern with retake is about second order
+    /// in the step, so this keeps it near the requested tolerance (0.1 at the default rtol 1e-6,
+    /// 0.01 at 1e-8).
+    pub fn max_step(&self) -> f64 {
+        self.max_step
+            .unwrap_or_else(|| (0.1 * (self.rtol / 1e-6).sqrt()).clamp(1e-3, 0.1))
     }
 }
 
@@ -855,6 +867,8 @@ struct SpaceSummary {
     solver: &'static str,
     rtol: f64,
     atol: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_step: Option<f64>,
     evaluations: u64,
     accepted_steps: u64,
     rejected_steps: u64,
@@ -924,6 +938,7 @@ fn space_summary(run: &SpaceRun, cfg: &RunConfig, kernel: Option<KernelChoice>) 
         solver: run.solver.name(),
         rtol: cfg.rtol,
         atol: cfg.atol,
+        max_step: (kernel.is_none() && run.solver == Solver::Dopri5).then(|| cfg.max_step()),
         evaluations: run.stats.evaluations,
         accepted_steps: run.stats.accepted_steps,
         rejected_steps: run.stats.rejected_steps,
@@ -1093,14 +1108,22 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, OutputError> {
     }
     let json = serde_json::to_string_pretty(&report.summary_json()).expect("plain data");
     files.push(("summary.json".into(), json.into_bytes()));
-    let tables = RunTables::from_report(report);
-    files.extend(render(&tables, &Style::default(), dir)?);
+    // Data first: a figure that cannot be drawn must not cost the numbers.
     let mut written = Vec::new();
-    for (name, bytes) in &files {
+    let mut put = |name: &str, bytes: &[u8]| -> Result<(), OutputError> {
         let path = dir.join(name);
         io::write_atomic(&path, bytes)?;
         written.push(path);
+        Ok(())
+    };
+    for (name, bytes) in &files {
+        put(name, bytes)?;
     }
+    let figures = render(&RunTables::from_report(report), &Style::default(), dir)?;
+    for (name, bytes) in &figures {
+        put(name, bytes)?;
+    }
+    files.extend(figures);
     for stale in OUTPUT_FILES {
         if !files.iter().any(|(n, _)| n == stale) {
             let _ = std::fs::remove_file(dir.join(stale));

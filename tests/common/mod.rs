@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests: small configurations and temporary directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ntkdyn::run::{Optimizer, RunConfig, SpaceChoice};
+
+/// A fresh, empty directory under the system temp dir, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ntkdyn-test-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A small run: n points in d dimensions, width m, no discrete twin, error space only.
+pub fn small(optimizer: Optimizer, n: usize, d: usize, m: usize, seed: u64) -> RunConfig {
+    let mut cfg = RunConfig::defaults(optimizer);
+    cfg.n = n;
+    cfg.d = d;
+    cfg.m = m;
+    cfg.seed = seed;
+    cfg.space = SpaceChoice::Error;
+    cfg.discrete = false;
+    cfg
+}
+
+/// |a - b| / max(|b|, floor).
+pub fn rel(a: f64, b: f64, floor: f64) -> f64 {
+    (a - b).abs() / b.abs().max(floor)
+}
+
+/// Least-squares slope of log y against log x.
+pub fn loglog_slope(x: &[f64], y: &[f64]) -> f64 {
+    let lx: Vec<f64> = x.iter().map(|v| v.ln()).collect();
+    let ly: Vec<f64> = y.iter().map(|v| v.ln()).collect();
+    let k = lx.len() as f64;
+    let mx = lx.iter().sum::<f64>() / k;
+    let my = ly.iter().sum::<f64>() / k;
+    let sxy: f64 = lx.iter().zip(&ly).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = lx.iter().map(|a| (a - mx) * (a - mx)).sum();
+    sxy / sxx
+}

@@ -1,0 +1,287 @@
+//! Bessel functions, the NAG mode phi_nu and the exact eigen-mode solutions of error space.
+
+use nalgebra::{DMatrix, DVector};
+use ntkdyn::dynamics::Damping;
+use ntkdyn::exact::{bessel_j, mode, phi, ExactSolution};
+use ntkdyn::model::{Data, Model, Network};
+use std::f64::consts::PI;
+
+fn j_half(x: f64) -> f64 {
+    (2.0 / (PI * x)).sqrt() * x.sin()
+}
+fn j_three_halves(x: f64) -> f64 {
+    (2.0 / (PI * x)).sqrt() * (x.sin() / x - x.cos())
+}
+
+#[test]
+fn bessel_j_matches_published_values() {
+    let cases = [
+        (0.0, 1.0, 0.7651976865579666),
+        (1.0, 1.0, 0.4400505857449335),
+        (1.0, 10.0, 0.04347274616886144),
+        (2.0, 1.0, 0.1149034849319005),
+    ];
+    for (nu, x, want) in cases {
+        let got = bessel_j(nu, x);
+        assert!(
+            (got - want).abs() < 1e-14 * want.abs().max(1e-2),
+            "J_{nu}({x}) = {got:e}, want {want:e}"
+        );
+    }
+}
+
+/// Accuracy asked of J_nu for z > 1, relative to its amplitude sqrt(2/(pi z)): far below the
+/// 1e-8 that the error-space comparisons need. (Measured against mpmath: puruspe's Jnu_Ynu is
+/// good to ~1e-11 up to z ~ 1000 and ~2.5e-10 just below the Hankel switch at z = 5000.)
+const J_TOL: f64 = 1e-9;
+
+#[test]
+fn bessel_j_of_half_integer_order_matches_closed_forms() {
+    // Small, moderate and (Hankel branch, z > 5000) large arguments. The error is measured
+    // against the amplitude sqrt(2/(pi x)), since both functions have zeros.
+    for &x in &[
+        0.1, 0.5, 1.0, 2.5, 3.99, 4.0, 4.01, 7.3, 15.0, 42.0, 150.0, 999.0, 4999.0, 5001.0, 12345.6,
+    ] {
+        let amp = (2.0 / (PI * x)).sqrt();
+        let e1 = (bessel_j(0.5, x) - j_half(x)).abs() / amp;
+        let e3 = (bessel_j(1.5, x) - j_three_halves(x)).abs() / amp;
+        let tol = if x < 1.0 { 1e-14 } else { J_TOL };
+        assert!(e1 < tol, "J_1/2({x}): relative error {e1:e}");
+        assert!(e3 < tol, "J_3/2({x}): relative error {e3:e}");
+    }
+}
+
+#[test]
+fn bessel_j_is_continuous_across_the_hankel_switch() {
+    // Across a gap 2 delta, J moves by at most about 2 delta amp (|J'| <= amp for large z).
+    let delta = 1e-6;
+    let amp = (2.0 / (PI * 5000.0)).sqrt();
+    for nu in [0.0, 1.0, 2.5, 4.0] {
+        let below = bessel_j(nu, 5000.0 - delta);
+        let above = bessel_j(nu, 5000.0 + delta);
+        let jump = (below - above).abs() / amp;
+        assert!(
+            jump < 2.02 * delta + J_TOL,
+            "nu = {nu}: {below:e} vs {above:e} (jump {jump:e} amp)"
+        );
+    }
+}
+
+#[test]
+fn phi_is_one_at_zero_and_continuous_across_its_switch_at_four() {
+    for nu in [0.0, 0.5, 1.0, 1.5, 4.0, 7.5] {
+        assert_eq!(phi(nu, 0.0), 1.0, "phi_{nu}(0)");
+        // The series (z < 4) and Gamma(nu+1) (2/z)^nu J_nu(z) (z >= 4) meet: measured jumps are
+        // 5e-12..2e-11 relative, from puruspe::ln_gamma(nu+1) (ln_gamma(1) = 5.2e-12, not 0).
+        let (lo, hi) = (phi(nu, 4.0 - 1e-12), phi(nu, 4.0 + 1e-12));
+        assert!(
+            (lo - hi).abs() < 1e-10 * lo.abs(),
+            "phi_{nu} jumps at 4: {lo:e} vs {hi:e}"
+        );
+        let (lo, hi) = (phi(nu, 4.0 - 1e-3), phi(nu, 4.0 + 1e-3));
+        // Across a gap of 2e-3 phi moves by about 2e-3 |phi'|, with |phi'| <= 1.
+        assert!((lo - hi).abs() < 3e-3, "phi_{nu} near 4: {lo:e} vs {hi:e}");
+    }
+}
+
+#[test]
+fn phi_of_half_integer_order_matches_closed_forms() {
+    // phi_{1/2}(z) = sin z / z (gamma = 2), phi_{3/2}(z) = 3 (sin z - z cos z) / z^3 (gamma = 4).
+    for k in 1..400 {
+        let z = 0.05 * k as f64;
+        let p1 = z.sin() / z;
+        let p3 = 3.0 * (z.sin() - z * z.cos()) / z.powi(3);
+        // Exact to rounding in the series (z < 4); 1e-10 relative on the Bessel side.
+        let tol = if z < 3.9 {
+            1e-14
+        } else {
+            1e-10 * p1.abs().max(p3.abs()).max(1e-3)
+        };
+        assert!(
+            (phi(0.5, z) - p1).abs() < tol,
+            "phi_1/2({z}) = {} vs {p1}",
+            phi(0.5, z)
+        );
+        // The closed form of phi_3/2 cancels for small z (sin z - z cos z ~ z^3/3): from z = 1.
+        if z >= 1.0 {
+            assert!(
+                (phi(1.5, z) - p3).abs() < tol,
+                "phi_3/2({z}) = {} vs {p3}",
+                phi(1.5, z)
+            );
+        }
+    }
+    // phi_0 = J_0.
+    assert!((phi(0.0, 1.0) - 0.7651976865579666).abs() < 1e-15);
+}
+
+/// c(t) of x'' + c(t) x' + lambda x = 0 for a damping schedule.
+fn friction(damping: Damping, t: f64) -> f64 {
+    match damping {
+        Damping::None => 0.0,
+        Damping::Constant(b) => b,
+        Damping::Vanishing(g) => g / t,
+    }
+}
+
+/// Largest residual of x'' + c x' + lambda x (second order) or x' + lambda x (first order) over
+/// t in (0, t_end], with derivatives by central differences of the returned (x, x').
+fn mode_residual(lambda: f64, damping: Damping, t_end: f64) -> f64 {
+    let h = 1e-5;
+    let mut worst: f64 = 0.0;
+    for k in 1..=200 {
+        let t = t_end * k as f64 / 200.0;
+        let (x, v) = mode(lambda, damping, t);
+        let (xp, vp) = mode(lambda, damping, t + h);
+        let (xm, vm) = mode(lambda, damping, t - h);
+        let xdot = (xp - xm) / (2.0 * h);
+        // The returned velocity is the derivative of the returned position.
+        worst = worst.max((xdot - v).abs() / (lambda.max(1.0) * (x.abs() + v.abs()) + 1e-12));
+        let res = match damping {
+            Damping::None => v + lambda * x,
+            _ => (vp - vm) / (2.0 * h) + friction(damping, t) * v + lambda * x,
+        };
+        worst = worst.max(res.abs() / (lambda.max(1.0) * (x.abs() + v.abs()) + 1e-12));
+    }
+    worst
+}
+
+#[test]
+fn modes_start_at_one_at_rest() {
+    for damping in [
+        Damping::None,
+        Damping::Constant(0.3),
+        Damping::Constant(2.0),
+        Damping::Constant(9.0),
+        Damping::Vanishing(3.0),
+        Damping::Vanishing(9.0),
+    ] {
+        for lambda in [0.01, 1.0, 7.0] {
+            let (x, v) = mode(lambda, damping, 0.0);
+            assert!(
+                (x - 1.0).abs() < 1e-15,
+                "{damping:?} lambda {lambda}: x(0) = {x}"
+            );
+            let v0 = if damping == Damping::None {
+                -lambda
+            } else {
+                0.0
+            };
+            assert!(
+                (v - v0).abs() < 1e-15,
+                "{damping:?} lambda {lambda}: x'(0) = {v}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gradient_flow_mode_solves_its_ode() {
+    for lambda in [0.05, 1.0, 4.0] {
+        let r = mode_residual(lambda, Damping::None, 10.0);
+        assert!(r < 1e-7, "lambda {lambda}: residual {r:e}");
+        let (x, _) = mode(lambda, Damping::None, 2.0);
+        assert!((x - (-2.0 * lambda).exp()).abs() < 1e-15);
+    }
+}
+
+#[test]
+fn heavy_ball_mode_solves_its_ode_in_all_three_regimes() {
+    let lambda: f64 = 2.0;
+    let critical = 2.0 * lambda.sqrt();
+    for (b, name) in [
+        (0.1, "under-damped"),
+        (critical, "critically damped"),
+        (3.0 * critical, "over-damped"),
+        (30.0, "strongly over-damped"),
+    ] {
+        let r = mode_residual(lambda, Damping::Constant(b), 20.0);
+        assert!(r < 1e-7, "{name} b = {b}: residual {r:e}");
+    }
+    // Critical damping has the closed form (1 + b t/2) exp(-b t/2).
+    let t = 1.7;
+    let (x, v) = mode(lambda, Damping::Constant(critical), t);
+    let e = (-critical * t / 2.0).exp();
+    assert!((x - (1.0 + critical * t / 2.0) * e).abs() < 1e-14);
+    assert!((v + lambda * t * e).abs() < 1e-14);
+    // Nearly critical on either side agrees with critical (no cancellation at q -> 0).
+    for db in [1e-9, -1e-9] {
+        let (xn, vn) = mode(lambda, Damping::Constant(critical + db), t);
+        assert!(
+            (xn - x).abs() < 1e-8 && (vn - v).abs() < 1e-8,
+            "b = critical + {db}: {xn} vs {x}"
+        );
+    }
+    // Over-damped at large times: no overflow of cosh, decay at the slow rate.
+    let b = 30.0;
+    let (x, _) = mode(lambda, Damping::Constant(b), 400.0);
+    let slow = b / 2.0 - (b * b / 4.0 - lambda).sqrt();
+    let k = (b * b / 4.0 - lambda).sqrt();
+    let want = ((k + b / 2.0) / (2.0 * k)) * (-slow * 400.0).exp();
+    assert!(
+        x.is_finite() && (x - want).abs() < 1e-10 * want,
+        "{x:e} vs {want:e}"
+    );
+}
+
+#[test]
+fn nesterov_mode_solves_its_ode_for_several_gammas() {
+    for gamma in [3.0, 4.0, 9.0] {
+        for lambda in [0.05, 1.0, 6.0] {
+            // Up to z = sqrt(lambda) t of about 50: both sides of the switch at z = 4.
+            let r = mode_residual(lambda, Damping::Vanishing(gamma), 20.0);
+            assert!(r < 1e-6, "gamma {gamma}, lambda {lambda}: residual {r:e}");
+        }
+    }
+    // gamma = 2: x = sin(z)/z, z = sqrt(lambda) t.
+    let (x, _) = mode(4.0, Damping::Vanishing(2.0), 3.0);
+    assert!(
+        (x - 6f64.sin() / 6.0).abs() < 1e-10 * (6f64.sin() / 6.0).abs(),
+        "{x} vs {}",
+        6f64.sin() / 6.0
+    );
+}
+
+#[test]
+fn exact_solution_solves_the_matrix_ode_of_error_space() {
+    let data = Data::synthetic(10, 4, 3);
+    let net = Network::init(300, 4, 3);
+    let model = Model::new(data, net.a);
+    let h: DMatrix<f64> = model.gram(&net.w.as_view());
+    let delta0: DVector<f64> = model.residual(&net.w.as_view());
+    for damping in [
+        Damping::None,
+        Damping::Constant(0.4),
+        Damping::Vanishing(3.0),
+        Damping::Vanishing(9.0),
+    ] {
+        let exact = ExactSolution::new(&h, &delta0, damping);
+        let (d0, v0) = exact.at(0.0);
+        assert!((&d0 - &delta0).amax() < 1e-12, "{damping:?}: Delta(0)");
+        if damping.second_order() {
+            assert!(v0.amax() < 1e-12, "{damping:?}: Delta'(0) = {}", v0.amax());
+        }
+        let step = 1e-5;
+        for k in 1..=10 {
+            let t = 1.5 * k as f64;
+            let (d, v) = exact.at(t);
+            let (dp, vp) = exact.at(t + step);
+            let (dm, vm) = exact.at(t - step);
+            let hd = &h * &d;
+            let scale = hd.amax() + v.amax();
+            assert!(
+                ((&dp - &dm) / (2.0 * step) - &v).amax() < 1e-7 * scale,
+                "{damping:?} t {t}: Delta' != d Delta/dt"
+            );
+            let res = match damping {
+                Damping::None => &v + &hd,
+                _ => (&vp - &vm) / (2.0 * step) + &v * friction(damping, t) + &hd,
+            };
+            assert!(
+                res.amax() < 1e-7 * scale,
+                "{damping:?} t {t}: residual {:e}",
+                res.amax()
+            );
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Weight space: the real network under gf, hbf and nag, against error space with the fixed
+//! kernel H(0) (the lazy regime of wide networks) and against the theorems' bounds.
+
+mod common;
+
+use common::small;
+use ntkdyn::integrate::{Solver, Stop};
+use ntkdyn::run::{self, Optimizer, Report, RunConfig, SpaceChoice};
+
+fn both(optimizer: Optimizer, m: usize, seed: u64) -> RunConfig {
+    let mut cfg = small(optimizer, 10, 4, m, seed);
+    cfg.space = SpaceChoice::Both;
+    cfg.t_end = 10.0;
+    cfg.samples = 21;
+    cfg.rtol = 1e-8;
+    cfg.atol = 1e-12;
+    cfg
+}
+
+fn column(report: &Report, space: &str, name: &str) -> Vec<f64> {
+    let run = match space {
+        "weight" => report.weight.as_ref(),
+        _ => report.error.as_ref(),
+    }
+    .expect("space was run");
+    assert_eq!(run.stop, Stop::Completed, "{space} space did not complete");
+    run.table.column(name).expect("column")
+}
+
+/// max over samples of |L_weight(t) - L_error(t)| / L(0).
+fn lazy_gap(report: &Report) -> f64 {
+    let lw = column(report, "weight", "loss");
+    let le = column(report, "error", "loss");
+    assert_eq!(lw.len(), le.len());
+    assert_eq!(lw[0], le[0], "both spaces start from Delta(0)");
+    // The loss fell a lot, so agreement is not trivial.
+    assert!(
+        le[le.len() - 1] < 0.3 * le[0],
+        "loss {} -> {}",
+        le[0],
+        le[le.len() - 1]
+    );
+    lw.iter()
+        .zip(&le)
+        .map(|(a, b)| (a - b).abs() / le[0])
+        .fold(0.0, f64::max)
+}
+
+fn check_lazy(optimizer: Optimizer) {
+    let seeds = [0u64, 1];
+    let (mut narrow, mut wide) = (0.0, 0.0);
+    for &seed in &seeds {
+        let g500 = lazy_gap(&run::run(&both(optimizer, 500, seed)).expect("run"));
+        let g4000 = lazy_gap(&run::run(&both(optimizer, 4000, seed)).expect("run"));
+        eprintln!(
+            "{optimizer:?} seed {seed}: gap m=500 {g500:.3e}, m=4000 {g4000:.3e}, ratio {:.2}",
+            g500 / g4000
+        );
+        assert!(
+            g4000 < g500,
+            "{optimizer:?} seed {seed}: gap did not shrink with m: {g500:e} -> {g4000:e}"
+        );
+        narrow += g500;
+        wide += g4000;
+    }
+    // O(1/sqrt m) predicts a ratio sqrt(8) = 2.8 between m = 500 and m = 4000.
+    let ratio = narrow / wide;
+    assert!(
+        ratio > 1.8,
+        "{optimizer:?}: mean gap ratio {ratio:.2} for m x8"
+    );
+    let mean_wide = wide / seeds.len() as f64;
+    assert!(
+        mean_wide < 0.03,
+        "{optimizer:?}: mean gap {mean_wide:.3e} L(0) at m = 4000 is not lazy"
+    );
+}
+
+#[test]
+fn weight_space_gf_tracks_error_space_with_h0_and_gap_shrinks_with_width() {
+    check_lazy(Optimizer::Gf);
+}
+
+#[test]
+fn weight_space_hbf_tracks_error_space_with_h0_and_gap_shrinks_with_width() {
+    check_lazy(Optimizer::Hbf);
+}
+
+#[test]
+fn weight_space_nag_tracks_error_space_with_h0_and_gap_shrinks_with_width() {
+    check_lazy(Optimizer::Nag);
+}
+
+#[test]
+fn kernel_and_weight_drift_shrink_with_width() {
+    let mut drift = Vec::new();
+    let mut moved = Vec::new();
+    for m in [500usize, 4000] {
+        let report = run::run(&both(Optimizer::Gf, m, 0)).expect("run");
+        let kd = column(&report, "weight", "kernel_drift");
+        let wd = column(&report, "weight", "max_weight_drift");
+        let pc = column(&report, "weight", "pattern_change_frac");
+        assert_eq!(
+            (kd[0], wd[0], pc[0]),
+            (0.0, 0.0, 0.0),
+            "drift columns start at 0"
+        );
+        assert!(pc.iter().all(|&p| (0.0..=1.0).contains(&p)));
+        drift.push(kd.iter().copied().fold(0.0, f64::max));
+        moved.push(wd.iter().copied().fold(0.0, f64::max));
+    }
+    eprintln!("kernel drift {drift:?}, weight drift {moved:?}");
+    // Du et al.: |w_r(t) - w_r(0)| = O(1/sqrt m): x8 in m is /2.8; kernel drift shrinks too.
+    assert!(moved[0] / moved[1] > 2.0, "weight drift {moved:?}");
+    assert!(drift[0] / drift[1] > 1.5, "kernel drift {drift:?}");
+}
+
+#[test]
+fn weight_space_columns_match_recomputation_from_the_model() {
+    // First row: lambda_min(H(0)) and the pseudo-loss with H(0).
+    let cfg = both(Optimizer::Gf, 300, 3);
+    let report = run::run(&cfg).expect("run");
+    let s = &report.setup;
+    let row = &report.weight.as_ref().unwrap().table.rows[0];
+    let delta = s.model.residual(&s.w0.as_view());
+    assert!(common::rel(row[1], 0.5 * delta.norm_squared(), 1e-300) < 1e-13);
+    assert!(common::rel(row[2], 0.5 * delta.dot(&(&s.h0 * &delta)), 1e-300) < 1e-13);
+    assert!(common::rel(row[5], s.h0_extremes.0, 1e-300) < 1e-12);
+    // Gradient flow: E(t) = exp(lambda0 t) L(t) in weight space (mu = lambda0/2).
+    for row in &report.weight.as_ref().unwrap().table.rows {
+        assert!(common::rel(row[3], (s.lambda0 * row[0]).exp() * row[1], 1e-300) < 1e-12);
+    }
+}
+
+#[test]
+fn weight_space_gf_loss_obeys_du_bound_while_lambda_min_stays_above_half_lambda0() {
+    // dL/dt = -Delta^T H(t) Delta <= -2 lambda_min(H(t)) L <= -lambda0 L.
+    let mut cfg = both(Optimizer::Gf, 4000, 0);
+    cfg.space = SpaceChoice::Weight;
+    let report = run::run(&cfg).expect("run");
+    let lambda0 = report.setup.lambda0;
+    let lmin = column(&report, "weight", "lambda_min");
+    assert!(
+        lmin.iter().all(|&l| l >= lambda0 / 2.0),
+        "lambda_min(H(t)) fell below lambda0/2: {lmin:?}"
+    );
+    let loss = column(&report, "weight", "loss");
+    let bound = column(&report, "weight", "loss_bound");
+    for k in 0..loss.len() {
+        assert!(
+            loss[k] <= bound[k] * (1.0 + 1e-8),
+            "sample {k}: {} > {}",
+            loss[k],
+            bound[k]
+        );
+    }
+    let w = report.weight.as_ref().unwrap();
+    assert!(w.monotonicity.nonincreasing, "{:?}", w.monotonicity);
+    assert!(loss[loss.len() - 1] < 0.5 * loss[0]);
+}
+
+/// Losses of a weight-space run.
+fn weight_losses(cfg: &RunConfig) -> Vec<f64> {
+    let report = run::run(cfg).expect("run");
+    column(&report, "weight", "loss")
+}
+
+fn worst_rel(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| common::rel(*x, *y, 1e-300))
+        .fold(0.0, f64::max)
+}
+
+/// HBF in weight space at m = 200, where activations switch along the run (~170 sign changes
+/// by t = 4) but the velocity is continuous, so a tight Dop853 run on the plain right-hand side
+/// is a trustworthy reference (about 9e4 evaluations).
+fn hbf_switching() -> (RunConfig, Vec<f64>) {
+    let mut cfg = both(Optimizer::Hbf, 200, 4);
+    cfg.space = SpaceChoice::Weight;
+    cfg.t_end = 4.0;
+    cfg.samples = 9;
+    let mut tight = cfg.clone();
+    tight.solver = Solver::Dop853;
+    tight.rtol = 1e-12;
+    tight.atol = 1e-14;
+    (cfg, weight_losses(&tight))
+}
+
+#[test]
+fn weight_space_held_pattern_dopri5_converges_to_reference_as_max_step_shrinks() {
+    let (mut cfg, reference) = hbf_switching();
+    cfg.max_step = Some(0.01);
+    let coarse = worst_rel(&weight_losses(&cfg), &reference);
+    cfg.max_step = Some(0.001);
+    let fine = worst_rel(&weight_losses(&cfg), &reference);
+    eprintln!("held-pattern dopri5 vs dop853: max_step 0.01 {coarse:e}, 0.001 {fine:e}");
+    // First order in max_step (a switch lags by at most one step): x10 smaller step, ~x10 smaller error.
+    assert!(fine < 1e-4, "{fine:e}");
+    assert!(
+        coarse / fine > 5.0,
+        "error ratio {} for max_step / 10",
+        coarse / fine
+    );
+}
+
+#[test]
+fn weight_space_default_solver_meets_requested_tolerance_across_activation_switches() {
+    // rtol 1e-8 requested with the default --max-step (0.01 at rtol 1e-8); a 1000x margin is allowed.
+    let (cfg, reference) = hbf_switching();
+    assert_eq!(cfg.max_step, None);
+    assert!((cfg.max_step() - 0.01).abs() < 1e-12);
+    let err = worst_rel(&weight_losses(&cfg), &reference);
+    eprintln!("held-pattern dopri5 (default max_step, rtol 1e-8) vs dop853 rtol 1e-12: {err:e}");
+    assert!(
+        err < 1000.0 * cfg.rtol,
+        "weight-space loss off by {err:e} (relative) with rtol {:e}",
+        cfg.rtol
+    );
+}
