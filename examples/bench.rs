@@ -6,7 +6,7 @@
 //! ```
 //! `runs` times gf, hbf and nag in weight space at n = 100, d = 20, m = 400, T = 100 (the
 //! scipy reference setting), then at m = 1000, 10000, 100000 (T = --t-scaling, default 10).
-//! `--scipy` also times bench/scipy_reference.py (solve_ivp RK45, rtol 1e-6, atol 1e-9, numpy
+//! `--scipy` (with `--scipy-timeout S`, default 1800) also times bench/scipy_reference.py (solve_ivp RK45, rtol 1e-6, atol 1e-9, numpy
 //! right-hand side) on the same data and initialization in the same run and prints the
 //! ratio; `--reference` adds a tight run (plain right-hand side, fixed-step RK4, h = 0.002)
 //! to measure both final losses against.
@@ -106,8 +106,10 @@ fn ntkdyn_run(cfg: &RunConfig) -> Timed {
     }
 }
 
-fn scipy_run(cfg: &RunConfig, dir: &PathBuf, b: f64) -> Option<(f64, u64, f64)> {
-    let out = Command::new("python3")
+fn scipy_run(cfg: &RunConfig, dir: &PathBuf, b: f64, limit: f64) -> Option<(f64, u64, f64)> {
+    let out = Command::new("timeout")
+        .arg(format!("{limit}"))
+        .arg("python3")
         .arg("bench/scipy_reference.py")
         .arg(dir.join("data.csv"))
         .arg(dir.join("init.csv"))
@@ -128,6 +130,12 @@ fn scipy_run(cfg: &RunConfig, dir: &PathBuf, b: f64) -> Option<(f64, u64, f64)> 
 fn runs(args: &[String]) {
     let scipy = args.iter().any(|a| a == "--scipy");
     let reference = args.iter().any(|a| a == "--reference");
+    let limit: f64 = args
+        .iter()
+        .position(|a| a == "--scipy-timeout")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1800.0);
     let t_scaling: f64 = args
         .iter()
         .position(|a| a == "--t-scaling")
@@ -152,10 +160,11 @@ fn runs(args: &[String]) {
         let lambda0 = run::setup(&cfg).expect("valid").lambda0;
         let b = (2.0 * lambda0).sqrt();
         let theirs = if scipy {
-            scipy_run(&cfg, &dir, b)
+            scipy_run(&cfg, &dir, b, limit)
         } else {
             None
         };
+        let timed_out = scipy && theirs.is_none();
         let tight = reference.then(|| {
             ntkdyn_run(&RunConfig {
                 solver: Solver::Rk4,
@@ -173,7 +182,11 @@ fn runs(args: &[String]) {
             ours.rejected,
             ours.sign_changes,
             ours.final_loss,
-            cell(theirs.map(|t| format!("{:.2}", t.0))),
+            if timed_out {
+                format!("> {limit} (stopped)")
+            } else {
+                cell(theirs.map(|t| format!("{:.2}", t.0)))
+            },
             cell(theirs.map(|t| t.1.to_string())),
             cell(theirs.map(|t| format!("{:.6e}", t.2))),
             cell(theirs.map(|t| format!("{:.0}x", t.0 / ours.wall))),

@@ -669,11 +669,10 @@ impl TestProbe {
 /// Error space with the fixed kernel: by ODE (checked against the exact solution) or exactly.
 pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
     let started = Instant::now();
-    let h = match cfg.kernel {
-        KernelChoice::H0 => setup.h0.clone(),
-        KernelChoice::Hinf => setup.hinf.clone(),
+    let (h, (h_min, h_max)) = match cfg.kernel {
+        KernelChoice::H0 => (setup.h0.clone(), setup.h0_extremes),
+        KernelChoice::Hinf => (setup.hinf.clone(), setup.hinf_extremes),
     };
-    let (h_min, h_max) = extreme_eigenvalues(&h);
     let mu = h_min.max(0.0);
     let cond = condition_number(h_min, h_max);
     let delta0 = setup.model.residual(&setup.w0.as_view());
