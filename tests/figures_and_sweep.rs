@@ -1,0 +1,150 @@
+//! `ntkdyn sweep` (CSV shape, shards merge to the whole sweep) and `ntkdyn plot` (the SVGs
+//! of a run rendered again from its CSV files are byte for byte those the run wrote).
+
+mod common;
+
+use common::TempDir;
+use ntkdyn::figures::{render, RunTables, Style};
+use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
+use ntkdyn::sweep::{self, SweepConfig, SWEEP_COLUMNS};
+
+fn base() -> RunConfig {
+    RunConfig {
+        n: 8,
+        d: 3,
+        t_end: 2.0,
+        samples: 9,
+        test_n: 4,
+        ..RunConfig::defaults(Optimizer::Gf)
+    }
+}
+
+fn sweep_config(shard: Option<(usize, usize)>) -> SweepConfig {
+    SweepConfig {
+        base: base(),
+        widths: vec![40, 160],
+        seeds: 2,
+        optimizers: vec![Optimizer::Gf, Optimizer::Nag],
+        shard,
+        progress: false,
+    }
+}
+
+#[test]
+fn sweep_csv_has_one_row_per_width_seed_and_optimizer() {
+    let rows = sweep::run_sweep(&sweep_config(None)).expect("sweep runs");
+    assert_eq!(rows.len(), 2 * 2 * 2);
+    let text = sweep::to_csv(&rows);
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), SWEEP_COLUMNS.join(","));
+    let body: Vec<&str> = lines.collect();
+    assert_eq!(body.len(), 8);
+    for line in &body {
+        assert_eq!(line.split(',').count(), SWEEP_COLUMNS.len(), "{line}");
+    }
+    let keys: Vec<(usize, u64, &str)> = rows
+        .iter()
+        .map(|r| (r.m, r.seed, r.optimizer.name()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (40, 0, "gf"),
+            (40, 0, "nag"),
+            (40, 1, "gf"),
+            (40, 1, "nag"),
+            (160, 0, "gf"),
+            (160, 0, "nag"),
+            (160, 1, "gf"),
+            (160, 1, "nag")
+        ]
+    );
+    for r in &rows {
+        assert!(
+            r.max_kernel_drift > 0.0 && r.max_weight_drift > 0.0 && r.final_test_gap.is_finite()
+        );
+    }
+}
+
+#[test]
+fn shards_merge_into_the_table_of_the_whole_sweep() {
+    let dir = TempDir::new("shards");
+    let whole = sweep::run_sweep(&sweep_config(None)).expect("whole sweep");
+    for i in 1..=3 {
+        let cfg = sweep_config(Some((i, 3)));
+        let rows = sweep::run_sweep(&cfg).expect("shard");
+        sweep::write(&rows, dir.path(), &cfg.csv_name(), false).expect("write shard");
+    }
+    let merged = sweep::merge(dir.path()).expect("merge");
+    assert_eq!(sweep::to_csv(&merged), sweep::to_csv(&whole));
+    // And through the files: the merged sweep.csv is the whole sweep's text.
+    sweep::write(&merged, dir.path(), "sweep.csv", true).expect("write merged");
+    let text = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
+    assert_eq!(text, sweep::to_csv(&whole));
+    assert!(std::fs::read_to_string(dir.join("sweep.svg"))
+        .unwrap()
+        .trim_end()
+        .ends_with("</svg>"));
+}
+
+#[test]
+fn plot_renders_from_the_csv_files_the_same_svgs_the_run_wrote() {
+    for opt in [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag] {
+        let dir = TempDir::new("replot");
+        let cfg = RunConfig {
+            m: 60,
+            space: SpaceChoice::Both,
+            out: dir.path().to_path_buf(),
+            ..RunConfig {
+                optimizer: opt,
+                ..base()
+            }
+        };
+        let report = run::run(&cfg).expect("run");
+        run::write(&report, dir.path()).expect("write");
+        let tables = RunTables::read(dir.path()).expect("read back");
+        let figures = render(&tables, &Style::default(), dir.path()).expect("render");
+        assert!(figures.len() >= 4, "{opt:?}: {} figures", figures.len());
+        for (name, bytes) in figures {
+            let written = std::fs::read(dir.join(&name)).unwrap();
+            assert!(
+                written == bytes,
+                "{opt:?}: {name} differs when drawn from the CSV files"
+            );
+        }
+    }
+}
+
+#[test]
+fn restyled_plot_changes_the_size_and_title() {
+    let dir = TempDir::new("restyle");
+    let cfg = RunConfig {
+        m: 60,
+        out: dir.path().to_path_buf(),
+        ..base()
+    };
+    run::write(&run::run(&cfg).unwrap(), dir.path()).unwrap();
+    let tables = RunTables::read(dir.path()).unwrap();
+    let style = Style {
+        width: Some(333),
+        height: Some(222),
+        log_x: true,
+        title: Some("My title".into()),
+    };
+    let figures = render(&tables, &style, dir.path()).unwrap();
+    let loss = String::from_utf8(
+        figures
+            .iter()
+            .find(|(n, _)| n == "loss.svg")
+            .unwrap()
+            .1
+            .clone(),
+    )
+    .unwrap();
+    assert!(
+        loss.contains("width=\"333\"") && loss.contains("height=\"222\""),
+        "{}",
+        &loss[..200]
+    );
+    assert!(loss.contains("My title"));
+}
