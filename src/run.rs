@@ -871,6 +871,8 @@ struct SpaceSummary {
     evaluations: u64,
     accepted_steps: u64,
     rejected_steps: u64,
+    /// Activation signs that changed within accepted steps (held-pattern dopri5).
+    sign_changes: u64,
     wall_seconds: f64,
     final_loss: f64,
     completed: bool,
@@ -941,6 +943,7 @@ fn space_summary(run: &SpaceRun, cfg: &RunConfig, kernel: Option<KernelChoice>) 
         evaluations: run.stats.evaluations,
         accepted_steps: run.stats.accepted_steps,
         rejected_steps: run.stats.rejected_steps,
+        sign_changes: run.stats.sign_changes,
         wall_seconds: run.wall_seconds,
         final_loss: run.final_loss(),
         completed: stopped.is_none(),
