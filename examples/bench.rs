@@ -16,7 +16,7 @@ use ntkdyn::integrate::Solver;
 use ntkdyn::io;
 use ntkdyn::model::{Data, Model, Network, Workspace};
 use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -72,7 +72,7 @@ fn rhs_table() {
     }
 }
 
-fn config(opt: Optimizer, m: usize, t_end: f64, dir: &PathBuf) -> RunConfig {
+fn config(opt: Optimizer, m: usize, t_end: f64, dir: &Path) -> RunConfig {
     RunConfig {
         n: 100,
         d: 20,
@@ -106,7 +106,7 @@ fn ntkdyn_run(cfg: &RunConfig) -> Timed {
     }
 }
 
-fn scipy_run(cfg: &RunConfig, dir: &PathBuf, b: f64, limit: f64) -> Option<(f64, u64, f64)> {
+fn scipy_run(cfg: &RunConfig, dir: &Path, b: f64, limit: f64) -> Option<(f64, u64, f64)> {
     let out = Command::new("timeout")
         .arg(format!("{limit}"))
         .arg("python3")

@@ -8,10 +8,13 @@ use std::path::{Path, PathBuf};
 use crate::error::{InputError, OutputError};
 use crate::model::{Data, Network};
 
+/// Numeric rows of a file, each with its 1-based line in the file.
+pub type NumericRows = Vec<(u64, Vec<f64>)>;
+
 /// Numeric rows of a CSV file, with the file line of each row. A first row none of whose
 /// fields is a number is taken as a header; every other row must have the same number of
 /// finite numbers. Blank lines and lines starting with '#' are skipped.
-pub fn read_numeric_csv(path: &Path) -> Result<Vec<(u64, Vec<f64>)>, InputError> {
+pub fn read_numeric_csv(path: &Path) -> Result<NumericRows, InputError> {
     parse_numeric_csv(&read_text(path)?, path)
 }
 
@@ -27,7 +30,7 @@ fn read_text(path: &Path) -> Result<String, InputError> {
 }
 
 /// [`read_numeric_csv`] on text already in memory; `path` only names it in errors.
-pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<Vec<(u64, Vec<f64>)>, InputError> {
+pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<NumericRows, InputError> {
     parse_csv(text, path, false)
 }
 
@@ -47,17 +50,13 @@ fn fields(line: &str) -> Vec<&str> {
 
 /// Lines are counted here, not by a CSV crate, so that the line in an error is the file's
 /// line whatever blank lines, comments or CRLF endings come before it.
-fn parse_csv(
-    text: &str,
-    path: &Path,
-    allow_non_finite: bool,
-) -> Result<Vec<(u64, Vec<f64>)>, InputError> {
+fn parse_csv(text: &str, path: &Path, allow_non_finite: bool) -> Result<NumericRows, InputError> {
     let csv_err = |line: u64, msg: String| InputError::Csv {
         path: path.to_path_buf(),
         line,
         msg,
     };
-    let mut rows: Vec<(u64, Vec<f64>)> = Vec::new();
+    let mut rows: NumericRows = Vec::new();
     let mut width: Option<usize> = None;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (index, raw) in text.split('\n').enumerate() {
@@ -121,10 +120,7 @@ fn parse_csv(
 }
 
 /// The rows of an input file that needs at least two columns (`layout` names them).
-fn read_two_or_more(
-    path: &Path,
-    layout: &str,
-) -> Result<(Vec<(u64, Vec<f64>)>, usize), InputError> {
+fn read_two_or_more(path: &Path, layout: &str) -> Result<(NumericRows, usize), InputError> {
     let rows = read_numeric_csv(path)?;
     let cols = rows[0].1.len();
     if cols < 2 {

@@ -327,10 +327,13 @@ pub fn merge(dir: &Path) -> Result<Vec<SweepRow>, Error> {
     Ok(rows)
 }
 
+/// A panel of the sweep figure: title, axis label and the value of a row.
+type Quantity = (&'static str, &'static str, fn(&SweepRow) -> f64);
+
 /// The sweep figure: each quantity against m on log-log axes, mean over seeds with the
 /// min-max band, per optimizer, and the reference slope m^(-1/2).
 pub fn figure(rows: &[SweepRow], style: &Style) -> Vec<Figure> {
-    let mut quantities: Vec<(&str, &str, fn(&SweepRow) -> f64)> = vec![
+    let mut quantities: Vec<Quantity> = vec![
         ("Kernel drift", "max_t ‖H(t) − H(0)‖_F", |r| {
             r.max_kernel_drift
         }),

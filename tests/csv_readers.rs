@@ -412,8 +412,8 @@ proptest! {
         prop_assert_eq!(data.x.nrows(), m.len());
         prop_assert_eq!(data.x.ncols(), d);
         for (i, r) in m.iter().enumerate() {
-            for j in 0..d {
-                prop_assert_eq!(data.x[(i, j)].to_bits(), r[j].to_bits());
+            for (j, v) in r.iter().take(d).enumerate() {
+                prop_assert_eq!(data.x[(i, j)].to_bits(), v.to_bits());
             }
             prop_assert_eq!(data.y[i].to_bits(), r[d].to_bits());
         }

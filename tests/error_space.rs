@@ -164,8 +164,8 @@ fn exact_solver_is_refused_outside_error_space() {
     let mut cfg = tight(Optimizer::Gf);
     cfg.solver = Solver::Exact;
     cfg.space = run::SpaceChoice::Both;
-    let err = run::run(&cfg)
-        .err()
-        .expect("exact solver in weight space must be refused");
+    let Err(err) = run::run(&cfg) else {
+        panic!("exact solver in weight space must be refused");
+    };
     assert!(err.to_string().contains("solver"), "{err}");
 }
