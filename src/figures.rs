@@ -253,7 +253,10 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
         ) {
             let t = table.column("t").unwrap_or_default();
             lyap.series.push(Series {
-                label: format!("envelope e^(−bt/2) V(0), {label}"),
+                label: format!(
+                    "e^(−bt/2) V(0), {}",
+                    label.split_whitespace().next().unwrap_or(label)
+                ),
                 points: t.into_iter().map(|t| (t, v0 * (-s * t).exp())).collect(),
                 color: plot::BOUND_COLOR,
                 dash,

@@ -307,28 +307,31 @@ pub fn integrate_held<S: Space>(
                 step = target - t;
             }
             for s in 1..7 {
-                for j in 0..dim {
-                    let mut acc = 0.0;
-                    for (l, kl) in k.iter().enumerate().take(s) {
-                        acc += dp5::A[s][l] * kl[j];
+                // Stage input y + h sum_l A[s][l] k_l, one vector sweep per term (vectorizes).
+                let (done, rest) = k.split_at_mut(s);
+                let input = if s == 6 { &mut y_new } else { &mut stage };
+                input.copy_from_slice(y.as_slice());
+                for (l, kl) in done.iter().enumerate() {
+                    let c = step * dp5::A[s][l];
+                    if c != 0.0 {
+                        input.iter_mut().zip(kl).for_each(|(v, kv)| *v += c * kv);
                     }
-                    let target_buf = if s == 6 { &mut y_new } else { &mut stage };
-                    target_buf[j] = y[j] + step * acc;
                 }
-                let (head, tail) = k.split_at_mut(s);
-                let _ = head;
-                let input = if s == 6 { &y_new } else { &stage };
-                flow.rhs(t + dp5::C[s] * step, input, &mut tail[0]);
+                flow.rhs(t + dp5::C[s] * step, input, &mut rest[0]);
                 stats.evaluations += 1;
             }
-            let mut err2 = 0.0;
-            for j in 0..dim {
-                let mut e = 0.0;
-                for (l, kl) in k.iter().enumerate() {
-                    e += dp5::E[l] * kl[j];
+            // Embedded error estimate h sum_l E[l] k_l, in the stage buffer.
+            stage.fill(0.0);
+            for (l, kl) in k.iter().enumerate() {
+                let c = step * dp5::E[l];
+                if c != 0.0 {
+                    stage.iter_mut().zip(kl).for_each(|(v, kv)| *v += c * kv);
                 }
-                let sc = settings.atol + settings.rtol * y[j].abs().max(y_new[j].abs());
-                err2 += (step * e / sc).powi(2);
+            }
+            let mut err2 = 0.0;
+            for ((e, yj), yn) in stage.iter().zip(y.iter()).zip(&y_new) {
+                let sc = settings.atol + settings.rtol * yj.abs().max(yn.abs());
+                err2 += (e / sc) * (e / sc);
             }
             let err = (err2 / dim as f64).sqrt();
             if err <= 1.0 && retake.is_none() {
