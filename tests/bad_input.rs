@@ -735,16 +735,8 @@ fn known_bug_cases() -> Vec<(&'static str, Case)> {
     ]
 }
 
-/// Output files a run may write (SPEC.md "Files written").
-const OUTPUT_FILES: [&str; 7] = [
-    "weight.csv",
-    "error.csv",
-    "discrete.csv",
-    "summary.json",
-    "loss.svg",
-    "lyapunov.svg",
-    "kernel.svg",
-];
+/// Output files a run may write (SPEC.md "Files written", and test_gap.svg).
+use ntkdyn::run::OUTPUT_FILES;
 
 /// Run one case; Err describes every way it deviates from the contract.
 fn check(case: &Case, test: &str) -> Result<(), String> {
