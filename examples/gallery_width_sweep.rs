@@ -26,8 +26,8 @@ fn main() -> Result<(), ntkdyn::Error> {
     let rows = run_sweep(&cfg)?;
     std::fs::create_dir_all("output/gallery").expect("output/gallery");
     std::fs::write("output/gallery/width_sweep.csv", to_csv(&rows)).expect("write csv");
-    let svg = plot::render_grid(&figure(&rows, &Style::default()), 3).expect("render");
-    std::fs::write("output/gallery/width_sweep.svg", svg).expect("write svg");
+    let path = std::path::Path::new("output/gallery/width_sweep.svg");
+    plot::save_grid(&figure(&rows, &Style::default()), 3, path)?;
     println!("wrote output/gallery/width_sweep.svg");
     Ok(())
 }

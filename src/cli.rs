@@ -377,10 +377,7 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             .collect();
         sayln!("wrote {}: {}", cfg.out.display(), names.join(" "));
     }
-    match report.failure() {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    report.failure().map_or(Ok(()), |e| Err(e.into()))
 }
 
 fn compare(args: &RunArgs) -> Result<(), Error> {
@@ -410,10 +407,10 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
             cfg.out.display()
         );
     }
-    match reports.iter().find_map(|r| r.failure()) {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    reports
+        .iter()
+        .find_map(|r| r.failure())
+        .map_or(Ok(()), |e| Err(e.into()))
 }
 
 fn sweep(args: &SweepArgs) -> Result<(), Error> {

@@ -85,7 +85,16 @@ impl KernelPredictor {
         delta0: DVector<f64>,
         u0: DVector<f64>,
     ) -> Self {
-        let spec = Spectrum::of(h);
+        Self::from_spectrum(cross, &Spectrum::of(h), delta0, u0)
+    }
+
+    /// [`KernelPredictor::new`] from an eigen-decomposition of H already at hand.
+    pub fn from_spectrum(
+        cross: &DMatrix<f64>,
+        spec: &Spectrum,
+        delta0: DVector<f64>,
+        u0: DVector<f64>,
+    ) -> Self {
         let cut = 1e-12 * spec.max().abs();
         let inv = DVector::from_iterator(
             spec.values.len(),

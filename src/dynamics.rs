@@ -49,6 +49,8 @@ pub struct Snapshot {
     pub pseudo_loss: f64,
     /// H(W(t)) in weight space; None in error space where H is fixed.
     pub gram: Option<DMatrix<f64>>,
+    /// The activation pattern 1[w_r . x_i >= 0] (m x n) in weight space; None in error space.
+    pub pattern: Option<DMatrix<f64>>,
 }
 
 impl Snapshot {
@@ -107,6 +109,7 @@ impl Space for ErrorSpace {
             delta_dot: DVector::from_column_slice(v),
             pseudo_loss,
             gram: None,
+            pattern: None,
         }
     }
 }
@@ -189,16 +192,21 @@ impl Space for WeightSpace<'_> {
         *self.held.borrow_mut() = None;
     }
     fn snapshot(&self, x: &[f64], v: &[f64]) -> Snapshot {
+        // One pattern serves Delta', H and the observers.
         let w = self.model.weights(x);
         let delta = self.model.residual(&w);
-        let delta_dot = self.model.jvp(&w, &self.model.weights(v));
-        let gram = self.model.gram(&w);
+        let pattern = self.model.pattern(&w);
+        let delta_dot = self
+            .model
+            .jvp_with_pattern(&pattern, &self.model.weights(v));
+        let gram = self.model.gram_of_pattern(&pattern);
         let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
         Snapshot {
             delta,
             delta_dot,
             pseudo_loss,
             gram: Some(gram),
+            pattern: Some(pattern),
         }
     }
 }

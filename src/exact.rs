@@ -42,6 +42,11 @@ impl ExactSolution {
         }
     }
 
+    /// The eigen-decomposition of H the solution is built on.
+    pub fn spectrum(&self) -> &Spectrum {
+        &self.spectrum
+    }
+
     /// (Delta(t), Delta'(t)).
     pub fn at(&self, t: f64) -> (DVector<f64>, DVector<f64>) {
         let n = self.coefficients.len();

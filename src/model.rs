@@ -150,27 +150,21 @@ impl Model {
         DMatrixView::from_slice(flat, self.m(), self.d())
     }
 
-    fn preactivations(&self, w: &DMatrixView<f64>, zt: &mut DMatrix<f64>) {
-        zt.gemm(1.0, w, &self.xt, 0.0);
-    }
-
     /// Z^T = W X^T (m x n), pre-activations w_r . x_i, into a caller's buffer.
     pub fn preactivations_into(&self, w: &DMatrixView<f64>, zt: &mut DMatrix<f64>) {
-        self.preactivations(w, zt);
+        zt.gemm(1.0, w, &self.xt, 0.0);
     }
 
     /// Z^T = W X^T (m x n).
     pub fn preactivations_of(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
         let mut zt = DMatrix::zeros(self.m(), self.n());
-        self.preactivations(w, &mut zt);
+        self.preactivations_into(w, &mut zt);
         zt
     }
 
     /// u = f(W; X) = (1/sqrt m) relu(W X^T)^T a.
     pub fn predict(&self, w: &DMatrixView<f64>) -> DVector<f64> {
-        let mut zt = DMatrix::zeros(self.m(), self.n());
-        self.preactivations(w, &mut zt);
-        self.predict_from(&zt)
+        self.predict_from(&self.preactivations_of(w))
     }
 
     fn predict_from(&self, zt: &DMatrix<f64>) -> DVector<f64> {
@@ -220,7 +214,7 @@ impl Model {
         ws: &mut Workspace,
         frozen: Option<&DMatrix<f64>>,
     ) -> DVector<f64> {
-        self.preactivations(w, &mut ws.zt);
+        self.preactivations_into(w, &mut ws.zt);
         let m = self.m();
         let scale = 1.0 / (m as f64).sqrt();
         if let Some(s) = frozen {
@@ -274,26 +268,34 @@ impl Model {
 
     /// [`Model::pattern`] into a caller's m x n buffer.
     pub fn pattern_into(&self, w: &DMatrixView<f64>, out: &mut DMatrix<f64>) {
-        self.preactivations(w, out);
+        self.preactivations_into(w, out);
         out.apply(|z| *z = if *z >= 0.0 { 1.0 } else { 0.0 });
     }
 
     /// Gram matrix H(W) = J J^T of SPEC.md:
     /// H_ij = (x_i . x_j)/m * #{r : w_r.x_i >= 0 and w_r.x_j >= 0}.
     pub fn gram(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
-        let s = self.pattern(w);
+        self.gram_of_pattern(&self.pattern(w))
+    }
+
+    /// H of an activation pattern S (m x n): (X X^T) o (S^T S) / m.
+    pub fn gram_of_pattern(&self, s: &DMatrix<f64>) -> DMatrix<f64> {
         let mut h = DMatrix::zeros(self.n(), self.n());
-        h.gemm_tr(1.0 / self.m() as f64, &s, &s, 0.0);
+        h.gemm_tr(1.0 / self.m() as f64, s, s, 0.0);
         h.component_mul_assign(&self.xx);
         h
     }
 
     /// Jacobian-vector product Delta' = J V: (J V)_i = (1/sqrt m) sum_r a_r 1[w_r.x_i >= 0] v_r . x_i.
     pub fn jvp(&self, w: &DMatrixView<f64>, v: &DMatrixView<f64>) -> DVector<f64> {
-        let s = self.pattern(w);
+        self.jvp_with_pattern(&self.pattern(w), v)
+    }
+
+    /// J V with the Jacobian of the activation pattern S (m x n).
+    pub fn jvp_with_pattern(&self, s: &DMatrix<f64>, v: &DMatrixView<f64>) -> DVector<f64> {
         let mut vx = DMatrix::zeros(self.m(), self.n());
         vx.gemm(1.0, v, &self.xt, 0.0);
-        vx.component_mul_assign(&s);
+        vx.component_mul_assign(s);
         vx.tr_mul(&self.a) / (self.m() as f64).sqrt()
     }
 }

@@ -152,7 +152,12 @@ pub fn render_grid(panels: &[Figure], columns: usize) -> Result<String, String> 
 
 /// Render panels side by side into `path` (written whole or not at all).
 pub fn save(panels: &[Figure], path: &Path) -> Result<(), OutputError> {
-    let svg = render_svg(panels).map_err(|msg| OutputError::Plot {
+    save_grid(panels, panels.len(), path)
+}
+
+/// Render panels in rows of `columns` into `path` (written whole or not at all).
+pub fn save_grid(panels: &[Figure], columns: usize, path: &Path) -> Result<(), OutputError> {
+    let svg = render_grid(panels, columns).map_err(|msg| OutputError::Plot {
         path: path.to_path_buf(),
         msg,
     })?;

@@ -11,7 +11,7 @@ use crate::diagnostics::{
     PlBall,
 };
 use crate::discrete::{self, DiscreteRun, Twin};
-use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, WeightSpace};
+use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, Space, WeightSpace};
 use crate::error::{Error, InputError, NumericsError, OutputError};
 use crate::exact::ExactSolution;
 use crate::figures::{render, RunTables, Style};
@@ -563,7 +563,10 @@ pub fn run_weight(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun 
             .map(|r| (w.row(r) - setup.w0.row(r)).norm())
             .fold(0.0, f64::max);
         max_distance = max_distance.max((w - &setup.w0).norm());
-        let pattern = model.pattern(&w);
+        let pattern = s
+            .pattern
+            .as_ref()
+            .expect("weight space carries its pattern");
         let changed = pattern.zip_fold(&pattern0, 0usize, |acc, a, b| acc + usize::from(a != b));
         let frac = changed as f64 / pattern.len() as f64;
         let tail: Vec<f64> = probe.iter().map(|p| p.gap(t, &w)).collect();
@@ -652,9 +655,11 @@ impl TestProbe {
         };
         let delta0 = setup.model.residual(&setup.w0.as_view());
         let u0 = model.predict(&setup.w0.as_view());
+        // One eigen-decomposition of H serves the linearized trajectory and H^{-1}.
+        let linear = ExactSolution::new(h, &delta0, damping);
         TestProbe {
-            linear: ExactSolution::new(h, &delta0, damping),
-            predictor: KernelPredictor::new(&cross, h, delta0, u0),
+            predictor: KernelPredictor::from_spectrum(&cross, linear.spectrum(), delta0, u0),
+            linear,
             model,
         }
     }
@@ -681,17 +686,17 @@ pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
     let lyapunov = Lyapunov::for_damping(damping, mu, cfg.alpha);
     let mut rows = Rows::new(lyapunov, &ERROR_COLUMNS);
     let times = output_times(cfg.t_end, cfg.samples);
-    let snapshot = |delta: DVector<f64>, delta_dot: DVector<f64>| Snapshot {
-        pseudo_loss: 0.5 * delta.dot(&(&space.h * &delta)),
-        delta,
-        delta_dot,
-        gram: None,
-    };
     if cfg.solver == Solver::Exact {
         let mut stop = Stop::Completed;
         for &t in &times {
             let (d, v) = exact.at(t);
-            if !rows.push(t, &snapshot(d, v), &[], cond, &[]) {
+            if !rows.push(
+                t,
+                &space.snapshot(d.as_slice(), v.as_slice()),
+                &[],
+                cond,
+                &[],
+            ) {
                 stop = Stop::Observer { t };
                 break;
             }

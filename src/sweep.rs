@@ -438,13 +438,7 @@ pub fn write(
     let mut written = vec![csv_path];
     if with_figure {
         let path = dir.join("sweep.svg");
-        let svg = plot::render_grid(&figure(rows, &Style::default()), 3).map_err(|msg| {
-            OutputError::Plot {
-                path: path.clone(),
-                msg,
-            }
-        })?;
-        io::write_atomic(&path, svg.as_bytes())?;
+        plot::save_grid(&figure(rows, &Style::default()), 3, &path)?;
         written.push(path);
     }
     Ok(written)
