@@ -171,6 +171,7 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
         "loss L(t) = ½|u − y|²",
     );
     loss.log_y = true;
+    loss.legend = Legend::Auto;
     if let Some(w) = &tables.weight {
         loss.series
             .push(series(w, "loss", "weight space", color, Dash::Solid));
@@ -239,7 +240,6 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
         },
     );
     lyap.log_y = true;
-    lyap.legend = Legend::UpperRight;
     for (table, label, dash) in [
         (&tables.weight, "weight space", Dash::Solid),
         (&tables.error, "error space (fixed H)", Dash::Dashed),
@@ -264,10 +264,7 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
             });
         }
     }
-    if opt != Optimizer::Nag {
-        // GF and HBF fall from the upper left; their envelopes fill the upper right.
-        lyap.legend = Legend::LowerLeft;
-    }
+    lyap.legend = Legend::Auto;
     out.push(("lyapunov.svg".to_string(), vec![lyap]));
 
     if let Some(w) = &tables.weight {
@@ -317,7 +314,7 @@ pub fn compare_figure(runs: &[RunTables], style: &Style) -> Figure {
         "loss L(t) = ½|u − y|²",
     );
     fig.log_y = true;
-    fig.legend = Legend::LowerLeft;
+    fig.legend = Legend::Auto;
     fig.width = 760;
     fig.height = 520;
     for r in runs {

@@ -36,6 +36,8 @@ pub struct Series {
 /// Where the legend goes, chosen to stay off the data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Legend {
+    /// The corner whose legend box would cover the fewest data points.
+    Auto,
     UpperRight,
     LowerRight,
     UpperLeft,
@@ -195,6 +197,10 @@ fn draw(fig: &Figure, root: &DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult {
         }
     };
     let (y0, y1) = range(pts().map(|p| p.1), fig.log_y);
+    let legend = match fig.legend {
+        Legend::Auto => emptiest_corner(fig, (x0, x1), (y0, y1)),
+        fixed => fixed,
+    };
     let mut builder = ChartBuilder::on(root);
     builder
         .caption(&fig.title, ("sans-serif", 20))
@@ -204,22 +210,26 @@ fn draw(fig: &Figure, root: &DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult {
     match (fig.log_x, fig.log_y) {
         (false, false) => finish(
             fig,
+            legend,
             builder.build_cartesian_2d(x0..x1, y0..y1).map_err(txt)?,
         ),
         (false, true) => finish(
             fig,
+            legend,
             builder
                 .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
                 .map_err(txt)?,
         ),
         (true, false) => finish(
             fig,
+            legend,
             builder
                 .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
                 .map_err(txt)?,
         ),
         (true, true) => finish(
             fig,
+            legend,
             builder
                 .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
                 .map_err(txt)?,
@@ -229,6 +239,7 @@ fn draw(fig: &Figure, root: &DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult {
 
 fn finish<'a, 'b: 'a, X, Y>(
     fig: &Figure,
+    legend: Legend,
     mut chart: ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
 ) -> DrawResult
 where
@@ -325,8 +336,8 @@ where
             }
         }
     }
-    let position = match fig.legend {
-        Legend::UpperRight => SeriesLabelPosition::UpperRight,
+    let position = match legend {
+        Legend::UpperRight | Legend::Auto => SeriesLabelPosition::UpperRight,
         Legend::LowerRight => SeriesLabelPosition::LowerRight,
         Legend::UpperLeft => SeriesLabelPosition::UpperLeft,
         Legend::LowerLeft => SeriesLabelPosition::LowerLeft,
@@ -340,6 +351,65 @@ where
         .draw()
         .map_err(txt)?;
     Ok(())
+}
+
+/// The corner for the legend: the one whose box (estimated from the labels' length and number)
+/// covers the fewest points and segment midpoints of the series, ties going to the upper right.
+fn emptiest_corner(fig: &Figure, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> Legend {
+    let unit = |v: f64, lo: f64, hi: f64, log: bool| {
+        if log {
+            (v.ln() - lo.ln()) / (hi.ln() - lo.ln())
+        } else {
+            (v - lo) / (hi - lo)
+        }
+    };
+    let labelled: Vec<&Series> = fig.series.iter().filter(|s| !s.label.is_empty()).collect();
+    let chars = labelled
+        .iter()
+        .map(|s| s.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    // Pixels of the plot area: the figure less label areas, margins and caption.
+    let (plot_w, plot_h) = (
+        (fig.width as f64 - 96.0).max(1.0),
+        (fig.height as f64 - 100.0).max(1.0),
+    );
+    let box_w = ((7.0 * chars as f64 + 50.0) / plot_w).min(1.0);
+    let box_h = ((19.0 * labelled.len() as f64 + 14.0) / plot_h).min(1.0);
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for s in &fig.series {
+        let usable_points: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|&p| usable(fig, p))
+            .collect();
+        for w in usable_points.windows(2) {
+            points.push(((w[0].0 + w[1].0) / 2.0, (w[0].1 + w[1].1) / 2.0));
+        }
+        points.extend(usable_points);
+    }
+    let inside = |right: bool, upper: bool| {
+        points
+            .iter()
+            .filter(|&&(x, y)| {
+                let (u, v) = (unit(x, x0, x1, fig.log_x), unit(y, y0, y1, fig.log_y));
+                let in_x = if right { u >= 1.0 - box_w } else { u <= box_w };
+                let in_y = if upper { v >= 1.0 - box_h } else { v <= box_h };
+                in_x && in_y
+            })
+            .count()
+    };
+    [
+        (Legend::UpperRight, true, true),
+        (Legend::LowerLeft, false, false),
+        (Legend::UpperLeft, false, true),
+        (Legend::LowerRight, true, false),
+    ]
+    .into_iter()
+    .min_by_key(|&(_, right, upper)| inside(right, upper))
+    .map(|(corner, _, _)| corner)
+    .unwrap_or(Legend::UpperRight)
 }
 
 /// The legend's sample of a line as four segments, so that every dash style has one type.
