@@ -12,14 +12,17 @@
 //! to measure both final losses against.
 
 use nalgebra::DMatrix;
+use ntkdyn::gradient::Workspace;
 use ntkdyn::integrate::Solver;
 use ntkdyn::io;
-use ntkdyn::model::{Data, Model, Network, Workspace};
+use ntkdyn::model::{Data, Model, Network};
 use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+/// Seconds per call: the fastest of 9 batches of at least 50 ms each (the minimum is the
+/// least disturbed by other work on a shared machine).
 fn time<F: FnMut()>(mut f: F) -> f64 {
     f();
     let mut reps = 1;
@@ -28,17 +31,26 @@ fn time<F: FnMut()>(mut f: F) -> f64 {
         for _ in 0..reps {
             f();
         }
-        let s = start.elapsed().as_secs_f64();
-        if s > 0.3 {
-            return s / reps as f64;
+        if start.elapsed().as_secs_f64() > 0.05 {
+            break;
         }
         reps *= 2;
     }
+    (0..9)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            start.elapsed().as_secs_f64() / reps as f64
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 fn rhs_table() {
-    println!("| n | d | m | rhs (ms) | GFLOP/s | 2 GEMM (ms) | GFLOP/s | rhs/GEMM |");
-    println!("|---|---|---|---|---|---|---|---|");
+    let threads = rayon::current_num_threads();
+    println!("| n | d | m | rhs, 1 lane (ms) | GFLOP/s | rhs, {threads} lanes (ms) | GFLOP/s | 2 GEMM (ms) | GFLOP/s | rhs/GEMM |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (n, d, m) in [
         (50, 10, 2000),
         (100, 20, 400),
@@ -48,8 +60,12 @@ fn rhs_table() {
     ] {
         let model = Model::new(Data::synthetic(n, d, 1), Network::init(m, d, 1).a);
         let w = Network::init(m, d, 1).w;
-        let mut ws = Workspace::new(m, n);
         let mut g = DMatrix::zeros(m, d);
+        let mut ws = Workspace::with_lanes(m, n, 1);
+        let rhs1 = time(|| {
+            model.gradient_into(&w.as_view(), &mut g.as_view_mut(), &mut ws);
+        });
+        let mut ws = Workspace::with_lanes(m, n, threads);
         let rhs = time(|| {
             model.gradient_into(&w.as_view(), &mut g.as_view_mut(), &mut ws);
         });
@@ -62,7 +78,9 @@ fn rhs_table() {
         });
         let flop = 4.0 * (n * m * d) as f64;
         println!(
-            "| {n} | {d} | {m} | {:.4} | {:.2} | {:.4} | {:.2} | {:.2} |",
+            "| {n} | {d} | {m} | {:.4} | {:.2} | {:.4} | {:.2} | {:.4} | {:.2} | {:.2} |",
+            rhs1 * 1e3,
+            flop / rhs1 / 1e9,
             rhs * 1e3,
             flop / rhs / 1e9,
             gemm * 1e3,
@@ -219,11 +237,59 @@ fn runs(args: &[String]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Accuracy and cost of the weight-space dopri5 against its largest step, at the reference
+/// setting, each final loss measured against the RK4 h = 0.002 reference.
+fn steps(args: &[String]) {
+    let caps: Vec<f64> = args
+        .iter()
+        .position(|a| a == "--caps")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|c| c.parse().ok()).collect())
+        .unwrap_or_else(|| vec![0.1, 0.2, 0.5, 1.0, 2.0, 5.0]);
+    let dir = std::env::temp_dir().join(format!("ntkdyn-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let data = Data::synthetic(100, 20, 0);
+    let net = Network::init(400, 20, 0);
+    std::fs::write(dir.join("data.csv"), io::data_csv(&data)).expect("write data");
+    std::fs::write(dir.join("init.csv"), io::init_csv(&net)).expect("write init");
+    println!("| run | max step | wall (s) | evaluations | rejected | sign changes | final loss | rel. error |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for opt in [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag] {
+        let mut cfg = config(opt, 400, 100.0, &dir);
+        cfg.data = Some(dir.join("data.csv"));
+        cfg.init = Some(dir.join("init.csv"));
+        let reference = ntkdyn_run(&RunConfig {
+            solver: Solver::Rk4,
+            step: 0.002,
+            ..cfg.clone()
+        })
+        .final_loss;
+        for &cap in &caps {
+            let r = ntkdyn_run(&RunConfig {
+                max_step: Some(cap),
+                ..cfg.clone()
+            });
+            println!(
+                "| {} | {cap} | {:.3} | {} | {} | {} | {:.6e} | {:.1e} |",
+                opt.name(),
+                r.wall,
+                r.evaluations,
+                r.rejected,
+                r.sign_changes,
+                r.final_loss,
+                (r.final_loss - reference).abs() / reference
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("rhs") => rhs_table(),
         Some("runs") => runs(&args[1..]),
+        Some("steps") => steps(&args[1..]),
         _ => {
             rhs_table();
             println!();

@@ -16,7 +16,8 @@
 
 use nalgebra::DMatrix;
 
-use crate::model::{Model, Workspace};
+use crate::gradient::Workspace;
+use crate::model::Model;
 
 /// A discrete optimizer.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -67,7 +68,7 @@ pub struct DiscreteRun {
 /// Run `twin` with step `eta` from W0 for every iterate with t_k <= t_end.
 pub fn run(model: &Model, w0: &DMatrix<f64>, twin: Twin, eta: f64, t_end: f64) -> DiscreteRun {
     let (m, d) = (model.m(), model.d());
-    let mut ws = Workspace::new(m, model.n());
+    let mut ws = Workspace::new(m, model.n(), d);
     let mut g = DMatrix::zeros(m, d);
     // x: current iterate; prev: heavy ball's W_{k-1}; y: NAG's extrapolated point.
     let mut x = w0.clone();

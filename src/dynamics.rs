@@ -20,7 +20,8 @@ use nalgebra::{DMatrix, DMatrixViewMut, DVector};
 use ode_solvers::System;
 use std::cell::RefCell;
 
-use crate::model::{Model, Workspace};
+use crate::gradient::{Pattern, Workspace};
+use crate::model::Model;
 
 /// The friction term c(t) of x'' + c(t) x' + grad = 0, or none for a first-order flow.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -78,6 +79,7 @@ pub trait Space {
     /// each activation whose sign differs at x0 and x1 by the fraction of the step it was
     /// active (the crossing placed by linear interpolation of w_r . x_i), so that a retaken
     /// step integrates the time average of the switching field; returns how many changed.
+    /// A return of 0 means x1 has the held pattern: no hold is needed after the step.
     fn blend_pattern(&self, _x0: &[f64], _x1: &[f64]) -> u64 {
         0
     }
@@ -118,16 +120,28 @@ impl Space for ErrorSpace {
 #[derive(Debug)]
 pub struct WeightSpace<'a> {
     pub model: &'a Model,
-    workspace: RefCell<Workspace>,
-    /// The held activation pattern (m x n, 0/1) and a buffer for the next one.
-    held: RefCell<Option<(DMatrix<f64>, DMatrix<f64>)>>,
+    scratch: RefCell<Scratch>,
+    /// The held activation pattern, if any.
+    held: RefCell<Option<Pattern>>,
+}
+
+/// Buffers reused by every evaluation and pattern update of a run.
+#[derive(Debug)]
+struct Scratch {
+    workspace: Workspace,
+    signs: Vec<u8>,
+    changed: Vec<(usize, usize)>,
 }
 
 impl<'a> WeightSpace<'a> {
     pub fn new(model: &'a Model) -> Self {
         WeightSpace {
             model,
-            workspace: RefCell::new(Workspace::new(model.m(), model.n())),
+            scratch: RefCell::new(Scratch {
+                workspace: Workspace::new(model.m(), model.n(), model.d()),
+                signs: Vec::new(),
+                changed: Vec::new(),
+            }),
             held: RefCell::new(None),
         }
     }
@@ -144,49 +158,51 @@ impl Space for WeightSpace<'_> {
         self.model.gradient_with_pattern(
             &w,
             &mut gv,
-            &mut self.workspace.borrow_mut(),
-            held.as_ref().map(|(s, _)| s),
+            &mut self.scratch.borrow_mut().workspace,
+            held.as_ref(),
         );
     }
     fn hold_pattern(&self, x: &[f64]) -> u64 {
         let w = self.model.weights(&x[..self.dim()]);
         let mut held = self.held.borrow_mut();
+        let scratch = &mut *self.scratch.borrow_mut();
         match held.as_mut() {
             None => {
-                *held = Some((
-                    self.model.pattern(&w),
-                    DMatrix::zeros(self.model.m(), self.model.n()),
-                ));
+                *held = Some(Pattern::of(self.model, &w, &mut scratch.workspace));
                 0
             }
-            Some((current, next)) => {
-                self.model.pattern_into(&w, next);
-                let flips = current.zip_fold(next, 0u64, |acc, a, b| acc + u64::from(a != b));
-                std::mem::swap(current, next);
-                flips
-            }
+            Some(p) => p.retake(self.model, &w, &mut scratch.signs, &mut scratch.workspace),
         }
     }
     fn blend_pattern(&self, x0: &[f64], x1: &[f64]) -> u64 {
         let dim = self.dim();
         let mut held = self.held.borrow_mut();
-        let Some((current, scratch)) = held.as_mut() else {
+        let Some(p) = held.as_mut() else {
             return 0;
         };
-        let z0 = self
-            .model
-            .preactivations_of(&self.model.weights(&x0[..dim]));
-        self.model
-            .preactivations_into(&self.model.weights(&x1[..dim]), scratch);
-        let mut changed = 0;
-        for ((s, &a), &b) in current.iter_mut().zip(z0.iter()).zip(scratch.iter()) {
-            if (a >= 0.0) != (b >= 0.0) {
-                let before = a / (a - b);
-                *s = if a >= 0.0 { before } else { 1.0 - before };
-                changed += 1;
-            }
+        let scratch = &mut *self.scratch.borrow_mut();
+        let (w0, w1) = (
+            self.model.weights(&x0[..dim]),
+            self.model.weights(&x1[..dim]),
+        );
+        p.changes(
+            self.model,
+            &w1,
+            &mut scratch.signs,
+            &mut scratch.changed,
+            &mut scratch.workspace,
+        );
+        // Few entries change per step: their pre-activations are single dot products.
+        let x = &self.model.data.x;
+        for &(r, i) in &scratch.changed {
+            let a = w0.row(r).dot(&x.row(i));
+            let b = w1.row(r).dot(&x.row(i));
+            let before = if a == b { 0.5 } else { a / (a - b) };
+            // The share of the step on the active side.
+            let s = if a >= 0.0 { before } else { 1.0 - before };
+            p.set_blend(r, i, s.clamp(0.0, 1.0));
         }
-        changed
+        scratch.changed.len() as u64
     }
     fn release_pattern(&self) {
         *self.held.borrow_mut() = None;

@@ -353,7 +353,12 @@ pub fn integrate_held<S: Space>(
                 y.as_mut_slice().copy_from_slice(&y_new);
                 stats.accepted_steps += 1;
                 steps_in_interval += 1;
-                let flips = space.hold_pattern(y.as_slice());
+                // A step accepted without a retake found no crossing: y keeps the held pattern.
+                let flips = if retaken {
+                    space.hold_pattern(y.as_slice())
+                } else {
+                    0
+                };
                 if flips > 0 || retaken {
                     flow.rhs(t, y.as_slice(), &mut k[0]);
                     stats.evaluations += 1;

@@ -16,6 +16,7 @@ pub mod dynamics;
 pub mod error;
 pub mod exact;
 pub mod figures;
+pub mod gradient;
 pub mod integrate;
 pub mod io;
 pub mod kernel;

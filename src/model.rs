@@ -13,7 +13,7 @@
 //! 1. S. S. Du, X. Zhai, B. Poczos, A. Singh, "Gradient descent provably optimizes
 //!    over-parameterized neural networks", ICLR 2019 (arXiv:1810.02054).
 
-use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
+use nalgebra::{DMatrix, DMatrixView, DVector};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
@@ -95,24 +95,6 @@ impl Network {
     }
 }
 
-/// Scratch matrices of one gradient evaluation, allocated once per run.
-#[derive(Clone, Debug)]
-pub struct Workspace {
-    /// Z^T = W X^T (m x n): pre-activations.
-    zt: DMatrix<f64>,
-    /// P (m x n): a_r 1[z_ir >= 0] Delta_i / sqrt(m).
-    p: DMatrix<f64>,
-}
-
-impl Workspace {
-    pub fn new(m: usize, n: usize) -> Workspace {
-        Workspace {
-            zt: DMatrix::zeros(m, n),
-            p: DMatrix::zeros(m, n),
-        }
-    }
-}
-
 /// The fitting problem: data, the fixed output layer and precomputed products of X.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -191,72 +173,6 @@ impl Model {
     /// L = 1/2 |u - y|^2.
     pub fn loss(&self, w: &DMatrixView<f64>) -> f64 {
         0.5 * self.residual(w).norm_squared()
-    }
-
-    /// grad_W L written into `g` (m x d), returning Delta:
-    /// G = P X with P_ri = a_r 1[w_r . x_i >= 0] Delta_i / sqrt(m).
-    pub fn gradient_into(
-        &self,
-        w: &DMatrixView<f64>,
-        g: &mut DMatrixViewMut<f64>,
-        ws: &mut Workspace,
-    ) -> DVector<f64> {
-        self.gradient_with_pattern(w, g, ws, None)
-    }
-
-    /// As [`Model::gradient_into`], but with the activation pattern held at `frozen` (m x n, 0/1)
-    /// instead of 1[w_r . x_i >= 0]: then u_i = (1/sqrt m) sum_r a_r S_ir w_r . x_i is linear in W
-    /// and the flow is smooth. Where `frozen` is the pattern of W both agree.
-    pub fn gradient_with_pattern(
-        &self,
-        w: &DMatrixView<f64>,
-        g: &mut DMatrixViewMut<f64>,
-        ws: &mut Workspace,
-        frozen: Option<&DMatrix<f64>>,
-    ) -> DVector<f64> {
-        self.preactivations_into(w, &mut ws.zt);
-        let m = self.m();
-        let scale = 1.0 / (m as f64).sqrt();
-        if let Some(s) = frozen {
-            ws.zt.component_mul_assign(s);
-        }
-        // With a held pattern u is (1/sqrt m) (S o Z)^T a, linear in W; otherwise relu.
-        let delta = match frozen {
-            None => self.predict_from(&ws.zt) - &self.data.y,
-            Some(_) => ws.zt.tr_mul(&self.a) * scale - &self.data.y,
-        };
-        let a = self.a.as_slice();
-        let columns =
-            ws.p.as_mut_slice()
-                .chunks_exact_mut(m)
-                .zip(ws.zt.as_slice().chunks_exact(m));
-        for (i, (p, z)) in columns.enumerate() {
-            let di = delta[i] * scale;
-            match frozen {
-                None => {
-                    // Branch-free: activation signs are random, a branch mispredicts half the time.
-                    for ((p, z), ar) in p.iter_mut().zip(z).zip(a) {
-                        *p = f64::from(u8::from(*z >= 0.0)) * ar * di;
-                    }
-                }
-                Some(s) => {
-                    let sc = &s.as_slice()[i * m..(i + 1) * m];
-                    for ((p, sr), ar) in p.iter_mut().zip(sc).zip(a) {
-                        *p = sr * ar * di;
-                    }
-                }
-            }
-        }
-        g.gemm(1.0, &ws.p, &self.data.x, 0.0);
-        delta
-    }
-
-    /// grad_W L as a new matrix.
-    pub fn gradient(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
-        let mut g = DMatrix::zeros(self.m(), self.d());
-        let mut ws = Workspace::new(self.m(), self.n());
-        self.gradient_into(w, &mut g.as_view_mut(), &mut ws);
-        g
     }
 
     /// Activation pattern 1[w_r . x_i >= 0] as an m x n 0/1 matrix (ReLU'(0) = 1).

@@ -2,7 +2,8 @@
 //! each against finite differences or SPEC.md's definitions written out as plain loops.
 
 use nalgebra::{DMatrix, DVector};
-use ntkdyn::model::{Data, Model, Network, Workspace};
+use ntkdyn::gradient::{Pattern, Workspace};
+use ntkdyn::model::{Data, Model, Network};
 
 fn problem(n: usize, d: usize, m: usize, seed: u64) -> (Model, DMatrix<f64>) {
     let data = Data::synthetic(n, d, seed);
@@ -144,7 +145,7 @@ fn gradient_equals_the_formula_of_du_et_al_with_relu_derivative_one_at_zero() {
     assert!((&g - &g_hand).amax() < 1e-14, "{}", (&g - &g_hand).amax());
     // gradient_into returns Delta too.
     let mut g2 = DMatrix::zeros(m, d);
-    let mut ws = Workspace::new(m, model.n());
+    let mut ws = Workspace::new(m, model.n(), model.d());
     let delta2 = model.gradient_into(&w.as_view(), &mut g2.as_view_mut(), &mut ws);
     assert!((&delta2 - &delta).amax() < 1e-14);
     assert_eq!(g2, g);
@@ -153,8 +154,9 @@ fn gradient_equals_the_formula_of_du_et_al_with_relu_derivative_one_at_zero() {
 #[test]
 fn gradient_with_its_own_frozen_pattern_equals_the_plain_gradient() {
     let (model, w) = problem(9, 4, 40, 2);
-    let s = model.pattern(&w.as_view());
-    let mut ws = Workspace::new(model.m(), model.n());
+    let mut ws = Workspace::new(model.m(), model.n(), model.d());
+    let s = Pattern::of(&model, &w.as_view(), &mut ws);
+    assert_eq!(s.to_matrix(), model.pattern(&w.as_view()));
     let mut g1 = DMatrix::zeros(model.m(), model.d());
     let mut g2 = DMatrix::zeros(model.m(), model.d());
     let d1 = model.gradient_into(&w.as_view(), &mut g1.as_view_mut(), &mut ws);
@@ -251,4 +253,89 @@ fn jvp_equals_jacobian_times_vector_and_directional_derivative() {
     let g = model.gradient(&w.as_view());
     let jt_delta = jac.transpose() * &delta;
     assert!((DVector::from_column_slice(g.as_slice()) - jt_delta).amax() < 1e-8);
+}
+
+/// G and Delta of a dense pattern S (m x n) by the matrix formulas of the module docs:
+/// u = (S o Z)^T a / sqrt m, G = (S o a Delta^T / sqrt m) X.
+fn gradient_of_dense_pattern(
+    model: &Model,
+    w: &DMatrix<f64>,
+    s: &DMatrix<f64>,
+) -> (DMatrix<f64>, DVector<f64>) {
+    let sq = (model.m() as f64).sqrt();
+    let z = w * model.data.x.transpose();
+    let delta = z.component_mul(s).tr_mul(&model.a) / sq - &model.data.y;
+    let p = DMatrix::from_fn(model.m(), model.n(), |r, i| {
+        s[(r, i)] * model.a[r] * delta[i] / sq
+    });
+    (p * &model.data.x, delta)
+}
+
+#[test]
+fn blocked_gradient_is_the_same_in_any_number_of_lanes_and_blocks() {
+    // n = 200 makes blocks of 81 neurons: m = 500 spans several blocks per lane, and 7 lanes
+    // leave a short last lane.
+    let (model, w) = problem(200, 5, 500, 3);
+    let s = model.pattern(&w.as_view());
+    let (g_ref, d_ref) = gradient_of_dense_pattern(&model, &w, &s);
+    for lanes in [1, 2, 3, 7] {
+        let mut ws = Workspace::with_lanes(model.m(), model.n(), lanes);
+        assert_eq!(ws.lanes(), lanes);
+        let mut g = DMatrix::zeros(model.m(), model.d());
+        let delta = model.gradient_into(&w.as_view(), &mut g.as_view_mut(), &mut ws);
+        assert!(
+            (&g - &g_ref).amax() < 1e-12,
+            "{lanes} lanes: {}",
+            (&g - &g_ref).amax()
+        );
+        assert!((&delta - &d_ref).amax() < 1e-12);
+    }
+}
+
+#[test]
+fn held_pattern_with_fractional_entries_matches_the_dense_formula() {
+    let (model, w) = problem(150, 6, 400, 4);
+    let (_, w_other) = problem(150, 6, 400, 5);
+    for lanes in [1, 3] {
+        let mut ws = Workspace::with_lanes(model.m(), model.n(), lanes);
+        // The pattern of another W, then fractional weights on a few entries.
+        let mut p = Pattern::of(&model, &w_other.as_view(), &mut ws);
+        for (k, r) in [0, 7, 81, 82, 250, 399].into_iter().enumerate() {
+            p.set_blend(r, (k * 37) % 150, 0.1 + 0.15 * k as f64);
+        }
+        assert_eq!(p.blended(), 6);
+        let s = p.to_matrix();
+        assert_eq!(s[(81, 74)], 0.1 + 0.15 * 2.0);
+        let (g_ref, d_ref) = gradient_of_dense_pattern(&model, &w, &s);
+        let mut g = DMatrix::zeros(model.m(), model.d());
+        let delta =
+            model.gradient_with_pattern(&w.as_view(), &mut g.as_view_mut(), &mut ws, Some(&p));
+        assert!((&g - &g_ref).amax() < 1e-12, "{}", (&g - &g_ref).amax());
+        assert!((&delta - &d_ref).amax() < 1e-12);
+        // Back to 0/1: the blend is gone.
+        p.clear_blend();
+        assert_eq!(p.blended(), 0);
+    }
+}
+
+#[test]
+fn pattern_changes_and_retake_count_the_sign_flips() {
+    let (model, w0) = problem(120, 4, 300, 6);
+    let w1 = &w0 + DMatrix::from_fn(300, 4, |r, j| 0.05 * ((r * 7 + j * 3) % 11) as f64 - 0.25);
+    let (s0, s1) = (model.pattern(&w0.as_view()), model.pattern(&w1.as_view()));
+    let expect: Vec<(usize, usize)> = (0..300)
+        .flat_map(|r| (0..120).map(move |i| (r, i)))
+        .filter(|&(r, i)| s0[(r, i)] != s1[(r, i)])
+        .collect();
+    assert!(expect.len() > 100, "the perturbation should flip signs");
+    for lanes in [1, 2, 5] {
+        let mut ws = Workspace::with_lanes(300, 120, lanes);
+        let mut p = Pattern::of(&model, &w0.as_view(), &mut ws);
+        let (mut signs, mut changed) = (Vec::new(), Vec::new());
+        p.changes(&model, &w1.as_view(), &mut signs, &mut changed, &mut ws);
+        assert_eq!(changed, expect);
+        let flips = p.retake(&model, &w1.as_view(), &mut signs, &mut ws);
+        assert_eq!(flips as usize, expect.len());
+        assert_eq!(p.to_matrix(), s1);
+    }
 }

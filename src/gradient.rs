@@ -1,0 +1,421 @@
+//! The weight-space gradient at speed: neurons in cache-sized blocks, blocks in parallel lanes.
+//!
+//! ```text
+//! u_i = (1/sqrt m) sum_r a_r S_ri z_ri,   z_ri = w_r . x_i,   Delta = u - y
+//! grad_{w_r} L = (1/sqrt m) a_r sum_i S_ri Delta_i x_i          (Du et al. 2018, eq. 4)
+//! ```
+//! with S_ri = 1[z_ri >= 0] (the plain ReLU) or a held [`Pattern`]. Written as matrices this is
+//! Z^T = X W^T (n x m), u = (S o Z)^T a / sqrt m, G = P X with P_ri = a_r S_ri Delta_i / sqrt m.
+//!
+//! Why blocks: at m = 1e5 the m x n matrices Z and P are 80 MB each, so the two GEMMs and the
+//! masking between them streamed them through memory four times and ran at half the GEMM rate.
+//! Here each lane (one per thread) walks its neurons in blocks whose Z fits in L2 cache: pass 1
+//! computes the block's Z and its share of u, pass 2 (after u is summed over lanes, the only
+//! synchronization) forms the block's P in the same buffer and multiplies it into the block's
+//! rows of G. Only the 0/1 sign mask (one byte per entry) survives between the passes.
+//!
+//! Everything is preallocated in [`Workspace`]: an evaluation allocates nothing.
+
+use crate::model::Model;
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
+use rayon::prelude::*;
+
+/// Below this many flops (4 n m d) an evaluation runs in one lane: a rayon round trip (a few
+/// microseconds) would cost more than the second core gives.
+const PARALLEL_FLOPS: usize = 2_000_000;
+
+/// Bytes of one block's pre-activations: half of a 512 KB L2, beside the blocks of W and G.
+const BLOCK_BYTES: usize = 256 * 1024;
+
+/// A held activation pattern S (m x n): S_ri = mask in {0, 1}, except the listed entries that
+/// carry a fractional weight (activations that cross zero within a step, each weighted by the
+/// share of the step it was on; see [`crate::integrate::integrate_held`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pattern {
+    /// 1[w_r . x_i >= 0], neuron-major: entry (r, i) at r n + i.
+    mask: Vec<u8>,
+    /// (r, i, S_ri) with S_ri fractional, in increasing r.
+    blend: Vec<(usize, usize, f64)>,
+    n: usize,
+}
+
+impl Pattern {
+    /// The pattern 1[w_r . x_i >= 0] of W, no fractional entries.
+    pub fn of(model: &Model, w: &DMatrixView<f64>, ws: &mut Workspace) -> Pattern {
+        let mut p = Pattern {
+            mask: vec![0; model.m() * model.n()],
+            blend: Vec::new(),
+            n: model.n(),
+        };
+        model.signs(w, &mut p.mask, None, ws);
+        p
+    }
+
+    /// S_ri.
+    pub fn get(&self, r: usize, i: usize) -> f64 {
+        match self.blend.iter().find(|&&(br, bi, _)| br == r && bi == i) {
+            Some(&(_, _, s)) => s,
+            None => f64::from(self.mask[r * self.n + i]),
+        }
+    }
+
+    /// S as a dense m x n matrix.
+    pub fn to_matrix(&self) -> DMatrix<f64> {
+        let m = self.mask.len() / self.n.max(1);
+        DMatrix::from_fn(m, self.n, |r, i| self.get(r, i))
+    }
+
+    /// Entries with a fractional weight.
+    pub fn blended(&self) -> usize {
+        self.blend.len()
+    }
+
+    /// Give S_ri the weight `s` in [0, 1] (entries must come in increasing r).
+    pub fn set_blend(&mut self, r: usize, i: usize, s: f64) {
+        debug_assert!(self.blend.last().is_none_or(|&(br, _, _)| br <= r));
+        self.blend.push((r, i, s));
+    }
+
+    /// Drop the fractional weights: S is the 0/1 mask again.
+    pub fn clear_blend(&mut self) {
+        self.blend.clear();
+    }
+
+    /// The 0/1 pattern of `w` replaces this one; returns how many entries changed sign.
+    pub fn retake(
+        &mut self,
+        model: &Model,
+        w: &DMatrixView<f64>,
+        scratch: &mut Vec<u8>,
+        ws: &mut Workspace,
+    ) -> u64 {
+        scratch.resize(self.mask.len(), 0);
+        model.signs(w, scratch, None, ws);
+        std::mem::swap(&mut self.mask, scratch);
+        self.blend.clear();
+        self.mask
+            .iter()
+            .zip(scratch.iter())
+            .map(|(a, b)| u64::from(a != b))
+            .sum()
+    }
+
+    /// Entries (r, i) whose sign at `w` differs from the mask, in increasing r, into `out`.
+    pub fn changes(
+        &self,
+        model: &Model,
+        w: &DMatrixView<f64>,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<(usize, usize)>,
+        ws: &mut Workspace,
+    ) {
+        scratch.resize(self.mask.len(), 0);
+        model.signs(w, scratch, Some(&self.mask), ws);
+        out.clear();
+        for lane in &mut ws.lanes {
+            out.append(&mut lane.changed);
+        }
+    }
+}
+
+/// One lane's scratch: a block of Z (then P), its share of u, the sign changes it found.
+#[derive(Clone, Debug)]
+struct Lane {
+    rows: std::ops::Range<usize>,
+    z: Vec<f64>,
+    u: Vec<f64>,
+    changed: Vec<(usize, usize)>,
+}
+
+/// Scratch of gradient evaluations, allocated once per run.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    lanes: Vec<Lane>,
+    /// Rows per block.
+    block: usize,
+    /// Sign mask of the last plain (not held) evaluation, neuron-major.
+    mask: Vec<u8>,
+    /// Delta / sqrt m.
+    scaled_delta: Vec<f64>,
+    m: usize,
+    n: usize,
+}
+
+impl Workspace {
+    /// Lanes: one per rayon thread when an evaluation is large enough to share, else one.
+    pub fn new(m: usize, n: usize, d: usize) -> Workspace {
+        let threads = if 4 * n * m * d >= PARALLEL_FLOPS {
+            rayon::current_num_threads().max(1)
+        } else {
+            1
+        };
+        Workspace::with_lanes(m, n, threads)
+    }
+
+    /// As [`Workspace::new`] with a given number of lanes (benchmarks, tests).
+    pub fn with_lanes(m: usize, n: usize, lanes: usize) -> Workspace {
+        let lanes = lanes.clamp(1, m.max(1));
+        let bb = BLOCK_BYTES;
+        let block = (bb / 8 / n.max(1)).clamp(8, m.max(8));
+        let per = m.div_ceil(lanes);
+        Workspace {
+            lanes: (0..lanes)
+                .map(|k| Lane {
+                    rows: (k * per).min(m)..((k + 1) * per).min(m),
+                    z: vec![0.0; block.min(per) * n],
+                    u: vec![0.0; n],
+                    changed: Vec::new(),
+                })
+                .collect(),
+            block,
+            mask: vec![0; m * n],
+            scaled_delta: vec![0.0; n],
+            m,
+            n,
+        }
+    }
+
+    /// Number of lanes.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+}
+
+/// A column-major matrix that parallel lanes write in disjoint row ranges.
+#[derive(Clone, Copy)]
+struct SharedRows {
+    ptr: *mut f64,
+    stride: usize,
+}
+// SAFETY: lanes write disjoint rows (Workspace's row ranges do not overlap), and the owner
+// of the matrix is borrowed mutably for the whole parallel section.
+unsafe impl Send for SharedRows {}
+unsafe impl Sync for SharedRows {}
+
+/// C (rows x cols) = A B with A (rows x k) and B (k x cols) given by pointer and strides
+/// (row stride, column stride), through matrixmultiply as nalgebra's own GEMM does.
+///
+/// # Safety
+/// Pointers and strides must address valid matrices of these shapes; C must not overlap A or B.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm(
+    rows: usize,
+    k: usize,
+    cols: usize,
+    a: (*const f64, isize, isize),
+    b: (*const f64, isize, isize),
+    c: (*mut f64, isize, isize),
+) {
+    matrixmultiply::dgemm(
+        rows, k, cols, 1.0, a.0, a.1, a.2, b.0, b.1, b.2, 0.0, c.0, c.1, c.2,
+    );
+}
+
+impl Model {
+    /// Pre-activations of the neurons `r0 .. r0 + len` into `z` (n x len, neuron-major):
+    /// Z_b^T = X W_b^T.
+    fn block_preactivations(&self, w: &DMatrixView<f64>, r0: usize, len: usize, z: &mut [f64]) {
+        let (n, d) = (self.n(), self.d());
+        let (wr, wc) = w.strides();
+        let x = &self.data.x;
+        debug_assert!(z.len() >= n * len && r0 + len <= w.nrows());
+        // SAFETY: X is n x d column-major; W_b^T (d x len) starts at w[(r0, 0)] with row
+        // stride wc and column stride wr; z holds n x len.
+        unsafe {
+            gemm(
+                n,
+                d,
+                len,
+                (x.as_ptr(), 1, n as isize),
+                (w.as_ptr().add(r0 * wr), wc as isize, wr as isize),
+                (z.as_mut_ptr(), 1, n as isize),
+            );
+        }
+    }
+
+    /// Signs 1[w_r . x_i >= 0] into `out` (neuron-major m x n); with `old`, each lane lists in
+    /// its `changed` the (r, i) where they differ from `old`.
+    fn signs(&self, w: &DMatrixView<f64>, out: &mut [u8], old: Option<&[u8]>, ws: &mut Workspace) {
+        let n = self.n();
+        let block = ws.block;
+        let per = ws.lanes[0].rows.len().max(1);
+        let work = |(lane, out): (&mut Lane, &mut [u8])| {
+            lane.changed.clear();
+            let mut r0 = lane.rows.start;
+            while r0 < lane.rows.end {
+                let len = block.min(lane.rows.end - r0);
+                self.block_preactivations(w, r0, len, &mut lane.z);
+                let base = r0 - lane.rows.start;
+                let dst = &mut out[base * n..(base + len) * n];
+                for (o, z) in dst.iter_mut().zip(&lane.z[..len * n]) {
+                    *o = u8::from(*z >= 0.0);
+                }
+                if let Some(old) = old {
+                    let before = &old[r0 * n..(r0 + len) * n];
+                    for (k, (a, b)) in before.iter().zip(dst.iter()).enumerate() {
+                        if a != b {
+                            lane.changed.push((r0 + k / n, k % n));
+                        }
+                    }
+                }
+                r0 += len;
+            }
+        };
+        if ws.lanes.len() == 1 {
+            work((&mut ws.lanes[0], out));
+        } else {
+            ws.lanes
+                .par_iter_mut()
+                .zip(out.par_chunks_mut(per * n))
+                .for_each(work);
+        }
+    }
+
+    /// grad_W L into `g` (m x d), returning Delta; S is `held` if given, else the ReLU's
+    /// 1[w_r . x_i >= 0]. With a held pattern u is linear in W and the flow smooth.
+    pub fn gradient_with_pattern(
+        &self,
+        w: &DMatrixView<f64>,
+        g: &mut DMatrixViewMut<f64>,
+        ws: &mut Workspace,
+        held: Option<&Pattern>,
+    ) -> DVector<f64> {
+        let (n, d, m) = (self.n(), self.d(), self.m());
+        assert_eq!((ws.m, ws.n), (m, n), "workspace of another shape");
+        let scale = 1.0 / (m as f64).sqrt();
+        let a = self.a.as_slice();
+        let block = ws.block;
+        let per = ws.lanes[0].rows.len().max(1);
+        let parallel = ws.lanes.len() > 1;
+
+        // Pass 1: each lane's share of u (unscaled), and the sign mask when S is the ReLU's.
+        let pass1 = |(lane, mask): (&mut Lane, &mut [u8])| {
+            lane.u.fill(0.0);
+            let mut r0 = lane.rows.start;
+            while r0 < lane.rows.end {
+                let len = block.min(lane.rows.end - r0);
+                self.block_preactivations(w, r0, len, &mut lane.z);
+                let z = &lane.z[..len * n];
+                match held {
+                    None => {
+                        let base = r0 - lane.rows.start;
+                        let sm = &mut mask[base * n..(base + len) * n];
+                        for ((zr, sr), ar) in
+                            z.chunks_exact(n).zip(sm.chunks_exact_mut(n)).zip(&a[r0..])
+                        {
+                            for ((ui, zi), si) in lane.u.iter_mut().zip(zr).zip(sr.iter_mut()) {
+                                *si = u8::from(*zi >= 0.0);
+                                *ui += ar * zi.max(0.0);
+                            }
+                        }
+                    }
+                    Some(p) => {
+                        let sm = &p.mask[r0 * n..(r0 + len) * n];
+                        for ((zr, sr), ar) in
+                            z.chunks_exact(n).zip(sm.chunks_exact(n)).zip(&a[r0..])
+                        {
+                            for ((ui, zi), si) in lane.u.iter_mut().zip(zr).zip(sr) {
+                                *ui += ar * f64::from(*si) * zi;
+                            }
+                        }
+                        for &(r, i, s) in blend_in(&p.blend, r0..r0 + len) {
+                            let old = f64::from(p.mask[r * n + i]);
+                            lane.u[i] += a[r] * (s - old) * z[(r - r0) * n + i];
+                        }
+                    }
+                }
+                r0 += len;
+            }
+        };
+        if parallel {
+            ws.lanes
+                .par_iter_mut()
+                .zip(ws.mask.par_chunks_mut(per * n))
+                .for_each(pass1);
+        } else {
+            pass1((&mut ws.lanes[0], &mut ws.mask[..]));
+        }
+        let delta = DVector::from_fn(n, |i, _| {
+            ws.lanes.iter().map(|l| l.u[i]).sum::<f64>() * scale - self.data.y[i]
+        });
+        let ds = &mut ws.scaled_delta;
+        ds.iter_mut().zip(&delta).for_each(|(s, v)| *s = v * scale);
+        let ds = &ws.scaled_delta;
+
+        // Pass 2: P_b = a_r S_ri Delta_i / sqrt m in the block buffer, then G_b = P_b X.
+        let (gr, gc) = g.strides();
+        let out = SharedRows {
+            ptr: g.as_mut_ptr(),
+            stride: gc,
+        };
+        let x = &self.data.x;
+        let mask = &ws.mask;
+        let lanes = &mut ws.lanes;
+        let pass2 = |lane: &mut Lane| {
+            let mut r0 = lane.rows.start;
+            while r0 < lane.rows.end {
+                let len = block.min(lane.rows.end - r0);
+                let sm = match held {
+                    None => &mask[r0 * n..(r0 + len) * n],
+                    Some(p) => &p.mask[r0 * n..(r0 + len) * n],
+                };
+                let pz = &mut lane.z[..len * n];
+                for ((pr, sr), ar) in pz.chunks_exact_mut(n).zip(sm.chunks_exact(n)).zip(&a[r0..]) {
+                    for ((pi, si), di) in pr.iter_mut().zip(sr).zip(ds.iter()) {
+                        *pi = ar * f64::from(*si) * di;
+                    }
+                }
+                if let Some(p) = held {
+                    for &(r, i, s) in blend_in(&p.blend, r0..r0 + len) {
+                        pz[(r - r0) * n + i] = a[r] * s * ds[i];
+                    }
+                }
+                let o = out;
+                // SAFETY: P_b is len x n with entry (r, i) at r n + i; X is n x d column-major;
+                // rows r0 .. r0 + len of G belong to this lane alone.
+                unsafe {
+                    gemm(
+                        len,
+                        n,
+                        d,
+                        (pz.as_ptr(), n as isize, 1),
+                        (x.as_ptr(), 1, n as isize),
+                        (o.ptr.add(r0 * gr), gr as isize, o.stride as isize),
+                    );
+                }
+                r0 += len;
+            }
+        };
+        if parallel {
+            lanes.par_iter_mut().for_each(pass2);
+        } else {
+            pass2(&mut lanes[0]);
+        }
+        delta
+    }
+
+    /// grad_W L into `g` (m x d) with the ReLU's own pattern, returning Delta.
+    pub fn gradient_into(
+        &self,
+        w: &DMatrixView<f64>,
+        g: &mut DMatrixViewMut<f64>,
+        ws: &mut Workspace,
+    ) -> DVector<f64> {
+        self.gradient_with_pattern(w, g, ws, None)
+    }
+
+    /// grad_W L as a new matrix.
+    pub fn gradient(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        let mut g = DMatrix::zeros(self.m(), self.d());
+        let mut ws = Workspace::new(self.m(), self.n(), self.d());
+        self.gradient_into(w, &mut g.as_view_mut(), &mut ws);
+        g
+    }
+}
+
+/// The entries of a blend list (sorted by r) whose neuron lies in `rows`.
+fn blend_in(blend: &[(usize, usize, f64)], rows: std::ops::Range<usize>) -> &[(usize, usize, f64)] {
+    let lo = blend.partition_point(|&(r, _, _)| r < rows.start);
+    let hi = blend.partition_point(|&(r, _, _)| r < rows.end);
+    &blend[lo..hi]
+}
