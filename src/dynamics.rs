@@ -155,7 +155,7 @@ impl Space for WeightSpace<'_> {
         let w = self.model.weights(x);
         let mut gv = DMatrixViewMut::from_slice(g, self.model.m(), self.model.d());
         let held = self.held.borrow();
-        self.model.gradient_with_pattern(
+        self.model.gradient_in_place(
             &w,
             &mut gv,
             &mut self.scratch.borrow_mut().workspace,

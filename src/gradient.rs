@@ -135,7 +135,8 @@ pub struct Workspace {
     block: usize,
     /// Sign mask of the last plain (not held) evaluation, neuron-major.
     mask: Vec<u8>,
-    /// Delta / sqrt m.
+    /// Delta of the last evaluation, and Delta / sqrt m.
+    delta: Vec<f64>,
     scaled_delta: Vec<f64>,
     m: usize,
     n: usize,
@@ -169,10 +170,16 @@ impl Workspace {
                 .collect(),
             block,
             mask: vec![0; m * n],
+            delta: vec![0.0; n],
             scaled_delta: vec![0.0; n],
             m,
             n,
         }
+    }
+
+    /// Delta = u - y of the last gradient evaluation.
+    pub fn delta(&self) -> &[f64] {
+        &self.delta
     }
 
     /// Number of lanes.
@@ -197,8 +204,7 @@ unsafe impl Sync for SharedRows {}
 ///
 /// # Safety
 /// Pointers and strides must address valid matrices of these shapes; C must not overlap A or B.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm(
+pub(crate) unsafe fn gemm(
     rows: usize,
     k: usize,
     cols: usize,
@@ -280,6 +286,18 @@ impl Model {
         ws: &mut Workspace,
         held: Option<&Pattern>,
     ) -> DVector<f64> {
+        self.gradient_in_place(w, g, ws, held);
+        DVector::from_column_slice(&ws.delta)
+    }
+
+    /// [`Model::gradient_with_pattern`] without allocating: Delta is left in [`Workspace::delta`].
+    pub fn gradient_in_place(
+        &self,
+        w: &DMatrixView<f64>,
+        g: &mut DMatrixViewMut<f64>,
+        ws: &mut Workspace,
+        held: Option<&Pattern>,
+    ) {
         let (n, d, m) = (self.n(), self.d(), self.m());
         assert_eq!((ws.m, ws.n), (m, n), "workspace of another shape");
         let scale = 1.0 / (m as f64).sqrt();
@@ -335,11 +353,10 @@ impl Model {
         } else {
             pass1((&mut ws.lanes[0], &mut ws.mask[..]));
         }
-        let delta = DVector::from_fn(n, |i, _| {
-            ws.lanes.iter().map(|l| l.u[i]).sum::<f64>() * scale - self.data.y[i]
-        });
-        let ds = &mut ws.scaled_delta;
-        ds.iter_mut().zip(&delta).for_each(|(s, v)| *s = v * scale);
+        for (i, (di, si)) in ws.delta.iter_mut().zip(&mut ws.scaled_delta).enumerate() {
+            *di = ws.lanes.iter().map(|l| l.u[i]).sum::<f64>() * scale - self.data.y[i];
+            *si = *di * scale;
+        }
         let ds = &ws.scaled_delta;
 
         // Pass 2: P_b = a_r S_ri Delta_i / sqrt m in the block buffer, then G_b = P_b X.
@@ -391,7 +408,6 @@ impl Model {
         } else {
             pass2(&mut lanes[0]);
         }
-        delta
     }
 
     /// grad_W L into `g` (m x d) with the ReLU's own pattern, returning Delta.
