@@ -252,17 +252,10 @@ fn runs(args: &[String]) {
                 err(t.final_loss)
             )
         };
-        // The default max step at three tolerances; for the momentum flows also longer steps
-        // (their switching error is smaller: the jump is in the acceleration).
+        // The default max step at three tolerances; for the momentum flows also a longer one.
         let settings: &[(f64, Option<f64>)] = match opt {
             Optimizer::Gf => &[(1e-6, None), (1e-7, None), (1e-8, None)],
-            _ => &[
-                (1e-6, None),
-                (1e-7, None),
-                (1e-8, None),
-                (1e-6, Some(0.5)),
-                (1e-8, Some(0.1)),
-            ],
+            _ => &[(1e-6, None), (1e-7, None), (1e-8, None), (1e-6, Some(0.5))],
         };
         let ours: Vec<(String, Timed)> = settings
             .iter()

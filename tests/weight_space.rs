@@ -207,10 +207,11 @@ fn weight_space_held_pattern_dopri5_converges_to_reference_as_max_step_shrinks()
 
 #[test]
 fn weight_space_default_solver_meets_requested_tolerance_across_activation_switches() {
-    // rtol 1e-8 requested with the default --max-step (0.01 at rtol 1e-8); a 1000x margin is allowed.
+    // rtol 1e-8 requested with the default --max-step (0.03 for a momentum flow at rtol 1e-8);
+    // a 1000x margin is allowed.
     let (cfg, reference) = hbf_switching();
     assert_eq!(cfg.max_step, None);
-    assert!((cfg.max_step() - 0.01).abs() < 1e-12);
+    assert!((cfg.max_step() - 0.03).abs() < 1e-12);
     let err = worst_rel(&weight_losses(&cfg), &reference);
     eprintln!("held-pattern dopri5 (default max_step, rtol 1e-8) vs dop853 rtol 1e-12: {err:e}");
     assert!(
