@@ -197,10 +197,15 @@ impl Space for WeightSpace<'_> {
         for &(r, i) in &scratch.changed {
             let a = w0.row(r).dot(&x.row(i));
             let b = w1.row(r).dot(&x.row(i));
-            let before = if a == b { 0.5 } else { a / (a - b) };
-            // The share of the step on the active side.
-            let s = if a >= 0.0 { before } else { 1.0 - before };
-            p.set_blend(r, i, s.clamp(0.0, 1.0));
+            let before = if a == b {
+                0.5
+            } else {
+                (a / (a - b)).clamp(0.0, 1.0)
+            };
+            // The share of the step on the active side; the side is the mask's (a dot product
+            // of |a| ~ 1e-16 may disagree with the GEMM that set the mask).
+            let s = if p.active(r, i) { before } else { 1.0 - before };
+            p.set_blend(r, i, s);
         }
         scratch.changed.len() as u64
     }

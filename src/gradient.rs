@@ -59,6 +59,11 @@ impl Pattern {
         }
     }
 
+    /// Whether (r, i) is active in the 0/1 mask (fractional weights aside).
+    pub fn active(&self, r: usize, i: usize) -> bool {
+        self.mask[r * self.n + i] == 1
+    }
+
     /// S as a dense m x n matrix.
     pub fn to_matrix(&self) -> DMatrix<f64> {
         let m = self.mask.len() / self.n.max(1);
@@ -118,12 +123,11 @@ impl Pattern {
     }
 }
 
-/// One lane's scratch: a block of Z (then P), its share of u, the sign changes it found.
+/// One lane's scratch: a block of Z (then P) and the sign changes it found.
 #[derive(Clone, Debug)]
 struct Lane {
     rows: std::ops::Range<usize>,
     z: Vec<f64>,
-    u: Vec<f64>,
     changed: Vec<(usize, usize)>,
 }
 
@@ -135,6 +139,8 @@ pub struct Workspace {
     block: usize,
     /// Sign mask of the last plain (not held) evaluation, neuron-major.
     mask: Vec<u8>,
+    /// Each block's share of u (blocks x n).
+    partial: Vec<f64>,
     /// Delta of the last evaluation, and Delta / sqrt m.
     delta: Vec<f64>,
     scaled_delta: Vec<f64>,
@@ -155,21 +161,27 @@ impl Workspace {
 
     /// As [`Workspace::new`] with a given number of lanes (benchmarks, tests).
     pub fn with_lanes(m: usize, n: usize, lanes: usize) -> Workspace {
-        let lanes = lanes.clamp(1, m.max(1));
-        let bb = BLOCK_BYTES;
-        let block = (bb / 8 / n.max(1)).clamp(8, m.max(8));
-        let per = m.div_ceil(lanes);
+        // Equal blocks, a multiple of 4 of them, chosen from (m, n) alone: lanes of 2 or 4
+        // threads get equal shares, and the partition is the same in any number of lanes.
+        let max_block = (BLOCK_BYTES / 8 / n.max(1)).max(8);
+        let blocks = m.div_ceil(max_block).next_multiple_of(4).min(m.max(1));
+        let block = m.div_ceil(blocks).max(1);
+        let blocks = m.div_ceil(block).max(1);
+        let lanes = lanes.clamp(1, blocks);
+        // Lanes hold whole blocks, so that each block's share of u is summed alone and the
+        // shares are added in block order: the same bits in any number of lanes or threads.
+        let per = blocks.div_ceil(lanes) * block;
         Workspace {
             lanes: (0..lanes)
                 .map(|k| Lane {
                     rows: (k * per).min(m)..((k + 1) * per).min(m),
                     z: vec![0.0; block.min(per) * n],
-                    u: vec![0.0; n],
                     changed: Vec::new(),
                 })
                 .collect(),
             block,
             mask: vec![0; m * n],
+            partial: vec![0.0; blocks * n],
             delta: vec![0.0; n],
             scaled_delta: vec![0.0; n],
             m,
@@ -224,7 +236,7 @@ impl Model {
         let (n, d) = (self.n(), self.d());
         let (wr, wc) = w.strides();
         let x = &self.data.x;
-        debug_assert!(z.len() >= n * len && r0 + len <= w.nrows());
+        assert!(z.len() >= n * len && r0 + len <= w.nrows() && w.ncols() == d);
         // SAFETY: X is n x d column-major; W_b^T (d x len) starts at w[(r0, 0)] with row
         // stride wc and column stride wr; z holds n x len.
         unsafe {
@@ -243,6 +255,13 @@ impl Model {
     /// its `changed` the (r, i) where they differ from `old`.
     fn signs(&self, w: &DMatrixView<f64>, out: &mut [u8], old: Option<&[u8]>, ws: &mut Workspace) {
         let n = self.n();
+        assert_eq!((ws.m, ws.n), (self.m(), n), "workspace of another shape");
+        assert_eq!(w.shape(), (self.m(), self.d()), "W of another shape");
+        assert_eq!(out.len(), self.m() * n, "sign buffer of another size");
+        assert!(
+            old.is_none_or(|o| o.len() == out.len()),
+            "old signs of another size"
+        );
         let block = ws.block;
         let per = ws.lanes[0].rows.len().max(1);
         let work = |(lane, out): (&mut Lane, &mut [u8])| {
@@ -299,18 +318,24 @@ impl Model {
         held: Option<&Pattern>,
     ) {
         let (n, d, m) = (self.n(), self.d(), self.m());
+        // The GEMMs below go through raw pointers: shapes are checked here, not by nalgebra.
         assert_eq!((ws.m, ws.n), (m, n), "workspace of another shape");
+        assert_eq!(w.shape(), (m, d), "W of another shape");
+        assert_eq!(g.shape(), (m, d), "G of another shape");
         let scale = 1.0 / (m as f64).sqrt();
         let a = self.a.as_slice();
         let block = ws.block;
         let per = ws.lanes[0].rows.len().max(1);
         let parallel = ws.lanes.len() > 1;
 
-        // Pass 1: each lane's share of u (unscaled), and the sign mask when S is the ReLU's.
-        let pass1 = |(lane, mask): (&mut Lane, &mut [u8])| {
-            lane.u.fill(0.0);
+        // Pass 1: each block's share of u (unscaled), and the sign mask when S is the ReLU's.
+        let pass1 = |((lane, mask), partial): ((&mut Lane, &mut [u8]), &mut [f64])| {
             let mut r0 = lane.rows.start;
-            while r0 < lane.rows.end {
+            for u in partial.chunks_exact_mut(n) {
+                if r0 >= lane.rows.end {
+                    break;
+                }
+                u.fill(0.0);
                 let len = block.min(lane.rows.end - r0);
                 self.block_preactivations(w, r0, len, &mut lane.z);
                 let z = &lane.z[..len * n];
@@ -318,10 +343,9 @@ impl Model {
                     None => {
                         let base = r0 - lane.rows.start;
                         let sm = &mut mask[base * n..(base + len) * n];
-                        for ((zr, sr), ar) in
-                            z.chunks_exact(n).zip(sm.chunks_exact_mut(n)).zip(&a[r0..])
-                        {
-                            for ((ui, zi), si) in lane.u.iter_mut().zip(zr).zip(sr.iter_mut()) {
+                        let rows = z.chunks_exact(n).zip(sm.chunks_exact_mut(n));
+                        for ((zr, sr), ar) in rows.zip(&a[r0..]) {
+                            for ((ui, zi), si) in u.iter_mut().zip(zr).zip(sr.iter_mut()) {
                                 *si = u8::from(*zi >= 0.0);
                                 *ui += ar * zi.max(0.0);
                             }
@@ -329,32 +353,42 @@ impl Model {
                     }
                     Some(p) => {
                         let sm = &p.mask[r0 * n..(r0 + len) * n];
-                        for ((zr, sr), ar) in
-                            z.chunks_exact(n).zip(sm.chunks_exact(n)).zip(&a[r0..])
-                        {
-                            for ((ui, zi), si) in lane.u.iter_mut().zip(zr).zip(sr) {
+                        let rows = z.chunks_exact(n).zip(sm.chunks_exact(n));
+                        for ((zr, sr), ar) in rows.zip(&a[r0..]) {
+                            for ((ui, zi), si) in u.iter_mut().zip(zr).zip(sr) {
                                 *ui += ar * f64::from(*si) * zi;
                             }
                         }
                         for &(r, i, s) in blend_in(&p.blend, r0..r0 + len) {
                             let old = f64::from(p.mask[r * n + i]);
-                            lane.u[i] += a[r] * (s - old) * z[(r - r0) * n + i];
+                            u[i] += a[r] * (s - old) * z[(r - r0) * n + i];
                         }
                     }
                 }
                 r0 += len;
             }
         };
+        let blocks_per_lane = per.div_ceil(block);
         if parallel {
             ws.lanes
                 .par_iter_mut()
                 .zip(ws.mask.par_chunks_mut(per * n))
+                .zip(ws.partial.par_chunks_mut(blocks_per_lane * n))
                 .for_each(pass1);
         } else {
-            pass1((&mut ws.lanes[0], &mut ws.mask[..]));
+            pass1(((&mut ws.lanes[0], &mut ws.mask[..]), &mut ws.partial[..]));
         }
-        for (i, (di, si)) in ws.delta.iter_mut().zip(&mut ws.scaled_delta).enumerate() {
-            *di = ws.lanes.iter().map(|l| l.u[i]).sum::<f64>() * scale - self.data.y[i];
+        ws.delta.fill(0.0);
+        for u in ws.partial.chunks_exact(n) {
+            ws.delta.iter_mut().zip(u).for_each(|(d, ui)| *d += ui);
+        }
+        for ((di, si), yi) in ws
+            .delta
+            .iter_mut()
+            .zip(&mut ws.scaled_delta)
+            .zip(&self.data.y)
+        {
+            *di = *di * scale - yi;
             *si = *di * scale;
         }
         let ds = &ws.scaled_delta;

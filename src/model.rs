@@ -197,6 +197,7 @@ impl Model {
     /// H of an activation pattern S (m x n): (X X^T) o (S^T S) / m.
     pub fn gram_of_pattern(&self, s: &DMatrix<f64>) -> DMatrix<f64> {
         let (m, n) = (self.m(), self.n());
+        assert_eq!(s.shape(), (m, n), "pattern of another shape");
         let mut h = DMatrix::zeros(n, n);
         // S^T S through matrixmultiply with S^T as strides: nalgebra's gemm_tr takes dot
         // products column by column, ten times slower at m = 1e5.

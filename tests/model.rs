@@ -273,11 +273,12 @@ fn gradient_of_dense_pattern(
 
 #[test]
 fn blocked_gradient_is_the_same_in_any_number_of_lanes_and_blocks() {
-    // n = 200 makes blocks of 81 neurons: m = 500 spans several blocks per lane, and 7 lanes
-    // leave a short last lane.
-    let (model, w) = problem(200, 5, 500, 3);
+    // n = 200 makes blocks of at most 163 neurons: m = 2000 spans 16 blocks, several per lane,
+    // and 7 lanes leave a short last lane.
+    let (model, w) = problem(200, 5, 2000, 3);
     let s = model.pattern(&w.as_view());
     let (g_ref, d_ref) = gradient_of_dense_pattern(&model, &w, &s);
+    let mut first: Option<(DMatrix<f64>, DVector<f64>)> = None;
     for lanes in [1, 2, 3, 7] {
         let mut ws = Workspace::with_lanes(model.m(), model.n(), lanes);
         assert_eq!(ws.lanes(), lanes);
@@ -289,6 +290,14 @@ fn blocked_gradient_is_the_same_in_any_number_of_lanes_and_blocks() {
             (&g - &g_ref).amax()
         );
         assert!((&delta - &d_ref).amax() < 1e-12);
+        // Not only close: the same bits in any number of lanes.
+        match &first {
+            None => first = Some((g, delta)),
+            Some((g1, d1)) => {
+                assert_eq!(&g, g1, "{lanes} lanes");
+                assert_eq!(&delta, d1, "{lanes} lanes");
+            }
+        }
     }
 }
 
