@@ -6,8 +6,10 @@
 //! grad_{w_r} L = (1/sqrt m) a_r sum_i Delta_i 1[w_r . x_i >= 0] x_i
 //! ```
 //!
-//! Everything is written as matrix products so that one evaluation costs two GEMMs
-//! (`Z^T = W X^T`, then `G = P X`), about 4 n m d flops.
+//! Everything is written as matrix products. The gradient, the hot path of every weight-space
+//! run (two GEMMs, `Z^T = X W^T` and `G = P X`, about 4 n m d flops), lives in
+//! [`crate::gradient`], blocked for the cache and spread over threads; here are the network's
+//! definitions and what a snapshot needs (prediction, pattern, Gram matrix, J V).
 //!
 //! References:
 //! 1. S. S. Du, X. Zhai, B. Poczos, A. Singh, "Gradient descent provably optimizes
