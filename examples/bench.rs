@@ -198,17 +198,31 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
         .and_then(|v| v.parse().ok())
 }
 
-fn runs(args: &[String]) {
-    let scipy = args.iter().any(|a| a == "--scipy");
-    let limit: f64 = arg(args, "--scipy-timeout").unwrap_or(1800.0);
-    let t_scaling: f64 = arg(args, "--t-scaling").unwrap_or(10.0);
+/// A temporary directory holding the reference setting's data and initialization (n = 100,
+/// d = 20, m = 400, seed 0), shared by every ntkdyn run and by scipy.
+fn reference_setting() -> (std::path::PathBuf, Network) {
     let dir = std::env::temp_dir().join(format!("ntkdyn-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temporary directory");
-    // The reference setting: one data set and initialization for every run and for scipy.
     let data = Data::synthetic(100, 20, 0);
     let net = Network::init(400, 20, 0);
     std::fs::write(dir.join("data.csv"), io::data_csv(&data)).expect("write data");
     std::fs::write(dir.join("init.csv"), io::init_csv(&net)).expect("write init");
+    (dir, net)
+}
+
+/// A comma-separated list of numbers given after `name`.
+fn list_arg(args: &[String], name: &str) -> Option<Vec<f64>> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|c| c.parse().ok()).collect())
+}
+
+fn runs(args: &[String]) {
+    let scipy = args.iter().any(|a| a == "--scipy");
+    let limit: f64 = arg(args, "--scipy-timeout").unwrap_or(1800.0);
+    let t_scaling: f64 = arg(args, "--t-scaling").unwrap_or(10.0);
+    let (dir, net) = reference_setting();
     // W0 scaled by 1 + 1e-12 and 1 + 1e-9: how far the final loss itself is determined.
     for e in [12, 9] {
         let nudged = Network {
@@ -337,26 +351,11 @@ fn runs(args: &[String]) {
 }
 
 /// Accuracy and cost of the weight-space dopri5 against its largest step, at the reference
-/// setting, each final loss measured against the RK4 h = 0.002 reference.
+/// setting and tolerance, each final loss measured against the tight reference.
 fn steps(args: &[String]) {
-    let caps: Vec<f64> = args
-        .iter()
-        .position(|a| a == "--caps")
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.split(',').filter_map(|c| c.parse().ok()).collect())
-        .unwrap_or_else(|| vec![0.1, 0.2, 0.5, 1.0, 2.0, 5.0]);
-    let dir = std::env::temp_dir().join(format!("ntkdyn-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temporary directory");
-    let data = Data::synthetic(100, 20, 0);
-    let net = Network::init(400, 20, 0);
-    std::fs::write(dir.join("data.csv"), io::data_csv(&data)).expect("write data");
-    std::fs::write(dir.join("init.csv"), io::init_csv(&net)).expect("write init");
-    let rtols: Vec<f64> = args
-        .iter()
-        .position(|a| a == "--rtols")
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.split(',').filter_map(|c| c.parse().ok()).collect())
-        .unwrap_or_else(|| vec![1e-6]);
+    let caps = list_arg(args, "--caps").unwrap_or_else(|| vec![0.1, 0.2, 0.5, 1.0]);
+    let rtols = list_arg(args, "--rtols").unwrap_or_else(|| vec![1e-6]);
+    let (dir, _) = reference_setting();
     println!("| run | rtol | max step | wall (s) | evaluations | rejected | sign changes | final loss | rel. error |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for opt in [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag] {
