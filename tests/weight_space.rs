@@ -221,3 +221,36 @@ fn weight_space_default_solver_meets_requested_tolerance_across_activation_switc
         cfg.rtol
     );
 }
+
+#[test]
+fn weight_space_runs_give_the_same_bits_on_one_thread_and_on_two() {
+    // 4 n m d = 2e6 flops: large enough for the gradient to run in one lane per thread.
+    for optimizer in [Optimizer::Gf, Optimizer::Nag] {
+        let mut cfg = small(optimizer, 50, 10, 1000, 5);
+        cfg.space = SpaceChoice::Weight;
+        cfg.t_end = 3.0;
+        cfg.samples = 7;
+        let losses = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("thread pool");
+            pool.install(|| {
+                let lanes = ntkdyn::gradient::Workspace::new(cfg.m, cfg.n, cfg.d).lanes();
+                assert_eq!(lanes, threads, "one lane per thread");
+                let report = run::run(&cfg).expect("run");
+                (
+                    column(&report, "weight", "loss"),
+                    report.weight.expect("weight").stats.evaluations,
+                )
+            })
+        };
+        let (one, two) = (losses(1), losses(2));
+        assert!(
+            one.0[6] < 0.5 * one.0[0],
+            "the loss should fall: {:?}",
+            one.0
+        );
+        assert_eq!(one, two, "{optimizer:?}");
+    }
+}
