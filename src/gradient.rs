@@ -81,6 +81,30 @@ impl Pattern {
         self.blend.push((r, i, s));
     }
 
+    /// The fractional entries (r, i, S_ri), in increasing r.
+    pub fn blend_entries(&self) -> &[(usize, usize, f64)] {
+        &self.blend
+    }
+
+    /// S_r. (n values of neuron r) into `out`.
+    pub fn row_into(&self, r: usize, out: &mut [f64]) {
+        let n = self.n;
+        for (o, b) in out.iter_mut().zip(&self.mask[r * n..(r + 1) * n]) {
+            *o = f64::from(*b);
+        }
+        for &(_, i, s) in blend_in(&self.blend, r..r + 1) {
+            out[i] = s;
+        }
+    }
+
+    /// Take `signs` (neuron-major 0/1, e.g. filled by [`Pattern::changes`]) as the mask and
+    /// drop the fractional weights; the old mask is left in `signs`.
+    pub fn adopt(&mut self, signs: &mut Vec<u8>) {
+        assert_eq!(signs.len(), self.mask.len(), "signs of another size");
+        std::mem::swap(&mut self.mask, signs);
+        self.blend.clear();
+    }
+
     /// Drop the fractional weights: S is the 0/1 mask again.
     pub fn clear_blend(&mut self) {
         self.blend.clear();
@@ -317,17 +341,72 @@ impl Model {
         ws: &mut Workspace,
         held: Option<&Pattern>,
     ) {
+        let (n, m) = (self.n(), self.m());
+        let scale = 1.0 / (m as f64).sqrt();
+        self.forward_pass(w, ws, held);
+        ws.delta.fill(0.0);
+        for u in ws.partial.chunks_exact(n) {
+            ws.delta.iter_mut().zip(u).for_each(|(d, ui)| *d += ui);
+        }
+        for ((di, si), yi) in ws
+            .delta
+            .iter_mut()
+            .zip(&mut ws.scaled_delta)
+            .zip(&self.data.y)
+        {
+            *di = *di * scale - yi;
+            *si = *di * scale;
+        }
+        let ds = std::mem::take(&mut ws.scaled_delta);
+        self.transpose_pass(&ds, g, ws, held);
+        ws.scaled_delta = ds;
+    }
+
+    /// J_S V = (1/sqrt m) (S o (V X^T))^T a into `out` (n): the outputs' velocity (Jacobian of
+    /// u under the pattern S) for a direction V (m x d).
+    pub fn jvp_held(
+        &self,
+        v: &DMatrixView<f64>,
+        ws: &mut Workspace,
+        held: &Pattern,
+        out: &mut [f64],
+    ) {
+        let (n, m) = (self.n(), self.m());
+        let scale = 1.0 / (m as f64).sqrt();
+        self.forward_pass(v, ws, Some(held));
+        out.fill(0.0);
+        for u in ws.partial.chunks_exact(n) {
+            out.iter_mut().zip(u).for_each(|(d, ui)| *d += ui);
+        }
+        out.iter_mut().for_each(|o| *o *= scale);
+    }
+
+    /// J_S^T beta into `g` (m x d): row r is (1/sqrt m) a_r sum_i S_ri beta_i x_i.
+    pub fn vjp_held(
+        &self,
+        beta: &[f64],
+        g: &mut DMatrixViewMut<f64>,
+        ws: &mut Workspace,
+        held: &Pattern,
+    ) {
+        let scale = 1.0 / (self.m() as f64).sqrt();
+        let mut ds = std::mem::take(&mut ws.scaled_delta);
+        ds.iter_mut().zip(beta).for_each(|(d, b)| *d = b * scale);
+        self.transpose_pass(&ds, g, ws, Some(held));
+        ws.scaled_delta = ds;
+    }
+
+    /// Pass 1: each block's share of sum_r a_r S_ri w_r . x_i into `ws.partial` (and the sign
+    /// mask into `ws.mask` when S is the ReLU's).
+    fn forward_pass(&self, w: &DMatrixView<f64>, ws: &mut Workspace, held: Option<&Pattern>) {
         let (n, d, m) = (self.n(), self.d(), self.m());
         // The GEMMs below go through raw pointers: shapes are checked here, not by nalgebra.
         assert_eq!((ws.m, ws.n), (m, n), "workspace of another shape");
         assert_eq!(w.shape(), (m, d), "W of another shape");
-        assert_eq!(g.shape(), (m, d), "G of another shape");
-        let scale = 1.0 / (m as f64).sqrt();
         let a = self.a.as_slice();
         let block = ws.block;
         let per = ws.lanes[0].rows.len().max(1);
         let parallel = ws.lanes.len() > 1;
-
         // Pass 1: each block's share of u (unscaled), and the sign mask when S is the ReLU's.
         let pass1 = |((lane, mask), partial): ((&mut Lane, &mut [u8]), &mut [f64])| {
             let mut r0 = lane.rows.start;
@@ -378,22 +457,23 @@ impl Model {
         } else {
             pass1(((&mut ws.lanes[0], &mut ws.mask[..]), &mut ws.partial[..]));
         }
-        ws.delta.fill(0.0);
-        for u in ws.partial.chunks_exact(n) {
-            ws.delta.iter_mut().zip(u).for_each(|(d, ui)| *d += ui);
-        }
-        for ((di, si), yi) in ws
-            .delta
-            .iter_mut()
-            .zip(&mut ws.scaled_delta)
-            .zip(&self.data.y)
-        {
-            *di = *di * scale - yi;
-            *si = *di * scale;
-        }
-        let ds = &ws.scaled_delta;
+    }
 
-        // Pass 2: P_b = a_r S_ri Delta_i / sqrt m in the block buffer, then G_b = P_b X.
+    /// Pass 2: P_b = a_r S_ri ds_i in the block buffer, then G_b = P_b X, for every block.
+    fn transpose_pass(
+        &self,
+        ds: &[f64],
+        g: &mut DMatrixViewMut<f64>,
+        ws: &mut Workspace,
+        held: Option<&Pattern>,
+    ) {
+        let (n, d, m) = (self.n(), self.d(), self.m());
+        assert_eq!((ws.m, ws.n), (m, n), "workspace of another shape");
+        assert_eq!(g.shape(), (m, d), "G of another shape");
+        assert_eq!(ds.len(), n);
+        let a = self.a.as_slice();
+        let block = ws.block;
+        let parallel = ws.lanes.len() > 1;
         let (gr, gc) = g.strides();
         let out = SharedRows {
             ptr: g.as_mut_ptr(),

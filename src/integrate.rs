@@ -190,7 +190,7 @@ fn advance<S: Space>(
 }
 
 /// Dormand-Prince 5(4) coefficients (Hairer, Norsett, Wanner, Table II.5.2).
-mod dp5 {
+pub(crate) mod dp5 {
     pub const C: [f64; 7] = [0.0, 0.2, 0.3, 0.8, 8.0 / 9.0, 1.0, 1.0];
     pub const A: [[f64; 6]; 7] = [
         [0.0; 6],

@@ -20,6 +20,7 @@ pub mod gradient;
 pub mod integrate;
 pub mod io;
 pub mod kernel;
+pub mod linear;
 pub mod lyapunov;
 pub mod model;
 pub mod plot;

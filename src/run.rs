@@ -15,11 +15,10 @@ use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, Space, WeightSpace};
 use crate::error::{Error, InputError, NumericsError, OutputError};
 use crate::exact::ExactSolution;
 use crate::figures::{render, RunTables, Style};
-use crate::integrate::{
-    integrate, integrate_held, output_times, Solver, SolverSettings, SolverStats, Stop,
-};
+use crate::integrate::{integrate, output_times, Solver, SolverSettings, SolverStats, Stop};
 use crate::io::{self, Table};
 use crate::kernel::{extreme_eigenvalues, hinf};
+use crate::linear::integrate_output_space;
 use crate::lyapunov::{monotonicity, Lyapunov, Monotonicity};
 use crate::model::{Data, Model, Network};
 use crate::plot;
@@ -588,7 +587,8 @@ pub fn run_weight(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun 
     };
     let settings = cfg.solver_settings();
     let (stats, stop) = if cfg.solver == Solver::Dopri5 {
-        integrate_held(flow, y0, &times, &settings, observe)
+        // The held-pattern steps, taken in output space (src/linear.rs).
+        integrate_output_space(model, flow.damping, y0, &times, &settings, observe)
     } else {
         integrate(flow, y0, &times, &settings, observe)
     };
