@@ -60,6 +60,8 @@ pub struct SolverSettings {
 /// Work done by a solver: right-hand-side evaluations and steps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SolverStats {
+    /// Right-hand-side evaluations (stages); in weight space with dopri5, stages taken in
+    /// output space (O(n^2) each, see [`crate::linear`]).
     pub evaluations: u64,
     pub accepted_steps: u64,
     pub rejected_steps: u64,
@@ -344,6 +346,9 @@ fn error_sum(
 /// Holding the pattern turns a crossing into a switch at the next step boundary (a lag of at
 /// most one step) and sliding into chattering of amplitude O(h * jump) around the surface,
 /// whose average is the Filippov velocity; `max_step` bounds both.
+///
+/// Weight-space runs take these same steps in output space ([`crate::linear`], a third of the
+/// flops); this version works for any [`Space`] and is that integrator's test oracle.
 pub fn integrate_held<S: Space>(
     flow: Flow<'_, S>,
     y0: DVector<f64>,
