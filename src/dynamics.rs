@@ -20,7 +20,7 @@ use nalgebra::{DMatrix, DMatrixViewMut, DVector};
 use ode_solvers::System;
 use std::cell::RefCell;
 
-use crate::gradient::{Pattern, Workspace};
+use crate::gradient::{crossing_share, Pattern, Workspace};
 use crate::model::Model;
 
 /// The friction term c(t) of x'' + c(t) x' + grad = 0, or none for a first-order flow.
@@ -197,15 +197,7 @@ impl Space for WeightSpace<'_> {
         for &(r, i) in &scratch.changed {
             let a = w0.row(r).dot(&x.row(i));
             let b = w1.row(r).dot(&x.row(i));
-            let before = if a == b {
-                0.5
-            } else {
-                (a / (a - b)).clamp(0.0, 1.0)
-            };
-            // The share of the step on the active side; the side is the mask's (a dot product
-            // of |a| ~ 1e-16 may disagree with the GEMM that set the mask).
-            let s = if p.active(r, i) { before } else { 1.0 - before };
-            p.set_blend(r, i, s);
+            p.set_blend(r, i, crossing_share(a, b, p.active(r, i)));
         }
         scratch.changed.len() as u64
     }

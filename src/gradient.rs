@@ -543,6 +543,23 @@ impl Model {
     }
 }
 
+/// The share of a step an activation spent on its active side, when w_r . x_i went from `a`
+/// to `b` (a sign change) and the step began on the side `active` (the mask's: a dot product
+/// of |a| ~ 1e-16 may disagree with the GEMM that set the mask): the crossing is placed by
+/// linear interpolation, at a / (a - b) of the step.
+pub fn crossing_share(a: f64, b: f64, active: bool) -> f64 {
+    let before = if a == b {
+        0.5
+    } else {
+        (a / (a - b)).clamp(0.0, 1.0)
+    };
+    if active {
+        before
+    } else {
+        1.0 - before
+    }
+}
+
 /// The entries of a blend list (sorted by r) whose neuron lies in `rows`.
 fn blend_in(blend: &[(usize, usize, f64)], rows: std::ops::Range<usize>) -> &[(usize, usize, f64)] {
     let lo = blend.partition_point(|&(r, _, _)| r < rows.start);

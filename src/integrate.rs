@@ -334,6 +334,21 @@ fn error_sum(
     partials.iter().sum()
 }
 
+/// The next step after an accepted one of size `step` with scaled error `err` <= 1: the
+/// fifth-order controller 0.9 err^(-1/5), at most x5 and at least x0.2 (Hairer et al. II.4).
+pub(crate) fn grown(step: f64, err: f64) -> f64 {
+    if err == 0.0 {
+        step * 5.0
+    } else {
+        step * (0.9 * err.powf(-0.2)).clamp(0.2, 5.0)
+    }
+}
+
+/// The retry after a rejected step (err > 1): 0.9 err^(-1/5), at least x0.2.
+pub(crate) fn shrunk(step: f64, err: f64) -> f64 {
+    step * (0.9 * err.powf(-0.2)).max(0.2)
+}
+
 /// Dormand-Prince 5(4) in place (no allocation per step), with the space's switching
 /// structure held fixed within each step: the ReLU activation pattern is taken at the start
 /// of a step and kept for all its stages, so the right-hand side the step sees is smooth
@@ -441,13 +456,8 @@ pub fn integrate_held<S: Space>(
                     // First same as last: the last stage is f(t + h, y_new) under the same pattern.
                     k.swap(0, 6);
                 }
-                let grow = if err == 0.0 {
-                    5.0
-                } else {
-                    (0.9 * err.powf(-0.2)).clamp(0.2, 5.0)
-                };
                 if !last || step >= h {
-                    h = step * grow;
+                    h = grown(step, err);
                 }
             } else if err.is_finite() {
                 stats.rejected_steps += 1;
@@ -457,7 +467,7 @@ pub fn integrate_held<S: Space>(
                     flow.rhs(t, y.as_slice(), &mut k[0]);
                     stats.evaluations += 1;
                 }
-                h = step * (0.9 * err.powf(-0.2)).max(0.2);
+                h = shrunk(step, err);
                 if h < 1e-14 * t.abs().max(1.0) {
                     space.release_pattern();
                     return (

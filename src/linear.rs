@@ -29,8 +29,8 @@
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 
 use crate::dynamics::Damping;
-use crate::gradient::{Pattern, Workspace};
-use crate::integrate::{dp5, SolverSettings, SolverStats, Stop};
+use crate::gradient::{crossing_share, Pattern, Workspace};
+use crate::integrate::{dp5, grown, shrunk, SolverSettings, SolverStats, Stop};
 use crate::model::Model;
 
 /// The held pattern with the output-space quantities of the state it was taken at.
@@ -356,16 +356,7 @@ pub fn integrate_output_space(
                         }
                         let a = dot_row(&w0, x, r, i);
                         let b = dot_row(&w1, x, r, i);
-                        let before = if a == b {
-                            0.5
-                        } else {
-                            (a / (a - b)).clamp(0.0, 1.0)
-                        };
-                        let s = if held.pattern.active(r, i) {
-                            before
-                        } else {
-                            1.0 - before
-                        };
+                        let s = crossing_share(a, b, held.pattern.active(r, i));
                         let zv = v0.as_ref().map_or(0.0, |v| dot_row(v, x, r, i));
                         held.change(model, r, i, s, a, zv, &mut buf.row);
                         held.pattern.set_blend(r, i, s);
@@ -408,13 +399,8 @@ pub fn integrate_output_space(
                     }
                     held.pattern.adopt(&mut buf.signs);
                 }
-                let grow = if err == 0.0 {
-                    5.0
-                } else {
-                    (0.9 * err.powf(-0.2)).clamp(0.2, 5.0)
-                };
                 if !last || step >= h {
-                    h = step * grow;
+                    h = grown(step, err);
                 }
             } else if err.is_finite() {
                 stats.rejected_steps += 1;
@@ -425,7 +411,7 @@ pub fn integrate_output_space(
                     held.jv = jj;
                     held.pattern.clear_blend();
                 }
-                h = step * (0.9 * err.powf(-0.2)).max(0.2);
+                h = shrunk(step, err);
                 if h < 1e-14 * t.abs().max(1.0) {
                     return (
                         stats,
