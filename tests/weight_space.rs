@@ -280,7 +280,7 @@ fn held_and_output_space(
     };
     let loss = |y: &nalgebra::DVector<f64>| model.loss(&model.weights(&y.as_slice()[..200 * 5]));
     let mut a = Vec::new();
-    let (_, stop) = integrate_held(flow, y0.clone(), &times, &settings, |_, y| {
+    let (held_stats, stop) = integrate_held(flow, y0.clone(), &times, &settings, |_, y| {
         a.push(loss(y));
         true
     });
@@ -292,6 +292,13 @@ fn held_and_output_space(
             true
         });
     assert_eq!(stop, Stop::Completed);
+    // The same step sequence (up to a step where rounding tips a decision).
+    let diff = |x: u64, y: u64| x.abs_diff(y);
+    assert!(
+        diff(held_stats.accepted_steps, stats.accepted_steps) <= 1
+            && diff(held_stats.rejected_steps, stats.rejected_steps) <= 1,
+        "{damping:?}: weight space {held_stats:?}, output space {stats:?}"
+    );
     (a, b, stats)
 }
 
