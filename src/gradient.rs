@@ -10,8 +10,8 @@
 //! Why blocks: at m = 1e5 the m x n matrices Z and P are 80 MB each, so the two GEMMs and the
 //! masking between them streamed them through memory four times and ran at half the GEMM rate.
 //! Here each lane (one per thread) walks its neurons in blocks whose Z fits in L2 cache: pass 1
-//! computes the block's Z and its share of u, pass 2 (after u is summed over lanes, the only
-//! synchronization) forms the block's P in the same buffer and multiplies it into the block's
+//! computes the block's Z and its share of u, pass 2 (after the shares are summed in block order,
+//! the only synchronization) forms the block's P in the same buffer and multiplies it into the block's
 //! rows of G. Only the 0/1 sign mask (one byte per entry) survives between the passes.
 //!
 //! Everything is preallocated in [`Workspace`]: an evaluation allocates nothing.
@@ -51,14 +51,6 @@ impl Pattern {
         p
     }
 
-    /// S_ri.
-    pub fn get(&self, r: usize, i: usize) -> f64 {
-        match self.blend.iter().find(|&&(br, bi, _)| br == r && bi == i) {
-            Some(&(_, _, s)) => s,
-            None => f64::from(self.mask[r * self.n + i]),
-        }
-    }
-
     /// Whether (r, i) is active in the 0/1 mask (fractional weights aside).
     pub fn active(&self, r: usize, i: usize) -> bool {
         self.mask[r * self.n + i] == 1
@@ -67,7 +59,13 @@ impl Pattern {
     /// S as a dense m x n matrix.
     pub fn to_matrix(&self) -> DMatrix<f64> {
         let m = self.mask.len() / self.n.max(1);
-        DMatrix::from_fn(m, self.n, |r, i| self.get(r, i))
+        let mut row = vec![0.0; self.n];
+        let mut s = DMatrix::zeros(m, self.n);
+        for r in 0..m {
+            self.row_into(r, &mut row);
+            s.row_mut(r).iter_mut().zip(&row).for_each(|(o, v)| *o = *v);
+        }
+        s
     }
 
     /// Entries with a fractional weight.
@@ -120,8 +118,7 @@ impl Pattern {
     ) -> u64 {
         scratch.resize(self.mask.len(), 0);
         model.signs(w, scratch, None, ws);
-        std::mem::swap(&mut self.mask, scratch);
-        self.blend.clear();
+        self.adopt(scratch);
         self.mask
             .iter()
             .zip(scratch.iter())
@@ -211,11 +208,6 @@ impl Workspace {
             m,
             n,
         }
-    }
-
-    /// Delta = u - y of the last gradient evaluation.
-    pub fn delta(&self) -> &[f64] {
-        &self.delta
     }
 
     /// Number of lanes.
@@ -333,7 +325,7 @@ impl Model {
         DVector::from_column_slice(&ws.delta)
     }
 
-    /// [`Model::gradient_with_pattern`] without allocating: Delta is left in [`Workspace::delta`].
+    /// [`Model::gradient_with_pattern`] without allocating (Delta stays in the workspace).
     pub fn gradient_in_place(
         &self,
         w: &DMatrixView<f64>,
@@ -341,13 +333,10 @@ impl Model {
         ws: &mut Workspace,
         held: Option<&Pattern>,
     ) {
-        let (n, m) = (self.n(), self.m());
+        let m = self.m();
         let scale = 1.0 / (m as f64).sqrt();
         self.forward_pass(w, ws, held);
-        ws.delta.fill(0.0);
-        for u in ws.partial.chunks_exact(n) {
-            ws.delta.iter_mut().zip(u).for_each(|(d, ui)| *d += ui);
-        }
+        sum_blocks(&ws.partial, &mut ws.delta);
         for ((di, si), yi) in ws
             .delta
             .iter_mut()
@@ -371,13 +360,10 @@ impl Model {
         held: &Pattern,
         out: &mut [f64],
     ) {
-        let (n, m) = (self.n(), self.m());
+        let m = self.m();
         let scale = 1.0 / (m as f64).sqrt();
         self.forward_pass(v, ws, Some(held));
-        out.fill(0.0);
-        for u in ws.partial.chunks_exact(n) {
-            out.iter_mut().zip(u).for_each(|(d, ui)| *d += ui);
-        }
+        sum_blocks(&ws.partial, out);
         out.iter_mut().for_each(|o| *o *= scale);
     }
 
@@ -557,6 +543,15 @@ pub fn crossing_share(a: f64, b: f64, active: bool) -> f64 {
         before
     } else {
         1.0 - before
+    }
+}
+
+/// The blocks' shares of u (blocks x n, from the forward pass) added in block order into `out`
+/// (n): the same bits in any number of lanes.
+fn sum_blocks(partial: &[f64], out: &mut [f64]) {
+    out.fill(0.0);
+    for u in partial.chunks_exact(out.len()) {
+        out.iter_mut().zip(u).for_each(|(d, ui)| *d += ui);
     }
 }
 

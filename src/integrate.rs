@@ -12,7 +12,6 @@
 
 use nalgebra::DVector;
 use ode_solvers::{Dop853, Dopri5, OutputType, Rk4};
-use rayon::prelude::*;
 
 use crate::dynamics::{Flow, Space};
 
@@ -236,104 +235,6 @@ pub(crate) mod dp5 {
     ];
 }
 
-/// Elements per chunk of the fused vector sweeps: a chunk of every operand stays in L1.
-const CHUNK: usize = 2048;
-/// From this length on the sweeps run in parallel (below, a rayon round trip costs more).
-const PARALLEL_LEN: usize = 1 << 16;
-
-/// The nonzero terms (c_l, k_l) of a Runge-Kutta sum, on the stack.
-fn weighted<'k>(k: &'k [Vec<f64>], coef: impl Fn(usize) -> f64) -> Vec7<'k> {
-    let mut out = Vec7 {
-        terms: [(0.0, &[]); 7],
-        len: 0,
-    };
-    for (l, kl) in k.iter().enumerate() {
-        let c = coef(l);
-        if c != 0.0 {
-            out.terms[out.len] = (c, kl);
-            out.len += 1;
-        }
-    }
-    out
-}
-
-/// Up to seven (coefficient, vector) pairs.
-struct Vec7<'k> {
-    terms: [(f64, &'k [f64]); 7],
-    len: usize,
-}
-
-impl<'k> std::ops::Deref for Vec7<'k> {
-    type Target = [(f64, &'k [f64])];
-    fn deref(&self) -> &Self::Target {
-        &self.terms[..self.len]
-    }
-}
-
-/// out = base + sum_l c_l k_l in one pass over memory: chunk by chunk, so that each operand
-/// is read once (at m = 1e5 the state is 32 MB and a sweep per term made the stage sums cost
-/// as much as the right-hand side).
-fn combine(out: &mut [f64], base: &[f64], terms: &[(f64, &[f64])]) {
-    let chunk = |(j, o): (usize, &mut [f64])| {
-        let lo = j * CHUNK;
-        let hi = lo + o.len();
-        o.copy_from_slice(&base[lo..hi]);
-        for &(c, kl) in terms {
-            o.iter_mut()
-                .zip(&kl[lo..hi])
-                .for_each(|(v, kv)| *v += c * kv);
-        }
-    };
-    if out.len() >= PARALLEL_LEN {
-        out.par_chunks_mut(CHUNK).enumerate().for_each(chunk);
-    } else {
-        out.chunks_mut(CHUNK).enumerate().for_each(chunk);
-    }
-}
-
-/// sum_j (e_j / (atol + rtol max(|y_j|, |y_new_j|)))^2 with e = sum_l c_l k_l, in one pass.
-/// Per-chunk sums go to `partials` and are added in order: the same steps on every run.
-fn error_sum(
-    y: &[f64],
-    y_new: &[f64],
-    terms: &[(f64, &[f64])],
-    s: &SolverSettings,
-    partials: &mut [f64],
-) -> f64 {
-    let chunk = |j: usize| {
-        let lo = j * CHUNK;
-        let hi = (lo + CHUNK).min(y.len());
-        let mut e = [0.0; CHUNK];
-        let e = &mut e[..hi - lo];
-        for &(c, kl) in terms {
-            e.iter_mut()
-                .zip(&kl[lo..hi])
-                .for_each(|(v, kv)| *v += c * kv);
-        }
-        e.iter()
-            .zip(&y[lo..hi])
-            .zip(&y_new[lo..hi])
-            .map(|((e, a), b)| {
-                let r = e / (s.atol + s.rtol * a.abs().max(b.abs()));
-                r * r
-            })
-            .sum::<f64>()
-    };
-    let partials = &mut partials[..y.len().div_ceil(CHUNK)];
-    if y.len() >= PARALLEL_LEN {
-        partials
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(j, p)| *p = chunk(j));
-    } else {
-        partials
-            .iter_mut()
-            .enumerate()
-            .for_each(|(j, p)| *p = chunk(j));
-    }
-    partials.iter().sum()
-}
-
 /// The next step after an accepted one of size `step` with scaled error `err` <= 1: the
 /// fifth-order controller 0.9 err^(-1/5), at most x5 and at least x0.2 (Hairer et al. II.4).
 pub(crate) fn grown(step: f64, err: f64) -> f64 {
@@ -381,7 +282,6 @@ pub fn integrate_held<S: Space>(
     let mut k: Vec<Vec<f64>> = vec![vec![0.0; dim]; 7];
     let mut stage = vec![0.0; dim];
     let mut y_new = vec![0.0; dim];
-    let mut partials = vec![0.0; dim.div_ceil(CHUNK)];
     let space = flow.space;
     space.hold_pattern(y.as_slice());
     flow.rhs(t, y.as_slice(), &mut k[0]);
@@ -412,17 +312,27 @@ pub fn integrate_held<S: Space>(
                 step = target - t;
             }
             for s in 1..7 {
-                // Stage input y + h sum_l A[s][l] k_l.
+                // Stage input y + h sum_l A[s][l] k_l, one vector sweep per term.
                 let (done, rest) = k.split_at_mut(s);
                 let input = if s == 6 { &mut y_new } else { &mut stage };
-                let terms = weighted(done, |l| step * dp5::A[s][l]);
-                combine(input, y.as_slice(), &terms);
+                input.copy_from_slice(y.as_slice());
+                for (l, kl) in done.iter().enumerate() {
+                    let c = step * dp5::A[s][l];
+                    if c != 0.0 {
+                        input.iter_mut().zip(kl).for_each(|(v, kv)| *v += c * kv);
+                    }
+                }
                 flow.rhs(t + dp5::C[s] * step, input, &mut rest[0]);
                 stats.evaluations += 1;
             }
             // Embedded error estimate h sum_l E[l] k_l, scaled by atol + rtol |y|.
-            let terms = weighted(&k, |l| step * dp5::E[l]);
-            let err2 = error_sum(y.as_slice(), &y_new, &terms, settings, &mut partials);
+            let err2: f64 = (0..dim)
+                .map(|j| {
+                    let e: f64 = k.iter().zip(dp5::E).map(|(kl, el)| step * el * kl[j]).sum();
+                    let sc = settings.atol + settings.rtol * y[j].abs().max(y_new[j].abs());
+                    (e / sc) * (e / sc)
+                })
+                .sum();
             let err = (err2 / dim as f64).sqrt();
             if err <= 1.0 && retake.is_none() {
                 let crossed = space.blend_pattern(y.as_slice(), &y_new);

@@ -125,6 +125,39 @@ impl Held {
     }
 }
 
+impl Held {
+    /// Move S_ri, for each (r, i) of `entries` (in increasing r), to `new(pattern, r, i, z)`
+    /// with z = w_r . x_i at the state (W, V), through [`Held::change`]; with `blend`, the new
+    /// values are also recorded as the pattern's fractional weights.
+    #[allow(clippy::too_many_arguments)]
+    fn set_entries(
+        &mut self,
+        model: &Model,
+        entries: &[(usize, usize)],
+        w: &DMatrixView<f64>,
+        v: Option<&DMatrixView<f64>>,
+        row: &mut [f64],
+        blend: bool,
+        mut new: impl FnMut(&Pattern, usize, usize, f64) -> f64,
+    ) {
+        let x = &model.data.x;
+        let mut current = usize::MAX;
+        for &(r, i) in entries {
+            if r != current {
+                self.pattern.row_into(r, row);
+                current = r;
+            }
+            let z = dot_row(w, x, r, i);
+            let value = new(&self.pattern, r, i, z);
+            let zv = v.map_or(0.0, |v| dot_row(v, x, r, i));
+            self.change(model, r, i, value, z, zv, row);
+            if blend {
+                self.pattern.set_blend(r, i, value);
+            }
+        }
+    }
+}
+
 /// (W, V) of a state [W] or [W, V].
 fn split(
     y: &DVector<f64>,
@@ -197,8 +230,10 @@ pub fn integrate_output_space(
     let (mut al, mut gl) = ([0.0f64; 7], [0.0f64; 7]);
     let mut hv = DVector::<f64>::zeros(n);
     let mut combo = DVector::<f64>::zeros(n);
-    // J^T products: new position, new velocity, and the two parts of the error.
-    let mut g = vec![vec![0.0; md]; 4];
+    // J^T products: new position and velocity (pw, pv), the two parts of the error (ew, ev).
+    let vlen = if second { md } else { 0 };
+    let (mut pw, mut pv) = (vec![0.0; md], vec![0.0; vlen]);
+    let (mut ew, mut ev) = (vec![0.0; md], vec![0.0; vlen]);
     let mut backup: Option<(DMatrix<f64>, DVector<f64>, DVector<f64>)> = None;
 
     let span = times[times.len() - 1] - times[0];
@@ -283,60 +318,51 @@ pub fn integrate_output_space(
                     let mut gv = DMatrixViewMut::from_slice(out, m, d);
                     model.vjp_held(beta.as_slice(), &mut gv, &mut buf.ws, pattern);
                 };
-            let err2;
-            {
-                let (g01, g23) = g.split_at_mut(2);
-                let (g0, g1) = g01.split_at_mut(1);
-                let (g2, g3) = g23.split_at_mut(1);
-                let (pw, pv) = (&mut g0[0], &mut g1[0]);
-                let (ew, ev) = (&mut g2[0], &mut g3[0]);
-                let yn = y_new.as_mut_slice();
-                let ys = y.as_slice();
-                if second {
-                    sum(&bcoef, &bl, &mut combo);
-                    jt(&combo, pw, &mut buf, &held.pattern);
-                    sum(&bcoef, &del, &mut combo);
-                    jt(&combo, pv, &mut buf, &held.pattern);
-                    sum(&ecoef, &bl, &mut combo);
-                    jt(&combo, ew, &mut buf, &held.pattern);
-                    sum(&ecoef, &del, &mut combo);
-                    jt(&combo, ev, &mut buf, &held.pattern);
-                    let cw = (0..7).map(|l| bcoef(l) * al[l]).sum::<f64>();
-                    let cv = 1.0 + (0..7).map(|l| bcoef(l) * gl[l]).sum::<f64>();
-                    let ew_c = (0..7).map(|l| ecoef(l) * al[l]).sum::<f64>();
-                    let ev_c = (0..7).map(|l| ecoef(l) * gl[l]).sum::<f64>();
-                    let vs = &ys[md..];
-                    let mut acc = 0.0;
-                    for j in 0..md {
-                        let (wj, vj) = (ys[j], vs[j]);
-                        let wn = wj + cw * vj + pw[j];
-                        let vn = cv * vj + pv[j];
-                        yn[j] = wn;
-                        yn[md + j] = vn;
-                        let e1 = ew_c * vj + ew[j];
-                        let e2 = ev_c * vj + ev[j];
-                        let s1 = settings.atol + settings.rtol * wj.abs().max(wn.abs());
-                        let s2 = settings.atol + settings.rtol * vj.abs().max(vn.abs());
-                        acc += (e1 / s1) * (e1 / s1) + (e2 / s2) * (e2 / s2);
-                    }
-                    err2 = acc;
-                } else {
-                    sum(&bcoef, &dl, &mut combo);
-                    combo *= -1.0;
-                    jt(&combo, pw, &mut buf, &held.pattern);
-                    sum(&ecoef, &dl, &mut combo);
-                    combo *= -1.0;
-                    jt(&combo, ew, &mut buf, &held.pattern);
-                    let mut acc = 0.0;
-                    for j in 0..md {
-                        let wn = ys[j] + pw[j];
-                        yn[j] = wn;
-                        let sc = settings.atol + settings.rtol * ys[j].abs().max(wn.abs());
-                        acc += (ew[j] / sc) * (ew[j] / sc);
-                    }
-                    err2 = acc;
+            let (yn, ys) = (y_new.as_mut_slice(), y.as_slice());
+            let err2 = if second {
+                sum(&bcoef, &bl, &mut combo);
+                jt(&combo, &mut pw, &mut buf, &held.pattern);
+                sum(&bcoef, &del, &mut combo);
+                jt(&combo, &mut pv, &mut buf, &held.pattern);
+                sum(&ecoef, &bl, &mut combo);
+                jt(&combo, &mut ew, &mut buf, &held.pattern);
+                sum(&ecoef, &del, &mut combo);
+                jt(&combo, &mut ev, &mut buf, &held.pattern);
+                let cw = (0..7).map(|l| bcoef(l) * al[l]).sum::<f64>();
+                let cv = 1.0 + (0..7).map(|l| bcoef(l) * gl[l]).sum::<f64>();
+                let ew_c = (0..7).map(|l| ecoef(l) * al[l]).sum::<f64>();
+                let ev_c = (0..7).map(|l| ecoef(l) * gl[l]).sum::<f64>();
+                let vs = &ys[md..];
+                let mut acc = 0.0;
+                for j in 0..md {
+                    let (wj, vj) = (ys[j], vs[j]);
+                    let wn = wj + cw * vj + pw[j];
+                    let vn = cv * vj + pv[j];
+                    yn[j] = wn;
+                    yn[md + j] = vn;
+                    let e1 = ew_c * vj + ew[j];
+                    let e2 = ev_c * vj + ev[j];
+                    let s1 = settings.atol + settings.rtol * wj.abs().max(wn.abs());
+                    let s2 = settings.atol + settings.rtol * vj.abs().max(vn.abs());
+                    acc += (e1 / s1) * (e1 / s1) + (e2 / s2) * (e2 / s2);
                 }
-            }
+                acc
+            } else {
+                sum(&bcoef, &dl, &mut combo);
+                combo *= -1.0;
+                jt(&combo, &mut pw, &mut buf, &held.pattern);
+                sum(&ecoef, &dl, &mut combo);
+                combo *= -1.0;
+                jt(&combo, &mut ew, &mut buf, &held.pattern);
+                let mut acc = 0.0;
+                for j in 0..md {
+                    let wn = ys[j] + pw[j];
+                    yn[j] = wn;
+                    let sc = settings.atol + settings.rtol * ys[j].abs().max(wn.abs());
+                    acc += (ew[j] / sc) * (ew[j] / sc);
+                }
+                acc
+            };
             let err = (err2 / dim as f64).sqrt();
             if err <= 1.0 && retake.is_none() {
                 let (w1, _) = split(&y_new, m, d, second);
@@ -348,21 +374,15 @@ pub fn integrate_output_space(
                     stats.sign_changes += buf.changed.len() as u64;
                     backup = Some((held.h.clone(), held.delta.clone(), held.jv.clone()));
                     let (w0, v0) = split(&y, m, d, second);
-                    let changed = std::mem::take(&mut buf.changed);
-                    let mut current = usize::MAX;
-                    for &(r, i) in &changed {
-                        if r != current {
-                            held.pattern.row_into(r, &mut buf.row);
-                            current = r;
-                        }
-                        let a = dot_row(&w0, x, r, i);
-                        let b = dot_row(&w1, x, r, i);
-                        let s = crossing_share(a, b, held.pattern.active(r, i));
-                        let zv = v0.as_ref().map_or(0.0, |v| dot_row(v, x, r, i));
-                        held.change(model, r, i, s, a, zv, &mut buf.row);
-                        held.pattern.set_blend(r, i, s);
-                    }
-                    buf.changed = changed;
+                    held.set_entries(
+                        model,
+                        &buf.changed,
+                        &w0,
+                        v0.as_ref(),
+                        &mut buf.row,
+                        true,
+                        |p, r, i, a| crossing_share(a, dot_row(&w1, x, r, i), p.active(r, i)),
+                    );
                     retake = Some(step);
                     continue;
                 }
@@ -383,21 +403,20 @@ pub fn integrate_output_space(
                     let (w1, v1) = split(&y, m, d, second);
                     held.pattern
                         .changes(model, &w1, &mut buf.signs, &mut buf.changed, &mut buf.ws);
-                    let mut entries: Vec<(usize, usize)> = buf.changed.clone();
+                    let entries = &mut buf.changed;
                     entries.extend(held.pattern.blend_entries().iter().map(|&(r, i, _)| (r, i)));
                     entries.sort_unstable();
                     entries.dedup();
-                    let mut current = usize::MAX;
-                    for &(r, i) in &entries {
-                        if r != current {
-                            held.pattern.row_into(r, &mut buf.row);
-                            current = r;
-                        }
-                        let new = f64::from(buf.signs[r * n + i]);
-                        let z = dot_row(&w1, x, r, i);
-                        let zv = v1.as_ref().map_or(0.0, |v| dot_row(v, x, r, i));
-                        held.change(model, r, i, new, z, zv, &mut buf.row);
-                    }
+                    let signs = &buf.signs;
+                    held.set_entries(
+                        model,
+                        entries,
+                        &w1,
+                        v1.as_ref(),
+                        &mut buf.row,
+                        false,
+                        |_, r, i, _| f64::from(signs[r * n + i]),
+                    );
                     held.pattern.adopt(&mut buf.signs);
                 }
                 if !last || step >= h {

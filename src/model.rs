@@ -134,21 +134,16 @@ impl Model {
         DMatrixView::from_slice(flat, self.m(), self.d())
     }
 
-    /// Z^T = W X^T (m x n), pre-activations w_r . x_i, into a caller's buffer.
-    pub fn preactivations_into(&self, w: &DMatrixView<f64>, zt: &mut DMatrix<f64>) {
-        zt.gemm(1.0, w, &self.xt, 0.0);
-    }
-
-    /// Z^T = W X^T (m x n).
-    pub fn preactivations_of(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+    /// Z^T = W X^T (m x n), pre-activations w_r . x_i.
+    pub fn preactivations(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
         let mut zt = DMatrix::zeros(self.m(), self.n());
-        self.preactivations_into(w, &mut zt);
+        zt.gemm(1.0, w, &self.xt, 0.0);
         zt
     }
 
     /// u = f(W; X) = (1/sqrt m) relu(W X^T)^T a.
     pub fn predict(&self, w: &DMatrixView<f64>) -> DVector<f64> {
-        self.predict_from(&self.preactivations_of(w))
+        self.predict_from(&self.preactivations(w))
     }
 
     fn predict_from(&self, zt: &DMatrix<f64>) -> DVector<f64> {
@@ -179,15 +174,9 @@ impl Model {
 
     /// Activation pattern 1[w_r . x_i >= 0] as an m x n 0/1 matrix (ReLU'(0) = 1).
     pub fn pattern(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
-        let mut zt = DMatrix::zeros(self.m(), self.n());
-        self.pattern_into(w, &mut zt);
-        zt
-    }
-
-    /// [`Model::pattern`] into a caller's m x n buffer.
-    pub fn pattern_into(&self, w: &DMatrixView<f64>, out: &mut DMatrix<f64>) {
-        self.preactivations_into(w, out);
-        out.apply(|z| *z = if *z >= 0.0 { 1.0 } else { 0.0 });
+        let mut s = self.preactivations(w);
+        s.apply(|z| *z = if *z >= 0.0 { 1.0 } else { 0.0 });
+        s
     }
 
     /// Gram matrix H(W) = J J^T of SPEC.md:
