@@ -143,6 +143,16 @@ pub struct PlBall {
     pub inside_ball: bool,
 }
 
+/// The radius of the PL* ball, R = 2 sqrt(2 beta L(W0)) / mu (Liu, Zhu and Belkin);
+/// infinite when mu is not positive.
+pub fn pl_radius(mu: f64, beta: f64, loss0: f64) -> f64 {
+    if mu > 0.0 {
+        2.0 * (2.0 * beta * loss0).sqrt() / mu
+    } else {
+        f64::INFINITY
+    }
+}
+
 impl PlBall {
     pub fn new(
         inf_pl_ratio: f64,
@@ -152,11 +162,7 @@ impl PlBall {
         max_distance: f64,
     ) -> PlBall {
         let mu = inf_pl_ratio / 2.0;
-        let radius = if mu > 0.0 {
-            2.0 * (2.0 * beta * loss0).sqrt() / mu
-        } else {
-            f64::INFINITY
-        };
+        let radius = pl_radius(mu, beta, loss0);
         PlBall {
             inf_pl_ratio,
             sup_kernel_cond,

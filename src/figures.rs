@@ -97,12 +97,10 @@ impl RunTables {
         };
         let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
         let summary: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        let optimizer = match summary["command"].as_str() {
-            Some("gf") => Optimizer::Gf,
-            Some("hbf") => Optimizer::Hbf,
-            Some("nag") => Optimizer::Nag,
-            other => return Err(bad(format!("unknown command {other:?}"))),
-        };
+        let command = summary["command"].as_str();
+        let optimizer = command
+            .and_then(Optimizer::from_name)
+            .ok_or_else(|| bad(format!("unknown command {command:?}")))?;
         let table = |name: &str| -> Result<Option<Table>, InputError> {
             let p = dir.join(name);
             if p.exists() {

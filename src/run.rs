@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::diagnostics::{
-    condition_number, cross_kernel_h0, cross_kernel_hinf, pl_ratio, rms_gap, KernelPredictor,
-    PlBall,
+    condition_number, cross_kernel_h0, cross_kernel_hinf, pl_radius, pl_ratio, rms_gap,
+    KernelPredictor, PlBall,
 };
 use crate::discrete::{self, DiscreteRun, Twin};
 use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, Space, WeightSpace};
@@ -24,7 +24,7 @@ use crate::model::{Data, Model, Network};
 use crate::plot;
 
 /// The optimizer studied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
     /// Gradient flow W' = -grad L, twin: gradient descent.
@@ -36,6 +36,14 @@ pub enum Optimizer {
 }
 
 impl Optimizer {
+    /// The three, in table order (which is also their `Ord`).
+    pub const ALL: [Optimizer; 3] = [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag];
+
+    /// The optimizer [`Optimizer::name`] names.
+    pub fn from_name(name: &str) -> Option<Optimizer> {
+        Optimizer::ALL.into_iter().find(|o| o.name() == name)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Optimizer::Gf => "gf",
@@ -445,6 +453,12 @@ impl SpaceRun {
     pub fn final_loss(&self) -> f64 {
         self.table.rows.last().map(|r| r[1]).unwrap_or(f64::NAN)
     }
+    /// The last test_gap (weight space with held-out points).
+    pub fn final_test_gap(&self) -> Option<f64> {
+        self.table
+            .column(TEST_GAP_COLUMN)
+            .and_then(|c| c.last().copied())
+    }
     /// inf over the samples of the column pl_ratio.
     pub fn inf_pl_ratio(&self) -> f64 {
         self.table
@@ -789,7 +803,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, Error> {
 /// run in parallel (one thread each), each configured as `cfg` but for the optimizer and its
 /// output directory `cfg.out/<optimizer>`.
 pub fn compare(cfg: &RunConfig) -> Result<Vec<Report>, Error> {
-    let configs: Vec<RunConfig> = [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag]
+    let configs: Vec<RunConfig> = Optimizer::ALL
         .into_iter()
         .map(|optimizer| RunConfig {
             optimizer,
@@ -973,10 +987,7 @@ fn space_summary(run: &SpaceRun, cfg: &RunConfig, kernel: Option<KernelChoice>) 
         inf_pl_ratio: run.inf_pl_ratio(),
         sup_kernel_cond: run.sup_kernel_cond(),
         pl_ball: run.pl_ball.clone(),
-        final_test_gap: run
-            .table
-            .column(TEST_GAP_COLUMN)
-            .and_then(|c| c.last().copied()),
+        final_test_gap: run.final_test_gap(),
     }
 }
 
@@ -1045,7 +1056,7 @@ impl Report {
                 pl_prediction: (d.twin == Twin::Gd).then(|| {
                     let (mu, beta) = (s.h0_extremes.0, s.h0_extremes.1);
                     let loss0 = d.iterates.first().map(|i| i.loss).unwrap_or(f64::NAN);
-                    let radius = 2.0 * (2.0 * beta * loss0).sqrt() / mu;
+                    let radius = pl_radius(mu, beta, loss0);
                     serde_json::json!({
                         "mu": mu,
                         "beta": beta,

@@ -171,11 +171,7 @@ pub fn run_one(
             .zip(&le)
             .map(|(a, b)| (a - b).abs() / l0)
             .fold(0.0, f64::max),
-        final_test_gap: w
-            .table
-            .column(run::TEST_GAP_COLUMN)
-            .and_then(|c| c.last().copied())
-            .unwrap_or(f64::NAN),
+        final_test_gap: w.final_test_gap().unwrap_or(f64::NAN),
     })
 }
 
@@ -261,12 +257,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<SweepRow>, InputError> {
                 )
             })
         };
-        let optimizer = match &record[2] {
-            "gf" => Optimizer::Gf,
-            "hbf" => Optimizer::Hbf,
-            "nag" => Optimizer::Nag,
-            other => return Err(err(line, format!("unknown optimizer '{other}'"))),
-        };
+        let optimizer = Optimizer::from_name(&record[2])
+            .ok_or_else(|| err(line, format!("unknown optimizer '{}'", &record[2])))?;
         rows.push(SweepRow {
             m: record[0]
                 .parse()
@@ -289,12 +281,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<SweepRow>, InputError> {
 
 /// Rows in table order: by m, seed, then optimizer as gf, hbf, nag.
 pub fn sort_rows(rows: &mut [SweepRow]) {
-    let rank = |o: Optimizer| match o {
-        Optimizer::Gf => 0,
-        Optimizer::Hbf => 1,
-        Optimizer::Nag => 2,
-    };
-    rows.sort_by_key(|r| (r.m, r.seed, rank(r.optimizer)));
+    rows.sort_by_key(|r| (r.m, r.seed, r.optimizer));
 }
 
 /// Join the shard CSVs of `dir` (sweep-shard-*.csv) into one table.
