@@ -371,11 +371,7 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             eprintln!("warning: {w}");
         }
         say(&human_summary(&report));
-        let names: Vec<String> = written
-            .iter()
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .collect();
-        sayln!("wrote {}: {}", cfg.out.display(), names.join(" "));
+        sayln!("wrote {}: {}", cfg.out.display(), names(&written));
     }
     report.failure().map_or(Ok(()), |e| Err(e.into()))
 }
@@ -448,6 +444,7 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// The file names of `paths`, space-separated.
 fn names(paths: &[PathBuf]) -> String {
     paths
         .iter()
