@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example bench -- rhs [--numpy]
 //! cargo run --release --example bench -- runs [--scipy] [--scipy-timeout S] [--t-scaling T]
-//! cargo run --release --example bench -- steps [--caps 0.1,0.5] [--rtols 1e-6,1e-8]
+//! cargo run --release --example bench -- steps [--caps 0.1,0.5] [--rtols 1e-6,1e-8] [--only nag]
 //! cargo run --release --example bench -- [--numpy] [--scipy]          all of rhs and runs
 //! ```
 //! `rhs` times one weight-space right-hand side at n = 100, d = 20, m = 400 .. 100000 in one
@@ -355,10 +355,14 @@ fn runs(args: &[String]) {
 fn steps(args: &[String]) {
     let caps = list_arg(args, "--caps").unwrap_or_else(|| vec![0.1, 0.2, 0.5, 1.0]);
     let rtols = list_arg(args, "--rtols").unwrap_or_else(|| vec![1e-6]);
+    let only: Option<String> = arg(args, "--only");
     let (dir, _) = reference_setting();
     println!("| run | rtol | max step | wall (s) | evaluations | rejected | sign changes | final loss | rel. error |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    for opt in [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag] {
+    for opt in Optimizer::ALL {
+        if only.as_deref().is_some_and(|o| o != opt.name()) {
+            continue;
+        }
         let mut cfg = config(opt, 400, 100.0, &dir);
         cfg.data = Some(dir.join("data.csv"));
         cfg.init = Some(dir.join("init.csv"));

@@ -235,6 +235,31 @@ pub(crate) mod dp5 {
     ];
 }
 
+/// The scaled error of a held-pattern step, norm-wise per block of the state (W, or W and V):
+/// sqrt(mean_B |e_B|^2 / (N sc_B^2)) with sc_B = atol + rtol max(rms y_B, rms y_new_B), from
+/// the blocks' squared norms (each block N entries). Norm-wise rather than entry-wise so the
+/// output-space steps can take |e|^2 from n x n quantities without forming e in weight space
+/// (Hairer, Norsett and Wanner I, II.4 allow either).
+pub(crate) fn blockwise_error(
+    settings: &SolverSettings,
+    len: usize,
+    e2: &[f64],
+    y2: &[f64],
+    y_new2: &[f64],
+) -> f64 {
+    let n = len as f64;
+    let mean = e2
+        .iter()
+        .zip(y2.iter().zip(y_new2))
+        .map(|(e, (a, b))| {
+            let sc = settings.atol + settings.rtol * (a.max(*b) / n).sqrt();
+            e / (n * sc * sc)
+        })
+        .sum::<f64>()
+        / e2.len() as f64;
+    mean.sqrt()
+}
+
 /// The next step after an accepted one of size `step` with scaled error `err` <= 1: the
 /// fifth-order controller 0.9 err^(-1/5), at most x5 and at least x0.2 (Hairer et al. II.4).
 pub(crate) fn grown(step: f64, err: f64) -> f64 {
@@ -325,15 +350,17 @@ pub fn integrate_held<S: Space>(
                 flow.rhs(t + dp5::C[s] * step, input, &mut rest[0]);
                 stats.evaluations += 1;
             }
-            // Embedded error estimate h sum_l E[l] k_l, scaled by atol + rtol |y|.
-            let err2: f64 = (0..dim)
-                .map(|j| {
-                    let e: f64 = k.iter().zip(dp5::E).map(|(kl, el)| step * el * kl[j]).sum();
-                    let sc = settings.atol + settings.rtol * y[j].abs().max(y_new[j].abs());
-                    (e / sc) * (e / sc)
-                })
-                .sum();
-            let err = (err2 / dim as f64).sqrt();
+            // Embedded error estimate h sum_l E[l] k_l, measured block by block.
+            let blocks = if flow.damping.second_order() { 2 } else { 1 };
+            let len = dim / blocks;
+            let (mut e2, mut y2, mut yn2) = ([0.0f64; 2], [0.0f64; 2], [0.0f64; 2]);
+            for j in 0..dim {
+                let e: f64 = k.iter().zip(dp5::E).map(|(kl, el)| step * el * kl[j]).sum();
+                e2[j / len] += e * e;
+                y2[j / len] += y[j] * y[j];
+                yn2[j / len] += y_new[j] * y_new[j];
+            }
+            let err = blockwise_error(settings, len, &e2[..blocks], &y2[..blocks], &yn2[..blocks]);
             if err <= 1.0 && retake.is_none() {
                 let crossed = space.blend_pattern(y.as_slice(), &y_new);
                 if crossed > 0 {

@@ -19,10 +19,14 @@
 //! ```
 //!
 //! So the seven stages cost O(n^2) each, and a step touches weight space only to form the
-//! new state and the error estimate (four products J^T beta, 8 n m d flops for the momentum
-//! flows, two for GF) and to look for sign changes (2 n m d): about a third of the seven
-//! full right-hand sides (28 n m d) of [`crate::integrate::integrate_held`], whose rules
-//! for crossings (retake with fractional weights), step control and max step it follows.
+//! new state (two products J^T beta, 4 n m d flops, for the momentum flows, one for GF) and to
+//! look for sign changes (2 n m d). The error estimate e = c V + J^T beta is measured
+//! norm-wise per block ([`crate::integrate::blockwise_error`]) from n x n quantities,
+//! |e|^2 = c^2 |V|^2 + 2 c beta . J V + beta^T H beta, so it is never formed in weight space.
+//! Against the seven full right-hand sides (28 n m d) of
+//! [`crate::integrate::integrate_held`] that is a fifth; its rules for crossings (retake with
+//! fractional weights), step control and max step are followed, and for the momentum flows
+//! [`Crossings::Corrected`] adds back the blend's leading error.
 //! H, J W and J V are kept up to date across pattern changes entry by entry (O(n) each);
 //! J W and J V are recomputed from the state at every output time, H only at the start (its
 //! updates drifted by less than 1e-12 in a review's check against H recomputed every step).
@@ -31,7 +35,7 @@ use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 
 use crate::dynamics::Damping;
 use crate::gradient::{crossing_share, Pattern, Workspace};
-use crate::integrate::{dp5, grown, shrunk, SolverSettings, SolverStats, Stop};
+use crate::integrate::{blockwise_error, dp5, grown, shrunk, SolverSettings, SolverStats, Stop};
 use crate::model::Model;
 
 /// The held pattern with the output-space quantities of the state it was taken at.
@@ -158,6 +162,124 @@ impl Held {
     }
 }
 
+/// How a step through sign changes is retaken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crossings {
+    /// Each crossing activation weighted by its share of the step, the share from the
+    /// straight line between z = w_r . x_i at the two ends ([`crate::integrate::integrate_held`]'s
+    /// rule): O(h^2) error per crossing in W and V.
+    Blend,
+    /// For the momentum flows, the share from the cubic through z and z' = v_r . x_i at the
+    /// two ends, and the blend's leading error added back ([`Fix`]): O(h^3) per crossing.
+    /// Gradient flow is blended as in `Blend` (an activation can slide there, and the
+    /// blend is then Filippov's convex combination).
+    Corrected,
+}
+
+/// The leading error of blending one crossing, added back after the blended step.
+///
+/// With S_ri = s(t) (a step function) replaced by its share theta over a step of length h,
+/// the forcing of V' differs by delta(t) G(t), delta = s - theta, where (kappa = a_r / sqrt m)
+///
+/// ```text
+/// G = -kappa (Delta_i x_i e_r^T + z J^T e_i),   Delta = J W - y and J both of the blend.
+/// ```
+///
+/// As int delta = 0, variation of constants gives the difference of exact and blended flow
+/// over the step to O(h^3) from mu = int_0^h t delta(t) dt = -/+ theta (1 - theta) h^2 / 2
+/// (- when the activation switches off):
+///
+/// ```text
+/// W: -mu G(0),    V: mu (G'(0) + c G(0)),    G' = -kappa ((J V)_i x_i e_r^T + z' J^T e_i)
+/// ```
+///
+/// Rows e_r are added to the new state directly; J^T e_i terms join the step's betas.
+struct Fix {
+    r: usize,
+    i: usize,
+    /// Coefficients of J^T e_i in W and V.
+    beta_w: f64,
+    beta_v: f64,
+    /// Coefficients of x_i in row r of W and V.
+    row_w: f64,
+    row_v: f64,
+}
+
+impl Fix {
+    /// The fix for entry (r, i) with `share` of a step of length h starting at (W, V) with
+    /// friction c, taken after the blend is set (`held` is the blend's).
+    fn new(
+        model: &Model,
+        held: &Held,
+        (r, i, share): (usize, usize, f64),
+        h: f64,
+        c: f64,
+        w: &DMatrixView<f64>,
+        v: &DMatrixView<f64>,
+    ) -> Fix {
+        let x = &model.data.x;
+        let kappa = model.a[r] / (model.m() as f64).sqrt();
+        let off = if held.pattern.active(r, i) { -1.0 } else { 1.0 };
+        let mu = off * share * (1.0 - share) * h * h / 2.0;
+        let (z, zv) = (dot_row(w, x, r, i), dot_row(v, x, r, i));
+        let (delta, jv) = (held.delta[i], held.jv[i]);
+        Fix {
+            r,
+            i,
+            beta_w: mu * kappa * z,
+            beta_v: -mu * kappa * (zv + c * z),
+            row_w: mu * kappa * delta,
+            row_v: -mu * kappa * (jv + c * delta),
+        }
+    }
+
+    /// J W - y and J V (of the blend) follow the fix: J (x_i e_r^T) has entries
+    /// kappa S_rj x_j . x_i, and J J^T e_i is H's column i.
+    fn follow(&self, model: &Model, held: &mut Held, row: &mut [f64]) {
+        let kappa = model.a[self.r] / (model.m() as f64).sqrt();
+        let xx = model.input_gram();
+        held.pattern.row_into(self.r, row);
+        for (j, srj) in row.iter().enumerate() {
+            let along = kappa * srj * xx[(j, self.i)];
+            let hji = held.h[(j, self.i)];
+            held.delta[j] += self.row_w * along + self.beta_w * hji;
+            held.jv[j] += self.row_v * along + self.beta_v * hji;
+        }
+    }
+}
+
+/// Share of a step that entry (r, i) is active, from the cubic Hermite interpolant of
+/// z(s) = w_r . x_i over the step (s in [0, 1]) through z and h z' at both ends of the held
+/// step: the crossing time to O(h^4) where the straight line gives O(h^2).
+pub fn hermite_share([z0, d0]: [f64; 2], [z1, d1]: [f64; 2], active: bool) -> f64 {
+    let p = |s: f64| {
+        let (s2, s3) = (s * s, s * s * s);
+        (2.0 * s3 - 3.0 * s2 + 1.0) * z0
+            + (s3 - 2.0 * s2 + s) * d0
+            + (-2.0 * s3 + 3.0 * s2) * z1
+            + (s3 - s2) * d1
+    };
+    if z0 == 0.0 || z0.signum() == z1.signum() {
+        return crossing_share(z0, z1, active);
+    }
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    // Bisection on the sign change (z0 and z1 differ in sign): 50 halvings reach rounding.
+    for _ in 0..50 {
+        let mid = 0.5 * (lo + hi);
+        if p(mid).signum() == z0.signum() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let before = 0.5 * (lo + hi);
+    if active {
+        before
+    } else {
+        1.0 - before
+    }
+}
+
 /// (W, V) of a state [W] or [W, V].
 fn split(
     y: &DVector<f64>,
@@ -195,6 +317,7 @@ pub fn integrate_output_space(
     y0: DVector<f64>,
     times: &[f64],
     settings: &SolverSettings,
+    crossings: Crossings,
     mut observe: impl FnMut(f64, &DVector<f64>) -> bool,
 ) -> (SolverStats, Stop) {
     let (n, m, d) = (model.n(), model.m(), model.d());
@@ -230,11 +353,13 @@ pub fn integrate_output_space(
     let (mut al, mut gl) = ([0.0f64; 7], [0.0f64; 7]);
     let mut hv = DVector::<f64>::zeros(n);
     let mut combo = DVector::<f64>::zeros(n);
-    // J^T products: new position and velocity (pw, pv), the two parts of the error (ew, ev).
-    let vlen = if second { md } else { 0 };
-    let (mut pw, mut pv) = (vec![0.0; md], vec![0.0; vlen]);
-    let (mut ew, mut ev) = (vec![0.0; md], vec![0.0; vlen]);
+    // J^T products: the new position and velocity.
+    let (mut pw, mut pv) = (vec![0.0; md], vec![0.0; if second { md } else { 0 }]);
+    // J^T beta of an error whose parts cancel (see below).
+    let mut scratch = vec![0.0; md];
     let mut backup: Option<(DMatrix<f64>, DVector<f64>, DVector<f64>)> = None;
+    let mut fixes: Vec<Fix> = Vec::new();
+    let corrected = crossings == Crossings::Corrected;
 
     let span = times[times.len() - 1] - times[0];
     let mut h = (1e-3 * span).min(settings.max_step);
@@ -319,51 +444,77 @@ pub fn integrate_output_space(
                     model.vjp_held(beta.as_slice(), &mut gv, &mut buf.ws, pattern);
                 };
             let (yn, ys) = (y_new.as_mut_slice(), y.as_slice());
-            let err2 = if second {
+            // The error e = c V + J^T beta is formed only when needed: its squared norm is
+            // c^2 |V|^2 + 2 c beta . (J V) + beta^T H beta, O(n^2), unless the two parts
+            // cancel (NAG's early steps, where c is large and V lies in the range of J^T)
+            // and rounding would swamp the sum.
+            let mut quad = |c: f64, vv: f64, beta: &DVector<f64>, buf: &mut Buffers| {
+                hv.gemv(1.0, &held.h, beta, 0.0);
+                let cross = 2.0 * c * beta.dot(&held.jv);
+                let (outer, inner) = (c * c * vv, beta.dot(&hv));
+                let sum = outer + cross + inner;
+                if sum >= 1e-6 * (outer + cross.abs() + inner) {
+                    return sum;
+                }
+                jt(beta, &mut scratch, buf, &held.pattern);
+                // (GF has no V and never cancels, c = 0.)
+                let v = ys[md..].iter().chain(std::iter::repeat(&0.0));
+                scratch
+                    .iter()
+                    .zip(v)
+                    .map(|(p, vj)| (c * vj + p).powi(2))
+                    .sum()
+            };
+            let err = if second {
                 sum(&bcoef, &bl, &mut combo);
+                fixes.iter().for_each(|f| combo[f.i] += f.beta_w);
                 jt(&combo, &mut pw, &mut buf, &held.pattern);
                 sum(&bcoef, &del, &mut combo);
+                fixes.iter().for_each(|f| combo[f.i] += f.beta_v);
                 jt(&combo, &mut pv, &mut buf, &held.pattern);
-                sum(&ecoef, &bl, &mut combo);
-                jt(&combo, &mut ew, &mut buf, &held.pattern);
-                sum(&ecoef, &del, &mut combo);
-                jt(&combo, &mut ev, &mut buf, &held.pattern);
                 let cw = (0..7).map(|l| bcoef(l) * al[l]).sum::<f64>();
                 let cv = 1.0 + (0..7).map(|l| bcoef(l) * gl[l]).sum::<f64>();
-                let ew_c = (0..7).map(|l| ecoef(l) * al[l]).sum::<f64>();
-                let ev_c = (0..7).map(|l| ecoef(l) * gl[l]).sum::<f64>();
                 let vs = &ys[md..];
-                let mut acc = 0.0;
+                let mut sq = [0.0f64; 4];
                 for j in 0..md {
                     let (wj, vj) = (ys[j], vs[j]);
                     let wn = wj + cw * vj + pw[j];
                     let vn = cv * vj + pv[j];
                     yn[j] = wn;
                     yn[md + j] = vn;
-                    let e1 = ew_c * vj + ew[j];
-                    let e2 = ev_c * vj + ev[j];
-                    let s1 = settings.atol + settings.rtol * wj.abs().max(wn.abs());
-                    let s2 = settings.atol + settings.rtol * vj.abs().max(vn.abs());
-                    acc += (e1 / s1) * (e1 / s1) + (e2 / s2) * (e2 / s2);
+                    sq[0] += wj * wj;
+                    sq[1] += vj * vj;
+                    sq[2] += wn * wn;
+                    sq[3] += vn * vn;
                 }
-                acc
+                for f in &fixes {
+                    for k in 0..d {
+                        yn[k * m + f.r] += f.row_w * x[(f.i, k)];
+                        yn[md + k * m + f.r] += f.row_v * x[(f.i, k)];
+                    }
+                }
+                let ew_c = (0..7).map(|l| ecoef(l) * al[l]).sum::<f64>();
+                let ev_c = (0..7).map(|l| ecoef(l) * gl[l]).sum::<f64>();
+                sum(&ecoef, &bl, &mut combo);
+                let e_w = quad(ew_c, sq[1], &combo, &mut buf);
+                sum(&ecoef, &del, &mut combo);
+                let e_v = quad(ev_c, sq[1], &combo, &mut buf);
+                blockwise_error(settings, md, &[e_w, e_v], &sq[..2], &sq[2..])
             } else {
                 sum(&bcoef, &dl, &mut combo);
                 combo *= -1.0;
                 jt(&combo, &mut pw, &mut buf, &held.pattern);
-                sum(&ecoef, &dl, &mut combo);
-                combo *= -1.0;
-                jt(&combo, &mut ew, &mut buf, &held.pattern);
-                let mut acc = 0.0;
+                let (mut w2, mut wn2) = (0.0, 0.0);
                 for j in 0..md {
                     let wn = ys[j] + pw[j];
                     yn[j] = wn;
-                    let sc = settings.atol + settings.rtol * ys[j].abs().max(wn.abs());
-                    acc += (ew[j] / sc) * (ew[j] / sc);
+                    w2 += ys[j] * ys[j];
+                    wn2 += wn * wn;
                 }
-                acc
+                sum(&ecoef, &dl, &mut combo);
+                let e = quad(0.0, 0.0, &combo, &mut buf);
+                blockwise_error(settings, md, &[e], &[w2], &[wn2])
             };
-            let err = (err2 / dim as f64).sqrt();
             if err <= 1.0 && retake.is_none() {
                 let (w1, _) = split(&y_new, m, d, second);
                 held.pattern
@@ -374,6 +525,7 @@ pub fn integrate_output_space(
                     stats.sign_changes += buf.changed.len() as u64;
                     backup = Some((held.h.clone(), held.delta.clone(), held.jv.clone()));
                     let (w0, v0) = split(&y, m, d, second);
+                    let (_, v1) = split(&y_new, m, d, second);
                     held.set_entries(
                         model,
                         &buf.changed,
@@ -381,8 +533,23 @@ pub fn integrate_output_space(
                         v0.as_ref(),
                         &mut buf.row,
                         true,
-                        |p, r, i, a| crossing_share(a, dot_row(&w1, x, r, i), p.active(r, i)),
+                        |p, r, i, a| {
+                            let b = dot_row(&w1, x, r, i);
+                            match (&v0, &v1) {
+                                (Some(v0), Some(v1)) if corrected => hermite_share(
+                                    [a, step * dot_row(v0, x, r, i)],
+                                    [b, step * dot_row(v1, x, r, i)],
+                                    p.active(r, i),
+                                ),
+                                _ => crossing_share(a, b, p.active(r, i)),
+                            }
+                        },
                     );
+                    if let (Some(c), Some(v0), true) = (friction(damping, t), &v0, corrected) {
+                        fixes.extend(held.pattern.blend_entries().iter().map(|&(r, i, share)| {
+                            Fix::new(model, &held, (r, i, share), step, c, &w0, v0)
+                        }));
+                    }
                     retake = Some(step);
                     continue;
                 }
@@ -399,6 +566,9 @@ pub fn integrate_output_space(
                 steps_in_interval += 1;
                 if retaken {
                     backup = None;
+                    for f in fixes.drain(..) {
+                        f.follow(model, &mut held, &mut buf.row);
+                    }
                     // The pattern of the new state: crossings and the blended entries.
                     let (w1, v1) = split(&y, m, d, second);
                     held.pattern
@@ -425,6 +595,7 @@ pub fn integrate_output_space(
             } else if err.is_finite() {
                 stats.rejected_steps += 1;
                 if retaken {
+                    fixes.clear();
                     let (hh, dd, jj) = backup.take().expect("a retake keeps its backup");
                     held.h = hh;
                     held.delta = dd;

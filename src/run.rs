@@ -18,7 +18,7 @@ use crate::figures::{render, RunTables, Style};
 use crate::integrate::{integrate, output_times, Solver, SolverSettings, SolverStats, Stop};
 use crate::io::{self, Table};
 use crate::kernel::{extreme_eigenvalues, hinf};
-use crate::linear::integrate_output_space;
+use crate::linear::{integrate_output_space, Crossings};
 use crate::lyapunov::{monotonicity, Lyapunov, Monotonicity};
 use crate::model::{Data, Model, Network};
 use crate::plot;
@@ -602,7 +602,15 @@ pub fn run_weight(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun 
     let settings = cfg.solver_settings();
     let (stats, stop) = if cfg.solver == Solver::Dopri5 {
         // The held-pattern steps, taken in output space (src/linear.rs).
-        integrate_output_space(model, flow.damping, y0, &times, &settings, observe)
+        integrate_output_space(
+            model,
+            flow.damping,
+            y0,
+            &times,
+            &settings,
+            Crossings::Corrected,
+            observe,
+        )
     } else {
         integrate(flow, y0, &times, &settings, observe)
     };
