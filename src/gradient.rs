@@ -539,6 +539,12 @@ pub fn crossing_share(a: f64, b: f64, active: bool) -> f64 {
     } else {
         (a / (a - b)).clamp(0.0, 1.0)
     };
+    active_share(before, active)
+}
+
+/// The share of a step on the active side when the crossing falls at `before` (a fraction of
+/// the step) and the step began on the side `active`.
+pub(crate) fn active_share(before: f64, active: bool) -> f64 {
     if active {
         before
     } else {

@@ -260,6 +260,25 @@ pub(crate) fn blockwise_error(
     mean.sqrt()
 }
 
+/// The failure of a held-pattern run with more than `max_steps` steps in one output interval.
+pub(crate) fn too_many_steps(steps: u32, t: f64, settings: &SolverSettings) -> Option<Stop> {
+    (steps > settings.max_steps).then(|| Stop::Failed {
+        t,
+        msg: format!(
+            "more than {} steps in one output interval",
+            settings.max_steps
+        ),
+    })
+}
+
+/// The failure of a held-pattern run whose step, after a rejection, shrank to rounding at t.
+pub(crate) fn underflow(h: f64, t: f64) -> Option<Stop> {
+    (h < 1e-14 * t.abs().max(1.0)).then(|| Stop::Failed {
+        t,
+        msg: "step size underflow".into(),
+    })
+}
+
 /// The next step after an accepted one of size `step` with scaled error `err` <= 1: the
 /// fifth-order controller 0.9 err^(-1/5), at most x5 and at least x0.2 (Hairer et al. II.4).
 pub(crate) fn grown(step: f64, err: f64) -> f64 {
@@ -288,8 +307,9 @@ pub(crate) fn shrunk(step: f64, err: f64) -> f64 {
 /// most one step) and sliding into chattering of amplitude O(h * jump) around the surface,
 /// whose average is the Filippov velocity; `max_step` bounds both.
 ///
-/// Weight-space runs take these same steps in output space ([`crate::linear`], a third of the
-/// flops); this version works for any [`Space`] and is that integrator's test oracle.
+/// Weight-space runs take these same steps in output space ([`crate::linear`], about a fifth
+/// of the flops); this version works for any [`Space`] and is that integrator's test oracle
+/// (with [`crate::linear::Crossings::Blend`], the crossing rule used here).
 pub fn integrate_held<S: Space>(
     flow: Flow<'_, S>,
     y0: DVector<f64>,
@@ -318,18 +338,9 @@ pub fn integrate_held<S: Space>(
     let mut retake: Option<f64> = None;
     for &target in &times[1..] {
         while t < target {
-            if steps_in_interval > settings.max_steps {
+            if let Some(stop) = too_many_steps(steps_in_interval, t, settings) {
                 space.release_pattern();
-                return (
-                    stats,
-                    Stop::Failed {
-                        t,
-                        msg: format!(
-                            "more than {} steps in one output interval",
-                            settings.max_steps
-                        ),
-                    },
-                );
+                return (stats, stop);
             }
             let mut step = retake.unwrap_or_else(|| h.min(settings.max_step));
             let last = t + step >= target - 1e-12 * target.abs().max(1.0);
@@ -405,15 +416,9 @@ pub fn integrate_held<S: Space>(
                     stats.evaluations += 1;
                 }
                 h = shrunk(step, err);
-                if h < 1e-14 * t.abs().max(1.0) {
+                if let Some(stop) = underflow(h, t) {
                     space.release_pattern();
-                    return (
-                        stats,
-                        Stop::Failed {
-                            t,
-                            msg: "step size underflow".into(),
-                        },
-                    );
+                    return (stats, stop);
                 }
             } else {
                 // A non-finite stage: hand the state to the observer, which stops the run.

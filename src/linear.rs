@@ -34,8 +34,11 @@
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 
 use crate::dynamics::Damping;
-use crate::gradient::{crossing_share, Pattern, Workspace};
-use crate::integrate::{blockwise_error, dp5, grown, shrunk, SolverSettings, SolverStats, Stop};
+use crate::gradient::{active_share, crossing_share, Pattern, Workspace};
+use crate::integrate::{
+    blockwise_error, dp5, grown, shrunk, too_many_steps, underflow, SolverSettings, SolverStats,
+    Stop,
+};
 use crate::model::Model;
 
 /// The held pattern with the output-space quantities of the state it was taken at.
@@ -278,12 +281,7 @@ pub fn hermite_share([z0, d0]: [f64; 2], [z1, d1]: [f64; 2], active: bool) -> f6
             hi = mid;
         }
     }
-    let before = 0.5 * (lo + hi);
-    if active {
-        before
-    } else {
-        1.0 - before
-    }
+    active_share(0.5 * (lo + hi), active)
 }
 
 /// (W, V) of a state [W] or [W, V].
@@ -316,7 +314,7 @@ fn friction(damping: Damping, t: f64) -> Option<f64> {
 /// Integrate weight space (state [W] for GF, [W, V] for the momentum flows, W column-major)
 /// through `times` with held-pattern Dormand-Prince steps taken in output space; outputs go to
 /// `observe` as in [`crate::integrate::integrate_held`], which this matches step for step in
-/// exact arithmetic. `evaluations` counts stages (each O(n^2) here).
+/// exact arithmetic with [`Crossings::Blend`]. `evaluations` counts stages (each O(n^2) here).
 pub fn integrate_output_space(
     model: &Model,
     damping: Damping,
@@ -373,12 +371,8 @@ pub fn integrate_output_space(
     let mut retake: Option<f64> = None;
     for &target in &times[1..] {
         while t < target {
-            if steps_in_interval > settings.max_steps {
-                let msg = format!(
-                    "more than {} steps in one output interval",
-                    settings.max_steps
-                );
-                return (stats, Stop::Failed { t, msg });
+            if let Some(stop) = too_many_steps(steps_in_interval, t, settings) {
+                return (stats, stop);
             }
             let mut step = retake.unwrap_or_else(|| h.min(settings.max_step));
             let last = t + step >= target - 1e-12 * target.abs().max(1.0);
@@ -609,14 +603,8 @@ pub fn integrate_output_space(
                     held.pattern.clear_blend();
                 }
                 h = shrunk(step, err);
-                if h < 1e-14 * t.abs().max(1.0) {
-                    return (
-                        stats,
-                        Stop::Failed {
-                            t,
-                            msg: "step size underflow".into(),
-                        },
-                    );
+                if let Some(stop) = underflow(h, t) {
+                    return (stats, stop);
                 }
             } else {
                 // A non-finite step: the observer sees it, and the run ends here whatever it
