@@ -271,8 +271,8 @@ impl RunConfig {
     /// only and whose crossings are corrected to third order (tests/weight_space.rs: 1.3e-9 at
     /// 0.01 against a Dop853 reference); c = 0.07 for NAG, whose weakly damped late phase
     /// turns each step's error into a phase error of the loss's oscillation that the error
-    /// estimate does not weigh: at n = 100, m = 400, T = 100 its final loss is off by 1.3e-2
-    /// at max step 0.1, 1.3e-3 to 3.1e-3 at 0.07 and 0.7e-3 to 1.5e-3 at 0.05, whatever rtol
+    /// estimate does not weigh: at n = 100, m = 400, T = 100 its final loss is off by 1.2e-2
+    /// to 1.3e-2 at max step 0.1, 1.3e-3 to 3.1e-3 at 0.07 and 0.7e-3 to 2.8e-3 at 0.05, whatever rtol
     /// from 1e-6 to 1e-8 (`cargo run --release --example bench -- steps --only nag`).
     pub fn max_step(&self) -> f64 {
         self.max_step.unwrap_or_else(|| {
