@@ -279,6 +279,24 @@ pub(crate) fn underflow(h: f64, t: f64) -> Option<Stop> {
     })
 }
 
+/// The next step from t toward the output time `target`: the retake's step if retaking, else
+/// h capped at max_step; shortened to land on `target` when it would reach it (within
+/// rounding), which the returned flag says.
+pub(crate) fn next_step(
+    retake: Option<f64>,
+    h: f64,
+    t: f64,
+    target: f64,
+    settings: &SolverSettings,
+) -> (f64, bool) {
+    let step = retake.unwrap_or_else(|| h.min(settings.max_step));
+    if t + step >= target - 1e-12 * target.abs().max(1.0) {
+        (target - t, true)
+    } else {
+        (step, false)
+    }
+}
+
 /// The next step after an accepted one of size `step` with scaled error `err` <= 1: the
 /// fifth-order controller 0.9 err^(-1/5), at most x5 and at least x0.2 (Hairer et al. II.4).
 pub(crate) fn grown(step: f64, err: f64) -> f64 {
@@ -342,11 +360,7 @@ pub fn integrate_held<S: Space>(
                 space.release_pattern();
                 return (stats, stop);
             }
-            let mut step = retake.unwrap_or_else(|| h.min(settings.max_step));
-            let last = t + step >= target - 1e-12 * target.abs().max(1.0);
-            if last {
-                step = target - t;
-            }
+            let (step, last) = next_step(retake, h, t, target, settings);
             for s in 1..7 {
                 // Stage input y + h sum_l A[s][l] k_l, one vector sweep per term.
                 let (done, rest) = k.split_at_mut(s);

@@ -36,8 +36,8 @@ use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 use crate::dynamics::Damping;
 use crate::gradient::{active_share, crossing_share, Pattern, Workspace};
 use crate::integrate::{
-    blockwise_error, dp5, grown, shrunk, too_many_steps, underflow, SolverSettings, SolverStats,
-    Stop,
+    blockwise_error, dp5, grown, next_step, shrunk, too_many_steps, underflow, SolverSettings,
+    SolverStats, Stop,
 };
 use crate::model::Model;
 
@@ -374,11 +374,7 @@ pub fn integrate_output_space(
             if let Some(stop) = too_many_steps(steps_in_interval, t, settings) {
                 return (stats, stop);
             }
-            let mut step = retake.unwrap_or_else(|| h.min(settings.max_step));
-            let last = t + step >= target - 1e-12 * target.abs().max(1.0);
-            if last {
-                step = target - t;
-            }
+            let (step, last) = next_step(retake, h, t, target, settings);
             // The seven stages in output space.
             for s in 0..7 {
                 let ts = t + dp5::C[s] * step;
