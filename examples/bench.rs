@@ -6,8 +6,8 @@
 //! cargo run --release --example bench -- steps [--caps 0.1,0.5] [--rtols 1e-6,1e-8] [--only nag]
 //! cargo run --release --example bench -- [--numpy] [--scipy]          all of rhs and runs
 //! ```
-//! `rhs` times one weight-space right-hand side at n = 100, d = 20, m = 400 .. 100000 in one
-//! lane and in one lane per thread, beside two plain GEMMs of the same shapes (nalgebra, one
+//! `rhs` times one weight-space right-hand side at n = 100, d = 20, m = 400 .. 100000 on one
+//! thread and on all (the fused kernels, and matrixmultiply's GEMMs), beside two plain GEMMs of the same shapes (nalgebra, one
 //! thread; with `--numpy` also numpy/OpenBLAS on all cores, and its square-GEMM peak).
 //! `runs` times gf, hbf and nag in weight space at n = 100, d = 20, m = 400, T = 100 (the
 //! issue's scipy setting) at rtol 1e-6, 1e-7, 1e-8, measures every final loss against a tight
@@ -18,7 +18,7 @@
 //! T = --t-scaling (default 10). `steps` shows accuracy and cost against the largest step.
 
 use nalgebra::DMatrix;
-use ntkdyn::gradient::{Pattern, Workspace};
+use ntkdyn::gradient::{Kernel, Pattern, Workspace};
 use ntkdyn::io;
 use ntkdyn::model::{Data, Model, Network};
 use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
@@ -26,8 +26,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-/// Seconds per call: the fastest of 9 batches of at least 50 ms each (the minimum is the
-/// least disturbed by other work on a shared machine).
+/// Seconds per call: the fastest of batches of at least 2 ms, taken for 3 s. The minimum is
+/// the least disturbed by other work on a shared machine. On this benchmark's 2-core machine
+/// a core's loads from cache slowed to about 60% for spells of a second or more (a loop of
+/// FMAs on registers alone kept its speed), so the batches are short and the sampling long.
 fn time<F: FnMut()>(mut f: F) -> f64 {
     f();
     let mut reps = 1;
@@ -36,20 +38,20 @@ fn time<F: FnMut()>(mut f: F) -> f64 {
         for _ in 0..reps {
             f();
         }
-        if start.elapsed().as_secs_f64() > 0.05 {
+        if start.elapsed().as_secs_f64() > 0.002 {
             break;
         }
         reps *= 2;
     }
-    (0..9)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            start.elapsed().as_secs_f64() / reps as f64
-        })
-        .fold(f64::INFINITY, f64::min)
+    let (sampling, mut best) = (Instant::now(), f64::INFINITY);
+    while sampling.elapsed().as_secs_f64() < 3.0 {
+        let start = Instant::now();
+        for _ in 0..reps {
+            f();
+        }
+        best = best.min(start.elapsed().as_secs_f64() / reps as f64);
+    }
+    best
 }
 
 /// numpy's GEMM rates (bench/numpy_gemm.py): the square peak and, per m, the two GEMMs of a
@@ -82,8 +84,13 @@ fn rhs_table(args: &[String]) {
     }
     println!("One weight-space right-hand side (4nmd flop), n = {n}, d = {d}; GFLOP/s");
     println!("The weight-space work of one output-space step (two J_S^T beta passes and a sign pass, 6nmd flop) in the last two columns.");
-    println!("| m | rhs, 1 lane (ms) | GFLOP/s | rhs, {threads} lanes (ms) | GFLOP/s | 2 GEMMs, nalgebra (ms) | GFLOP/s | 2 GEMMs, numpy GFLOP/s | step, {threads} lanes (ms) | GFLOP/s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| m | rhs, 1 thread (ms) | GFLOP/s | rhs, {threads} threads (ms) | GFLOP/s | rhs by matrixmultiply, {threads} threads, GFLOP/s | 2 GEMMs, nalgebra (ms) | GFLOP/s | 2 GEMMs, numpy GFLOP/s | step, {threads} threads (ms) | GFLOP/s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    // On a thread of rayon's pool, as run::run does.
+    rayon::scope(|_| rhs_rows(n, d, &widths, numpy.as_ref().map(|(_, r)| r.as_slice())));
+}
+
+fn rhs_rows(n: usize, d: usize, widths: &[usize], numpy: Option<&[f64]>) {
     for (k, &m) in widths.iter().enumerate() {
         let model = Model::new(Data::synthetic(n, d, 1), Network::init(m, d, 1).a);
         let w = Network::init(m, d, 1).w;
@@ -92,7 +99,11 @@ fn rhs_table(args: &[String]) {
         let rhs1 = time(|| {
             model.gradient_into(&w.as_view(), &mut g.as_view_mut(), &mut ws);
         });
-        let mut ws = Workspace::with_lanes(m, n, threads);
+        let mut ws = Workspace::new(m, n, d);
+        let mut gemm_ws = Workspace::with_kernel(m, n, ws.lanes(), Kernel::Gemm);
+        let rhs_gemm = time(|| {
+            model.gradient_into(&w.as_view(), &mut g.as_view_mut(), &mut gemm_ws);
+        });
         let rhs = time(|| {
             model.gradient_into(&w.as_view(), &mut g.as_view_mut(), &mut ws);
         });
@@ -114,16 +125,15 @@ fn rhs_table(args: &[String]) {
         });
         let flop = 4.0 * (n * m * d) as f64;
         println!(
-            "| {m} | {:.4} | {:.1} | {:.4} | {:.1} | {:.4} | {:.1} | {} | {:.4} | {:.1} |",
+            "| {m} | {:.4} | {:.1} | {:.4} | {:.1} | {:.1} | {:.4} | {:.1} | {} | {:.4} | {:.1} |",
             rhs1 * 1e3,
             flop / rhs1 / 1e9,
             rhs * 1e3,
             flop / rhs / 1e9,
+            flop / rhs_gemm / 1e9,
             gemm * 1e3,
             flop / gemm / 1e9,
-            numpy
-                .as_ref()
-                .map_or("-".into(), |(_, r)| format!("{:.1}", r[k])),
+            numpy.map_or("-".into(), |r| format!("{:.1}", r[k])),
             step * 1e3,
             1.5 * flop / step / 1e9,
         );

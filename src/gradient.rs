@@ -9,10 +9,16 @@
 //!
 //! Why blocks: at m = 1e5 the m x n matrices Z and P are 80 MB each, so the two GEMMs and the
 //! masking between them streamed them through memory four times and ran at half the GEMM rate.
-//! Here each lane (one per thread) walks its neurons in blocks whose Z fits in L2 cache: pass 1
-//! computes the block's Z and its share of u, pass 2 (after the shares are summed in block order,
-//! the only synchronization) forms the block's P in the same buffer and multiplies it into the block's
-//! rows of G. Only the 0/1 sign mask (one byte per entry) survives between the passes.
+//! Here lanes (a few per thread, taken by rayon's work stealing) walk their neurons in blocks
+//! whose Z fits in L2 cache: pass 1 computes the block's Z and its share of u, pass 2 (after the
+//! shares are summed in block order, the only synchronization) forms the block's P and
+//! multiplies it into the block's rows of G. Only the 0/1 sign mask survives between the passes.
+//!
+//! Two kernels do a block's products ([`Kernel`]): matrixmultiply's GEMMs with the masking as
+//! sweeps in between (any CPU), or the fused kernels of [`crate::fused`] (x86-64 with AVX2 and
+//! FMA, chosen where the CPU has them), where Z never leaves the registers, P is built a few rows
+//! at a time in L1 cache, and the mask is 4 bits a sample. They agree to rounding (a test holds
+//! them to 1e-13).
 //!
 //! Everything is preallocated in [`Workspace`]: an evaluation allocates nothing.
 
@@ -23,6 +29,12 @@ use rayon::prelude::*;
 /// Below this many flops (4 n m d) an evaluation runs in one lane: a rayon round trip (a few
 /// microseconds) would cost more than the second core gives.
 const PARALLEL_FLOPS: usize = 2_000_000;
+
+/// Lanes per thread in a parallel evaluation. More lanes than threads, so that rayon's work
+/// stealing gives fewer of them to a core that runs slower: on this benchmark's shared 2-core
+/// machine one core at a time often ran at 60% speed for a second or so, and with one lane per
+/// thread the slow lane set the pace of both.
+pub const LANES_PER_THREAD: usize = 4;
 
 /// Bytes of one block's pre-activations: half of a 512 KB L2, beside the blocks of W and G.
 const BLOCK_BYTES: usize = 256 * 1024;
@@ -144,7 +156,28 @@ impl Pattern {
     }
 }
 
-/// One lane's scratch: a block of Z (then P) and the sign changes it found.
+/// Which code computes the two products of an evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// matrixmultiply's GEMMs, with the masking as sweeps over Z and P in between (any CPU).
+    Gemm,
+    /// The fused kernels of [`crate::fused`] (x86-64 with AVX2 and FMA).
+    Fused,
+}
+
+impl Kernel {
+    /// The fused kernels where the CPU runs them, else the GEMMs.
+    pub fn best() -> Kernel {
+        if crate::fused::available() {
+            Kernel::Fused
+        } else {
+            Kernel::Gemm
+        }
+    }
+}
+
+/// One lane's scratch: a block of Z (then P), or two rows of P for the fused kernels, and the
+/// sign changes it found.
 #[derive(Clone, Debug)]
 struct Lane {
     rows: std::ops::Range<usize>,
@@ -156,13 +189,17 @@ struct Lane {
 #[derive(Clone, Debug)]
 pub struct Workspace {
     lanes: Vec<Lane>,
+    kernel: Kernel,
     /// Rows per block.
     block: usize,
-    /// Sign mask of the last plain (not held) evaluation, neuron-major.
+    /// Sign mask of the last plain (not held) evaluation, neuron-major, `mask_row` bytes a
+    /// neuron: n bytes for the GEMMs, np/4 (4 signs a byte) for the fused kernels.
     mask: Vec<u8>,
-    /// Each block's share of u (blocks x n).
+    mask_row: usize,
+    /// Each block's share of u (blocks x np, np = n rounded up to 4 for the fused kernels).
     partial: Vec<f64>,
-    /// Delta of the last evaluation, and Delta / sqrt m.
+    np: usize,
+    /// Delta of the last evaluation, and Delta / sqrt m (zero-padded to np).
     delta: Vec<f64>,
     scaled_delta: Vec<f64>,
     m: usize,
@@ -170,22 +207,45 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Lanes: one per rayon thread when an evaluation is large enough to share, else one.
+    /// Lanes: [`LANES_PER_THREAD`] per rayon thread when an evaluation is large enough to
+    /// share and there is more than one thread, else one.
     pub fn new(m: usize, n: usize, d: usize) -> Workspace {
-        let threads = if 4 * n * m * d >= PARALLEL_FLOPS {
-            rayon::current_num_threads().max(1)
+        let threads = rayon::current_num_threads();
+        let lanes = if 4 * n * m * d >= PARALLEL_FLOPS && threads > 1 {
+            LANES_PER_THREAD * threads
         } else {
             1
         };
-        Workspace::with_lanes(m, n, threads)
+        Workspace::with_lanes(m, n, lanes)
     }
 
     /// As [`Workspace::new`] with a given number of lanes (benchmarks, tests).
     pub fn with_lanes(m: usize, n: usize, lanes: usize) -> Workspace {
-        // Equal blocks, a multiple of 4 of them, chosen from (m, n) alone: lanes of 2 or 4
-        // threads get equal shares, and the partition is the same in any number of lanes.
+        Workspace::with_kernel(m, n, lanes, Kernel::best())
+    }
+
+    /// As [`Workspace::with_lanes`] with a given kernel; [`Kernel::Fused`] falls back to
+    /// [`Kernel::Gemm`] on a CPU without AVX2 and FMA.
+    pub fn with_kernel(m: usize, n: usize, lanes: usize, kernel: Kernel) -> Workspace {
+        let kernel = if crate::fused::available() {
+            kernel
+        } else {
+            Kernel::Gemm
+        };
+        let np = n.next_multiple_of(4);
+        let mask_row = match kernel {
+            Kernel::Gemm => n,
+            Kernel::Fused => np / 4,
+        };
+        // Equal blocks, a multiple of 4 of them, chosen from (m, n) alone: the partition is the
+        // same in any number of lanes. At least one block per 64 neurons, up to 32, so that
+        // there are lanes enough for work stealing to even out a core that runs slower.
         let max_block = (BLOCK_BYTES / 8 / n.max(1)).max(8);
-        let blocks = m.div_ceil(max_block).next_multiple_of(4).min(m.max(1));
+        let blocks = m
+            .div_ceil(max_block)
+            .max((m / 64).min(32))
+            .next_multiple_of(4)
+            .min(m.max(1));
         let block = m.div_ceil(blocks).max(1);
         let blocks = m.div_ceil(block).max(1);
         let lanes = lanes.clamp(1, blocks);
@@ -196,15 +256,21 @@ impl Workspace {
             lanes: (0..lanes)
                 .map(|k| Lane {
                     rows: (k * per).min(m)..((k + 1) * per).min(m),
-                    z: vec![0.0; block.min(per) * n],
+                    z: match kernel {
+                        Kernel::Gemm => vec![0.0; block.min(per) * n],
+                        Kernel::Fused => vec![0.0; 2 * np],
+                    },
                     changed: Vec::new(),
                 })
                 .collect(),
+            kernel,
             block,
-            mask: vec![0; m * n],
-            partial: vec![0.0; blocks * n],
+            mask: vec![0; m * mask_row],
+            mask_row,
+            partial: vec![0.0; blocks * np],
+            np,
             delta: vec![0.0; n],
-            scaled_delta: vec![0.0; n],
+            scaled_delta: vec![0.0; np],
             m,
             n,
         }
@@ -213,6 +279,11 @@ impl Workspace {
     /// Number of lanes.
     pub fn lanes(&self) -> usize {
         self.lanes.len()
+    }
+
+    /// The kernel evaluations run on.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 }
 
@@ -280,24 +351,32 @@ impl Model {
         );
         let block = ws.block;
         let per = ws.lanes[0].rows.len().max(1);
+        let kernel = ws.kernel;
         let work = |(lane, out): (&mut Lane, &mut [u8])| {
             lane.changed.clear();
             let mut r0 = lane.rows.start;
             while r0 < lane.rows.end {
                 let len = block.min(lane.rows.end - r0);
-                self.block_preactivations(w, r0, len, &mut lane.z);
                 let base = r0 - lane.rows.start;
                 let dst = &mut out[base * n..(base + len) * n];
-                for (o, z) in dst.iter_mut().zip(&lane.z[..len * n]) {
-                    *o = u8::from(*z >= 0.0);
+                match kernel {
+                    Kernel::Gemm => {
+                        self.block_preactivations(w, r0, len, &mut lane.z);
+                        for (o, z) in dst.iter_mut().zip(&lane.z[..len * n]) {
+                            *o = u8::from(*z >= 0.0);
+                        }
+                    }
+                    // SAFETY: the workspace has the fused kernel only where the CPU runs it;
+                    // rows r0 .. r0 + len of W (checked above) are a len x d matrix.
+                    Kernel::Fused => unsafe {
+                        let mode = crate::fused::Forward::Signs { mask: dst };
+                        let a = &self.a.as_slice()[r0..];
+                        crate::fused::forward_block(&self.packed, rows_of(w, r0), len, a, mode);
+                    },
                 }
                 if let Some(old) = old {
                     let before = &old[r0 * n..(r0 + len) * n];
-                    for (k, (a, b)) in before.iter().zip(dst.iter()).enumerate() {
-                        if a != b {
-                            lane.changed.push((r0 + k / n, k % n));
-                        }
-                    }
+                    differences(before, dst, |k| lane.changed.push((r0 + k / n, k % n)));
                 }
                 r0 += len;
             }
@@ -336,7 +415,7 @@ impl Model {
         let m = self.m();
         let scale = 1.0 / (m as f64).sqrt();
         self.forward_pass(w, ws, held);
-        sum_blocks(&ws.partial, &mut ws.delta);
+        sum_blocks(&ws.partial, ws.np, &mut ws.delta);
         for ((di, si), yi) in ws
             .delta
             .iter_mut()
@@ -363,7 +442,7 @@ impl Model {
         let m = self.m();
         let scale = 1.0 / (m as f64).sqrt();
         self.forward_pass(v, ws, Some(held));
-        sum_blocks(&ws.partial, out);
+        sum_blocks(&ws.partial, ws.np, out);
         out.iter_mut().for_each(|o| *o *= scale);
     }
 
@@ -393,15 +472,23 @@ impl Model {
         let block = ws.block;
         let per = ws.lanes[0].rows.len().max(1);
         let parallel = ws.lanes.len() > 1;
+        let (kernel, np, row) = (ws.kernel, ws.np, ws.mask_row);
         // Pass 1: each block's share of u (unscaled), and the sign mask when S is the ReLU's.
         let pass1 = |((lane, mask), partial): ((&mut Lane, &mut [u8]), &mut [f64])| {
             let mut r0 = lane.rows.start;
-            for u in partial.chunks_exact_mut(n) {
+            for u in partial.chunks_exact_mut(np) {
                 if r0 >= lane.rows.end {
                     break;
                 }
                 u.fill(0.0);
                 let len = block.min(lane.rows.end - r0);
+                if kernel == Kernel::Fused {
+                    let base = r0 - lane.rows.start;
+                    let mask = &mut mask[base * row..(base + len) * row];
+                    self.fused_forward(w, r0, len, mask, u, held);
+                    r0 += len;
+                    continue;
+                }
                 self.block_preactivations(w, r0, len, &mut lane.z);
                 let z = &lane.z[..len * n];
                 match held {
@@ -437,8 +524,8 @@ impl Model {
         if parallel {
             ws.lanes
                 .par_iter_mut()
-                .zip(ws.mask.par_chunks_mut(per * n))
-                .zip(ws.partial.par_chunks_mut(blocks_per_lane * n))
+                .zip(ws.mask.par_chunks_mut(per * row))
+                .zip(ws.partial.par_chunks_mut(blocks_per_lane * np))
                 .for_each(pass1);
         } else {
             pass1(((&mut ws.lanes[0], &mut ws.mask[..]), &mut ws.partial[..]));
@@ -456,26 +543,65 @@ impl Model {
         let (n, d, m) = (self.n(), self.d(), self.m());
         assert_eq!((ws.m, ws.n), (m, n), "workspace of another shape");
         assert_eq!(g.shape(), (m, d), "G of another shape");
-        assert_eq!(ds.len(), n);
+        assert_eq!(ds.len(), ws.np, "ds not padded");
         let a = self.a.as_slice();
         let block = ws.block;
         let parallel = ws.lanes.len() > 1;
+        let kernel = ws.kernel;
         let (gr, gc) = g.strides();
         let out = SharedRows {
             ptr: g.as_mut_ptr(),
             stride: gc,
         };
         let x = &self.data.x;
-        let mask = &ws.mask;
+        let (mask, row) = (&ws.mask, ws.mask_row);
         let lanes = &mut ws.lanes;
         let pass2 = |lane: &mut Lane| {
             let mut r0 = lane.rows.start;
             while r0 < lane.rows.end {
                 let len = block.min(lane.rows.end - r0);
                 let sm = match held {
-                    None => &mask[r0 * n..(r0 + len) * n],
+                    None => &mask[r0 * row..(r0 + len) * row],
                     Some(p) => &p.mask[r0 * n..(r0 + len) * n],
                 };
+                if kernel == Kernel::Fused {
+                    let sm = match held {
+                        None => crate::fused::Signs::Nibbles(sm),
+                        Some(_) => crate::fused::Signs::Bytes(sm),
+                    };
+                    let gb = (
+                        unsafe { out.ptr.add(r0 * gr) },
+                        gr as isize,
+                        out.stride as isize,
+                    );
+                    // SAFETY: as for the GEMM below; the CPU runs the fused kernel (Workspace).
+                    unsafe {
+                        crate::fused::transpose_block(
+                            &self.packed,
+                            ds,
+                            &a[r0..],
+                            sm,
+                            len,
+                            gb,
+                            &mut lane.z,
+                        );
+                    }
+                    if let Some(p) = held {
+                        // The fused kernel used the 0/1 mask: add a_r (S_ri - mask_ri) ds_i x_i.
+                        for &(r, i, s) in blend_in(&p.blend, r0..r0 + len) {
+                            let c = a[r] * (s - f64::from(p.mask[r * n + i])) * ds[i];
+                            for k in 0..d {
+                                // SAFETY: row r of G is this lane's, k < d.
+                                unsafe {
+                                    *gb.0.offset((r - r0) as isize * gb.1 + k as isize * gb.2) +=
+                                        c * x[(i, k)];
+                                }
+                            }
+                        }
+                    }
+                    r0 += len;
+                    continue;
+                }
                 let pz = &mut lane.z[..len * n];
                 for ((pr, sr), ar) in pz.chunks_exact_mut(n).zip(sm.chunks_exact(n)).zip(&a[r0..]) {
                     for ((pi, si), di) in pr.iter_mut().zip(sr).zip(ds.iter()) {
@@ -507,6 +633,40 @@ impl Model {
             lanes.par_iter_mut().for_each(pass2);
         } else {
             pass2(&mut lanes[0]);
+        }
+    }
+
+    /// Pass 1 of one block by the fused kernel: its signs into `mask` (ReLU) and its share of
+    /// u into `u`, the fractional entries of a held pattern added from single dot products.
+    fn fused_forward(
+        &self,
+        w: &DMatrixView<f64>,
+        r0: usize,
+        len: usize,
+        mask: &mut [u8],
+        u: &mut [f64],
+        held: Option<&Pattern>,
+    ) {
+        let n = self.n();
+        let a = &self.a.as_slice()[r0..];
+        let wb = rows_of(w, r0);
+        let mode = match held {
+            None => crate::fused::Forward::Relu { mask, u },
+            Some(p) => crate::fused::Forward::Held {
+                mask: &p.mask[r0 * n..(r0 + len) * n],
+                u,
+            },
+        };
+        // SAFETY: the workspace has the fused kernel only where the CPU runs it; rows
+        // r0 .. r0 + len of W are a len x d matrix (shapes checked by the callers).
+        unsafe { crate::fused::forward_block(&self.packed, wb, len, a, mode) };
+        if let Some(p) = held {
+            for &(r, i, s) in blend_in(&p.blend, r0..r0 + len) {
+                let old = f64::from(p.mask[r * n + i]);
+                // SAFETY: r - r0 < len, a row of the block.
+                let z = unsafe { crate::fused::dot(&self.packed, wb, r - r0, i) };
+                u[i] += a[r - r0] * (s - old) * z;
+            }
         }
     }
 
@@ -552,13 +712,40 @@ pub(crate) fn active_share(before: f64, active: bool) -> f64 {
     }
 }
 
-/// The blocks' shares of u (blocks x n, from the forward pass) added in block order into `out`
-/// (n): the same bits in any number of lanes.
-fn sum_blocks(partial: &[f64], out: &mut [f64]) {
+/// The blocks' shares of u (blocks x np, from the forward pass) added in block order into
+/// `out` (n <= np): the same bits in any number of lanes.
+fn sum_blocks(partial: &[f64], np: usize, out: &mut [f64]) {
     out.fill(0.0);
-    for u in partial.chunks_exact(out.len()) {
+    for u in partial.chunks_exact(np) {
         out.iter_mut().zip(u).for_each(|(d, ui)| *d += ui);
     }
+}
+
+/// `visit(k)` for every k with a[k] != b[k], in increasing k. Few signs change in a step, so
+/// the bytes are compared eight at a time: a byte-wise loop cost as much as the product that
+/// made the signs.
+fn differences(a: &[u8], b: &[u8], mut visit: impl FnMut(usize)) {
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = ac.len() * 8;
+    for (j, (x, y)) in ac.zip(bc).enumerate() {
+        let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().expect("chunks of 8"));
+        if word(x) != word(y) {
+            (0..8)
+                .filter(|&t| x[t] != y[t])
+                .for_each(|t| visit(8 * j + t));
+        }
+    }
+    (tail..a.len().min(b.len()))
+        .filter(|&k| a[k] != b[k])
+        .for_each(&mut visit);
+}
+
+/// W's rows from r0 on, as (pointer, row stride, column stride).
+fn rows_of(w: &DMatrixView<f64>, r0: usize) -> (*const f64, isize, isize) {
+    let (wr, wc) = w.strides();
+    assert!(r0 <= w.nrows());
+    // SAFETY: r0 <= nrows, so the offset stays inside (or one past) W's storage.
+    (unsafe { w.as_ptr().add(r0 * wr) }, wr as isize, wc as isize)
 }
 
 /// The entries of a blend list (sorted by r) whose neuron lies in `rows`.

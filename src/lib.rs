@@ -4,7 +4,8 @@
 //! network) and in error space (Delta' driven by a fixed kernel H), beside their discrete twins,
 //! with the Lyapunov functions of the convergence proofs. See README.md and SPEC.md.
 //!
-//! The pieces: [`model`] (network, gradient, Gram matrix), [`kernel`] (Hinf, spectra),
+//! The pieces: [`model`] (network, Gram matrix), [`gradient`] and [`fused`] (the weight-space
+//! gradient at speed), [`kernel`] (Hinf, spectra),
 //! [`dynamics`] (state spaces and damping schedules as ODEs), [`integrate`] (solvers),
 //! [`exact`] (eigen-mode solutions), [`lyapunov`], [`discrete`], [`io`], [`plot`], and
 //! [`run`], which puts one study together.
@@ -16,6 +17,7 @@ pub mod dynamics;
 pub mod error;
 pub mod exact;
 pub mod figures;
+pub mod fused;
 pub mod gradient;
 pub mod integrate;
 pub mod io;

@@ -106,13 +106,22 @@ pub struct Model {
     xt: DMatrix<f64>,
     /// X X^T (n x n), the input Gram matrix.
     xx: DMatrix<f64>,
+    /// X padded for the fused gradient kernels.
+    pub(crate) packed: crate::fused::PackedX,
 }
 
 impl Model {
     pub fn new(data: Data, a: DVector<f64>) -> Model {
         let xt = data.x.transpose();
         let xx = &data.x * &xt;
-        Model { data, a, xt, xx }
+        let packed = crate::fused::PackedX::new(&data.x);
+        Model {
+            data,
+            a,
+            xt,
+            xx,
+            packed,
+        }
     }
 
     pub fn n(&self) -> usize {

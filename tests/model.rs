@@ -348,3 +348,89 @@ fn pattern_changes_and_retake_count_the_sign_flips() {
         assert_eq!(p.to_matrix(), s1);
     }
 }
+
+#[test]
+fn fused_kernels_match_the_gemm_path_in_any_shape() {
+    use ntkdyn::gradient::Kernel;
+    // Shapes off the kernels' tiles: n not a multiple of 4 or 8, d not of 4 or 20, m not of 6
+    // or 2, and a width below one tile.
+    for (n, d, m, seed) in [
+        (103, 7, 1001, 11),
+        (100, 20, 997, 12),
+        (5, 3, 13, 13),
+        (9, 23, 4, 14),
+    ] {
+        let (model, w) = problem(n, d, m, seed);
+        let (_, w_other) = problem(n, d, m, seed + 100);
+        let v = DMatrix::from_fn(m, d, |r, k| ((r * 13 + k * 7) % 17) as f64 / 17.0 - 0.5);
+        let beta = DVector::from_fn(n, |i, _| ((i * 5) % 11) as f64 / 11.0 - 0.4);
+        for lanes in [1, 2] {
+            let mut fused = Workspace::with_kernel(m, n, lanes, Kernel::Fused);
+            let mut gemm = Workspace::with_kernel(m, n, lanes, Kernel::Gemm);
+            assert_eq!(gemm.kernel(), Kernel::Gemm);
+            assert_eq!(fused.kernel(), Kernel::best());
+            let close = |a: &DMatrix<f64>, b: &DMatrix<f64>, what: &str| {
+                let err = (a - b).amax() / b.amax();
+                assert!(
+                    err < 1e-13,
+                    "{what} at n {n} d {d} m {m}, {lanes} lanes: {err}"
+                );
+            };
+            // The ReLU's own pattern.
+            let (mut g1, mut g2) = (DMatrix::zeros(m, d), DMatrix::zeros(m, d));
+            let d1 = model.gradient_into(&w.as_view(), &mut g1.as_view_mut(), &mut fused);
+            let d2 = model.gradient_into(&w.as_view(), &mut g2.as_view_mut(), &mut gemm);
+            close(&g1, &g2, "gradient");
+            close(
+                &DMatrix::from_column_slice(n, 1, d1.as_slice()),
+                &DMatrix::from_column_slice(n, 1, d2.as_slice()),
+                "Delta",
+            );
+            // A held pattern (of another W) with fractional entries.
+            let mut p1 = Pattern::of(&model, &w_other.as_view(), &mut fused);
+            let p2 = Pattern::of(&model, &w_other.as_view(), &mut gemm);
+            assert_eq!(p1, p2, "signs at n {n} d {d} m {m}");
+            for (k, r) in [0, m / 3, m / 2, m - 1].into_iter().enumerate() {
+                p1.set_blend(r, (k * 37) % n, 0.2 + 0.2 * k as f64);
+            }
+            let d1 = model.gradient_with_pattern(
+                &w.as_view(),
+                &mut g1.as_view_mut(),
+                &mut fused,
+                Some(&p1),
+            );
+            let d2 = model.gradient_with_pattern(
+                &w.as_view(),
+                &mut g2.as_view_mut(),
+                &mut gemm,
+                Some(&p1),
+            );
+            close(&g1, &g2, "held gradient");
+            close(
+                &DMatrix::from_column_slice(n, 1, d1.as_slice()),
+                &DMatrix::from_column_slice(n, 1, d2.as_slice()),
+                "held Delta",
+            );
+            let (mut j1, mut j2) = (vec![0.0; n], vec![0.0; n]);
+            model.jvp_held(&v.as_view(), &mut fused, &p1, &mut j1);
+            model.jvp_held(&v.as_view(), &mut gemm, &p1, &mut j2);
+            close(
+                &DMatrix::from_column_slice(n, 1, &j1),
+                &DMatrix::from_column_slice(n, 1, &j2),
+                "J_S V",
+            );
+            model.vjp_held(beta.as_slice(), &mut g1.as_view_mut(), &mut fused, &p1);
+            model.vjp_held(beta.as_slice(), &mut g2.as_view_mut(), &mut gemm, &p1);
+            close(&g1, &g2, "J_S^T beta");
+            // Sign changes against the held mask.
+            let (mut s1, mut c1, mut s2, mut c2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            p1.changes(&model, &w.as_view(), &mut s1, &mut c1, &mut fused);
+            p1.changes(&model, &w.as_view(), &mut s2, &mut c2, &mut gemm);
+            assert!(
+                c1.len() > n,
+                "W and the other W should differ in many signs"
+            );
+            assert_eq!(c1, c2);
+        }
+    }
+}

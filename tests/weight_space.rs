@@ -226,7 +226,7 @@ fn weight_space_default_solver_meets_requested_tolerance_across_activation_switc
 
 #[test]
 fn weight_space_runs_give_the_same_bits_on_one_thread_and_on_two() {
-    // 4 n m d = 2e6 flops: large enough for the gradient to run in one lane per thread.
+    // 4 n m d = 2e6 flops: large enough for the gradient to run in lanes on every thread.
     for optimizer in [Optimizer::Gf, Optimizer::Nag] {
         let mut cfg = small(optimizer, 50, 10, 1000, 5);
         cfg.space = SpaceChoice::Weight;
@@ -239,7 +239,12 @@ fn weight_space_runs_give_the_same_bits_on_one_thread_and_on_two() {
                 .expect("thread pool");
             pool.install(|| {
                 let lanes = ntkdyn::gradient::Workspace::new(cfg.m, cfg.n, cfg.d).lanes();
-                assert_eq!(lanes, threads, "one lane per thread");
+                let expect = if threads == 1 {
+                    1
+                } else {
+                    threads * ntkdyn::gradient::LANES_PER_THREAD
+                };
+                assert_eq!(lanes, expect, "lanes per thread");
                 let report = run::run(&cfg).expect("run");
                 (
                     column(&report, "weight", "loss"),
@@ -332,7 +337,15 @@ fn output_space_steps_match_weight_space_steps_through_activation_switches() {
         // rounding-level difference can tip a crossing decision (an activation sliding at
         // w_r . x_i = 0 under GF, a step at the edge of rejection under NAG) and grow; HBF,
         // with neither, agrees to rounding throughout.
-        assert!(rel[..3].iter().all(|&e| e < 1e-10), "{damping:?}: {rel:?}");
+        // Nesterov's friction 3/t amplifies rounding most in the first steps: at t = 1 the
+        // two agreed to 2.5e-11 with matrixmultiply's sums and 2.1e-10 with the fused
+        // kernels' (FMA) sums.
+        let early = if matches!(damping, Damping::Vanishing(_)) {
+            1e-9
+        } else {
+            1e-10
+        };
+        assert!(rel[..3].iter().all(|&e| e < early), "{damping:?}: {rel:?}");
         let bound = if damping == Damping::Constant(0.4) {
             1e-11
         } else {
