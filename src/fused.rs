@@ -90,6 +90,11 @@ impl PackedX {
     pub fn padded_n(&self) -> usize {
         self.np
     }
+
+    /// (n, d) of the packed X.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.n, self.d)
+    }
 }
 
 /// w_r . x_i summed as the kernels sum it (k in order, one FMA per term), so that the value
@@ -98,7 +103,7 @@ impl PackedX {
 /// # Safety
 /// `w` (pointer, row stride, column stride) must address a matrix with row r and d columns.
 pub unsafe fn dot(x: &PackedX, w: (*const f64, isize, isize), r: usize, i: usize) -> f64 {
-    assert!(i < x.n);
+    assert!(i < x.n, "sample {i} of {}", x.n);
     let mut z = 0.0f64;
     for k in 0..x.d {
         let wk = *w.0.offset(r as isize * w.1 + k as isize * w.2);
@@ -145,6 +150,7 @@ pub unsafe fn forward_block(
     a: &[f64],
     mode: Forward,
 ) {
+    assert!(available(), "fused kernels on a CPU without AVX2 and FMA");
     assert!(a.len() >= len);
     let n = x.n;
     let (mask_out, mask_in, u) = match mode {
@@ -206,6 +212,7 @@ pub unsafe fn transpose_block(
     g: (*mut f64, isize, isize),
     p: &mut [f64],
 ) {
+    assert!(available(), "fused kernels on a CPU without AVX2 and FMA");
     assert!(ds.len() >= x.np && a.len() >= len);
     assert!(match mask {
         Signs::Bytes(b) => b.len() >= len * x.n,
@@ -350,7 +357,7 @@ mod avx {
         let (n, np) = (x.n, x.np);
         let zero = _mm256_setzero_pd();
         let mut acc = [[zero; NV]; R];
-        let xc = x.cols.as_ptr().add(i0);
+        let xc = x.cols.as_ptr().wrapping_add(i0);
         let wr = w.0.offset(r0 as isize * w.1);
         for k in 0..x.d {
             let col = xc.add(k * np);

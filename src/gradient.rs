@@ -237,8 +237,8 @@ impl Workspace {
             Kernel::Gemm => n,
             Kernel::Fused => np / 4,
         };
-        // Equal blocks, a multiple of 4 of them, chosen from (m, n) alone: the partition is the
-        // same in any number of lanes. At least one block per 64 neurons, up to 32, so that
+        // Equal blocks (the last may be shorter), chosen from (m, n) alone: the partition is
+        // the same in any number of lanes. At least one block per 64 neurons, up to 32, so that
         // there are lanes enough for work stealing to even out a core that runs slower.
         let max_block = (BLOCK_BYTES / 8 / n.max(1)).max(8);
         let blocks = m
@@ -344,6 +344,7 @@ impl Model {
         let n = self.n();
         assert_eq!((ws.m, ws.n), (self.m(), n), "workspace of another shape");
         assert_eq!(w.shape(), (self.m(), self.d()), "W of another shape");
+        self.check_packed();
         assert_eq!(out.len(), self.m() * n, "sign buffer of another size");
         assert!(
             old.is_none_or(|o| o.len() == out.len()),
@@ -468,6 +469,7 @@ impl Model {
         // The GEMMs below go through raw pointers: shapes are checked here, not by nalgebra.
         assert_eq!((ws.m, ws.n), (m, n), "workspace of another shape");
         assert_eq!(w.shape(), (m, d), "W of another shape");
+        self.check_packed();
         let a = self.a.as_slice();
         let block = ws.block;
         let per = ws.lanes[0].rows.len().max(1);
@@ -543,6 +545,7 @@ impl Model {
         let (n, d, m) = (self.n(), self.d(), self.m());
         assert_eq!((ws.m, ws.n), (m, n), "workspace of another shape");
         assert_eq!(g.shape(), (m, d), "G of another shape");
+        self.check_packed();
         assert_eq!(ds.len(), ws.np, "ds not padded");
         let a = self.a.as_slice();
         let block = ws.block;
@@ -636,6 +639,16 @@ impl Model {
         }
     }
 
+    /// The fused kernels loop over the packed copy of X: it must have the data's shape.
+    fn check_packed(&self) {
+        let shape = (self.n(), self.d());
+        assert_eq!(
+            self.packed.shape(),
+            shape,
+            "Model::data replaced after Model::new"
+        );
+    }
+
     /// Pass 1 of one block by the fused kernel: its signs into `mask` (ReLU) and its share of
     /// u into `u`, the fractional entries of a held pattern added from single dot products.
     fn fused_forward(
@@ -725,6 +738,7 @@ fn sum_blocks(partial: &[f64], np: usize, out: &mut [f64]) {
 /// the bytes are compared eight at a time: a byte-wise loop cost as much as the product that
 /// made the signs.
 fn differences(a: &[u8], b: &[u8], mut visit: impl FnMut(usize)) {
+    assert_eq!(a.len(), b.len(), "sign buffers of different sizes");
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail = ac.len() * 8;
     for (j, (x, y)) in ac.zip(bc).enumerate() {
@@ -735,7 +749,7 @@ fn differences(a: &[u8], b: &[u8], mut visit: impl FnMut(usize)) {
                 .for_each(|t| visit(8 * j + t));
         }
     }
-    (tail..a.len().min(b.len()))
+    (tail..a.len())
         .filter(|&k| a[k] != b[k])
         .for_each(&mut visit);
 }

@@ -100,6 +100,8 @@ impl Network {
 /// The fitting problem: data, the fixed output layer and precomputed products of X.
 #[derive(Clone, Debug)]
 pub struct Model {
+    /// The training points; products of X are precomputed by [`Model::new`], so build a new
+    /// model rather than replace them.
     pub data: Data,
     pub a: DVector<f64>,
     /// X^T (d x n), kept so that W X^T is one GEMM without a transpose copy.

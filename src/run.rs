@@ -779,6 +779,9 @@ pub fn run(cfg: &RunConfig) -> Result<Report, Error> {
     rayon::scope(|_| run_on_this_thread(cfg))
 }
 
+/// [`run`] on the calling thread. `compare` runs its three studies on threads of their own:
+/// in rayon's pool of two, the third would wait, and a worker waiting inside one study's
+/// parallel evaluation could take up another whole study and hold the first one up.
 fn run_on_this_thread(cfg: &RunConfig) -> Result<Report, Error> {
     let setup = setup(cfg)?;
     let damping = cfg.damping(setup.lambda0);
@@ -836,7 +839,7 @@ pub fn compare(cfg: &RunConfig) -> Result<Vec<Report>, Error> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = configs
             .iter()
-            .map(|c| scope.spawn(move || run(c)))
+            .map(|c| scope.spawn(move || run_on_this_thread(c)))
             .collect();
         handles
             .into_iter()
