@@ -1,6 +1,7 @@
 """numpy's (OpenBLAS's) GEMM rate on this machine, for the benchmark's comparison.
 
 python3 bench/numpy_gemm.py n d m [m ...]
+python3 bench/numpy_gemm.py --spells S
 Prints one JSON line: the square 2000^3 dgemm rate and, per m, the two GEMMs of one
 weight-space right-hand side (Z = X W^T, G = P X), in GFLOP/s, fastest of batches of at least
 2 ms taken for 3 s (as examples/bench.rs times ntkdyn).
@@ -31,7 +32,23 @@ def rate(f, flop):
     return flop / best / 1e9
 
 
+def spells(seconds):
+    """min, median and max GFLOP/s of square 1000^3 products over `seconds` of sampling."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((1000, 1000)), rng.random((1000, 1000))
+    rates, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        a @ b
+        rates.append(2e9 / (time.perf_counter() - t) / 1e9)
+    rates.sort()
+    print(json.dumps({"min": rates[0], "median": rates[len(rates) // 2], "max": rates[-1]}))
+
+
 def main():
+    if sys.argv[1] == "--spells":
+        spells(float(sys.argv[2]))
+        return
     n, d = int(sys.argv[1]), int(sys.argv[2])
     rng = np.random.default_rng(0)
     a, b = rng.random((2000, 2000)), rng.random((2000, 2000))

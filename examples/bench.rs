@@ -4,6 +4,7 @@
 //! cargo run --release --example bench -- rhs [--numpy]
 //! cargo run --release --example bench -- runs [--scipy] [--scipy-timeout S] [--t-scaling T]
 //! cargo run --release --example bench -- steps [--caps 0.1,0.5] [--rtols 1e-6,1e-8] [--only nag]
+//! cargo run --release --example bench -- spells                          medians, three rounds
 //! cargo run --release --example bench -- [--numpy] [--scipy]          all of rhs and runs
 //! ```
 //! `rhs` times one weight-space right-hand side at n = 100, d = 20, m = 400 .. 100000 on one
@@ -418,12 +419,59 @@ fn steps(args: &[String]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Slow spells of the machine: three rounds of 4 s each of numpy's square 1000^3 product on all
+/// cores and of the right-hand side at m = 10000 (batches of 10), as min / median / max GFLOP/s.
+fn spells() {
+    let (n, d, m) = (100, 20, 10000);
+    let model = Model::new(Data::synthetic(n, d, 1), Network::init(m, d, 1).a);
+    let w = Network::init(m, d, 1).w;
+    let mut g = DMatrix::zeros(m, d);
+    let mut ws = Workspace::new(m, n, d);
+    let flop = 40.0 * (n * m * d) as f64;
+    println!("| round | numpy 1000^3, min / median / max GFLOP/s | rhs at m = {m}, min / median / max GFLOP/s |");
+    println!("|---|---|---|");
+    for round in 1..=3 {
+        let numpy = Command::new("python3")
+            .args(["bench/numpy_gemm.py", "--spells", "4"])
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .map_or("-".into(), |v| {
+                format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    v["min"].as_f64().unwrap_or(f64::NAN),
+                    v["median"].as_f64().unwrap_or(f64::NAN),
+                    v["max"].as_f64().unwrap_or(f64::NAN)
+                )
+            });
+        let mut rates = rayon::scope(|_| {
+            let (start, mut rates) = (Instant::now(), Vec::new());
+            while start.elapsed().as_secs_f64() < 4.0 {
+                let t = Instant::now();
+                for _ in 0..10 {
+                    model.gradient_into(&w.as_view(), &mut g.as_view_mut(), &mut ws);
+                }
+                rates.push(flop / t.elapsed().as_secs_f64() / 1e9);
+            }
+            rates
+        });
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "| {round} | {numpy} | {:.1} / {:.1} / {:.1} |",
+            rates[0],
+            rates[rates.len() / 2],
+            rates[rates.len() - 1]
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("rhs") => rhs_table(&args[1..]),
         Some("runs") => runs(&args[1..]),
         Some("steps") => steps(&args[1..]),
+        Some("spells") => spells(),
         _ => {
             rhs_table(&args);
             println!();
