@@ -4,12 +4,14 @@
 //! cargo run --release --example bench -- rhs [--numpy]
 //! cargo run --release --example bench -- runs [--scipy] [--scipy-timeout S] [--t-scaling T]
 //! cargo run --release --example bench -- steps [--caps 0.1,0.5] [--rtols 1e-6,1e-8] [--only nag]
-//! cargo run --release --example bench -- spells                          medians, three rounds
+//! cargo run --release --example bench -- spells
 //! cargo run --release --example bench -- [--numpy] [--scipy]          all of rhs and runs
 //! ```
 //! `rhs` times one weight-space right-hand side at n = 100, d = 20, m = 400 .. 100000 on one
-//! thread and on all (the fused kernels, and matrixmultiply's GEMMs), beside two plain GEMMs of the same shapes (nalgebra, one
-//! thread; with `--numpy` also numpy/OpenBLAS on all cores, and its square-GEMM peak).
+//! thread and on all (the fused kernels, and matrixmultiply's GEMMs), beside two plain GEMMs of
+//! the same shapes (nalgebra, one thread; with `--numpy` also numpy/OpenBLAS on all cores, and
+//! its square-GEMM peak). `spells` gives medians instead of the fastest batches: three rounds
+//! of 4 s of numpy's square product and of the right-hand side at m = 10000.
 //! `runs` times gf, hbf and nag in weight space at n = 100, d = 20, m = 400, T = 100 (the
 //! issue's scipy setting) at rtol 1e-6, 1e-7, 1e-8, measures every final loss against a tight
 //! reference run and the reference's own sensitivity to W0, and with `--scipy` (numpy and
