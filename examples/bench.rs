@@ -5,13 +5,15 @@
 //! cargo run --release --example bench -- runs [--scipy] [--scipy-timeout S] [--t-scaling T]
 //! cargo run --release --example bench -- steps [--caps 0.1,0.5] [--rtols 1e-6,1e-8] [--only nag]
 //! cargo run --release --example bench -- spells
+//! cargo run --release --example bench -- rayon
 //! cargo run --release --example bench -- [--numpy] [--scipy]          all of rhs and runs
 //! ```
 //! `rhs` times one weight-space right-hand side at n = 100, d = 20, m = 400 .. 100000 on one
 //! thread and on all (the fused kernels, and matrixmultiply's GEMMs), beside two plain GEMMs of
 //! the same shapes (nalgebra, one thread; with `--numpy` also numpy/OpenBLAS on all cores, and
 //! its square-GEMM peak). `spells` gives medians instead of the fastest batches: three rounds
-//! of 4 s of numpy's square product and of the right-hand side at m = 10000.
+//! of 4 s of numpy's square product and of the right-hand side at m = 10000. `rayon` times the
+//! start of a parallel pass from outside rayon's pool and from one of its threads.
 //! `runs` times gf, hbf and nag in weight space at n = 100, d = 20, m = 400, T = 100 (the
 //! issue's scipy setting) at rtol 1e-6, 1e-7, 1e-8, measures every final loss against a tight
 //! reference run and the reference's own sensitivity to W0, and with `--scipy` (numpy and
@@ -467,6 +469,31 @@ fn spells() {
     }
 }
 
+/// Microseconds to run a rayon loop over 8 items, from this (main) thread and from a thread of
+/// the pool, with 0, 20 and 100 us of other work between loops.
+fn rayon_start() {
+    use rayon::prelude::*;
+    let pass = |gap: f64| {
+        let mut v = vec![0u64; 8];
+        let (reps, mut loops) = (20_000, 0.0);
+        for _ in 0..reps {
+            let t = Instant::now();
+            v.par_iter_mut().for_each(|x| *x += 1);
+            loops += t.elapsed().as_secs_f64();
+            let busy = Instant::now();
+            while busy.elapsed().as_secs_f64() < gap {}
+        }
+        loops / reps as f64 * 1e6
+    };
+    println!("| gap between loops (us) | from outside the pool (us) | from a pool thread (us) |");
+    println!("|---|---|---|");
+    for gap in [0.0, 20e-6, 100e-6] {
+        let outside = pass(gap);
+        let inside = rayon::scope(|_| pass(gap));
+        println!("| {:.0} | {outside:.2} | {inside:.2} |", gap * 1e6);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -474,6 +501,7 @@ fn main() {
         Some("runs") => runs(&args[1..]),
         Some("steps") => steps(&args[1..]),
         Some("spells") => spells(),
+        Some("rayon") => rayon_start(),
         _ => {
             rhs_table(&args);
             println!();

@@ -37,8 +37,7 @@ pub struct PackedX {
 }
 
 /// Doubles on a 64-byte boundary, so that the kernels' 32-byte loads of X never straddle two
-/// cache lines (with malloc's 16-byte alignment, runs differed by a factor 1.6 with the address
-/// the allocator happened to return).
+/// cache lines (malloc aligns to 16 bytes, where every other load of a column would).
 #[derive(Clone, Debug)]
 struct Aligned(Vec<Line>);
 

@@ -771,10 +771,10 @@ pub fn twin(damping: Damping, eta: f64) -> Twin {
 
 /// Run a whole study in memory.
 ///
-/// The study runs on a thread of rayon's pool: a parallel gradient evaluation started from
-/// there costs about 1 us of scheduling, against about 20 us from a thread outside the pool,
-/// which must sleep until the pool wakes it (measured on the benchmark machine; at m = 1000 an
-/// evaluation takes about 150 us).
+/// The study runs on a thread of rayon's pool: a parallel pass started from there costs
+/// 0.6-5 us of scheduling, against 15-23 us from a thread outside the pool, which must sleep
+/// until the pool wakes it (`bench -- rayon` on the benchmark machine; at m = 1000 a whole
+/// gradient evaluation on two threads takes about 125 us).
 pub fn run(cfg: &RunConfig) -> Result<Report, Error> {
     rayon::scope(|_| run_on_this_thread(cfg))
 }
