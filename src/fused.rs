@@ -12,7 +12,8 @@
 //! the right-hand side near a third of the machine's GEMM peak. Here X, the operand every
 //! product shares, is packed once per model ([`PackedX`]); a tile of pre-activations never
 //! leaves the registers (its signs and its share of u are taken from it there); and P is built
-//! two rows at a time into an L1 buffer straight from the sign bytes, which is the packing step
+//! two rows at a time into an L1 buffer straight from the signs ([`Signs`]: a held pattern's
+//! bytes, or the 4-bit groups pass 1 writes for the plain gradient), which is the packing step
 //! of a GEMM with the mask fused into it.
 //!
 //! Tiles: pass 1 holds 6 neurons x 8 samples of z in 12 ymm accumulators (per k: 2 loads of X,
