@@ -86,11 +86,6 @@ impl PackedX {
         }
     }
 
-    /// n rounded up to a multiple of 4: the length of the u and Delta buffers the kernels use.
-    pub fn padded_n(&self) -> usize {
-        self.np
-    }
-
     /// (n, d) of the packed X.
     pub fn shape(&self) -> (usize, usize) {
         (self.n, self.d)
@@ -152,38 +147,57 @@ pub unsafe fn forward_block(
 ) {
     assert!(available(), "fused kernels on a CPU without AVX2 and FMA");
     assert!(a.len() >= len);
-    let n = x.n;
-    let (mask_out, mask_in, u) = match mode {
+    let (n, null, null_mut) = (x.n, std::ptr::null(), std::ptr::null_mut());
+    let (kind, io) = match mode {
         Forward::Relu { mask, u } => {
             assert!(mask.len() >= len * x.np / 4 && u.len() >= x.np);
-            (mask.as_mut_ptr(), std::ptr::null(), u.as_mut_ptr())
+            (RELU, Io::new(mask.as_mut_ptr(), null, u.as_mut_ptr()))
         }
         Forward::Held { mask, u } => {
             assert!(mask.len() >= len * n && u.len() >= x.np);
-            (std::ptr::null_mut(), mask.as_ptr(), u.as_mut_ptr())
+            (HELD, Io::new(null_mut, mask.as_ptr(), u.as_mut_ptr()))
         }
         Forward::Signs { mask } => {
             assert!(mask.len() >= len * n);
-            (mask.as_mut_ptr(), std::ptr::null(), std::ptr::null_mut())
+            (
+                SIGNS,
+                Io::new(mask.as_mut_ptr(), null, std::ptr::null_mut()),
+            )
         }
     };
     #[cfg(target_arch = "x86_64")]
-    {
-        let io = avx::Io {
-            mask_out,
-            mask_in,
-            u,
-        };
-        match (mask_out.is_null(), u.is_null()) {
-            (false, false) => avx::forward::<{ avx::RELU }>(x, w, len, a, io),
-            (true, _) => avx::forward::<{ avx::HELD }>(x, w, len, a, io),
-            (false, true) => avx::forward::<{ avx::SIGNS }>(x, w, len, a, io),
-        }
+    match kind {
+        RELU => avx::forward::<RELU>(x, w, len, a, io),
+        HELD => avx::forward::<HELD>(x, w, len, a, io),
+        _ => avx::forward::<SIGNS>(x, w, len, a, io),
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (w, mask_out, mask_in, u);
+        let _ = (w, kind, io);
         unreachable!("fused kernels without AVX2");
+    }
+}
+
+/// Pass 1's modes, as the kernels' const parameter.
+const RELU: u8 = 0;
+const HELD: u8 = 1;
+const SIGNS: u8 = 2;
+
+/// Where pass 1 writes (or reads) its signs and its share of u; null where its mode does not.
+#[derive(Clone, Copy)]
+struct Io {
+    mask_out: *mut u8,
+    mask_in: *const u8,
+    u: *mut f64,
+}
+
+impl Io {
+    fn new(mask_out: *mut u8, mask_in: *const u8, u: *mut f64) -> Io {
+        Io {
+            mask_out,
+            mask_in,
+            u,
+        }
     }
 }
 
@@ -218,7 +232,7 @@ pub unsafe fn transpose_block(
         Signs::Bytes(b) => b.len() >= len * x.n,
         Signs::Nibbles(b) => b.len() >= len * x.np / 4,
     });
-    assert!(p.len() >= transpose_scratch(x));
+    assert!(p.len() >= transpose_scratch(x.np));
     #[cfg(target_arch = "x86_64")]
     match mask {
         Signs::Bytes(b) => avx::transpose::<false>(x, ds, a, b, len, g, p),
@@ -231,27 +245,15 @@ pub unsafe fn transpose_block(
     }
 }
 
-/// Scratch values [`transpose_block`] needs: two rows of P.
-pub fn transpose_scratch(x: &PackedX) -> usize {
-    2 * x.np
+/// Scratch values [`transpose_block`] needs for `np` padded samples: two rows of P.
+pub fn transpose_scratch(np: usize) -> usize {
+    2 * np
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx {
-    use super::PackedX;
+    use super::{Io, PackedX, HELD, RELU, SIGNS};
     use std::arch::x86_64::*;
-
-    pub const RELU: u8 = 0;
-    pub const HELD: u8 = 1;
-    pub const SIGNS: u8 = 2;
-
-    /// Where pass 1 writes (or reads) its signs and its share of u.
-    #[derive(Clone, Copy)]
-    pub struct Io {
-        pub mask_out: *mut u8,
-        pub mask_in: *const u8,
-        pub u: *mut f64,
-    }
 
     /// The four sign bytes (little-endian u32) of a 4-bit compare mask.
     const BYTES: [u32; 16] = {

@@ -258,7 +258,7 @@ impl Workspace {
                     rows: (k * per).min(m)..((k + 1) * per).min(m),
                     z: match kernel {
                         Kernel::Gemm => vec![0.0; block.min(per) * n],
-                        Kernel::Fused => vec![0.0; 2 * np],
+                        Kernel::Fused => vec![0.0; crate::fused::transpose_scratch(np)],
                     },
                     changed: Vec::new(),
                 })
@@ -321,9 +321,9 @@ impl Model {
     /// Z_b^T = X W_b^T.
     fn block_preactivations(&self, w: &DMatrixView<f64>, r0: usize, len: usize, z: &mut [f64]) {
         let (n, d) = (self.n(), self.d());
-        let (wr, wc) = w.strides();
         let x = &self.data.x;
         assert!(z.len() >= n * len && r0 + len <= w.nrows() && w.ncols() == d);
+        let (wb, wr, wc) = rows_of(w, r0);
         // SAFETY: X is n x d column-major; W_b^T (d x len) starts at w[(r0, 0)] with row
         // stride wc and column stride wr; z holds n x len.
         unsafe {
@@ -332,7 +332,7 @@ impl Model {
                 d,
                 len,
                 (x.as_ptr(), 1, n as isize),
-                (w.as_ptr().add(r0 * wr), wc as isize, wr as isize),
+                (wb, wc, wr),
                 (z.as_mut_ptr(), 1, n as isize),
             );
         }
@@ -484,9 +484,9 @@ impl Model {
                 }
                 u.fill(0.0);
                 let len = block.min(lane.rows.end - r0);
+                let base = r0 - lane.rows.start;
+                let mask = &mut mask[base * row..(base + len) * row];
                 if kernel == Kernel::Fused {
-                    let base = r0 - lane.rows.start;
-                    let mask = &mut mask[base * row..(base + len) * row];
                     self.fused_forward(w, r0, len, mask, u, held);
                     r0 += len;
                     continue;
@@ -495,8 +495,7 @@ impl Model {
                 let z = &lane.z[..len * n];
                 match held {
                     None => {
-                        let base = r0 - lane.rows.start;
-                        let sm = &mut mask[base * n..(base + len) * n];
+                        let sm = mask;
                         let rows = z.chunks_exact(n).zip(sm.chunks_exact_mut(n));
                         for ((zr, sr), ar) in rows.zip(&a[r0..]) {
                             for ((ui, zi), si) in u.iter_mut().zip(zr).zip(sr.iter_mut()) {
@@ -567,41 +566,17 @@ impl Model {
                     None => &mask[r0 * row..(r0 + len) * row],
                     Some(p) => &p.mask[r0 * n..(r0 + len) * n],
                 };
+                // Rows r0 .. r0 + len of G, which belong to this lane alone (the whole
+                // SharedRows is captured: its pointer alone is not Send).
+                let o = out;
+                // SAFETY: r0 < m, inside G.
+                let gb = (
+                    unsafe { o.ptr.add(r0 * gr) },
+                    gr as isize,
+                    o.stride as isize,
+                );
                 if kernel == Kernel::Fused {
-                    let sm = match held {
-                        None => crate::fused::Signs::Nibbles(sm),
-                        Some(_) => crate::fused::Signs::Bytes(sm),
-                    };
-                    let gb = (
-                        unsafe { out.ptr.add(r0 * gr) },
-                        gr as isize,
-                        out.stride as isize,
-                    );
-                    // SAFETY: as for the GEMM below; the CPU runs the fused kernel (Workspace).
-                    unsafe {
-                        crate::fused::transpose_block(
-                            &self.packed,
-                            ds,
-                            &a[r0..],
-                            sm,
-                            len,
-                            gb,
-                            &mut lane.z,
-                        );
-                    }
-                    if let Some(p) = held {
-                        // The fused kernel used the 0/1 mask: add a_r (S_ri - mask_ri) ds_i x_i.
-                        for &(r, i, s) in blend_in(&p.blend, r0..r0 + len) {
-                            let c = a[r] * (s - f64::from(p.mask[r * n + i])) * ds[i];
-                            for k in 0..d {
-                                // SAFETY: row r of G is this lane's, k < d.
-                                unsafe {
-                                    *gb.0.offset((r - r0) as isize * gb.1 + k as isize * gb.2) +=
-                                        c * x[(i, k)];
-                                }
-                            }
-                        }
-                    }
+                    self.fused_transpose(ds, r0, len, sm, gb, &mut lane.z, held);
                     r0 += len;
                     continue;
                 }
@@ -616,9 +591,8 @@ impl Model {
                         pz[(r - r0) * n + i] = a[r] * s * ds[i];
                     }
                 }
-                let o = out;
                 // SAFETY: P_b is len x n with entry (r, i) at r n + i; X is n x d column-major;
-                // rows r0 .. r0 + len of G belong to this lane alone.
+                // gb addresses the lane's len x d rows of G.
                 unsafe {
                     gemm(
                         len,
@@ -626,7 +600,7 @@ impl Model {
                         d,
                         (pz.as_ptr(), n as isize, 1),
                         (x.as_ptr(), 1, n as isize),
-                        (o.ptr.add(r0 * gr), gr as isize, o.stride as isize),
+                        gb,
                     );
                 }
                 r0 += len;
@@ -679,6 +653,41 @@ impl Model {
                 // SAFETY: r - r0 < len, a row of the block.
                 let z = unsafe { crate::fused::dot(&self.packed, wb, r - r0, i) };
                 u[i] += a[r - r0] * (s - old) * z;
+            }
+        }
+    }
+
+    /// Pass 2 of one block by the fused kernel: rows r0 .. r0 + len of G (at `gb`, this lane's
+    /// alone) from the block's signs `sm` (the workspace's 4-bit mask, or the held pattern's
+    /// bytes), the fractional entries of a held pattern added as a_r (S_ri - mask_ri) ds_i x_i.
+    #[allow(clippy::too_many_arguments)]
+    fn fused_transpose(
+        &self,
+        ds: &[f64],
+        r0: usize,
+        len: usize,
+        sm: &[u8],
+        gb: (*mut f64, isize, isize),
+        scratch: &mut [f64],
+        held: Option<&Pattern>,
+    ) {
+        let (n, d) = (self.n(), self.d());
+        let (a, x) = (self.a.as_slice(), &self.data.x);
+        let sm = match held {
+            None => crate::fused::Signs::Nibbles(sm),
+            Some(_) => crate::fused::Signs::Bytes(sm),
+        };
+        // SAFETY: the workspace has the fused kernel only where the CPU runs it; gb addresses
+        // len x d rows of G that no other lane writes.
+        unsafe { crate::fused::transpose_block(&self.packed, ds, &a[r0..], sm, len, gb, scratch) };
+        let Some(p) = held else { return };
+        for &(r, i, s) in blend_in(&p.blend, r0..r0 + len) {
+            let c = a[r] * (s - f64::from(p.mask[r * n + i])) * ds[i];
+            for k in 0..d {
+                // SAFETY: row r - r0 < len of the block, column k < d.
+                unsafe {
+                    *gb.0.offset((r - r0) as isize * gb.1 + k as isize * gb.2) += c * x[(i, k)];
+                }
             }
         }
     }
