@@ -1,35 +1,37 @@
-//! The ntkdyn binary: parse the command line and call the library.
+//! The ntkdyn binary: parse the command line, call the library, print one line on error.
 
-use ntkdyn::cli::{parse_args, ParseFailure};
+mod cli;
+
+use clap::error::ErrorKind;
+use cli::ParseFailure;
 
 fn main() {
-    let cli = match parse_args(std::env::args_os()) {
+    let cli = match cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(ParseFailure::Clap(e)) => match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                e.exit()
-            }
-            clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                eprintln!("error: a subcommand is needed: gf, hbf, nag, compare, sweep or plot (see ntkdyn --help)");
-                std::process::exit(2);
-            }
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => fail(
+                2,
+                "error: a subcommand is needed: gf, hbf, nag, compare, sweep or plot (see ntkdyn --help)",
+            ),
             // One line, as every other error: clap's first line names the option and value.
-            _ => {
-                let text = e.to_string();
-                eprintln!(
-                    "{}",
-                    text.lines().next().unwrap_or("error: bad command line")
-                );
-                std::process::exit(2);
-            }
+            _ => fail(
+                2,
+                e.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("error: bad command line"),
+            ),
         },
-        Err(ParseFailure::Config(e)) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
+        Err(e @ ParseFailure::Config(_)) => fail(2, &format!("error: {e}")),
     };
-    if let Err(e) = ntkdyn::cli::main(cli) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    if let Err(e) = cli::run(cli) {
+        fail(1, &format!("error: {e}"));
     }
+}
+
+/// Print the one line and exit with `status`.
+fn fail(status: i32, line: &str) -> ! {
+    eprintln!("{line}");
+    std::process::exit(status)
 }

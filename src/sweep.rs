@@ -12,8 +12,8 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, InputError, OutputError};
-use crate::figures::Style;
 use crate::io::{self, format_f64};
+use crate::output::style::{OptimizerColor as _, Style};
 use crate::plot::{self, Dash, Figure, Legend, Series};
 use crate::run::{self, Optimizer, RunConfig, SpaceChoice};
 

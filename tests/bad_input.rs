@@ -1024,7 +1024,7 @@ fn diverging_gd_stops_keeps_the_finite_rows_and_says_when() {
         .filter_map(|w| w.parse::<f64>().ok())
         .collect();
     assert!(
-        named.iter().any(|v| *v == t_stop),
+        named.contains(&t_stop),
         "error line does not name t = {t_stop}: {error}"
     );
     // The loss grew before it overflowed (this is divergence, not a bad first row).

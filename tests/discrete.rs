@@ -119,6 +119,8 @@ struct Plain {
 }
 
 impl Plain {
+    // The oracle indexes as the formulas do (w[r][j] x_ij), not as iterators would.
+    #[allow(clippy::needless_range_loop)]
     fn loss_and_grad(&self, w: &[Vec<f64>]) -> (f64, Vec<Vec<f64>>) {
         let m = w.len();
         let d = self.x[0].len();

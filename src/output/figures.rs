@@ -1,14 +1,17 @@
 //! The figures of a run, drawn from its tables alone, so that `ntkdyn plot DIR` renders from
 //! the CSV files exactly what the run wrote.
 
-use serde_json::Value;
 use std::path::Path;
 
 use crate::dynamics::Damping;
 use crate::error::{InputError, OutputError};
 use crate::io::Table;
+use crate::optimizer::Optimizer;
+use crate::output::style::OptimizerColor;
+pub use crate::output::style::Style;
+use crate::output::summary::{DampingRecord, Summary};
 use crate::plot::{self, Dash, Figure, Legend, Series};
-use crate::run::{Optimizer, Report};
+use crate::study::Report;
 
 /// The tables a run's figures are drawn from: what `ntkdyn plot DIR` reads back.
 #[derive(Clone, Debug)]
@@ -41,29 +44,6 @@ pub(crate) fn series(
     }
 }
 
-/// Restyling of the figures (`ntkdyn plot --width-px --height-px --log-x --title`).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Style {
-    /// Width of one panel in pixels.
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub log_x: bool,
-    /// Replaces the title of the loss figure.
-    pub title: Option<String>,
-}
-
-impl Style {
-    fn apply(&self, fig: &mut Figure) {
-        if let Some(w) = self.width {
-            fig.width = w;
-        }
-        if let Some(h) = self.height {
-            fig.height = h;
-        }
-        fig.log_x |= self.log_x;
-    }
-}
-
 impl RunTables {
     /// The tables of a run in memory.
     pub fn from_report(report: &Report) -> RunTables {
@@ -90,17 +70,11 @@ impl RunTables {
 
     /// The tables of a run read back from its directory (CSV files and summary.json).
     pub fn read(dir: &Path) -> Result<RunTables, InputError> {
-        let path = dir.join("summary.json");
-        let bad = |msg: String| InputError::File {
-            path: path.clone(),
-            msg,
-        };
-        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-        let summary: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        let command = summary["command"].as_str();
-        let optimizer = command
-            .and_then(Optimizer::from_name)
-            .ok_or_else(|| bad(format!("unknown command {command:?}")))?;
+        let summary = Summary::read(dir)?;
+        let optimizer = Optimizer::from_name(&summary.command).ok_or_else(|| InputError::File {
+            path: dir.join("summary.json"),
+            msg: format!("unknown command {:?}", summary.command),
+        })?;
         let table = |name: &str| -> Result<Option<Table>, InputError> {
             let p = dir.join(name);
             if p.exists() {
@@ -109,18 +83,20 @@ impl RunTables {
                 Ok(None)
             }
         };
-        let size = |k: &str| summary[k].as_u64().unwrap_or(0) as usize;
-        let d = &summary["discrete"];
         Ok(RunTables {
             optimizer,
             weight: table("weight.csv")?,
             error: table("error.csv")?,
             discrete: table("discrete.csv")?,
-            discrete_label: d["name"]
-                .as_str()
-                .map(|name| discrete_label(name, d["eta"].as_f64().unwrap_or(f64::NAN))),
-            envelope_rate: summary["damping"]["Constant"].as_f64().map(|b| b / 2.0),
-            subtitle: subtitle(size("n"), size("d"), size("m")),
+            discrete_label: summary
+                .discrete
+                .as_ref()
+                .map(|d| discrete_label(&d.name, d.eta)),
+            envelope_rate: match summary.damping {
+                DampingRecord::Constant(b) => Some(b / 2.0),
+                _ => None,
+            },
+            subtitle: subtitle(summary.n, summary.d, summary.m),
         })
     }
 }
@@ -197,11 +173,7 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
         } else {
             "error"
         };
-        let text = match opt {
-            Optimizer::Gf => "bound e^(−2μt) L(0)",
-            Optimizer::Hbf => "bound (2/μ) e^(−bt/2) L̂(0)",
-            Optimizer::Nag => "bound (γ−1)² L(0)/(μt²)",
-        };
+        let text = opt.method().bound_label();
         loss.series.push(series(
             b,
             "loss_bound",
@@ -231,11 +203,7 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
     let mut lyap = Figure::new(
         &format!("{}: Lyapunov function", opt.title()),
         "time t",
-        match opt {
-            Optimizer::Gf => "E(t) = e^(2μt) L(t)",
-            Optimizer::Hbf => "V(t) (Siegel 2019)",
-            Optimizer::Nag => "V(t; α, γ) (Su, Boyd, Candès)",
-        },
+        opt.method().lyapunov_label(),
     );
     lyap.log_y = true;
     for (table, label, dash) in [

@@ -125,20 +125,28 @@ pub fn rms_gap(a: &DVector<f64>, b: &DVector<f64>) -> f64 {
 }
 
 /// The PL* ball check of Liu, Zhu and Belkin for a weight-space run.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+///
+/// JSON has no infinity or NaN (serde_json writes null); read back, null is NaN.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlBall {
     /// inf_t mu(t) over the samples (column pl_ratio).
+    #[serde(deserialize_with = "crate::json::f64_or_nan")]
     pub inf_pl_ratio: f64,
     /// sup_t kappa(t) over the samples (column kernel_cond).
+    #[serde(deserialize_with = "crate::json::f64_or_nan")]
     pub sup_kernel_cond: f64,
     /// mu of the theorem, 1/2 |grad L|^2 >= mu L: inf_t mu(t) / 2.
+    #[serde(deserialize_with = "crate::json::f64_or_nan")]
     pub mu: f64,
     /// beta: the largest lambda_max(H(t)) seen along the run.
+    #[serde(deserialize_with = "crate::json::f64_or_nan")]
     pub beta: f64,
-    pub beta_estimate: &'static str,
+    pub beta_estimate: String,
     /// R = 2 sqrt(2 beta L(W0)) / mu.
+    #[serde(deserialize_with = "crate::json::f64_or_nan")]
     pub radius: f64,
     /// Largest |W(t) - W0|_F over the samples.
+    #[serde(deserialize_with = "crate::json::f64_or_nan")]
     pub max_distance: f64,
     pub inside_ball: bool,
 }
@@ -168,7 +176,7 @@ impl PlBall {
             sup_kernel_cond,
             mu,
             beta,
-            beta_estimate: "largest lambda_max(H(t)) along the run: the Gauss-Newton curvature J^T J, since the ReLU network's own Hessian vanishes almost everywhere",
+            beta_estimate: "largest lambda_max(H(t)) along the run: the Gauss-Newton curvature J^T J, since the ReLU network's own Hessian vanishes almost everywhere".into(),
             radius,
             max_distance,
             inside_ball: max_distance <= radius,

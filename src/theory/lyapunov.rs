@@ -27,10 +27,9 @@
 
 use nalgebra::DVector;
 
-use crate::dynamics::Damping;
-
-/// The Lyapunov function of one optimizer, with its parameters.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+/// The Lyapunov function of one optimizer, with its parameters (each optimizer's file under
+/// `optimizer/` says which one it takes).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Lyapunov {
     Gf { mu: f64 },
@@ -39,15 +38,6 @@ pub enum Lyapunov {
 }
 
 impl Lyapunov {
-    /// The function that goes with a damping schedule.
-    pub fn for_damping(damping: Damping, mu: f64, alpha: f64) -> Lyapunov {
-        match damping {
-            Damping::None => Lyapunov::Gf { mu },
-            Damping::Constant(b) => Lyapunov::Hbf { s: b / 2.0, mu },
-            Damping::Vanishing(gamma) => Lyapunov::Nag { gamma, alpha, mu },
-        }
-    }
-
     /// V at time t from Delta, Delta' and Lhat.
     pub fn value(
         &self,
@@ -102,11 +92,12 @@ impl Lyapunov {
 }
 
 /// Monotonicity of a sampled Lyapunov function.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Monotonicity {
     /// Whether V never rose by more than `tolerance` (relative) between samples.
     pub nonincreasing: bool,
     /// Largest relative rise (V_{k+1} - V_k)/|V_k| between consecutive samples (0 if none).
+    #[serde(deserialize_with = "crate::json::f64_or_nan")]
     pub max_relative_rise: f64,
     /// The first sample time after which V never rises again (0 when it never rose).
     pub nonincreasing_after: f64,

@@ -1,4 +1,5 @@
-//! The discrete twins of the flows, on the time scale of their ODE.
+//! The discrete twins of the flows, on the time scale of their ODE: the loop that runs one;
+//! each optimizer's file holds its step.
 //!
 //! ```text
 //! GD        : W_{k+1} = W_k - eta grad L(W_k)                                 t_k = k eta
@@ -16,11 +17,12 @@
 
 use nalgebra::DMatrix;
 
+use super::{gf, hbf, nag, Optimizer, TwinStep};
 use crate::gradient::Workspace;
 use crate::model::Model;
 
-/// A discrete optimizer.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+/// A discrete optimizer (summary.json's `discrete.method`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Twin {
     Gd,
@@ -29,19 +31,32 @@ pub enum Twin {
 }
 
 impl Twin {
-    /// Time of iterate k: k eta for GD, k sqrt(eta) for the momentum methods.
-    pub fn time(&self, k: usize, eta: f64) -> f64 {
+    /// The optimizer whose twin this is.
+    pub fn optimizer(&self) -> Optimizer {
         match self {
-            Twin::Gd => k as f64 * eta,
-            _ => k as f64 * eta.sqrt(),
+            Twin::Gd => Optimizer::Gf,
+            Twin::HeavyBall { .. } => Optimizer::Hbf,
+            Twin::Nesterov { .. } => Optimizer::Nag,
         }
     }
-    pub fn name(&self) -> &'static str {
-        match self {
-            Twin::Gd => "GD",
-            Twin::HeavyBall { .. } => "heavy ball",
-            Twin::Nesterov { .. } => "NAG",
+
+    /// The iterate and its step, from W0.
+    fn start(&self, w0: &DMatrix<f64>) -> Box<dyn TwinStep> {
+        match *self {
+            Twin::Gd => Box::new(gf::GradientDescent::new(w0)),
+            Twin::HeavyBall { beta } => Box::new(hbf::HeavyBall::new(w0, beta)),
+            Twin::Nesterov { gamma } => Box::new(nag::Nesterov::new(w0, gamma)),
         }
+    }
+
+    /// Time of iterate k: k eta for GD, k sqrt(eta) for the momentum methods.
+    pub fn time(&self, k: usize, eta: f64) -> f64 {
+        k as f64 * self.optimizer().method().clock(eta)
+    }
+
+    /// GD, heavy ball, NAG.
+    pub fn name(&self) -> &'static str {
+        self.optimizer().method().twin_name()
     }
 }
 
@@ -70,48 +85,25 @@ pub fn run(model: &Model, w0: &DMatrix<f64>, twin: Twin, eta: f64, t_end: f64) -
     let (m, d) = (model.m(), model.d());
     let mut ws = Workspace::new(m, model.n(), d);
     let mut g = DMatrix::zeros(m, d);
-    // x: current iterate; prev: heavy ball's W_{k-1}; y: NAG's extrapolated point.
-    let mut x = w0.clone();
-    let mut prev = w0.clone();
-    let mut y = w0.clone();
+    let mut state = twin.start(w0);
     let mut iterates = Vec::new();
     let mut diverged_at = None;
     let mut max_distance: f64 = 0.0;
     let last = (t_end / twin.time(1, eta) * (1.0 + 1e-12)).floor() as usize;
     for k in 0..=last {
         let t = twin.time(k, eta);
-        let loss = match twin {
-            Twin::Nesterov { .. } => model.loss(&x.as_view()),
-            _ => {
-                0.5 * model
-                    .gradient_into(&x.as_view(), &mut g.as_view_mut(), &mut ws)
-                    .norm_squared()
-            }
-        };
+        let loss = state.loss(model, &mut g, &mut ws);
+        let x = state.iterate();
         if !loss.is_finite() || x.iter().any(|v| !v.is_finite()) {
             diverged_at = Some(t);
             break;
         }
         iterates.push(Iterate { k, t, loss });
-        max_distance = max_distance.max((&x - w0).norm());
+        max_distance = max_distance.max((x - w0).norm());
         if k == last {
             break;
         }
-        match twin {
-            Twin::Gd => x -= &g * eta,
-            Twin::HeavyBall { beta } => {
-                let next = &x - &g * eta + (&x - &prev) * beta;
-                prev = std::mem::replace(&mut x, next);
-            }
-            Twin::Nesterov { gamma } => {
-                // x_{k+1} = y_k - eta grad L(y_k); y_{k+1} = x_{k+1} + k/(k+gamma) (x_{k+1} - x_k).
-                model.gradient_into(&y.as_view(), &mut g.as_view_mut(), &mut ws);
-                let next = &y - &g * eta;
-                let kk = (k + 1) as f64;
-                y = &next + (&next - &x) * ((kk - 1.0) / (kk + gamma - 1.0));
-                x = next;
-            }
-        }
+        state.step(k, eta, model, &mut g, &mut ws);
     }
     DiscreteRun {
         twin,

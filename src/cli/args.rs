@@ -1,0 +1,293 @@
+//! The command line (clap derive): subcommands, their options, and the [`RunConfig`] they
+//! describe. Every default comes from the library's [`RunConfig::defaults`].
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+use ntkdyn::integrate::Solver;
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::study::{KernelChoice, RunConfig, SpaceChoice};
+
+/// The library's defaults, which the options show and take.
+fn defaults() -> RunConfig {
+    RunConfig::default()
+}
+
+/// ntkdyn: training dynamics of a two-layer ReLU network as ODEs, in weight space and in error
+/// space, beside the discrete optimizers they come from.
+#[derive(Debug, Parser)]
+#[command(name = "ntkdyn", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Gradient flow W' = -grad L (error space Delta' = -H Delta) beside gradient descent.
+    Gf(RunArgs),
+    /// Heavy ball with friction W'' + b W' + grad L = 0 beside the heavy-ball method.
+    Hbf(RunArgs),
+    /// Nesterov's ODE W'' + (gamma/t) W' + grad L = 0 beside NAG.
+    Nag(RunArgs),
+    /// gf, hbf and nag on the same data and initialization, with their twins, on one figure
+    /// (DIR/compare.svg; each run's files in DIR/gf, DIR/hbf, DIR/nag; default DIR output/compare).
+    Compare(RunArgs),
+    /// The same run over widths m and seeds: kernel drift, weight drift, activation changes,
+    /// the weight-error space gap (and test_gap) against m (DIR/sweep.csv, DIR/sweep.svg;
+    /// default DIR output/sweep).
+    Sweep(SweepArgs),
+    /// Render the figures of a run again from its CSV files and summary.json.
+    Plot(PlotArgs),
+}
+
+/// Options of `ntkdyn sweep`.
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// Widths m, comma-separated, e.g. 100,400,1600,6400
+    #[arg(long, value_delimiter = ',', required_unless_present = "merge")]
+    pub widths: Vec<usize>,
+    /// Number of seeds per width: --seed, --seed + 1, ...
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub seeds: usize,
+    /// Optimizers, comma-separated
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "gf")]
+    pub optimizers: Vec<OptimizerArg>,
+    /// Run only slice I of N (1 <= I <= N) and write DIR/sweep-shard-I-of-N.csv, for cluster array jobs
+    #[arg(long, value_name = "I/N", value_parser = ntkdyn::sweep::parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Join the shard CSVs in --out into sweep.csv and sweep.svg instead of running
+    #[arg(long)]
+    pub merge: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Options of `ntkdyn plot`.
+#[derive(Debug, Clone, Args)]
+pub struct PlotArgs {
+    /// A directory written by `ntkdyn gf|hbf|nag` (or one run of `compare`)
+    pub dir: PathBuf,
+    /// Width of one panel in pixels
+    #[arg(long)]
+    pub width_px: Option<u32>,
+    /// Height in pixels
+    #[arg(long)]
+    pub height_px: Option<u32>,
+    /// Logarithmic time axis
+    #[arg(long)]
+    pub log_x: bool,
+    /// Title of the loss figure
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Options from a TOML file; options on the command line override it
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+}
+
+/// The discrete step: a number, or `auto` (1/lambda_max(H(0))).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Eta {
+    Value(f64),
+    Auto,
+}
+
+impl std::fmt::Display for Eta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Eta::Value(v) => write!(f, "{v}"),
+            Eta::Auto => write!(f, "auto"),
+        }
+    }
+}
+
+impl std::str::FromStr for Eta {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Eta, String> {
+        if s == "auto" {
+            return Ok(Eta::Auto);
+        }
+        s.parse::<f64>()
+            .map(Eta::Value)
+            .map_err(|_| format!("'{s}' is neither a number nor auto"))
+    }
+}
+
+/// Options shared by the runs (names fixed by SPEC.md).
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Number of training points n (synthetic data; --data sets n from the file)
+    #[arg(long, default_value_t = defaults().n, allow_negative_numbers = true)]
+    pub n: usize,
+    /// Input dimension d (synthetic data; --data sets d from the file)
+    #[arg(long, default_value_t = defaults().d, allow_negative_numbers = true)]
+    pub d: usize,
+    /// Width m of the hidden layer (--init sets m from the file)
+    #[arg(long, default_value_t = defaults().m, allow_negative_numbers = true)]
+    pub m: usize,
+    /// Seed of the synthetic data and of the initial weights
+    #[arg(long, default_value_t = defaults().seed, allow_negative_numbers = true)]
+    pub seed: u64,
+    /// Training data: CSV rows x_1..x_d,y (header optional)
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: Option<PathBuf>,
+    /// Initial network: CSV rows a_r,w_r1..w_rd with a_r = +1 or -1 (header optional)
+    #[arg(long, value_name = "FILE.csv")]
+    pub init: Option<PathBuf>,
+    /// Project inputs onto the unit sphere (otherwise off-sphere inputs get a warning)
+    #[arg(long)]
+    pub normalize: bool,
+    /// Which spaces to integrate
+    #[arg(long, value_enum, default_value_t = SpaceArg::from(defaults().space))]
+    pub space: SpaceArg,
+    /// Fixed kernel of error space: H(W0) or the infinite-width Hinf
+    #[arg(long, value_enum, default_value_t = KernelArg::from(defaults().kernel))]
+    pub kernel: KernelArg,
+    /// End time T of the flows (the discrete twin runs up to the same time on its clock)
+    #[arg(long, default_value_t = defaults().t_end, allow_negative_numbers = true)]
+    pub t_end: f64,
+    /// Number K of output times, evenly on [0, T] with both ends
+    #[arg(long, default_value_t = defaults().samples, allow_negative_numbers = true)]
+    pub samples: usize,
+    /// ODE solver; exact (eigen-modes) is for --space error
+    #[arg(long, value_enum, default_value_t = defaults().solver)]
+    pub solver: Solver,
+    /// Relative tolerance of the adaptive solvers
+    #[arg(long, default_value_t = defaults().rtol, allow_negative_numbers = true)]
+    pub rtol: f64,
+    /// Absolute tolerance of the adaptive solvers
+    #[arg(long, default_value_t = defaults().atol, allow_negative_numbers = true)]
+    pub atol: f64,
+    /// Fixed step of rk4 (shortened to land on every output time)
+    #[arg(long, default_value_t = defaults().step, allow_negative_numbers = true)]
+    pub step: f64,
+    /// Largest step of the weight-space dopri5 (activation pattern held within a step)
+    /// [default: c sqrt(rtol/1e-6) within [0.001, c], c = 0.1 for gf, 0.3 for hbf, 0.07 for nag]
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_step: Option<f64>,
+    /// Friction b of hbf [default: sqrt(2 lambda0)]
+    #[arg(long, allow_negative_numbers = true)]
+    pub friction: Option<f64>,
+    /// gamma of Nesterov's ODE (friction gamma/t) and of NAG's momentum (k-1)/(k+gamma-1)
+    #[arg(long, default_value_t = defaults().gamma, allow_negative_numbers = true)]
+    pub gamma: f64,
+    /// alpha of the Su-Boyd-Candes Lyapunov function, in [2, max(2, 2 gamma/3)]
+    #[arg(long, default_value_t = defaults().alpha, allow_negative_numbers = true)]
+    pub alpha: f64,
+    /// Override lambda0 [default: lambda_min(Hinf)]
+    #[arg(long, allow_negative_numbers = true)]
+    pub lambda0: Option<f64>,
+    /// Step eta of the discrete twin (GD: t = k eta; heavy ball, NAG: t = k sqrt(eta)), or
+    /// `auto` for eta = 1/lambda_max(H(0)), the PL* theorem's 1/beta
+    #[arg(long, default_value_t = Eta::Value(defaults().eta), allow_negative_numbers = true)]
+    pub eta: Eta,
+    /// Draw K held-out points (same distribution and seed) and record the gap between the
+    /// network and its kernel predictor on them (column test_gap)
+    #[arg(long, default_value_t = defaults().test_n, allow_negative_numbers = true)]
+    pub test_n: usize,
+    /// Held-out points from a file (rows x_1..x_d,y as --data), instead of --test-n
+    #[arg(long, value_name = "FILE.csv")]
+    pub test: Option<PathBuf>,
+    /// Skip the discrete twin
+    #[arg(long)]
+    pub no_discrete: bool,
+    /// Output directory [default: output/<command>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print nothing but errors
+    #[arg(long)]
+    pub quiet: bool,
+    /// Options from a TOML file (keys are option names: t-end = 100, space = "weight",
+    /// widths = [100, 400]); options on the command line override it
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The run configuration these options describe.
+    pub fn config(&self, optimizer: Optimizer) -> RunConfig {
+        RunConfig {
+            optimizer,
+            n: self.n,
+            d: self.d,
+            m: self.m,
+            seed: self.seed,
+            data: self.data.clone(),
+            init: self.init.clone(),
+            normalize: self.normalize,
+            space: self.space.into(),
+            kernel: self.kernel.into(),
+            t_end: self.t_end,
+            samples: self.samples,
+            solver: self.solver,
+            rtol: self.rtol,
+            atol: self.atol,
+            step: self.step,
+            max_step: self.max_step,
+            friction: self.friction,
+            gamma: self.gamma,
+            alpha: self.alpha,
+            lambda0: self.lambda0,
+            eta: match self.eta {
+                Eta::Value(v) => v,
+                Eta::Auto => f64::NAN,
+            },
+            eta_auto: self.eta == Eta::Auto,
+            test_n: self.test_n,
+            test: self.test.clone(),
+            discrete: !self.no_discrete,
+            out: self
+                .out
+                .clone()
+                .unwrap_or_else(|| RunConfig::default_out(optimizer.name())),
+            progress: !self.quiet,
+        }
+    }
+}
+
+/// `--space`: the library's [`SpaceChoice`] as clap lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SpaceArg {
+    Weight,
+    Error,
+    Both,
+}
+
+/// `--kernel`: the library's [`KernelChoice`] as clap lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KernelArg {
+    /// H(W0), the Gram matrix of the initial network.
+    H0,
+    /// Hinf, the infinite-width kernel.
+    Hinf,
+}
+
+/// `--optimizers`: the library's [`Optimizer`] as clap lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    /// Gradient flow W' = -grad L, twin: gradient descent.
+    Gf,
+    /// Heavy ball with friction W'' + b W' + grad L = 0, twin: heavy ball.
+    Hbf,
+    /// Nesterov's ODE W'' + (gamma/t) W' + grad L = 0, twin: NAG.
+    Nag,
+}
+
+macro_rules! mirror {
+    ($arg:ident, $lib:ident, $($v:ident),+) => {
+        impl From<$arg> for $lib {
+            fn from(a: $arg) -> $lib {
+                match a { $($arg::$v => $lib::$v),+ }
+            }
+        }
+        impl From<$lib> for $arg {
+            fn from(a: $lib) -> $arg {
+                match a { $($lib::$v => $arg::$v),+ }
+            }
+        }
+    };
+}
+
+mirror!(SpaceArg, SpaceChoice, Weight, Error, Both);
+mirror!(KernelArg, KernelChoice, H0, Hinf);
+mirror!(OptimizerArg, Optimizer, Gf, Hbf, Nag);

@@ -1,0 +1,68 @@
+//! How far the network moved from its start (weight space): lambda_min(H(t)), the kernel's
+//! drift |H(t) - H(0)|_F, the largest drift of one neuron max_r |w_r(t) - w_r(0)| and the
+//! share of activation signs that changed (Du et al. 2018: the drifts are O(1/sqrt m)).
+
+use nalgebra::DMatrix;
+
+use super::{Findings, Probe, Sample};
+
+/// Columns lambda_min, kernel_drift, max_weight_drift, pattern_change_frac; finds beta (the
+/// largest lambda_max(H(t))) and the largest |W(t) - W0|_F.
+pub struct Drift<'a> {
+    h0: &'a DMatrix<f64>,
+    w0: &'a DMatrix<f64>,
+    pattern0: DMatrix<f64>,
+    beta: f64,
+    max_distance: f64,
+}
+
+impl<'a> Drift<'a> {
+    /// From H(0), W0 and the activation pattern at W0.
+    pub fn new(h0: &'a DMatrix<f64>, w0: &'a DMatrix<f64>, pattern0: DMatrix<f64>) -> Self {
+        Drift {
+            h0,
+            w0,
+            pattern0,
+            beta: 0.0,
+            max_distance: 0.0,
+        }
+    }
+}
+
+impl Probe for Drift<'_> {
+    fn columns(&self) -> Vec<&'static str> {
+        vec![
+            "lambda_min",
+            "kernel_drift",
+            "max_weight_drift",
+            "pattern_change_frac",
+        ]
+    }
+
+    fn observe(&mut self, s: &Sample<'_>, row: &mut Vec<f64>) {
+        let (lambda_min, lambda_max) = s.kernel_extremes;
+        self.beta = self.beta.max(lambda_max);
+        let gram = s.snapshot.gram.as_ref().expect("weight space carries H(t)");
+        let w = s.weights.as_ref().expect("weight space carries W(t)");
+        let drift = (gram - self.h0).norm();
+        let moved = (0..w.nrows())
+            .map(|r| (w.row(r) - self.w0.row(r)).norm())
+            .fold(0.0, f64::max);
+        self.max_distance = self.max_distance.max((w - self.w0).norm());
+        let pattern = s
+            .snapshot
+            .pattern
+            .as_ref()
+            .expect("weight space carries its pattern");
+        let changed = pattern.zip_fold(&self.pattern0, 0usize, |acc, a, b| {
+            acc + usize::from(a != b)
+        });
+        let frac = changed as f64 / pattern.len() as f64;
+        row.extend([lambda_min, drift, moved, frac]);
+    }
+
+    fn finish(&self, findings: &mut Findings) {
+        findings.beta = Some(self.beta);
+        findings.max_distance = Some(self.max_distance);
+    }
+}

@@ -1,0 +1,179 @@
+//! The optimizers, one file each: its friction schedule, its discrete twin's step and clock,
+//! its Lyapunov function, its step cap and its labels. A new optimizer is a new file here,
+//! a variant of [`Optimizer`] and its arm in [`Optimizer::method`] (and, for a new twin, a
+//! variant of [`Twin`]).
+//!
+//! ```text
+//! gf : W' = -grad L                          twin GD           t_k = k eta
+//! hbf: W'' + b W' + grad L = 0               twin heavy ball   t_k = k sqrt(eta)
+//! nag: W'' + (gamma/t) W' + grad L = 0       twin NAG          t_k = k sqrt(eta)
+//! ```
+
+pub mod gf;
+pub mod hbf;
+pub mod nag;
+pub mod twin;
+
+use nalgebra::{DMatrix, DVector};
+use serde::{Deserialize, Serialize};
+
+use crate::dynamics::Damping;
+use crate::exact::ExactSolution;
+use crate::gradient::Workspace;
+use crate::model::Model;
+use crate::theory::lyapunov::Lyapunov;
+
+pub use twin::{DiscreteRun, Iterate, Twin};
+
+/// The optimizer studied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Gradient flow W' = -grad L, twin: gradient descent.
+    Gf,
+    /// Heavy ball with friction W'' + b W' + grad L = 0, twin: heavy ball.
+    Hbf,
+    /// Nesterov's ODE W'' + (gamma/t) W' + grad L = 0, twin: NAG.
+    Nag,
+}
+
+impl Optimizer {
+    /// The three, in table order (which is also their `Ord`).
+    pub const ALL: [Optimizer; 3] = [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag];
+
+    /// Everything that sets this optimizer apart, from its own file.
+    pub fn method(self) -> &'static dyn Method {
+        match self {
+            Optimizer::Gf => &gf::GradientFlow,
+            Optimizer::Hbf => &hbf::HeavyBallFriction,
+            Optimizer::Nag => &nag::NesterovOde,
+        }
+    }
+
+    /// The optimizer [`Optimizer::name`] names.
+    pub fn from_name(name: &str) -> Option<Optimizer> {
+        Optimizer::ALL.into_iter().find(|o| o.name() == name)
+    }
+
+    /// The subcommand and the name in files: gf, hbf, nag.
+    pub fn name(&self) -> &'static str {
+        self.method().name()
+    }
+
+    /// The title of figures.
+    pub fn title(&self) -> &'static str {
+        self.method().title()
+    }
+}
+
+impl std::fmt::Display for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is no optimizer's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an optimizer (gf, hbf, nag)")]
+pub struct UnknownOptimizer(pub String);
+
+impl std::str::FromStr for Optimizer {
+    type Err = UnknownOptimizer;
+    fn from_str(s: &str) -> Result<Optimizer, UnknownOptimizer> {
+        Optimizer::from_name(s).ok_or_else(|| UnknownOptimizer(s.to_string()))
+    }
+}
+
+/// What a schedule may depend on: the options of a run and the problem's lambda0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScheduleParams {
+    /// --friction b (heavy ball); None: the optimizer's default.
+    pub friction: Option<f64>,
+    /// --gamma of Nesterov's ODE.
+    pub gamma: f64,
+    /// lambda0 of the run (lambda_min(Hinf) or --lambda0).
+    pub lambda0: f64,
+}
+
+/// One optimizer: its continuous schedule, its discrete twin and its theory.
+pub trait Method: Sync {
+    /// The subcommand and the name in files.
+    fn name(&self) -> &'static str;
+    /// The title of figures.
+    fn title(&self) -> &'static str;
+    /// The friction schedule c(t) of W'' + c(t) W' + grad L = 0 (none: first order).
+    fn damping(&self, p: &ScheduleParams) -> Damping;
+    /// The Lyapunov function of the convergence proof; `mu` bounds lambda_min of the space's
+    /// kernel from below along the run, `alpha` is --alpha.
+    fn lyapunov(&self, damping: Damping, mu: f64, alpha: f64) -> Lyapunov;
+    /// The exact eigen-mode solution of error space Delta'' + c(t) Delta' + H Delta = 0.
+    fn exact(&self, h: &DMatrix<f64>, delta0: &DVector<f64>, damping: Damping) -> ExactSolution {
+        ExactSolution::new(h, delta0, damping)
+    }
+    /// c of the weight-space dopri5's largest step c sqrt(rtol/1e-6) within [1e-3, c]; each
+    /// file says why its c.
+    fn step_cap(&self) -> f64;
+    /// The discrete twin with step eta.
+    fn twin(&self, damping: Damping, eta: f64) -> Twin;
+    /// Flow time of one iterate of the twin: t_k = k clock(eta).
+    fn clock(&self, eta: f64) -> f64;
+    /// The clock as summary.json writes it.
+    fn clock_text(&self) -> &'static str;
+    /// The twin's name (GD, heavy ball, NAG).
+    fn twin_name(&self) -> &'static str;
+    /// Legend of the loss bound in loss.svg.
+    fn bound_label(&self) -> &'static str;
+    /// Axis label of lyapunov.svg.
+    fn lyapunov_label(&self) -> &'static str;
+    /// The schedule's parameters in the few lines printed after a run, if any.
+    fn schedule_text(&self, damping: Damping, alpha: f64) -> Option<String>;
+}
+
+/// One discrete twin in motion: the iterate, its loss and the step to the next.
+pub trait TwinStep {
+    /// The loss at the iterate x_k; may leave grad L(x_k) in `g` for [`TwinStep::step`].
+    fn loss(&mut self, model: &Model, g: &mut DMatrix<f64>, ws: &mut Workspace) -> f64;
+    /// The iterate x_k whose loss is reported.
+    fn iterate(&self) -> &DMatrix<f64>;
+    /// x_k -> x_{k+1}; `g` holds what [`TwinStep::loss`] left there.
+    fn step(&mut self, k: usize, eta: f64, model: &Model, g: &mut DMatrix<f64>, ws: &mut Workspace);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_optimizer_is_found_by_its_name_and_names_differ() {
+        for o in Optimizer::ALL {
+            assert_eq!(Optimizer::from_name(o.name()), Some(o));
+            assert_eq!(o.name().parse::<Optimizer>(), Ok(o));
+            assert_eq!(o.to_string(), o.name());
+        }
+        assert!("sgd".parse::<Optimizer>().is_err());
+    }
+
+    #[test]
+    fn each_twin_belongs_to_the_optimizer_that_makes_it() {
+        let p = ScheduleParams {
+            friction: None,
+            gamma: 3.0,
+            lambda0: 0.08,
+        };
+        for o in Optimizer::ALL {
+            let m = o.method();
+            let twin = m.twin(m.damping(&p), 0.01);
+            assert_eq!(twin.optimizer(), o);
+            assert_eq!(twin.name(), m.twin_name());
+        }
+    }
+
+    #[test]
+    fn step_caps_are_those_measured_for_gf_hbf_nag() {
+        let caps: Vec<f64> = Optimizer::ALL
+            .iter()
+            .map(|o| o.method().step_cap())
+            .collect();
+        assert_eq!(caps, [0.1, 0.3, 0.07]);
+    }
+}

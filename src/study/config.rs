@@ -1,0 +1,226 @@
+//! What a study depends on, and the one source of its defaults.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+use crate::integrate::{Solver, SolverSettings};
+use crate::optimizer::Optimizer;
+
+/// Which spaces are integrated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpaceChoice {
+    Weight,
+    Error,
+    Both,
+}
+
+/// The fixed kernel of error space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelChoice {
+    /// H(W0), the Gram matrix of the initial network.
+    H0,
+    /// Hinf, the infinite-width kernel.
+    Hinf,
+}
+
+/// A word that names no choice of an option.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{word}' is not one of {choices}")]
+pub struct UnknownChoice {
+    pub word: String,
+    pub choices: &'static str,
+}
+
+macro_rules! named {
+    ($t:ty, $choices:literal, $($v:path => $name:literal),+) => {
+        impl $t {
+            /// The name on the command line and in summary.json.
+            pub fn name(&self) -> &'static str {
+                match self { $($v => $name),+ }
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+        impl std::str::FromStr for $t {
+            type Err = UnknownChoice;
+            fn from_str(s: &str) -> Result<Self, UnknownChoice> {
+                match s {
+                    $($name => Ok($v),)+
+                    _ => Err(UnknownChoice { word: s.to_string(), choices: $choices }),
+                }
+            }
+        }
+    };
+}
+
+named!(SpaceChoice, "weight, error, both",
+    SpaceChoice::Weight => "weight", SpaceChoice::Error => "error", SpaceChoice::Both => "both");
+named!(KernelChoice, "h0, hinf", KernelChoice::H0 => "h0", KernelChoice::Hinf => "hinf");
+
+/// Everything a run depends on (recorded in summary.json). [`RunConfig::defaults`] is the one
+/// source of defaults: the command line takes its own from there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub optimizer: Optimizer,
+    pub n: usize,
+    pub d: usize,
+    pub m: usize,
+    pub seed: u64,
+    #[serde(serialize_with = "crate::json::option_path_lossy")]
+    pub data: Option<PathBuf>,
+    #[serde(serialize_with = "crate::json::option_path_lossy")]
+    pub init: Option<PathBuf>,
+    pub normalize: bool,
+    pub space: SpaceChoice,
+    pub kernel: KernelChoice,
+    pub t_end: f64,
+    pub samples: usize,
+    pub solver: Solver,
+    pub rtol: f64,
+    pub atol: f64,
+    pub step: f64,
+    /// Largest step of the weight-space dopri5; None: [`RunConfig::max_step`]'s rule.
+    pub max_step: Option<f64>,
+    /// Friction b of hbf; None: sqrt(2 lambda0).
+    pub friction: Option<f64>,
+    pub gamma: f64,
+    pub alpha: f64,
+    /// None: lambda_min(Hinf).
+    pub lambda0: Option<f64>,
+    /// NaN with `eta_auto` (JSON null).
+    #[serde(deserialize_with = "crate::json::f64_or_nan")]
+    pub eta: f64,
+    /// --eta auto: eta = 1/lambda_max(H(0)), the PL* theorem's 1/beta.
+    pub eta_auto: bool,
+    /// Number of synthetic held-out points (--test-n).
+    pub test_n: usize,
+    /// Held-out points from a file (--test, same format as --data).
+    #[serde(serialize_with = "crate::json::option_path_lossy")]
+    pub test: Option<PathBuf>,
+    pub discrete: bool,
+    #[serde(serialize_with = "crate::json::path_lossy")]
+    pub out: PathBuf,
+    /// Report progress to the study's [`crate::observe::Progress`] (the command line shows a
+    /// bar once a space has run for 2 s, when stderr is a terminal).
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+impl RunConfig {
+    /// The team's defaults for an optimizer; its files go to `output/<optimizer>`.
+    pub fn defaults(optimizer: Optimizer) -> RunConfig {
+        RunConfig {
+            optimizer,
+            n: 50,
+            d: 10,
+            m: 2000,
+            seed: 0,
+            data: None,
+            init: None,
+            normalize: false,
+            space: SpaceChoice::Both,
+            kernel: KernelChoice::H0,
+            t_end: 50.0,
+            samples: 201,
+            solver: Solver::Dopri5,
+            rtol: 1e-6,
+            atol: 1e-9,
+            step: 0.01,
+            max_step: None,
+            friction: None,
+            gamma: 3.0,
+            alpha: 2.0,
+            lambda0: None,
+            eta: 0.01,
+            eta_auto: false,
+            test_n: 0,
+            test: None,
+            discrete: true,
+            out: RunConfig::default_out(optimizer.name()),
+            progress: true,
+        }
+    }
+
+    /// The output directory of a command when --out is not given: `output/<command>`.
+    pub fn default_out(command: &str) -> PathBuf {
+        PathBuf::from("output").join(command)
+    }
+
+    pub(crate) fn solver_settings(&self) -> SolverSettings {
+        SolverSettings {
+            solver: self.solver,
+            rtol: self.rtol,
+            atol: self.atol,
+            step: self.step,
+            max_steps: 1_000_000,
+            max_step: self.max_step(),
+        }
+    }
+
+    /// The largest step of the weight-space dopri5: --max-step, or c sqrt(rtol/1e-6) within
+    /// [1e-3, c], so the switching error, about second order in the step, follows the
+    /// requested tolerance; c is the optimizer's [`crate::optimizer::Method::step_cap`]
+    /// (0.1 for gf, 0.3 for hbf, 0.07 for nag; each file under `optimizer/` says why).
+    pub fn max_step(&self) -> f64 {
+        self.max_step.unwrap_or_else(|| {
+            let c = self.optimizer.method().step_cap();
+            (c * (self.rtol / 1e-6).sqrt()).clamp(1e-3, c)
+        })
+    }
+}
+
+impl Default for RunConfig {
+    /// [`RunConfig::defaults`] of gradient flow.
+    fn default() -> RunConfig {
+        RunConfig::defaults(Optimizer::Gf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_read_back_their_own_names() {
+        for s in [SpaceChoice::Weight, SpaceChoice::Error, SpaceChoice::Both] {
+            assert_eq!(s.name().parse::<SpaceChoice>(), Ok(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+        }
+        for k in [KernelChoice::H0, KernelChoice::Hinf] {
+            assert_eq!(k.name().parse::<KernelChoice>(), Ok(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.name());
+        }
+        assert!("all".parse::<SpaceChoice>().is_err());
+    }
+
+    #[test]
+    fn max_step_follows_sqrt_rtol_within_one_thousandth_and_the_cap() {
+        let mut cfg = RunConfig::defaults(Optimizer::Hbf);
+        assert_eq!(cfg.max_step(), 0.3);
+        cfg.rtol = 1e-8;
+        assert!((cfg.max_step() - 0.03).abs() < 1e-15);
+        cfg.rtol = 1e-14;
+        assert_eq!(cfg.max_step(), 1e-3);
+        cfg.max_step = Some(0.5);
+        assert_eq!(cfg.max_step(), 0.5);
+    }
+
+    #[test]
+    fn a_config_survives_json_and_back_even_with_eta_auto() {
+        let mut cfg = RunConfig::defaults(Optimizer::Nag);
+        cfg.lambda0 = Some(0.1);
+        // Progress is how a run reports, not what it computed: it is not recorded.
+        cfg.progress = false;
+        let back: RunConfig = serde_json::from_value(serde_json::to_value(&cfg).unwrap()).unwrap();
+        assert_eq!(back, cfg);
+        cfg.eta_auto = true;
+        cfg.eta = f64::NAN;
+        let back: RunConfig = serde_json::from_value(serde_json::to_value(&cfg).unwrap()).unwrap();
+        assert!(back.eta.is_nan() && back.eta_auto);
+    }
+}
