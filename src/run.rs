@@ -20,7 +20,7 @@ use crate::io::{self, Table};
 use crate::kernel::{extreme_eigenvalues, hinf};
 use crate::linear::{integrate_output_space, Crossings};
 use crate::lyapunov::{monotonicity, Lyapunov, Monotonicity};
-use crate::model::{Data, Model, Network};
+use crate::model::{Data, InitialNetwork, Model};
 use crate::plot;
 
 /// The optimizer studied.
@@ -327,7 +327,9 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     let off_sphere = data.max_norm_deviation();
     if off_sphere > 1e-6 {
         if cfg.normalize {
-            data = data.normalized();
+            data = data
+                .normalized()
+                .map_err(|e| InputError::Mismatch(e.to_string()))?;
         } else {
             warnings.push(format!(
                 "inputs are not on the unit sphere (largest ||x_i| - 1| = {off_sphere:.3e}); the theory assumes they are, --normalize projects them"
@@ -347,7 +349,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
             }
             net
         }
-        None => Network::init(cfg.m, data.d(), cfg.seed),
+        None => InitialNetwork::init(cfg.m, data.d(), cfg.seed),
     };
     if let Some(b) = cfg.friction.filter(|b| *b < 0.0) {
         warnings.push(format!(
@@ -355,7 +357,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
         ));
     }
     let model = Model::new(data, net.a);
-    let hinf = hinf(&model.data);
+    let hinf = hinf(model.data());
     let h0 = model.gram(&net.w.as_view());
     let hinf_extremes = extreme_eigenvalues(&hinf);
     let h0_extremes = extreme_eigenvalues(&h0);
@@ -378,6 +380,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
             }
             Some(if cfg.normalize {
                 test.normalized()
+                    .map_err(|e| InputError::Mismatch(format!("--test {}: {e}", path.display())))?
             } else {
                 test
             })
@@ -682,10 +685,10 @@ struct TestProbe {
 
 impl TestProbe {
     fn new(cfg: &RunConfig, setup: &Setup, damping: Damping, test: &Data) -> TestProbe {
-        let model = Model::new(test.clone(), setup.model.a.clone());
+        let model = Model::new(test.clone(), setup.model.a().clone());
         let (h, cross) = match cfg.kernel {
             KernelChoice::H0 => (&setup.h0, cross_kernel_h0(&setup.model, &setup.w0, test)),
-            KernelChoice::Hinf => (&setup.hinf, cross_kernel_hinf(test, &setup.model.data)),
+            KernelChoice::Hinf => (&setup.hinf, cross_kernel_hinf(test, setup.model.data())),
         };
         let delta0 = setup.model.residual(&setup.w0.as_view());
         let u0 = model.predict(&setup.w0.as_view());
