@@ -25,7 +25,7 @@
 use nalgebra::DMatrix;
 use ntkdyn::gradient::{Kernel, Pattern, Workspace};
 use ntkdyn::io;
-use ntkdyn::model::{Data, Model, Network};
+use ntkdyn::model::{Data, InitialNetwork, Model};
 use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
 use std::path::Path;
 use std::process::Command;
@@ -97,8 +97,8 @@ fn rhs_table(args: &[String]) {
 
 fn rhs_rows(n: usize, d: usize, widths: &[usize], numpy: Option<&[f64]>) {
     for (k, &m) in widths.iter().enumerate() {
-        let model = Model::new(Data::synthetic(n, d, 1), Network::init(m, d, 1).a);
-        let w = Network::init(m, d, 1).w;
+        let model = Model::new(Data::synthetic(n, d, 1), InitialNetwork::init(m, d, 1).a);
+        let w = InitialNetwork::init(m, d, 1).w;
         let mut g = DMatrix::zeros(m, d);
         let mut ws = Workspace::with_lanes(m, n, 1);
         let rhs1 = time(|| {
@@ -112,12 +112,12 @@ fn rhs_rows(n: usize, d: usize, widths: &[usize], numpy: Option<&[f64]>) {
         let rhs = time(|| {
             model.gradient_into(&w.as_view(), &mut g.as_view_mut(), &mut ws);
         });
-        let xt = model.data.x.transpose();
+        let xt = model.data().x.transpose();
         let mut zt = DMatrix::zeros(m, n);
         let p = DMatrix::from_element(m, n, 0.5);
         let gemm = time(|| {
             zt.gemm(1.0, &w, &xt, 0.0);
-            g.gemm(1.0, &p, &model.data.x, 0.0);
+            g.gemm(1.0, &p, &model.data().x, 0.0);
         });
         let pattern = Pattern::of(&model, &w.as_view(), &mut ws);
         let beta = vec![0.3; n];
@@ -235,11 +235,11 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
 
 /// A temporary directory holding the reference setting's data and initialization (n = 100,
 /// d = 20, m = 400, seed 0), shared by every ntkdyn run and by scipy.
-fn reference_setting() -> (std::path::PathBuf, Network) {
+fn reference_setting() -> (std::path::PathBuf, InitialNetwork) {
     let dir = std::env::temp_dir().join(format!("ntkdyn-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temporary directory");
     let data = Data::synthetic(100, 20, 0);
-    let net = Network::init(400, 20, 0);
+    let net = InitialNetwork::init(400, 20, 0);
     std::fs::write(dir.join("data.csv"), io::data_csv(&data)).expect("write data");
     std::fs::write(dir.join("init.csv"), io::init_csv(&net)).expect("write init");
     (dir, net)
@@ -260,7 +260,7 @@ fn runs(args: &[String]) {
     let (dir, net) = reference_setting();
     // W0 scaled by 1 + 1e-12 and 1 + 1e-9: how far the final loss itself is determined.
     for e in [12, 9] {
-        let nudged = Network {
+        let nudged = InitialNetwork {
             w: &net.w * (1.0 + 10f64.powi(-e)),
             ..net.clone()
         };
@@ -427,8 +427,8 @@ fn steps(args: &[String]) {
 /// cores and of the right-hand side at m = 10000 (batches of 10), as min / median / max GFLOP/s.
 fn spells() {
     let (n, d, m) = (100, 20, 10000);
-    let model = Model::new(Data::synthetic(n, d, 1), Network::init(m, d, 1).a);
-    let w = Network::init(m, d, 1).w;
+    let model = Model::new(Data::synthetic(n, d, 1), InitialNetwork::init(m, d, 1).a);
+    let w = InitialNetwork::init(m, d, 1).w;
     let mut g = DMatrix::zeros(m, d);
     let mut ws = Workspace::new(m, n, d);
     let flop = 40.0 * (n * m * d) as f64;

@@ -193,7 +193,7 @@ impl Space for WeightSpace<'_> {
             &mut scratch.workspace,
         );
         // Few entries change per step: their pre-activations are single dot products.
-        let x = &self.model.data.x;
+        let x = &self.model.data().x;
         for &(r, i) in &scratch.changed {
             let a = w0.row(r).dot(&x.row(i));
             let b = w1.row(r).dot(&x.row(i));

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{InputError, OutputError};
-use crate::model::{Data, Network};
+use crate::model::{Data, InitialNetwork};
 
 /// Numeric rows of a file, each with its 1-based line in the file.
 pub type NumericRows = Vec<(u64, Vec<f64>)>;
@@ -144,7 +144,7 @@ pub fn read_data(path: &Path) -> Result<Data, InputError> {
 
 /// `--init FILE.csv`: m rows a_r, w_r1..w_rd, with a_r = +1 or -1 (anything else is refused:
 /// the Gram matrix H of SPEC.md assumes a_r^2 = 1).
-pub fn read_init(path: &Path) -> Result<Network, InputError> {
+pub fn read_init(path: &Path) -> Result<InitialNetwork, InputError> {
     let (rows, cols) = read_two_or_more(path, "--init needs a_r,w_r1..w_rd")?;
     if let Some((line, row)) = rows.iter().find(|(_, r)| r[0] != 1.0 && r[0] != -1.0) {
         return Err(InputError::Csv {
@@ -156,7 +156,7 @@ pub fn read_init(path: &Path) -> Result<Network, InputError> {
     let d = cols - 1;
     let a = DVector::from_fn(rows.len(), |r, _| rows[r].1[0]);
     let w = DMatrix::from_fn(rows.len(), d, |r, j| rows[r].1[j + 1]);
-    Ok(Network { a, w })
+    Ok(InitialNetwork { a, w })
 }
 
 /// Shortest text that parses back to the same f64: plain for moderate magnitudes, with an
@@ -186,7 +186,7 @@ pub fn data_csv(data: &Data) -> String {
 }
 
 /// The text of an `--init` file for `net`: rows a_r,w_r1..w_rd, no header.
-pub fn init_csv(net: &Network) -> String {
+pub fn init_csv(net: &InitialNetwork) -> String {
     csv_rows((0..net.m()).map(|r| {
         [net.a[r]]
             .into_iter()

@@ -89,7 +89,7 @@ impl Held {
         b: &mut Buffers,
     ) {
         model.jvp_held(w, &mut b.ws, &self.pattern, self.delta.as_mut_slice());
-        self.delta -= &model.data.y;
+        self.delta -= &model.data().y;
         match v {
             Some(v) => model.jvp_held(v, &mut b.ws, &self.pattern, self.jv.as_mut_slice()),
             None => self.jv.fill(0.0),
@@ -125,7 +125,7 @@ impl Held {
             }
         }
         self.h[(i, i)] += xx[(i, i)] / m * (new * new - old * old);
-        let ar = model.a[r] / m.sqrt();
+        let ar = model.a()[r] / m.sqrt();
         self.delta[i] += ar * step * z;
         self.jv[i] += ar * step * zv;
         row[i] = new;
@@ -147,7 +147,7 @@ impl Held {
         blend: bool,
         mut new: impl FnMut(&Pattern, usize, usize, f64) -> f64,
     ) {
-        let x = &model.data.x;
+        let x = &model.data().x;
         let mut current = usize::MAX;
         for &(r, i) in entries {
             if r != current {
@@ -226,8 +226,8 @@ impl Fix {
         w: &DMatrixView<f64>,
         v: &DMatrixView<f64>,
     ) -> Fix {
-        let x = &model.data.x;
-        let kappa = model.a[r] / (model.m() as f64).sqrt();
+        let x = &model.data().x;
+        let kappa = model.a()[r] / (model.m() as f64).sqrt();
         let off = if held.pattern.active(r, i) { -1.0 } else { 1.0 };
         let mu = off * share * (1.0 - share) * h * h / 2.0;
         let (z, zv) = (dot_row(w, x, r, i), dot_row(v, x, r, i));
@@ -245,7 +245,7 @@ impl Fix {
     /// J W - y and J V (of the blend) follow the fix: J (x_i e_r^T) has entries
     /// kappa S_rj x_j . x_i, and J J^T e_i is H's column i.
     fn follow(&self, model: &Model, held: &mut Held, row: &mut [f64]) {
-        let kappa = model.a[self.r] / (model.m() as f64).sqrt();
+        let kappa = model.a()[self.r] / (model.m() as f64).sqrt();
         let xx = model.input_gram();
         held.pattern.row_into(self.r, row);
         for (j, srj) in row.iter().enumerate() {
@@ -346,7 +346,7 @@ pub fn integrate_output_space(
         changed: Vec::new(),
         row: vec![0.0; n],
     };
-    let x = &model.data.x;
+    let x = &model.data().x;
     let mut held = {
         let (w, v) = split(&y, m, d, second);
         Held::fresh(model, &w, v.as_ref(), &mut buf)

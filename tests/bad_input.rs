@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ntkdyn::discrete::{self, Twin};
-use ntkdyn::model::{Data, Model, Network};
+use ntkdyn::model::{Data, InitialNetwork, Model};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ntkdyn");
 /// No single case may take longer than this (they take milliseconds; a hang is a failure).
@@ -1048,7 +1048,7 @@ fn diverging_gd_stops_keeps_the_finite_rows_and_says_when() {
 #[test]
 fn library_discrete_run_stops_at_the_first_non_finite_iterate() {
     let data = Data::synthetic(6, 3, 1);
-    let net = Network::init(20, 3, 1);
+    let net = InitialNetwork::init(20, 3, 1);
     let model = Model::new(data, net.a.clone());
     for (twin, eta, t_end) in [
         (Twin::Gd, 1e6, 1e8),

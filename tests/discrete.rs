@@ -6,7 +6,7 @@ mod common;
 use common::{small, TempDir};
 use ntkdyn::discrete::{self, Twin};
 use ntkdyn::integrate::Stop;
-use ntkdyn::model::{Data, Network};
+use ntkdyn::model::{Data, InitialNetwork};
 use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
 use std::fmt::Write as _;
 
@@ -86,7 +86,7 @@ fn nesterov_iterates_approach_nesterov_ode_as_eta_shrinks() {
 #[test]
 fn discrete_rows_cover_every_iterate_up_to_t_end_on_their_clock() {
     let data = Data::synthetic(5, 3, 1);
-    let net = Network::init(50, 3, 1);
+    let net = InitialNetwork::init(50, 3, 1);
     let model = ntkdyn::model::Model::new(data, net.a);
     for (twin, eta, n_rows) in [
         (Twin::Gd, 0.1, 11),
@@ -201,7 +201,7 @@ impl Plain {
 fn write_inputs(dir: &TempDir) -> (Plain, Vec<Vec<f64>>) {
     let (n, d, m) = (6, 3, 40);
     let data = Data::synthetic(n, d, 77);
-    let net = Network::init(m, d, 1234);
+    let net = InitialNetwork::init(m, d, 1234);
     let mut text = String::from("x1,x2,x3,y\n");
     for i in 0..n {
         let row: Vec<String> = (0..d)

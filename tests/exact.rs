@@ -3,7 +3,7 @@
 use nalgebra::{DMatrix, DVector};
 use ntkdyn::dynamics::Damping;
 use ntkdyn::exact::{bessel_j, mode, phi, ExactSolution};
-use ntkdyn::model::{Data, Model, Network};
+use ntkdyn::model::{Data, InitialNetwork, Model};
 use std::f64::consts::PI;
 
 fn j_half(x: f64) -> f64 {
@@ -245,7 +245,7 @@ fn nesterov_mode_solves_its_ode_for_several_gammas() {
 #[test]
 fn exact_solution_solves_the_matrix_ode_of_error_space() {
     let data = Data::synthetic(10, 4, 3);
-    let net = Network::init(300, 4, 3);
+    let net = InitialNetwork::init(300, 4, 3);
     let model = Model::new(data, net.a);
     let h: DMatrix<f64> = model.gram(&net.w.as_view());
     let delta0: DVector<f64> = model.residual(&net.w.as_view());

@@ -4,7 +4,7 @@ mod common;
 
 use nalgebra::DMatrix;
 use ntkdyn::kernel::{extreme_eigenvalues, hinf, Spectrum};
-use ntkdyn::model::{Data, Model, Network};
+use ntkdyn::model::{Data, InitialNetwork, Model};
 
 #[test]
 fn hinf_has_known_entries_for_known_angles() {
@@ -59,7 +59,7 @@ fn h0_approaches_hinf_like_one_over_sqrt_m() {
     for &m in &widths {
         let mut sum = 0.0;
         for seed in seeds.clone() {
-            let net = Network::init(m, d, 1000 + seed);
+            let net = InitialNetwork::init(m, d, 1000 + seed);
             let model = Model::new(data.clone(), net.a);
             sum += (model.gram(&net.w.as_view()) - &hinf).norm();
         }

@@ -3,18 +3,18 @@
 
 use nalgebra::{DMatrix, DVector};
 use ntkdyn::gradient::{Pattern, Workspace};
-use ntkdyn::model::{Data, Model, Network};
+use ntkdyn::model::{Data, InitialNetwork, Model};
 
 fn problem(n: usize, d: usize, m: usize, seed: u64) -> (Model, DMatrix<f64>) {
     let data = Data::synthetic(n, d, seed);
-    let net = Network::init(m, d, seed);
+    let net = InitialNetwork::init(m, d, seed);
     (Model::new(data, net.a), net.w)
 }
 
 /// Pre-activations w_r . x_i by loops.
 fn preact(model: &Model, w: &DMatrix<f64>, r: usize, i: usize) -> f64 {
     (0..model.d())
-        .map(|j| w[(r, j)] * model.data.x[(i, j)])
+        .map(|j| w[(r, j)] * model.data().x[(i, j)])
         .sum()
 }
 
@@ -34,7 +34,7 @@ fn predict_by_hand(model: &Model, w: &DMatrix<f64>) -> DVector<f64> {
     let m = model.m();
     DVector::from_fn(model.n(), |i, _| {
         (0..m)
-            .map(|r| model.a[r] * preact(model, w, r, i).max(0.0))
+            .map(|r| model.a()[r] * preact(model, w, r, i).max(0.0))
             .sum::<f64>()
             / (m as f64).sqrt()
     })
@@ -49,7 +49,7 @@ fn synthetic_data_lie_on_unit_sphere_and_init_signs_are_plus_minus_one() {
         "{}",
         data.max_norm_deviation()
     );
-    let net = Network::init(500, 6, 3);
+    let net = InitialNetwork::init(500, 6, 3);
     assert_eq!((net.w.nrows(), net.w.ncols()), (500, 6));
     assert!(net.a.iter().all(|&a| a == 1.0 || a == -1.0));
     let plus = net.a.iter().filter(|&&a| a == 1.0).count();
@@ -71,7 +71,7 @@ fn prediction_and_loss_match_the_definition() {
     let u = model.predict(&w.as_view());
     let u_hand = predict_by_hand(&model, &w);
     assert!((&u - &u_hand).amax() < 1e-14, "{}", (&u - &u_hand).amax());
-    let delta = &u_hand - &model.data.y;
+    let delta = &u_hand - &model.data().y;
     assert!((model.residual(&w.as_view()) - &delta).amax() < 1e-14);
     let loss = 0.5 * delta.iter().map(|v| v * v).sum::<f64>();
     assert!((model.loss(&w.as_view()) - loss).abs() < 1e-13 * loss);
@@ -112,14 +112,14 @@ fn gradient_equals_the_formula_of_du_et_al_with_relu_derivative_one_at_zero() {
     // x_0 = e_1 and w_r with a zero first coordinate: w_r . x_0 = 0 exactly, which counts as active.
     let d = 3;
     let (model0, mut w) = problem(5, d, 12, 4);
-    let mut x = model0.data.x.clone();
+    let mut x = model0.data().x.clone();
     x.row_mut(0).copy_from_slice(&[1.0, 0.0, 0.0]);
     let model = Model::new(
         Data {
             x,
-            y: model0.data.y.clone(),
+            y: model0.data().y.clone(),
         },
-        model0.a.clone(),
+        model0.a().clone(),
     );
     for r in 0..6 {
         w[(r, 0)] = 0.0;
@@ -129,14 +129,14 @@ fn gradient_equals_the_formula_of_du_et_al_with_relu_derivative_one_at_zero() {
         assert_eq!(pattern[(r, 0)], 1.0, "ReLU'(0) must be 1 (row {r})");
     }
     let m = model.m();
-    let delta = predict_by_hand(&model, &w) - &model.data.y;
+    let delta = predict_by_hand(&model, &w) - &model.data().y;
     let mut g_hand = DMatrix::zeros(m, d);
     for r in 0..m {
         for i in 0..model.n() {
             if preact(&model, &w, r, i) >= 0.0 {
                 for j in 0..d {
                     g_hand[(r, j)] +=
-                        model.a[r] * delta[i] * model.data.x[(i, j)] / (m as f64).sqrt();
+                        model.a()[r] * delta[i] * model.data().x[(i, j)] / (m as f64).sqrt();
                 }
             }
         }
@@ -166,7 +166,7 @@ fn gradient_with_its_own_frozen_pattern_equals_the_plain_gradient() {
     // With a frozen pattern u is linear in W: u(2W) - y = 2 u(W) - y, for the frozen Delta.
     let w2 = &w * 2.0;
     let d3 = model.gradient_with_pattern(&w2.as_view(), &mut g2.as_view_mut(), &mut ws, Some(&s));
-    let expect = (&d1 + &model.data.y) * 2.0 - &model.data.y;
+    let expect = (&d1 + &model.data().y) * 2.0 - &model.data().y;
     assert!((&d3 - &expect).amax() < 1e-12);
 }
 
@@ -195,7 +195,7 @@ fn gram_matrix_equals_its_definition_by_counting_shared_activations() {
     for i in 0..n {
         for j in 0..n {
             let xx: f64 = (0..model.d())
-                .map(|k| model.data.x[(i, k)] * model.data.x[(j, k)])
+                .map(|k| model.data().x[(i, k)] * model.data().x[(j, k)])
                 .sum();
             let count = (0..m)
                 .filter(|&r| preact(&model, &w, r, i) >= 0.0 && preact(&model, &w, r, j) >= 0.0)
@@ -231,7 +231,7 @@ fn jvp_equals_jacobian_times_vector_and_directional_derivative() {
     let (model, w) = problem(8, 4, 30, 7);
     let step = 1e-6;
     assert!(kink_distance(&model, &w) > 10.0 * step);
-    let v = Network::init(model.m(), model.d(), 99).w;
+    let v = InitialNetwork::init(model.m(), model.d(), 99).w;
     let jv = model.jvp(&w.as_view(), &v.as_view());
     let jac = jacobian_fd(&model, &w, step);
     let jv_fd = &jac * DVector::from_column_slice(v.as_slice());
@@ -263,12 +263,12 @@ fn gradient_of_dense_pattern(
     s: &DMatrix<f64>,
 ) -> (DMatrix<f64>, DVector<f64>) {
     let sq = (model.m() as f64).sqrt();
-    let z = w * model.data.x.transpose();
-    let delta = z.component_mul(s).tr_mul(&model.a) / sq - &model.data.y;
+    let z = w * model.data().x.transpose();
+    let delta = z.component_mul(s).tr_mul(model.a()) / sq - &model.data().y;
     let p = DMatrix::from_fn(model.m(), model.n(), |r, i| {
-        s[(r, i)] * model.a[r] * delta[i] / sq
+        s[(r, i)] * model.a()[r] * delta[i] / sq
     });
-    (p * &model.data.x, delta)
+    (p * &model.data().x, delta)
 }
 
 #[test]

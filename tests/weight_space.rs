@@ -270,8 +270,8 @@ fn held_and_output_space(
 ) -> (Vec<f64>, Vec<f64>, ntkdyn::integrate::SolverStats) {
     use ntkdyn::dynamics::{Flow, WeightSpace};
     use ntkdyn::integrate::{integrate_held, output_times, SolverSettings};
-    use ntkdyn::model::{Data, Model, Network};
-    let net = Network::init(200, 5, 7);
+    use ntkdyn::model::{Data, InitialNetwork, Model};
+    let net = InitialNetwork::init(200, 5, 7);
     let model = Model::new(Data::synthetic(20, 5, 7), net.a.clone());
     let space = WeightSpace::new(&model);
     let flow = Flow::new(&space, damping);
@@ -386,8 +386,8 @@ fn corrected_crossings_beat_the_blend_under_nesterov_friction() {
     use ntkdyn::dynamics::{Damping, Flow, WeightSpace};
     use ntkdyn::integrate::{output_times, SolverSettings};
     use ntkdyn::linear::{integrate_output_space, Crossings};
-    use ntkdyn::model::{Data, Model, Network};
-    let net = Network::init(200, 5, 7);
+    use ntkdyn::model::{Data, InitialNetwork, Model};
+    let net = InitialNetwork::init(200, 5, 7);
     let model = Model::new(Data::synthetic(20, 5, 7), net.a.clone());
     let space = WeightSpace::new(&model);
     let damping = Damping::Vanishing(3.0);

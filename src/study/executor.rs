@@ -87,7 +87,7 @@ pub fn run_weight(
     if let Some(test) = &setup.test {
         let (h, cross) = match cfg.kernel {
             KernelChoice::H0 => (&setup.h0, cross_kernel_h0(model, &setup.w0, test)),
-            KernelChoice::Hinf => (&setup.hinf, cross_kernel_hinf(test, &model.data)),
+            KernelChoice::Hinf => (&setup.hinf, cross_kernel_hinf(test, model.data())),
         };
         probes.push(Box::new(TestGap::new(
             model, &setup.w0, test, h, &cross, damping,

@@ -7,7 +7,7 @@ use nalgebra::DMatrix;
 use crate::error::InputError;
 use crate::io;
 use crate::kernel::{extreme_eigenvalues, hinf};
-use crate::model::{Data, Model, Network};
+use crate::model::{Data, InitialNetwork, Model};
 use crate::study::config::{KernelChoice, RunConfig};
 
 /// The problem a run works on: data, network, kernels and their spectra.
@@ -38,7 +38,10 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     let off_sphere = data.max_norm_deviation();
     if off_sphere > 1e-6 {
         if cfg.normalize {
-            data = data.normalized();
+            data = data.normalized().map_err(|e| InputError::File {
+                path: cfg.data.clone().unwrap_or_default(),
+                msg: e.to_string(),
+            })?;
         } else {
             warnings.push(format!(
                 "inputs are not on the unit sphere (largest ||x_i| - 1| = {off_sphere:.3e}); the theory assumes they are, --normalize projects them"
@@ -58,7 +61,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
             }
             net
         }
-        None => Network::init(cfg.m, data.d(), cfg.seed),
+        None => InitialNetwork::init(cfg.m, data.d(), cfg.seed),
     };
     if let Some(b) = cfg.friction.filter(|b| *b < 0.0) {
         warnings.push(format!(
@@ -66,7 +69,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
         ));
     }
     let model = Model::new(data, net.a);
-    let hinf = hinf(&model.data);
+    let hinf = hinf(model.data());
     let h0 = model.gram(&net.w.as_view());
     let hinf_extremes = extreme_eigenvalues(&hinf);
     let h0_extremes = extreme_eigenvalues(&h0);
@@ -88,7 +91,10 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
                 });
             }
             Some(if cfg.normalize {
-                test.normalized()
+                test.normalized().map_err(|e| InputError::File {
+                    path: path.clone(),
+                    msg: e.to_string(),
+                })?
             } else {
                 test
             })

@@ -1,0 +1,404 @@
+//! The two-layer ReLU network of Du et al. (2018): the [`Network`], [`InfiniteWidth`] and
+//! [`Switching`] model of this crate.
+//!
+//! ```text
+//! f(W; x) = (1/sqrt m) sum_r a_r relu(w_r . x),   a_r in {+1, -1} fixed,  W (m x d) trained
+//! u_i = f(W; x_i),  Delta = u - y,  L = 1/2 |Delta|^2
+//! grad_{w_r} L = (1/sqrt m) a_r sum_i Delta_i 1[w_r . x_i >= 0] x_i
+//! ```
+//!
+//! Everything is written as matrix products. The gradient, the hot path of every weight-space
+//! run (two GEMMs, `Z^T = X W^T` and `G = P X`, about 4 n m d flops), lives in
+//! [`engine`], blocked for the cache and spread over threads (its block kernels in `kernels`,
+//! the AVX2 ones in `crate::simd`); [`pattern`] holds the activation patterns a step holds,
+//! [`arccos`] the infinite-width kernel; here are the network's definitions and what a
+//! snapshot needs (prediction, pattern, Gram matrix, J V).
+//!
+//! References:
+//! 1. S. S. Du, X. Zhai, B. Poczos, A. Singh, "Gradient descent provably optimizes
+//!    over-parameterized neural networks", ICLR 2019 (arXiv:1810.02054).
+
+pub mod arccos;
+pub mod engine;
+pub mod pattern;
+
+use super::{Data, InfiniteWidth, Network, Switching};
+use engine::Workspace;
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
+use pattern::Pattern;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+
+/// Initial parameters of the network: output signs `a` (fixed) and first layer `w` (m x d,
+/// row r is w_r), as drawn by [`InitialNetwork::init`] or read by `--init`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InitialNetwork {
+    pub a: DVector<f64>,
+    pub w: DMatrix<f64>,
+}
+
+impl InitialNetwork {
+    /// Initialization of SPEC.md: a_r uniform on {+1, -1}, w_r ~ N(0, I_d).
+    ///
+    /// Drawn from a stream separate from the data's, so that replacing the data with
+    /// `--data` keeps the same initial weights for the same seed.
+    pub fn init(m: usize, d: usize, seed: u64) -> InitialNetwork {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
+        let a = DVector::from_fn(m, |_, _| if rng.random::<bool>() { 1.0 } else { -1.0 });
+        let w = DMatrix::from_fn(m, d, |_, _| rng.sample::<f64, _>(StandardNormal));
+        InitialNetwork { a, w }
+    }
+
+    /// Width m.
+    pub fn m(&self) -> usize {
+        self.w.nrows()
+    }
+}
+
+/// The fitting problem: data, the fixed output layer and precomputed products of X.
+///
+/// ```compile_fail
+/// # use ntkdyn::model::{Data, Model};
+/// let mut model = Model::new(Data::synthetic(4, 2, 1), nalgebra::DVector::from_element(3, 1.0));
+/// model.data = Data::synthetic(4, 2, 2); // the data cannot be swapped under the packed X
+/// ```
+///
+/// The fields are private: X^T, X X^T and the fused kernels' packed copy of X are made from
+/// `data` by [`Model::new`] alone, so no other data of the same shape can meet them (a
+/// replaced `data` once gave the fused gradient an error of 5.3 at |G| = 4.4 while the GEMM
+/// path, which reads `data`, was right).
+#[derive(Clone, Debug)]
+pub struct Model {
+    data: Data,
+    /// Output signs a_r (m).
+    a: DVector<f64>,
+    /// X^T (d x n), kept so that W X^T is one GEMM without a transpose copy.
+    xt: DMatrix<f64>,
+    /// X X^T (n x n), the input Gram matrix.
+    xx: DMatrix<f64>,
+    /// X padded for the fused gradient kernels.
+    pub(crate) packed: crate::fused::PackedX,
+}
+
+impl Model {
+    pub fn new(data: Data, a: DVector<f64>) -> Model {
+        let xt = data.x.transpose();
+        let xx = &data.x * &xt;
+        let packed = crate::fused::PackedX::new(&data.x);
+        Model {
+            data,
+            a,
+            xt,
+            xx,
+            packed,
+        }
+    }
+
+    /// The training points.
+    pub fn data(&self) -> &Data {
+        &self.data
+    }
+    /// The output signs a (m).
+    pub fn a(&self) -> &DVector<f64> {
+        &self.a
+    }
+
+    pub fn n(&self) -> usize {
+        self.data.n()
+    }
+    pub fn d(&self) -> usize {
+        self.data.d()
+    }
+    pub fn m(&self) -> usize {
+        self.a.len()
+    }
+    /// X X^T.
+    pub fn input_gram(&self) -> &DMatrix<f64> {
+        &self.xx
+    }
+
+    /// View a flat column-major slice of length m*d as W (m x d).
+    pub fn weights<'a>(&self, flat: &'a [f64]) -> DMatrixView<'a, f64> {
+        DMatrixView::from_slice(flat, self.m(), self.d())
+    }
+
+    /// Z^T = W X^T (m x n), pre-activations w_r . x_i.
+    pub fn preactivations(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        let mut zt = DMatrix::zeros(self.m(), self.n());
+        zt.gemm(1.0, w, &self.xt, 0.0);
+        zt
+    }
+
+    /// u = f(W; X) = (1/sqrt m) relu(W X^T)^T a.
+    pub fn predict(&self, w: &DMatrixView<f64>) -> DVector<f64> {
+        self.predict_from(&self.preactivations(w))
+    }
+
+    fn predict_from(&self, zt: &DMatrix<f64>) -> DVector<f64> {
+        let scale = 1.0 / (self.m() as f64).sqrt();
+        let a = self.a.as_slice();
+        DVector::from_iterator(
+            self.n(),
+            zt.as_slice().chunks_exact(self.m()).map(|col| {
+                scale
+                    * col
+                        .iter()
+                        .zip(a)
+                        .map(|(z, ar)| ar * z.max(0.0))
+                        .sum::<f64>()
+            }),
+        )
+    }
+
+    /// Delta = u - y.
+    pub fn residual(&self, w: &DMatrixView<f64>) -> DVector<f64> {
+        self.predict(w) - &self.data.y
+    }
+
+    /// L = 1/2 |u - y|^2.
+    pub fn loss(&self, w: &DMatrixView<f64>) -> f64 {
+        0.5 * self.residual(w).norm_squared()
+    }
+
+    /// Activation pattern 1[w_r . x_i >= 0] as an m x n 0/1 matrix (ReLU'(0) = 1).
+    pub fn pattern(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        let mut s = self.preactivations(w);
+        s.apply(|z| *z = if *z >= 0.0 { 1.0 } else { 0.0 });
+        s
+    }
+
+    /// Gram matrix H(W) = J J^T of SPEC.md:
+    /// H_ij = (x_i . x_j)/m * #{r : w_r.x_i >= 0 and w_r.x_j >= 0}.
+    pub fn gram(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        self.gram_of_pattern(&self.pattern(w))
+    }
+
+    /// H of an activation pattern S (m x n): (X X^T) o (S^T S) / m.
+    pub fn gram_of_pattern(&self, s: &DMatrix<f64>) -> DMatrix<f64> {
+        let (m, n) = (self.m(), self.n());
+        assert_eq!(s.shape(), (m, n), "pattern of another shape");
+        let mut h = DMatrix::zeros(n, n);
+        // S^T S through matrixmultiply with S^T as strides: nalgebra's gemm_tr takes dot
+        // products column by column, ten times slower at m = 1e5.
+        // SAFETY: S is m x n column-major, read as S^T (n x m) with strides (m, 1); h is n x n.
+        unsafe {
+            engine::gemm(
+                n,
+                m,
+                n,
+                (s.as_ptr(), m as isize, 1),
+                (s.as_ptr(), 1, m as isize),
+                (h.as_mut_ptr(), 1, n as isize),
+            );
+        }
+        h.component_mul_assign(&self.xx);
+        h / m as f64
+    }
+
+    /// Jacobian-vector product Delta' = J V: (J V)_i = (1/sqrt m) sum_r a_r 1[w_r.x_i >= 0] v_r . x_i.
+    pub fn jvp(&self, w: &DMatrixView<f64>, v: &DMatrixView<f64>) -> DVector<f64> {
+        self.jvp_with_pattern(&self.pattern(w), v)
+    }
+
+    /// J V with the Jacobian of the activation pattern S (m x n).
+    pub fn jvp_with_pattern(&self, s: &DMatrix<f64>, v: &DMatrixView<f64>) -> DVector<f64> {
+        let mut vx = DMatrix::zeros(self.m(), self.n());
+        vx.gemm(1.0, v, &self.xt, 0.0);
+        vx.component_mul_assign(s);
+        vx.tr_mul(&self.a) / (self.m() as f64).sqrt()
+    }
+}
+
+impl Model {
+    /// J^T beta (m x d) with the ReLU's own pattern at W: row r is
+    /// (1/sqrt m) a_r sum_i 1[w_r.x_i >= 0] beta_i x_i (with beta = Delta, grad_W L).
+    pub fn vjp(&self, w: &DMatrixView<f64>, beta: &DVector<f64>) -> DMatrix<f64> {
+        assert_eq!(beta.len(), self.n(), "beta of another length");
+        let scale = 1.0 / (self.m() as f64).sqrt();
+        let mut p = self.pattern(w);
+        for (i, mut col) in p.column_iter_mut().enumerate() {
+            col.iter_mut()
+                .zip(self.a.iter())
+                .for_each(|(s, ar)| *s *= ar * beta[i] * scale);
+        }
+        p * &self.data.x
+    }
+}
+
+impl Network for Model {
+    fn samples(&self) -> usize {
+        self.n()
+    }
+    fn parameter_shape(&self) -> (usize, usize) {
+        (self.m(), self.d())
+    }
+    fn targets(&self) -> &DVector<f64> {
+        &self.data.y
+    }
+    fn predict(&self, w: &DMatrixView<f64>) -> DVector<f64> {
+        Model::predict(self, w)
+    }
+    fn residual(&self, w: &DMatrixView<f64>) -> DVector<f64> {
+        Model::residual(self, w)
+    }
+    fn jvp(&self, w: &DMatrixView<f64>, v: &DMatrixView<f64>) -> DVector<f64> {
+        Model::jvp(self, w, v)
+    }
+    fn vjp(&self, w: &DMatrixView<f64>, beta: &DVector<f64>) -> DMatrix<f64> {
+        Model::vjp(self, w, beta)
+    }
+    fn gram(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        Model::gram(self, w)
+    }
+}
+
+impl InfiniteWidth for Model {
+    /// The arc-cosine kernel of the data ([`arccos::hinf`]).
+    fn infinite_width_kernel(&self) -> DMatrix<f64> {
+        arccos::hinf(&self.data)
+    }
+}
+
+impl Switching for Model {
+    type Pattern = Pattern;
+    type Workspace = Workspace;
+    fn workspace(&self) -> Workspace {
+        Workspace::new(self.m(), self.n(), self.d())
+    }
+    fn pattern_at(&self, w: &DMatrixView<f64>, ws: &mut Workspace) -> Pattern {
+        Pattern::of(self, w, ws)
+    }
+    fn gradient_held(
+        &self,
+        w: &DMatrixView<f64>,
+        g: &mut DMatrixViewMut<f64>,
+        ws: &mut Workspace,
+        held: Option<&Pattern>,
+    ) -> DVector<f64> {
+        self.gradient_with_pattern(w, g, ws, held)
+    }
+    fn jvp_held(&self, v: &DMatrixView<f64>, ws: &mut Workspace, held: &Pattern, out: &mut [f64]) {
+        Model::jvp_held(self, v, ws, held, out)
+    }
+    fn vjp_held(
+        &self,
+        beta: &[f64],
+        g: &mut DMatrixViewMut<f64>,
+        ws: &mut Workspace,
+        held: &Pattern,
+    ) {
+        Model::vjp_held(self, beta, g, ws, held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(n: usize, d: usize, m: usize, seed: u64) -> (Model, DMatrix<f64>) {
+        let net = InitialNetwork::init(m, d, seed);
+        (Model::new(Data::synthetic(n, d, seed), net.a), net.w)
+    }
+
+    fn direction(m: usize, d: usize, salt: usize) -> DMatrix<f64> {
+        DMatrix::from_fn(m, d, |r, k| {
+            ((r * 13 + k * 7 + salt) % 17) as f64 / 17.0 - 0.5
+        })
+    }
+
+    /// Smallest |w_r . x_i|: how far W is from a kink of the ReLU.
+    fn kink_distance(model: &Model, w: &DMatrix<f64>) -> f64 {
+        model.preactivations(&w.as_view()).amin()
+    }
+
+    #[test]
+    fn jvp_is_the_derivative_of_the_prediction_along_v() {
+        let (model, w) = problem(12, 4, 60, 5);
+        let v = direction(60, 4, 0);
+        // A step h |v_r| |x_i| below the distance to the nearest kink keeps the pattern, where u
+        // is linear in W: the central difference is exact up to rounding.
+        let h = 0.5 * kink_distance(&model, &w) / (v.amax() * 4f64.sqrt());
+        assert!(h > 1e-8, "W too close to a kink for this test: h = {h:e}");
+        let up = model.predict(&(&w + &v * h).as_view());
+        let down = model.predict(&(&w - &v * h).as_view());
+        let fd = (up - down) / (2.0 * h);
+        let jv = model.jvp(&w.as_view(), &v.as_view());
+        let err = (&fd - &jv).amax();
+        assert!(err < 1e-7 * jv.amax().max(1.0), "|fd - J V| = {err:e}");
+    }
+
+    #[test]
+    fn vjp_is_the_adjoint_of_jvp() {
+        // <J V, beta> = <V, J^T beta> for the ReLU's pattern and for a held one with
+        // fractional entries, on both kernels.
+        let (model, w) = problem(23, 5, 70, 6);
+        let (_, w_other) = problem(23, 5, 70, 7);
+        let v = direction(70, 5, 3);
+        let beta = DVector::from_fn(23, |i, _| ((i * 5) % 11) as f64 / 11.0 - 0.4);
+        let lhs = model.jvp(&w.as_view(), &v.as_view()).dot(&beta);
+        let rhs = v.dot(&model.vjp(&w.as_view(), &beta));
+        assert!(
+            (lhs - rhs).abs() < 1e-13 * lhs.abs().max(1.0),
+            "{lhs} vs {rhs}"
+        );
+        for kernel in [engine::Kernel::Gemm, engine::Kernel::Fused] {
+            let mut ws = Workspace::with_kernel(70, 23, 2, kernel);
+            let mut held = Pattern::of(&model, &w_other.as_view(), &mut ws);
+            held.set_blend(3, 4, 0.25);
+            held.set_blend(40, 0, 0.75);
+            let mut jv = vec![0.0; 23];
+            model.jvp_held(&v.as_view(), &mut ws, &held, &mut jv);
+            let mut jtb = DMatrix::zeros(70, 5);
+            model.vjp_held(beta.as_slice(), &mut jtb.as_view_mut(), &mut ws, &held);
+            let lhs = DVector::from_column_slice(&jv).dot(&beta);
+            let rhs = v.dot(&jtb);
+            assert!(
+                (lhs - rhs).abs() < 1e-13 * lhs.abs().max(1.0),
+                "{kernel:?}: {lhs} vs {rhs}"
+            );
+        }
+    }
+
+    #[test]
+    fn gram_is_j_times_j_transpose() {
+        // Column i of J^T is J^T e_i: H_ij = <J^T e_i, J^T e_j>.
+        let (model, w) = problem(9, 3, 40, 8);
+        let jt: Vec<DMatrix<f64>> = (0..9)
+            .map(|i| model.vjp(&w.as_view(), &DVector::from_fn(9, |k, _| f64::from(k == i))))
+            .collect();
+        let h = model.gram(&w.as_view());
+        for i in 0..9 {
+            for j in 0..9 {
+                let jj = jt[i].dot(&jt[j]);
+                assert!(
+                    (h[(i, j)] - jj).abs() < 1e-14,
+                    "H_{i}{j} = {} vs {jj}",
+                    h[(i, j)]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_fused_gradient_reads_the_data_the_model_was_built_from() {
+        // Two data sets of one shape: each model's gradient (on the fast kernel where the CPU
+        // runs it) is J^T Delta of its own data, as the dense oracle computes it from
+        // `model.data()`. The packed copy of X the fused kernels read is made by Model::new
+        // from the same data and nothing can replace one without the other.
+        let net = InitialNetwork::init(50, 6, 3);
+        for seed in [1, 2] {
+            let model = Model::new(Data::synthetic(30, 6, seed), net.a.clone());
+            let mut ws = Workspace::with_kernel(50, 30, 1, engine::Kernel::best());
+            let mut g = DMatrix::zeros(50, 6);
+            model.gradient_into(&net.w.as_view(), &mut g.as_view_mut(), &mut ws);
+            let delta = model.residual(&net.w.as_view());
+            let oracle = model.vjp(&net.w.as_view(), &delta);
+            let err = (&g - &oracle).amax();
+            assert!(
+                err < 1e-13 * oracle.amax(),
+                "seed {seed}: |G - J^T Delta| = {err:e}"
+            );
+        }
+    }
+}
