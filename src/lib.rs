@@ -34,10 +34,9 @@ pub mod theory;
 
 pub use error::{Error, Result};
 
-// shim: remove after merge (old paths kept for sweep.rs and the examples).
+// shim: remove after merge (old paths the examples name).
 pub use optimizer::twin as discrete;
 pub use output::figures;
-pub use theory::{diagnostics, lyapunov};
 
 /// The old home of a study's entry points and types.
 // shim: remove after merge (sweep.rs and the examples name `crate::run`).

@@ -12,7 +12,10 @@ fn main() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
             ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => fail(
                 2,
-                "error: a subcommand is needed: gf, hbf, nag, compare, sweep or plot (see ntkdyn --help)",
+                &format!(
+                    "error: a subcommand is needed: {} (see ntkdyn --help)",
+                    cli::args::Command::names()
+                ),
             ),
             // One line, as every other error: clap's first line names the option and value.
             _ => fail(

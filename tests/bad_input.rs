@@ -16,8 +16,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ntkdyn::discrete::{self, Twin};
 use ntkdyn::model::{Data, InitialNetwork, Model};
+use ntkdyn::optimizer::twin::{self as discrete, Twin};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ntkdyn");
 /// No single case may take longer than this (they take milliseconds; a hang is a failure).
@@ -736,7 +736,7 @@ fn known_bug_cases() -> Vec<(&'static str, Case)> {
 }
 
 /// Output files a run may write (SPEC.md "Files written", and test_gap.svg).
-use ntkdyn::run::OUTPUT_FILES;
+use ntkdyn::output::files::OUTPUT_FILES;
 
 /// Run one case; Err describes every way it deviates from the contract.
 fn check(case: &Case, test: &str) -> Result<(), String> {

@@ -3,9 +3,10 @@
 mod common;
 
 use nalgebra::{DMatrix, DVector};
-use ntkdyn::diagnostics::{pl_ratio, KernelPredictor};
 use ntkdyn::dynamics::{ErrorSpace, Space};
-use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::study::{self, RunConfig, SpaceChoice};
+use ntkdyn::theory::diagnostics::{pl_ratio, KernelPredictor};
 
 #[test]
 fn pl_ratio_never_falls_below_twice_lambda_min_of_the_kernel() {
@@ -20,7 +21,7 @@ fn pl_ratio_never_falls_below_twice_lambda_min_of_the_kernel() {
             discrete: false,
             ..RunConfig::defaults(opt)
         };
-        let report = run::run(&cfg).unwrap();
+        let report = study::run(&cfg).unwrap();
         let w = &report.weight.as_ref().unwrap().table;
         let (mu, lmin) = (
             w.column("pl_ratio").unwrap(),
@@ -72,7 +73,7 @@ fn gd_at_one_over_lambda_max_stays_under_the_pl_envelope_at_large_width() {
         eta_auto: true,
         ..RunConfig::defaults(Optimizer::Gf)
     };
-    let report = run::run(&cfg).unwrap();
+    let report = study::run(&cfg).unwrap();
     assert!((report.setup.eta - 1.0 / report.setup.h0_extremes.1).abs() < 1e-15);
     let table = report.discrete_table().unwrap();
     let (loss, envelope) = (
@@ -120,7 +121,7 @@ fn test_gap_shrinks_as_the_width_grows() {
                     discrete: false,
                     ..RunConfig::defaults(Optimizer::Gf)
                 };
-                let report = run::run(&cfg).unwrap();
+                let report = study::run(&cfg).unwrap();
                 let w = report.weight.unwrap();
                 w.table
                     .column("test_gap")

@@ -4,10 +4,11 @@
 mod common;
 
 use common::{small, TempDir};
-use ntkdyn::discrete::{self, Twin};
 use ntkdyn::integrate::Stop;
 use ntkdyn::model::{Data, InitialNetwork};
-use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
+use ntkdyn::optimizer::twin::{self as discrete, Twin};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::study::{self, RunConfig, SpaceChoice};
 use std::fmt::Write as _;
 
 fn weight_config(optimizer: Optimizer, t_end: f64, samples: usize) -> RunConfig {
@@ -27,7 +28,7 @@ fn twin_gap(cfg: &RunConfig, eta: f64) -> f64 {
     let mut cfg = cfg.clone();
     cfg.discrete = true;
     cfg.eta = eta;
-    let report = run::run(&cfg).expect("run");
+    let report = study::run(&cfg).expect("run");
     let ode = report.weight.as_ref().expect("weight space");
     assert_eq!(ode.stop, Stop::Completed);
     let d = report.discrete.as_ref().expect("discrete twin");
@@ -266,7 +267,7 @@ fn gd_losses_from_csv_inputs_equal_a_plain_loop_recomputation() {
     let dir = TempDir::new("gd-csv");
     let (plain, w0) = write_inputs(&dir);
     let cfg = file_config(Optimizer::Gf, &dir, 0.1, 1.0);
-    let report = run::run(&cfg).expect("run");
+    let report = study::run(&cfg).expect("run");
     assert_eq!(
         (
             report.setup.model.n(),
@@ -294,7 +295,7 @@ fn heavy_ball_and_nag_losses_from_csv_inputs_equal_a_plain_loop_recomputation() 
     // Heavy ball with b = 1: beta = 1 - b sqrt(eta) = 0.8; t_end 2 on the clock k sqrt(eta): 10 steps.
     let mut cfg = file_config(Optimizer::Hbf, &dir, eta, 2.0);
     cfg.friction = Some(1.0);
-    let got: Vec<f64> = run::run(&cfg)
+    let got: Vec<f64> = study::run(&cfg)
         .expect("run")
         .discrete
         .unwrap()
@@ -307,7 +308,7 @@ fn heavy_ball_and_nag_losses_from_csv_inputs_equal_a_plain_loop_recomputation() 
     for gamma in [3.0, 5.0] {
         let mut cfg = file_config(Optimizer::Nag, &dir, eta, 2.0);
         cfg.gamma = gamma;
-        let got: Vec<f64> = run::run(&cfg)
+        let got: Vec<f64> = study::run(&cfg)
             .expect("run")
             .discrete
             .unwrap()

@@ -5,7 +5,8 @@ mod common;
 use common::small;
 use ntkdyn::integrate::Solver;
 use ntkdyn::io::Table;
-use ntkdyn::run::{self, KernelChoice, Optimizer, RunConfig};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::study::{self, KernelChoice, RunConfig};
 
 const N: usize = 12;
 const D: usize = 4;
@@ -22,14 +23,14 @@ fn tight(optimizer: Optimizer) -> RunConfig {
 
 /// (lambda_min, lambda_max) of H(W0) of the test problem.
 fn h0_extremes() -> (f64, f64) {
-    run::setup(&tight(Optimizer::Gf))
+    study::setup(&tight(Optimizer::Gf))
         .expect("setup")
         .h0_extremes
 }
 
 /// Largest relative deviation of the ODE solution from the exact one, as the run reports it.
 fn deviation(cfg: &RunConfig) -> f64 {
-    let report = run::run(cfg).expect("run");
+    let report = study::run(cfg).expect("run");
     let e = report.error.expect("error space was run");
     assert_eq!(e.stop, ntkdyn::integrate::Stop::Completed);
     assert_eq!(e.table.rows.len(), cfg.samples);
@@ -103,7 +104,7 @@ fn error_space_with_hinf_kernel_matches_exact_solution() {
 
 /// The error table of a run.
 fn table(cfg: &RunConfig) -> Table {
-    run::run(cfg)
+    study::run(cfg)
         .expect("run")
         .error
         .expect("error space")
@@ -163,8 +164,8 @@ fn exact_solver_tables_agree_with_ode_tables_row_by_row() {
 fn exact_solver_is_refused_outside_error_space() {
     let mut cfg = tight(Optimizer::Gf);
     cfg.solver = Solver::Exact;
-    cfg.space = run::SpaceChoice::Both;
-    let Err(err) = run::run(&cfg) else {
+    cfg.space = study::SpaceChoice::Both;
+    let Err(err) = study::run(&cfg) else {
         panic!("exact solver in weight space must be refused");
     };
     assert!(err.to_string().contains("solver"), "{err}");

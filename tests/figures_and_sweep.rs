@@ -4,8 +4,10 @@
 mod common;
 
 use common::TempDir;
-use ntkdyn::figures::{render, RunTables, Style};
-use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::output::figures::{render, RunTables, Style};
+use ntkdyn::output::files;
+use ntkdyn::study::{self, RunConfig, SpaceChoice};
 use ntkdyn::sweep::{self, SweepConfig, SWEEP_COLUMNS};
 
 fn base() -> RunConfig {
@@ -100,8 +102,8 @@ fn plot_renders_from_the_csv_files_the_same_svgs_the_run_wrote() {
                 ..base()
             }
         };
-        let report = run::run(&cfg).expect("run");
-        run::write(&report, dir.path()).expect("write");
+        let report = study::run(&cfg).expect("run");
+        files::write(&report, dir.path()).expect("write");
         let tables = RunTables::read(dir.path()).expect("read back");
         let figures = render(&tables, &Style::default(), dir.path()).expect("render");
         assert!(figures.len() >= 4, "{opt:?}: {} figures", figures.len());
@@ -123,7 +125,7 @@ fn restyled_plot_changes_the_size_and_title() {
         out: dir.path().to_path_buf(),
         ..base()
     };
-    run::write(&run::run(&cfg).unwrap(), dir.path()).unwrap();
+    files::write(&study::run(&cfg).unwrap(), dir.path()).unwrap();
     let tables = RunTables::read(dir.path()).unwrap();
     let style = Style {
         width: Some(333),

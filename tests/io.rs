@@ -5,7 +5,9 @@ mod common;
 
 use common::{small, TempDir};
 use ntkdyn::io::{self, Table};
-use ntkdyn::run::{self, Optimizer, Report, RunConfig, SpaceChoice};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::output::files;
+use ntkdyn::study::{self, Report, RunConfig, SpaceChoice};
 use serde_json::Value;
 
 const SPEC_ERROR: [&str; 5] = ["t", "loss", "pseudo_loss", "lyapunov", "loss_bound"];
@@ -36,8 +38,8 @@ fn run_config(optimizer: Optimizer) -> RunConfig {
 }
 
 fn run_and_write(cfg: &RunConfig, dir: &TempDir) -> Report {
-    let report = run::run(cfg).expect("run");
-    run::write(&report, dir.path()).expect("write");
+    let report = study::run(cfg).expect("run");
+    files::write(&report, dir.path()).expect("write");
     report
 }
 
@@ -323,7 +325,7 @@ fn data_and_init_dimensions_that_disagree_are_refused() {
     let mut cfg = small(Optimizer::Gf, 2, 2, 2, 0);
     cfg.data = Some(dir.join("data.csv"));
     cfg.init = Some(dir.join("init.csv"));
-    let err = run::run(&cfg).expect_err("d = 2 data with d = 3 weights");
+    let err = study::run(&cfg).expect_err("d = 2 data with d = 3 weights");
     let msg = err.to_string();
     assert!(
         msg.contains("init.csv") && msg.contains('3') && msg.contains('2'),

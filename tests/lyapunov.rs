@@ -8,12 +8,13 @@ use nalgebra::{DMatrix, DVector};
 use ntkdyn::dynamics::Damping;
 use ntkdyn::exact::ExactSolution;
 use ntkdyn::integrate::Solver;
-use ntkdyn::lyapunov::{monotonicity, Lyapunov, RISE_TOLERANCE};
-use ntkdyn::run::{self, Optimizer, RunConfig, SpaceRun};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::study::{self, RunConfig, SpaceRun};
+use ntkdyn::theory::lyapunov::{monotonicity, Lyapunov, RISE_TOLERANCE};
 
 /// H(W0) and Delta(0) of a small problem.
 fn problem() -> (DMatrix<f64>, DVector<f64>) {
-    let setup = run::setup(&small(Optimizer::Nag, 10, 4, 400, 2)).expect("setup");
+    let setup = study::setup(&small(Optimizer::Nag, 10, 4, 400, 2)).expect("setup");
     let delta0 = setup.model.residual(&setup.w0.as_view());
     (setup.h0, delta0)
 }
@@ -126,14 +127,14 @@ fn hbf_lyapunov_decays_at_rate_s_when_siegel_condition_holds() {
 fn exact_error_run(cfg: &RunConfig) -> SpaceRun {
     let mut cfg = cfg.clone();
     cfg.solver = Solver::Exact;
-    run::run(&cfg).expect("run").error.expect("error space")
+    study::run(&cfg).expect("run").error.expect("error space")
 }
 
 fn ode_error_run(cfg: &RunConfig) -> SpaceRun {
     let mut cfg = cfg.clone();
     cfg.rtol = 1e-10;
     cfg.atol = 1e-14;
-    run::run(&cfg).expect("run").error.expect("error space")
+    study::run(&cfg).expect("run").error.expect("error space")
 }
 
 fn fixed_kernel_config(optimizer: Optimizer) -> RunConfig {
@@ -182,7 +183,7 @@ fn assert_loss_below_bound(run: &SpaceRun, what: &str) {
 
 #[test]
 fn lyapunov_functions_never_rise_along_error_space_flow_with_fixed_kernel() {
-    let setup = run::setup(&fixed_kernel_config(Optimizer::Gf)).expect("setup");
+    let setup = study::setup(&fixed_kernel_config(Optimizer::Gf)).expect("setup");
     let (lmin, _) = setup.h0_extremes;
     eprintln!("lambda0 = {}, lambda_min(H0) = {lmin}", setup.lambda0);
     let mut hbf_siegel = fixed_kernel_config(Optimizer::Hbf);
@@ -228,7 +229,7 @@ fn lyapunov_functions_never_rise_along_error_space_flow_with_fixed_kernel() {
 fn gf_lyapunov_in_error_space_is_exp_two_mu_t_times_loss() {
     let cfg = fixed_kernel_config(Optimizer::Gf);
     let run = exact_error_run(&cfg);
-    let mu = ntkdyn::kernel::extreme_eigenvalues(&run::setup(&cfg).unwrap().h0).0;
+    let mu = ntkdyn::kernel::extreme_eigenvalues(&study::setup(&cfg).unwrap().h0).0;
     for row in &run.table.rows {
         let (t, loss, v, bound) = (row[0], row[1], row[3], row[4]);
         assert!(common::rel(v, (2.0 * mu * t).exp() * loss, 1e-300) < 1e-12);
@@ -238,7 +239,7 @@ fn gf_lyapunov_in_error_space_is_exp_two_mu_t_times_loss() {
 
 #[test]
 fn loss_stays_below_its_bound_in_error_space() {
-    let setup = run::setup(&fixed_kernel_config(Optimizer::Gf)).expect("setup");
+    let setup = study::setup(&fixed_kernel_config(Optimizer::Gf)).expect("setup");
     let (lmin, _) = setup.h0_extremes;
     let mut hbf_siegel = fixed_kernel_config(Optimizer::Hbf);
     hbf_siegel.friction = Some(2.0 * (lmin / 2.0).sqrt());

@@ -5,7 +5,8 @@ mod common;
 
 use common::small;
 use ntkdyn::integrate::{Solver, Stop};
-use ntkdyn::run::{self, Optimizer, Report, RunConfig, SpaceChoice};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::study::{self, Report, RunConfig, SpaceChoice};
 
 fn both(optimizer: Optimizer, m: usize, seed: u64) -> RunConfig {
     let mut cfg = small(optimizer, 10, 4, m, seed);
@@ -50,8 +51,8 @@ fn check_lazy(optimizer: Optimizer) {
     let seeds = [0u64, 1];
     let (mut narrow, mut wide) = (0.0, 0.0);
     for &seed in &seeds {
-        let g500 = lazy_gap(&run::run(&both(optimizer, 500, seed)).expect("run"));
-        let g4000 = lazy_gap(&run::run(&both(optimizer, 4000, seed)).expect("run"));
+        let g500 = lazy_gap(&study::run(&both(optimizer, 500, seed)).expect("run"));
+        let g4000 = lazy_gap(&study::run(&both(optimizer, 4000, seed)).expect("run"));
         eprintln!(
             "{optimizer:?} seed {seed}: gap m=500 {g500:.3e}, m=4000 {g4000:.3e}, ratio {:.2}",
             g500 / g4000
@@ -96,7 +97,7 @@ fn kernel_and_weight_drift_shrink_with_width() {
     let mut drift = Vec::new();
     let mut moved = Vec::new();
     for m in [500usize, 4000] {
-        let report = run::run(&both(Optimizer::Gf, m, 0)).expect("run");
+        let report = study::run(&both(Optimizer::Gf, m, 0)).expect("run");
         let kd = column(&report, "weight", "kernel_drift");
         let wd = column(&report, "weight", "max_weight_drift");
         let pc = column(&report, "weight", "pattern_change_frac");
@@ -119,7 +120,7 @@ fn kernel_and_weight_drift_shrink_with_width() {
 fn weight_space_columns_match_recomputation_from_the_model() {
     // First row: lambda_min(H(0)) and the pseudo-loss with H(0).
     let cfg = both(Optimizer::Gf, 300, 3);
-    let report = run::run(&cfg).expect("run");
+    let report = study::run(&cfg).expect("run");
     let s = &report.setup;
     let row = &report.weight.as_ref().unwrap().table.rows[0];
     let delta = s.model.residual(&s.w0.as_view());
@@ -137,7 +138,7 @@ fn weight_space_gf_loss_obeys_du_bound_while_lambda_min_stays_above_half_lambda0
     // dL/dt = -Delta^T H(t) Delta <= -2 lambda_min(H(t)) L <= -lambda0 L.
     let mut cfg = both(Optimizer::Gf, 4000, 0);
     cfg.space = SpaceChoice::Weight;
-    let report = run::run(&cfg).expect("run");
+    let report = study::run(&cfg).expect("run");
     let lambda0 = report.setup.lambda0;
     let lmin = column(&report, "weight", "lambda_min");
     assert!(
@@ -161,7 +162,7 @@ fn weight_space_gf_loss_obeys_du_bound_while_lambda_min_stays_above_half_lambda0
 
 /// Losses of a weight-space run.
 fn weight_losses(cfg: &RunConfig) -> Vec<f64> {
-    let report = run::run(cfg).expect("run");
+    let report = study::run(cfg).expect("run");
     column(&report, "weight", "loss")
 }
 
@@ -245,7 +246,7 @@ fn weight_space_runs_give_the_same_bits_on_one_thread_and_on_two() {
                     threads * ntkdyn::gradient::LANES_PER_THREAD
                 };
                 assert_eq!(lanes, expect, "lanes per thread");
-                let report = run::run(&cfg).expect("run");
+                let report = study::run(&cfg).expect("run");
                 (
                     column(&report, "weight", "loss"),
                     report.weight.expect("weight").stats.evaluations,

@@ -1,7 +1,7 @@
 //! The command line (clap derive): subcommands, their options, and the [`RunConfig`] they
 //! describe. Every default comes from the library's [`RunConfig::defaults`].
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 use std::path::PathBuf;
 
 use ntkdyn::integrate::Solver;
@@ -22,23 +22,101 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+/// A subcommand: one optimizer's study (one subcommand per [`Optimizer`], named and described
+/// by the library), `compare`, `sweep` or `plot`.
+#[derive(Debug)]
 pub enum Command {
-    /// Gradient flow W' = -grad L (error space Delta' = -H Delta) beside gradient descent.
-    Gf(RunArgs),
-    /// Heavy ball with friction W'' + b W' + grad L = 0 beside the heavy-ball method.
-    Hbf(RunArgs),
-    /// Nesterov's ODE W'' + (gamma/t) W' + grad L = 0 beside NAG.
-    Nag(RunArgs),
-    /// gf, hbf and nag on the same data and initialization, with their twins, on one figure
-    /// (DIR/compare.svg; each run's files in DIR/gf, DIR/hbf, DIR/nag; default DIR output/compare).
+    /// `ntkdyn gf|hbf|nag`: the optimizer in weight and error space beside its twin.
+    Run(Optimizer, RunArgs),
+    /// Every optimizer on the same data and initialization, with their twins, on one figure.
     Compare(RunArgs),
-    /// The same run over widths m and seeds: kernel drift, weight drift, activation changes,
-    /// the weight-error space gap (and test_gap) against m (DIR/sweep.csv, DIR/sweep.svg;
-    /// default DIR output/sweep).
+    /// The same run over widths m and seeds.
     Sweep(SweepArgs),
-    /// Render the figures of a run again from its CSV files and summary.json.
+    /// Render the figures of a run again.
     Plot(PlotArgs),
+}
+
+/// "gf, hbf and nag": the optimizers' names as a sentence lists them.
+pub fn listed(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+impl Command {
+    /// The subcommands, as the error line for a missing one lists them.
+    pub fn names() -> String {
+        let mut names: Vec<&str> = Optimizer::ALL.iter().map(|o| o.name()).collect();
+        names.extend(["compare", "sweep"]);
+        format!("{} or plot", names.join(", "))
+    }
+
+    fn compare_about() -> String {
+        let names: Vec<&str> = Optimizer::ALL.iter().map(|o| o.name()).collect();
+        let dirs: Vec<String> = names.iter().map(|n| format!("DIR/{n}")).collect();
+        format!(
+            "{} on the same data and initialization, with their twins, on one figure (DIR/compare.svg; each run's files in {}; default DIR output/compare)",
+            listed(&names),
+            dirs.join(", ")
+        )
+    }
+}
+
+impl clap::FromArgMatches for Command {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        match m.subcommand() {
+            Some(("compare", sub)) => Ok(Command::Compare(RunArgs::from_arg_matches(sub)?)),
+            Some(("sweep", sub)) => Ok(Command::Sweep(SweepArgs::from_arg_matches(sub)?)),
+            Some(("plot", sub)) => Ok(Command::Plot(PlotArgs::from_arg_matches(sub)?)),
+            Some((name, sub)) => match Optimizer::from_name(name) {
+                Some(o) => Ok(Command::Run(o, RunArgs::from_arg_matches(sub)?)),
+                None => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
+            },
+            None => Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand)),
+        }
+    }
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Command::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Subcommand for Command {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        // The about comes after the options: augment_args sets the struct's own doc as one.
+        let cmd = Optimizer::ALL.into_iter().fold(cmd, |cmd, o| {
+            cmd.subcommand(
+                RunArgs::augment_args(clap::Command::new(o.name()))
+                    .about(o.method().command_about()),
+            )
+        });
+        cmd.subcommand(
+            RunArgs::augment_args(clap::Command::new("compare")).about(Command::compare_about()),
+        )
+        .subcommand(SweepArgs::augment_args(clap::Command::new("sweep")).about(
+            "The same run over widths m and seeds: kernel drift, weight drift, activation changes, the weight-error space gap (and test_gap) against m (DIR/sweep.csv, DIR/sweep.svg; default DIR output/sweep)",
+        ))
+        .subcommand(PlotArgs::augment_args(clap::Command::new("plot")).about(
+            "Render the figures of a run again from its CSV files and summary.json",
+        ))
+    }
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Command::augment_subcommands(cmd)
+    }
+    fn has_subcommand(name: &str) -> bool {
+        Optimizer::from_name(name).is_some() || matches!(name, "compare" | "sweep" | "plot")
+    }
+}
+
+/// `--optimizers`: the library's names, each with its one-line description.
+fn optimizer_parser() -> impl clap::builder::TypedValueParser<Value = Optimizer> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        Optimizer::ALL.map(|o| PossibleValue::new(o.name()).help(o.method().summary())),
+    )
+    .map(|name| Optimizer::from_name(&name).expect("a possible value names an optimizer"))
 }
 
 /// Options of `ntkdyn sweep`.
@@ -51,8 +129,8 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub seeds: usize,
     /// Optimizers, comma-separated
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "gf")]
-    pub optimizers: Vec<OptimizerArg>,
+    #[arg(long, value_delimiter = ',', default_value = "gf", value_parser = optimizer_parser())]
+    pub optimizers: Vec<Optimizer>,
     /// Run only slice I of N (1 <= I <= N) and write DIR/sweep-shard-I-of-N.csv, for cluster array jobs
     #[arg(long, value_name = "I/N", value_parser = ntkdyn::sweep::parse_shard)]
     pub shard: Option<(usize, usize)>,
@@ -262,17 +340,6 @@ pub enum KernelArg {
     Hinf,
 }
 
-/// `--optimizers`: the library's [`Optimizer`] as clap lists it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OptimizerArg {
-    /// Gradient flow W' = -grad L, twin: gradient descent.
-    Gf,
-    /// Heavy ball with friction W'' + b W' + grad L = 0, twin: heavy ball.
-    Hbf,
-    /// Nesterov's ODE W'' + (gamma/t) W' + grad L = 0, twin: NAG.
-    Nag,
-}
-
 macro_rules! mirror {
     ($arg:ident, $lib:ident, $($v:ident),+) => {
         impl From<$arg> for $lib {
@@ -290,4 +357,3 @@ macro_rules! mirror {
 
 mirror!(SpaceArg, SpaceChoice, Weight, Error, Both);
 mirror!(KernelArg, KernelChoice, H0, Hinf);
-mirror!(OptimizerArg, Optimizer, Gf, Hbf, Nag);

@@ -50,9 +50,7 @@ where
 /// Run a parsed command line; the error is the one line to print.
 pub fn run(cli: Cli) -> Result<(), Error> {
     let (optimizer, args) = match &cli.command {
-        Command::Gf(a) => (Optimizer::Gf, a),
-        Command::Hbf(a) => (Optimizer::Hbf, a),
-        Command::Nag(a) => (Optimizer::Nag, a),
+        Command::Run(o, a) => (*o, a),
         Command::Compare(a) => return compare(a),
         Command::Sweep(a) => return sweep(a),
         Command::Plot(p) => return plot(p),
@@ -91,10 +89,12 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
         for w in &reports[0].setup.warnings {
             eprintln!("warning: {w}");
         }
+        let names: Vec<&str> = Optimizer::ALL.iter().map(|o| o.name()).collect();
         sayln!(
-            "wrote {} and the runs in {}/{{gf,hbf,nag}}",
+            "wrote {} and the runs in {}/{{{}}}",
             path.display(),
-            cfg.out.display()
+            cfg.out.display(),
+            names.join(",")
         );
     }
     reports
@@ -121,7 +121,7 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
         base,
         widths: args.widths.clone(),
         seeds: args.seeds,
-        optimizers: args.optimizers.iter().map(|&o| o.into()).collect(),
+        optimizers: args.optimizers.clone(),
         shard: args.shard,
         progress: !args.run.quiet,
     };
@@ -159,9 +159,7 @@ mod tests {
 
     fn config_of(argv: &[&str], optimizer: Optimizer) -> RunConfig {
         match parse_args(argv).unwrap().command {
-            Command::Gf(a) | Command::Hbf(a) | Command::Nag(a) | Command::Compare(a) => {
-                a.config(optimizer)
-            }
+            Command::Run(_, a) | Command::Compare(a) => a.config(optimizer),
             Command::Sweep(s) => s.run.config(optimizer),
             Command::Plot(_) => unreachable!("not a run"),
         }
@@ -268,7 +266,7 @@ mod tests {
                 argv.push("--config".into());
                 argv.push(toml.clone().into());
             }
-            let Command::Gf(a) = parse_args(argv).unwrap().command else {
+            let Command::Run(Optimizer::Gf, a) = parse_args(argv).unwrap().command else {
                 panic!("gf parses as gf")
             };
             let cfg = a.config(Optimizer::Gf);

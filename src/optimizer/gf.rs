@@ -27,6 +27,12 @@ impl Method for GradientFlow {
     fn title(&self) -> &'static str {
         "Gradient flow"
     }
+    fn summary(&self) -> &'static str {
+        "Gradient flow W' = -grad L, twin: gradient descent"
+    }
+    fn command_about(&self) -> &'static str {
+        "Gradient flow W' = -grad L (error space Delta' = -H Delta) beside gradient descent"
+    }
     fn damping(&self, _: &ScheduleParams) -> Damping {
         Damping::None
     }

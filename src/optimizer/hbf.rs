@@ -32,6 +32,12 @@ impl Method for HeavyBallFriction {
     fn title(&self) -> &'static str {
         "Heavy ball with friction"
     }
+    fn summary(&self) -> &'static str {
+        "Heavy ball with friction W'' + b W' + grad L = 0, twin: heavy ball"
+    }
+    fn command_about(&self) -> &'static str {
+        "Heavy ball with friction W'' + b W' + grad L = 0 beside the heavy-ball method"
+    }
     fn damping(&self, p: &ScheduleParams) -> Damping {
         Damping::Constant(p.friction.unwrap_or((2.0 * p.lambda0).sqrt()))
     }

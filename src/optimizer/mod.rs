@@ -101,6 +101,10 @@ pub trait Method: Sync {
     fn name(&self) -> &'static str;
     /// The title of figures.
     fn title(&self) -> &'static str;
+    /// One line: the flow and its twin (the help of `--optimizers`).
+    fn summary(&self) -> &'static str;
+    /// One line: what its subcommand runs (the help of `ntkdyn <name>`).
+    fn command_about(&self) -> &'static str;
     /// The friction schedule c(t) of W'' + c(t) W' + grad L = 0 (none: first order).
     fn damping(&self, p: &ScheduleParams) -> Damping;
     /// The Lyapunov function of the convergence proof; `mu` bounds lambda_min of the space's

@@ -36,6 +36,12 @@ impl Method for NesterovOde {
     fn title(&self) -> &'static str {
         "Nesterov's ODE"
     }
+    fn summary(&self) -> &'static str {
+        "Nesterov's ODE W'' + (gamma/t) W' + grad L = 0, twin: NAG"
+    }
+    fn command_about(&self) -> &'static str {
+        "Nesterov's ODE W'' + (gamma/t) W' + grad L = 0 beside NAG"
+    }
     fn damping(&self, p: &ScheduleParams) -> Damping {
         Damping::Vanishing(p.gamma)
     }

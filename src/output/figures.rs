@@ -270,12 +270,20 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
     out
 }
 
-/// `ntkdyn compare`: the losses of every optimizer on one figure, one color per optimizer,
+/// `ntkdyn compare`: the losses of every optimizer run on one figure, one color per optimizer,
 /// weight space solid, error space dashed, discrete twin with markers, on the shared clock t.
 pub fn compare_figure(runs: &[RunTables], style: &Style) -> Figure {
     let subtitle = runs.first().map(|r| r.subtitle.clone()).unwrap_or_default();
+    let names: Vec<String> = runs
+        .iter()
+        .map(|r| r.optimizer.name().to_uppercase())
+        .collect();
+    let listed = match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.concat(),
+    };
     let mut fig = Figure::new(
-        &format!("Loss of GF, HBF and NAG ({subtitle})"),
+        &format!("Loss of {listed} ({subtitle})"),
         "time t  (discrete twins: iterate k at its clock t_k)",
         "loss L(t) = ½|u − y|²",
     );
