@@ -27,6 +27,7 @@ pub mod lyapunov;
 pub mod model;
 pub mod plot;
 pub mod run;
+mod simd;
 pub mod sweep;
 
 pub use error::{Error, Result};
