@@ -12,7 +12,7 @@ pub use crate::model::relu2::arccos::hinf;
 pub struct Spectrum {
     /// Eigenvalues in ascending order.
     pub values: DVector<f64>,
-    /// Orthonormal eigenvectors, column k belongs to values[k].
+    /// Orthonormal eigenvectors, column k belongs to `values[k]`.
     pub vectors: DMatrix<f64>,
 }
 

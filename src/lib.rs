@@ -28,6 +28,7 @@ pub mod observe;
 pub mod optimizer;
 pub mod output;
 pub mod plot;
+mod simd;
 pub mod study;
 pub mod sweep;
 pub mod theory;

@@ -16,6 +16,8 @@
 //!    over-parameterized neural networks", ICLR 2019 (arXiv:1810.02054).
 //! 2. A. Jacot, F. Gabriel, C. Hongler, "Neural tangent kernel", NeurIPS 2018.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod data;
 pub mod relu2;
 

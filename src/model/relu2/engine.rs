@@ -14,16 +14,19 @@
 //! shares are summed in block order, the only synchronization) forms the block's P and
 //! multiplies it into the block's rows of G. Only the 0/1 sign mask survives between the passes.
 //!
-//! Two kernels do a block's products ([`Kernel`]): matrixmultiply's GEMMs with the masking as
-//! sweeps in between (any CPU), or the fused kernels of [`crate::fused`] (x86-64 with AVX2 and
+//! Two kernels do a block's products ([`Kernel`]; one crate-private trait in `kernels`, so both
+//! share this driver): matrixmultiply's GEMMs with the masking as
+//! sweeps in between (any CPU), or the fused kernels of `crate::simd::avx2` (x86-64 with AVX2 and
 //! FMA, chosen where the CPU has them), where Z never leaves the registers, P is built a few rows
 //! at a time in L1 cache, and the mask is 4 bits a sample. They agree to rounding (a test holds
 //! them to 1e-13).
 //!
 //! Everything is preallocated in [`Workspace`]: an evaluation allocates nothing.
 
-use super::pattern::{blend_in, Pattern};
+use super::kernels::{Block, BlockKernel, Fused, Gemm};
+use super::pattern::Pattern;
 use super::Model;
+use crate::simd::{Avx2Fma, Forward, Rows, SharedRows, Signs};
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 use rayon::prelude::*;
 
@@ -37,6 +40,12 @@ const PARALLEL_FLOPS: usize = 2_000_000;
 /// thread the slow lane set the pace of both.
 pub const LANES_PER_THREAD: usize = 4;
 
+/// Values of a fused lane's scratch for `np` padded samples (two rows of P).
+#[cfg(target_arch = "x86_64")]
+const FUSED_SCRATCH: fn(usize) -> usize = crate::simd::avx2::transpose_scratch;
+#[cfg(not(target_arch = "x86_64"))]
+const FUSED_SCRATCH: fn(usize) -> usize = |_| 0;
+
 /// Bytes of one block's pre-activations: half of a 512 KB L2, beside the blocks of W and G.
 const BLOCK_BYTES: usize = 256 * 1024;
 
@@ -45,14 +54,14 @@ const BLOCK_BYTES: usize = 256 * 1024;
 pub enum Kernel {
     /// matrixmultiply's GEMMs, with the masking as sweeps over Z and P in between (any CPU).
     Gemm,
-    /// The fused kernels of [`crate::fused`] (x86-64 with AVX2 and FMA).
+    /// The fused kernels of `crate::simd::avx2` (x86-64 with AVX2 and FMA).
     Fused,
 }
 
 impl Kernel {
     /// The fused kernels where the CPU runs them, else the GEMMs.
     pub fn best() -> Kernel {
-        if crate::fused::available() {
+        if Avx2Fma::detect().is_some() {
             Kernel::Fused
         } else {
             Kernel::Gemm
@@ -74,6 +83,8 @@ pub(super) struct Lane {
 pub struct Workspace {
     pub(super) lanes: Vec<Lane>,
     kernel: Kernel,
+    /// The AVX2/FMA token, present iff the kernel is [`Kernel::Fused`].
+    cpu: Option<Avx2Fma>,
     /// Rows per block.
     block: usize,
     /// Sign mask of the last plain (not held) evaluation, neuron-major, `mask_row` bytes a
@@ -111,8 +122,9 @@ impl Workspace {
     /// As [`Workspace::with_lanes`] with a given kernel; [`Kernel::Fused`] falls back to
     /// [`Kernel::Gemm`] on a CPU without AVX2 and FMA.
     pub fn with_kernel(m: usize, n: usize, lanes: usize, kernel: Kernel) -> Workspace {
-        let kernel = if crate::fused::available() {
-            kernel
+        let cpu = Avx2Fma::detect().filter(|_| kernel == Kernel::Fused);
+        let kernel = if cpu.is_some() {
+            Kernel::Fused
         } else {
             Kernel::Gemm
         };
@@ -142,12 +154,13 @@ impl Workspace {
                     rows: (k * per).min(m)..((k + 1) * per).min(m),
                     z: match kernel {
                         Kernel::Gemm => vec![0.0; block.min(per) * n],
-                        Kernel::Fused => vec![0.0; crate::fused::transpose_scratch(np)],
+                        Kernel::Fused => vec![0.0; FUSED_SCRATCH(np)],
                     },
                     changed: Vec::new(),
                 })
                 .collect(),
             kernel,
+            cpu,
             block,
             mask: vec![0; m * mask_row],
             mask_row,
@@ -171,57 +184,25 @@ impl Workspace {
     }
 }
 
-/// A column-major matrix that parallel lanes write in disjoint row ranges.
-#[derive(Clone, Copy)]
-struct SharedRows {
-    ptr: *mut f64,
-    stride: usize,
-}
-// SAFETY: lanes write disjoint rows (Workspace's row ranges do not overlap), and the owner
-// of the matrix is borrowed mutably for the whole parallel section.
-unsafe impl Send for SharedRows {}
-unsafe impl Sync for SharedRows {}
-
-/// C (rows x cols) = A B with A (rows x k) and B (k x cols) given by pointer and strides
-/// (row stride, column stride), through matrixmultiply as nalgebra's own GEMM does.
-///
-/// # Safety
-/// Pointers and strides must address valid matrices of these shapes; C must not overlap A or B.
-pub(crate) unsafe fn gemm(
-    rows: usize,
-    k: usize,
-    cols: usize,
-    a: (*const f64, isize, isize),
-    b: (*const f64, isize, isize),
-    c: (*mut f64, isize, isize),
-) {
-    matrixmultiply::dgemm(
-        rows, k, cols, 1.0, a.0, a.1, a.2, b.0, b.1, b.2, 0.0, c.0, c.1, c.2,
-    );
+impl Lane {
+    /// This lane's block kernel: the fused one where the workspace holds the AVX2 token, else
+    /// the GEMMs, on this lane's scratch.
+    fn kernel<'a>(&'a mut self, model: &'a Model, cpu: Option<Avx2Fma>) -> Block<'a> {
+        match cpu {
+            Some(cpu) => Block::Fused(Fused {
+                cpu,
+                x: &model.packed,
+                p: &mut self.z,
+            }),
+            None => Block::Gemm(Gemm {
+                x: &model.data.x,
+                z: &mut self.z,
+            }),
+        }
+    }
 }
 
 impl Model {
-    /// Pre-activations of the neurons `r0 .. r0 + len` into `z` (n x len, neuron-major):
-    /// Z_b^T = X W_b^T.
-    fn block_preactivations(&self, w: &DMatrixView<f64>, r0: usize, len: usize, z: &mut [f64]) {
-        let (n, d) = (self.n(), self.d());
-        let x = &self.data.x;
-        assert!(z.len() >= n * len && r0 + len <= w.nrows() && w.ncols() == d);
-        let (wb, wr, wc) = rows_of(w, r0);
-        // SAFETY: X is n x d column-major; W_b^T (d x len) starts at w[(r0, 0)] with row
-        // stride wc and column stride wr; z holds n x len.
-        unsafe {
-            gemm(
-                n,
-                d,
-                len,
-                (x.as_ptr(), 1, n as isize),
-                (wb, wc, wr),
-                (z.as_mut_ptr(), 1, n as isize),
-            );
-        }
-    }
-
     /// Signs 1[w_r . x_i >= 0] into `out` (neuron-major m x n); with `old`, each lane lists in
     /// its `changed` the (r, i) where they differ from `old`.
     pub(super) fn signs(
@@ -234,43 +215,35 @@ impl Model {
         let n = self.n();
         assert_eq!((ws.m, ws.n), (self.m(), n), "workspace of another shape");
         assert_eq!(w.shape(), (self.m(), self.d()), "W of another shape");
-        self.check_packed();
         assert_eq!(out.len(), self.m() * n, "sign buffer of another size");
         assert!(
             old.is_none_or(|o| o.len() == out.len()),
             "old signs of another size"
         );
+        let a = self.a.as_slice();
         let block = ws.block;
         let per = ws.lanes[0].rows.len().max(1);
-        let kernel = ws.kernel;
+        let cpu = ws.cpu;
         let work = |(lane, out): (&mut Lane, &mut [u8])| {
             lane.changed.clear();
-            let mut r0 = lane.rows.start;
-            while r0 < lane.rows.end {
-                let len = block.min(lane.rows.end - r0);
-                let base = r0 - lane.rows.start;
+            let rows = lane.rows.clone();
+            let mut changed = std::mem::take(&mut lane.changed);
+            let mut kernel = lane.kernel(self, cpu);
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let len = block.min(rows.end - r0);
+                let base = r0 - rows.start;
                 let dst = &mut out[base * n..(base + len) * n];
-                match kernel {
-                    Kernel::Gemm => {
-                        self.block_preactivations(w, r0, len, &mut lane.z);
-                        for (o, z) in dst.iter_mut().zip(&lane.z[..len * n]) {
-                            *o = u8::from(*z >= 0.0);
-                        }
-                    }
-                    // SAFETY: the workspace has the fused kernel only where the CPU runs it;
-                    // rows r0 .. r0 + len of W (checked above) are a len x d matrix.
-                    Kernel::Fused => unsafe {
-                        let mode = crate::fused::Forward::Signs { mask: dst };
-                        let a = &self.a.as_slice()[r0..];
-                        crate::fused::forward_block(&self.packed, rows_of(w, r0), len, a, mode);
-                    },
-                }
+                let mode = Forward::Signs { mask: dst };
+                kernel.forward(Rows::of(w, r0, len), &a[r0..], mode);
                 if let Some(old) = old {
                     let before = &old[r0 * n..(r0 + len) * n];
-                    differences(before, dst, |k| lane.changed.push((r0 + k / n, k % n)));
+                    let dst = &out[base * n..(base + len) * n];
+                    differences(before, dst, |k| changed.push((r0 + k / n, k % n)));
                 }
                 r0 += len;
             }
+            lane.changed = changed;
         };
         if ws.lanes.len() == 1 {
             work((&mut ws.lanes[0], out));
@@ -353,58 +326,40 @@ impl Model {
     }
 
     /// Pass 1: each block's share of sum_r a_r S_ri w_r . x_i into `ws.partial` (and the sign
-    /// mask into `ws.mask` when S is the ReLU's).
+    /// mask into `ws.mask` when S is the ReLU's). A held pattern's fractional entries are added
+    /// from single pre-activations as a_r (S_ri - mask_ri) z_ri ([`Pattern::corrections`]).
     fn forward_pass(&self, w: &DMatrixView<f64>, ws: &mut Workspace, held: Option<&Pattern>) {
         let (n, d, m) = (self.n(), self.d(), self.m());
-        // The GEMMs below go through raw pointers: shapes are checked here, not by nalgebra.
         assert_eq!((ws.m, ws.n), (m, n), "workspace of another shape");
         assert_eq!(w.shape(), (m, d), "W of another shape");
-        self.check_packed();
+        debug_assert_eq!(self.packed.shape(), (n, d));
         let a = self.a.as_slice();
         let block = ws.block;
         let per = ws.lanes[0].rows.len().max(1);
         let parallel = ws.lanes.len() > 1;
-        let (kernel, np, row) = (ws.kernel, ws.np, ws.mask_row);
-        // Pass 1: each block's share of u (unscaled), and the sign mask when S is the ReLU's.
+        let (cpu, np, row) = (ws.cpu, ws.np, ws.mask_row);
         let pass1 = |((lane, mask), partial): ((&mut Lane, &mut [u8]), &mut [f64])| {
-            let mut r0 = lane.rows.start;
+            let rows = lane.rows.clone();
+            let mut kernel = lane.kernel(self, cpu);
+            let mut r0 = rows.start;
             for u in partial.chunks_exact_mut(np) {
-                if r0 >= lane.rows.end {
+                if r0 >= rows.end {
                     break;
                 }
                 u.fill(0.0);
-                let len = block.min(lane.rows.end - r0);
-                let base = r0 - lane.rows.start;
-                let mask = &mut mask[base * row..(base + len) * row];
-                if kernel == Kernel::Fused {
-                    self.fused_forward(w, r0, len, mask, u, held);
-                    r0 += len;
-                    continue;
-                }
-                self.block_preactivations(w, r0, len, &mut lane.z);
-                let z = &lane.z[..len * n];
+                let len = block.min(rows.end - r0);
+                let base = r0 - rows.start;
+                let wb = Rows::of(w, r0, len);
                 match held {
                     None => {
-                        let sm = mask;
-                        let rows = z.chunks_exact(n).zip(sm.chunks_exact_mut(n));
-                        for ((zr, sr), ar) in rows.zip(&a[r0..]) {
-                            for ((ui, zi), si) in u.iter_mut().zip(zr).zip(sr.iter_mut()) {
-                                *si = u8::from(*zi >= 0.0);
-                                *ui += ar * zi.max(0.0);
-                            }
-                        }
+                        let mask = &mut mask[base * row..(base + len) * row];
+                        kernel.forward(wb, &a[r0..], Forward::Relu { mask, u });
                     }
                     Some(p) => {
-                        let sm = &p.mask[r0 * n..(r0 + len) * n];
-                        let rows = z.chunks_exact(n).zip(sm.chunks_exact(n));
-                        for ((zr, sr), ar) in rows.zip(&a[r0..]) {
-                            for ((ui, zi), si) in u.iter_mut().zip(zr).zip(sr) {
-                                *ui += ar * f64::from(*si) * zi;
-                            }
-                        }
-                        for &(r, i, s) in blend_in(&p.blend, r0..r0 + len) {
-                            let old = f64::from(p.mask[r * n + i]);
-                            u[i] += a[r] * (s - old) * z[(r - r0) * n + i];
+                        let mask = &p.mask[r0 * n..(r0 + len) * n];
+                        kernel.forward(wb, &a[r0..], Forward::Held { mask, u });
+                        for (r, i, c) in p.corrections(r0..r0 + len) {
+                            u[i] += a[r] * c * kernel.preactivation(&wb, r - r0, i);
                         }
                     }
                 }
@@ -423,7 +378,9 @@ impl Model {
         }
     }
 
-    /// Pass 2: P_b = a_r S_ri ds_i in the block buffer, then G_b = P_b X, for every block.
+    /// Pass 2: for every block, G_b = P_b X with P_ri = a_r mask_ri ds_i, then a held
+    /// pattern's fractional entries added as a_r (S_ri - mask_ri) ds_i x_i
+    /// ([`Pattern::corrections`]).
     fn transpose_pass(
         &self,
         ds: &[f64],
@@ -434,64 +391,38 @@ impl Model {
         let (n, d, m) = (self.n(), self.d(), self.m());
         assert_eq!((ws.m, ws.n), (m, n), "workspace of another shape");
         assert_eq!(g.shape(), (m, d), "G of another shape");
-        self.check_packed();
         assert_eq!(ds.len(), ws.np, "ds not padded");
         let a = self.a.as_slice();
         let block = ws.block;
         let parallel = ws.lanes.len() > 1;
-        let kernel = ws.kernel;
-        let (gr, gc) = g.strides();
-        let out = SharedRows {
-            ptr: g.as_mut_ptr(),
-            stride: gc,
+        let cpu = ws.cpu;
+        // The workspace's ReLU mask is in the kernel's own format.
+        let own = |bytes| match cpu {
+            Some(_) => Signs::Nibbles(bytes),
+            None => Signs::Bytes(bytes),
         };
+        let out = SharedRows::new(g);
         let x = &self.data.x;
         let (mask, row) = (&ws.mask, ws.mask_row);
         let lanes = &mut ws.lanes;
         let pass2 = |lane: &mut Lane| {
-            let mut r0 = lane.rows.start;
-            while r0 < lane.rows.end {
-                let len = block.min(lane.rows.end - r0);
+            let rows = lane.rows.clone();
+            let mut kernel = lane.kernel(self, cpu);
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let len = block.min(rows.end - r0);
                 let sm = match held {
-                    None => &mask[r0 * row..(r0 + len) * row],
-                    Some(p) => &p.mask[r0 * n..(r0 + len) * n],
+                    None => own(&mask[r0 * row..(r0 + len) * row]),
+                    Some(p) => Signs::Bytes(&p.mask[r0 * n..(r0 + len) * n]),
                 };
-                // Rows r0 .. r0 + len of G, which belong to this lane alone (the whole
-                // SharedRows is captured: its pointer alone is not Send).
-                let o = out;
-                // SAFETY: r0 < m, inside G.
-                let gb = (
-                    unsafe { o.ptr.add(r0 * gr) },
-                    gr as isize,
-                    o.stride as isize,
-                );
-                if kernel == Kernel::Fused {
-                    self.fused_transpose(ds, r0, len, sm, gb, &mut lane.z, held);
-                    r0 += len;
-                    continue;
-                }
-                let pz = &mut lane.z[..len * n];
-                for ((pr, sr), ar) in pz.chunks_exact_mut(n).zip(sm.chunks_exact(n)).zip(&a[r0..]) {
-                    for ((pi, si), di) in pr.iter_mut().zip(sr).zip(ds.iter()) {
-                        *pi = ar * f64::from(*si) * di;
-                    }
-                }
+                // SAFETY: lanes hold disjoint row ranges and a lane visits its blocks one at
+                // a time; this view is the only one of rows r0 .. r0 + len while it lives.
+                let mut gb = unsafe { out.rows_mut(r0, len) };
+                kernel.transpose(ds, &a[r0..], sm, gb.reborrow());
                 if let Some(p) = held {
-                    for &(r, i, s) in blend_in(&p.blend, r0..r0 + len) {
-                        pz[(r - r0) * n + i] = a[r] * s * ds[i];
+                    for (r, i, c) in p.corrections(r0..r0 + len) {
+                        gb.add_scaled(r - r0, a[r] * c * ds[i], |k| x[(i, k)]);
                     }
-                }
-                // SAFETY: P_b is len x n with entry (r, i) at r n + i; X is n x d column-major;
-                // gb addresses the lane's len x d rows of G.
-                unsafe {
-                    gemm(
-                        len,
-                        n,
-                        d,
-                        (pz.as_ptr(), n as isize, 1),
-                        (x.as_ptr(), 1, n as isize),
-                        gb,
-                    );
                 }
                 r0 += len;
             }
@@ -500,85 +431,6 @@ impl Model {
             lanes.par_iter_mut().for_each(pass2);
         } else {
             pass2(&mut lanes[0]);
-        }
-    }
-
-    /// The fused kernels loop over the packed copy of X: it must have the data's shape.
-    fn check_packed(&self) {
-        let shape = (self.n(), self.d());
-        assert_eq!(
-            self.packed.shape(),
-            shape,
-            "Model::data replaced after Model::new"
-        );
-    }
-
-    /// Pass 1 of one block by the fused kernel: its signs into `mask` (ReLU) and its share of
-    /// u into `u`, the fractional entries of a held pattern added from single dot products.
-    fn fused_forward(
-        &self,
-        w: &DMatrixView<f64>,
-        r0: usize,
-        len: usize,
-        mask: &mut [u8],
-        u: &mut [f64],
-        held: Option<&Pattern>,
-    ) {
-        let n = self.n();
-        let a = &self.a.as_slice()[r0..];
-        let wb = rows_of(w, r0);
-        let mode = match held {
-            None => crate::fused::Forward::Relu { mask, u },
-            Some(p) => crate::fused::Forward::Held {
-                mask: &p.mask[r0 * n..(r0 + len) * n],
-                u,
-            },
-        };
-        // SAFETY: the workspace has the fused kernel only where the CPU runs it; rows
-        // r0 .. r0 + len of W are a len x d matrix (shapes checked by the callers).
-        unsafe { crate::fused::forward_block(&self.packed, wb, len, a, mode) };
-        if let Some(p) = held {
-            for &(r, i, s) in blend_in(&p.blend, r0..r0 + len) {
-                let old = f64::from(p.mask[r * n + i]);
-                // SAFETY: r - r0 < len, a row of the block.
-                let z = unsafe { crate::fused::dot(&self.packed, wb, r - r0, i) };
-                u[i] += a[r - r0] * (s - old) * z;
-            }
-        }
-    }
-
-    /// Pass 2 of one block by the fused kernel: rows r0 .. r0 + len of G (at `gb`, this lane's
-    /// alone) from the block's signs `sm` (the workspace's 4-bit mask, or the held pattern's
-    /// bytes), the fractional entries of a held pattern added as a_r (S_ri - mask_ri) ds_i x_i.
-    #[allow(clippy::too_many_arguments)]
-    fn fused_transpose(
-        &self,
-        ds: &[f64],
-        r0: usize,
-        len: usize,
-        sm: &[u8],
-        gb: (*mut f64, isize, isize),
-        scratch: &mut [f64],
-        held: Option<&Pattern>,
-    ) {
-        let (n, d) = (self.n(), self.d());
-        let (a, x) = (self.a.as_slice(), &self.data.x);
-        let sm = match held {
-            None => crate::fused::Signs::Nibbles(sm),
-            Some(_) => crate::fused::Signs::Bytes(sm),
-        };
-        // SAFETY: the workspace has the fused kernel only where the CPU runs it; gb addresses
-        // len x d rows of G that no other lane writes.
-        unsafe { crate::fused::transpose_block(&self.packed, ds, &a[r0..], sm, len, gb, scratch) };
-        let Some(p) = held else { return };
-        for &(r, i, s) in blend_in(&p.blend, r0..r0 + len) {
-            let c = a[r] * (s - f64::from(p.mask[r * n + i])) * ds[i];
-            for k in 0..d {
-                // SAFETY: row r - r0 < len of the block, column k < d.
-                unsafe {
-                    *gb.0.offset((r - r0) as isize * gb.1 + k as isize * gb.2) += c * x[(i, k)];
-                }
-            }
         }
     }
 
@@ -651,12 +503,4 @@ fn differences(a: &[u8], b: &[u8], mut visit: impl FnMut(usize)) {
     (tail..a.len())
         .filter(|&k| a[k] != b[k])
         .for_each(&mut visit);
-}
-
-/// W's rows from r0 on, as (pointer, row stride, column stride).
-fn rows_of(w: &DMatrixView<f64>, r0: usize) -> (*const f64, isize, isize) {
-    let (wr, wc) = w.strides();
-    assert!(r0 <= w.nrows());
-    // SAFETY: r0 <= nrows, so the offset stays inside (or one past) W's storage.
-    (unsafe { w.as_ptr().add(r0 * wr) }, wr as isize, wc as isize)
 }

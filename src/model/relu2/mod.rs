@@ -20,6 +20,7 @@
 
 pub mod arccos;
 pub mod engine;
+mod kernels;
 pub mod pattern;
 
 use super::{Data, InfiniteWidth, Network, Switching};
@@ -78,14 +79,14 @@ pub struct Model {
     /// X X^T (n x n), the input Gram matrix.
     xx: DMatrix<f64>,
     /// X padded for the fused gradient kernels.
-    pub(crate) packed: crate::fused::PackedX,
+    packed: crate::simd::PackedX,
 }
 
 impl Model {
     pub fn new(data: Data, a: DVector<f64>) -> Model {
         let xt = data.x.transpose();
         let xx = &data.x * &xt;
-        let packed = crate::fused::PackedX::new(&data.x);
+        let packed = crate::simd::PackedX::new(&data.x);
         Model {
             data,
             a,
@@ -183,7 +184,7 @@ impl Model {
         // products column by column, ten times slower at m = 1e5.
         // SAFETY: S is m x n column-major, read as S^T (n x m) with strides (m, 1); h is n x n.
         unsafe {
-            engine::gemm(
+            kernels::gemm(
                 n,
                 m,
                 n,

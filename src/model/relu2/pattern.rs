@@ -67,6 +67,19 @@ impl Pattern {
         &self.blend
     }
 
+    /// The fractional entries of neurons in `rows` as (r, i, S_ri - mask_ri): what a product
+    /// with the 0/1 mask misses of one with S. The one place the blend meets the mask; both
+    /// passes of the engine and both kernels add these.
+    pub(crate) fn corrections(
+        &self,
+        rows: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
+        blend_in(&self.blend, rows).iter().map(|&(r, i, s)| {
+            let old = f64::from(self.mask[r * self.n + i]);
+            (r, i, s - old)
+        })
+    }
+
     /// S_r. (n values of neuron r) into `out`.
     pub fn row_into(&self, r: usize, out: &mut [f64]) {
         let n = self.n;
@@ -128,10 +141,7 @@ impl Pattern {
 }
 
 /// The entries of a blend list (sorted by r) whose neuron lies in `rows`.
-pub(super) fn blend_in(
-    blend: &[(usize, usize, f64)],
-    rows: std::ops::Range<usize>,
-) -> &[(usize, usize, f64)] {
+fn blend_in(blend: &[(usize, usize, f64)], rows: std::ops::Range<usize>) -> &[(usize, usize, f64)] {
     let lo = blend.partition_point(|&(r, _, _)| r < rows.start);
     let hi = blend.partition_point(|&(r, _, _)| r < rows.end);
     &blend[lo..hi]

@@ -1,0 +1,186 @@
+//! The products of one block of neurons, behind one crate-private trait ([`BlockKernel`]) with
+//! two implementations that share the driver of [`super::engine`] (lanes, blocks, the blend
+//! correction of held patterns):
+//! - [`Gemm`]: matrixmultiply's GEMMs, with the masking as sweeps over Z and P in between
+//!   (any CPU);
+//! - [`Fused`]: the AVX2/FMA kernels of [`crate::simd::avx2`], reachable only with the
+//!   [`Avx2Fma`] token.
+
+use crate::simd::{Avx2Fma, Forward, PackedX, Rows, RowsMut, Signs};
+use nalgebra::DMatrix;
+
+/// The two products of a block of neurons (rows of W and G given as typed views).
+pub(crate) trait BlockKernel {
+    /// Pass 1 over the neurons of `w` (len x d), output weights `a` (len or more): by `mode`,
+    /// their signs in the kernel's mask format and/or their share of u (added to).
+    fn forward(&mut self, w: Rows<'_>, a: &[f64], mode: Forward<'_>);
+    /// z_ri = w_r . x_i of row r of `w`, with the bits pass 1 had (called after `forward` on
+    /// the same rows).
+    fn preactivation(&self, w: &Rows<'_>, r: usize, i: usize) -> f64;
+    /// Pass 2: the rows of G in `g` set to g_r = sum_i a_r S_ri ds_i x_i (`ds` zero-padded
+    /// to np).
+    fn transpose(&mut self, ds: &[f64], a: &[f64], mask: Signs<'_>, g: RowsMut<'_>);
+}
+
+/// C (rows x cols) = A B with A (rows x k) and B (k x cols) given by pointer and strides
+/// (row stride, column stride), through matrixmultiply as nalgebra's own GEMM does.
+///
+/// # Safety
+/// Pointers and strides must address valid matrices of these shapes; C must not overlap A or B.
+pub(crate) unsafe fn gemm(
+    rows: usize,
+    k: usize,
+    cols: usize,
+    a: (*const f64, isize, isize),
+    b: (*const f64, isize, isize),
+    c: (*mut f64, isize, isize),
+) {
+    // SAFETY: the caller's contract is matrixmultiply's.
+    unsafe {
+        matrixmultiply::dgemm(
+            rows, k, cols, 1.0, a.0, a.1, a.2, b.0, b.1, b.2, 0.0, c.0, c.1, c.2,
+        );
+    }
+}
+
+/// matrixmultiply's GEMMs on a lane's block buffer `z` (n x len: Z_b, then P_b). Its masks
+/// are one byte a sample.
+pub(crate) struct Gemm<'a> {
+    pub(crate) x: &'a DMatrix<f64>,
+    pub(crate) z: &'a mut [f64],
+}
+
+impl BlockKernel for Gemm<'_> {
+    fn forward(&mut self, w: Rows<'_>, a: &[f64], mode: Forward<'_>) {
+        let (n, d, len) = (self.x.nrows(), self.x.ncols(), w.len());
+        assert!(self.z.len() >= n * len && w.cols() == d && a.len() >= len);
+        // SAFETY: X is n x d column-major; W_b^T (d x len) is `w` read with its strides
+        // swapped; z holds n x len (checked above), and no view overlaps it.
+        unsafe {
+            let (wb, wr, wc) = w.raw();
+            gemm(
+                n,
+                d,
+                len,
+                (self.x.as_ptr(), 1, n as isize),
+                (wb, wc, wr),
+                (self.z.as_mut_ptr(), 1, n as isize),
+            );
+        }
+        let z = &self.z[..len * n];
+        match mode {
+            Forward::Relu { mask, u } => {
+                let rows = z.chunks_exact(n).zip(mask.chunks_exact_mut(n));
+                for ((zr, sr), ar) in rows.zip(a) {
+                    for ((ui, zi), si) in u.iter_mut().zip(zr).zip(sr.iter_mut()) {
+                        *si = u8::from(*zi >= 0.0);
+                        *ui += ar * zi.max(0.0);
+                    }
+                }
+            }
+            Forward::Held { mask, u } => {
+                let rows = z.chunks_exact(n).zip(mask.chunks_exact(n));
+                for ((zr, sr), ar) in rows.zip(a) {
+                    for ((ui, zi), si) in u.iter_mut().zip(zr).zip(sr) {
+                        *ui += ar * f64::from(*si) * zi;
+                    }
+                }
+            }
+            Forward::Signs { mask } => {
+                for (o, z) in mask.iter_mut().zip(z) {
+                    *o = u8::from(*z >= 0.0);
+                }
+            }
+        }
+    }
+
+    fn preactivation(&self, w: &Rows<'_>, r: usize, i: usize) -> f64 {
+        let n = self.x.nrows();
+        assert!(r < w.len() && i < n);
+        self.z[r * n + i]
+    }
+
+    fn transpose(&mut self, ds: &[f64], a: &[f64], mask: Signs<'_>, mut g: RowsMut<'_>) {
+        let (n, d, len) = (self.x.nrows(), self.x.ncols(), g.len());
+        let Signs::Bytes(sm) = mask else {
+            unreachable!("the GEMM kernel's masks are bytes")
+        };
+        assert!(self.z.len() >= n * len && g.cols() == d && a.len() >= len && ds.len() >= n);
+        let pz = &mut self.z[..len * n];
+        for ((pr, sr), ar) in pz.chunks_exact_mut(n).zip(sm.chunks_exact(n)).zip(a) {
+            for ((pi, si), di) in pr.iter_mut().zip(sr).zip(ds) {
+                *pi = ar * f64::from(*si) * di;
+            }
+        }
+        // SAFETY: P_b is len x n with entry (r, i) at r n + i; X is n x d column-major; g
+        // addresses len x d rows of G that this view alone writes.
+        unsafe {
+            gemm(
+                len,
+                n,
+                d,
+                (pz.as_ptr(), n as isize, 1),
+                (self.x.as_ptr(), 1, n as isize),
+                g.raw(),
+            );
+        }
+    }
+}
+
+/// The fused AVX2/FMA kernels on the packed X, with a lane's two rows of P as scratch `p`.
+/// Their ReLU masks are 4 bits a sample ([`Signs::Nibbles`]).
+pub(crate) struct Fused<'a> {
+    pub(crate) cpu: Avx2Fma,
+    pub(crate) x: &'a PackedX,
+    pub(crate) p: &'a mut [f64],
+}
+
+impl BlockKernel for Fused<'_> {
+    fn forward(&mut self, w: Rows<'_>, a: &[f64], mode: Forward<'_>) {
+        #[cfg(target_arch = "x86_64")]
+        crate::simd::avx2::forward(self.cpu, self.x, w, a, mode);
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!(
+            "no AVX2 token off x86-64: {:?}",
+            (self.cpu, w.len(), a.len(), mode)
+        );
+    }
+
+    fn preactivation(&self, w: &Rows<'_>, r: usize, i: usize) -> f64 {
+        self.x.dot(w, r, i)
+    }
+
+    fn transpose(&mut self, ds: &[f64], a: &[f64], mask: Signs<'_>, g: RowsMut<'_>) {
+        #[cfg(target_arch = "x86_64")]
+        crate::simd::avx2::transpose(self.cpu, self.x, ds, a, mask, g, self.p);
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("no AVX2 token off x86-64: {:?}", (self.cpu, ds, a, g.len()));
+    }
+}
+
+/// The kernel of a lane, chosen by the workspace: dispatch on a variant, once per block.
+pub(crate) enum Block<'a> {
+    Gemm(Gemm<'a>),
+    Fused(Fused<'a>),
+}
+
+impl BlockKernel for Block<'_> {
+    fn forward(&mut self, w: Rows<'_>, a: &[f64], mode: Forward<'_>) {
+        match self {
+            Block::Gemm(k) => k.forward(w, a, mode),
+            Block::Fused(k) => k.forward(w, a, mode),
+        }
+    }
+    fn preactivation(&self, w: &Rows<'_>, r: usize, i: usize) -> f64 {
+        match self {
+            Block::Gemm(k) => k.preactivation(w, r, i),
+            Block::Fused(k) => k.preactivation(w, r, i),
+        }
+    }
+    fn transpose(&mut self, ds: &[f64], a: &[f64], mask: Signs<'_>, g: RowsMut<'_>) {
+        match self {
+            Block::Gemm(k) => k.transpose(ds, a, mask, g),
+            Block::Fused(k) => k.transpose(ds, a, mask, g),
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! The two products of the weight-space gradient as fused kernels (x86-64 with AVX2 and FMA).
+//!
+//! ```text
+//! pass 1:  z_ri = w_r . x_i,  S_ri = 1[z_ri >= 0],  u_i += a_r S_ri z_ri      (Z^T = W X^T)
+//! pass 2:  P_ri = a_r S_ri ds_i,  g_r = sum_i P_ri x_i                       (G = P X)
+//! ```
+//! (Du et al. 2018, eq. 4; [`crate::model::relu2::engine`] has the blocks and lanes around
+//! these.)
+//!
+//! Why not a general GEMM: the inner dimension of pass 1 and the outer one of pass 2 is d (20 in
+//! the benchmark). matrixmultiply packs both operands of every block product, and the masking
+//! between the two products is a sweep over Z and P in memory; on these thin shapes that held
+//! the right-hand side near a third of the machine's GEMM peak. Here X, the operand every
+//! product shares, is packed once per model ([`PackedX`]); a tile of pre-activations never
+//! leaves the registers (its signs and its share of u are taken from it there); and P is built
+//! two rows at a time into an L1 buffer straight from the signs ([`Signs`]: a held pattern's
+//! bytes, or the 4-bit groups pass 1 writes for the plain gradient), which is the packing step
+//! of a GEMM with the mask fused into it.
+//!
+//! Tiles: pass 1 holds 6 neurons x 8 samples of z in 12 ymm accumulators (per k: 2 loads of X,
+//! 6 broadcasts of W, 12 FMAs); pass 2 holds 2 neurons x 20 columns of G in 10 (per i: 5 loads
+//! of X, 2 broadcasts of P, 10 FMAs). X (n x d) stays in L1 at the benchmark's n = 100, d = 20.
+//!
+//! Each z is summed over k in order with one FMA per term, so [`PackedX::dot`] reproduces any
+//! entry to the bit (the fractional entries of a held pattern need single entries).
+//!
+//! The entry points [`forward`] and [`transpose`] are safe: they take the [`Avx2Fma`] token
+//! and typed views, check every size, and only then pass raw pointers to the tiles below.
+
+use super::{Avx2Fma, Forward, PackedX, Rows, RowsMut, Signs};
+use std::arch::x86_64::*;
+
+/// Pass 1's modes, as the tiles' const parameter.
+const RELU: u8 = 0;
+const HELD: u8 = 1;
+const SIGNS: u8 = 2;
+
+/// Where pass 1's tiles write (or read) signs and u. Which fields a tile touches is fixed by
+/// its MODE, set from the [`Forward`] variant that supplied them in [`forward`]: RELU writes
+/// nibbles at `mask` and adds to `u`; HELD reads bytes at `mask` and adds to `u`; SIGNS writes
+/// bytes at `mask` and leaves `u` (dangling) alone.
+#[derive(Clone, Copy)]
+struct Io {
+    mask: *mut u8,
+    u: *mut f64,
+}
+
+/// Pass 1 over the neurons of `w` (len x d) with output weights `a` (len or more): by `mode`,
+/// their signs and/or their share of u (added to, not overwritten).
+pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: Forward<'_>) {
+    let (n, np, len) = (x.n, x.np, w.len());
+    assert_eq!(w.cols(), x.d, "W of another width than X");
+    assert!(
+        a.len() >= len,
+        "{} output weights for {len} neurons",
+        a.len()
+    );
+    let wr = w.raw();
+    match mode {
+        Forward::Relu { mask, u } => {
+            assert!(
+                mask.len() >= len * np / 4 && u.len() >= np,
+                "pass 1 buffers too small"
+            );
+            let io = Io {
+                mask: mask.as_mut_ptr(),
+                u: u.as_mut_ptr(),
+            };
+            // SAFETY: the token proves AVX2 and FMA; `w` addresses len x d values (a Rows is
+            // made from a borrowed view of that shape); the mask holds len x np/4 nibble bytes
+            // and u np values, as RELU's tiles write them (sizes checked above).
+            unsafe { rows_all::<RELU>(x, wr, len, a, io) }
+        }
+        Forward::Held { mask, u } => {
+            assert!(
+                mask.len() >= len * n && u.len() >= np,
+                "pass 1 buffers too small"
+            );
+            let io = Io {
+                // Only read by HELD's tiles.
+                mask: mask.as_ptr().cast_mut(),
+                u: u.as_mut_ptr(),
+            };
+            // SAFETY: as for RELU, with len x n mask bytes that HELD's tiles only read.
+            unsafe { rows_all::<HELD>(x, wr, len, a, io) }
+        }
+        Forward::Signs { mask } => {
+            assert!(mask.len() >= len * n, "sign buffer too small");
+            let io = Io {
+                mask: mask.as_mut_ptr(),
+                u: std::ptr::NonNull::dangling().as_ptr(),
+            };
+            // SAFETY: as for RELU, with len x n sign bytes; SIGNS's tiles never touch u.
+            unsafe { rows_all::<SIGNS>(x, wr, len, a, io) }
+        }
+    }
+}
+
+/// Pass 2 over the `g.len()` neurons whose rows of G `g` holds: g_r = sum_i a_r S_ri ds_i x_i,
+/// S the 0/1 `mask`, `ds` zero-padded to np. `p` is scratch of [`transpose_scratch`] values.
+pub(crate) fn transpose(
+    _cpu: Avx2Fma,
+    x: &PackedX,
+    ds: &[f64],
+    a: &[f64],
+    mask: Signs<'_>,
+    mut g: RowsMut<'_>,
+    p: &mut [f64],
+) {
+    let len = g.len();
+    assert_eq!(g.cols(), x.d, "G of another width than X");
+    assert!(
+        ds.len() >= x.np && a.len() >= len,
+        "pass 2 inputs too short"
+    );
+    assert!(
+        p.len() >= transpose_scratch(x.np),
+        "pass 2 scratch too small"
+    );
+    let g = g.raw();
+    match mask {
+        Signs::Bytes(b) => {
+            assert!(b.len() >= len * x.n, "sign bytes too few");
+            // SAFETY: the token proves AVX2 and FMA; `g` addresses len x d values that this
+            // RowsMut alone writes; the mask, ds, a and p have the sizes the tiles read
+            // (checked above).
+            unsafe { transpose_all::<false>(x, ds, a, b, len, g, p) }
+        }
+        Signs::Nibbles(b) => {
+            assert!(b.len() >= len * x.np / 4, "sign nibbles too few");
+            // SAFETY: as for Bytes, with len x np/4 nibble bytes.
+            unsafe { transpose_all::<true>(x, ds, a, b, len, g, p) }
+        }
+    }
+}
+
+/// Scratch values [`transpose`] needs for `np` padded samples: two rows of P.
+pub(crate) fn transpose_scratch(np: usize) -> usize {
+    2 * np
+}
+
+/// The four sign bytes (little-endian u32) of a 4-bit compare mask.
+const BYTES: [u32; 16] = {
+    let mut t = [0u32; 16];
+    let mut b = 0;
+    while b < 16 {
+        let mut j = 0;
+        while j < 4 {
+            if b >> j & 1 == 1 {
+                t[b] |= 1 << (8 * j);
+            }
+            j += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Sign bytes of samples i .. i + 4 (only the `valid` of them inside the row).
+///
+/// # Safety
+/// `p` must be valid for `valid.min(4)` byte writes.
+#[inline]
+unsafe fn store_signs(p: *mut u8, bytes: u32, valid: usize) {
+    if valid >= 4 {
+        // SAFETY: 4 bytes writable (caller), unaligned write.
+        unsafe { p.cast::<u32>().write_unaligned(bytes) };
+    } else {
+        for j in 0..valid {
+            // SAFETY: j < valid bytes writable (caller).
+            unsafe { *p.add(j) = (bytes >> (8 * j)) as u8 };
+        }
+    }
+}
+
+/// The 0/1 bytes of samples i .. i + 4 as doubles (zero past the row's end).
+///
+/// # Safety
+/// AVX2 and FMA must be present, and `p` valid for `valid.min(4)` byte reads.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn load_signs(p: *const u8, valid: usize) -> __m256d {
+    let bytes = if valid >= 4 {
+        // SAFETY: 4 bytes readable (caller), unaligned read.
+        unsafe { p.cast::<u32>().read_unaligned() }
+    } else {
+        let mut b = 0u32;
+        for j in 0..valid {
+            // SAFETY: j < valid bytes readable (caller).
+            b |= u32::from(unsafe { *p.add(j) }) << (8 * j);
+        }
+        b
+    };
+    _mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(bytes as i32)))
+}
+
+/// Pass 1 over `len` neurons, 6 at a time, then one at a time.
+///
+/// # Safety
+/// AVX2 and FMA must be present; `w` must address len x d values and `io` the buffers of
+/// MODE (see [`Io`]) for `len` neurons; `a` holds at least `len` weights.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_all<const MODE: u8>(
+    x: &PackedX,
+    w: (*const f64, isize, isize),
+    len: usize,
+    a: &[f64],
+    io: Io,
+) {
+    let mut r = 0;
+    while r + 6 <= len {
+        // SAFETY: neurons r .. r + 6 <= len (caller's contract).
+        unsafe { rows::<6, MODE>(x, w, r, a, io) };
+        r += 6;
+    }
+    while r < len {
+        // SAFETY: neuron r < len (caller's contract).
+        unsafe { rows::<1, MODE>(x, w, r, a, io) };
+        r += 1;
+    }
+}
+
+/// Pass 1 for neurons r0 .. r0 + R, all samples.
+///
+/// # Safety
+/// As [`rows_all`], with r0 + R within its `len`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn rows<const R: usize, const MODE: u8>(
+    x: &PackedX,
+    w: (*const f64, isize, isize),
+    r0: usize,
+    a: &[f64],
+    io: Io,
+) {
+    // The next tile's rows of W: d lines, one per column of W, which the hardware's
+    // prefetchers (a few streams each) do not all follow at large m.
+    let next = w.0.wrapping_offset((r0 + R) as isize * w.1);
+    for k in 0..x.d {
+        // A prefetch does not fault, whatever the address (one past W included).
+        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_offset(k as isize * w.2).cast());
+    }
+    let mut i0 = 0;
+    while i0 + 8 <= x.np {
+        // SAFETY: samples i0 .. i0 + 8 <= np (caller's contract for the rest).
+        unsafe { tile::<R, 2, MODE>(x, w, r0, i0, a, io) };
+        i0 += 8;
+    }
+    if i0 < x.np {
+        // SAFETY: samples i0 .. i0 + 4 <= np, np a multiple of 4.
+        unsafe { tile::<R, 1, MODE>(x, w, r0, i0, a, io) };
+    }
+}
+
+/// z for neurons r0 .. r0 + R and samples i0 .. i0 + 4 NV, then its signs and u share.
+///
+/// # Safety
+/// As [`rows`], with i0 + 4 NV <= np.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile<const R: usize, const NV: usize, const MODE: u8>(
+    x: &PackedX,
+    w: (*const f64, isize, isize),
+    r0: usize,
+    i0: usize,
+    a: &[f64],
+    io: Io,
+) {
+    let (n, np) = (x.n, x.np);
+    let zero = _mm256_setzero_pd();
+    let mut acc = [[zero; NV]; R];
+    let xc = x.cols.as_slice()[i0..].as_ptr();
+    // SAFETY: neuron r0 < len of W (caller).
+    let wr = unsafe { w.0.offset(r0 as isize * w.1) };
+    for k in 0..x.d {
+        // SAFETY: column k < d of the packed X (np x d), samples i0 .. i0 + 4 NV <= np
+        // (caller); W's entries (r0 + r, k) with r < R inside its len x d (caller).
+        unsafe {
+            let col = xc.add(k * np);
+            let mut xv = [zero; NV];
+            for (v, xv) in xv.iter_mut().enumerate() {
+                *xv = _mm256_loadu_pd(col.add(4 * v));
+            }
+            let wk = wr.offset(k as isize * w.2);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let b = _mm256_broadcast_sd(&*wk.offset(r as isize * w.1));
+                for (acc, xv) in acc.iter_mut().zip(&xv) {
+                    *acc = _mm256_fmadd_pd(b, *xv, *acc);
+                }
+            }
+        }
+    }
+    let mut su = [zero; NV];
+    for (r, acc) in acc.iter().enumerate() {
+        let row = (r0 + r) * n;
+        let ar = _mm256_set1_pd(a[r0 + r]);
+        for (v, (z, su)) in acc.iter().zip(su.iter_mut()).enumerate() {
+            let i = i0 + 4 * v;
+            if MODE == HELD {
+                // SAFETY: HELD's mask holds len x n bytes (caller); row + i is sample i < n of
+                // neuron r0 + r, with n - i of them left in the row.
+                let s = unsafe { load_signs(io.mask.add(row + i), n - i) };
+                *su = _mm256_fmadd_pd(_mm256_mul_pd(ar, s), *z, *su);
+            } else {
+                let on = _mm256_cmp_pd::<_CMP_GE_OQ>(*z, zero);
+                let bits = _mm256_movemask_pd(on) as usize;
+                if MODE == RELU {
+                    // Padded samples (z = 0) must not count as active.
+                    let valid = (1usize << (n - i).min(4)) - 1;
+                    // SAFETY: RELU's mask holds len x np/4 bytes (caller); i / 4 < np / 4.
+                    unsafe { *io.mask.add((r0 + r) * (np / 4) + i / 4) = (bits & valid) as u8 };
+                    *su = _mm256_fmadd_pd(ar, _mm256_max_pd(*z, zero), *su);
+                } else {
+                    // SAFETY: SIGNS's mask holds len x n bytes (caller); n - i of them remain
+                    // in the row of neuron r0 + r.
+                    unsafe { store_signs(io.mask.add(row + i), BYTES[bits], n - i) };
+                }
+            }
+        }
+    }
+    if MODE != SIGNS {
+        for (v, su) in su.iter().enumerate() {
+            // SAFETY: u holds np values (caller) and i0 + 4 v + 4 <= np.
+            unsafe {
+                let p = io.u.add(i0 + 4 * v);
+                _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), *su));
+            }
+        }
+    }
+}
+
+/// The four doubles of a 4-bit sign mask.
+#[repr(C, align(32))]
+struct Unpacked([[f64; 4]; 16]);
+static UNPACKED: Unpacked = {
+    let mut t = [[0.0; 4]; 16];
+    let mut b = 0;
+    while b < 16 {
+        let mut j = 0;
+        while j < 4 {
+            if b >> j & 1 == 1 {
+                t[b][j] = 1.0;
+            }
+            j += 1;
+        }
+        b += 1;
+    }
+    Unpacked(t)
+};
+
+/// Pass 2 over `len` neurons, 2 at a time.
+///
+/// # Safety
+/// AVX2 and FMA must be present; `g` must address len x d values no one else touches; the
+/// mask holds len rows in its format (NIBBLES: np/4 bytes a row, else n); ds holds np values,
+/// a at least len, p [`transpose_scratch`].
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose_all<const NIBBLES: bool>(
+    x: &PackedX,
+    ds: &[f64],
+    a: &[f64],
+    mask: &[u8],
+    len: usize,
+    g: (*mut f64, isize, isize),
+    p: &mut [f64],
+) {
+    let mut r = 0;
+    while r + 2 <= len {
+        // SAFETY: neurons r .. r + 2 <= len (caller's contract).
+        unsafe { transpose_rows::<2, NIBBLES>(x, ds, a, mask, r, g, p) };
+        r += 2;
+    }
+    if r < len {
+        // SAFETY: neuron r < len (caller's contract).
+        unsafe { transpose_rows::<1, NIBBLES>(x, ds, a, mask, r, g, p) };
+    }
+}
+
+/// Pass 2 for neurons r0 .. r0 + R: their rows of P into `p`, then their rows of G.
+///
+/// # Safety
+/// As [`transpose_all`], with r0 + R within its `len`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn transpose_rows<const R: usize, const NIBBLES: bool>(
+    x: &PackedX,
+    ds: &[f64],
+    a: &[f64],
+    mask: &[u8],
+    r0: usize,
+    g: (*mut f64, isize, isize),
+    p: &mut [f64],
+) {
+    let (n, np) = (x.n, x.np);
+    // G's lines 8 rows on (a line holds 8 rows of a column): d store streams.
+    let ahead = g.0.wrapping_offset((r0 + 8) as isize * g.1);
+    for k in 0..x.d {
+        // A prefetch does not fault, whatever the address.
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_offset(k as isize * g.2).cast());
+    }
+    for r in 0..R {
+        let ar = _mm256_set1_pd(a[r0 + r]);
+        for i in (0..np).step_by(4) {
+            let s = if NIBBLES {
+                let bits = mask[(r0 + r) * (np / 4) + i / 4] & 15;
+                // SAFETY: UNPACKED's rows are 32-byte aligned groups of 4 doubles.
+                unsafe { _mm256_load_pd(UNPACKED.0[bits as usize].as_ptr()) }
+            } else {
+                // SAFETY: the mask holds len x n bytes (caller); sample i < n of neuron
+                // r0 + r, n - i of them left in the row (load_signs reads no more).
+                unsafe { load_signs(mask.as_ptr().add((r0 + r) * n + i), n - i) }
+            };
+            // SAFETY: ds holds np values and p 2 np (caller), i + 4 <= np, r < 2.
+            unsafe {
+                let pv = _mm256_mul_pd(_mm256_mul_pd(ar, s), _mm256_loadu_pd(ds.as_ptr().add(i)));
+                _mm256_storeu_pd(p.as_mut_ptr().add(r * np + i), pv);
+            }
+        }
+    }
+    let vectors = x.dp / 4;
+    let mut c = 0;
+    while c < vectors {
+        let kv = (vectors - c).min(5);
+        // SAFETY: columns 4 c .. 4 (c + kv) <= dp of the packed rows of X; rows r0 .. r0 + R
+        // of G (caller).
+        unsafe {
+            match kv {
+                5 => columns::<R, 5>(x, p, r0, c, g),
+                4 => columns::<R, 4>(x, p, r0, c, g),
+                3 => columns::<R, 3>(x, p, r0, c, g),
+                2 => columns::<R, 2>(x, p, r0, c, g),
+                _ => columns::<R, 1>(x, p, r0, c, g),
+            }
+        }
+        c += kv;
+    }
+}
+
+/// Columns 4 c .. 4 (c + KV) of G's rows r0 .. r0 + R: sum_i p_ri x_i.
+///
+/// # Safety
+/// As [`transpose_rows`], with 4 (c + KV) <= dp.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn columns<const R: usize, const KV: usize>(
+    x: &PackedX,
+    p: &[f64],
+    r0: usize,
+    c: usize,
+    g: (*mut f64, isize, isize),
+) {
+    let (np, dp) = (x.np, x.dp);
+    let zero = _mm256_setzero_pd();
+    let mut acc = [[zero; KV]; R];
+    let xr = x.rows.as_slice()[4 * c..].as_ptr();
+    for i in 0..x.n {
+        // SAFETY: packed row i < n of X holds dp values and 4 (c + KV) <= dp (caller); p holds
+        // R rows of np values (caller), i < n <= np.
+        unsafe {
+            let row = xr.add(i * dp);
+            let mut b = [zero; R];
+            for (r, b) in b.iter_mut().enumerate() {
+                *b = _mm256_broadcast_sd(p.get_unchecked(r * np + i));
+            }
+            for v in 0..KV {
+                let xv = _mm256_loadu_pd(row.add(4 * v));
+                for (acc, b) in acc.iter_mut().zip(&b) {
+                    acc[v] = _mm256_fmadd_pd(*b, xv, acc[v]);
+                }
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        // SAFETY: row r0 + r of G's len rows (caller).
+        let gr = unsafe { g.0.offset((r0 + r) as isize * g.1) };
+        for (v, acc) in acc.iter().enumerate() {
+            let mut t = [0.0; 4];
+            // SAFETY: t holds 4 doubles.
+            unsafe { _mm256_storeu_pd(t.as_mut_ptr(), *acc) };
+            for (j, t) in t.iter().enumerate() {
+                let k = 4 * (c + v) + j;
+                if k < x.d {
+                    // SAFETY: column k < d of a row of G (caller).
+                    unsafe { *gr.offset(k as isize * g.2) = *t };
+                }
+            }
+        }
+    }
+}

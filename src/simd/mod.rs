@@ -1,0 +1,310 @@
+//! SIMD kernels behind a capability token, and the typed views they read and write.
+//!
+//! The unsafe code of the crate's hot path lives here and in [`avx2`]. Its rules:
+//! - a kernel that needs CPU features takes a token ([`Avx2Fma`]) that only runtime detection
+//!   makes, so a kernel cannot be reached on a CPU without them;
+//! - matrices are passed as [`Rows`] / [`RowsMut`] (a pointer with strides, made from a
+//!   borrowed nalgebra view and checked against its shape), never as raw pointers a caller
+//!   could get wrong; the kernels' entry points are safe and check the sizes of every slice;
+//! - every unsafe block says why it is sound (`// SAFETY:`), also inside `unsafe fn`
+//!   (`unsafe_op_in_unsafe_fn` is denied); nothing unsafe is public.
+//!
+//! The kernels' reasons (tiles, packing, the sign formats) are in [`avx2`]'s docs.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+
+use nalgebra::{DMatrixView, DMatrixViewMut};
+use std::marker::PhantomData;
+
+/// Proof that this CPU runs AVX2 and FMA instructions: made only by [`Avx2Fma::detect`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Avx2Fma {
+    _detected: (),
+}
+
+impl Avx2Fma {
+    /// The token, if the CPU has AVX2 and FMA (detected at run time, cached by std).
+    pub(crate) fn detect() -> Option<Avx2Fma> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Some(Avx2Fma { _detected: () });
+            }
+        }
+        None
+    }
+}
+
+/// `len` rows of a matrix with `cols` columns, read-only, borrowed for `'a`: entry (r, k) at
+/// `ptr + r row + k col`.
+#[derive(Clone, Copy)]
+pub(crate) struct Rows<'a> {
+    ptr: *const f64,
+    row: isize,
+    col: isize,
+    len: usize,
+    cols: usize,
+    _borrow: PhantomData<&'a f64>,
+}
+
+impl<'a> Rows<'a> {
+    /// Rows `r0 .. r0 + len` of `w`.
+    pub(crate) fn of(w: &'a DMatrixView<'_, f64>, r0: usize, len: usize) -> Rows<'a> {
+        assert!(
+            r0 + len <= w.nrows(),
+            "rows {r0}..{} of {}",
+            r0 + len,
+            w.nrows()
+        );
+        let (row, col) = w.strides();
+        Rows {
+            // SAFETY: r0 <= nrows, so the offset stays inside (or one past) W's storage.
+            ptr: unsafe { w.as_ptr().add(r0 * row) },
+            row: row as isize,
+            col: col as isize,
+            len,
+            cols: w.ncols(),
+            _borrow: PhantomData,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Entry (r, k).
+    pub(crate) fn get(&self, r: usize, k: usize) -> f64 {
+        assert!(
+            r < self.len && k < self.cols,
+            "({r}, {k}) outside {} x {}",
+            self.len,
+            self.cols
+        );
+        // SAFETY: (r, k) is inside the rows this view was made from, borrowed for 'a.
+        unsafe {
+            *self
+                .ptr
+                .offset(r as isize * self.row + k as isize * self.col)
+        }
+    }
+
+    /// (pointer, row stride, column stride), for a GEMM or a kernel that reads `len x cols`.
+    pub(crate) fn raw(&self) -> (*const f64, isize, isize) {
+        (self.ptr, self.row, self.col)
+    }
+}
+
+/// `len` rows of a matrix with `cols` columns, written by one owner for `'a`.
+pub(crate) struct RowsMut<'a> {
+    ptr: *mut f64,
+    row: isize,
+    col: isize,
+    len: usize,
+    cols: usize,
+    _borrow: PhantomData<&'a mut f64>,
+}
+
+impl RowsMut<'_> {
+    /// The same rows, borrowed from this view for a shorter time.
+    pub(crate) fn reborrow(&mut self) -> RowsMut<'_> {
+        RowsMut {
+            ptr: self.ptr,
+            row: self.row,
+            col: self.col,
+            len: self.len,
+            cols: self.cols,
+            _borrow: PhantomData,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Row r += c y, y a row of `cols` values given by `y(k)`.
+    pub(crate) fn add_scaled(&mut self, r: usize, c: f64, y: impl Fn(usize) -> f64) {
+        assert!(r < self.len, "row {r} of {}", self.len);
+        for k in 0..self.cols {
+            // SAFETY: (r, k) is inside these rows, which this view alone writes for its life.
+            unsafe {
+                *self
+                    .ptr
+                    .offset(r as isize * self.row + k as isize * self.col) += c * y(k)
+            };
+        }
+    }
+
+    /// (pointer, row stride, column stride), for a GEMM or a kernel that writes `len x cols`.
+    pub(crate) fn raw(&mut self) -> (*mut f64, isize, isize) {
+        (self.ptr, self.row, self.col)
+    }
+}
+
+/// A matrix whose disjoint row ranges parallel lanes write, borrowed mutably for `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedRows<'a> {
+    ptr: *mut f64,
+    row: isize,
+    col: isize,
+    rows: usize,
+    cols: usize,
+    _borrow: PhantomData<&'a mut f64>,
+}
+
+// SAFETY: a SharedRows only hands out rows through `rows_mut`, whose contract is that no two
+// live views overlap; the matrix is borrowed mutably for the whole parallel section.
+unsafe impl Send for SharedRows<'_> {}
+// SAFETY: as for Send: shared use only reads the pointer and strides.
+unsafe impl Sync for SharedRows<'_> {}
+
+impl<'a> SharedRows<'a> {
+    pub(crate) fn new(g: &'a mut DMatrixViewMut<'_, f64>) -> SharedRows<'a> {
+        let (row, col) = g.strides();
+        SharedRows {
+            ptr: g.as_mut_ptr(),
+            row: row as isize,
+            col: col as isize,
+            rows: g.nrows(),
+            cols: g.ncols(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Rows `r0 .. r0 + len`, to write.
+    ///
+    /// # Safety
+    /// No other view of these rows may be alive while this one is.
+    pub(crate) unsafe fn rows_mut(&self, r0: usize, len: usize) -> RowsMut<'a> {
+        assert!(
+            r0 + len <= self.rows,
+            "rows {r0}..{} of {}",
+            r0 + len,
+            self.rows
+        );
+        RowsMut {
+            // SAFETY: r0 <= rows, inside (or one past) the matrix.
+            ptr: unsafe { self.ptr.offset(r0 as isize * self.row) },
+            row: self.row,
+            col: self.col,
+            len,
+            cols: self.cols,
+            _borrow: PhantomData,
+        }
+    }
+}
+
+/// X zero-padded for the kernels: samples to `np` (a multiple of 4) column-major, and rows of
+/// `dp` (d to a multiple of 4) row-major.
+#[derive(Clone, Debug)]
+pub(crate) struct PackedX {
+    n: usize,
+    np: usize,
+    d: usize,
+    dp: usize,
+    /// np x d, column-major: x_ik at k np + i (zero for i >= n).
+    cols: Aligned,
+    /// n x dp, row-major: x_ik at i dp + k (zero for k >= d).
+    rows: Aligned,
+}
+
+/// Doubles on a 64-byte boundary, so that the kernels' 32-byte loads of X never straddle two
+/// cache lines (malloc aligns to 16 bytes, where every other load of a column would).
+#[derive(Clone, Debug)]
+struct Aligned(Vec<Line>);
+
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Line([f64; 8]);
+
+impl Aligned {
+    fn zeros(len: usize) -> Aligned {
+        Aligned(vec![Line([0.0; 8]); len.div_ceil(8)])
+    }
+    fn as_slice(&self) -> &[f64] {
+        // SAFETY: Line is 8 f64 with no padding (repr(C), size 64).
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), 8 * self.0.len()) }
+    }
+    fn as_mut_slice(&mut self) -> &mut [f64] {
+        // SAFETY: as above, borrowed mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), 8 * self.0.len()) }
+    }
+}
+
+impl PackedX {
+    /// Pack X (n x d, column-major as nalgebra stores it).
+    pub(crate) fn new(x: &nalgebra::DMatrix<f64>) -> PackedX {
+        let (n, d) = x.shape();
+        let (np, dp) = (n.next_multiple_of(4), d.next_multiple_of(4));
+        let (mut cols, mut rows) = (Aligned::zeros(np * d), Aligned::zeros(n * dp));
+        let (c, r) = (cols.as_mut_slice(), rows.as_mut_slice());
+        for k in 0..d {
+            for i in 0..n {
+                c[k * np + i] = x[(i, k)];
+                r[i * dp + k] = x[(i, k)];
+            }
+        }
+        PackedX {
+            n,
+            np,
+            d,
+            dp,
+            cols,
+            rows,
+        }
+    }
+
+    /// (n, d) of the packed X.
+    pub(crate) fn shape(&self) -> (usize, usize) {
+        (self.n, self.d)
+    }
+
+    /// w_r . x_i summed as the kernels sum it (k in order, one FMA per term), so that the
+    /// value has the same bits as the kernel's z_ri.
+    pub(crate) fn dot(&self, w: &Rows, r: usize, i: usize) -> f64 {
+        assert!(i < self.n && w.cols() == self.d, "sample {i} of {}", self.n);
+        let cols = self.cols.as_slice();
+        let mut z = 0.0f64;
+        for k in 0..self.d {
+            z = w.get(r, k).mul_add(cols[k * self.np + i], z);
+        }
+        z
+    }
+}
+
+/// What pass 1 does with a block of pre-activations z_ri = w_r . x_i.
+pub(crate) enum Forward<'a> {
+    /// Signs into `mask` in the kernel's own format (one byte a sample for the GEMM, 4-bit
+    /// groups for the fused kernel: [`Signs`]) and sum_r a_r relu(z_ri) added into `u`.
+    Relu {
+        mask: &'a mut [u8],
+        u: &'a mut [f64],
+    },
+    /// sum_r a_r S_ri z_ri added into `u`, S the 0/1 `mask` (len x n bytes) of a held pattern.
+    Held { mask: &'a [u8], u: &'a mut [f64] },
+    /// Sign bytes (len x n) into `mask` only.
+    Signs { mask: &'a mut [u8] },
+}
+
+/// A 0/1 sign mask of a block of neurons, neuron-major.
+#[derive(Clone, Copy)]
+pub(crate) enum Signs<'a> {
+    /// One byte per entry (len x n): a held pattern's.
+    Bytes(&'a [u8]),
+    /// One byte per 4 samples, bit j for sample 4 q + j (len x np/4): what the fused
+    /// [`Forward::Relu`] writes, a quarter of the bytes for the plain gradient's round trip
+    /// through memory.
+    Nibbles(&'a [u8]),
+}
