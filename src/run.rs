@@ -605,7 +605,7 @@ pub fn run_weight(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun 
     };
     let settings = cfg.solver_settings();
     let (stats, stop) = if cfg.solver == Solver::Dopri5 {
-        // The held-pattern steps, taken in output space (src/linear.rs).
+        // The held-pattern steps, taken in output space (src/dynamics/output_space.rs).
         integrate_output_space(
             model,
             flow.damping,
@@ -862,13 +862,11 @@ impl Report {
                         msg: format!("non-finite state at t = {t}; rows up to there were written"),
                     })
                 }
-                Stop::Failed { t, msg } => {
+                Stop::Failed(failure) => {
                     return Some(NumericsError::Solver {
                         space: name,
                         solver: run.solver.name(),
-                        msg: format!(
-                            "{msg} (interval from t = {t}); rows up to there were written"
-                        ),
+                        msg: format!("{failure}; rows up to there were written"),
                     })
                 }
             }
@@ -984,7 +982,7 @@ fn space_summary(run: &SpaceRun, cfg: &RunConfig, kernel: Option<KernelChoice>) 
     let stopped = match &run.stop {
         Stop::Completed => None,
         Stop::Observer { t } => Some(format!("non-finite state at t = {t}")),
-        Stop::Failed { t, msg } => Some(format!("solver failed after t = {t}: {msg}")),
+        Stop::Failed(failure) => Some(format!("solver failed: {failure}")),
     };
     SpaceSummary {
         solver: run.solver.name(),
@@ -994,7 +992,7 @@ fn space_summary(run: &SpaceRun, cfg: &RunConfig, kernel: Option<KernelChoice>) 
         evaluations: run.stats.evaluations,
         accepted_steps: run.stats.accepted_steps,
         rejected_steps: run.stats.rejected_steps,
-        sign_changes: run.stats.sign_changes,
+        sign_changes: run.stats.sign_changes(),
         wall_seconds: run.wall_seconds,
         final_loss: run.final_loss(),
         completed: stopped.is_none(),
