@@ -109,7 +109,7 @@ impl Damping {
 
 /// The ODE x'' + c(t) x' + grad(x) = 0 (or x' = -grad(x)) of a space, for the integrators.
 ///
-/// State layout: [x] for first order, [x, x'] for second order. At t = 0 Nesterov's
+/// State layout: `[x]` for first order, `[x, x']` for second order. At t = 0 Nesterov's
 /// friction gamma/t is singular; the right-hand side returns the equation's limit there
 /// ([`Acceleration::SingularStart`]).
 #[derive(Debug)]
@@ -201,5 +201,119 @@ impl<S: Space> SwitchingSystem for Flow<'_, S> {
     }
     fn release(&self) {
         self.space.release_pattern();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nalgebra::DMatrix;
+
+    use super::{Damping, ErrorSpace, Flow};
+    use crate::integrate::{integrate, integrate_held, output_times, Solver, SolverSettings, Stop};
+
+    /// Error space with the 1 x 1 kernel k: x'' + c(t) x' + k x = 0.
+    fn scalar(k: f64) -> ErrorSpace {
+        ErrorSpace {
+            h: DMatrix::from_element(1, 1, k),
+        }
+    }
+
+    fn settings(solver: Solver) -> SolverSettings {
+        SolverSettings {
+            solver,
+            rtol: 1e-10,
+            atol: 1e-12,
+            step: 0.01,
+            max_steps: 1_000_000,
+            max_step: f64::INFINITY,
+        }
+    }
+
+    /// Both the driver with dense stages and ode_solvers' Dopri5: the states at `times`.
+    fn trajectories(flow: Flow<'_, ErrorSpace>, times: &[f64]) -> [Vec<[f64; 2]>; 2] {
+        let y0 = flow.initial_state(&[1.0]);
+        let mut held = Vec::new();
+        let (_, stop) = integrate_held(
+            flow,
+            y0.clone(),
+            times,
+            &settings(Solver::Dopri5),
+            |_, y| {
+                held.push([y[0], y[1]]);
+                true
+            },
+        );
+        assert_eq!(stop, Stop::Completed);
+        let mut adaptive = Vec::new();
+        let (_, stop) = integrate(flow, y0, times, &settings(Solver::Dopri5), |_, y| {
+            adaptive.push([y[0], y[1]]);
+            true
+        });
+        assert_eq!(stop, Stop::Completed);
+        [held, adaptive]
+    }
+
+    /// At NAG's start x'' = -grad(x0)/(1 + gamma), the limit of the equation along its own
+    /// solution: with x' = a0 t, -(gamma/t) a0 t - k x0 = a0 for a0 = -k x0/(1 + gamma).
+    #[test]
+    fn nesterovs_start_is_the_limit_of_the_equation() {
+        let (k, gamma, x0) = (2.0, 3.0, 0.7);
+        let space = scalar(k);
+        let flow = Flow::new(&space, Damping::Vanishing(gamma));
+        let a0 = -k * x0 / (1.0 + gamma);
+        let mut dy = [0.0; 2];
+        flow.rhs(0.0, &[x0, 0.0], &mut dy);
+        assert_eq!(dy, [0.0, a0]);
+        for t in [1e-3, 1e-6, 1e-9] {
+            flow.rhs(t, &[x0, a0 * t], &mut dy);
+            assert!((dy[1] - a0).abs() < 1e-14, "t = {t}: {}", dy[1]);
+        }
+        assert_eq!(Damping::Vanishing(gamma).friction(0.0), None);
+        assert_eq!(Damping::Vanishing(gamma).friction(2.0), Some(1.5));
+        assert_eq!(Damping::Constant(0.4).friction(0.0), Some(0.4));
+        assert_eq!(Damping::None.acceleration(1.0), None);
+    }
+
+    /// HBF on the kernel k is x'' + b x' + k x = 0: with w = sqrt(k - b^2/4),
+    /// x = e^{-bt/2} (cos wt + b/(2w) sin wt) from x(0) = 1, x'(0) = 0.
+    #[test]
+    fn heavy_ball_on_a_scalar_kernel_is_the_damped_oscillator() {
+        let (k, b) = (4.0, 0.3);
+        let space = scalar(k);
+        let times = output_times(10.0, 41);
+        let w = (k - b * b / 4.0).sqrt();
+        for run in trajectories(Flow::new(&space, Damping::Constant(b)), &times) {
+            for (t, [x, v]) in times.iter().zip(run) {
+                let decay = (-b * t / 2.0).exp();
+                let exact_x = decay * ((w * t).cos() + b / (2.0 * w) * (w * t).sin());
+                let exact_v = -k / w * decay * (w * t).sin();
+                assert!(
+                    (x - exact_x).abs() < 1e-8 && (v - exact_v).abs() < 1e-8,
+                    "t = {t}"
+                );
+            }
+        }
+    }
+
+    /// NAG with gamma = 2 on the kernel k = w^2 is x'' + (2/t) x' + w^2 x = 0, whose solution
+    /// from x(0) = 1, x'(0) = 0 is sin(wt)/(wt) (the Bessel solution
+    /// Gamma(nu + 1) (2/(wt))^nu J_nu(wt) at nu = (gamma - 1)/2 = 1/2); it starts with
+    /// x''(0) = -w^2/3, the singular start's -grad/(1 + gamma).
+    #[test]
+    fn nesterov_on_a_scalar_kernel_is_the_spherical_bessel_function() {
+        let w = 1.5f64;
+        let space = scalar(w * w);
+        let times = output_times(10.0, 41);
+        for run in trajectories(Flow::new(&space, Damping::Vanishing(2.0)), &times) {
+            for (t, [x, v]) in times.iter().zip(run).skip(1) {
+                let z = w * t;
+                let exact_x = z.sin() / z;
+                let exact_v = z.cos() / t - z.sin() / (w * t * t);
+                assert!(
+                    (x - exact_x).abs() < 1e-8 && (v - exact_v).abs() < 1e-8,
+                    "t = {t}"
+                );
+            }
+        }
     }
 }

@@ -176,7 +176,7 @@ pub enum Crossings {
     /// rule): O(h^2) error per crossing in W and V.
     Blend,
     /// For the momentum flows, the share from the cubic through z and z' = v_r . x_i at the
-    /// two ends, and the blend's leading error added back ([`Fix`]): O(h^3) per crossing.
+    /// two ends, and the blend's leading error added back (`Fix`): O(h^3) per crossing.
     /// Gradient flow is blended as in `Blend` (an activation can slide there, and the
     /// blend is then Filippov's convex combination).
     Corrected,
@@ -710,7 +710,7 @@ impl HeldStages for OutputSpace<'_> {
     }
 }
 
-/// Integrate weight space (state [W] for GF, [W, V] for the momentum flows, W column-major)
+/// Integrate weight space (state `[W]` for GF, `[W, V]` for the momentum flows, W column-major)
 /// through `times` with held-pattern Dormand-Prince steps taken in output space, driven by
 /// [`crate::integrate::drive`]; outputs go to `observe` as in
 /// [`crate::integrate::integrate_held`], which this matches step for step in exact arithmetic

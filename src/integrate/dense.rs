@@ -106,7 +106,7 @@ impl<F: SwitchingSystem + ?Sized> HeldStages for Dense<'_, F> {
 }
 
 /// Dormand-Prince 5(4) with the system's switches held within each step (see [`drive`]),
-/// every stage a full right-hand side: integrate `system` from `y0` at times[0] through
+/// every stage a full right-hand side: integrate `system` from `y0` at `times[0]` through
 /// `times`, calling `observe(t, y)` at every output time; `observe` returns false to stop.
 ///
 /// Weight-space runs take these same steps in output space

@@ -62,8 +62,8 @@ pub trait HeldStages {
     fn evaluations(&self) -> u64;
 }
 
-/// Integrate from state `y0` at times[0] through `times` with held Dormand-Prince 5(4) steps
-/// whose stages `stages` computes, calling `observe(t, y)` at every output time (times[0]
+/// Integrate from state `y0` at `times[0]` through `times` with held Dormand-Prince 5(4) steps
+/// whose stages `stages` computes, calling `observe(t, y)` at every output time (`times[0]`
 /// included); `observe` returns false to stop.
 ///
 /// The first step is min(1e-3 (T - t_0), max_step); after an accepted step it grows by

@@ -215,9 +215,9 @@ pub fn output_times(t_end: f64, samples: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Integrate `system` from state `y0` at times[0] through `times` with the solver of
+/// Integrate `system` from state `y0` at `times[0]` through `times` with the solver of
 /// `settings` (Dopri5, Dop853 or Rk4), calling `observe(t, y)` at every output time
-/// (times[0] included); `observe` returns false to stop.
+/// (`times[0]` included); `observe` returns false to stop.
 pub fn integrate<F: OdeSystem>(
     system: F,
     y0: DVector<f64>,
