@@ -195,7 +195,7 @@ fn ntkdyn_run(cfg: &RunConfig) -> Timed {
         evaluations: w.stats.evaluations,
         final_loss: w.final_loss(),
         rejected: Some(w.stats.rejected_steps),
-        sign_changes: Some(w.stats.sign_changes),
+        sign_changes: Some(w.stats.switches),
     }
 }
 

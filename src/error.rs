@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::integrate::Stop;
+use crate::integrate::{StepFailure, Stop};
 
 /// Something the user gave us is wrong: a file, a value, an option.
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +57,8 @@ pub enum StopReason {
     #[error("non-finite state at t = {t}")]
     NonFinite { t: f64 },
     /// The solver gave up on the interval from t (step-size underflow, too many steps).
-    #[error("solver failed after t = {t}: {msg}")]
-    SolverFailed { t: f64, msg: String },
+    #[error("solver failed: {0}")]
+    SolverFailed(StepFailure),
 }
 
 impl StopReason {
@@ -67,10 +67,7 @@ impl StopReason {
         match stop {
             Stop::Completed => None,
             Stop::Observer { t } => Some(StopReason::NonFinite { t: *t }),
-            Stop::Failed { t, msg } => Some(StopReason::SolverFailed {
-                t: *t,
-                msg: msg.clone(),
-            }),
+            Stop::Failed(failure) => Some(StopReason::SolverFailed(*failure)),
         }
     }
 }
@@ -144,10 +141,7 @@ mod tests {
             NumericsError::Stopped {
                 space: "weight",
                 solver: "dopri5",
-                reason: StopReason::SolverFailed {
-                    t: 1.5,
-                    msg: "step size underflow".into(),
-                },
+                reason: StopReason::SolverFailed(StepFailure::StepSizeTooSmall { t: 1.5 }),
             }
             .into(),
             NumericsError::Diverged {

@@ -326,7 +326,7 @@ fn output_space_steps_match_weight_space_steps_through_activation_switches() {
         Damping::Vanishing(3.0),
     ] {
         let (held, out, stats) = held_and_output_space(damping, 1e-8);
-        assert!(stats.sign_changes > 300, "{damping:?}: {stats:?}");
+        assert!(stats.switches > 300, "{damping:?}: {stats:?}");
         assert!(held[8] < 0.5 * held[0], "{damping:?}: the loss should fall");
         let rel: Vec<f64> = held
             .iter()
@@ -429,7 +429,7 @@ fn corrected_crossings_beat_the_blend_under_nesterov_friction() {
     eprintln!(
         "NAG to t = 1 at max step 0.004: blend {blend:e}, corrected {corrected:e} ({stats:?})"
     );
-    assert!(stats.sign_changes > 30, "{stats:?}");
+    assert!(stats.switches > 30, "{stats:?}");
     assert!(
         corrected < blend / 10.0,
         "corrected {corrected:e}, blend {blend:e}"

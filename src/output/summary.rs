@@ -135,7 +135,7 @@ impl SpaceSummary {
             evaluations: run.stats.evaluations,
             accepted_steps: run.stats.accepted_steps,
             rejected_steps: run.stats.rejected_steps,
-            sign_changes: run.stats.sign_changes,
+            sign_changes: run.stats.sign_changes(),
             wall_seconds: run.wall_seconds,
             final_loss: run.final_loss(),
             completed: stopped.is_none(),

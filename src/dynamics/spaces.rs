@@ -1,45 +1,11 @@
-//! The optimizers as ODEs: a state space that gives its gradient, and a damping schedule.
-//!
-//! ```text
-//! gf : x' = -grad(x)                               (Damping::None)
-//! hbf: x'' + b x' + grad(x) = 0                    (Damping::Constant(b))
-//! nag: x'' + (gamma/t) x' + grad(x) = 0            (Damping::Vanishing(gamma))
-//! ```
-//! with x = W and grad = grad L (weight space) or x = Delta and grad = H Delta (error space,
-//! the gradient of the pseudo-loss 1/2 Delta^T H Delta). HBF and NAG are one second-order
-//! equation x'' + c(t) x' + grad(x) = 0 with a different c(t); it is written once, in [`Flow`].
-//!
-//! References:
-//! 1. S. S. Du et al., "Gradient descent provably optimizes over-parameterized neural networks", 2019.
-//! 2. W. Su, S. Boyd, E. Candes, "A differential equation for modeling Nesterov's accelerated
-//!    gradient method", NeurIPS 2014.
-//! 3. Z. Bu, S. Xu, K. Chen, "A dynamical view on optimization algorithms of overparameterized
-//!    neural networks", AISTATS 2021.
+//! The state spaces: weight space of the network (x = W, grad = grad L) and error space with
+//! a fixed kernel (x = Delta, grad = H Delta), each with the snapshot observers see.
 
 use nalgebra::{DMatrix, DMatrixViewMut, DVector};
-use ode_solvers::System;
 use std::cell::RefCell;
 
 use crate::gradient::{crossing_share, Pattern, Workspace};
 use crate::model::Model;
-
-/// The friction term c(t) of x'' + c(t) x' + grad = 0, or none for a first-order flow.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
-pub enum Damping {
-    /// First order: gradient flow.
-    None,
-    /// c(t) = b: heavy ball with friction.
-    Constant(f64),
-    /// c(t) = gamma / t: Nesterov's ODE.
-    Vanishing(f64),
-}
-
-impl Damping {
-    /// Whether the equation is second order (state holds position and velocity).
-    pub fn second_order(&self) -> bool {
-        !matches!(self, Damping::None)
-    }
-}
 
 /// What observers see of a state: Delta, Delta', the pseudo-loss and (weight space) H(t).
 #[derive(Clone, Debug)]
@@ -221,92 +187,5 @@ impl Space for WeightSpace<'_> {
             gram: Some(gram),
             pattern: Some(pattern),
         }
-    }
-}
-
-/// The ODE x'' + c(t) x' + grad(x) = 0 (or x' = -grad(x)) of a space, as an ode_solvers system.
-///
-/// State layout: [x] for first order, [x, x'] for second order. At t = 0 Nesterov's
-/// friction gamma/t is singular; with x'(0) = 0 the limit of the equation is
-/// x''(0) = -grad(x0)/(1 + gamma) (SPEC.md), which is what the right-hand side returns there.
-#[derive(Debug)]
-pub struct Flow<'a, S: Space> {
-    pub space: &'a S,
-    pub damping: Damping,
-}
-
-// By hand: derive would ask S: Copy, but a Flow only holds a reference to its space.
-impl<S: Space> Clone for Flow<'_, S> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<S: Space> Copy for Flow<'_, S> {}
-
-impl<'a, S: Space> Flow<'a, S> {
-    pub fn new(space: &'a S, damping: Damping) -> Self {
-        Flow { space, damping }
-    }
-
-    /// Length of the ODE state.
-    pub fn state_len(&self) -> usize {
-        if self.damping.second_order() {
-            2 * self.space.dim()
-        } else {
-            self.space.dim()
-        }
-    }
-
-    /// Initial state from position x0, at rest.
-    pub fn initial_state(&self, x0: &[f64]) -> DVector<f64> {
-        let mut y = DVector::zeros(self.state_len());
-        y.as_mut_slice()[..x0.len()].copy_from_slice(x0);
-        y
-    }
-
-    /// (Delta, Delta', Lhat, H) at a state: velocity is x' for second order, -grad(x) for first.
-    pub fn snapshot(&self, y: &[f64]) -> Snapshot {
-        let n = self.space.dim();
-        if self.damping.second_order() {
-            self.space.snapshot(&y[..n], &y[n..])
-        } else {
-            let mut v = vec![0.0; n];
-            self.space.gradient(y, &mut v);
-            v.iter_mut().for_each(|vi| *vi = -*vi);
-            self.space.snapshot(y, &v)
-        }
-    }
-
-    /// dy = F(t, y) into a caller's buffer.
-    pub fn rhs(&self, t: f64, y: &[f64], dy: &mut [f64]) {
-        let n = self.space.dim();
-        let friction = match self.damping {
-            Damping::None => {
-                self.space.gradient(y, dy);
-                dy.iter_mut().for_each(|d| *d = -*d);
-                return;
-            }
-            Damping::Constant(b) => Some(b),
-            Damping::Vanishing(gamma) if t > 0.0 => Some(gamma / t),
-            Damping::Vanishing(_) => None,
-        };
-        let (x, v) = y.split_at(n);
-        let (dx, dv) = dy.split_at_mut(n);
-        dx.copy_from_slice(v);
-        self.space.gradient(x, dv);
-        match (friction, self.damping) {
-            (Some(c), _) => dv.iter_mut().zip(v).for_each(|(a, vi)| *a = -*a - c * vi),
-            (None, Damping::Vanishing(gamma)) => {
-                let s = -1.0 / (1.0 + gamma);
-                dv.iter_mut().for_each(|a| *a *= s)
-            }
-            (None, _) => unreachable!("only Nesterov's friction has no value at t = 0"),
-        }
-    }
-}
-
-impl<S: Space> System<f64, DVector<f64>> for Flow<'_, S> {
-    fn system(&self, t: f64, y: &DVector<f64>, dy: &mut DVector<f64>) {
-        self.rhs(t, y.as_slice(), dy.as_mut_slice());
     }
 }

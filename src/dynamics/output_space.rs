@@ -1,0 +1,730 @@
+//! The output-space stage evaluator: weight-space Dormand-Prince steps with the activation
+//! pattern held, taken in output space, exactly as the dense evaluator takes them in weight
+//! space but at a fraction of the cost; the held-step driver ([`crate::integrate::drive`])
+//! does the step control, retakes, output times and checks for both.
+//!
+//! With the activation pattern S held within a step the outputs are linear in W,
+//! u = J_S W, and the flow is
+//!
+//! ```text
+//! GF:       W' = -J^T Delta,                 Delta = J W - y
+//! momentum: W'' = -c(t) W' - J^T Delta       (c = b for HBF, gamma/t for NAG)
+//! ```
+//!
+//! Every stage of a Runge-Kutta step then stays in the form V_l = alpha_l V + J^T beta_l
+//! (scalar alpha_l, n-vector beta_l), and its outputs follow from Delta_0 = J W - y, J V and
+//! the Gram matrix H_S = J J^T (n x n) alone:
+//!
+//! ```text
+//! J V_l = alpha_l J V + H beta_l,   Delta_s = Delta_0 + h sum_l a_sl J V_l
+//! A_l = gamma_l V + J^T delta_l,    gamma_l = -c_l alpha_l,  delta_l = -c_l beta_l - Delta_l
+//! ```
+//!
+//! (at NAG's singular start, gamma_l = 0 and delta_l = -Delta_l/(1 + gamma): the same rule,
+//! [`crate::dynamics::Damping::acceleration`], as the dense right-hand side's).
+//!
+//! So the seven stages cost O(n^2) each, and a step touches weight space only to form the
+//! new state (two products J^T beta, 4 n m d flops, for the momentum flows, one for GF) and to
+//! look for sign changes (2 n m d). The error estimate e = c V + J^T beta is measured
+//! norm-wise per block (the driver's rule, [`crate::integrate::Norms`]) from n x n quantities,
+//! |e|^2 = c^2 |V|^2 + 2 c beta . J V + beta^T H beta, so it is never formed in weight space.
+//! Against the seven full right-hand sides (28 n m d) of
+//! [`crate::integrate::integrate_held`] that is a fifth; its rules for crossings (retake with
+//! fractional weights), step control and max step are followed, and for the momentum flows
+//! [`Crossings::Corrected`] adds back the blend's leading error.
+//! H, J W and J V are kept up to date across pattern changes entry by entry (O(n) each);
+//! J W and J V are recomputed from the state at every output time, H only at the start (its
+//! updates drifted by less than 1e-12 in a review's check against H recomputed every step).
+
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
+
+use crate::dynamics::Damping;
+use crate::gradient::{active_share, crossing_share, Pattern, Workspace};
+use crate::integrate::tableau as dp5;
+use crate::integrate::{drive, HeldStages, Norms, SolverSettings, Stats, Stop};
+use crate::model::Model;
+
+/// The held pattern with the output-space quantities of the state it was taken at.
+struct Held {
+    pattern: Pattern,
+    /// H_S = J J^T.
+    h: DMatrix<f64>,
+    /// Delta_0 = J W - y.
+    delta: DVector<f64>,
+    /// J V (momentum flows).
+    jv: DVector<f64>,
+}
+
+/// Scratch for the pattern bookkeeping.
+struct Buffers {
+    ws: Workspace,
+    signs: Vec<u8>,
+    changed: Vec<(usize, usize)>,
+    row: Vec<f64>,
+}
+
+impl Held {
+    /// Pattern, H, J W - y and J V of the state (W, V), from scratch.
+    fn fresh(
+        model: &Model,
+        w: &DMatrixView<f64>,
+        v: Option<&DMatrixView<f64>>,
+        b: &mut Buffers,
+    ) -> Held {
+        let pattern = Pattern::of(model, w, &mut b.ws);
+        let h = model.gram_of_pattern(&pattern.to_matrix());
+        let mut held = Held {
+            pattern,
+            h,
+            delta: DVector::zeros(model.n()),
+            jv: DVector::zeros(model.n()),
+        };
+        held.refresh(model, w, v, b);
+        held
+    }
+
+    /// J W - y and J V recomputed from the state (wiping the rounding of their recursions).
+    fn refresh(
+        &mut self,
+        model: &Model,
+        w: &DMatrixView<f64>,
+        v: Option<&DMatrixView<f64>>,
+        b: &mut Buffers,
+    ) {
+        model.jvp_held(w, &mut b.ws, &self.pattern, self.delta.as_mut_slice());
+        self.delta -= &model.data().y;
+        match v {
+            Some(v) => model.jvp_held(v, &mut b.ws, &self.pattern, self.jv.as_mut_slice()),
+            None => self.jv.fill(0.0),
+        }
+    }
+
+    /// S_ri goes from row[i] to `new` (row = S_r. as it is): H's row and column i, and the
+    /// entries i of J W and J V (z = w_r . x_i, zv = v_r . x_i) follow.
+    #[allow(clippy::too_many_arguments)]
+    fn change(
+        &mut self,
+        model: &Model,
+        r: usize,
+        i: usize,
+        new: f64,
+        z: f64,
+        zv: f64,
+        row: &mut [f64],
+    ) {
+        let old = row[i];
+        let step = new - old;
+        if step == 0.0 {
+            return;
+        }
+        let m = model.m() as f64;
+        let xx = model.input_gram();
+        // H_ij = (x_i . x_j / m) sum_r S_ri S_rj (a_r^2 = 1).
+        for (j, srj) in row.iter().enumerate() {
+            if j != i {
+                let dh = xx[(i, j)] / m * step * srj;
+                self.h[(i, j)] += dh;
+                self.h[(j, i)] += dh;
+            }
+        }
+        self.h[(i, i)] += xx[(i, i)] / m * (new * new - old * old);
+        let ar = model.a()[r] / m.sqrt();
+        self.delta[i] += ar * step * z;
+        self.jv[i] += ar * step * zv;
+        row[i] = new;
+    }
+}
+
+impl Held {
+    /// Move S_ri, for each (r, i) of `entries` (in increasing r), to `new(pattern, r, i, z)`
+    /// with z = w_r . x_i at the state (W, V), through [`Held::change`]; with `blend`, the new
+    /// values are also recorded as the pattern's fractional weights.
+    #[allow(clippy::too_many_arguments)]
+    fn set_entries(
+        &mut self,
+        model: &Model,
+        entries: &[(usize, usize)],
+        w: &DMatrixView<f64>,
+        v: Option<&DMatrixView<f64>>,
+        row: &mut [f64],
+        blend: bool,
+        mut new: impl FnMut(&Pattern, usize, usize, f64) -> f64,
+    ) {
+        let x = &model.data().x;
+        let mut current = usize::MAX;
+        for &(r, i) in entries {
+            if r != current {
+                self.pattern.row_into(r, row);
+                current = r;
+            }
+            let z = dot_row(w, x, r, i);
+            let value = new(&self.pattern, r, i, z);
+            let zv = v.map_or(0.0, |v| dot_row(v, x, r, i));
+            self.change(model, r, i, value, z, zv, row);
+            if blend {
+                self.pattern.set_blend(r, i, value);
+            }
+        }
+    }
+}
+
+/// How a step through sign changes is retaken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crossings {
+    /// Each crossing activation weighted by its share of the step, the share from the
+    /// straight line between z = w_r . x_i at the two ends ([`crate::integrate::integrate_held`]'s
+    /// rule): O(h^2) error per crossing in W and V.
+    Blend,
+    /// For the momentum flows, the share from the cubic through z and z' = v_r . x_i at the
+    /// two ends, and the blend's leading error added back (`Fix`): O(h^3) per crossing.
+    /// Gradient flow is blended as in `Blend` (an activation can slide there, and the
+    /// blend is then Filippov's convex combination).
+    Corrected,
+}
+
+/// The leading error of blending one crossing, added back after the blended step.
+///
+/// With S_ri = s(t) (a step function) replaced by its share theta over a step of length h,
+/// the forcing of V' differs by delta(t) G(t), delta = s - theta, where (kappa = a_r / sqrt m)
+///
+/// ```text
+/// G = -kappa (Delta_i x_i e_r^T + z J^T e_i),   Delta = J W - y and J both of the blend.
+/// ```
+///
+/// As int delta = 0, variation of constants gives the difference of exact and blended flow
+/// over the step to O(h^3) from mu = int_0^h t delta(t) dt = -/+ theta (1 - theta) h^2 / 2
+/// (- when the activation switches off):
+///
+/// ```text
+/// W: -mu G(0),    V: mu (G'(0) + c G(0)),    G' = -kappa ((J V)_i x_i e_r^T + z' J^T e_i)
+/// ```
+///
+/// Rows e_r are added to the new state directly; J^T e_i terms join the step's betas.
+///
+/// The expansion is in h with c h small and with z' != 0 at the crossing. A review measured
+/// third order through clean crossings (HBF, b = 0.4); in NAG's first steps c h reaches 2
+/// (14 of 1,885 fixes in its experiment), and under strong friction a few activations end
+/// near z = z' = 0, where neither holds and convergence is slower. Skipping the fix when
+/// c h > 0.3 changed nothing measurable, so it is applied throughout.
+struct Fix {
+    r: usize,
+    i: usize,
+    /// Coefficients of J^T e_i in W and V.
+    beta_w: f64,
+    beta_v: f64,
+    /// Coefficients of x_i in row r of W and V.
+    row_w: f64,
+    row_v: f64,
+}
+
+impl Fix {
+    /// The fix for entry (r, i) with `share` of a step of length h starting at (W, V) with
+    /// friction c, taken after the blend is set (`held` is the blend's).
+    fn new(
+        model: &Model,
+        held: &Held,
+        (r, i, share): (usize, usize, f64),
+        h: f64,
+        c: f64,
+        w: &DMatrixView<f64>,
+        v: &DMatrixView<f64>,
+    ) -> Fix {
+        let x = &model.data().x;
+        let kappa = model.a()[r] / (model.m() as f64).sqrt();
+        let off = if held.pattern.active(r, i) { -1.0 } else { 1.0 };
+        let mu = off * share * (1.0 - share) * h * h / 2.0;
+        let (z, zv) = (dot_row(w, x, r, i), dot_row(v, x, r, i));
+        let (delta, jv) = (held.delta[i], held.jv[i]);
+        Fix {
+            r,
+            i,
+            beta_w: mu * kappa * z,
+            beta_v: -mu * kappa * (zv + c * z),
+            row_w: mu * kappa * delta,
+            row_v: -mu * kappa * (jv + c * delta),
+        }
+    }
+
+    /// J W - y and J V (of the blend) follow the fix: J (x_i e_r^T) has entries
+    /// kappa S_rj x_j . x_i, and J J^T e_i is H's column i.
+    fn follow(&self, model: &Model, held: &mut Held, row: &mut [f64]) {
+        let kappa = model.a()[self.r] / (model.m() as f64).sqrt();
+        let xx = model.input_gram();
+        held.pattern.row_into(self.r, row);
+        for (j, srj) in row.iter().enumerate() {
+            let along = kappa * srj * xx[(j, self.i)];
+            let hji = held.h[(j, self.i)];
+            held.delta[j] += self.row_w * along + self.beta_w * hji;
+            held.jv[j] += self.row_v * along + self.beta_v * hji;
+        }
+    }
+}
+
+/// Share of a step that entry (r, i) is active, from the cubic Hermite interpolant of
+/// z(s) = w_r . x_i over the step (s in [0, 1]) through z and h z' at both ends of the held
+/// step: the crossing time to O(h^4) where the straight line gives O(h^2).
+pub fn hermite_share([z0, d0]: [f64; 2], [z1, d1]: [f64; 2], active: bool) -> f64 {
+    let p = |s: f64| {
+        let (s2, s3) = (s * s, s * s * s);
+        (2.0 * s3 - 3.0 * s2 + 1.0) * z0
+            + (s3 - 2.0 * s2 + s) * d0
+            + (-2.0 * s3 + 3.0 * s2) * z1
+            + (s3 - s2) * d1
+    };
+    if z0 == 0.0 || z0.signum() == z1.signum() {
+        return crossing_share(z0, z1, active);
+    }
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    // Bisection on the sign change (z0 and z1 differ in sign): 50 halvings reach rounding.
+    for _ in 0..50 {
+        let mid = 0.5 * (lo + hi);
+        if p(mid).signum() == z0.signum() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    active_share(0.5 * (lo + hi), active)
+}
+
+/// (W, V) of a state [W] or [W, V].
+fn split(
+    s: &[f64],
+    m: usize,
+    d: usize,
+    second: bool,
+) -> (DMatrixView<'_, f64>, Option<DMatrixView<'_, f64>>) {
+    (
+        DMatrixView::from_slice(&s[..m * d], m, d),
+        second.then(|| DMatrixView::from_slice(&s[m * d..], m, d)),
+    )
+}
+
+fn dot_row(w: &DMatrixView<f64>, x: &DMatrix<f64>, r: usize, i: usize) -> f64 {
+    w.row(r).dot(&x.row(i))
+}
+
+/// The stage evaluator: the held pattern with its output-space quantities, the stages of the
+/// step being tried, and the scratch of its weight-space products.
+struct OutputSpace<'a> {
+    model: &'a Model,
+    damping: Damping,
+    corrected: bool,
+    second: bool,
+    held: Held,
+    buf: Buffers,
+    /// Stage quantities: Delta_l, J V_l (GF: H Delta_l), beta_l, delta_l (n each), alpha_l,
+    /// gamma_l.
+    dl: Vec<DVector<f64>>,
+    jvl: Vec<DVector<f64>>,
+    bl: Vec<DVector<f64>>,
+    del: Vec<DVector<f64>>,
+    al: [f64; 7],
+    gl: [f64; 7],
+    hv: DVector<f64>,
+    combo: DVector<f64>,
+    /// J^T products: the new position and velocity.
+    pw: Vec<f64>,
+    pv: Vec<f64>,
+    /// J^T beta of an error whose parts cancel (see `quad`).
+    scratch: Vec<f64>,
+    /// H, J W - y and J V before a retake's blend.
+    backup: Option<(DMatrix<f64>, DVector<f64>, DVector<f64>)>,
+    fixes: Vec<Fix>,
+    evaluations: u64,
+}
+
+impl<'a> OutputSpace<'a> {
+    fn new(
+        model: &'a Model,
+        damping: Damping,
+        crossings: Crossings,
+        y0: &[f64],
+    ) -> OutputSpace<'a> {
+        let (n, m, d) = (model.n(), model.m(), model.d());
+        let md = m * d;
+        let second = damping.second_order();
+        assert_eq!(
+            y0.len(),
+            if second { 2 * md } else { md },
+            "state of another size"
+        );
+        let mut buf = Buffers {
+            ws: Workspace::new(m, n, d),
+            signs: Vec::new(),
+            changed: Vec::new(),
+            row: vec![0.0; n],
+        };
+        let held = {
+            let (w, v) = split(y0, m, d, second);
+            Held::fresh(model, &w, v.as_ref(), &mut buf)
+        };
+        let zeros = || vec![DVector::<f64>::zeros(n); 7];
+        OutputSpace {
+            model,
+            damping,
+            corrected: crossings == Crossings::Corrected,
+            second,
+            held,
+            buf,
+            dl: zeros(),
+            jvl: zeros(),
+            bl: zeros(),
+            del: zeros(),
+            al: [0.0; 7],
+            gl: [0.0; 7],
+            hv: DVector::zeros(n),
+            combo: DVector::zeros(n),
+            pw: vec![0.0; md],
+            pv: vec![0.0; if second { md } else { 0 }],
+            scratch: vec![0.0; md],
+            backup: None,
+            fixes: Vec::new(),
+            evaluations: 0,
+        }
+    }
+
+    /// The seven stages of a step of size `step` from t, in output space.
+    fn stages(&mut self, t: f64, step: f64) {
+        let held = &self.held;
+        let (dl, jvl, bl, del) = (&mut self.dl, &mut self.jvl, &mut self.bl, &mut self.del);
+        let (al, gl, hv, combo) = (&mut self.al, &mut self.gl, &mut self.hv, &mut self.combo);
+        for s in 0..7 {
+            let ts = t + dp5::C[s] * step;
+            let a = &dp5::A[s];
+            match self.damping.acceleration(ts) {
+                Some(acceleration) => {
+                    al[s] = 1.0 + step * (0..s).map(|l| a[l] * gl[l]).sum::<f64>();
+                    combo.fill(0.0);
+                    for l in 0..s {
+                        combo.axpy(step * a[l], &del[l], 1.0);
+                    }
+                    bl[s].copy_from(combo);
+                    hv.gemv(1.0, &held.h, &bl[s], 0.0);
+                    jvl[s].copy_from(hv);
+                    jvl[s].axpy(al[s], &held.jv, 1.0);
+                    dl[s].copy_from(&held.delta);
+                    for l in 0..s {
+                        dl[s].axpy(step * a[l], &jvl[l], 1.0);
+                    }
+                    // A_s = gamma_s V + J^T delta_s from x'' = -c x' - grad (or the start).
+                    gl[s] = acceleration.damped(al[s]);
+                    let (d_s, b_s, delta_s) = (&dl[s], &bl[s], &mut del[s]);
+                    delta_s
+                        .iter_mut()
+                        .zip(b_s.iter().zip(d_s.iter()))
+                        .for_each(|(e, (b, g))| *e = acceleration.of(*b, *g));
+                }
+                None => {
+                    // GF: K_l = -J^T Delta_l, so Delta_s = Delta_0 - h sum_l a_sl H Delta_l.
+                    dl[s].copy_from(&held.delta);
+                    for l in 0..s {
+                        dl[s].axpy(-step * a[l], &jvl[l], 1.0);
+                    }
+                    // jvl holds H Delta_l for GF.
+                    hv.gemv(1.0, &held.h, &dl[s], 0.0);
+                    jvl[s].copy_from(hv);
+                }
+            }
+            self.evaluations += 1;
+        }
+    }
+}
+
+/// out = sum_l coef(l) v_l over the terms with coef(l) != 0.
+fn combine(coef: impl Fn(usize) -> f64, v: &[DVector<f64>], out: &mut DVector<f64>) {
+    out.fill(0.0);
+    for (l, vl) in v.iter().enumerate() {
+        let c = coef(l);
+        if c != 0.0 {
+            out.axpy(c, vl, 1.0);
+        }
+    }
+}
+
+/// J^T beta into `out` (m x d, column-major) under `pattern`.
+fn jt(model: &Model, beta: &DVector<f64>, out: &mut [f64], ws: &mut Workspace, pattern: &Pattern) {
+    let mut gv = DMatrixViewMut::from_slice(out, model.m(), model.d());
+    model.vjp_held(beta.as_slice(), &mut gv, ws, pattern);
+}
+
+/// |c V + J^T beta|^2 with |V|^2 = vv: c^2 |V|^2 + 2 c beta . (J V) + beta^T H beta, O(n^2),
+/// unless the two parts cancel (NAG's early steps, where c is large and V lies in the range
+/// of J^T) and rounding would swamp the sum; then formed in weight space (v: V, empty for GF).
+#[allow(clippy::too_many_arguments)]
+fn quad(
+    model: &Model,
+    held: &Held,
+    c: f64,
+    vv: f64,
+    beta: &DVector<f64>,
+    v: &[f64],
+    hv: &mut DVector<f64>,
+    scratch: &mut [f64],
+    ws: &mut Workspace,
+) -> f64 {
+    hv.gemv(1.0, &held.h, beta, 0.0);
+    let cross = 2.0 * c * beta.dot(&held.jv);
+    let (outer, inner) = (c * c * vv, beta.dot(hv));
+    let sum = outer + cross + inner;
+    if sum >= 1e-6 * (outer + cross.abs() + inner) {
+        return sum;
+    }
+    jt(model, beta, scratch, ws, &held.pattern);
+    // (GF has no V and never cancels, c = 0.)
+    let v = v.iter().chain(std::iter::repeat(&0.0));
+    scratch
+        .iter()
+        .zip(v)
+        .map(|(p, vj)| (c * vj + p).powi(2))
+        .sum()
+}
+
+impl HeldStages for OutputSpace<'_> {
+    fn start(&mut self, _t: f64, _y: &[f64]) {
+        // The pattern and its H, J W - y and J V were taken in `new`.
+    }
+
+    fn trial(&mut self, t: f64, step: f64, ys: &[f64], yn: &mut [f64]) -> Norms {
+        self.stages(t, step);
+        let model = self.model;
+        let (m, d) = (model.m(), model.d());
+        let md = m * d;
+        let x = &model.data().x;
+        let b6 = &dp5::A[6];
+        let bcoef = |l: usize| if l < 6 { step * b6[l] } else { 0.0 };
+        let ecoef = |l: usize| step * dp5::E[l];
+        let OutputSpace {
+            held,
+            buf,
+            dl,
+            bl,
+            del,
+            al,
+            gl,
+            hv,
+            combo,
+            pw,
+            pv,
+            scratch,
+            fixes,
+            ..
+        } = self;
+        // The error e = c V + J^T beta is formed only when needed (`quad`).
+        if self.second {
+            combine(bcoef, bl, combo);
+            fixes.iter().for_each(|f| combo[f.i] += f.beta_w);
+            jt(model, combo, pw, &mut buf.ws, &held.pattern);
+            combine(bcoef, del, combo);
+            fixes.iter().for_each(|f| combo[f.i] += f.beta_v);
+            jt(model, combo, pv, &mut buf.ws, &held.pattern);
+            let cw = (0..7).map(|l| bcoef(l) * al[l]).sum::<f64>();
+            let cv = 1.0 + (0..7).map(|l| bcoef(l) * gl[l]).sum::<f64>();
+            let vs = &ys[md..];
+            let mut sq = [0.0f64; 4];
+            for j in 0..md {
+                let (wj, vj) = (ys[j], vs[j]);
+                let wn = wj + cw * vj + pw[j];
+                let vn = cv * vj + pv[j];
+                yn[j] = wn;
+                yn[md + j] = vn;
+                sq[0] += wj * wj;
+                sq[1] += vj * vj;
+                sq[2] += wn * wn;
+                sq[3] += vn * vn;
+            }
+            for f in fixes.iter() {
+                for k in 0..d {
+                    yn[k * m + f.r] += f.row_w * x[(f.i, k)];
+                    yn[md + k * m + f.r] += f.row_v * x[(f.i, k)];
+                }
+            }
+            let ew_c = (0..7).map(|l| ecoef(l) * al[l]).sum::<f64>();
+            let ev_c = (0..7).map(|l| ecoef(l) * gl[l]).sum::<f64>();
+            combine(ecoef, bl, combo);
+            let e_w = quad(
+                model,
+                held,
+                ew_c,
+                sq[1],
+                combo,
+                vs,
+                hv,
+                scratch,
+                &mut buf.ws,
+            );
+            combine(ecoef, del, combo);
+            let e_v = quad(
+                model,
+                held,
+                ev_c,
+                sq[1],
+                combo,
+                vs,
+                hv,
+                scratch,
+                &mut buf.ws,
+            );
+            Norms {
+                len: md,
+                blocks: 2,
+                error: [e_w, e_v],
+                start: [sq[0], sq[1]],
+                end: [sq[2], sq[3]],
+            }
+        } else {
+            combine(bcoef, dl, combo);
+            *combo *= -1.0;
+            jt(model, combo, pw, &mut buf.ws, &held.pattern);
+            let (mut w2, mut wn2) = (0.0, 0.0);
+            for j in 0..md {
+                let wn = ys[j] + pw[j];
+                yn[j] = wn;
+                w2 += ys[j] * ys[j];
+                wn2 += wn * wn;
+            }
+            combine(ecoef, dl, combo);
+            let e = quad(
+                model,
+                held,
+                0.0,
+                0.0,
+                combo,
+                &ys[md..],
+                hv,
+                scratch,
+                &mut buf.ws,
+            );
+            Norms {
+                len: md,
+                blocks: 1,
+                error: [e, 0.0],
+                start: [w2, 0.0],
+                end: [wn2, 0.0],
+            }
+        }
+    }
+
+    fn blend(&mut self, t: f64, step: f64, y: &[f64], y_new: &[f64]) -> u64 {
+        let model = self.model;
+        let (m, d) = (model.m(), model.d());
+        let (second, corrected) = (self.second, self.corrected);
+        let x = &model.data().x;
+        let (held, buf) = (&mut self.held, &mut self.buf);
+        let (w1, _) = split(y_new, m, d, second);
+        held.pattern
+            .changes(model, &w1, &mut buf.signs, &mut buf.changed, &mut buf.ws);
+        if buf.changed.is_empty() {
+            return 0;
+        }
+        // Retake with each crossing weighted by its share of the step, as
+        // WeightSpace::blend_pattern does; H, J W and J V follow entry by entry.
+        self.backup = Some((held.h.clone(), held.delta.clone(), held.jv.clone()));
+        let (w0, v0) = split(y, m, d, second);
+        let (_, v1) = split(y_new, m, d, second);
+        held.set_entries(
+            model,
+            &buf.changed,
+            &w0,
+            v0.as_ref(),
+            &mut buf.row,
+            true,
+            |p, r, i, a| {
+                let b = dot_row(&w1, x, r, i);
+                match (&v0, &v1) {
+                    (Some(v0), Some(v1)) if corrected => hermite_share(
+                        [a, step * dot_row(v0, x, r, i)],
+                        [b, step * dot_row(v1, x, r, i)],
+                        p.active(r, i),
+                    ),
+                    _ => crossing_share(a, b, p.active(r, i)),
+                }
+            },
+        );
+        if let (Some(c), Some(v0), true) = (self.damping.friction(t), &v0, corrected) {
+            let held = &*held;
+            self.fixes.extend(
+                held.pattern
+                    .blend_entries()
+                    .iter()
+                    .map(|&(r, i, share)| Fix::new(model, held, (r, i, share), step, c, &w0, v0)),
+            );
+        }
+        buf.changed.len() as u64
+    }
+
+    fn accept(&mut self, _t: f64, y: &[f64], retaken: bool) {
+        let model = self.model;
+        let (n, m, d) = (model.n(), model.m(), model.d());
+        let (held, buf) = (&mut self.held, &mut self.buf);
+        held.delta.copy_from(&self.dl[6]);
+        if self.second {
+            held.jv.copy_from(&self.jvl[6]);
+        }
+        if retaken {
+            self.backup = None;
+            for f in self.fixes.drain(..) {
+                f.follow(model, held, &mut buf.row);
+            }
+            // The pattern of the new state: crossings and the blended entries.
+            let (w1, v1) = split(y, m, d, self.second);
+            held.pattern
+                .changes(model, &w1, &mut buf.signs, &mut buf.changed, &mut buf.ws);
+            let entries = &mut buf.changed;
+            entries.extend(held.pattern.blend_entries().iter().map(|&(r, i, _)| (r, i)));
+            entries.sort_unstable();
+            entries.dedup();
+            let signs = &buf.signs;
+            held.set_entries(
+                model,
+                entries,
+                &w1,
+                v1.as_ref(),
+                &mut buf.row,
+                false,
+                |_, r, i, _| f64::from(signs[r * n + i]),
+            );
+            held.pattern.adopt(&mut buf.signs);
+        }
+    }
+
+    fn reject(&mut self, _t: f64, _y: &[f64], retaken: bool) {
+        if retaken {
+            self.fixes.clear();
+            let (hh, dd, jj) = self.backup.take().expect("a retake keeps its backup");
+            self.held.h = hh;
+            self.held.delta = dd;
+            self.held.jv = jj;
+            self.held.pattern.clear_blend();
+        }
+    }
+
+    fn resume(&mut self, _t: f64, y: &[f64]) {
+        let (m, d) = (self.model.m(), self.model.d());
+        let (w, v) = split(y, m, d, self.second);
+        self.held.refresh(self.model, &w, v.as_ref(), &mut self.buf);
+    }
+
+    fn evaluations(&self) -> u64 {
+        self.evaluations
+    }
+}
+
+/// Integrate weight space (state `[W]` for GF, `[W, V]` for the momentum flows, W column-major)
+/// through `times` with held-pattern Dormand-Prince steps taken in output space, driven by
+/// [`crate::integrate::drive`]; outputs go to `observe` as in
+/// [`crate::integrate::integrate_held`], which this matches step for step in exact arithmetic
+/// with [`Crossings::Blend`]. Each of the seven stages of a trial counts as one evaluation
+/// (O(n^2) each here).
+pub fn integrate_output_space(
+    model: &Model,
+    damping: Damping,
+    y0: DVector<f64>,
+    times: &[f64],
+    settings: &SolverSettings,
+    crossings: Crossings,
+    observe: impl FnMut(f64, &DVector<f64>) -> bool,
+) -> (Stats, Stop) {
+    let mut stages = OutputSpace::new(model, damping, crossings, y0.as_slice());
+    drive(&mut stages, y0, times, settings, observe)
+}

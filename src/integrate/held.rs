@@ -1,0 +1,181 @@
+//! The held-step driver: Dormand-Prince 5(4) with the switches of the right-hand side held
+//! fixed within each step, for any stage evaluator.
+//!
+//! Why hold: with the plain right-hand side every switch inside a step is a jump of the
+//! derivative; an adaptive solver then shrinks its step until h * jump < atol, and on a
+//! sliding surface (a switching surface attracting from both sides, Filippov sliding) it does
+//! so at every step, which is how a scipy RK45 run of the network's gradient flow takes
+//! 740,000 evaluations. Holding the switches turns a crossing into a switch at the next step
+//! boundary (a lag of at most one step) and sliding into chattering of amplitude O(h * jump)
+//! around the surface, whose average is the Filippov velocity; `max_step` bounds both. A step
+//! that passes step control but ends with changed switches is retaken once with each of them
+//! blended (weighted by the share of the step it was on): second-order accurate through
+//! transversal crossings, and Filippov's convex combination on a sliding surface.
+
+use nalgebra::DVector;
+
+use super::control::{blockwise_error, grown, next_step, shrunk, too_many_steps, underflow};
+use super::{SolverSettings, Stats, StepFailure, Stop};
+
+/// The squared norms of a trial step, per block of the state (one block, or two: position
+/// and velocity), from which the driver measures its error (control.rs's norm-wise rule).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Norms {
+    /// Entries per block.
+    pub len: usize,
+    /// Number of blocks, 1 or 2.
+    pub blocks: usize,
+    /// |e_B|^2 of the embedded error estimate e = h sum_l E_l k_l.
+    pub error: [f64; 2],
+    /// |y_B|^2 at the step's start.
+    pub start: [f64; 2],
+    /// |y_new_B|^2 at its end.
+    pub end: [f64; 2],
+}
+
+/// A stage evaluator: computes the Dormand-Prince 5(4) stages of one system with its
+/// switches held, however it represents them; the driver ([`drive`]) does everything else.
+/// The driver calls, for each trial step: `trial`, then (if it passed step control and was
+/// not a retake) `blend`; a nonzero return makes it retake the step; then `accept` or
+/// `reject`.
+pub trait HeldStages {
+    /// Take hold of the switches at the initial state y at time t.
+    fn start(&mut self, t: f64, y: &[f64]);
+    /// A trial step of size h from (t, y) under the held (or blended) switches: the
+    /// fifth-order solution into `y_new`, and the norms of its error estimate.
+    fn trial(&mut self, t: f64, h: f64, y: &[f64], y_new: &mut [f64]) -> Norms;
+    /// After a trial that passed step control and was not a retake: blend each switch that
+    /// differs between y and y_new by the share of the step it was on, ready for the retake;
+    /// returns how many (0: y_new keeps the held switches, no retake).
+    fn blend(&mut self, t: f64, h: f64, y: &[f64], y_new: &[f64]) -> u64;
+    /// The trial was accepted: y is the new state at t (the trial's y_new); `retaken` says
+    /// whether the step was a retake with blended switches, whose end needs a fresh hold.
+    fn accept(&mut self, t: f64, y: &[f64], retaken: bool);
+    /// The trial was rejected (a finite error above tolerance): the state stays (t, y); a
+    /// rejected retake goes back to the switches of y.
+    fn reject(&mut self, t: f64, y: &[f64], retaken: bool);
+    /// The observer has seen the state y at the output time t, and more steps follow.
+    fn resume(&mut self, _t: f64, _y: &[f64]) {}
+    /// The run ended, however.
+    fn finish(&mut self) {}
+    /// Stage derivatives computed so far (the unit of [`Stats::evaluations`]).
+    fn evaluations(&self) -> u64;
+}
+
+/// Integrate from state `y0` at `times[0]` through `times` with held Dormand-Prince 5(4) steps
+/// whose stages `stages` computes, calling `observe(t, y)` at every output time (`times[0]`
+/// included); `observe` returns false to stop.
+///
+/// The first step is min(1e-3 (T - t_0), max_step); after an accepted step it grows by
+/// 0.9 err^(-1/5) within x0.2 .. x5 (not when the step was shortened to land on an output time), after a
+/// rejection it shrinks by 0.9 err^(-1/5), at least x0.2; no step exceeds `max_step`. A run ends with
+/// [`StepFailure::TooManySteps`] beyond `max_steps` steps in one output interval and
+/// [`StepFailure::StepSizeTooSmall`] when a rejected step shrinks to rounding. A non-finite
+/// error estimate ends the run: the trial's state goes to the observer at the output time
+/// being aimed at (Stop::Observer if it stops there, else [`StepFailure::NonFinite`]).
+pub fn drive<E: HeldStages + ?Sized>(
+    stages: &mut E,
+    y0: DVector<f64>,
+    times: &[f64],
+    settings: &SolverSettings,
+    mut observe: impl FnMut(f64, &DVector<f64>) -> bool,
+) -> (Stats, Stop) {
+    let mut stats = Stats::default();
+    let mut y = y0;
+    let mut t = times[0];
+    if !observe(t, &y) {
+        return (stats, Stop::Observer { t });
+    }
+    stages.start(t, y.as_slice());
+    let stop = run(
+        &mut *stages,
+        &mut y,
+        &mut t,
+        times,
+        settings,
+        &mut stats,
+        observe,
+    );
+    stages.finish();
+    stats.evaluations = stages.evaluations();
+    (stats, stop)
+}
+
+/// The driver's loop from the observed initial state; returns why it ended.
+fn run<E: HeldStages + ?Sized>(
+    stages: &mut E,
+    y: &mut DVector<f64>,
+    t: &mut f64,
+    times: &[f64],
+    settings: &SolverSettings,
+    stats: &mut Stats,
+    mut observe: impl FnMut(f64, &DVector<f64>) -> bool,
+) -> Stop {
+    let t_last = times[times.len() - 1];
+    let mut y_new = DVector::zeros(y.len());
+    let mut h = (1e-3 * (t_last - times[0])).min(settings.max_step);
+    let mut steps_in_interval = 0u32;
+    // The step being retaken with blended switches, if any.
+    let mut retake: Option<f64> = None;
+    for &target in &times[1..] {
+        while *t < target {
+            if let Some(failure) = too_many_steps(steps_in_interval, *t, settings) {
+                return Stop::Failed(failure);
+            }
+            let (step, last) = next_step(retake, h, *t, target, settings);
+            let norms = stages.trial(*t, step, y.as_slice(), y_new.as_mut_slice());
+            let b = norms.blocks;
+            let err = blockwise_error(
+                settings,
+                norms.len,
+                &norms.error[..b],
+                &norms.start[..b],
+                &norms.end[..b],
+            );
+            if err <= 1.0 && retake.is_none() {
+                let switched = stages.blend(*t, step, y.as_slice(), y_new.as_slice());
+                if switched > 0 {
+                    stats.switches += switched;
+                    retake = Some(step);
+                    continue;
+                }
+            }
+            let retaken = retake.take().is_some();
+            if err <= 1.0 {
+                *t = if last { target } else { *t + step };
+                std::mem::swap(y, &mut y_new);
+                stats.accepted_steps += 1;
+                steps_in_interval += 1;
+                stages.accept(*t, y.as_slice(), retaken);
+                if !last || step >= h {
+                    h = grown(step, err);
+                }
+            } else if err.is_finite() {
+                stats.rejected_steps += 1;
+                stages.reject(*t, y.as_slice(), retaken);
+                h = shrunk(step, err);
+                if let Some(failure) = underflow(h, *t) {
+                    return Stop::Failed(failure);
+                }
+            } else {
+                // A non-finite step: the observer sees it, and the run ends here whatever it
+                // says (the switches of a non-finite state mean nothing).
+                *t = target;
+                std::mem::swap(y, &mut y_new);
+                return if observe(*t, y) {
+                    Stop::Failed(StepFailure::NonFinite { t: *t })
+                } else {
+                    Stop::Observer { t: *t }
+                };
+            }
+        }
+        steps_in_interval = 0;
+        if !observe(*t, y) {
+            return Stop::Observer { t: *t };
+        }
+        if *t < t_last {
+            stages.resume(*t, y.as_slice());
+        }
+    }
+    Stop::Completed
+}
