@@ -38,7 +38,7 @@ pub enum Optimizer {
 }
 
 impl Optimizer {
-    /// The three, in table order (which is also their `Ord`).
+    /// Every optimizer, in table order (which is also their `Ord`).
     pub const ALL: [Optimizer; 3] = [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag];
 
     /// Everything that sets this optimizer apart, from its own file.
@@ -74,7 +74,7 @@ impl std::fmt::Display for Optimizer {
 
 /// A name that is no optimizer's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not an optimizer (gf, hbf, nag)")]
+#[error("'{0}' is not an optimizer ({names})", names = Optimizer::ALL.map(|o| o.name()).join(", "))]
 pub struct UnknownOptimizer(pub String);
 
 impl std::str::FromStr for Optimizer {
@@ -154,7 +154,15 @@ mod tests {
             assert_eq!(o.name().parse::<Optimizer>(), Ok(o));
             assert_eq!(o.to_string(), o.name());
         }
-        assert!("sgd".parse::<Optimizer>().is_err());
+        let err = "sgd".parse::<Optimizer>().unwrap_err().to_string();
+        assert!(
+            err.starts_with("'sgd' is not an optimizer (gf, hbf"),
+            "{err}"
+        );
+        assert!(
+            Optimizer::ALL.iter().all(|o| err.contains(o.name())),
+            "{err}"
+        );
     }
 
     #[test]

@@ -159,7 +159,7 @@ impl Summary {
     pub fn of(report: &Report) -> Summary {
         let cfg = &report.config;
         let s = &report.setup;
-        let checks = report.checks();
+        let checks = report.checks.clone();
         let method = cfg.optimizer.method();
         Summary {
             ntkdyn_version: env!("CARGO_PKG_VERSION").into(),

@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+use crate::dynamics::Damping;
 use crate::integrate::{Solver, SolverSettings};
-use crate::optimizer::Optimizer;
+use crate::optimizer::{Optimizer, ScheduleParams};
 
 /// Which spaces are integrated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +150,15 @@ impl RunConfig {
     /// The output directory of a command when --out is not given: `output/<command>`.
     pub fn default_out(command: &str) -> PathBuf {
         PathBuf::from("output").join(command)
+    }
+
+    /// The damping schedule of the optimizer, given lambda0.
+    pub fn damping(&self, lambda0: f64) -> Damping {
+        self.optimizer.method().damping(&ScheduleParams {
+            friction: self.friction,
+            gamma: self.gamma,
+            lambda0,
+        })
     }
 
     pub(crate) fn solver_settings(&self) -> SolverSettings {

@@ -17,23 +17,12 @@ use crate::observe::lyapunov::LyapunovProbe;
 use crate::observe::pl::PlProbe;
 use crate::observe::test_gap::TestGap;
 use crate::observe::{Findings, Probe, Progress, Recorder, Sample, Silent};
-use crate::optimizer::{twin, Optimizer, ScheduleParams};
+use crate::optimizer::{twin, Optimizer};
 use crate::study::config::{KernelChoice, RunConfig, SpaceChoice};
-use crate::study::report::{Report, SpaceRun};
+use crate::study::report::{Checks, Report, SpaceRun};
 use crate::study::setup::{setup, Setup};
 use crate::theory::diagnostics::{cross_kernel_h0, cross_kernel_hinf, PlBall};
 use crate::theory::lyapunov::{monotonicity, Lyapunov};
-
-impl RunConfig {
-    /// The damping schedule of the optimizer, given lambda0.
-    pub fn damping(&self, lambda0: f64) -> Damping {
-        self.optimizer.method().damping(&ScheduleParams {
-            friction: self.friction,
-            gamma: self.gamma,
-            lambda0,
-        })
-    }
-}
 
 /// A space's table, findings and solver record as a [`SpaceRun`], with the monotonicity of
 /// its Lyapunov column.
@@ -246,7 +235,7 @@ fn run_on_this_thread(cfg: &RunConfig, progress: &dyn Progress) -> Result<Report
             ));
         }
     }
-    Ok(Report {
+    let mut report = Report {
         config: cfg.clone(),
         setup,
         damping,
@@ -254,7 +243,13 @@ fn run_on_this_thread(cfg: &RunConfig, progress: &dyn Progress) -> Result<Report
         error,
         discrete,
         discrete_wall_seconds: started.elapsed().as_secs_f64(),
-    })
+        checks: Checks {
+            damping_regimes: None,
+            pl_prediction: None,
+        },
+    };
+    report.checks = report.check();
+    Ok(report)
 }
 
 /// `ntkdyn compare`: gf, hbf and nag on the same data and initialization, each with its twin,

@@ -81,6 +81,8 @@ pub struct Report {
     pub error: Option<SpaceRun>,
     pub discrete: Option<DiscreteRun>,
     pub discrete_wall_seconds: f64,
+    /// The theorems' conditions checked on this run ([`Report::check`]).
+    pub checks: Checks,
 }
 
 /// The theorems' conditions checked on a run (summary.json's `damping_regimes` and
@@ -119,8 +121,8 @@ impl Report {
         pl_rate(self.setup.eta, self.setup.h0_extremes.0)
     }
 
-    /// Check the theorems' conditions on this run.
-    pub fn checks(&self) -> Checks {
+    /// Check the theorems' conditions on this run (the study does, once, into `checks`).
+    pub fn check(&self) -> Checks {
         let s = &self.setup;
         let (_, (error_h_min, _)) = s.error_kernel(self.config.kernel);
         let damping_regimes = match self.damping {
