@@ -116,6 +116,27 @@ pub struct SolverSettings {
     pub max_step: f64,
 }
 
+impl SolverSettings {
+    /// Whether Rk4 can take every output interval of `times` within `max_steps` steps of
+    /// `step` ([`fixed_steps`]); the failure a run would stop with otherwise. Other solvers
+    /// pass. For a validator, before a run.
+    pub fn check_fixed_steps(&self, times: &[f64]) -> Result<(), StepFailure> {
+        if self.solver != Solver::Rk4 {
+            return Ok(());
+        }
+        match times
+            .windows(2)
+            .find(|w| fixed_steps(w[1] - w[0], self.step, self.max_steps).is_none())
+        {
+            Some(w) => Err(StepFailure::TooManySteps {
+                t: w[0],
+                steps: self.max_steps,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Work done by an integrator.
 ///
 /// The unit of `evaluations` is one stage derivative k_s = f(t + c_s h, Y_s) computed, on

@@ -266,6 +266,22 @@ fn rk4_refuses_a_step_too_small_for_max_steps_without_panicking() {
         assert_eq!((seen, stats.evaluations), (1, 0));
     }
     assert_eq!(fixed_steps(0.1, 1e-8, 1_000_000), None);
+    let tiny = settings(Solver::Rk4, 1.0, 1e-300);
+    assert_eq!(
+        tiny.check_fixed_steps(&times),
+        Err(StepFailure::TooManySteps {
+            t: 0.0,
+            steps: 1_000_000
+        })
+    );
+    assert_eq!(
+        settings(Solver::Rk4, 1.0, 0.01).check_fixed_steps(&times),
+        Ok(())
+    );
+    assert_eq!(
+        settings(Solver::Dopri5, 1.0, 1e-300).check_fixed_steps(&times),
+        Ok(())
+    );
     assert_eq!(fixed_steps(0.1, 0.03, 10), Some((4, 0.025)));
 }
 
