@@ -237,6 +237,10 @@ impl Aligned {
         // SAFETY: Line is 8 f64 with no padding (repr(C), size 64).
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), 8 * self.0.len()) }
     }
+    /// The first double, for the kernels' pointer walks (within `as_slice().len()`).
+    fn as_ptr(&self) -> *const f64 {
+        self.0.as_ptr().cast()
+    }
     fn as_mut_slice(&mut self) -> &mut [f64] {
         // SAFETY: as above, borrowed mutably.
         unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), 8 * self.0.len()) }
