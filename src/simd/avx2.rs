@@ -269,7 +269,8 @@ unsafe fn tile<const R: usize, const NV: usize, const MODE: u8>(
     let (n, np) = (x.n, x.np);
     let zero = _mm256_setzero_pd();
     let mut acc = [[zero; NV]; R];
-    let xc = x.cols.as_slice()[i0..].as_ptr();
+    // In bounds: i0 < np (caller).
+    let xc = x.cols.as_ptr().wrapping_add(i0);
     // SAFETY: neuron r0 < len of W (caller).
     let wr = unsafe { w.0.offset(r0 as isize * w.1) };
     for k in 0..x.d {
@@ -452,7 +453,8 @@ unsafe fn columns<const R: usize, const KV: usize>(
     let (np, dp) = (x.np, x.dp);
     let zero = _mm256_setzero_pd();
     let mut acc = [[zero; KV]; R];
-    let xr = x.rows.as_slice()[4 * c..].as_ptr();
+    // In bounds: 4 c < dp (caller).
+    let xr = x.rows.as_ptr().wrapping_add(4 * c);
     for i in 0..x.n {
         // SAFETY: packed row i < n of X holds dp values and 4 (c + KV) <= dp (caller); p holds
         // R rows of np values (caller), i < n <= np.

@@ -237,6 +237,10 @@ impl Aligned {
         // SAFETY: Line is 8 f64 with no padding (repr(C), size 64).
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), 8 * self.0.len()) }
     }
+    /// The first double, for the kernels' pointer walks (within `as_slice().len()`).
+    fn as_ptr(&self) -> *const f64 {
+        self.0.as_ptr().cast()
+    }
     fn as_mut_slice(&mut self) -> &mut [f64] {
         // SAFETY: as above, borrowed mutably.
         unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), 8 * self.0.len()) }
@@ -307,4 +311,51 @@ pub(crate) enum Signs<'a> {
     /// [`Forward::Relu`] writes, a quarter of the bytes for the plain gradient's round trip
     /// through memory.
     Nibbles(&'a [u8]),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::DMatrix;
+
+    #[test]
+    fn row_views_address_the_rows_of_a_strided_view() {
+        let big = DMatrix::from_fn(9, 5, |r, k| (10 * r + k) as f64);
+        // Rows 2 .. 8, columns 1 .. 4 of `big`: a view with the parent's column stride.
+        let view = big.view((2, 1), (6, 3));
+        let rows = Rows::of(&view, 3, 2);
+        assert_eq!((rows.len(), rows.cols()), (2, 3));
+        for r in 0..2 {
+            for k in 0..3 {
+                assert_eq!(rows.get(r, k), big[(2 + 3 + r, 1 + k)]);
+            }
+        }
+        let mut g = DMatrix::zeros(4, 3);
+        let mut gv = g.as_view_mut();
+        let shared = SharedRows::new(&mut gv);
+        // SAFETY: the only view of rows 1 .. 3 while it lives.
+        let mut two = unsafe { shared.rows_mut(1, 2) };
+        two.add_scaled(1, 2.0, |k| k as f64 + 1.0);
+        assert_eq!(
+            g.row(2).iter().copied().collect::<Vec<_>>(),
+            vec![2.0, 4.0, 6.0]
+        );
+        assert_eq!(g.sum(), 12.0);
+    }
+
+    #[test]
+    fn packed_dot_is_the_fma_sum_over_k_in_order() {
+        let x = DMatrix::from_fn(7, 5, |i, k| ((3 * i + 2 * k) % 7) as f64 / 7.0 - 0.3);
+        let w = DMatrix::from_fn(4, 5, |r, k| ((5 * r + k) % 11) as f64 / 11.0 - 0.5);
+        let packed = PackedX::new(&x);
+        assert_eq!(packed.shape(), (7, 5));
+        let view = w.as_view();
+        let rows = Rows::of(&view, 0, 4);
+        for r in 0..4 {
+            for i in 0..7 {
+                let expect = (0..5).fold(0.0f64, |z, k| w[(r, k)].mul_add(x[(i, k)], z));
+                assert_eq!(packed.dot(&rows, r, i).to_bits(), expect.to_bits());
+            }
+        }
+    }
 }

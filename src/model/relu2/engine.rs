@@ -485,7 +485,7 @@ fn sum_blocks(partial: &[f64], np: usize, out: &mut [f64]) {
     }
 }
 
-/// `visit(k)` for every k with a[k] != b[k], in increasing k. Few signs change in a step, so
+/// `visit(k)` for every k with `a[k] != b[k]`, in increasing k. Few signs change in a step, so
 /// the bytes are compared eight at a time: a byte-wise loop cost as much as the product that
 /// made the signs.
 fn differences(a: &[u8], b: &[u8], mut visit: impl FnMut(usize)) {
