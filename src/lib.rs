@@ -25,6 +25,7 @@ pub mod kernel;
 pub mod linear;
 pub mod lyapunov;
 pub mod model;
+pub mod outdir;
 pub mod plot;
 pub mod run;
 pub mod sweep;
