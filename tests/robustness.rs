@@ -189,3 +189,194 @@ fn nag_with_gamma_one_half_runs_with_its_exact_solution() {
     // Every mode of x'' + (gamma/t) x' + lambda x = 0 with lambda > 0 decays for gamma > 0.
     assert!(loss[20] < loss[0], "{loss:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Figures of extreme values (item 11): drawn with safe axis ranges, or refused; never a hang.
+
+use ntkdyn::plot::{self, Dash, Figure, PlotError, Series};
+
+fn figure(points: Vec<(f64, f64)>, log_y: bool) -> Figure {
+    let mut fig = Figure::new("extreme", "t", "y");
+    fig.log_y = log_y;
+    fig.series.push(Series {
+        label: "data".into(),
+        points,
+        color: plot::GF_COLOR,
+        dash: Dash::Solid,
+        band: Vec::new(),
+    });
+    fig
+}
+
+fn constant(v: f64) -> Vec<(f64, f64)> {
+    (0..50).map(|k| (k as f64 * 0.1, v)).collect()
+}
+
+#[test]
+fn figures_of_extreme_values_are_drawn_with_finite_axes() {
+    let cases: Vec<(&str, Vec<(f64, f64)>)> = vec![
+        ("1e100", constant(1e100)),
+        ("1e-100", constant(1e-100)),
+        ("1e200", constant(1e200)),
+        ("1e-200", constant(1e-200)),
+        ("1e300", constant(1e300)),
+        ("zero", constant(0.0)),
+        ("all equal", constant(0.37)),
+        (
+            "1e100 within rounding",
+            (0..50)
+                .map(|k| (k as f64, 1e100 * (1.0 + k as f64 * f64::EPSILON)))
+                .collect(),
+        ),
+        (
+            "NaN and inf mixed in",
+            (0..50)
+                .map(|k| {
+                    let y = match k % 5 {
+                        0 => f64::NAN,
+                        1 => f64::INFINITY,
+                        2 => f64::NEG_INFINITY,
+                        _ => 1.0 / (k as f64 + 1.0),
+                    };
+                    (k as f64, y)
+                })
+                .collect(),
+        ),
+        (
+            "nothing finite",
+            vec![(f64::NAN, f64::NAN), (1.0, f64::INFINITY)],
+        ),
+        ("1e-300 to 1e300", vec![(0.0, 1e-300), (1.0, 1e300)]),
+        ("denormal", constant(1e-310)),
+        (
+            "t near 1e100",
+            (0..50).map(|k| (1e100 + k as f64 * 1e85, 1.0)).collect(),
+        ),
+    ];
+    for (name, points) in cases {
+        for log_y in [false, true] {
+            let svg = plot::try_render_grid(&[figure(points.clone(), log_y)], 1)
+                .unwrap_or_else(|e| panic!("{name} (log y {log_y}): {e}"));
+            assert!(svg.trim_end().ends_with("</svg>"), "{name}");
+            // Bounded output: a handful of ticks and the 50 points, not an endless tick list.
+            assert!(svg.len() < 200_000, "{name}: {} bytes", svg.len());
+        }
+    }
+}
+
+#[test]
+fn a_time_axis_wider_than_an_f64_is_refused_not_drawn() {
+    let points = vec![(-1e308, 1.0), (0.0, 0.5), (1e308, 0.25)];
+    for log_y in [false, true] {
+        let err = plot::try_render_grid(&[figure(points.clone(), log_y)], 1)
+            .expect_err("the span -1e308..1e308 overflows");
+        assert!(
+            matches!(err, PlotError::Axis { axis: "x", .. }),
+            "{err:?} (log y {log_y})"
+        );
+    }
+    // The same on the y axis.
+    let err = plot::try_render_grid(&[figure(vec![(0.0, -1e308), (1.0, 1e308)], false)], 1)
+        .expect_err("y span overflows");
+    assert!(matches!(err, PlotError::Axis { axis: "y", .. }), "{err:?}");
+}
+
+#[test]
+fn panel_sizes_outside_their_bounds_are_refused_with_the_option_named() {
+    for (w, h) in [
+        (0, 440),
+        (640, 0),
+        (u32::MAX, 440),
+        (640, u32::MAX),
+        (159, 440),
+    ] {
+        let mut fig = figure(constant(1.0), false);
+        fig.width = w;
+        fig.height = h;
+        let err = plot::try_render_grid(&[fig], 1).expect_err("size");
+        assert!(matches!(err, PlotError::Size { .. }), "{w}x{h}: {err:?}");
+    }
+    let mut small = figure(constant(1.0), true);
+    small.width = plot::MIN_PIXELS;
+    small.height = plot::MIN_PIXELS;
+    assert!(plot::try_render_grid(&[small], 1).is_ok());
+    assert_eq!(
+        plot::check_size(Some(0), None).unwrap_err().to_string(),
+        "--width-px: a width of 0 pixels is outside 160..=16384"
+    );
+    assert_eq!(
+        plot::check_size(None, Some(4294967295))
+            .unwrap_err()
+            .to_string(),
+        "--height-px: a height of 4294967295 pixels is outside 160..=16384"
+    );
+    assert!(plot::check_size(Some(640), Some(440)).is_ok());
+}
+
+/// A run directory by hand: summary.json and weight.csv with the given loss column.
+fn hand_run(dir: &std::path::Path, t: &[f64], loss: &[f64]) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("summary.json"),
+        r#"{"command": "gf", "n": 3, "d": 2, "m": 10}"#,
+    )
+    .unwrap();
+    let mut csv = String::from("t,loss,pseudo_loss,lyapunov,loss_bound,lambda_min,kernel_drift,max_weight_drift,pattern_change_frac\n");
+    for (t, l) in t.iter().zip(loss) {
+        csv += &format!("{t:e},{l:e},{l:e},{l:e},inf,0,0,0,0\n");
+    }
+    std::fs::write(dir.join("weight.csv"), csv).unwrap();
+}
+
+#[test]
+fn plot_of_a_constant_loss_of_1e200_or_1e_minus_200_finishes() {
+    let tmp = TempDir::new("plot-extreme");
+    for (k, v) in [1e200, 1e-200, 1e100, 1e-100].into_iter().enumerate() {
+        let dir = tmp.join(&format!("run{k}"));
+        hand_run(&dir, &[0.0, 1.0, 2.0], &[v, v, v]);
+        let out = Command::new(BIN).arg("plot").arg(&dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{v:e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let svg = std::fs::read_to_string(dir.join("loss.svg")).unwrap();
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
+}
+
+#[test]
+fn plot_with_a_time_axis_beyond_an_f64_fails_cleanly_and_keeps_the_data() {
+    let tmp = TempDir::new("plot-wide");
+    let dir = tmp.join("run");
+    hand_run(&dir, &[-1e308, 0.0, 1e308], &[1.0, 0.5, 0.25]);
+    let before = std::fs::read(dir.join("weight.csv")).unwrap();
+    let out = Command::new(BIN).arg("plot").arg(&dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "a panic: {stderr}");
+    assert!(stderr.contains("x axis"), "{stderr}");
+    assert_eq!(std::fs::read(dir.join("weight.csv")).unwrap(), before);
+}
+
+#[test]
+fn plot_with_a_width_of_zero_pixels_is_refused_without_a_broken_svg() {
+    let tmp = TempDir::new("plot-width");
+    let dir = tmp.join("run");
+    hand_run(&dir, &[0.0, 1.0, 2.0], &[1.0, 0.5, 0.25]);
+    for width in ["0", "4294967295"] {
+        let out = Command::new(BIN)
+            .arg("plot")
+            .arg(&dir)
+            .args(["--width-px", width])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "width {width} accepted");
+        assert_ne!(out.status.code(), Some(101), "a panic: {stderr}");
+        assert!(stderr.contains("160..=16384"), "{stderr}");
+        assert!(
+            !dir.join("loss.svg").exists(),
+            "width {width}: an SVG was written"
+        );
+    }
+}
