@@ -2,6 +2,7 @@
 //! summary.json of a run, all written whole or not at all (write a temporary file, then rename).
 
 use nalgebra::{DMatrix, DVector};
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -222,9 +223,14 @@ impl Table {
     /// nothing at t = 0, are kept).
     pub fn read(path: &Path) -> Result<Table, InputError> {
         let text = read_text(path)?;
+        // The header is the first line the parser does not skip (blank lines and '#' comments
+        // come before it in hand-edited files), so that it names the columns of the rows.
         let header: Vec<String> = text
+            .strip_prefix('\u{feff}')
+            .unwrap_or(&text)
             .lines()
-            .next()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
             .unwrap_or("")
             .split(',')
             .map(|s| s.trim().to_string())
@@ -236,10 +242,15 @@ impl Table {
         })
     }
 
-    /// The column named `name`.
+    /// The column named `name` (NaN in a row too short to have it: a table built by hand).
     pub fn column(&self, name: &str) -> Option<Vec<f64>> {
         let j = self.header.iter().position(|h| h == name)?;
-        Some(self.rows.iter().map(|r| r[j]).collect())
+        Some(
+            self.rows
+                .iter()
+                .map(|r| r.get(j).copied().unwrap_or(f64::NAN))
+                .collect(),
+        )
     }
 }
 
@@ -257,13 +268,14 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), OutputError> {
     })
 }
 
-/// The hidden temporary name used while `path` is written.
+/// The hidden temporary name used while `path` is written: `.NAME.tmpPID` beside it. The name
+/// is joined as an OsString, byte for byte, so that a path that is not UTF-8 names the same
+/// directory (a lossy conversion would write into another one).
 pub fn temporary_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
+    let mut name = OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".tmp{}", std::process::id()));
+    path.with_file_name(name)
 }
 
 /// Create the output directory (and parents); refuse a path that is a file.

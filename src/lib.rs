@@ -26,6 +26,7 @@ pub mod linear;
 pub mod model;
 pub mod observe;
 pub mod optimizer;
+pub mod outdir;
 pub mod output;
 pub mod plot;
 mod simd;

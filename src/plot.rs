@@ -2,6 +2,15 @@
 //!
 //! Conventions kept across every figure: one color per optimizer, one line style per space
 //! (weight space solid, error space dashed, discrete twin dotted), theorem bounds in gray.
+//!
+//! Axis ranges are computed so that plotters' tick search always ends: its linear search
+//! divides the step by 10 until enough ticks fit, which never happens when the range is
+//! narrower than the spacing of f64s at its magnitude (1e100 +- 1e85) or wider than an f64
+//! (-1e308..1e308, an infinite span); its logarithmic one multiplies from the lower end to the
+//! upper end, which never ends from 0 (the geometric mean of two equal losses of 1e-200,
+//! computed as sqrt(hi lo), underflows to 0) or to infinity (that of 1e200 overflows). A
+//! range too wide to draw is refused with [`PlotError::Axis`]: the caller skips that figure
+//! and keeps the data. Panel sizes are bounded ([`MIN_PIXELS`], [`MAX_PIXELS`]).
 
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
@@ -9,8 +18,45 @@ use plotters::prelude::*;
 pub use plotters::style::RGBColor;
 use std::path::Path;
 
-use crate::error::OutputError;
+use crate::error::{InputError, OutputError};
 use crate::io::write_atomic;
+
+/// The smallest panel side in pixels that leaves room for the plot inside its labels.
+pub const MIN_PIXELS: u32 = 160;
+/// The largest panel side in pixels (far beyond any screen or page; bounds the SVG's size).
+pub const MAX_PIXELS: u32 = 16_384;
+
+/// Why a figure cannot be drawn.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PlotError {
+    /// A panel side outside MIN_PIXELS..=MAX_PIXELS.
+    #[error("a {side} of {pixels} pixels is outside {MIN_PIXELS}..={MAX_PIXELS}")]
+    Size { side: &'static str, pixels: u32 },
+    /// The data span more than an axis can show.
+    #[error("{axis} axis: {why}")]
+    Axis { axis: &'static str, why: String },
+    /// plotters failed.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// Check `--width-px` and `--height-px` before anything is computed.
+pub fn check_size(width: Option<u32>, height: Option<u32>) -> Result<(), InputError> {
+    for (option, side, value) in [
+        ("width-px", "width", width),
+        ("height-px", "height", height),
+    ] {
+        if let Some(pixels) = value {
+            if !(MIN_PIXELS..=MAX_PIXELS).contains(&pixels) {
+                return Err(InputError::option(
+                    option,
+                    PlotError::Size { side, pixels }.to_string(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// How a series is stroked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,28 +137,62 @@ fn usable(fig: &Figure, (x, y): (f64, f64)) -> bool {
     x.is_finite() && y.is_finite() && (!fig.log_x || log_usable(x)) && (!fig.log_y || log_usable(y))
 }
 
-fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+/// The smallest and largest of finite values (None if there are none).
+fn extent(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in values {
+    for v in values.filter(|v| v.is_finite()) {
         lo = lo.min(v);
         hi = hi.max(v);
     }
-    if !lo.is_finite() {
-        return if log { (0.1, 10.0) } else { (0.0, 1.0) };
-    }
-    if log {
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// Whether plotters can place ticks on the linear range lo..hi: a finite span, and one wide
+/// enough against the spacing of f64s there (1e-12 relative leaves 1e3 ulps per tick).
+fn linear_drawable(lo: f64, hi: f64) -> bool {
+    let span = hi - lo;
+    span.is_finite() && span >= 1e-300 && span >= 1e-12 * lo.abs().max(hi.abs())
+}
+
+/// The axis range for values (already filtered to what the axis can show).
+fn range(
+    values: impl Iterator<Item = f64>,
+    log: bool,
+    axis: &'static str,
+) -> Result<(f64, f64), PlotError> {
+    let Some((lo, hi)) = extent(values) else {
+        return Ok(if log { (0.1, 10.0) } else { (0.0, 1.0) });
+    };
+    let range = if log {
         // At most 300 decades: beyond that the ratio of the ends overflows.
         let lo = lo.max(hi * 1e-300);
         if hi / lo < 10.0 {
-            let mid = (hi * lo).sqrt();
-            return (mid / 4.0, mid * 4.0);
+            // The geometric mean without forming hi lo (1e200 squared overflows, 1e-200
+            // squared underflows to 0).
+            let mid = hi.sqrt() * lo.sqrt();
+            (mid / 4.0, mid * 4.0)
+        } else {
+            (lo / 1.5, hi * 1.5)
         }
-        (lo / 1.5, hi * 1.5)
-    } else if hi - lo < 1e-300 {
+    } else if !linear_drawable(lo, hi) && (hi - lo).is_finite() {
+        // Equal values, or equal up to rounding: a range around them.
         (lo - 0.5 * lo.abs().max(1.0), hi + 0.5 * hi.abs().max(1.0))
     } else {
         let pad = 0.05 * (hi - lo);
         (lo - pad, hi + pad)
+    };
+    let ok = if log {
+        range.0 > 0.0 && range.1.is_finite() && range.0 < range.1
+    } else {
+        linear_drawable(range.0, range.1)
+    };
+    if ok {
+        Ok(range)
+    } else {
+        Err(PlotError::Axis {
+            axis,
+            why: format!("values from {lo:e} to {hi:e} span more than it can show"),
+        })
     }
 }
 
@@ -123,19 +203,45 @@ pub fn render_svg(panels: &[Figure]) -> Result<String, String> {
 
 /// Render panels in rows of `columns`, each panel in a cell as large as the largest panel.
 pub fn render_grid(panels: &[Figure], columns: usize) -> Result<String, String> {
-    let columns = columns.max(1);
+    try_render_grid(panels, columns).map_err(|e| e.to_string())
+}
+
+/// [`render_grid`] with a typed error: a panel size out of bounds, or data no axis can show
+/// (then the figure is skipped and the data kept; the caller says so).
+pub fn try_render_grid(panels: &[Figure], columns: usize) -> Result<String, PlotError> {
+    for fig in panels {
+        for (side, pixels) in [("width", fig.width), ("height", fig.height)] {
+            if !(MIN_PIXELS..=MAX_PIXELS).contains(&pixels) {
+                return Err(PlotError::Size { side, pixels });
+            }
+        }
+    }
+    let columns = columns.clamp(1, panels.len().max(1));
     let cell_w = panels.iter().map(|f| f.width).max().unwrap_or(0);
     let cell_h = panels.iter().map(|f| f.height).max().unwrap_or(0);
-    let rows = panels.len().div_ceil(columns) as u32;
-    let width = if panels.len() <= columns {
-        panels.iter().map(|f| f.width).sum()
-    } else {
-        cell_w * columns as u32
+    let rows = panels.len().div_ceil(columns);
+    let total = |cells: u64, side: u32, what: &'static str| -> Result<u32, PlotError> {
+        u32::try_from(cells * side as u64)
+            .ok()
+            .filter(|&p| p <= MAX_PIXELS * 16)
+            .ok_or(PlotError::Size {
+                side: what,
+                pixels: u32::MAX,
+            })
     };
+    let width = if panels.len() <= columns {
+        total(1, panels.iter().map(|f| f.width).sum(), "figure width")?
+    } else {
+        total(columns as u64, cell_w, "figure width")?
+    };
+    let height = total(rows as u64, cell_h, "figure height")?;
+    // Every axis range first: nothing is drawn for a figure that cannot be.
+    let ranges: Vec<Ranges> = panels.iter().map(ranges).collect::<Result<_, _>>()?;
+    let backend = |e: String| PlotError::Backend(e);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (width, cell_h * rows)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| backend(e.to_string()))?;
         for (k, fig) in panels.iter().enumerate() {
             let (row, col) = ((k / columns) as i32, (k % columns) as i32);
             let x0 = if panels.len() <= columns {
@@ -145,9 +251,9 @@ pub fn render_grid(panels: &[Figure], columns: usize) -> Result<String, String> 
             };
             let y0 = row * cell_h as i32;
             let area = root.clone().shrink((x0, y0), (fig.width, fig.height));
-            draw(fig, &area)?;
+            draw(fig, ranges[k], &area).map_err(backend)?;
         }
-        root.present().map_err(|e| e.to_string())?;
+        root.present().map_err(|e| backend(e.to_string()))?;
     }
     Ok(svg)
 }
@@ -158,6 +264,8 @@ pub fn save(panels: &[Figure], path: &Path) -> Result<(), OutputError> {
 }
 
 /// Render panels in rows of `columns` into `path` (written whole or not at all).
+/// A figure that cannot be drawn is an [`OutputError::Plot`]; callers that keep going
+/// without it use [`try_render_grid`].
 pub fn save_grid(panels: &[Figure], columns: usize, path: &Path) -> Result<(), OutputError> {
     let svg = render_grid(panels, columns).map_err(|msg| OutputError::Plot {
         path: path.to_path_buf(),
@@ -172,7 +280,10 @@ fn txt<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-fn draw(fig: &Figure, root: &DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult {
+/// The x and y ranges of a panel.
+type Ranges = ((f64, f64), (f64, f64));
+
+fn ranges(fig: &Figure) -> Result<Ranges, PlotError> {
     let pts = || {
         fig.series
             .iter()
@@ -185,18 +296,19 @@ fn draw(fig: &Figure, root: &DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult {
             .filter(|&p| usable(fig, p))
     };
     // Time axes end where the data end; a log x axis gets the same padding as y.
-    let (x0, x1) = if fig.log_x {
-        range(pts().map(|p| p.0), true)
-    } else {
-        let lo = pts().map(|p| p.0).fold(f64::INFINITY, f64::min);
-        let hi = pts().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
-        if lo.is_finite() && hi > lo {
-            (lo, hi)
-        } else {
-            range(pts().map(|p| p.0), false)
-        }
+    let x = match extent(pts().map(|p| p.0)) {
+        Some((lo, hi)) if !fig.log_x && linear_drawable(lo, hi) => (lo, hi),
+        _ => range(pts().map(|p| p.0), fig.log_x, "x")?,
     };
-    let (y0, y1) = range(pts().map(|p| p.1), fig.log_y);
+    let y = range(pts().map(|p| p.1), fig.log_y, "y")?;
+    Ok((x, y))
+}
+
+fn draw(
+    fig: &Figure,
+    ((x0, x1), (y0, y1)): Ranges,
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+) -> DrawResult {
     let legend = match fig.legend {
         Legend::Auto => emptiest_corner(fig, (x0, x1), (y0, y1)),
         fixed => fixed,
