@@ -432,7 +432,7 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
         progress: !args.run.quiet,
     };
     let rows = crate::sweep::run_sweep(&cfg)?;
-    let written = crate::sweep::write(&rows, &dir, &cfg.csv_name(), cfg.shard.is_none())?;
+    let written = crate::sweep::write_run(&cfg, &rows, &dir)?;
     if !args.run.quiet {
         sayln!(
             "{} runs; wrote {} in {}",
