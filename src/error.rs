@@ -28,6 +28,9 @@ pub enum InputError {
         found: usize,
         expected: usize,
     },
+    /// `sweep --merge`: the shards in a folder do not form one whole sweep.
+    #[error("sweep --merge: {0}")]
+    Shards(String),
     /// The synthetic problem would need more memory than a run may take.
     #[error("--n {n} --d {d} --m {m} needs about {:.0} GB of memory (at most {:.0} GB)", needed_bytes / 1e9, limit_bytes / 1e9)]
     Memory {

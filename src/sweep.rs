@@ -6,6 +6,12 @@
 //! Runs are independent and deterministic, so a sweep can be split into shards
 //! (`--shard I/N`, e.g. one per Slurm array task) whose CSVs `--merge` joins into the table
 //! the whole sweep writes.
+//!
+//! Each shard's CSV begins with a comment line recording its index I of N and its sweep (the
+//! run's whole configuration less what the sweep sets itself, and the size and sum of the
+//! --data/--test files rather than their paths, which differ between machines). `--merge` joins only shards that form one
+//! whole sweep: all N of one split, none twice, all of one sweep, each holding exactly its
+//! jobs; anything else is refused with the file and what differs.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -13,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, InputError, OutputError};
 use crate::io::{self, format_f64};
+use crate::outdir::Sum;
 use crate::output::style::{OptimizerColor as _, Style};
 use crate::plot::{self, Dash, Figure, Legend, Series};
 use crate::run::{self, Optimizer, RunConfig, SpaceChoice};
@@ -77,6 +84,9 @@ impl SweepRow {
     }
 }
 
+/// The most runs one sweep may hold (the job list is built before the first run).
+pub const MAX_JOBS: usize = 1_000_000;
+
 impl SweepConfig {
     pub fn validate(&self) -> Result<(), InputError> {
         self.base.validate()?;
@@ -86,8 +96,50 @@ impl SweepConfig {
                 "give a comma-separated list of widths >= 1, e.g. 100,400,1600",
             ));
         }
+        if let Some(m) = first_repeat(&self.widths) {
+            return Err(InputError::option(
+                "widths",
+                format!("{m} appears twice; give each width once"),
+            ));
+        }
+        if let Some(o) = first_repeat(&self.optimizers) {
+            return Err(InputError::option(
+                "optimizers",
+                format!("{} appears twice; give each optimizer once", o.name()),
+            ));
+        }
+        if self.optimizers.is_empty() {
+            return Err(InputError::option("optimizers", "give at least one"));
+        }
         if self.seeds == 0 {
             return Err(InputError::option("seeds", "0 must be at least 1"));
+        }
+        if self.base.seed.checked_add(self.seeds as u64 - 1).is_none() {
+            return Err(InputError::option(
+                "seeds",
+                format!(
+                    "{} seeds from --seed {} run past the largest seed {}; lower --seed",
+                    self.seeds,
+                    self.base.seed,
+                    u64::MAX
+                ),
+            ));
+        }
+        let jobs = self
+            .widths
+            .len()
+            .checked_mul(self.seeds)
+            .and_then(|k| k.checked_mul(self.optimizers.len()));
+        if jobs.is_none_or(|k| k > MAX_JOBS) {
+            return Err(InputError::option(
+                "seeds",
+                format!(
+                    "{} widths x {} seeds x {} optimizers is more than {MAX_JOBS} runs",
+                    self.widths.len(),
+                    self.seeds,
+                    self.optimizers.len()
+                ),
+            ));
         }
         if let Some((i, n)) = self.shard {
             if n == 0 || i == 0 || i > n {
@@ -106,13 +158,14 @@ impl SweepConfig {
         Ok(())
     }
 
-    /// Every (m, seed, optimizer) of the sweep, in table order, with its index.
+    /// Every (m, seed, optimizer) of the sweep, in table order, with its index (of a
+    /// validated configuration: seeds past u64::MAX are not made up by wrapping to 0).
     pub fn jobs(&self) -> Vec<(usize, usize, u64, Optimizer)> {
         let mut jobs = Vec::new();
         for &m in &self.widths {
-            for s in 0..self.seeds {
+            for seed in (0..self.seeds as u64).map_while(|s| self.base.seed.checked_add(s)) {
                 for &opt in &self.optimizers {
-                    jobs.push((jobs.len(), m, self.base.seed + s as u64, opt));
+                    jobs.push((jobs.len(), m, seed, opt));
                 }
             }
         }
@@ -125,10 +178,88 @@ impl SweepConfig {
     /// Name of the CSV this sweep (or shard) writes.
     pub fn csv_name(&self) -> String {
         match self.shard {
-            Some((i, n)) => format!("sweep-shard-{i}-of-{n}.csv"),
+            Some((i, n)) => shard_name(i, n),
             None => "sweep.csv".into(),
         }
     }
+
+    /// What makes two shards parts of one sweep: the run's configuration less what the sweep
+    /// sets itself (m, optimizer, space, twin, --out),
+    /// widths, seeds, optimizers, the version, and the --data/--test files by size and sum.
+    pub fn identity(&self) -> Result<serde_json::Value, InputError> {
+        let base = RunConfig {
+            data: None,
+            init: None,
+            test: None,
+            ..self.base.clone()
+        };
+        let mut run = match serde_json::to_value(&base) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        for key in ["out", "m", "optimizer", "space", "discrete", "progress"] {
+            run.remove(key);
+        }
+        let sum = |path: &Option<PathBuf>| -> Result<serde_json::Value, InputError> {
+            match path {
+                None => Ok(serde_json::Value::Null),
+                Some(p) => {
+                    let bytes = std::fs::read(p).map_err(|e| InputError::File {
+                        path: p.clone(),
+                        msg: e.to_string(),
+                    })?;
+                    Ok(serde_json::to_value(Sum::of(&bytes)).unwrap_or_default())
+                }
+            }
+        };
+        Ok(serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "widths": self.widths,
+            "seeds": self.seeds,
+            "optimizers": self.optimizers.iter().map(|o| o.name()).collect::<Vec<_>>(),
+            "run": run,
+            "data": sum(&self.base.data)?,
+            "test": sum(&self.base.test)?,
+        }))
+    }
+}
+
+/// The first value that appears twice.
+fn first_repeat<T: PartialEq + Copy>(values: &[T]) -> Option<T> {
+    values
+        .iter()
+        .enumerate()
+        .find(|(k, v)| values[..*k].contains(v))
+        .map(|(_, v)| *v)
+}
+
+fn shard_name(i: usize, n: usize) -> String {
+    format!("sweep-shard-{i}-of-{n}.csv")
+}
+
+/// The comment that starts a shard's CSV.
+const SHARD_TAG: &str = "# ntkdyn sweep shard: ";
+
+/// The record a shard's CSV begins with: its index I of N and its sweep.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ShardRecord {
+    pub index: usize,
+    pub count: usize,
+    pub sweep: serde_json::Value,
+}
+
+/// A shard's CSV: the record line, then the rows as [`to_csv`] writes them.
+pub fn shard_csv(cfg: &SweepConfig, rows: &[SweepRow]) -> Result<String, InputError> {
+    let (index, count) = cfg
+        .shard
+        .ok_or_else(|| InputError::option("shard", "a shard's CSV needs --shard I/N"))?;
+    let record = ShardRecord {
+        index,
+        count,
+        sweep: cfg.identity()?,
+    };
+    let line = serde_json::to_string(&record).unwrap_or_default();
+    Ok(format!("{SHARD_TAG}{line}\n{}", to_csv(rows)))
 }
 
 /// One run of the sweep: both spaces, no discrete twin.
@@ -225,19 +356,19 @@ pub fn read_csv(path: &Path) -> Result<Vec<SweepRow>, InputError> {
         line,
         msg,
     };
-    let mut reader = csv::Reader::from_path(path).map_err(|e| InputError::File {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    })?;
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| err(1, e.to_string()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let mut reader = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .from_path(path)
+        .map_err(|e| InputError::File {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+    let header_record = reader.headers().map_err(|e| err(1, e.to_string()))?;
+    let header_line = header_record.position().map_or(1, |p| p.line());
+    let header: Vec<String> = header_record.iter().map(str::to_string).collect();
     if header != SWEEP_COLUMNS {
         return Err(err(
-            1,
+            header_line,
             format!(
                 "header {} is not {}",
                 header.join(","),
@@ -247,8 +378,9 @@ pub fn read_csv(path: &Path) -> Result<Vec<SweepRow>, InputError> {
     }
     let mut rows = Vec::new();
     for (k, record) in reader.records().enumerate() {
-        let line = k as u64 + 2;
+        let line = header_line + k as u64 + 1;
         let record = record.map_err(|e| err(line, e.to_string()))?;
+        let line = record.position().map_or(line, |p| p.line());
         let num = |j: usize| -> Result<f64, InputError> {
             record[j].parse::<f64>().map_err(|_| {
                 err(
@@ -262,7 +394,9 @@ pub fn read_csv(path: &Path) -> Result<Vec<SweepRow>, InputError> {
         rows.push(SweepRow {
             m: record[0]
                 .parse()
-                .map_err(|_| err(line, format!("m = '{}' is not a width", &record[0])))?,
+                .ok()
+                .filter(|&m: &usize| m >= 1)
+                .ok_or_else(|| err(line, format!("m = '{}' is not a width (>= 1)", &record[0])))?,
             seed: record[1]
                 .parse()
                 .map_err(|_| err(line, format!("seed = '{}' is not a seed", &record[1])))?,
@@ -284,7 +418,97 @@ pub fn sort_rows(rows: &mut [SweepRow]) {
     rows.sort_by_key(|r| (r.m, r.seed, r.optimizer));
 }
 
-/// Join the shard CSVs of `dir` (sweep-shard-*.csv) into one table.
+/// The (I, N) of a name `sweep-shard-I-of-N.csv`.
+fn parse_shard_name(name: &str) -> Option<(usize, usize)> {
+    let rest = name.strip_prefix("sweep-shard-")?.strip_suffix(".csv")?;
+    let (i, n) = rest.split_once("-of-")?;
+    let (i, n) = (i.parse().ok()?, n.parse().ok()?);
+    (1 <= i && i <= n).then_some((i, n))
+}
+
+/// The record on the first line of a shard's CSV.
+pub fn read_shard_record(path: &Path) -> Result<ShardRecord, InputError> {
+    let bad = |msg: String| InputError::Csv {
+        path: path.to_path_buf(),
+        line: 1,
+        msg,
+    };
+    let file = std::fs::File::open(path).map_err(|e| InputError::File {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(std::io::Read::take(file, 1 << 20)),
+        &mut first,
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    let json = first.trim_end().strip_prefix(SHARD_TAG).ok_or_else(|| {
+        bad("no record of its sweep (written by an older ntkdyn?); run the shard again".into())
+    })?;
+    serde_json::from_str(json).map_err(|e| bad(format!("the record of its sweep: {e}")))
+}
+
+/// The first place two sweep identities differ, as "key: A here, B there".
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => first_difference(u, v, &path),
+                    (u, v) => Some(format!(
+                        "{path}: {} here, {} there",
+                        u.map_or("absent".into(), |u| u.to_string()),
+                        v.map_or("absent".into(), |v| v.to_string())
+                    )),
+                }
+            })
+        }
+        _ if a == b => None,
+        _ => Some(format!(
+            "{}: {a} here, {b} there",
+            if at.is_empty() { "sweep" } else { at }
+        )),
+    }
+}
+
+/// The (m, seed, optimizer) of the jobs of shard I of N of a sweep identity.
+fn shard_jobs(sweep: &serde_json::Value, i: usize, n: usize) -> Option<Vec<(usize, u64, String)>> {
+    let widths: Vec<usize> = serde_json::from_value(sweep.get("widths")?.clone()).ok()?;
+    let seeds: u64 = sweep.get("seeds")?.as_u64()?;
+    let seed: u64 = sweep.get("run")?.get("seed")?.as_u64()?;
+    let optimizers: Vec<String> = serde_json::from_value(sweep.get("optimizers")?.clone()).ok()?;
+    let total = (widths.len() as u64)
+        .checked_mul(seeds)?
+        .checked_mul(optimizers.len() as u64)?;
+    if total > MAX_JOBS as u64 {
+        return None;
+    }
+    let mut jobs = Vec::new();
+    let mut k = 0usize;
+    for &m in &widths {
+        for s in 0..seeds {
+            for o in &optimizers {
+                if k % n == i - 1 {
+                    jobs.push((m, seed.checked_add(s)?, o.clone()));
+                }
+                k += 1;
+            }
+        }
+    }
+    Some(jobs)
+}
+
+/// Join the shard CSVs of `dir` (sweep-shard-I-of-N.csv) into the table of the whole sweep,
+/// refusing shards that do not form one: missing or duplicate indices, shards of two splits
+/// (N), of another sweep, or rows that are not exactly a shard's jobs (m = 0 included).
 pub fn merge(dir: &Path) -> Result<Vec<SweepRow>, Error> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| InputError::File {
@@ -306,12 +530,127 @@ pub fn merge(dir: &Path) -> Result<Vec<SweepRow>, Error> {
         }
         .into());
     }
-    let mut rows = Vec::new();
+    let mismatch = |msg: String| -> Error { InputError::Shards(msg).into() };
+    let file_name = |p: &Path| -> String {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    // Every shard: its name's I of N, its record, and the record agreeing with the name.
+    let mut shards: Vec<(PathBuf, ShardRecord)> = Vec::new();
     for p in &paths {
-        rows.extend(read_csv(p)?);
+        let name = file_name(p);
+        let (i, n) = parse_shard_name(&name).ok_or_else(|| InputError::File {
+            path: p.clone(),
+            msg: "not a shard name sweep-shard-I-of-N.csv with 1 <= I <= N".into(),
+        })?;
+        let record = read_shard_record(p)?;
+        if (record.index, record.count) != (i, n) {
+            return Err(InputError::Csv {
+                path: p.clone(),
+                line: 1,
+                msg: format!(
+                    "records shard {} of {}, but its name says {i} of {n}",
+                    record.index, record.count
+                ),
+            }
+            .into());
+        }
+        shards.push((p.clone(), record));
+    }
+    let (first_path, first) = &shards[0];
+    for (p, r) in &shards[1..] {
+        if r.count != first.count {
+            return Err(mismatch(format!(
+                "{} is shard {} of {} but {} is shard {} of {}: shards of two different splits in {}; remove the stale ones",
+                file_name(p),
+                r.index,
+                r.count,
+                file_name(first_path),
+                first.index,
+                first.count,
+                dir.display()
+            )));
+        }
+        if let Some(diff) = first_difference(&r.sweep, &first.sweep, "") {
+            return Err(mismatch(format!(
+                "{} belongs to another sweep than {} ({diff})",
+                file_name(p),
+                file_name(first_path)
+            )));
+        }
+    }
+    let n = first.count;
+    let missing: Vec<String> = (1..=n)
+        .filter(|i| !shards.iter().any(|(_, r)| r.index == *i))
+        .map(|i| shard_name(i, n))
+        .collect();
+    if !missing.is_empty() {
+        return Err(mismatch(format!(
+            "{} of {n} shards in {}; missing {}",
+            n - missing.len(),
+            dir.display(),
+            missing.join(", ")
+        )));
+    }
+    let mut rows = Vec::new();
+    for (p, r) in &shards {
+        let mut expected =
+            shard_jobs(&r.sweep, r.index, r.count).ok_or_else(|| InputError::Csv {
+                path: p.clone(),
+                line: 1,
+                msg: "the record of its sweep lacks widths, seeds, optimizers or seed".into(),
+            })?;
+        let mut got: Vec<(usize, u64, String)> = Vec::new();
+        let shard_rows = read_csv(p)?;
+        for row in &shard_rows {
+            got.push((row.m, row.seed, row.optimizer.name().to_string()));
+        }
+        expected.sort();
+        got.sort();
+        if got != expected {
+            let extra = got
+                .iter()
+                .find(|j| !expected.contains(j) || got.iter().filter(|g| g == j).count() > 1);
+            let lacking = expected.iter().find(|j| !got.contains(j));
+            let what = match (extra, lacking) {
+                (Some((m, s, o)), _) => format!(
+                    "holds m = {m}, seed {s}, {o}, which is not one of its jobs or comes twice"
+                ),
+                (None, Some((m, s, o))) => format!("lacks its run m = {m}, seed {s}, {o}"),
+                (None, None) => "does not hold its jobs".into(),
+            };
+            return Err(InputError::File {
+                path: p.clone(),
+                msg: format!("shard {} of {} {what}", r.index, r.count),
+            }
+            .into());
+        }
+        rows.extend(shard_rows);
     }
     sort_rows(&mut rows);
     Ok(rows)
+}
+
+/// Write a shard's CSV (its record first) into `dir`.
+pub fn write_shard(
+    cfg: &SweepConfig,
+    rows: &[SweepRow],
+    dir: &Path,
+) -> Result<Vec<PathBuf>, Error> {
+    io::prepare_dir(dir)?;
+    let path = dir.join(cfg.csv_name());
+    io::write_atomic(&path, shard_csv(cfg, rows)?.as_bytes())?;
+    Ok(vec![path])
+}
+
+/// Write what a sweep run writes: a shard's CSV with its record, or the whole sweep's
+/// sweep.csv and sweep.svg.
+pub fn write_run(cfg: &SweepConfig, rows: &[SweepRow], dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    match cfg.shard {
+        Some(_) => write_shard(cfg, rows, dir),
+        None => Ok(write(rows, dir, "sweep.csv", true)?),
+    }
 }
 
 /// A panel of the sweep figure: title, axis label and the value of a row.

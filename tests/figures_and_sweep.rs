@@ -75,7 +75,7 @@ fn shards_merge_into_the_table_of_the_whole_sweep() {
     for i in 1..=3 {
         let cfg = sweep_config(Some((i, 3)));
         let rows = sweep::run_sweep(&cfg).expect("shard");
-        sweep::write(&rows, dir.path(), &cfg.csv_name(), false).expect("write shard");
+        sweep::write_shard(&cfg, &rows, dir.path()).expect("write shard");
     }
     let merged = sweep::merge(dir.path()).expect("merge");
     assert_eq!(sweep::to_csv(&merged), sweep::to_csv(&whole));

@@ -380,3 +380,199 @@ fn plot_with_a_width_of_zero_pixels_is_refused_without_a_broken_svg() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sweep shards form one whole sweep (item 6), through the binary.
+
+/// `ntkdyn sweep` with a small base run and `extra` options, into `dir`.
+fn sweep(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args([
+            "sweep",
+            "--n",
+            "4",
+            "--d",
+            "2",
+            "--t-end",
+            "0.2",
+            "--samples",
+            "3",
+        ])
+        .args(["--quiet", "--out"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn shard(dir: &std::path::Path, i: usize, n: usize, extra: &[&str]) {
+    let spec = format!("{i}/{n}");
+    let mut args = vec!["--widths", "3,5", "--seeds", "2", "--shard", &spec];
+    args.extend_from_slice(extra);
+    let out = sweep(dir, &args);
+    assert!(
+        out.status.success(),
+        "shard {spec}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn merge_error(dir: &std::path::Path) -> String {
+    let out = sweep(dir, &["--merge"]);
+    assert!(!out.status.success(), "merge accepted");
+    assert_ne!(out.status.code(), Some(101), "a panic");
+    assert!(
+        !dir.join("sweep.csv").exists(),
+        "a refused merge wrote sweep.csv"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn shards_of_one_sweep_merge_into_the_whole_sweep() {
+    let tmp = TempDir::new("shards-whole");
+    let (whole, parts) = (tmp.join("whole"), tmp.join("parts"));
+    let out = sweep(&whole, &["--widths", "3,5", "--seeds", "2"]);
+    assert!(out.status.success());
+    for i in 1..=3 {
+        shard(&parts, i, 3, &[]);
+    }
+    let first = std::fs::read_to_string(parts.join("sweep-shard-1-of-3.csv")).unwrap();
+    assert!(first.starts_with("# ntkdyn sweep shard: {"), "{first}");
+    let out = sweep(&parts, &["--merge"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(parts.join("sweep.csv")).unwrap(),
+        std::fs::read(whole.join("sweep.csv")).unwrap()
+    );
+}
+
+#[test]
+fn merge_refuses_a_missing_shard_naming_it() {
+    let tmp = TempDir::new("shards-missing");
+    let dir = tmp.join("parts");
+    for i in [1, 2, 4] {
+        shard(&dir, i, 4, &[]);
+    }
+    let err = merge_error(&dir);
+    assert!(err.contains("3 of 4 shards"), "{err}");
+    assert!(err.contains("missing sweep-shard-3-of-4.csv"), "{err}");
+}
+
+#[test]
+fn merge_refuses_shards_of_two_splits() {
+    let tmp = TempDir::new("shards-splits");
+    let dir = tmp.join("parts");
+    for i in 1..=4 {
+        shard(&dir, i, 4, &[]);
+    }
+    shard(&dir, 1, 2, &[]); // an old split beside the new one
+    let err = merge_error(&dir);
+    assert!(err.contains("two different splits"), "{err}");
+    assert!(err.contains("sweep-shard-1-of-2.csv"), "{err}");
+}
+
+#[test]
+fn merge_refuses_a_shard_of_another_sweep_naming_what_differs() {
+    let tmp = TempDir::new("shards-foreign");
+    let dir = tmp.join("parts");
+    shard(&dir, 1, 2, &[]);
+    shard(&dir, 2, 2, &["--eta", "0.02"]);
+    let err = merge_error(&dir);
+    assert!(
+        err.contains("sweep-shard-2-of-2.csv belongs to another sweep than sweep-shard-1-of-2.csv"),
+        "{err}"
+    );
+    assert!(err.contains("run.eta: 0.02 here, 0.01 there"), "{err}");
+}
+
+#[test]
+fn merge_refuses_a_row_with_m_zero_and_a_row_that_is_not_a_job() {
+    let tmp = TempDir::new("shards-rows");
+    let dir = tmp.join("parts");
+    shard(&dir, 1, 2, &[]);
+    shard(&dir, 2, 2, &[]);
+    let path = dir.join("sweep-shard-2-of-2.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Line 3 is the first row (record, header, rows): its m set to 0.
+    let lines: Vec<&str> = text.lines().collect();
+    let zero = lines[2].replacen(lines[2].split(',').next().unwrap(), "0", 1);
+    let mut edited: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    edited[2] = zero;
+    std::fs::write(&path, edited.join("\n") + "\n").unwrap();
+    let err = merge_error(&dir);
+    assert!(
+        err.contains("sweep-shard-2-of-2.csv: line 3: m = '0' is not a width"),
+        "{err}"
+    );
+    // A row repeated in place of another job.
+    let mut repeated: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    repeated[3] = repeated[2].clone();
+    std::fs::write(&path, repeated.join("\n") + "\n").unwrap();
+    let err = merge_error(&dir);
+    assert!(err.contains("shard 2 of 2 holds m = "), "{err}");
+}
+
+#[test]
+fn merge_refuses_a_shard_without_a_record() {
+    let tmp = TempDir::new("shards-norecord");
+    let dir = tmp.join("parts");
+    shard(&dir, 1, 1, &[]);
+    let path = dir.join("sweep-shard-1-of-1.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (_, rest) = text.split_once('\n').unwrap();
+    std::fs::write(&path, rest).unwrap();
+    let err = merge_error(&dir);
+    assert!(err.contains("no record of its sweep"), "{err}");
+}
+
+#[test]
+fn a_width_given_twice_is_refused() {
+    let tmp = TempDir::new("sweep-twice");
+    let out = sweep(&tmp.join("s"), &["--widths", "10,10"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--widths: 10 appears twice"), "{err}");
+}
+
+#[test]
+fn seeds_past_the_largest_u64_are_refused_not_wrapped_to_zero() {
+    let tmp = TempDir::new("sweep-seed");
+    let dir = tmp.join("s");
+    let out = sweep(
+        &dir,
+        &[
+            "--widths",
+            "3",
+            "--seed",
+            "18446744073709551615",
+            "--seeds",
+            "2",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_ne!(out.status.code(), Some(101), "a panic: {err}");
+    assert!(
+        err.contains("run past the largest seed 18446744073709551615"),
+        "{err}"
+    );
+    assert!(!dir.join("sweep.csv").exists());
+    // The largest seed alone is a valid sweep of one seed.
+    let out = sweep(&dir, &["--widths", "3", "--seed", "18446744073709551615"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
+    assert!(text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .starts_with("3,18446744073709551615,gf,"));
+}

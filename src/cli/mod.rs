@@ -126,7 +126,7 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
         progress: !args.run.quiet,
     };
     let rows = sweep::run_sweep(&cfg)?;
-    let written = sweep::write(&rows, &dir, &cfg.csv_name(), cfg.shard.is_none())?;
+    let written = sweep::write_run(&cfg, &rows, &dir)?;
     if !args.run.quiet {
         sayln!(
             "{} runs; wrote {} in {}",
