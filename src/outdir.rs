@@ -1378,6 +1378,26 @@ impl Claim {
     }
 }
 
+/// Claim with `claim`, and while another run holds the directory, try again for up to `wait`
+/// (for `sweep --shard`: shards of one sweep on a cluster finish at their own times into one
+/// directory, each holding it only for the moment of its commit).
+pub fn retry_while_busy(
+    wait: std::time::Duration,
+    claim: impl Fn() -> Result<Claim, OutDirError>,
+) -> Result<Claim, OutDirError> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match claim() {
+            Err(OutDirError::Busy { .. }) if start.elapsed() + pause <= wait => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(500));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Drop for Claim {
     /// Without a commit: the staged files go, DIR stays as it was, the lock is released.
     fn drop(&mut self) {
