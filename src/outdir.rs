@@ -1083,6 +1083,20 @@ impl Claim {
         } else {
             crash_point("staged");
         }
+        if let Staging::Sibling(staging) = &self.staging {
+            // The files must be able to move from the sibling into DIR (not so across mounts):
+            // find out before the journal commits to it.
+            // (A file of the staging directory goes in under the marker's name, which the
+            // next claim removes from DIR if this one is killed meanwhile.)
+            let (from, probe) = (staging.join(".ntkdyn-probe"), self.real.join(MARKER));
+            File::create(&from)
+                .and_then(|_| fs::rename(&from, &probe))
+                .map_err(|e| OutDirError::Io {
+                    path: self.shown.clone(),
+                    msg: format!("cannot move the staged files in ({e})"),
+                })?;
+            let _ = fs::remove_file(&probe);
+        }
         let journal = Journal {
             pid: std::process::id(),
             staging: match self.staging {
