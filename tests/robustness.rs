@@ -576,3 +576,23 @@ fn seeds_past_the_largest_u64_are_refused_not_wrapped_to_zero() {
         .unwrap()
         .starts_with("3,18446744073709551615,gf,"));
 }
+
+#[cfg(unix)]
+#[test]
+fn a_dangling_symlink_as_out_is_named_as_such_not_file_exists() {
+    let tmp = TempDir::new("dangling-out");
+    let out = tmp.join("out");
+    std::os::unix::fs::symlink(tmp.join("nowhere"), &out).unwrap();
+    let run = Command::new(BIN)
+        .args(["gf", "--n", "4", "--d", "2", "--m", "10", "--t-end", "0.2"])
+        .args(["--samples", "3", "--no-discrete", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(err.contains("is a symbolic link to"), "{err}");
+    assert!(err.contains("which does not exist"), "{err}");
+    assert!(!err.contains("File exists"), "{err}");
+    assert!(!tmp.join("nowhere").exists());
+}
