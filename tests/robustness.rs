@@ -596,3 +596,15 @@ fn a_dangling_symlink_as_out_is_named_as_such_not_file_exists() {
     assert!(!err.contains("File exists"), "{err}");
     assert!(!tmp.join("nowhere").exists());
 }
+
+#[test]
+fn a_sweep_of_more_than_a_million_runs_is_refused_before_its_job_list_is_built() {
+    let tmp = TempDir::new("sweep-huge");
+    let out = sweep(&tmp.join("s"), &["--widths", "3,5", "--seeds", "100000000"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("2 widths x 100000000 seeds x 1 optimizers is more than 1000000 runs"),
+        "{err}"
+    );
+}
