@@ -23,10 +23,14 @@
 //! T = --t-scaling (default 10). `steps` shows accuracy and cost against the largest step.
 
 use nalgebra::DMatrix;
-use ntkdyn::gradient::{Kernel, Pattern, Workspace};
 use ntkdyn::io;
+use ntkdyn::model::relu2::{
+    engine::{Kernel, Workspace},
+    pattern::Pattern,
+};
 use ntkdyn::model::{Data, InitialNetwork, Model};
-use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::study::{self, RunConfig, SpaceChoice};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -91,7 +95,7 @@ fn rhs_table(args: &[String]) {
     println!("The weight-space work of one output-space step (two J_S^T beta passes and a sign pass, 6nmd flop) in the last two columns.");
     println!("| m | rhs, 1 thread (ms) | GFLOP/s | rhs, {threads} threads (ms) | GFLOP/s | rhs by matrixmultiply, {threads} threads, GFLOP/s | 2 GEMMs, nalgebra (ms) | GFLOP/s | 2 GEMMs, numpy GFLOP/s | step, {threads} threads (ms) | GFLOP/s |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    // On a thread of rayon's pool, as run::run does.
+    // On a thread of rayon's pool, as study::run does.
     rayon::scope(|_| rhs_rows(n, d, &widths, numpy.as_ref().map(|(_, r)| r.as_slice())));
 }
 
@@ -188,7 +192,7 @@ fn fastest_run(cfg: &RunConfig, k: usize) -> Timed {
 }
 
 fn ntkdyn_run(cfg: &RunConfig) -> Timed {
-    let report = run::run(cfg).expect("benchmark configuration is valid");
+    let report = study::run(cfg).expect("benchmark configuration is valid");
     let w = report.weight.expect("weight space was run");
     Timed {
         wall: w.wall_seconds,
@@ -323,7 +327,7 @@ fn runs(args: &[String]) {
         for (label, t) in &ours {
             row("ntkdyn", label, t);
         }
-        let lambda0 = run::setup(&cfg).expect("valid").lambda0;
+        let lambda0 = study::setup(&cfg).expect("valid").lambda0;
         let theirs = scipy
             .then(|| scipy_run(&cfg, &dir, (2.0 * lambda0).sqrt(), limit))
             .flatten();

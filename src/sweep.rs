@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, InputError, OutputError};
 use crate::io::{self, format_f64};
+use crate::optimizer::Optimizer;
 use crate::outdir::Sum;
+use crate::output::plot::{self, Dash, Figure, Legend, Series};
 use crate::output::style::{OptimizerColor as _, Style};
-use crate::plot::{self, Dash, Figure, Legend, Series};
-use crate::run::{self, Optimizer, RunConfig, SpaceChoice};
+use crate::study::{self, RunConfig, SpaceChoice};
 
 /// A sweep: the base run configuration and what varies.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -278,7 +279,7 @@ pub fn run_one(
         progress: false,
         ..base.clone()
     };
-    let report = run::run(&cfg)?;
+    let report = study::run(&cfg)?;
     if let Some(e) = report.failure() {
         return Err(e.into());
     }

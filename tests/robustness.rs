@@ -6,8 +6,8 @@ mod common;
 
 use common::TempDir;
 use ntkdyn::dynamics::Damping;
-use ntkdyn::exact::{mode, phi};
 use ntkdyn::io::Table;
+use ntkdyn::theory::exact::{mode, phi};
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ntkdyn");
@@ -193,7 +193,7 @@ fn nag_with_gamma_one_half_runs_with_its_exact_solution() {
 // ---------------------------------------------------------------------------------------------
 // Figures of extreme values (item 11): drawn with safe axis ranges, or refused; never a hang.
 
-use ntkdyn::plot::{self, Dash, Figure, PlotError, Series};
+use ntkdyn::output::plot::{self, Dash, Figure, PlotError, Series};
 
 fn figure(points: Vec<(f64, f64)>, log_y: bool) -> Figure {
     let mut fig = Figure::new("extreme", "t", "y");

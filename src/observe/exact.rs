@@ -2,7 +2,7 @@
 //! |Delta_ode(t) - Delta_exact(t)| / |Delta_exact(t)| over the samples. No column.
 
 use super::{Findings, Probe, Sample};
-use crate::exact::ExactSolution;
+use crate::theory::exact::ExactSolution;
 
 /// Finds exact_max_relative_error.
 pub struct ExactCheck<'a> {

@@ -59,7 +59,8 @@ pub struct SpaceSummary {
     pub evaluations: u64,
     pub accepted_steps: u64,
     pub rejected_steps: u64,
-    /// Activation signs that changed within accepted steps (held-pattern dopri5).
+    /// Activation signs that changed within accepted steps (held-pattern dopri5): the
+    /// integrator's `Stats::switches` of a weight-space run.
     pub sign_changes: u64,
     pub wall_seconds: f64,
     #[serde(deserialize_with = "crate::json::f64_or_nan")]
@@ -135,7 +136,7 @@ impl SpaceSummary {
             evaluations: run.stats.evaluations,
             accepted_steps: run.stats.accepted_steps,
             rejected_steps: run.stats.rejected_steps,
-            sign_changes: run.stats.sign_changes(),
+            sign_changes: run.stats.switches,
             wall_seconds: run.wall_seconds,
             final_loss: run.final_loss(),
             completed: stopped.is_none(),

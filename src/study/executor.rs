@@ -4,12 +4,11 @@
 use nalgebra::DVector;
 use std::time::Instant;
 
+use crate::dynamics::output_space::{integrate_output_space, Crossings};
 use crate::dynamics::{Damping, ErrorSpace, Flow, WeightSpace};
 use crate::error::Error;
-use crate::integrate::{integrate, output_times, Solver, SolverStats, Stop};
+use crate::integrate::{integrate, output_times, Solver, Stats, Stop};
 use crate::io::Table;
-use crate::kernel::extreme_eigenvalues;
-use crate::linear::{integrate_output_space, Crossings};
 use crate::observe::core::Core;
 use crate::observe::drift::Drift;
 use crate::observe::exact::ExactCheck;
@@ -23,6 +22,7 @@ use crate::study::report::{Checks, Report, SpaceRun};
 use crate::study::setup::{setup, Setup};
 use crate::theory::diagnostics::{cross_kernel_h0, cross_kernel_hinf, PlBall};
 use crate::theory::lyapunov::{monotonicity, Lyapunov};
+use crate::theory::spectrum::extreme_eigenvalues;
 
 /// A space's table, findings and solver record as a [`SpaceRun`], with the monotonicity of
 /// its Lyapunov column.
@@ -30,7 +30,7 @@ fn space_run(
     (table, findings): (Table, Findings),
     lyapunov: Lyapunov,
     solver: Solver,
-    (stats, stop): (SolverStats, Stop),
+    (stats, stop): (Stats, Stop),
     started: Instant,
 ) -> (SpaceRun, Findings) {
     let times = table.column("t").unwrap_or_default();
@@ -100,7 +100,7 @@ pub fn run_weight(
     };
     let settings = cfg.solver_settings();
     let outcome = if cfg.solver == Solver::Dopri5 {
-        // The held-pattern steps, taken in output space (src/linear.rs).
+        // The held-pattern steps, taken in output space (dynamics::output_space).
         integrate_output_space(
             model,
             flow.damping,
@@ -162,7 +162,7 @@ pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
                 break;
             }
         }
-        let outcome = (SolverStats::default(), stop);
+        let outcome = (Stats::default(), stop);
         return space_run(recorder.finish(), lyapunov, Solver::Exact, outcome, started).0;
     }
     probes.push(Box::new(ExactCheck::new(&exact)));

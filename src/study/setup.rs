@@ -6,9 +6,9 @@ use nalgebra::DMatrix;
 
 use crate::error::InputError;
 use crate::io;
-use crate::kernel::{extreme_eigenvalues, hinf};
 use crate::model::{Data, InitialNetwork, Model};
 use crate::study::config::{KernelChoice, RunConfig};
+use crate::{model::relu2::arccos::hinf, theory::spectrum::extreme_eigenvalues};
 
 /// The problem a run works on: data, network, kernels and their spectra.
 #[derive(Clone, Debug)]

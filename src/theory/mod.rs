@@ -6,4 +6,6 @@
 
 pub mod checks;
 pub mod diagnostics;
+pub mod exact;
 pub mod lyapunov;
+pub mod spectrum;
