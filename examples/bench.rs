@@ -646,6 +646,8 @@ fn memory_config(argv: &[&str]) -> RunConfig {
 }
 
 /// Peak resident size in bytes of a child running `argv`, and its exit status.
+// wait4 reaps the child (std's wait would not return its resource usage).
+#[allow(clippy::zombie_processes)]
 fn peak_rss(binary: &Path, argv: &[&str], out: &Path) -> (f64, i32) {
     let child = Command::new(binary)
         .args(argv)

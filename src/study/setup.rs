@@ -210,7 +210,7 @@ fn auto_eta(cfg: &RunConfig, lambda_max: f64, sizes: Sizes) -> Result<f64, Input
 
 /// Whether lambda_min(Hinf) is rounding of a singular kernel ([`SINGULAR_SHARE`]).
 fn singular((lo, hi): (f64, f64)) -> bool {
-    !(lo > SINGULAR_SHARE * hi.max(0.0)) || hi <= 0.0
+    lo.is_nan() || lo <= SINGULAR_SHARE * hi.max(0.0) || hi <= 0.0
 }
 
 /// Whether the optimizer's default schedule reads lambda0 (heavy ball without --friction):

@@ -194,7 +194,7 @@ pub fn iterates(cfg: &RunConfig, eta: f64) -> f64 {
 /// says where eta came from (`--eta 1e-9`, `--eta auto = 1/lambda_max(H(0)) = ...`).
 pub fn check_iterates(cfg: &RunConfig, eta: f64, what: &str) -> Result<(), InputError> {
     let needed = cfg.t_end / cfg.optimizer.method().clock(eta);
-    if cfg.discrete && !(needed <= MAX_ITERATES) {
+    if cfg.discrete && (needed.is_nan() || needed > MAX_ITERATES) {
         return Err(InputError::option(
             "eta",
             format!(
