@@ -142,6 +142,12 @@ impl SweepConfig {
                 ),
             ));
         }
+        crate::study::validate::check_sweep(
+            &self.base,
+            &self.widths,
+            jobs.unwrap_or(0),
+            rayon::current_num_threads(),
+        )?;
         if let Some((i, n)) = self.shard {
             if n == 0 || i == 0 || i > n {
                 return Err(InputError::option(

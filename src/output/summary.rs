@@ -240,8 +240,18 @@ impl Summary {
             msg,
         };
         let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-        Summary::from_json(&text).map_err(|e| bad(e.to_string()))
+        Summary::from_json(&text).map_err(|e| match key_on_line(&text, e.line()) {
+            Some(key) => bad(format!("key \"{key}\": {e}")),
+            None => bad(e.to_string()),
+        })
     }
+}
+
+/// The key a line of pretty-printed JSON starts with (`"n": "ten",` -> `n`): the one a
+/// type error on that line is about.
+fn key_on_line(text: &str, line: usize) -> Option<&str> {
+    let l = text.lines().nth(line.checked_sub(1)?)?.trim_start();
+    l.strip_prefix('"')?.split('"').next()
 }
 
 impl Report {

@@ -236,7 +236,7 @@ fn run_on_this_thread(cfg: &RunConfig, progress: &dyn Progress) -> Result<Report
         }
     }
     let mut report = Report {
-        config: cfg.clone(),
+        config: setup.config.clone(),
         setup,
         damping,
         weight,
@@ -256,6 +256,7 @@ fn run_on_this_thread(cfg: &RunConfig, progress: &dyn Progress) -> Result<Report
 /// run in parallel (one thread each), each configured as `cfg` but for the optimizer and its
 /// output directory `cfg.out/<optimizer>`.
 pub fn compare(cfg: &RunConfig) -> Result<Vec<Report>, Error> {
+    crate::study::validate::preflight(cfg, Optimizer::ALL.len())?;
     let configs: Vec<RunConfig> = Optimizer::ALL
         .into_iter()
         .map(|optimizer| RunConfig {
