@@ -7,3 +7,4 @@
 pub mod checks;
 pub mod diagnostics;
 pub mod lyapunov;
+pub mod stiffness;
