@@ -137,3 +137,20 @@ pub fn details(r: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tidy_writes_long_numbers_with_an_exponent_and_leaves_the_rest() {
+        let zeros = format!("{}", 1e-300f64);
+        assert_eq!(
+            tidy(&format!("--rtol: {zeros} is below 1e-14")),
+            "--rtol: 1e-300 is below 1e-14"
+        );
+        assert_eq!(tidy(&format!("{} is big", 1e300f64)), "1e300 is big");
+        let plain = "--t-end: 0.5 of 50, line 12 of data_2024.csv: é";
+        assert_eq!(tidy(plain), plain);
+    }
+}
