@@ -16,7 +16,7 @@ use ntkdyn::io::format_f64;
 use ntkdyn::observe::Progress;
 use ntkdyn::study::{Observer, RunConfig, Setup};
 
-use super::human::{header, say};
+use super::human::{header, say, tidy};
 
 /// Seconds a phase runs before its bar appears.
 const QUIET_SECONDS: f64 = 2.0;
@@ -172,7 +172,7 @@ impl Observer for Bar {
             say(&header(cfg, setup));
         }
         for w in &setup.warnings {
-            stderr_line(&format!("warning: {w}"));
+            stderr_line(&tidy(&format!("warning: {w}")));
         }
         self.warned.store(setup.warnings.len(), Ordering::Relaxed);
     }
