@@ -18,18 +18,12 @@ fn main() {
                 ),
             ),
             // One line, as every other error: clap's first line names the option and value.
-            _ => fail(
-                2,
-                e.to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("error: bad command line"),
-            ),
+            _ => fail(2, &cli::args::error_line(&e)),
         },
-        Err(e @ ParseFailure::Config(_)) => fail(2, &format!("error: {e}")),
+        Err(e @ ParseFailure::Config(_)) => fail(2, &cli::human::tidy(&format!("error: {e}"))),
     };
     if let Err(e) = cli::run(cli) {
-        fail(1, &format!("error: {e}"));
+        fail(1, &cli::human::tidy(&format!("error: {e}")));
     }
 }
 

@@ -95,7 +95,7 @@ impl clap::Subcommand for Command {
         cmd.subcommand(
             RunArgs::augment_args(clap::Command::new("compare")).about(Command::compare_about()),
         )
-        .subcommand(SweepArgs::augment_args(clap::Command::new("sweep")).about(
+        .subcommand(merge_takes_only_out(SweepArgs::augment_args(clap::Command::new("sweep"))).about(
             "The same run over widths m and seeds: kernel drift, weight drift, activation changes, the weight-error space gap (and test_gap) against m (DIR/sweep.csv, DIR/sweep.svg; default DIR output/sweep)",
         ))
         .subcommand(PlotArgs::augment_args(clap::Command::new("plot")).about(
@@ -108,6 +108,43 @@ impl clap::Subcommand for Command {
     fn has_subcommand(name: &str) -> bool {
         Optimizer::from_name(name).is_some() || matches!(name, "compare" | "sweep" | "plot")
     }
+}
+
+/// Options `sweep --merge` takes; any other on the command line is refused, naming it (a
+/// merge joins the shards in --out and runs nothing, so --widths and the run options would
+/// be ignored silently).
+const MERGE_TAKES: [&str; 5] = ["merge", "out", "quiet", "config", "help"];
+
+/// The sweep command with every option but [`MERGE_TAKES`] in conflict with --merge.
+fn merge_takes_only_out(cmd: clap::Command) -> clap::Command {
+    let ids: Vec<String> = cmd
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .filter(|id| !MERGE_TAKES.contains(&id.as_str()))
+        .collect();
+    ids.into_iter().fold(cmd, |cmd, id| {
+        cmd.mut_arg(id, |a| a.conflicts_with("merge"))
+    })
+}
+
+/// A command-line error as one line. clap's first line names the option and value, but for
+/// a missing argument it ends in a colon and names it on the lines below: those are joined
+/// on ("error: the following required arguments were not provided: <DIR>").
+pub fn error_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let mut lines = text.lines();
+    let mut line = lines
+        .next()
+        .unwrap_or("error: bad command line")
+        .to_string();
+    if line.ends_with(':') {
+        let named: Vec<&str> = lines
+            .take_while(|l| l.starts_with("  "))
+            .map(str::trim)
+            .collect();
+        line = format!("{line} {}", named.join(", "));
+    }
+    line
 }
 
 /// `--optimizers`: the library's names, each with its one-line description.

@@ -22,29 +22,66 @@ pub fn config_path(args: &[OsString]) -> Option<PathBuf> {
 /// The command line with the options of `path` inserted after the subcommand, but for those
 /// the command line gives itself. Arguments stay `OsString`s: a path that is not UTF-8 is
 /// passed on byte for byte.
+///
+/// Every key is checked against the subcommand's options before anything runs, and an error
+/// names the file and the key: a key that is no option, a switch (`quiet`) given anything
+/// but true or false, a number given as a string (`t-end = "5"`), a value the option refuses.
+/// Relative paths (data, init, test, out) are taken from the config file's folder. A merge
+/// (`sweep --merge`) takes only out and quiet from the file: the other keys describe the
+/// sweep its shards ran.
 pub fn with_config(args: Vec<OsString>, path: &Path) -> Result<Vec<OsString>, InputError> {
     if args.len() < 2 {
         return Ok(args);
     }
-    let mut injected = config_flags(path)?;
+    let Some(sub) = args[1].to_str().map(str::to_string) else {
+        return Ok(args);
+    };
     let given = |flag: &str| {
         args.iter().any(|a| {
             a.to_str()
                 .is_some_and(|a| a == flag || a.starts_with(&format!("{flag}=")))
         })
     };
+    let mut injected = config_flags(path, &sub)?;
+    let merging =
+        sub == "sweep" && (given("--merge") || injected.iter().any(|(flag, _)| flag == "--merge"));
+    if merging {
+        injected.retain(|(flag, _)| MERGE_KEYS.contains(&flag.as_str()));
+    }
     injected.retain(|(flag, _)| !given(flag));
     let mut out = args[..2].to_vec();
     for (flag, value) in injected {
         out.push(flag.into());
-        out.extend(value.map(OsString::from));
+        out.extend(value);
     }
     out.extend_from_slice(&args[2..]);
     Ok(out)
 }
 
-/// The options of a TOML file as (--flag, value) pairs.
-fn config_flags(path: &Path) -> Result<Vec<(String, Option<String>)>, InputError> {
+/// What `sweep --merge` takes from a config file.
+const MERGE_KEYS: [&str; 3] = ["--merge", "--out", "--quiet"];
+
+/// Keys whose values are paths, taken from the config file's folder when relative.
+const PATH_KEYS: [&str; 4] = ["data", "init", "test", "out"];
+
+/// Whether an option takes a number (`eta` also takes `auto`).
+fn numeric(arg: &clap::Arg) -> bool {
+    use std::any::TypeId;
+    let id = arg.get_value_parser().type_id();
+    [
+        TypeId::of::<f64>(),
+        TypeId::of::<usize>(),
+        TypeId::of::<u64>(),
+        TypeId::of::<u32>(),
+        TypeId::of::<super::args::Eta>(),
+    ]
+    .into_iter()
+    .any(|t| id == t)
+}
+
+/// The options of a TOML file as (--flag, value) pairs for subcommand `sub`, each checked.
+fn config_flags(path: &Path, sub: &str) -> Result<Vec<(String, Option<OsString>)>, InputError> {
+    use clap::CommandFactory;
     let bad = |msg: String| InputError::File {
         path: path.to_path_buf(),
         msg,
@@ -52,29 +89,95 @@ fn config_flags(path: &Path) -> Result<Vec<(String, Option<String>)>, InputError
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let table: toml::Table = text
         .parse()
-        .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+        .map_err(|e: toml::de::Error| bad(e.message().replace('\n', " ").trim().to_string()))?;
+    let cli = super::args::Cli::command();
+    let Some(cmd) = cli.find_subcommand(sub) else {
+        // No such subcommand: the command line's own error says so.
+        return Ok(Vec::new());
+    };
+    let folder = path.parent().unwrap_or(Path::new(""));
     let mut flags = Vec::new();
     for (key, value) in table {
-        let flag = format!("--{}", key.replace('_', "-"));
+        let name = key.replace('_', "-");
+        let flag = format!("--{name}");
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(name.as_str()) && name != "config")
+            .ok_or_else(|| {
+                bad(format!(
+                    "unknown key '{key}': not an option of ntkdyn {sub} (see ntkdyn {sub} --help)"
+                ))
+            })?;
+        let switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
+        let number = numeric(arg);
         let scalar = |v: &toml::Value| -> Result<String, InputError> {
             match v {
+                toml::Value::String(s) if number && s.trim().parse::<f64>().is_ok() => {
+                    Err(bad(format!(
+                        "{key} = \"{s}\": a string where a number is expected (write {key} = {s})"
+                    )))
+                }
                 toml::Value::String(s) => Ok(s.clone()),
                 toml::Value::Integer(i) => Ok(i.to_string()),
-                toml::Value::Float(f) => Ok(f.to_string()),
+                toml::Value::Float(f) => Ok(crate_format(*f)),
                 other => Err(bad(format!(
-                    "{key} = {other}: expected a number or a string"
+                    "{key} = {other}: expected {}",
+                    if number {
+                        "a number"
+                    } else {
+                        "a number or a string"
+                    }
                 ))),
             }
         };
-        match &value {
-            toml::Value::Boolean(true) => flags.push((flag, None)),
-            toml::Value::Boolean(false) => {}
-            toml::Value::Array(items) => {
-                let parts: Result<Vec<String>, InputError> = items.iter().map(scalar).collect();
-                flags.push((flag, Some(parts?.join(","))));
+        let value: Option<String> = match (&value, switch) {
+            (toml::Value::Boolean(true), true) => None,
+            (toml::Value::Boolean(false), true) => continue,
+            (other, true) => {
+                return Err(bad(format!("{key} = {other}: expected true or false")));
             }
-            v => flags.push((flag, Some(scalar(v)?))),
+            (toml::Value::Array(items), false) => {
+                let parts: Result<Vec<String>, InputError> = items.iter().map(scalar).collect();
+                Some(parts?.join(","))
+            }
+            (v, false) => Some(scalar(v)?),
+        };
+        let value = value.map(|v| {
+            if PATH_KEYS.contains(&name.as_str()) && Path::new(&v).is_relative() {
+                folder.join(&v).into_os_string()
+            } else {
+                OsString::from(v)
+            }
+        });
+        if let Some(v) = &value {
+            check_value(&cli, sub, &flag, v).map_err(|msg| bad(format!("{key}: {msg}")))?;
         }
+        flags.push((flag, value));
     }
     Ok(flags)
+}
+
+/// A TOML float as the command line would write it (1e-300, not 300 zeros).
+fn crate_format(f: f64) -> String {
+    ntkdyn::io::format_f64(f)
+}
+
+/// Whether `flag value` is a value the option takes: clap's own check of that one option
+/// (its complaints about other, missing options are not this key's).
+fn check_value(cli: &clap::Command, sub: &str, flag: &str, value: &OsStr) -> Result<(), String> {
+    use clap::error::ErrorKind;
+    let argv: Vec<OsString> = vec!["ntkdyn".into(), sub.into(), flag.into(), value.into()];
+    match cli.clone().try_get_matches_from(argv) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::InvalidValue | ErrorKind::ValueValidation
+            ) =>
+        {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid value");
+            Err(first.trim_start_matches("error: ").to_string())
+        }
+        _ => Ok(()),
+    }
 }

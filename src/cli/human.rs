@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use ntkdyn::study::Report;
+use ntkdyn::io::format_f64;
+use ntkdyn::study::{Report, RunConfig, Setup};
 
 /// Standard output that a closed pipe (`ntkdyn gf | head`) does not turn into a panic.
 pub fn say(text: &str) {
@@ -18,6 +19,39 @@ macro_rules! sayln {
 }
 pub(crate) use sayln;
 
+/// `line` with every number written out to more than [`LONG_NUMBER`] characters (Rust
+/// writes 1e-300 as 0.000...1 with 300 zeros) in its shortest round-trip form with an
+/// exponent ([`format_f64`]): `--rtol: 1e-300 is below 1e-14`.
+pub fn tidy(line: &str) -> String {
+    let bytes = line.as_bytes();
+    let mut out = String::with_capacity(line.len());
+    let mut k = 0;
+    while k < bytes.len() {
+        let numeric = |b: u8| b.is_ascii_digit() || b == b'.';
+        if bytes[k].is_ascii_digit() && (k == 0 || !numeric(bytes[k - 1])) {
+            let mut end = k;
+            while end < bytes.len() && numeric(bytes[end]) {
+                end += 1;
+            }
+            let token = &line[k..end];
+            match token.parse::<f64>() {
+                Ok(v) if token.len() > LONG_NUMBER && v.is_finite() => out += &format_f64(v),
+                _ => out += token,
+            }
+            k = end;
+        } else {
+            let c = line[k..].chars().next().unwrap_or(' ');
+            out.push(c);
+            k += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// Numbers longer than this are written with an exponent by [`tidy`]; 17 significant digits
+/// and a point are the most a round-trip decimal of ordinary size needs.
+const LONG_NUMBER: usize = 24;
+
 /// The file names of `paths`, space-separated.
 pub fn names(paths: &[PathBuf]) -> String {
     paths
@@ -27,20 +61,30 @@ pub fn names(paths: &[PathBuf]) -> String {
         .join(" ")
 }
 
-/// A few lines a person reads after a run.
-pub fn human_summary(r: &Report) -> String {
-    let s = &r.setup;
-    let mut out = format!(
+/// The run's first line: its problem and the spectra of its kernels, known before anything
+/// is integrated.
+pub fn header(cfg: &RunConfig, s: &Setup) -> String {
+    format!(
         "ntkdyn {}: n = {}, d = {}, m = {}, T = {}; lambda0 = {:.4e}; H(0) eigenvalues in [{:.4e}, {:.4e}]\n",
-        r.config.optimizer.name(),
+        cfg.optimizer.name(),
         s.model.n(),
         s.model.d(),
         s.model.m(),
-        r.config.t_end,
+        format_f64(cfg.t_end),
         s.lambda0,
         s.h0_extremes.0,
         s.h0_extremes.1
-    );
+    )
+}
+
+/// A few lines a person reads after a run: [`header`] and [`details`].
+pub fn human_summary(r: &Report) -> String {
+    header(&r.config, &r.setup) + &details(r)
+}
+
+/// The lines after the header: each space's solver, loss and checks, and the twin.
+pub fn details(r: &Report) -> String {
+    let mut out = String::new();
     if let Some(text) = r
         .config
         .optimizer
@@ -70,16 +114,43 @@ pub fn human_summary(r: &Report) -> String {
         if let Some(e) = run.exact_max_relative_error {
             out += &format!("               largest relative deviation from the exact eigen-mode solution {e:.2e}\n");
         }
+        if let Some(f) = run
+            .tolerance_floor
+            .as_ref()
+            .filter(|f| f.loss_reached_floor)
+        {
+            out += &format!(
+                "               the loss reached the tolerance floor 1/2 (atol sqrt(components))^2 = {:.2e}: below it the loss is integration error (lower --atol to resolve it)\n",
+                f.loss_floor
+            );
+        }
     }
     if let Some(d) = &r.discrete {
         out += &format!(
             "  {} eta = {}: {} iterates, final loss {:.4e} ({:.2} s)\n",
             d.twin.name(),
-            d.eta,
+            format_f64(d.eta),
             d.iterates.len(),
             d.iterates.last().map(|i| i.loss).unwrap_or(f64::NAN),
             r.discrete_wall_seconds
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tidy_writes_long_numbers_with_an_exponent_and_leaves_the_rest() {
+        let zeros = format!("{}", 1e-300f64);
+        assert_eq!(
+            tidy(&format!("--rtol: {zeros} is below 1e-14")),
+            "--rtol: 1e-300 is below 1e-14"
+        );
+        assert_eq!(tidy(&format!("{} is big", 1e300f64)), "1e300 is big");
+        let plain = "--t-end: 0.5 of 50, line 12 of data_2024.csv: é";
+        assert_eq!(tidy(plain), plain);
+    }
 }

@@ -57,13 +57,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Plot(p) => return plot(p),
     };
     let cfg = args.config(optimizer);
-    let report = study::run_with(&cfg, &progress::Bar::default())?;
+    let bar = progress::Bar::run();
+    let report = study::run_with(&cfg, &bar)?;
     let written = files::write(&report, &cfg.out)?;
     if !args.quiet {
-        for w in &report.setup.warnings {
+        for w in bar.unprinted(&report.setup.warnings) {
             eprintln!("warning: {w}");
         }
-        say(&human_summary(&report));
+        say(&human::details(&report)); // the header came before the run
         sayln!("wrote {}: {}", cfg.out.display(), names(&written));
     }
     report.failure().map_or(Ok(()), |e| Err(e.into()))
@@ -74,7 +75,8 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
     if args.out.is_none() {
         cfg.out = RunConfig::default_out("compare");
     }
-    let reports = study::compare(&cfg)?;
+    let bar = progress::Bar::compare();
+    let reports = study::compare_with(&cfg, &bar)?;
     let mut tables = Vec::new();
     for report in &reports {
         files::write(report, &report.config.out)?;
@@ -87,7 +89,7 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
     let path = cfg.out.join("compare.svg");
     plot::save(&[fig], &path)?;
     if !args.quiet {
-        for w in &reports[0].setup.warnings {
+        for w in bar.unprinted(&reports[0].setup.warnings) {
             eprintln!("warning: {w}");
         }
         let names: Vec<&str> = Optimizer::ALL.iter().map(|o| o.name()).collect();

@@ -45,6 +45,11 @@ pub struct Findings {
     pub max_distance: Option<f64>,
     /// Largest |Delta_ode(t) - Delta_exact(t)| / |Delta_exact(t)| (error space by ODE).
     pub exact_max_relative_error: Option<f64>,
+    /// The tolerance floor of V at each sample ([`crate::theory::lyapunov::lyapunov_floor`]).
+    pub lyapunov_floor: Vec<f64>,
+    /// Error space by ODE: samples where |Delta_exact| was within the residual floor, left
+    /// out of `exact_max_relative_error`, and the largest |Delta_ode - Delta_exact| there.
+    pub exact_below_floor: Option<(usize, f64)>,
 }
 
 /// One observer of a run: its columns, its values at each sample, its findings at the end.

@@ -82,6 +82,18 @@ pub struct DiscreteRun {
 
 /// Run `twin` with step `eta` from W0 for every iterate with t_k <= t_end.
 pub fn run(model: &Model, w0: &DMatrix<f64>, twin: Twin, eta: f64, t_end: f64) -> DiscreteRun {
+    run_observed(model, w0, twin, eta, t_end, &mut |_| {})
+}
+
+/// [`run`], calling `at(t_k)` after each iterate (a progress display).
+pub fn run_observed(
+    model: &Model,
+    w0: &DMatrix<f64>,
+    twin: Twin,
+    eta: f64,
+    t_end: f64,
+    at: &mut dyn FnMut(f64),
+) -> DiscreteRun {
     let (m, d) = (model.m(), model.d());
     let mut ws = Workspace::new(m, model.n(), d);
     let mut g = DMatrix::zeros(m, d);
@@ -99,6 +111,7 @@ pub fn run(model: &Model, w0: &DMatrix<f64>, twin: Twin, eta: f64, t_end: f64) -
             break;
         }
         iterates.push(Iterate { k, t, loss });
+        at(t);
         max_distance = max_distance.max((x - w0).norm());
         if k == last {
             break;

@@ -79,6 +79,8 @@ pub struct SpaceSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pl_ball: Option<PlBall>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance_floor: Option<crate::theory::lyapunov::ToleranceFloor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_test_gap: Option<f64>,
 }
 
@@ -150,6 +152,7 @@ impl SpaceSummary {
             inf_pl_ratio: run.inf_pl_ratio(),
             sup_kernel_cond: run.sup_kernel_cond(),
             pl_ball: run.pl_ball.clone(),
+            tolerance_floor: run.tolerance_floor.clone(),
             final_test_gap: run.final_test_gap(),
         }
     }

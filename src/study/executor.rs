@@ -2,12 +2,13 @@
 //! twin, each space observed by its probes.
 
 use nalgebra::DVector;
+use std::cell::Cell;
 use std::time::Instant;
 
 use crate::dynamics::output_space::{integrate_output_space, Crossings};
 use crate::dynamics::{Damping, ErrorSpace, Flow, WeightSpace};
 use crate::error::Error;
-use crate::integrate::{integrate, output_times, Solver, Stats, Stop};
+use crate::integrate::{integrate, output_times, OdeSystem, Solver, Stats, Stop};
 use crate::io::Table;
 use crate::observe::core::Core;
 use crate::observe::drift::Drift;
@@ -21,22 +22,43 @@ use crate::study::config::{KernelChoice, RunConfig, SpaceChoice};
 use crate::study::report::{Checks, Report, SpaceRun};
 use crate::study::setup::{setup, Setup};
 use crate::theory::diagnostics::{cross_kernel_h0, cross_kernel_hinf, PlBall};
-use crate::theory::lyapunov::{monotonicity, Lyapunov};
+use crate::theory::lyapunov::{monotonicity_above, Lyapunov, ToleranceFloor};
 use crate::theory::spectrum::extreme_eigenvalues;
+use crate::theory::stiffness::{explicit_steps, MANY_STEPS, STABLE_H_LAMBDA};
 
 /// A space's table, findings and solver record as a [`SpaceRun`], with the monotonicity of
-/// its Lyapunov column.
+/// its Lyapunov column judged against the tolerance floor `resolution` (the norm of a residual
+/// error the absolute tolerance allows; None for the exact solution).
 fn space_run(
     (table, findings): (Table, Findings),
     lyapunov: Lyapunov,
     solver: Solver,
     (stats, stop): (Stats, Stop),
     started: Instant,
+    resolution: Option<f64>,
 ) -> (SpaceRun, Findings) {
     let times = table.column("t").unwrap_or_default();
     let values = table.column("lyapunov").unwrap_or_default();
+    let floor = if resolution.is_some() {
+        findings.lyapunov_floor.as_slice()
+    } else {
+        &[]
+    };
+    let monotonicity = monotonicity_above(&times, &values, floor);
+    let final_loss = table
+        .column("loss")
+        .and_then(|l| l.last().copied())
+        .unwrap_or(f64::NAN);
+    let tolerance_floor = resolution.map(|e| {
+        let mut f = ToleranceFloor::new(e, final_loss);
+        if let Some((count, worst)) = findings.exact_below_floor {
+            f.exact_samples_below_floor = Some(count);
+            f.exact_max_abs_error_below_floor = Some(worst);
+        }
+        f
+    });
     let run = SpaceRun {
-        monotonicity: monotonicity(&times, &values),
+        monotonicity,
         table,
         solver,
         stats,
@@ -45,8 +67,64 @@ fn space_run(
         lyapunov,
         exact_max_relative_error: findings.exact_max_relative_error,
         pl_ball: None,
+        tolerance_floor,
     };
     (run, findings)
+}
+
+/// The norm of a residual error the absolute tolerance allows in error space: atol in each
+/// of the n components of Delta.
+fn error_resolution(cfg: &RunConfig, setup: &Setup) -> f64 {
+    cfg.atol * (setup.model.n() as f64).sqrt()
+}
+
+/// The same in weight space, where the tolerance is on the m d weights: an error dW of atol
+/// in each moves Delta by J dW, |J dW| <= sqrt(lambda_max(H)) |dW|, and never less than
+/// error space's atol sqrt(n).
+fn weight_resolution(cfg: &RunConfig, setup: &Setup) -> f64 {
+    let md = (setup.model.m() * setup.model.d()) as f64;
+    let n = setup.model.n() as f64;
+    cfg.atol * (setup.h0_extremes.1.max(0.0) * md).max(n).sqrt()
+}
+
+/// Tolerances resolve nothing for the fixed steps of rk4 or the exact solution.
+fn resolution(cfg: &RunConfig, e: f64) -> Option<f64> {
+    matches!(cfg.solver, Solver::Dopri5 | Solver::Dop853).then_some(e)
+}
+
+/// A right-hand side that reports its time to a progress display every [`WATCH_EVERY`]
+/// evaluations, so a stiff run's display moves between output times too.
+struct Watched<'p, F> {
+    system: F,
+    progress: &'p dyn Progress,
+    calls: Cell<u32>,
+}
+
+/// Evaluations between two progress reports (a report costs a lock and a clock read).
+const WATCH_EVERY: u32 = 64;
+
+impl<'p, F> Watched<'p, F> {
+    fn new(system: F, progress: &'p dyn Progress) -> Self {
+        Watched {
+            system,
+            progress,
+            calls: Cell::new(0),
+        }
+    }
+}
+
+impl<F: OdeSystem> OdeSystem for Watched<'_, F> {
+    fn rhs(&self, t: f64, y: &[f64], dy: &mut [f64]) {
+        self.system.rhs(t, y, dy);
+        let calls = self.calls.get().wrapping_add(1);
+        self.calls.set(calls);
+        if calls.is_multiple_of(WATCH_EVERY) {
+            self.progress.at(t);
+        }
+    }
+    fn blocks(&self) -> usize {
+        self.system.blocks()
+    }
 }
 
 /// Weight space: integrate the network and record the drift of its kernel and weights, the
@@ -63,9 +141,10 @@ pub fn run_weight(
     let flow = Flow::new(&space, damping);
     let method = cfg.optimizer.method();
     let lyapunov = method.lyapunov(damping, setup.lambda0 / 2.0, cfg.alpha);
+    let e = resolution(cfg, weight_resolution(cfg, setup)).unwrap_or(0.0);
     let mut probes: Vec<Box<dyn Probe + '_>> = vec![
         Box::new(Core),
-        Box::new(LyapunovProbe::new(lyapunov)),
+        Box::new(LyapunovProbe::with_resolution(lyapunov, e)),
         Box::new(Drift::new(
             &setup.h0,
             &setup.w0,
@@ -111,10 +190,12 @@ pub fn run_weight(
             observe,
         )
     } else {
-        integrate(flow, y0, &times, &settings, observe)
+        integrate(Watched::new(flow, progress), y0, &times, &settings, observe)
     };
     progress.done();
-    let (mut out, findings) = space_run(recorder.finish(), lyapunov, cfg.solver, outcome, started);
+    let e = resolution(cfg, weight_resolution(cfg, setup));
+    let (mut out, findings) =
+        space_run(recorder.finish(), lyapunov, cfg.solver, outcome, started, e);
     let loss0 = out
         .table
         .column("loss")
@@ -132,6 +213,16 @@ pub fn run_weight(
 
 /// Error space with the fixed kernel: by ODE (checked against the exact solution) or exactly.
 pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
+    run_error_with(cfg, setup, damping, &Silent)
+}
+
+/// [`run_error`], reporting progress to `progress`.
+pub fn run_error_with(
+    cfg: &RunConfig,
+    setup: &Setup,
+    damping: Damping,
+    progress: &dyn Progress,
+) -> SpaceRun {
     let started = Instant::now();
     let (h, extremes) = setup.error_kernel(cfg.kernel);
     let method = cfg.optimizer.method();
@@ -140,16 +231,19 @@ pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
     let exact = method.exact(h, &delta0, damping);
     let space = ErrorSpace { h: h.clone() };
     let lyapunov = method.lyapunov(damping, mu, cfg.alpha);
+    let e = resolution(cfg, error_resolution(cfg, setup));
     let mut probes: Vec<Box<dyn Probe + '_>> = vec![
         Box::new(Core),
-        Box::new(LyapunovProbe::new(lyapunov)),
+        Box::new(LyapunovProbe::with_resolution(lyapunov, e.unwrap_or(0.0))),
         Box::new(PlProbe),
     ];
     let times = output_times(cfg.t_end, cfg.samples);
+    progress.start("error space", cfg.t_end);
     if cfg.solver == Solver::Exact {
         let mut recorder = Recorder::new(probes);
         let mut stop = Stop::Completed;
         for &t in &times {
+            progress.at(t);
             let (d, v) = exact.at(t);
             let s = crate::dynamics::Space::snapshot(&space, d.as_slice(), v.as_slice());
             if !recorder.record(&Sample {
@@ -162,18 +256,28 @@ pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
                 break;
             }
         }
+        progress.done();
         let outcome = (Stats::default(), stop);
-        return space_run(recorder.finish(), lyapunov, Solver::Exact, outcome, started).0;
+        return space_run(
+            recorder.finish(),
+            lyapunov,
+            Solver::Exact,
+            outcome,
+            started,
+            None,
+        )
+        .0;
     }
-    probes.push(Box::new(ExactCheck::new(&exact)));
+    probes.push(Box::new(ExactCheck::with_floor(&exact, e.unwrap_or(0.0))));
     let mut recorder = Recorder::new(probes);
     let flow = Flow::new(&space, damping);
     let outcome = integrate(
-        flow,
+        Watched::new(flow, progress),
         flow.initial_state(delta0.as_slice()),
         &times,
         &cfg.solver_settings(),
         |t, y| {
+            progress.at(t);
             recorder.record(&Sample {
                 t,
                 snapshot: &flow.snapshot(y.as_slice()),
@@ -182,7 +286,71 @@ pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
             })
         },
     );
-    space_run(recorder.finish(), lyapunov, cfg.solver, outcome, started).0
+    progress.done();
+    space_run(recorder.finish(), lyapunov, cfg.solver, outcome, started, e).0
+}
+
+/// What a caller sees of a study besides its progress: the problem once it is built, before
+/// anything is integrated (the command line prints the run's header and the setup's warnings
+/// there, so a stiff run says so at once rather than after it).
+pub trait Observer: Progress {
+    /// The problem is built and nothing is integrated yet.
+    fn prepared(&self, _cfg: &RunConfig, _setup: &Setup) {}
+}
+
+impl Observer for Silent {}
+
+/// Build the problem of `cfg` ([`setup`]) and add the warnings that need it built: a problem
+/// so stiff that an explicit solver needs many steps ([`crate::theory::stiffness`]).
+pub fn prepare(cfg: &RunConfig) -> Result<Setup, Error> {
+    let mut setup = setup(cfg)?;
+    if let Some(w) = stiffness_warning(cfg, &setup) {
+        setup.warnings.push(w);
+    }
+    Ok(setup)
+}
+
+/// The warning for a stiff problem: the explicit steps its spaces need (lambda_max T / 3, or
+/// sqrt(lambda_max) T / 3 for second-order flows) when above [`MANY_STEPS`], or an rk4 step
+/// beyond the stability limit.
+pub fn stiffness_warning(cfg: &RunConfig, setup: &Setup) -> Option<String> {
+    use crate::io::format_f64;
+    let mut lambda_max: f64 = 0.0;
+    if matches!(cfg.space, SpaceChoice::Weight | SpaceChoice::Both) {
+        lambda_max = lambda_max.max(setup.h0_extremes.1);
+    }
+    if matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both) && cfg.solver != Solver::Exact {
+        lambda_max = lambda_max.max(setup.error_kernel(cfg.kernel).1 .1);
+    }
+    let second_order = cfg.damping(setup.lambda0).second_order();
+    let steps = explicit_steps(lambda_max, cfg.t_end, second_order);
+    let remedies = "--normalize the inputs (a kernel of normalized inputs has lambda_max of order n/4), shorten --t-end, or solve error space exactly (--space error --solver exact)";
+    let rate = if second_order {
+        lambda_max.max(0.0).sqrt()
+    } else {
+        lambda_max.max(0.0)
+    };
+    match cfg.solver {
+        Solver::Exact => None,
+        Solver::Rk4 => (cfg.step * rate > STABLE_H_LAMBDA).then(|| {
+            format!(
+                "stiff problem: lambda_max = {:.3e}, and rk4 with --step {} is unstable above a step of about {:.3e} (3/lambda_max{}); lower --step or {remedies}",
+                lambda_max,
+                format_f64(cfg.step),
+                STABLE_H_LAMBDA / rate,
+                if second_order { " with sqrt(lambda_max) for a second-order flow" } else { "" }
+            )
+        }),
+        Solver::Dopri5 | Solver::Dop853 => (steps > MANY_STEPS).then(|| {
+            format!(
+                "stiff problem: lambda_max = {:.3e}, so an explicit solver needs about {:.1e} steps to reach T = {} (stable steps are h < ~3/{}); this may take long: {remedies}",
+                lambda_max,
+                steps,
+                format_f64(cfg.t_end),
+                if second_order { "sqrt(lambda_max)" } else { "lambda_max" }
+            )
+        }),
+    }
 }
 
 /// Run a whole study in memory, without a progress display.
@@ -190,37 +358,57 @@ pub fn run(cfg: &RunConfig) -> Result<Report, Error> {
     run_with(cfg, &Silent)
 }
 
-/// Run a whole study in memory, reporting progress (when `cfg.progress`) to `progress`.
+/// Run a whole study in memory, reporting the problem once built and then progress (when
+/// `cfg.progress`) to `observer`.
 ///
 /// The study runs on a thread of rayon's pool: a parallel pass started from there costs
 /// 0.6-5 us of scheduling, against 15-23 us from a thread outside the pool, which must sleep
 /// until the pool wakes it (`bench -- rayon` on the benchmark machine; at m = 1000 a whole
 /// gradient evaluation on two threads takes about 125 us).
-pub fn run_with(cfg: &RunConfig, progress: &dyn Progress) -> Result<Report, Error> {
-    rayon::scope(|_| run_on_this_thread(cfg, progress))
+pub fn run_with(cfg: &RunConfig, observer: &dyn Observer) -> Result<Report, Error> {
+    let setup = prepare(cfg)?;
+    if cfg.progress {
+        observer.prepared(cfg, &setup);
+    }
+    Ok(execute(cfg, setup, observer))
 }
 
-/// [`run`] on the calling thread. `compare` runs its three studies on threads of their own:
-/// in rayon's pool of two, the third would wait, and a worker waiting inside one study's
+/// Integrate a prepared problem ([`prepare`]): [`run_with`] after the setup.
+pub fn execute(cfg: &RunConfig, setup: Setup, progress: &dyn Progress) -> Report {
+    rayon::scope(|_| execute_on_this_thread(cfg, setup, progress))
+}
+
+/// [`execute`] on the calling thread. `compare` runs its three studies on threads of their
+/// own: in rayon's pool of two, the third would wait, and a worker waiting inside one study's
 /// parallel evaluation could take up another whole study and hold the first one up.
-fn run_on_this_thread(cfg: &RunConfig, progress: &dyn Progress) -> Result<Report, Error> {
+fn execute_on_this_thread(cfg: &RunConfig, setup: Setup, progress: &dyn Progress) -> Report {
     let progress = if cfg.progress { progress } else { &Silent };
-    let setup = setup(cfg)?;
     let damping = cfg.damping(setup.lambda0);
     let weight = matches!(cfg.space, SpaceChoice::Weight | SpaceChoice::Both)
         .then(|| run_weight(cfg, &setup, damping, progress));
     let error = matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both)
-        .then(|| run_error(cfg, &setup, damping));
+        .then(|| run_error_with(cfg, &setup, damping, progress));
     let started = Instant::now();
     let discrete = cfg.discrete.then(|| {
         let method = cfg.optimizer.method();
-        twin::run(
+        let twin = method.twin(damping, setup.eta);
+        progress.start(&format!("discrete {}", twin.name()), cfg.t_end);
+        let mut calls = 0u32;
+        let run = twin::run_observed(
             &setup.model,
             &setup.w0,
-            method.twin(damping, setup.eta),
+            twin,
             setup.eta,
             cfg.t_end,
-        )
+            &mut |t| {
+                calls = calls.wrapping_add(1);
+                if calls.is_multiple_of(WATCH_EVERY) {
+                    progress.at(t);
+                }
+            },
+        );
+        progress.done();
+        run
     });
     let mut setup = setup;
     if let Some(d) = &discrete {
@@ -249,33 +437,73 @@ fn run_on_this_thread(cfg: &RunConfig, progress: &dyn Progress) -> Result<Report
         },
     };
     report.checks = report.check();
-    Ok(report)
+    report
 }
 
 /// `ntkdyn compare`: gf, hbf and nag on the same data and initialization, each with its twin,
 /// run in parallel (one thread each), each configured as `cfg` but for the optimizer and its
 /// output directory `cfg.out/<optimizer>`.
 pub fn compare(cfg: &RunConfig) -> Result<Vec<Report>, Error> {
+    compare_with(cfg, &Silent)
+}
+
+/// Progress of one of compare's runs, named after its optimizer.
+struct Labeled<'a> {
+    label: &'static str,
+    inner: &'a dyn Progress,
+}
+
+impl Progress for Labeled<'_> {
+    fn start(&self, what: &str, t_end: f64) {
+        self.inner.start(&format!("{} {what}", self.label), t_end);
+    }
+    fn at(&self, t: f64) {
+        self.inner.at(t);
+    }
+    fn done(&self) {
+        self.inner.done();
+    }
+}
+
+/// [`compare`], with the problem built once (it does not depend on the optimizer) and shown
+/// to `observer` before the three runs start, which report their progress to it (when
+/// `cfg.progress`) from their threads.
+pub fn compare_with(cfg: &RunConfig, observer: &dyn Observer) -> Result<Vec<Report>, Error> {
     crate::study::validate::preflight(cfg, Optimizer::ALL.len())?;
     let configs: Vec<RunConfig> = Optimizer::ALL
         .into_iter()
         .map(|optimizer| RunConfig {
             optimizer,
             out: cfg.out.join(optimizer.name()),
-            progress: false,
             ..cfg.clone()
         })
         .collect();
-    std::thread::scope(|scope| {
+    // Each optimizer's own checks (the iterate limit counts on its twin's clock).
+    for c in &configs {
+        c.validate()?;
+    }
+    let setup = prepare(&configs[0])?;
+    if cfg.progress {
+        observer.prepared(&configs[0], &setup);
+    }
+    let reports = std::thread::scope(|scope| {
         let handles: Vec<_> = configs
             .iter()
-            .map(|c| scope.spawn(move || run_on_this_thread(c, &Silent)))
+            .map(|c| {
+                let setup = setup.clone();
+                let progress = Labeled {
+                    label: c.optimizer.name(),
+                    inner: observer,
+                };
+                scope.spawn(move || execute_on_this_thread(c, setup, &progress))
+            })
             .collect();
         handles
             .into_iter()
             .map(|h| h.join().expect("a run thread panicked"))
             .collect()
-    })
+    });
+    Ok(reports)
 }
 
 #[cfg(test)]

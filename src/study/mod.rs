@@ -9,7 +9,10 @@ pub mod setup;
 pub mod validate;
 
 pub use config::{KernelChoice, RunConfig, SpaceChoice};
-pub use executor::{compare, run, run_error, run_weight, run_with};
+pub use executor::{
+    compare, compare_with, execute, prepare, run, run_error, run_error_with, run_weight, run_with,
+    stiffness_warning, Observer,
+};
 pub use report::{Checks, Report, SpaceRun, DISCRETE_COLUMNS, TEST_GAP_COLUMN};
 pub use setup::{setup, Setup};
 pub use validate::{memory_estimate, MAX_BYTES, MAX_ITERATES, MAX_SAMPLES};

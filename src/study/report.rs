@@ -10,7 +10,7 @@ use crate::study::config::RunConfig;
 use crate::study::setup::Setup;
 use crate::theory::checks::{pl_rate, DampingRegimes, PlPrediction};
 use crate::theory::diagnostics::PlBall;
-use crate::theory::lyapunov::{Lyapunov, Monotonicity};
+use crate::theory::lyapunov::{Lyapunov, Monotonicity, ToleranceFloor};
 
 /// The column of a table every space has: the loss L = 1/2 |Delta|^2.
 pub const LOSS: &str = "loss";
@@ -33,6 +33,9 @@ pub struct SpaceRun {
     pub exact_max_relative_error: Option<f64>,
     /// Weight space: the PL* ball check of Liu, Zhu and Belkin.
     pub pl_ball: Option<PlBall>,
+    /// What the adaptive solver's absolute tolerance resolves of the loss (None for rk4 and
+    /// the exact solution).
+    pub tolerance_floor: Option<ToleranceFloor>,
 }
 
 impl SpaceRun {

@@ -17,8 +17,8 @@ use crate::error::InputError;
 use crate::io;
 use crate::model::{Data, InitialNetwork, Model};
 use crate::study::config::{KernelChoice, RunConfig};
-use crate::{model::relu2::arccos::hinf, theory::spectrum::extreme_eigenvalues};
 use crate::study::validate::{check_iterates, MemoryEstimate, Sizes};
+use crate::{model::relu2::arccos::hinf, theory::spectrum::extreme_eigenvalues};
 
 /// lambda_min(Hinf) at or below this share of lambda_max(Hinf) is rounding of a singular
 /// kernel: the eigen-solver's error is about n eps lambda_max (n = 5 parallel inputs gave

@@ -94,25 +94,58 @@ impl Lyapunov {
 /// Monotonicity of a sampled Lyapunov function.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Monotonicity {
-    /// Whether V never rose by more than `tolerance` (relative) between samples.
+    /// Whether V never rose by more than `tolerance` (relative) between samples, counting
+    /// only rises above what the solver's tolerances resolve.
     pub nonincreasing: bool,
-    /// Largest relative rise (V_{k+1} - V_k)/|V_k| between consecutive samples (0 if none).
+    /// Largest relative rise (V_{k+1} - V_k)/|V_k| between consecutive samples (0 if none),
+    /// over the rises the tolerances resolve.
     #[serde(deserialize_with = "crate::json::f64_or_nan")]
     pub max_relative_rise: f64,
     /// The first sample time after which V never rises again (0 when it never rose).
     pub nonincreasing_after: f64,
     pub tolerance: f64,
+    /// Rises no larger than the tolerance floor of V at their samples ([`lyapunov_floor`]):
+    /// integration error at the level of atol, not a rise of the function.
+    #[serde(default)]
+    pub rises_below_floor: usize,
 }
 
 /// Rises smaller than this (relative) are rounding and integration error, not a rise.
 pub const RISE_TOLERANCE: f64 = 1e-6;
 
-/// Check a sampled V for monotonicity.
+/// The part of V the absolute tolerance does not resolve at a sample: V is homogeneous of
+/// degree 2 in (Delta, Delta'), so a state whose residual has the size `resolution` (the norm
+/// of an error of atol in every component) has V (resolution / |Delta|)^2. +inf when Delta = 0.
+///
+/// ```text
+/// floor(t) = V(t) (e / |Delta(t)|)^2,   e = atol sqrt(components)
+/// ```
+pub fn lyapunov_floor(v: f64, delta_norm: f64, resolution: f64) -> f64 {
+    if delta_norm > 0.0 {
+        v.abs() * (resolution / delta_norm).powi(2)
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// Check a sampled V for monotonicity (every rise resolved: a floor of zero).
 pub fn monotonicity(t: &[f64], v: &[f64]) -> Monotonicity {
+    monotonicity_above(t, v, &[])
+}
+
+/// Check a sampled V for monotonicity, disregarding rises no larger than the larger of the
+/// tolerance floors `floor` of their two samples ([`lyapunov_floor`]; missing entries are 0).
+pub fn monotonicity_above(t: &[f64], v: &[f64], floor: &[f64]) -> Monotonicity {
+    let floor_at = |k: usize| floor.get(k).copied().unwrap_or(0.0);
     let mut max_rise: f64 = 0.0;
+    let mut below_floor = 0;
     let t0 = t.first().copied().unwrap_or(0.0);
     let mut after = t0;
     for k in 1..v.len() {
+        if v[k] > v[k - 1] && v[k] - v[k - 1] <= floor_at(k - 1).max(floor_at(k)) {
+            below_floor += 1;
+            continue;
+        }
         // A rise from exactly zero (NAG with alpha > 2 starts at V(0) = 0) has no finite
         // relative size: it moves `after` but not the largest relative rise.
         let rose = if v[k - 1] == 0.0 {
@@ -131,5 +164,93 @@ pub fn monotonicity(t: &[f64], v: &[f64]) -> Monotonicity {
         max_relative_rise: max_rise,
         nonincreasing_after: after,
         tolerance: RISE_TOLERANCE,
+        rises_below_floor: below_floor,
+    }
+}
+
+/// What the absolute tolerance resolves of a space's loss.
+///
+/// ```text
+/// L_floor = 1/2 e^2,  e = atol sqrt(components)   (a residual of atol in every component)
+/// ```
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToleranceFloor {
+    /// The norm e of a residual error the absolute tolerance allows.
+    #[serde(deserialize_with = "crate::json::f64_or_nan")]
+    pub residual_floor: f64,
+    /// 1/2 e^2: below it the loss is integration error, not a value.
+    #[serde(deserialize_with = "crate::json::f64_or_nan")]
+    pub loss_floor: f64,
+    /// Whether the final loss is at or below `loss_floor`.
+    pub loss_reached_floor: bool,
+    /// Error space by ODE: samples where |Delta_exact| <= e, left out of
+    /// exact_max_relative_error (their relative deviation measures noise against ~0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_samples_below_floor: Option<usize>,
+    /// The largest |Delta_ode - Delta_exact| at those samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_max_abs_error_below_floor: Option<f64>,
+}
+
+impl ToleranceFloor {
+    /// From the residual resolution e and the final loss.
+    pub fn new(residual_floor: f64, final_loss: f64) -> ToleranceFloor {
+        let loss_floor = 0.5 * residual_floor * residual_floor;
+        ToleranceFloor {
+            residual_floor,
+            loss_floor,
+            loss_reached_floor: final_loss <= loss_floor,
+            exact_samples_below_floor: None,
+            exact_max_abs_error_below_floor: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rise_at_the_1e_minus_30_level_below_the_atol_floor_is_not_a_rise() {
+        // The stiff run's V near a loss of 1e-17: values of 1e-30 jitter by 1e-30, while the
+        // absolute tolerance resolves nothing below ~1e-18.
+        let t = [0.0, 1.0, 2.0, 3.0, 4.0];
+        let v = [1.0, 1e-10, 1e-30, 5.3e-30, 2e-30];
+        let floor = [1e-18; 5];
+        let m = monotonicity_above(&t, &v, &floor);
+        assert!(m.nonincreasing, "{m:?}");
+        assert_eq!(m.max_relative_rise, 0.0);
+        assert_eq!(m.nonincreasing_after, 0.0);
+        assert_eq!(m.rises_below_floor, 1);
+        // Without a floor the same series is the false alarm: a relative rise of 4.3.
+        let bare = monotonicity(&t, &v);
+        assert!(!bare.nonincreasing && (bare.max_relative_rise - 4.3).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_rise_above_the_floor_is_still_a_rise() {
+        let t = [0.0, 1.0, 2.0, 3.0];
+        let v = [1.0, 0.5, 0.6, 0.1];
+        let m = monotonicity_above(&t, &v, &[1e-18; 4]);
+        assert!(!m.nonincreasing);
+        assert_eq!(m.nonincreasing_after, 2.0);
+        assert!((m.max_relative_rise - 0.2).abs() < 1e-12);
+        assert_eq!(m.rises_below_floor, 0);
+    }
+
+    #[test]
+    fn the_floor_of_v_scales_as_the_square_of_atol_over_the_residual() {
+        // V = 2 at |Delta| = 1e-3 with e = 1e-9: the unresolved part is 2e-12.
+        assert!((lyapunov_floor(2.0, 1e-3, 1e-9) - 2e-12).abs() < 1e-25);
+        assert_eq!(lyapunov_floor(0.0, 0.0, 1e-9), f64::INFINITY);
+        assert_eq!(lyapunov_floor(3.0, 1.0, 0.0), 0.0);
+    }
+
+    #[test]
+    fn the_loss_reaches_the_floor_at_half_the_squared_residual_resolution() {
+        let f = ToleranceFloor::new(1e-8, 1e-17);
+        assert!((f.loss_floor - 5e-17).abs() < 1e-30);
+        assert!(f.loss_reached_floor);
+        assert!(!ToleranceFloor::new(1e-8, 1e-3).loss_reached_floor);
     }
 }

@@ -9,3 +9,4 @@ pub mod diagnostics;
 pub mod exact;
 pub mod lyapunov;
 pub mod spectrum;
+pub mod stiffness;
