@@ -334,6 +334,21 @@ fn merge(dir: &Path, args: &SweepArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// The files `plot` reads in a run folder.
+const RUN_TABLES: [&str; 4] = ["weight.csv", "error.csv", "discrete.csv", "summary.json"];
+
+/// The figures `plot` may write for the run in `dir/prefix` (kernel.svg and test_gap.svg only
+/// beside a weight.csv), as names relative to `dir`.
+fn run_figure_names(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names = vec!["loss.svg", "lyapunov.svg"];
+    if dir.join(prefix).join("weight.csv").exists() {
+        names.extend(["kernel.svg", "test_gap.svg"]);
+    }
+    names.iter().map(|n| format!("{prefix}{n}")).collect()
+}
+
+/// `ntkdyn plot DIR`: the figures of a run folder, of a compare folder (compare.svg and each
+/// run's), or of a sweep folder (sweep.svg), drawn again from the files there.
 fn plot(args: &PlotArgs) -> Result<(), Error> {
     plot::check_size(args.width_px, args.height_px)?;
     let dir = &args.dir;
@@ -343,21 +358,72 @@ fn plot(args: &PlotArgs) -> Result<(), Error> {
         log_x: args.log_x,
         title: args.title.clone(),
     };
+    let runs: Vec<Optimizer> = Optimizer::ALL
+        .into_iter()
+        .filter(|o| dir.join(o.name()).join("summary.json").exists())
+        .collect();
+    let kind = if dir.join("summary.json").exists() {
+        Folder::Run
+    } else if dir.join("sweep.csv").exists() {
+        Folder::Sweep
+    } else if !runs.is_empty() {
+        Folder::Compare
+    } else {
+        Folder::Run // reading summary.json says what is missing
+    };
     // The tables are the inputs; the figures are the outputs. Claimed before reading: the
     // claim finishes an interrupted switch, so plot never reads a half-switched directory.
-    let read: Vec<PathBuf> = ["weight.csv", "error.csv", "discrete.csv", "summary.json"]
-        .iter()
-        .map(|n| dir.join(n))
-        .collect();
+    let (names, read): (Vec<String>, Vec<PathBuf>) = match kind {
+        Folder::Run => (
+            run_figure_names(dir, ""),
+            RUN_TABLES.iter().map(|n| dir.join(n)).collect(),
+        ),
+        Folder::Sweep => (vec!["sweep.svg".into()], vec![dir.join("sweep.csv")]),
+        Folder::Compare => {
+            let mut names = vec!["compare.svg".to_string()];
+            let mut read = Vec::new();
+            for o in &runs {
+                names.extend(run_figure_names(dir, &format!("{}/", o.name())));
+                read.extend(RUN_TABLES.iter().map(|n| dir.join(o.name()).join(n)));
+            }
+            (names, read)
+        }
+    };
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let inputs: Vec<(&str, &Path)> = read.iter().map(|p| ("DIR", p.as_path())).collect();
-    let mut names = vec!["loss.svg", "lyapunov.svg"];
-    if dir.join("weight.csv").exists() {
-        names.extend(["kernel.svg", "test_gap.svg"]);
-    }
     let mut claim = Claim::update(dir, &names, &inputs, args.force)?;
     notes(claim.notes(), false);
-    let tables = RunTables::read(dir)?;
-    let (figures, skipped) = files::figure_files(&tables, &style);
+    let mut figures: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    match kind {
+        Folder::Run => {
+            let (f, s) = files::figure_files(&RunTables::read(dir)?, &style);
+            figures.extend(f);
+            skipped.extend(s);
+        }
+        Folder::Sweep => {
+            let rows = sweep::read_csv(&dir.join("sweep.csv"))?;
+            match plot::try_render_grid(&sweep::figure(&rows, &style), 3) {
+                Ok(svg) => figures.push(("sweep.svg".into(), svg.into_bytes())),
+                Err(e) => skipped.push(format!("figure sweep.svg skipped: {e}")),
+            }
+        }
+        Folder::Compare => {
+            let mut tables = Vec::new();
+            for o in &runs {
+                let t = RunTables::read(&dir.join(o.name()))?;
+                let (f, s) = files::figure_files(&t, &style);
+                let prefix = format!("{}/", o.name());
+                figures.extend(f.into_iter().map(|(n, b)| (format!("{prefix}{n}"), b)));
+                skipped.extend(s.into_iter().map(|w| format!("{prefix}{w}")));
+                tables.push(t);
+            }
+            match plot::try_render_grid(&[figures::compare_figure(&tables, &style)], 1) {
+                Ok(svg) => figures.push(("compare.svg".into(), svg.into_bytes())),
+                Err(e) => skipped.push(format!("figure compare.svg skipped: {e}")),
+            }
+        }
+    }
     for (name, bytes) in &figures {
         claim.put(name, bytes)?;
     }
@@ -377,6 +443,14 @@ fn plot(args: &PlotArgs) -> Result<(), Error> {
         .into());
     }
     Ok(())
+}
+
+/// What `plot DIR` finds in DIR.
+#[derive(Clone, Copy)]
+enum Folder {
+    Run,
+    Compare,
+    Sweep,
 }
 
 #[cfg(test)]
