@@ -106,6 +106,9 @@ pub enum OutputError {
     /// A figure could not be drawn.
     #[error("figure {}: {msg}", path.display())]
     Plot { path: PathBuf, msg: String },
+    /// The output directory refused the run (a foreign file, an input, another run, ...).
+    #[error("{0}")]
+    OutDir(#[from] crate::outdir::OutDirError),
 }
 
 /// Any error of ntkdyn; its Display is the one line the user sees.

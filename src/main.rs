@@ -4,12 +4,25 @@ mod cli;
 
 use clap::error::ErrorKind;
 use cli::ParseFailure;
+use std::io::Write;
 
 fn main() {
     let cli = match cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(ParseFailure::Clap(e)) => match e.kind() {
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                // clap's own e.exit() panics when stdout is closed or full; a failed write
+                // of the help is exit status 1, never 101.
+                let text = e.render().to_string();
+                let status = match std::io::stdout()
+                    .write_all(text.as_bytes())
+                    .and_then(|()| std::io::stdout().flush())
+                {
+                    Ok(()) => 0,
+                    Err(_) => 1,
+                };
+                std::process::exit(status)
+            }
             ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => fail(
                 2,
                 &format!(
@@ -20,15 +33,18 @@ fn main() {
             // One line, as every other error: clap's first line names the option and value.
             _ => fail(2, &cli::args::error_line(&e)),
         },
-        Err(e @ ParseFailure::Config(_)) => fail(2, &cli::human::tidy(&format!("error: {e}"))),
+        Err(e @ (ParseFailure::Config(_) | ParseFailure::Conflict(_))) => {
+            fail(2, &cli::human::tidy(&format!("error: {e}")))
+        }
     };
     if let Err(e) = cli::run(cli) {
         fail(1, &cli::human::tidy(&format!("error: {e}")));
     }
 }
 
-/// Print the one line and exit with `status`.
+/// Print the one line on stderr and exit with `status`. A stderr that cannot be written (full,
+/// closed) does not turn the error into a panic: the status still says it.
 fn fail(status: i32, line: &str) -> ! {
-    eprintln!("{line}");
+    let _ = writeln!(std::io::stderr(), "{line}");
     std::process::exit(status)
 }

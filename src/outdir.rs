@@ -154,6 +154,12 @@ pub enum OutDirError {
     Io { path: PathBuf, msg: String },
 }
 
+impl From<OutDirError> for crate::error::Error {
+    fn from(e: OutDirError) -> crate::error::Error {
+        crate::error::OutputError::OutDir(e).into()
+    }
+}
+
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> OutDirError + '_ {
     move |e| OutDirError::Io {
         path: path.to_path_buf(),
@@ -723,6 +729,9 @@ pub struct Claim {
     notes: Vec<String>,
     /// Names whose present file is not recorded and `force` allowed to replace.
     forced: BTreeSet<OutputName>,
+    /// Directories this claim created, deepest first: a run refused or failed before its
+    /// commit leaves no empty --out behind.
+    created: Vec<PathBuf>,
 }
 
 /// What a commit did.
@@ -771,8 +780,9 @@ impl Claim {
         for n in names {
             claimed.insert(OutputName::new(n)?);
         }
-        let real = prepare(dir)?;
+        let (real, created) = prepare(dir)?;
         let inputs: Vec<Input> = inputs.iter().map(|(o, p)| Input::new(o, p)).collect();
+        let given = inputs.clone();
         check_ancestor_locks(&real, dir)?;
         let lock = Lock::take(&real, dir)?;
         let mut claim = Claim {
@@ -788,8 +798,15 @@ impl Claim {
             put: BTreeMap::new(),
             notes: Vec::new(),
             forced: BTreeSet::new(),
+            created,
         };
         claim.recover()?;
+        // Finishing an interrupted switch moves and removes files: an input's inode may now
+        // belong to another file (plot's inputs are in DIR), so look at the inputs again.
+        claim.inputs = given
+            .iter()
+            .map(|i| Input::new(&i.option, &i.path))
+            .collect();
         claim.check()?;
         claim.staging = claim.choose_staging();
         Ok(claim)
@@ -1028,6 +1045,7 @@ impl Claim {
 
     /// Switch DIR from the old run to the new one (see the module doc) and release it.
     pub fn commit(mut self) -> Result<Committed, OutDirError> {
+        self.created.clear();
         // A file may have appeared under an output name while the run computed.
         self.check()?;
         self.ensure_staging()?;
@@ -1419,6 +1437,12 @@ impl Drop for Claim {
             let _ = fs::remove_dir_all(self.staging.path());
         }
         self.lock.release();
+        // Only empty directories go: remove_dir refuses any other.
+        for dir in &self.created {
+            if fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
     }
 }
 
@@ -1490,7 +1514,10 @@ fn pid_suffix(name: &OsStr, prefix: &OsStr) -> Option<u32> {
 }
 
 /// Check --out before anything: a dangling link, a file, creatable; returns DIR canonical.
-fn prepare(dir: &Path) -> Result<PathBuf, OutDirError> {
+/// DIR checked (and created, with its missing parents): its canonical path, and the directories
+/// created, deepest first (removed again, when still empty, by a claim dropped without a commit).
+fn prepare(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>), OutDirError> {
+    let mut created = Vec::new();
     match fs::symlink_metadata(dir) {
         Ok(meta) if meta.file_type().is_symlink() => match fs::metadata(dir) {
             Ok(target) if target.is_dir() => {}
@@ -1518,15 +1545,24 @@ fn prepare(dir: &Path) -> Result<PathBuf, OutDirError> {
             })
         }
         Ok(_) => {}
-        Err(_) => fs::create_dir_all(dir).map_err(|e| OutDirError::NotWritable {
-            path: dir.to_path_buf(),
-            msg: e.to_string(),
-        })?,
+        Err(_) => {
+            created = dir
+                .ancestors()
+                .filter(|a| !a.as_os_str().is_empty())
+                .take_while(|a| fs::symlink_metadata(a).is_err())
+                .map(Path::to_path_buf)
+                .collect();
+            fs::create_dir_all(dir).map_err(|e| OutDirError::NotWritable {
+                path: dir.to_path_buf(),
+                msg: e.to_string(),
+            })?
+        }
     }
-    fs::canonicalize(dir).map_err(|e| OutDirError::NotWritable {
+    let real = fs::canonicalize(dir).map_err(|e| OutDirError::NotWritable {
         path: dir.to_path_buf(),
         msg: e.to_string(),
-    })
+    })?;
+    Ok((real, created))
 }
 
 /// A run holding a directory above DIR (e.g. `compare` into DIR's parent) makes DIR busy.

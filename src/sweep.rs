@@ -18,9 +18,9 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, InputError, OutputError};
-use crate::io::{self, format_f64};
+use crate::io::format_f64;
 use crate::optimizer::Optimizer;
-use crate::outdir::Sum;
+use crate::outdir::{retry_while_busy, Claim, Sum};
 use crate::output::plot::{self, Dash, Figure, Legend, Series};
 use crate::output::style::{OptimizerColor as _, Style};
 use crate::study::{self, RunConfig, SpaceChoice};
@@ -639,25 +639,40 @@ pub fn merge(dir: &Path) -> Result<Vec<SweepRow>, Error> {
     Ok(rows)
 }
 
-/// Write a shard's CSV (its record first) into `dir`.
+/// The files a sweep reads (--data, --test): never written over.
+fn sweep_inputs(cfg: &SweepConfig) -> Vec<(&'static str, &Path)> {
+    crate::output::files::inputs(&cfg.base)
+}
+
+/// Write a shard's CSV (its record first) into `dir`, through a claim that keeps the other
+/// shards and waits while another shard commits.
 pub fn write_shard(
     cfg: &SweepConfig,
     rows: &[SweepRow],
     dir: &Path,
 ) -> Result<Vec<PathBuf>, Error> {
-    io::prepare_dir(dir)?;
-    let path = dir.join(cfg.csv_name());
-    io::write_atomic(&path, shard_csv(cfg, rows)?.as_bytes())?;
-    Ok(vec![path])
+    let name = cfg.csv_name();
+    let text = shard_csv(cfg, rows)?;
+    let inputs = sweep_inputs(cfg);
+    let mut claim = retry_while_busy(std::time::Duration::from_secs(600), || {
+        Claim::update(dir, &[name.as_str()], &inputs, false)
+    })?;
+    claim.put(&name, text.as_bytes())?;
+    Ok(claim.commit()?.written)
 }
 
 /// Write what a sweep run writes: a shard's CSV with its record, or the whole sweep's
-/// sweep.csv and sweep.svg.
+/// sweep.csv and sweep.svg (one whole run of DIR).
 pub fn write_run(cfg: &SweepConfig, rows: &[SweepRow], dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    match cfg.shard {
-        Some(_) => write_shard(cfg, rows, dir),
-        None => Ok(write(rows, dir, "sweep.csv", true)?),
+    if cfg.shard.is_some() {
+        return write_shard(cfg, rows, dir);
     }
+    let mut claim = Claim::replace(dir, &["sweep.csv", "sweep.svg"], &sweep_inputs(cfg), false)?;
+    claim.put("sweep.csv", to_csv(rows).as_bytes())?;
+    if let Ok(svg) = plot::try_render_grid(&figure(rows, &Style::default()), 3) {
+        claim.put("sweep.svg", svg.as_bytes())?;
+    }
+    Ok(claim.commit()?.written)
 }
 
 /// A panel of the sweep figure: title, axis label and the value of a row.
@@ -758,23 +773,27 @@ pub fn figure(rows: &[SweepRow], style: &Style) -> Vec<Figure> {
         .collect()
 }
 
-/// Write the sweep's CSV (or shard CSV) and, for a whole or merged sweep, sweep.svg.
+/// Write a table of sweep rows as `csv_name` into `dir` and, with `with_figure`, sweep.svg
+/// (skipped when it cannot be drawn), through a claim that keeps DIR's other recorded files
+/// (the shards of a merge stay).
 pub fn write(
     rows: &[SweepRow],
     dir: &Path,
     csv_name: &str,
     with_figure: bool,
 ) -> Result<Vec<PathBuf>, OutputError> {
-    io::prepare_dir(dir)?;
-    let csv_path = dir.join(csv_name);
-    io::write_atomic(&csv_path, to_csv(rows).as_bytes())?;
-    let mut written = vec![csv_path];
+    let mut names = vec![csv_name];
     if with_figure {
-        let path = dir.join("sweep.svg");
-        plot::save_grid(&figure(rows, &Style::default()), 3, &path)?;
-        written.push(path);
+        names.push("sweep.svg");
     }
-    Ok(written)
+    let mut claim = Claim::update(dir, &names, &[], false)?;
+    claim.put(csv_name, to_csv(rows).as_bytes())?;
+    if with_figure {
+        if let Ok(svg) = plot::try_render_grid(&figure(rows, &Style::default()), 3) {
+            claim.put("sweep.svg", svg.as_bytes())?;
+        }
+    }
+    Ok(claim.commit()?.written)
 }
 
 /// Parse `I/N` of --shard.

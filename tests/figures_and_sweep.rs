@@ -150,3 +150,51 @@ fn restyled_plot_changes_the_size_and_title() {
     );
     assert!(loss.contains("My title"));
 }
+
+/// `ntkdyn plot` on the folder of `compare` or of `sweep` draws its figures again, byte for
+/// byte as the command drew them (issue 16).
+#[test]
+fn plot_redraws_a_compare_folder_and_a_sweep_folder_as_they_were_written() {
+    let bin = env!("CARGO_BIN_EXE_ntkdyn");
+    let tmp = common::TempDir::new("plot-folders");
+    let small = ["--n", "4", "--d", "2", "--t-end", "0.2", "--samples", "3"];
+    for (command, extra, figures) in [
+        (
+            "compare",
+            vec!["--m", "10"],
+            vec!["compare.svg", "gf/loss.svg", "nag/kernel.svg"],
+        ),
+        ("sweep", vec!["--widths", "3,5"], vec!["sweep.svg"]),
+    ] {
+        let dir = tmp.join(command);
+        let status = std::process::Command::new(bin)
+            .arg(command)
+            .args(small)
+            .args(&extra)
+            .args(["--quiet", "--out"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{command}");
+        let before: Vec<Vec<u8>> = figures
+            .iter()
+            .map(|f| std::fs::read(dir.join(f)).unwrap())
+            .collect();
+        for f in &figures {
+            std::fs::remove_file(dir.join(f)).unwrap();
+        }
+        let out = std::process::Command::new(bin)
+            .arg("plot")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "plot {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (f, b) in figures.iter().zip(&before) {
+            assert_eq!(&std::fs::read(dir.join(f)).unwrap(), b, "{command}: {f}");
+        }
+    }
+}

@@ -857,3 +857,329 @@ fn shards_finishing_together_commit_one_after_the_other_into_one_directory() {
         ["sweep-shard-1-of-2.csv", "sweep-shard-2-of-2.csv"]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through the binary: every write path of `ntkdyn` goes through a claim.
+
+const BIN: &str = env!("CARGO_BIN_EXE_ntkdyn");
+
+/// A tiny gf run in error space without the twin (writes error.csv, summary.json, loss.svg,
+/// lyapunov.svg), with `extra` options, into `out`.
+fn tiny(out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["gf", "--n", "8", "--d", "3", "--m", "40", "--t-end", "1"])
+        .args([
+            "--samples",
+            "3",
+            "--space",
+            "error",
+            "--no-discrete",
+            "--quiet",
+        ])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .env_remove(CRASH_ENV);
+    cmd
+}
+
+/// Every file directly in `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| {
+            (
+                e.file_name().into_string().unwrap(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+const USER_FILES: [&str; 5] = [
+    "notes.txt",
+    "weight.csv",
+    "discrete.csv",
+    "kernel.svg",
+    "summary.json",
+];
+
+fn users_folder(dir: &Path, names: &[&str]) -> BTreeMap<String, Vec<u8>> {
+    fs::create_dir_all(dir).unwrap();
+    for n in names {
+        fs::write(dir.join(n), format!("the user's own {n}\n")).unwrap();
+    }
+    snapshot(dir)
+}
+
+#[test]
+fn a_run_into_a_folder_of_the_users_files_leaves_every_one_byte_identical() {
+    // The team's before-stop check: `--out .` in a folder holding the user's own files, one of
+    // them (summary.json) under a name the run writes.
+    let tmp = TempDir::new("bin-users-folder");
+    let dir = tmp.join("work");
+    let before = users_folder(&dir, &USER_FILES);
+    let out = tiny(Path::new("."), &[])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: ./summary.json was not written by ntkdyn; choose another --out or pass --force\n"
+    );
+    assert_eq!(snapshot(&dir), before, "a file changed, appeared or went");
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}
+
+#[test]
+fn an_error_space_run_neither_touches_nor_minds_the_users_files_under_names_it_does_not_write() {
+    // Issue 14 item 1: weight.csv, discrete.csv and kernel.svg are not outputs of an
+    // error-space run without the twin: they stay, and are not in its way.
+    let tmp = TempDir::new("bin-users-kept");
+    let dir = tmp.join("work");
+    let before = users_folder(&dir, &USER_FILES[..4]);
+    let out = tiny(Path::new("."), &[])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = snapshot(&dir);
+    for (name, bytes) in &before {
+        assert_eq!(after.get(name), Some(bytes), "{name} changed");
+    }
+    let mut written = manifest_names(&dir);
+    written.sort();
+    assert_eq!(
+        written,
+        ["error.csv", "loss.svg", "lyapunov.svg", "summary.json"]
+    );
+    // A second run replaces its own files and still leaves the user's alone.
+    let again = tiny(Path::new("."), &["--seed", "3"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let after = snapshot(&dir);
+    for (name, bytes) in &before {
+        assert_eq!(after.get(name), Some(bytes), "{name} changed");
+    }
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}
+
+#[test]
+fn force_lets_a_run_replace_a_foreign_file_and_nothing_else() {
+    let tmp = TempDir::new("bin-force");
+    let dir = tmp.join("work");
+    let before = users_folder(&dir, &USER_FILES);
+    let out = tiny(&dir, &["--force"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = snapshot(&dir);
+    for (name, bytes) in &before {
+        if name == "summary.json" {
+            assert_ne!(after.get(name), Some(bytes));
+        } else {
+            assert_eq!(after.get(name), Some(bytes), "{name} changed");
+        }
+    }
+}
+
+#[test]
+fn a_run_never_writes_or_removes_its_own_inputs() {
+    // Issue 14 item 2: --data DIR/discrete.csv --init DIR/weight.csv --out DIR.
+    let tmp = TempDir::new("bin-inputs");
+    let dir = tmp.join("run");
+    fs::create_dir_all(&dir).unwrap();
+    let data = "x1,x2,x3,y\n1,0,0,1\n0,1,0,-1\n0,0,1,0.5\n";
+    let init = "a,w1,w2,w3\n1,0.1,0.2,0.3\n-1,0.3,-0.2,0.1\n";
+    fs::write(dir.join("discrete.csv"), data).unwrap();
+    fs::write(dir.join("weight.csv"), init).unwrap();
+    let inputs = |cmd: &mut Command| {
+        cmd.arg("--data")
+            .arg(dir.join("discrete.csv"))
+            .arg("--init")
+            .arg(dir.join("weight.csv"));
+    };
+    // Writing one of them is refused before computing, naming it.
+    let mut both = Command::new(BIN);
+    both.args(["gf", "--t-end", "0.5", "--samples", "3", "--quiet", "--out"])
+        .arg(&dir);
+    inputs(&mut both);
+    let out = both.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is the input --"), "{err}");
+    assert!(!dir.join("summary.json").exists());
+    // A run that does not write them leaves them as they were.
+    let mut error_only = tiny(&dir, &[]);
+    inputs(&mut error_only);
+    let out = error_only.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(dir.join("discrete.csv")).unwrap(), data);
+    assert_eq!(fs::read_to_string(dir.join("weight.csv")).unwrap(), init);
+}
+
+#[test]
+fn a_refused_run_leaves_no_output_folder_behind() {
+    let tmp = TempDir::new("bin-refused");
+    let dir = tmp.join("a").join("b");
+    let out = tiny(&dir, &["--data", "/nonexistent/ntkdyn-data.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!tmp.join("a").exists(), "the refused run left its --out");
+}
+
+/// The manifest of `dir` vouches for exactly the files in it (but the user's `extra`).
+fn holds_one_whole_run(dir: &Path, extra: &[&str]) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let m = Manifest::read(&dir.join(MANIFEST)).ok_or("no manifest")?;
+    let mut files = snapshot(dir);
+    files.remove(MANIFEST);
+    // Bookkeeping (the lock of a killed run, a journal) is checked by `leftovers`.
+    files.retain(|name, _| !name.starts_with('.'));
+    for e in extra {
+        files.remove(*e);
+    }
+    let listed: Vec<&String> = m.files.iter().map(|e| &e.name).collect();
+    let present: Vec<&String> = files.keys().collect();
+    if listed != present {
+        return Err(format!("manifest {listed:?}, files {present:?}"));
+    }
+    for e in &m.files {
+        if ntkdyn::outdir::Sum::of(&files[&e.name]) != e.sum {
+            return Err(format!("{} is not what the manifest records", e.name));
+        }
+    }
+    Ok(files)
+}
+
+#[test]
+fn a_run_killed_at_any_point_of_its_commit_leaves_the_old_run_or_the_new_one() {
+    // Through the binary: the old run (seed 1), then a run (seed 2) aborted at each point of
+    // the switch; DIR holds one whole run (the old or the new one, by its error.csv), and the
+    // next run removes every leftover. With the user's notes.txt in DIR (journaled switch) and
+    // without (directory switch).
+    let tmp = TempDir::new("bin-crash");
+    let reference = |seed: &str| {
+        let d = tmp.join(&format!("ref{seed}"));
+        assert!(tiny(&d, &["--seed", seed]).status().unwrap().success());
+        fs::read(d.join("error.csv")).unwrap()
+    };
+    let (old, new) = (reference("1"), reference("2"));
+    assert_ne!(old, new);
+    for users in [false, true] {
+        // The points of the directory switch, or of the journaled one (the user's file).
+        let points: Vec<&str> = if users {
+            CRASH_POINTS
+                .into_iter()
+                .filter(|p| !["exchanged", "unmarked"].contains(p))
+                .collect()
+        } else {
+            vec!["staging", "staged", "exchanged", "unmarked", "finished"]
+        };
+        for point in points {
+            let dir = tmp.join(&format!("run-{users}-{point}"));
+            fs::create_dir_all(&dir).unwrap();
+            let extra: &[&str] = if users { &["notes.txt"] } else { &[] };
+            if users {
+                fs::write(dir.join("notes.txt"), "mine\n").unwrap();
+            }
+            assert!(tiny(&dir, &["--seed", "1"]).status().unwrap().success());
+            let crashed = tiny(&dir, &["--seed", "2"])
+                .env(CRASH_ENV, point)
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(!crashed.success(), "{point}: the crash hook did not fire");
+            // Right after the kill the directory switch shows one run; the journaled one may
+            // show both beside its journal until the next claim, which `plot` makes.
+            if !users {
+                let files = holds_one_whole_run(&dir, extra)
+                    .unwrap_or_else(|e| panic!("{point}, right after the kill: {e}"));
+                let csv = &files["error.csv"];
+                assert!(*csv == old || *csv == new, "{point}: a third error.csv");
+            }
+            let plot = Command::new(BIN).arg("plot").arg(&dir).output().unwrap();
+            assert!(
+                plot.status.success(),
+                "{point}: {}",
+                String::from_utf8_lossy(&plot.stderr)
+            );
+            let files = holds_one_whole_run(&dir, extra)
+                .unwrap_or_else(|e| panic!("{users} {point}, after the next claim: {e}"));
+            let csv = &files["error.csv"];
+            assert!(*csv == old || *csv == new, "{point}: a third error.csv");
+            if users {
+                assert_eq!(fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine\n");
+            }
+            assert!(
+                leftovers(&dir).is_empty(),
+                "{users} {point}: leftovers {:?}",
+                leftovers(&dir)
+            );
+            // And the next run writes a whole run again.
+            assert!(tiny(&dir, &["--seed", "2"]).status().unwrap().success());
+            let files = holds_one_whole_run(&dir, extra).unwrap();
+            assert_eq!(files["error.csv"], new, "{point}");
+            assert!(leftovers(&dir).is_empty(), "{point}: {:?}", leftovers(&dir));
+        }
+    }
+}
+
+#[test]
+fn a_second_ntkdyn_run_on_the_same_folder_fails_at_once_naming_the_first_pid() {
+    let tmp = TempDir::new("bin-busy");
+    let dir = tmp.join("run");
+    // The first run: large enough to be running while the second starts.
+    let mut first = Command::new(BIN)
+        .args([
+            "gf", "--n", "40", "--d", "10", "--m", "3000", "--t-end", "1000",
+        ])
+        .args(["--samples", "5", "--quiet", "--out"])
+        .arg(&dir)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = dir.join(LOCK);
+    let started = std::time::Instant::now();
+    while !fs::read_to_string(&lock).is_ok_and(|t| t.contains(&first.id().to_string())) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the first run never took its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = tiny(&dir, &[]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let still_running = first.try_wait().unwrap().is_none();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(
+        still_running,
+        "the first run ended before the second started"
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "is in use by another ntkdyn run (pid {})",
+            first.id()
+        )),
+        "{err}"
+    );
+    // The first run was killed before its commit: DIR holds no run, and no file of either.
+    assert!(outputs(&dir).is_empty(), "{:?}", outputs(&dir));
+}

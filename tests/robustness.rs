@@ -313,19 +313,38 @@ fn panel_sizes_outside_their_bounds_are_refused_with_the_option_named() {
     assert!(plot::check_size(Some(640), Some(440)).is_ok());
 }
 
-/// A run directory by hand: summary.json and weight.csv with the given loss column.
+/// A run directory from a real tiny run (weight space, 3 samples), its figures removed and the
+/// rows of weight.csv replaced by the given times and losses (the loss, pseudo-loss and
+/// Lyapunov columns take the loss; the bound is inf; every other column 0).
 fn hand_run(dir: &std::path::Path, t: &[f64], loss: &[f64]) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("summary.json"),
-        r#"{"command": "gf", "n": 3, "d": 2, "m": 10}"#,
-    )
-    .unwrap();
-    let mut csv = String::from("t,loss,pseudo_loss,lyapunov,loss_bound,lambda_min,kernel_drift,max_weight_drift,pattern_change_frac\n");
-    for (t, l) in t.iter().zip(loss) {
-        csv += &format!("{t:e},{l:e},{l:e},{l:e},inf,0,0,0,0\n");
+    let status = Command::new(BIN)
+        .args(["gf", "--n", "3", "--d", "2", "--m", "10", "--t-end", "1"])
+        .args(["--samples", &t.len().to_string(), "--space", "weight"])
+        .args(["--no-discrete", "--quiet", "--out"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for svg in ["loss.svg", "lyapunov.svg", "kernel.svg"] {
+        std::fs::remove_file(dir.join(svg)).unwrap();
     }
-    std::fs::write(dir.join("weight.csv"), csv).unwrap();
+    let path = dir.join("weight.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let mut csv = header.join(",") + "\n";
+    for (t, l) in t.iter().zip(loss) {
+        let row: Vec<String> = header
+            .iter()
+            .map(|c| match *c {
+                "t" => format!("{t:e}"),
+                "loss" | "pseudo_loss" | "lyapunov" => format!("{l:e}"),
+                "loss_bound" => "inf".into(),
+                _ => "0".into(),
+            })
+            .collect();
+        csv += &(row.join(",") + "\n");
+    }
+    std::fs::write(path, csv).unwrap();
 }
 
 #[test]
@@ -417,8 +436,17 @@ fn shard(dir: &std::path::Path, i: usize, n: usize, extra: &[&str]) {
     );
 }
 
+/// `ntkdyn sweep --merge` on `dir` (no run options: the shards carry their configuration).
+fn merge(dir: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["sweep", "--merge", "--quiet", "--out"])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
 fn merge_error(dir: &std::path::Path) -> String {
-    let out = sweep(dir, &["--merge"]);
+    let out = merge(dir);
     assert!(!out.status.success(), "merge accepted");
     assert_ne!(out.status.code(), Some(101), "a panic");
     assert!(
@@ -439,7 +467,7 @@ fn shards_of_one_sweep_merge_into_the_whole_sweep() {
     }
     let first = std::fs::read_to_string(parts.join("sweep-shard-1-of-3.csv")).unwrap();
     assert!(first.starts_with("# ntkdyn sweep shard: {"), "{first}");
-    let out = sweep(&parts, &["--merge"]);
+    let out = merge(&parts);
     assert!(
         out.status.success(),
         "{}",
@@ -528,6 +556,27 @@ fn merge_refuses_a_shard_without_a_record() {
     std::fs::write(&path, rest).unwrap();
     let err = merge_error(&dir);
     assert!(err.contains("no record of its sweep"), "{err}");
+}
+
+#[test]
+fn merge_refuses_run_options_naming_them_instead_of_ignoring_them() {
+    let tmp = TempDir::new("merge-options");
+    let dir = tmp.join("parts");
+    shard(&dir, 1, 1, &[]);
+    let out = Command::new(BIN)
+        .args([
+            "sweep", "--merge", "--widths", "10", "--t-end", "3", "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "error: --merge: reads the shards' own configuration; drop --widths, --t-end"
+    );
+    assert!(!dir.join("sweep.csv").exists());
 }
 
 #[test]

@@ -195,6 +195,9 @@ pub struct PlotArgs {
     /// Title of the loss figure
     #[arg(long)]
     pub title: Option<String>,
+    /// Replace figure files in DIR that ntkdyn did not write (or that were changed since)
+    #[arg(long)]
+    pub force: bool,
     /// Options from a TOML file; options on the command line override it
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
@@ -312,6 +315,10 @@ pub struct RunArgs {
     /// Print nothing but errors
     #[arg(long)]
     pub quiet: bool,
+    /// Replace files under the run's output names that ntkdyn did not write (or that were
+    /// changed since)
+    #[arg(long)]
+    pub force: bool,
     /// Options from a TOML file (keys are option names: t-end = 100, space = "weight",
     /// widths = [100, 400]); options on the command line override it
     #[arg(long, value_name = "FILE.toml")]

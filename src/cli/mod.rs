@@ -12,14 +12,18 @@ use std::ffi::OsString;
 
 use args::{Cli, Command, PlotArgs, RunArgs, SweepArgs};
 use human::{human_summary, names, say, sayln};
-use ntkdyn::error::{Error, InputError};
+use ntkdyn::error::{Error, InputError, OutputError};
 use ntkdyn::optimizer::Optimizer;
+use ntkdyn::outdir::{self, Claim};
 use ntkdyn::output::figures::{self, RunTables};
 use ntkdyn::output::files;
 use ntkdyn::output::plot;
 use ntkdyn::output::style::Style;
 use ntkdyn::study::{self, RunConfig};
-use ntkdyn::{io, sweep};
+use ntkdyn::sweep;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A command line that could not be turned into a [`Cli`].
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +34,9 @@ pub enum ParseFailure {
     /// The --config file could not be read.
     #[error("{0}")]
     Config(InputError),
+    /// Options that contradict each other (run options given with `sweep --merge`).
+    #[error("{0}")]
+    Conflict(InputError),
 }
 
 /// Parse the command line, with the options of `--config FILE.toml` inserted before those
@@ -45,7 +52,20 @@ where
         Some(path) => config_file::with_config(args, &path).map_err(ParseFailure::Config)?,
         None => args,
     };
-    Cli::try_parse_from(args).map_err(ParseFailure::Clap)
+    let cli = Cli::try_parse_from(&args).map_err(ParseFailure::Clap)?;
+    if matches!(&cli.command, Command::Sweep(s) if s.merge) {
+        let given = given_with_merge(&args);
+        if !given.is_empty() {
+            return Err(ParseFailure::Conflict(InputError::option(
+                "merge",
+                format!(
+                    "reads the shards' own configuration; drop {}",
+                    given.join(", ")
+                ),
+            )));
+        }
+    }
+    Ok(cli)
 }
 
 /// Run a parsed command line; the error is the one line to print.
@@ -57,17 +77,55 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Plot(p) => return plot(p),
     };
     let cfg = args.config(optimizer);
+    cfg.validate()?;
+    // The directory is claimed before anything is computed: a foreign file under one of the
+    // run's names, an input among them, another run on it, stop the run here.
+    let names = files::output_names(&cfg);
+    let inputs = run_inputs(&cfg, args);
+    let mut claim = Claim::replace(&cfg.out, &names, &inputs, args.force)?;
+    notes(claim.notes(), args.quiet);
     let bar = progress::Bar::run();
     let report = study::run_with(&cfg, &bar)?;
-    let written = files::write(&report, &cfg.out)?;
+    let skipped = files::put_run(&report, &mut claim, "")?;
+    let done = claim.commit()?;
     if !args.quiet {
-        for w in bar.unprinted(&report.setup.warnings) {
-            eprintln!("warning: {w}");
+        for w in bar.unprinted(&report.setup.warnings).iter().chain(&skipped) {
+            warn(w);
         }
+        notes(&done.notes, false);
         say(&human::details(&report)); // the header came before the run
-        sayln!("wrote {}: {}", cfg.out.display(), names(&written));
+        sayln!("wrote {}: {}", cfg.out.display(), names_of(&done.written));
     }
+    // A failed run keeps what it computed (committed above) and says why it stopped.
     report.failure().map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// The inputs of a run as a claim names them: --data, --init, --test and --config.
+fn run_inputs<'a>(cfg: &'a RunConfig, args: &'a RunArgs) -> Vec<(&'static str, &'a Path)> {
+    let mut inputs = files::inputs(cfg);
+    if let Some(c) = &args.config {
+        inputs.push(("--config", c.as_path()));
+    }
+    inputs
+}
+
+/// Print `warning: TEXT` on stderr (a closed or full stderr is not a panic).
+fn warn(text: &str) {
+    let _ = writeln!(std::io::stderr(), "warning: {text}");
+}
+
+/// Print a claim's notes as `note: TEXT` on stderr, unless quiet.
+fn notes(notes: &[String], quiet: bool) {
+    if !quiet {
+        for n in notes {
+            let _ = writeln!(std::io::stderr(), "note: {n}");
+        }
+    }
+}
+
+/// The paths written, relative to DIR (`loss.svg`, `gf/loss.svg`), space-separated.
+fn names_of(written: &[PathBuf]) -> String {
+    names(written)
 }
 
 fn compare(args: &RunArgs) -> Result<(), Error> {
@@ -75,27 +133,55 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
     if args.out.is_none() {
         cfg.out = RunConfig::default_out("compare");
     }
+    cfg.validate()?;
+    // One claim over DIR: compare.svg and every optimizer's files in DIR/<optimizer>.
+    let per_run = files::output_names(&cfg);
+    let mut names: Vec<String> = vec!["compare.svg".into()];
+    for o in Optimizer::ALL {
+        names.extend(per_run.iter().map(|n| format!("{}/{n}", o.name())));
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let inputs = run_inputs(&cfg, args);
+    let mut claim = Claim::replace(&cfg.out, &names, &inputs, args.force)?;
+    notes(claim.notes(), args.quiet);
     let bar = progress::Bar::compare();
     let reports = study::compare_with(&cfg, &bar)?;
     let mut tables = Vec::new();
+    let mut skipped = Vec::new();
     for report in &reports {
-        files::write(report, &report.config.out)?;
+        let prefix = format!("{}/", report.config.optimizer.name());
+        skipped.extend(
+            files::put_run(report, &mut claim, &prefix)?
+                .into_iter()
+                .map(|w| format!("{prefix}{w}")),
+        );
         tables.push(RunTables::from_report(report));
-        if !args.quiet {
-            say(&human_summary(report));
-        }
     }
     let fig = figures::compare_figure(&tables, &Style::default());
-    let path = cfg.out.join("compare.svg");
-    plot::save(&[fig], &path)?;
-    if !args.quiet {
-        for w in bar.unprinted(&reports[0].setup.warnings) {
-            eprintln!("warning: {w}");
+    match plot::try_render_grid(&[fig], 1) {
+        Ok(svg) => {
+            claim.put("compare.svg", svg.as_bytes())?;
         }
+        Err(e) => skipped.push(format!("figure compare.svg skipped: {e}")),
+    }
+    let done = claim.commit()?;
+    if !args.quiet {
+        for report in &reports {
+            say(&human_summary(report));
+        }
+        if let Some(first) = reports.first() {
+            for w in bar.unprinted(&first.setup.warnings) {
+                warn(w);
+            }
+        }
+        for w in &skipped {
+            warn(w);
+        }
+        notes(&done.notes, false);
         let names: Vec<&str> = Optimizer::ALL.iter().map(|o| o.name()).collect();
         sayln!(
             "wrote {} and the runs in {}/{{{}}}",
-            path.display(),
+            cfg.out.join("compare.svg").display(),
             cfg.out.display(),
             names.join(",")
         );
@@ -106,19 +192,19 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
         .map_or(Ok(()), |e| Err(e.into()))
 }
 
+/// How long a shard waits for other shards committing into the same directory.
+const SHARD_WAIT: Duration = Duration::from_secs(600);
+
 fn sweep(args: &SweepArgs) -> Result<(), Error> {
     let mut base = args.run.config(Optimizer::Gf);
     if args.run.out.is_none() {
         base.out = RunConfig::default_out("sweep");
     }
     let dir = base.out.clone();
+    let quiet = args.run.quiet;
+    let force = args.run.force;
     if args.merge {
-        let rows = sweep::merge(&dir)?;
-        let written = sweep::write(&rows, &dir, "sweep.csv", true)?;
-        if !args.run.quiet {
-            sayln!("merged {} rows; wrote {}", rows.len(), names(&written));
-        }
-        return Ok(());
+        return merge(&dir, args);
     }
     let cfg = sweep::SweepConfig {
         base,
@@ -126,34 +212,248 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
         seeds: args.seeds,
         optimizers: args.optimizers.clone(),
         shard: args.shard,
-        progress: !args.run.quiet,
+        progress: !quiet,
     };
+    cfg.validate()?;
+    let inputs = run_inputs(&cfg.base, &args.run);
+    if cfg.shard.is_some() {
+        // Shards of one sweep share DIR: each checks it first, and holds it only to commit.
+        let csv = cfg.csv_name();
+        let claim = || Claim::update(&dir, &[csv.as_str()], &inputs, force);
+        let first = outdir::retry_while_busy(SHARD_WAIT, claim)?;
+        notes(first.notes(), quiet);
+        drop(first);
+        let rows = sweep::run_sweep(&cfg)?;
+        let text = sweep::shard_csv(&cfg, &rows)?;
+        let mut claim = outdir::retry_while_busy(SHARD_WAIT, claim)?;
+        claim.put(&csv, text.as_bytes())?;
+        let done = claim.commit()?;
+        if !quiet {
+            notes(&done.notes, false);
+            sayln!(
+                "{} runs; wrote {} in {}",
+                rows.len(),
+                names_of(&done.written),
+                dir.display()
+            );
+        }
+        return Ok(());
+    }
+    let mut claim = Claim::replace(&dir, &["sweep.csv", "sweep.svg"], &inputs, force)?;
+    notes(claim.notes(), quiet);
     let rows = sweep::run_sweep(&cfg)?;
-    let written = sweep::write_run(&cfg, &rows, &dir)?;
-    if !args.run.quiet {
+    claim.put("sweep.csv", sweep::to_csv(&rows).as_bytes())?;
+    let skipped = put_sweep_figure(&mut claim, &rows, &Style::default())?;
+    let done = claim.commit()?;
+    if !quiet {
+        skipped.iter().for_each(|w| warn(w));
+        notes(&done.notes, false);
         sayln!(
             "{} runs; wrote {} in {}",
             rows.len(),
-            names(&written),
+            names_of(&done.written),
             dir.display()
         );
     }
     Ok(())
 }
 
+/// Put sweep.svg into the claim; a figure that cannot be drawn is skipped with a warning.
+fn put_sweep_figure(
+    claim: &mut Claim,
+    rows: &[sweep::SweepRow],
+    style: &Style,
+) -> Result<Option<String>, Error> {
+    match plot::try_render_grid(&sweep::figure(rows, style), 3) {
+        Ok(svg) => {
+            claim.put("sweep.svg", svg.as_bytes())?;
+            Ok(None)
+        }
+        Err(e) => Ok(Some(format!("figure sweep.svg skipped: {e}"))),
+    }
+}
+
+/// The options of `sweep` that `--merge` may be given with: it reads the shards' own
+/// configuration, so any option of a run would be ignored.
+const MERGE_OPTIONS: [&str; 5] = ["merge", "out", "quiet", "force", "config"];
+
+/// The run options given on the command line (or in --config) with `sweep --merge`, as
+/// `--name`s.
+fn given_with_merge(args: &[OsString]) -> Vec<String> {
+    use clap::parser::ValueSource;
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let Ok(matches) = command.clone().try_get_matches_from(args) else {
+        return Vec::new();
+    };
+    let (Some(("sweep", sub)), Some(sweep_cmd)) = (
+        matches.subcommand(),
+        command.get_subcommands().find(|c| c.get_name() == "sweep"),
+    ) else {
+        return Vec::new();
+    };
+    if !sub.get_flag("merge") {
+        return Vec::new();
+    }
+    sweep_cmd
+        .get_arguments()
+        .filter(|a| !MERGE_OPTIONS.contains(&a.get_id().as_str()))
+        .filter(|a| sub.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect()
+}
+
+fn merge(dir: &Path, args: &SweepArgs) -> Result<(), Error> {
+    let quiet = args.run.quiet;
+    // The shards are the inputs of the merge: never written over.
+    let shards: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("sweep-shard-") && n.ends_with(".csv"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let inputs: Vec<(&str, &Path)> = shards.iter().map(|p| ("shard", p.as_path())).collect();
+    let mut claim = Claim::update(dir, &["sweep.csv", "sweep.svg"], &inputs, args.run.force)?;
+    notes(claim.notes(), quiet);
+    let rows = sweep::merge(dir)?;
+    claim.put("sweep.csv", sweep::to_csv(&rows).as_bytes())?;
+    let skipped = put_sweep_figure(&mut claim, &rows, &Style::default())?;
+    let done = claim.commit()?;
+    if !quiet {
+        skipped.iter().for_each(|w| warn(w));
+        notes(&done.notes, false);
+        sayln!(
+            "merged {} rows; wrote {}",
+            rows.len(),
+            names_of(&done.written)
+        );
+    }
+    Ok(())
+}
+
+/// The files `plot` reads in a run folder.
+const RUN_TABLES: [&str; 4] = ["weight.csv", "error.csv", "discrete.csv", "summary.json"];
+
+/// The figures `plot` may write for the run in `dir/prefix` (kernel.svg and test_gap.svg only
+/// beside a weight.csv), as names relative to `dir`.
+fn run_figure_names(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names = vec!["loss.svg", "lyapunov.svg"];
+    if dir.join(prefix).join("weight.csv").exists() {
+        names.extend(["kernel.svg", "test_gap.svg"]);
+    }
+    names.iter().map(|n| format!("{prefix}{n}")).collect()
+}
+
+/// `ntkdyn plot DIR`: the figures of a run folder, of a compare folder (compare.svg and each
+/// run's), or of a sweep folder (sweep.svg), drawn again from the files there.
 fn plot(args: &PlotArgs) -> Result<(), Error> {
-    let tables = RunTables::read(&args.dir)?;
+    plot::check_size(args.width_px, args.height_px)?;
+    let dir = &args.dir;
     let style = Style {
         width: args.width_px,
         height: args.height_px,
         log_x: args.log_x,
         title: args.title.clone(),
     };
-    for (name, bytes) in figures::render(&tables, &style, &args.dir)? {
-        io::write_atomic(&args.dir.join(&name), &bytes)?;
-        sayln!("wrote {}", args.dir.join(&name).display());
+    let runs: Vec<Optimizer> = Optimizer::ALL
+        .into_iter()
+        .filter(|o| dir.join(o.name()).join("summary.json").exists())
+        .collect();
+    let kind = if dir.join("summary.json").exists() {
+        Folder::Run
+    } else if dir.join("sweep.csv").exists() {
+        Folder::Sweep
+    } else if !runs.is_empty() {
+        Folder::Compare
+    } else {
+        Folder::Run // reading summary.json says what is missing
+    };
+    // The tables are the inputs; the figures are the outputs. Claimed before reading: the
+    // claim finishes an interrupted switch, so plot never reads a half-switched directory.
+    let (names, read): (Vec<String>, Vec<PathBuf>) = match kind {
+        Folder::Run => (
+            run_figure_names(dir, ""),
+            RUN_TABLES.iter().map(|n| dir.join(n)).collect(),
+        ),
+        Folder::Sweep => (vec!["sweep.svg".into()], vec![dir.join("sweep.csv")]),
+        Folder::Compare => {
+            let mut names = vec!["compare.svg".to_string()];
+            let mut read = Vec::new();
+            for o in &runs {
+                names.extend(run_figure_names(dir, &format!("{}/", o.name())));
+                read.extend(RUN_TABLES.iter().map(|n| dir.join(o.name()).join(n)));
+            }
+            (names, read)
+        }
+    };
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let inputs: Vec<(&str, &Path)> = read.iter().map(|p| ("DIR", p.as_path())).collect();
+    let mut claim = Claim::update(dir, &names, &inputs, args.force)?;
+    notes(claim.notes(), false);
+    let mut figures: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    match kind {
+        Folder::Run => {
+            let (f, s) = files::figure_files(&RunTables::read(dir)?, &style);
+            figures.extend(f);
+            skipped.extend(s);
+        }
+        Folder::Sweep => {
+            let rows = sweep::read_csv(&dir.join("sweep.csv"))?;
+            match plot::try_render_grid(&sweep::figure(&rows, &style), 3) {
+                Ok(svg) => figures.push(("sweep.svg".into(), svg.into_bytes())),
+                Err(e) => skipped.push(format!("figure sweep.svg skipped: {e}")),
+            }
+        }
+        Folder::Compare => {
+            let mut tables = Vec::new();
+            for o in &runs {
+                let t = RunTables::read(&dir.join(o.name()))?;
+                let (f, s) = files::figure_files(&t, &style);
+                let prefix = format!("{}/", o.name());
+                figures.extend(f.into_iter().map(|(n, b)| (format!("{prefix}{n}"), b)));
+                skipped.extend(s.into_iter().map(|w| format!("{prefix}{w}")));
+                tables.push(t);
+            }
+            match plot::try_render_grid(&[figures::compare_figure(&tables, &style)], 1) {
+                Ok(svg) => figures.push(("compare.svg".into(), svg.into_bytes())),
+                Err(e) => skipped.push(format!("figure compare.svg skipped: {e}")),
+            }
+        }
+    }
+    for (name, bytes) in &figures {
+        claim.put(name, bytes)?;
+    }
+    let done = claim.commit()?;
+    for w in &skipped {
+        warn(w);
+    }
+    notes(&done.notes, false);
+    for path in &done.written {
+        sayln!("wrote {}", path.display());
+    }
+    if figures.is_empty() && !skipped.is_empty() {
+        return Err(OutputError::Plot {
+            path: dir.to_path_buf(),
+            msg: "no figure could be drawn; the data are unchanged".into(),
+        }
+        .into());
     }
     Ok(())
+}
+
+/// What `plot DIR` finds in DIR.
+#[derive(Clone, Copy)]
+enum Folder {
+    Run,
+    Compare,
+    Sweep,
 }
 
 #[cfg(test)]

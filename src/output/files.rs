@@ -1,18 +1,23 @@
-//! The write path of a study: CSV tables, summary.json and the figures, each written
-//! atomically, data before figures, and stale files of an earlier run removed.
+//! The write path of a study: CSV tables, summary.json and the figures, data before figures,
+//! all through a claim on the output directory ([`crate::outdir`]).
+//!
+//! A run claims exactly the names its configuration writes ([`output_names`]) before it
+//! computes, so that a foreign file under one of them stops it before any work, and a file
+//! the configuration does not write (a user's kernel.svg beside an error-space run) is neither
+//! touched nor in the way. Nothing here removes a file: the claim's commit replaces or removes
+//! only what a manifest of an earlier run names.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::OutputError;
-use crate::io;
-use crate::output::figures::{render, RunTables};
+use crate::outdir::Claim;
+use crate::output::figures::{figures, RunTables};
+use crate::output::plot;
 use crate::output::style::Style;
 use crate::output::summary::Summary;
-use crate::study::Report;
+use crate::study::{Report, RunConfig, SpaceChoice};
 
-/// Files a run may write; those not written by this run are removed, so that a completed run
-/// leaves only its own files (a run killed while writing may leave each file whole but some
-/// from the run before).
+/// Every file a run may write (the union over configurations).
 pub const OUTPUT_FILES: [&str; 8] = [
     "weight.csv",
     "error.csv",
@@ -24,9 +29,40 @@ pub const OUTPUT_FILES: [&str; 8] = [
     "test_gap.svg",
 ];
 
-/// Write the CSV files, summary.json and the figures into `dir`; returns the paths written.
-pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, OutputError> {
-    io::prepare_dir(dir)?;
+/// The files a run of `cfg` writes (a subset of [`OUTPUT_FILES`], in that order): weight.csv
+/// and kernel.svg with weight space, test_gap.svg with weight space and held-out points,
+/// error.csv with error space, discrete.csv with the twin; summary.json, loss.svg and
+/// lyapunov.svg always.
+pub fn output_names(cfg: &RunConfig) -> Vec<&'static str> {
+    let weight = matches!(cfg.space, SpaceChoice::Weight | SpaceChoice::Both);
+    let error = matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both);
+    let test = cfg.test.is_some() || cfg.test_n > 0;
+    OUTPUT_FILES
+        .into_iter()
+        .filter(|name| match *name {
+            "weight.csv" | "kernel.svg" => weight,
+            "error.csv" => error,
+            "discrete.csv" => cfg.discrete,
+            "test_gap.svg" => weight && test,
+            _ => true,
+        })
+        .collect()
+}
+
+/// The files a run reads, as (option, path): a run never writes over one of them.
+pub fn inputs(cfg: &RunConfig) -> Vec<(&'static str, &Path)> {
+    [
+        ("--data", &cfg.data),
+        ("--init", &cfg.init),
+        ("--test", &cfg.test),
+    ]
+    .into_iter()
+    .filter_map(|(option, path)| path.as_deref().map(|p| (option, p)))
+    .collect()
+}
+
+/// The CSV tables and summary.json of a run, as (file name, bytes).
+pub fn data_files(report: &Report) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     if let Some(w) = &report.weight {
         files.push(("weight.csv".into(), w.table.to_csv().into_bytes()));
@@ -41,27 +77,47 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, OutputError> {
         "summary.json".into(),
         Summary::of(report).to_json().into_bytes(),
     ));
-    // Data first: a figure that cannot be drawn must not cost the numbers.
-    let mut written = Vec::new();
-    let mut put = |name: &str, bytes: &[u8]| -> Result<(), OutputError> {
-        let path = dir.join(name);
-        io::write_atomic(&path, bytes)?;
-        written.push(path);
-        Ok(())
-    };
-    for (name, bytes) in &files {
-        put(name, bytes)?;
-    }
-    let figures = render(&RunTables::from_report(report), &Style::default(), dir)?;
-    for (name, bytes) in &figures {
-        put(name, bytes)?;
-    }
-    files.extend(figures);
-    for stale in OUTPUT_FILES {
-        if !files.iter().any(|(n, _)| n == stale) {
-            // A stale file that cannot be removed is left as it was: the run's own are whole.
-            let _ = std::fs::remove_file(dir.join(stale));
+    files
+}
+
+/// The figures of a run rendered as (file name, SVG bytes); a figure that cannot be drawn is
+/// left out, with a warning naming it and why.
+pub fn figure_files(tables: &RunTables, style: &Style) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
+    let mut files = Vec::new();
+    let mut warnings = Vec::new();
+    for (name, panels) in figures(tables, style) {
+        match plot::try_render_grid(&panels, panels.len().max(1)) {
+            Ok(svg) => files.push((name, svg.into_bytes())),
+            Err(e) => warnings.push(format!("figure {name} skipped: {e}")),
         }
     }
-    Ok(written)
+    (files, warnings)
+}
+
+/// Put a run's files into a claim, under `prefix` (`""`, or `"gf/"` for a run of compare):
+/// the data first, then the figures (one that cannot be drawn is skipped: the data stand).
+/// Returns the warnings of skipped figures.
+pub fn put_run(
+    report: &Report,
+    claim: &mut Claim,
+    prefix: &str,
+) -> Result<Vec<String>, OutputError> {
+    for (name, bytes) in data_files(report) {
+        claim.put(&format!("{prefix}{name}"), &bytes)?;
+    }
+    let (figures, warnings) = figure_files(&RunTables::from_report(report), &Style::default());
+    for (name, bytes) in figures {
+        claim.put(&format!("{prefix}{name}"), &bytes)?;
+    }
+    Ok(warnings)
+}
+
+/// Write a run into `dir` as one whole run: claim (refusing foreign files and inputs), put,
+/// commit. Returns the paths written. The command line claims before it computes; this is
+/// the same path for a report already in memory.
+pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, OutputError> {
+    let names = output_names(&report.config);
+    let mut claim = Claim::replace(dir, &names, &inputs(&report.config), false)?;
+    put_run(report, &mut claim, "")?;
+    Ok(claim.commit()?.written)
 }
