@@ -522,101 +522,48 @@ fn main() {
 /// The configurations of `memory`: a label, the command line, and the configuration the
 /// estimate is computed for (the same options). Each isolates one part of the estimate.
 fn memory_cases() -> Vec<(&'static str, Vec<&'static str>)> {
-    let quick = ["--t-end", "0.5", "--samples", "3", "--no-discrete"];
+    let quick = ["--t-end", "0.1", "--samples", "3", "--no-discrete"];
     let with = |head: &[&'static str], tail: &[&'static str]| -> Vec<&'static str> {
         head.iter().chain(tail).copied().collect()
     };
+    let small = ["--n", "10", "--d", "3", "--m", "20"];
     vec![
         (
             "tiny",
             with(&["gf", "--n", "5", "--d", "3", "--m", "10"], &quick),
         ),
-        ("defaults, T = 0.5", with(&["gf"], &quick)),
+        ("n^2", with(&["gf", "--n", "2000", "--m", "100"], &quick)),
         (
-            "n = 2000 (n^2)",
-            with(&["gf", "--n", "2000", "--m", "100"], &quick),
-        ),
-        (
-            "n = 2000, m = 2000",
+            "n^2 + m n",
             with(&["gf", "--n", "2000", "--m", "2000"], &quick),
         ),
+        ("m n", with(&["gf", "--n", "200", "--m", "20000"], &quick)),
         (
-            "n = 3000 error space",
+            "m d",
+            with(&["gf", "--n", "20", "--d", "1000", "--m", "10000"], &quick),
+        ),
+        (
+            "samples",
             with(
-                &["gf", "--n", "3000", "--m", "100", "--space", "error"],
-                &quick,
+                &["gf", "--t-end", "1", "--samples", "200000", "--no-discrete"],
+                &small,
             ),
         ),
         (
-            "m = 40000 (m n)",
-            with(&["gf", "--n", "500", "--m", "40000"], &quick),
+            "iterates",
+            with(
+                &["gf", "--space", "error", "--samples", "3", "--eta", "2e-5"],
+                &small,
+            ),
         ),
         (
-            "d = 2000, m = 10000 (m d)",
-            with(&["gf", "--n", "20", "--d", "2000", "--m", "10000"], &quick),
+            "test points",
+            with(&["gf", "--test-n", "4000", "--m", "500"], &quick),
         ),
+        ("test points, m", with(&["gf", "--test-n", "8000"], &quick)),
         (
-            "samples 1e6",
-            vec![
-                "gf",
-                "--n",
-                "10",
-                "--d",
-                "3",
-                "--m",
-                "20",
-                "--t-end",
-                "1",
-                "--samples",
-                "1000000",
-                "--no-discrete",
-            ],
-        ),
-        (
-            "samples 1e6, error",
-            vec![
-                "gf",
-                "--n",
-                "10",
-                "--d",
-                "3",
-                "--m",
-                "20",
-                "--t-end",
-                "1",
-                "--samples",
-                "1000000",
-                "--no-discrete",
-                "--space",
-                "error",
-            ],
-        ),
-        (
-            "iterates 5e6",
-            vec![
-                "gf",
-                "--n",
-                "10",
-                "--d",
-                "3",
-                "--m",
-                "20",
-                "--space",
-                "error",
-                "--samples",
-                "3",
-                "--eta",
-                "1e-5",
-            ],
-        ),
-        ("test-n 5000", with(&["gf", "--test-n", "5000"], &quick)),
-        (
-            "test-n 10000, m = 500",
-            with(&["gf", "--test-n", "10000", "--m", "500"], &quick),
-        ),
-        (
-            "compare n = 1000",
-            with(&["compare", "--n", "1000", "--m", "1000"], &quick),
+            "compare",
+            with(&["compare", "--n", "800", "--m", "200"], &quick),
         ),
     ]
 }

@@ -277,14 +277,14 @@ fn an_rk4_step_needing_too_many_steps_is_refused_before_running() {
 #[test]
 fn compare_counts_its_three_runs_at_once() {
     let dir = TempDir::new("limits-compare");
-    // One run of n = 9000 fits (about 8 GB), three at once do not.
+    // One run of n = 11000 fits (about 7 GB), three at once do not.
     let cfg = RunConfig {
-        n: 9000,
+        n: 11000,
         m: 10,
         ..RunConfig::default()
     };
     cfg.validate().unwrap();
-    let line = refused(&dir, &["compare", "--n", "9000", "--m", "10"]);
+    let line = refused(&dir, &["compare", "--n", "11000", "--m", "10"]);
     assert!(line.contains("3 runs at once"), "{line}");
 }
 

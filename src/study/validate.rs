@@ -26,30 +26,36 @@ pub const MAX_SAMPLES: usize = 10_000_000;
 /// Most memory a run may need, in bytes (the machines are 24 GB).
 pub const MAX_BYTES: f64 = 16e9;
 
+// The coefficients below are fitted to peak resident sizes measured with `bench -- memory`
+// and /usr/bin/time (2 cores): n = 2000, m = 100: 231 MB; n = 2000, m = 2000: 296 MB;
+// n = 200, m = 20000: 140 MB; d = 1000, m = 10000: 403 MB; 200000 samples: 217 MB;
+// 2.5e6 iterates: 562 MB; --test-n 4000 at m = 500: 163 MB, 8000 at m = 2000: 644 MB;
+// compare at n = 800, m = 200: 111 MB.
+
 /// Bytes of a process before it computes anything (binary, stacks, allocator).
-const BASE: f64 = 12e6;
+const BASE: f64 = 5e6;
 /// f64 n x n matrices alive at the peak of one run: H(0), Hinf, X X^T, the eigen-solver's
-/// copies and vectors (extreme eigenvalues, the exact solution's spectrum), error space's
-/// kernel, the snapshot's H(t) and the drift's H(t) - H(0).
-const NN: f64 = 12.0;
-/// f64 m x n matrices: pre-activations, masks and patterns (the drift's pattern at W0, the
-/// snapshot's, the held pattern) and the engine's scratch.
-const MN: f64 = 8.0;
-/// f64 m x d vectors: W0, the states (position and velocity), the seven dopri5 stages and
-/// the driver's and twin's scratch.
-const MD: f64 = 24.0;
+/// copies and vectors, error space's kernel, the snapshot's H(t) (measured: 7).
+const NN: f64 = 7.0;
+/// f64 m x n matrices: pre-activations, masks and patterns and the engine's scratch
+/// (measured: 2 to 4).
+const MN: f64 = 4.0;
+/// f64 m x d vectors: W0, the states (position and velocity), the dopri5 stages and the
+/// driver's and twin's scratch (measured: 5).
+const MD: f64 = 5.0;
 /// Bytes per weight-space sample: a row of 12 f64 in its own Vec, its CSV text and its
 /// points in three SVGs.
 const WEIGHT_ROW: f64 = 700.0;
-/// Bytes per error-space sample: a row of 7 f64, CSV text, SVG points.
+/// Bytes per error-space sample: a row of 7 f64, CSV text, SVG points (both: 1080 measured).
 const ERROR_ROW: f64 = 400.0;
 /// Bytes per discrete iterate: (k, t, loss), its row of discrete.csv's table, CSV text and
-/// SVG points.
-const ITERATE: f64 = 300.0;
-/// f64 per held-out point and hidden unit (the test model's m x n_test matrices) and per
-/// held-out point and training point (the cross kernels).
-const TEST_M: f64 = 8.0;
-const TEST_N: f64 = 6.0;
+/// SVG points (measured: 225).
+const ITERATE: f64 = 230.0;
+/// f64 per pair of held-out points (the test model's X X^T: measured 1.23), per held-out
+/// point and hidden unit, and per held-out point and training point (the cross kernels).
+const TEST_T: f64 = 1.25;
+const TEST_M: f64 = 0.5;
+const TEST_N: f64 = 2.0;
 
 /// Rough peak memory of one weight-space run's problem (no rows kept, no held-out points):
 /// the n x n kernels, the m x n activation matrices and the m x d states.
@@ -110,7 +116,7 @@ impl MemoryEstimate {
             _ => 0.0,
         };
         let held_out = if weight {
-            8.0 * test * (TEST_M * m + TEST_N * n)
+            8.0 * test * (TEST_T * test + TEST_M * m + TEST_N * n)
         } else {
             0.0
         };
