@@ -6,6 +6,7 @@
 //! cargo run --release --example bench -- steps [--caps 0.1,0.5] [--rtols 1e-6,1e-8] [--only nag]
 //! cargo run --release --example bench -- spells
 //! cargo run --release --example bench -- rayon
+//! cargo run --release --example bench -- memory [--only LABEL]
 //! cargo run --release --example bench -- [--numpy] [--scipy]          all of rhs and runs
 //! ```
 //! `rhs` times one weight-space right-hand side at n = 100, d = 20, m = 400 .. 100000 on one
@@ -21,12 +22,19 @@
 //! right-hand side) on the same data and initialization in the same run and prints the
 //! speed-up at equal or better accuracy; then the scaling with m = 1000, 10000, 100000 at
 //! T = --t-scaling (default 10). `steps` shows accuracy and cost against the largest step.
+//! `memory` runs a table of configurations, each as a child process of the release binary
+//! (target/release/ntkdyn: `cargo build --release` first), and prints the library's memory
+//! estimate beside the child's peak resident size (wait4's ru_maxrss) and their ratio.
 
 use nalgebra::DMatrix;
-use ntkdyn::gradient::{Kernel, Pattern, Workspace};
 use ntkdyn::io;
+use ntkdyn::model::relu2::{
+    engine::{Kernel, Workspace},
+    pattern::Pattern,
+};
 use ntkdyn::model::{Data, InitialNetwork, Model};
-use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::study::{self, RunConfig, SpaceChoice};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -91,7 +99,7 @@ fn rhs_table(args: &[String]) {
     println!("The weight-space work of one output-space step (two J_S^T beta passes and a sign pass, 6nmd flop) in the last two columns.");
     println!("| m | rhs, 1 thread (ms) | GFLOP/s | rhs, {threads} threads (ms) | GFLOP/s | rhs by matrixmultiply, {threads} threads, GFLOP/s | 2 GEMMs, nalgebra (ms) | GFLOP/s | 2 GEMMs, numpy GFLOP/s | step, {threads} threads (ms) | GFLOP/s |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    // On a thread of rayon's pool, as run::run does.
+    // On a thread of rayon's pool, as study::run does.
     rayon::scope(|_| rhs_rows(n, d, &widths, numpy.as_ref().map(|(_, r)| r.as_slice())));
 }
 
@@ -188,7 +196,7 @@ fn fastest_run(cfg: &RunConfig, k: usize) -> Timed {
 }
 
 fn ntkdyn_run(cfg: &RunConfig) -> Timed {
-    let report = run::run(cfg).expect("benchmark configuration is valid");
+    let report = study::run(cfg).expect("benchmark configuration is valid");
     let w = report.weight.expect("weight space was run");
     Timed {
         wall: w.wall_seconds,
@@ -323,7 +331,7 @@ fn runs(args: &[String]) {
         for (label, t) in &ours {
             row("ntkdyn", label, t);
         }
-        let lambda0 = run::setup(&cfg).expect("valid").lambda0;
+        let lambda0 = study::setup(&cfg).expect("valid").lambda0;
         let theirs = scipy
             .then(|| scipy_run(&cfg, &dir, (2.0 * lambda0).sqrt(), limit))
             .flatten();
@@ -502,10 +510,196 @@ fn main() {
         Some("steps") => steps(&args[1..]),
         Some("spells") => spells(),
         Some("rayon") => rayon_start(),
+        Some("memory") => memory(&args[1..]),
         _ => {
             rhs_table(&args);
             println!();
             runs(&args);
         }
+    }
+}
+
+/// The configurations of `memory`: a label, the command line, and the configuration the
+/// estimate is computed for (the same options). Each isolates one part of the estimate.
+fn memory_cases() -> Vec<(&'static str, Vec<&'static str>)> {
+    let quick = ["--t-end", "0.5", "--samples", "3", "--no-discrete"];
+    let with = |head: &[&'static str], tail: &[&'static str]| -> Vec<&'static str> {
+        head.iter().chain(tail).copied().collect()
+    };
+    vec![
+        (
+            "tiny",
+            with(&["gf", "--n", "5", "--d", "3", "--m", "10"], &quick),
+        ),
+        ("defaults, T = 0.5", with(&["gf"], &quick)),
+        (
+            "n = 2000 (n^2)",
+            with(&["gf", "--n", "2000", "--m", "100"], &quick),
+        ),
+        (
+            "n = 2000, m = 2000",
+            with(&["gf", "--n", "2000", "--m", "2000"], &quick),
+        ),
+        (
+            "n = 3000 error space",
+            with(
+                &["gf", "--n", "3000", "--m", "100", "--space", "error"],
+                &quick,
+            ),
+        ),
+        (
+            "m = 40000 (m n)",
+            with(&["gf", "--n", "500", "--m", "40000"], &quick),
+        ),
+        (
+            "d = 2000, m = 10000 (m d)",
+            with(&["gf", "--n", "20", "--d", "2000", "--m", "10000"], &quick),
+        ),
+        (
+            "samples 1e6",
+            vec![
+                "gf",
+                "--n",
+                "10",
+                "--d",
+                "3",
+                "--m",
+                "20",
+                "--t-end",
+                "1",
+                "--samples",
+                "1000000",
+                "--no-discrete",
+            ],
+        ),
+        (
+            "samples 1e6, error",
+            vec![
+                "gf",
+                "--n",
+                "10",
+                "--d",
+                "3",
+                "--m",
+                "20",
+                "--t-end",
+                "1",
+                "--samples",
+                "1000000",
+                "--no-discrete",
+                "--space",
+                "error",
+            ],
+        ),
+        (
+            "iterates 5e6",
+            vec![
+                "gf",
+                "--n",
+                "10",
+                "--d",
+                "3",
+                "--m",
+                "20",
+                "--space",
+                "error",
+                "--samples",
+                "3",
+                "--eta",
+                "1e-5",
+            ],
+        ),
+        ("test-n 5000", with(&["gf", "--test-n", "5000"], &quick)),
+        (
+            "test-n 10000, m = 500",
+            with(&["gf", "--test-n", "10000", "--m", "500"], &quick),
+        ),
+        (
+            "compare n = 1000",
+            with(&["compare", "--n", "1000", "--m", "1000"], &quick),
+        ),
+    ]
+}
+
+/// The run configuration of a case's command line (the options the cases use).
+fn memory_config(argv: &[&str]) -> RunConfig {
+    let opt = Optimizer::from_name(argv[0]).unwrap_or(Optimizer::Gf);
+    let mut cfg = RunConfig::defaults(opt);
+    let mut k = 1;
+    while k < argv.len() {
+        let value = argv.get(k + 1).copied().unwrap_or("");
+        let mut takes = true;
+        match argv[k] {
+            "--n" => cfg.n = value.parse().expect("n"),
+            "--d" => cfg.d = value.parse().expect("d"),
+            "--m" => cfg.m = value.parse().expect("m"),
+            "--t-end" => cfg.t_end = value.parse().expect("t-end"),
+            "--samples" => cfg.samples = value.parse().expect("samples"),
+            "--eta" => cfg.eta = value.parse().expect("eta"),
+            "--test-n" => cfg.test_n = value.parse().expect("test-n"),
+            "--space" => cfg.space = value.parse().expect("space"),
+            "--no-discrete" => {
+                cfg.discrete = false;
+                takes = false;
+            }
+            other => panic!("memory_config does not know {other}"),
+        }
+        k += if takes { 2 } else { 1 };
+    }
+    cfg
+}
+
+/// Peak resident size in bytes of a child running `argv`, and its exit status.
+// wait4 reaps the child (std's wait would not return its resource usage).
+#[allow(clippy::zombie_processes)]
+fn peak_rss(binary: &Path, argv: &[&str], out: &Path) -> (f64, i32) {
+    let child = Command::new(binary)
+        .args(argv)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the release binary starts");
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data that wait4 fills; zeroed is a valid value of it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own child, not yet waited for (std's Child is never waited on:
+    // wait4 reaps it here, with its own resource usage); both pointers are to live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert!(pid > 0, "wait4 failed");
+    // Linux reports ru_maxrss in kilobytes.
+    (usage.ru_maxrss as f64 * 1024.0, libc::WEXITSTATUS(status))
+}
+
+fn memory(args: &[String]) {
+    let only: Option<String> = arg(args, "--only");
+    let binary = Path::new("target/release/ntkdyn");
+    assert!(
+        binary.exists(),
+        "build the release binary first: cargo build --release"
+    );
+    let dir = std::env::temp_dir().join(format!("ntkdyn-bench-memory-{}", std::process::id()));
+    println!("| case | command | estimate | measured peak | measured / estimate | exit |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for (label, argv) in memory_cases() {
+        if only.as_deref().is_some_and(|o| !label.contains(o)) {
+            continue;
+        }
+        let cfg = memory_config(&argv);
+        let runs = if argv[0] == "compare" { 3 } else { 1 };
+        let sizes = ntkdyn::study::validate::Sizes::of(&cfg);
+        let eta = cfg.discrete.then_some(cfg.eta);
+        let mut estimate = ntkdyn::study::validate::MemoryEstimate::of(&cfg, sizes, eta);
+        estimate.runs = runs;
+        let (peak, status) = peak_rss(binary, &argv, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        println!(
+            "| {label} | `ntkdyn {}` | {:.0} MB | {:.0} MB | {:.2} | {status} |",
+            argv.join(" "),
+            estimate.bytes() / 1e6,
+            peak / 1e6,
+            peak / estimate.bytes()
+        );
     }
 }

@@ -3,21 +3,22 @@
 //! with beta fixed they follow gradient flow on the rescaled clock t = k eta / (1 - beta).
 //! Writes output/gallery/heavy_ball_time_scales.svg.
 //! `cargo run --release --example gallery_heavy_ball_time_scales`
-use ntkdyn::discrete::{self, Twin};
-use ntkdyn::plot::{self, Dash, Figure, Series, GF_COLOR, HBF_COLOR};
-use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
+use ntkdyn::optimizer::twin::{self as discrete, Twin};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::output::plot::{self, Dash, Figure, Series, GF_COLOR, HBF_COLOR};
+use ntkdyn::study::{self, RunConfig, SpaceChoice};
 
 fn flow(
     opt: Optimizer,
     t_end: f64,
-) -> Result<(ntkdyn::run::Report, Vec<(f64, f64)>), ntkdyn::Error> {
+) -> Result<(ntkdyn::study::Report, Vec<(f64, f64)>), ntkdyn::Error> {
     let cfg = RunConfig {
         space: SpaceChoice::Weight,
         discrete: false,
         t_end,
         ..RunConfig::defaults(opt)
     };
-    let report = run::run(&cfg)?;
+    let report = study::run(&cfg)?;
     let table = &report.weight.as_ref().expect("weight space ran").table;
     let points = table
         .column("t")

@@ -1,9 +1,10 @@
 //! Gallery: the Lyapunov functions of the three optimizers along weight and error space,
 //! HBF with the envelope exp(-b t/2) V(0). Writes output/gallery/lyapunov.svg.
 //! `cargo run --release --example gallery_lyapunov`
-use ntkdyn::figures::{figures, RunTables, Style};
-use ntkdyn::plot;
-use ntkdyn::run::{compare, Optimizer, RunConfig};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::output::figures::{figures, RunTables, Style};
+use ntkdyn::output::plot;
+use ntkdyn::study::{compare, RunConfig};
 
 fn main() -> Result<(), ntkdyn::Error> {
     let cfg = RunConfig {

@@ -1,9 +1,10 @@
 //! Gallery: gf, hbf and nag in weight space and error space with their discrete twins, on the
 //! default problem. Writes output/gallery/optimizers.svg.
 //! `cargo run --release --example gallery_optimizers`
-use ntkdyn::figures::{compare_figure, RunTables, Style};
-use ntkdyn::plot;
-use ntkdyn::run::{compare, Optimizer, RunConfig};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::output::figures::{compare_figure, RunTables, Style};
+use ntkdyn::output::plot;
+use ntkdyn::study::{compare, RunConfig};
 
 fn main() -> Result<(), ntkdyn::Error> {
     let reports = compare(&RunConfig::defaults(Optimizer::Gf))?;

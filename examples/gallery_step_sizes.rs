@@ -1,9 +1,10 @@
 //! Gallery: gradient flow against gradient descent at several step sizes on the clock
 //! t = k eta; the gap closes as eta shrinks. Writes output/gallery/step_sizes.svg.
 //! `cargo run --release --example gallery_step_sizes`
-use ntkdyn::discrete::{self, Twin};
-use ntkdyn::plot::{self, Dash, Figure, Series, GF_COLOR};
-use ntkdyn::run::{self, Optimizer, RunConfig, SpaceChoice};
+use ntkdyn::optimizer::twin::{self as discrete, Twin};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::output::plot::{self, Dash, Figure, Series, GF_COLOR};
+use ntkdyn::study::{self, RunConfig, SpaceChoice};
 
 fn main() -> Result<(), ntkdyn::Error> {
     let cfg = RunConfig {
@@ -12,7 +13,7 @@ fn main() -> Result<(), ntkdyn::Error> {
         t_end: 30.0,
         ..RunConfig::defaults(Optimizer::Gf)
     };
-    let report = run::run(&cfg)?;
+    let report = study::run(&cfg)?;
     let flow = report.weight.as_ref().expect("weight space ran");
     let t = flow.table.column("t").unwrap_or_default();
     let loss = flow.table.column("loss").unwrap_or_default();

@@ -3,9 +3,10 @@
 //! range over 3 seeds, with the slope m^(-1/2). Writes output/gallery/width_sweep.svg and
 //! output/gallery/width_sweep.csv.
 //! `cargo run --release --example gallery_width_sweep`
-use ntkdyn::figures::Style;
-use ntkdyn::plot;
-use ntkdyn::run::{Optimizer, RunConfig};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::output::figures::Style;
+use ntkdyn::output::plot;
+use ntkdyn::study::RunConfig;
 use ntkdyn::sweep::{figure, run_sweep, to_csv, SweepConfig};
 
 fn main() -> Result<(), ntkdyn::Error> {

@@ -31,14 +31,17 @@ pub enum InputError {
     /// `sweep --merge`: the shards in a folder do not form one whole sweep.
     #[error("sweep --merge: {0}")]
     Shards(String),
-    /// The synthetic problem would need more memory than a run may take.
-    #[error("--n {n} --d {d} --m {m} needs about {:.0} GB of memory (at most {:.0} GB)", needed_bytes / 1e9, limit_bytes / 1e9)]
+    /// A run would need more memory than it may take (the estimate of
+    /// [`crate::study::validate::MemoryEstimate`], checked before allocating); `detail` names
+    /// its largest part and how to lower it.
+    #[error("n = {n}, d = {d}, m = {m} needs about {} of memory (at most {}): {detail}", crate::study::validate::gigabytes(*needed_bytes), crate::study::validate::gigabytes(*limit_bytes))]
     Memory {
         n: usize,
         d: usize,
         m: usize,
         needed_bytes: f64,
         limit_bytes: f64,
+        detail: String,
     },
 }
 
@@ -132,6 +135,7 @@ mod tests {
                 m: 3,
                 needed_bytes: 2e10,
                 limit_bytes: 1.6e10,
+                detail: "largest part the problem: 20 GB; lower --n, --m or --d".into(),
             }
             .into(),
             InputError::Dimension {

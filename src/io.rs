@@ -278,8 +278,20 @@ pub fn temporary_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Create the output directory (and parents); refuse a path that is a file.
+/// Create the output directory (and parents); refuse a path that is a file, or a symbolic
+/// link to nothing (create_dir_all would say only 'File exists').
 pub fn prepare_dir(dir: &Path) -> Result<(), OutputError> {
+    let is_link = fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link && fs::metadata(dir).is_err() {
+        let target = fs::read_link(dir).unwrap_or_default();
+        return Err(OutputError::Io {
+            path: dir.to_path_buf(),
+            msg: format!(
+                "is a symbolic link to {}, which does not exist",
+                target.display()
+            ),
+        });
+    }
     if dir.exists() && !dir.is_dir() {
         return Err(OutputError::Io {
             path: dir.to_path_buf(),

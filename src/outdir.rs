@@ -1083,6 +1083,20 @@ impl Claim {
         } else {
             crash_point("staged");
         }
+        if let Staging::Sibling(staging) = &self.staging {
+            // The files must be able to move from the sibling into DIR (not so across mounts):
+            // find out before the journal commits to it.
+            // (A file of the staging directory goes in under the marker's name, which the
+            // next claim removes from DIR if this one is killed meanwhile.)
+            let (from, probe) = (staging.join(".ntkdyn-probe"), self.real.join(MARKER));
+            File::create(&from)
+                .and_then(|_| fs::rename(&from, &probe))
+                .map_err(|e| OutDirError::Io {
+                    path: self.shown.clone(),
+                    msg: format!("cannot move the staged files in ({e})"),
+                })?;
+            let _ = fs::remove_file(&probe);
+        }
         let journal = Journal {
             pid: std::process::id(),
             staging: match self.staging {
@@ -1375,6 +1389,26 @@ impl Claim {
             ));
         }
         Ok(())
+    }
+}
+
+/// Claim with `claim`, and while another run holds the directory, try again for up to `wait`
+/// (for `sweep --shard`: shards of one sweep on a cluster finish at their own times into one
+/// directory, each holding it only for the moment of its commit).
+pub fn retry_while_busy(
+    wait: std::time::Duration,
+    claim: impl Fn() -> Result<Claim, OutDirError>,
+) -> Result<Claim, OutDirError> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match claim() {
+            Err(OutDirError::Busy { .. }) if start.elapsed() + pause <= wait => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(500));
+            }
+            other => return other,
+        }
     }
 }
 

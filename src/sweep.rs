@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, InputError, OutputError};
 use crate::io::{self, format_f64};
+use crate::optimizer::Optimizer;
 use crate::outdir::Sum;
+use crate::output::plot::{self, Dash, Figure, Legend, Series};
 use crate::output::style::{OptimizerColor as _, Style};
-use crate::plot::{self, Dash, Figure, Legend, Series};
-use crate::run::{self, Optimizer, RunConfig, SpaceChoice};
+use crate::study::{self, RunConfig, SpaceChoice};
 
 /// A sweep: the base run configuration and what varies.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -141,6 +142,12 @@ impl SweepConfig {
                 ),
             ));
         }
+        crate::study::validate::check_sweep(
+            &self.base,
+            &self.widths,
+            jobs.unwrap_or(0),
+            rayon::current_num_threads(),
+        )?;
         if let Some((i, n)) = self.shard {
             if n == 0 || i == 0 || i > n {
                 return Err(InputError::option(
@@ -278,7 +285,7 @@ pub fn run_one(
         progress: false,
         ..base.clone()
     };
-    let report = run::run(&cfg)?;
+    let report = study::run(&cfg)?;
     if let Some(e) = report.failure() {
         return Err(e.into());
     }

@@ -2,8 +2,8 @@
 
 use nalgebra::{DMatrix, DVector};
 use ntkdyn::dynamics::Damping;
-use ntkdyn::exact::{bessel_j, mode, phi, ExactSolution};
 use ntkdyn::model::{Data, InitialNetwork, Model};
+use ntkdyn::theory::exact::{bessel_j, mode, phi, ExactSolution};
 use std::f64::consts::PI;
 
 fn j_half(x: f64) -> f64 {

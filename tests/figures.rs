@@ -1,7 +1,7 @@
 //! Figures: SVG rendering terminates and produces a picture for any finite positive data on a
 //! log axis, including the subnormal losses and bounds that long or diverging runs produce.
 
-use ntkdyn::plot::{self, Dash, Figure, Series};
+use ntkdyn::output::plot::{self, Dash, Figure, Series};
 use std::sync::mpsc;
 use std::time::Duration;
 

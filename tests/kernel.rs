@@ -3,8 +3,11 @@
 mod common;
 
 use nalgebra::DMatrix;
-use ntkdyn::kernel::{extreme_eigenvalues, hinf, Spectrum};
 use ntkdyn::model::{Data, InitialNetwork, Model};
+use ntkdyn::{
+    model::relu2::arccos::hinf,
+    theory::spectrum::{extreme_eigenvalues, Spectrum},
+};
 
 #[test]
 fn hinf_has_known_entries_for_known_angles() {

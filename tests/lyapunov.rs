@@ -6,10 +6,10 @@ mod common;
 use common::small;
 use nalgebra::{DMatrix, DVector};
 use ntkdyn::dynamics::Damping;
-use ntkdyn::exact::ExactSolution;
 use ntkdyn::integrate::Solver;
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::study::{self, RunConfig, SpaceRun};
+use ntkdyn::theory::exact::ExactSolution;
 use ntkdyn::theory::lyapunov::{monotonicity, Lyapunov, RISE_TOLERANCE};
 
 /// H(W0) and Delta(0) of a small problem.
@@ -103,7 +103,7 @@ fn nag_lyapunov_derivative_obeys_spec_identity_along_exact_solution() {
 fn hbf_lyapunov_decays_at_rate_s_when_siegel_condition_holds() {
     // dV/dt + s V = -(s/2)(Delta^T H Delta + |Delta'|^2 - s^2 |Delta|^2) <= 0 when s^2 <= mu.
     let (h, delta0) = problem();
-    let mu = ntkdyn::kernel::extreme_eigenvalues(&h).0;
+    let mu = ntkdyn::theory::spectrum::extreme_eigenvalues(&h).0;
     let s = mu.sqrt();
     let exact = ExactSolution::new(&h, &delta0, Damping::Constant(2.0 * s));
     let lyap = Lyapunov::Hbf { s, mu };
@@ -229,7 +229,7 @@ fn lyapunov_functions_never_rise_along_error_space_flow_with_fixed_kernel() {
 fn gf_lyapunov_in_error_space_is_exp_two_mu_t_times_loss() {
     let cfg = fixed_kernel_config(Optimizer::Gf);
     let run = exact_error_run(&cfg);
-    let mu = ntkdyn::kernel::extreme_eigenvalues(&study::setup(&cfg).unwrap().h0).0;
+    let mu = ntkdyn::theory::spectrum::extreme_eigenvalues(&study::setup(&cfg).unwrap().h0).0;
     for row in &run.table.rows {
         let (t, loss, v, bound) = (row[0], row[1], row[3], row[4]);
         assert!(common::rel(v, (2.0 * mu * t).exp() * loss, 1e-300) < 1e-12);

@@ -2,7 +2,7 @@
 //! each against finite differences or SPEC.md's definitions written out as plain loops.
 
 use nalgebra::{DMatrix, DVector};
-use ntkdyn::gradient::{Pattern, Workspace};
+use ntkdyn::model::relu2::{engine::Workspace, pattern::Pattern};
 use ntkdyn::model::{Data, InitialNetwork, Model};
 
 fn problem(n: usize, d: usize, m: usize, seed: u64) -> (Model, DMatrix<f64>) {
@@ -351,7 +351,7 @@ fn pattern_changes_and_retake_count_the_sign_flips() {
 
 #[test]
 fn fused_kernels_match_the_gemm_path_in_any_shape() {
-    use ntkdyn::gradient::Kernel;
+    use ntkdyn::model::relu2::engine::Kernel;
     // Shapes off the kernels' tiles: n not a multiple of 4 or 8, d not of 4 or 20, m not of 6
     // or 2, and a width below one tile.
     for (n, d, m, seed) in [

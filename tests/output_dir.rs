@@ -8,7 +8,9 @@
 mod common;
 
 use common::TempDir;
-use ntkdyn::outdir::{Claim, Manifest, OutDirError, CRASH_ENV, CRASH_POINTS, LOCK, MANIFEST};
+use ntkdyn::outdir::{
+    retry_while_busy, Claim, Manifest, OutDirError, CRASH_ENV, CRASH_POINTS, LOCK, MANIFEST,
+};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -805,4 +807,53 @@ fn a_stale_lock_of_a_dead_pid_is_taken_over() {
     run(&dir, &RUN_NAMES, &files(&[("weight.csv", "w")]), &[], false);
     assert_eq!(outputs(&dir), files(&[("weight.csv", "w")]));
     assert!(!dir.join(LOCK).exists(), "released");
+}
+
+#[test]
+fn shards_finishing_together_commit_one_after_the_other_into_one_directory() {
+    let tmp = TempDir::new("shards-wait");
+    let dir = tmp.join("sweep");
+    let first = files(&[("sweep-shard-1-of-2.csv", "rows of shard 1")]);
+    let names = ["sweep-shard-1-of-2.csv"];
+    let mut holder = child(&dir, &names, &first)
+        .env("OUTDIR_TEST_HOLD", "1")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l.ends_with("claimed"))));
+    // Without waiting: busy at once.
+    let second = ["sweep-shard-2-of-2.csv"];
+    let busy = retry_while_busy(std::time::Duration::ZERO, || {
+        Claim::update(&dir, &second, &[], false)
+    });
+    assert!(matches!(busy, Err(OutDirError::Busy { .. })), "{busy:?}");
+    // Waiting: the second shard commits once the first has, and both are recorded.
+    let waiter = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            let mut claim = retry_while_busy(std::time::Duration::from_secs(120), || {
+                Claim::update(&dir, &second, &[], false)
+            })
+            .expect("the directory frees up");
+            claim
+                .put("sweep-shard-2-of-2.csv", b"rows of shard 2")
+                .unwrap();
+            claim.commit().unwrap();
+        })
+    };
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    waiter.join().unwrap();
+    assert_eq!(
+        outputs(&dir),
+        files(&[
+            ("sweep-shard-1-of-2.csv", "rows of shard 1"),
+            ("sweep-shard-2-of-2.csv", "rows of shard 2")
+        ])
+    );
+    assert_eq!(
+        manifest_names(&dir),
+        ["sweep-shard-1-of-2.csv", "sweep-shard-2-of-2.csv"]
+    );
 }

@@ -6,8 +6,8 @@ mod common;
 
 use common::TempDir;
 use ntkdyn::dynamics::Damping;
-use ntkdyn::exact::{mode, phi};
 use ntkdyn::io::Table;
+use ntkdyn::theory::exact::{mode, phi};
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ntkdyn");
@@ -193,7 +193,7 @@ fn nag_with_gamma_one_half_runs_with_its_exact_solution() {
 // ---------------------------------------------------------------------------------------------
 // Figures of extreme values (item 11): drawn with safe axis ranges, or refused; never a hang.
 
-use ntkdyn::plot::{self, Dash, Figure, PlotError, Series};
+use ntkdyn::output::plot::{self, Dash, Figure, PlotError, Series};
 
 fn figure(points: Vec<(f64, f64)>, log_y: bool) -> Figure {
     let mut fig = Figure::new("extreme", "t", "y");
@@ -575,4 +575,36 @@ fn seeds_past_the_largest_u64_are_refused_not_wrapped_to_zero() {
         .nth(1)
         .unwrap()
         .starts_with("3,18446744073709551615,gf,"));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_dangling_symlink_as_out_is_named_as_such_not_file_exists() {
+    let tmp = TempDir::new("dangling-out");
+    let out = tmp.join("out");
+    std::os::unix::fs::symlink(tmp.join("nowhere"), &out).unwrap();
+    let run = Command::new(BIN)
+        .args(["gf", "--n", "4", "--d", "2", "--m", "10", "--t-end", "0.2"])
+        .args(["--samples", "3", "--no-discrete", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(err.contains("is a symbolic link to"), "{err}");
+    assert!(err.contains("which does not exist"), "{err}");
+    assert!(!err.contains("File exists"), "{err}");
+    assert!(!tmp.join("nowhere").exists());
+}
+
+#[test]
+fn a_sweep_of_more_than_a_million_runs_is_refused_before_its_job_list_is_built() {
+    let tmp = TempDir::new("sweep-huge");
+    let out = sweep(&tmp.join("s"), &["--widths", "3,5", "--seeds", "100000000"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("2 widths x 100000000 seeds x 1 optimizers is more than 1000000 runs"),
+        "{err}"
+    );
 }

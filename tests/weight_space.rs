@@ -239,11 +239,12 @@ fn weight_space_runs_give_the_same_bits_on_one_thread_and_on_two() {
                 .build()
                 .expect("thread pool");
             pool.install(|| {
-                let lanes = ntkdyn::gradient::Workspace::new(cfg.m, cfg.n, cfg.d).lanes();
+                let lanes =
+                    ntkdyn::model::relu2::engine::Workspace::new(cfg.m, cfg.n, cfg.d).lanes();
                 let expect = if threads == 1 {
                     1
                 } else {
-                    threads * ntkdyn::gradient::LANES_PER_THREAD
+                    threads * ntkdyn::model::relu2::engine::LANES_PER_THREAD
                 };
                 assert_eq!(lanes, expect, "lanes per thread");
                 let report = study::run(&cfg).expect("run");
@@ -268,7 +269,7 @@ fn weight_space_runs_give_the_same_bits_on_one_thread_and_on_two() {
 fn held_and_output_space(
     damping: ntkdyn::dynamics::Damping,
     rtol: f64,
-) -> (Vec<f64>, Vec<f64>, ntkdyn::integrate::SolverStats) {
+) -> (Vec<f64>, Vec<f64>, ntkdyn::integrate::Stats) {
     use ntkdyn::dynamics::{Flow, WeightSpace};
     use ntkdyn::integrate::{integrate_held, output_times, SolverSettings};
     use ntkdyn::model::{Data, InitialNetwork, Model};
@@ -294,13 +295,13 @@ fn held_and_output_space(
     });
     assert_eq!(stop, Stop::Completed);
     let mut b = Vec::new();
-    let (stats, stop) = ntkdyn::linear::integrate_output_space(
+    let (stats, stop) = ntkdyn::dynamics::output_space::integrate_output_space(
         &model,
         damping,
         y0,
         &times,
         &settings,
-        ntkdyn::linear::Crossings::Blend,
+        ntkdyn::dynamics::output_space::Crossings::Blend,
         |_, y| {
             b.push(loss(y));
             true
@@ -358,8 +359,8 @@ fn output_space_steps_match_weight_space_steps_through_activation_switches() {
 
 #[test]
 fn hermite_share_finds_the_crossing_of_a_cubic_that_the_straight_line_misses() {
-    use ntkdyn::gradient::crossing_share;
-    use ntkdyn::linear::hermite_share;
+    use ntkdyn::dynamics::output_space::hermite_share;
+    use ntkdyn::model::relu2::engine::crossing_share;
     // z(s) = (0.3 - s)(1 + 3 s)(2 - s) on a step s in [0, 1]: active (z > 0) for 0.3 of it;
     // the straight line through its ends says 0.18.
     let z = |s: f64| (0.3 - s) * (1.0 + 3.0 * s) * (2.0 - s);
@@ -384,9 +385,9 @@ fn hermite_share_finds_the_crossing_of_a_cubic_that_the_straight_line_misses() {
 /// which takes 400 s, the errors were 2.6e-7 corrected and 4.7e-5 blended.)
 #[test]
 fn corrected_crossings_beat_the_blend_under_nesterov_friction() {
+    use ntkdyn::dynamics::output_space::{integrate_output_space, Crossings};
     use ntkdyn::dynamics::{Damping, Flow, WeightSpace};
     use ntkdyn::integrate::{output_times, SolverSettings};
-    use ntkdyn::linear::{integrate_output_space, Crossings};
     use ntkdyn::model::{Data, InitialNetwork, Model};
     let net = InitialNetwork::init(200, 5, 7);
     let model = Model::new(Data::synthetic(20, 5, 7), net.a.clone());

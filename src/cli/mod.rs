@@ -16,9 +16,10 @@ use ntkdyn::error::{Error, InputError};
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::output::figures::{self, RunTables};
 use ntkdyn::output::files;
+use ntkdyn::output::plot;
 use ntkdyn::output::style::Style;
 use ntkdyn::study::{self, RunConfig};
-use ntkdyn::{io, plot, sweep};
+use ntkdyn::{io, sweep};
 
 /// A command line that could not be turned into a [`Cli`].
 #[derive(Debug, thiserror::Error)]

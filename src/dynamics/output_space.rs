@@ -39,9 +39,12 @@
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 
 use crate::dynamics::Damping;
-use crate::gradient::{active_share, crossing_share, Pattern, Workspace};
 use crate::integrate::tableau as dp5;
 use crate::integrate::{drive, HeldStages, Norms, SolverSettings, Stats, Stop};
+use crate::model::relu2::{
+    engine::{active_share, crossing_share, Workspace},
+    pattern::Pattern,
+};
 use crate::model::Model;
 
 /// The held pattern with the output-space quantities of the state it was taken at.

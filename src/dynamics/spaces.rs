@@ -4,7 +4,10 @@
 use nalgebra::{DMatrix, DMatrixViewMut, DVector};
 use std::cell::RefCell;
 
-use crate::gradient::{crossing_share, Pattern, Workspace};
+use crate::model::relu2::{
+    engine::{crossing_share, Workspace},
+    pattern::Pattern,
+};
 use crate::model::Model;
 
 /// What observers see of a state: Delta, Delta', the pseudo-loss and (weight space) H(t).

@@ -70,7 +70,8 @@ pub trait HeldStages {
 /// 0.9 err^(-1/5) within x0.2 .. x5 (not when the step was shortened to land on an output time), after a
 /// rejection it shrinks by 0.9 err^(-1/5), at least x0.2; no step exceeds `max_step`. A run ends with
 /// [`StepFailure::TooManySteps`] beyond `max_steps` steps in one output interval and
-/// [`StepFailure::StepSizeTooSmall`] when a rejected step shrinks to rounding. A non-finite
+/// [`StepFailure::StepSizeTooSmall`] when a rejected step shrinks to rounding, or cannot
+/// shrink because it lands on an output time within rounding of it. A non-finite
 /// error estimate ends the run: the trial's state goes to the observer at the output time
 /// being aimed at (Stop::Observer if it stops there, else [`StepFailure::NonFinite`]).
 pub fn drive<E: HeldStages + ?Sized>(
@@ -154,7 +155,11 @@ fn run<E: HeldStages + ?Sized>(
                 stats.rejected_steps += 1;
                 stages.reject(*t, y.as_slice(), retaken);
                 h = shrunk(step, err);
-                if let Some(failure) = underflow(h, *t) {
+                // A step landing on an output time within rounding of it cannot shrink (the
+                // next would land again): the same trial would be retried forever.
+                let stuck = last && next_step(None, h, *t, target, settings).0 == step;
+                let stuck = stuck.then_some(StepFailure::StepSizeTooSmall { t: *t });
+                if let Some(failure) = underflow(h, *t).or(stuck) {
                     return Stop::Failed(failure);
                 }
             } else {

@@ -157,17 +157,6 @@ pub struct Stats {
     pub switches: u64,
 }
 
-/// The former name of [`Stats`].
-pub type SolverStats = Stats; // shim: remove after merge
-
-impl Stats {
-    /// The switches of a weight-space run are activation signs (pairs r, i); summary.json
-    /// calls them `sign_changes`.
-    pub fn sign_changes(&self) -> u64 {
-        self.switches
-    }
-}
-
 impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

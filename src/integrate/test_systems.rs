@@ -352,3 +352,86 @@ fn held_driver_slides_with_filippovs_velocity() {
         }
     }
 }
+
+/// y' = 0 until t = 1/2, 1 after: a jump in time that no held switch absorbs, so a step
+/// across it keeps an error estimate of order h, above a tolerance of 1e-16 down to rounding.
+/// With an output time at the jump, the steps that land on it stop shrinking once within
+/// the landing slack (1e-12) of it: the driver used to retry that step forever.
+struct Jump;
+
+impl OdeSystem for Jump {
+    fn rhs(&self, t: f64, _y: &[f64], dy: &mut [f64]) {
+        dy[0] = if t < 0.5 { 0.0 } else { 1.0 };
+    }
+}
+impl SwitchingSystem for Jump {}
+
+/// y' = -y until t = 1/2, not a number after.
+struct Poisoned;
+
+impl OdeSystem for Poisoned {
+    fn rhs(&self, t: f64, y: &[f64], dy: &mut [f64]) {
+        dy[0] = if t > 0.5 { f64::NAN } else { -y[0] };
+    }
+}
+impl SwitchingSystem for Poisoned {}
+
+#[test]
+fn held_driver_stops_with_a_step_size_underflow_at_an_unresolvable_jump_on_an_output_time() {
+    let times = output_times(1.0, 3);
+    let mut s = settings(Solver::Dopri5, 1e-16, 0.1);
+    s.atol = 1e-16;
+    let (stats, stop) =
+        integrate_held(Jump, DVector::from_element(1, 1.0), &times, &s, |_, _| true);
+    match stop {
+        Stop::Failed(StepFailure::StepSizeTooSmall { t }) => {
+            assert!(t < 0.5 && t > 0.5 - 1e-11, "underflow at t = {t}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(stats.rejected_steps > 10, "{stats:?}");
+}
+
+#[test]
+fn held_driver_stops_after_max_steps_in_an_interval() {
+    let mut s = settings(Solver::Dopri5, 1e-8, 0.01);
+    s.max_steps = 10;
+    let times = output_times(1.0, 3);
+    let (stats, stop) = integrate_held(Decay, DVector::from_element(1, 1.0), &times, &s, |_, _| {
+        true
+    });
+    match stop {
+        Stop::Failed(StepFailure::TooManySteps { t, steps: 10 }) => assert!(t > 0.0 && t < 0.5),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(stats.accepted_steps, 11);
+}
+
+/// A non-finite step ends the run at the output time it aimed at, after the observer saw
+/// the state: Stop::Observer if the observer stops there, else a NonFinite failure.
+#[test]
+fn held_driver_ends_the_run_at_a_non_finite_step() {
+    let times = output_times(1.0, 5);
+    for stops in [true, false] {
+        let mut seen = Vec::new();
+        let (_, stop) = integrate_held(
+            Poisoned,
+            DVector::from_element(1, 1.0),
+            &times,
+            &settings(Solver::Dopri5, 1e-8, 0.1),
+            |t, y| {
+                seen.push((t, y[0]));
+                !stops || y[0].is_finite()
+            },
+        );
+        let (t, y) = seen[seen.len() - 1];
+        assert!(t == 0.75 && y.is_nan(), "last seen {t}: {y}");
+        let expected = if stops {
+            Stop::Observer { t: 0.75 }
+        } else {
+            Stop::Failed(StepFailure::NonFinite { t: 0.75 })
+        };
+        assert_eq!(stop, expected);
+        assert_eq!(seen.len(), 4);
+    }
+}

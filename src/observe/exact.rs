@@ -6,7 +6,7 @@
 //! deviation of 6e25): those samples are counted apart, with their absolute deviation.
 
 use super::{Findings, Probe, Sample};
-use crate::exact::ExactSolution;
+use crate::theory::exact::ExactSolution;
 
 /// Finds exact_max_relative_error.
 pub struct ExactCheck<'a> {

@@ -6,9 +6,9 @@ use nalgebra::DMatrix;
 
 use super::{Probe, Sample};
 use crate::dynamics::Damping;
-use crate::exact::ExactSolution;
 use crate::model::{Data, Model};
 use crate::theory::diagnostics::{rms_gap, KernelPredictor};
+use crate::theory::exact::ExactSolution;
 
 /// Column test_gap: RMS over the test points of f(W(t); x) - f*_t(x).
 pub struct TestGap {

@@ -18,9 +18,9 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use crate::dynamics::Damping;
-use crate::exact::ExactSolution;
-use crate::gradient::Workspace;
+use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
+use crate::theory::exact::ExactSolution;
 use crate::theory::lyapunov::Lyapunov;
 
 pub use twin::{DiscreteRun, Iterate, Twin};

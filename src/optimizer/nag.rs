@@ -22,7 +22,7 @@ use nalgebra::DMatrix;
 
 use super::{Method, ScheduleParams, Twin, TwinStep};
 use crate::dynamics::Damping;
-use crate::gradient::Workspace;
+use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
 use crate::theory::lyapunov::Lyapunov;
 

@@ -18,7 +18,7 @@
 use nalgebra::DMatrix;
 
 use super::{gf, hbf, nag, Optimizer, TwinStep};
-use crate::gradient::Workspace;
+use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
 
 /// A discrete optimizer (summary.json's `discrete.method`).

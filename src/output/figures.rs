@@ -7,10 +7,10 @@ use crate::dynamics::Damping;
 use crate::error::{InputError, OutputError};
 use crate::io::Table;
 use crate::optimizer::Optimizer;
+use crate::output::plot::{self, Dash, Figure, Legend, Series};
 use crate::output::style::OptimizerColor;
 pub use crate::output::style::Style;
 use crate::output::summary::{DampingRecord, Summary};
-use crate::plot::{self, Dash, Figure, Legend, Series};
 use crate::study::Report;
 
 /// The tables a run's figures are drawn from: what `ntkdyn plot DIR` reads back.

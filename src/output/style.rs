@@ -3,7 +3,7 @@
 use plotters::style::RGBColor;
 
 use crate::optimizer::Optimizer;
-use crate::plot::{Figure, GF_COLOR, HBF_COLOR, NAG_COLOR};
+use crate::output::plot::{Figure, GF_COLOR, HBF_COLOR, NAG_COLOR};
 
 /// The colour of an optimizer in every figure.
 pub fn color(optimizer: Optimizer) -> RGBColor {

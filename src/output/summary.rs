@@ -59,7 +59,8 @@ pub struct SpaceSummary {
     pub evaluations: u64,
     pub accepted_steps: u64,
     pub rejected_steps: u64,
-    /// Activation signs that changed within accepted steps (held-pattern dopri5).
+    /// Activation signs that changed within accepted steps (held-pattern dopri5): the
+    /// integrator's `Stats::switches` of a weight-space run.
     pub sign_changes: u64,
     pub wall_seconds: f64,
     #[serde(deserialize_with = "crate::json::f64_or_nan")]
@@ -137,7 +138,7 @@ impl SpaceSummary {
             evaluations: run.stats.evaluations,
             accepted_steps: run.stats.accepted_steps,
             rejected_steps: run.stats.rejected_steps,
-            sign_changes: run.stats.sign_changes(),
+            sign_changes: run.stats.switches,
             wall_seconds: run.wall_seconds,
             final_loss: run.final_loss(),
             completed: stopped.is_none(),
@@ -242,8 +243,18 @@ impl Summary {
             msg,
         };
         let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-        Summary::from_json(&text).map_err(|e| bad(e.to_string()))
+        Summary::from_json(&text).map_err(|e| match key_on_line(&text, e.line()) {
+            Some(key) => bad(format!("key \"{key}\": {e}")),
+            None => bad(e.to_string()),
+        })
     }
+}
+
+/// The key a line of pretty-printed JSON starts with (`"n": "ten",` -> `n`): the one a
+/// type error on that line is about.
+fn key_on_line(text: &str, line: usize) -> Option<&str> {
+    let l = text.lines().nth(line.checked_sub(1)?)?.trim_start();
+    l.strip_prefix('"')?.split('"').next()
 }
 
 impl Report {

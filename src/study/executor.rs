@@ -5,12 +5,11 @@ use nalgebra::DVector;
 use std::cell::Cell;
 use std::time::Instant;
 
+use crate::dynamics::output_space::{integrate_output_space, Crossings};
 use crate::dynamics::{Damping, ErrorSpace, Flow, WeightSpace};
 use crate::error::Error;
-use crate::integrate::{integrate, output_times, OdeSystem, Solver, SolverStats, Stop};
+use crate::integrate::{integrate, output_times, OdeSystem, Solver, Stats, Stop};
 use crate::io::Table;
-use crate::kernel::extreme_eigenvalues;
-use crate::linear::{integrate_output_space, Crossings};
 use crate::observe::core::Core;
 use crate::observe::drift::Drift;
 use crate::observe::exact::ExactCheck;
@@ -24,6 +23,7 @@ use crate::study::report::{Checks, Report, SpaceRun};
 use crate::study::setup::{setup, Setup};
 use crate::theory::diagnostics::{cross_kernel_h0, cross_kernel_hinf, PlBall};
 use crate::theory::lyapunov::{monotonicity_above, Lyapunov, ToleranceFloor};
+use crate::theory::spectrum::extreme_eigenvalues;
 use crate::theory::stiffness::{explicit_steps, MANY_STEPS, STABLE_H_LAMBDA};
 
 /// A space's table, findings and solver record as a [`SpaceRun`], with the monotonicity of
@@ -33,7 +33,7 @@ fn space_run(
     (table, findings): (Table, Findings),
     lyapunov: Lyapunov,
     solver: Solver,
-    (stats, stop): (SolverStats, Stop),
+    (stats, stop): (Stats, Stop),
     started: Instant,
     resolution: Option<f64>,
 ) -> (SpaceRun, Findings) {
@@ -179,7 +179,7 @@ pub fn run_weight(
     };
     let settings = cfg.solver_settings();
     let outcome = if cfg.solver == Solver::Dopri5 {
-        // The held-pattern steps, taken in output space (src/linear.rs).
+        // The held-pattern steps, taken in output space (dynamics::output_space).
         integrate_output_space(
             model,
             flow.damping,
@@ -257,7 +257,7 @@ pub fn run_error_with(
             }
         }
         progress.done();
-        let outcome = (SolverStats::default(), stop);
+        let outcome = (Stats::default(), stop);
         return space_run(
             recorder.finish(),
             lyapunov,
@@ -424,7 +424,7 @@ fn execute_on_this_thread(cfg: &RunConfig, setup: Setup, progress: &dyn Progress
         }
     }
     let mut report = Report {
-        config: cfg.clone(),
+        config: setup.config.clone(),
         setup,
         damping,
         weight,
@@ -469,6 +469,7 @@ impl Progress for Labeled<'_> {
 /// to `observer` before the three runs start, which report their progress to it (when
 /// `cfg.progress`) from their threads.
 pub fn compare_with(cfg: &RunConfig, observer: &dyn Observer) -> Result<Vec<Report>, Error> {
+    crate::study::validate::preflight(cfg, Optimizer::ALL.len())?;
     let configs: Vec<RunConfig> = Optimizer::ALL
         .into_iter()
         .map(|optimizer| RunConfig {
@@ -477,24 +478,30 @@ pub fn compare_with(cfg: &RunConfig, observer: &dyn Observer) -> Result<Vec<Repo
             ..cfg.clone()
         })
         .collect();
-    // Each optimizer's own checks (the iterate limit counts on its twin's clock).
-    for c in &configs {
-        c.validate()?;
-    }
-    let setup = prepare(&configs[0])?;
+    // The first run's problem is built here, shown to the observer before anything is
+    // integrated; the others build their own on their threads (the setup records its
+    // optimizer's resolved configuration and checks its twin's iterates on its clock).
+    let first = prepare(&configs[0])?;
     if cfg.progress {
-        observer.prepared(&configs[0], &setup);
+        observer.prepared(&configs[0], &first);
     }
-    let reports = std::thread::scope(|scope| {
+    let mut first = Some(first);
+    let outcomes: Vec<Result<Report, Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> = configs
             .iter()
             .map(|c| {
-                let setup = setup.clone();
+                let ready = first.take();
                 let progress = Labeled {
                     label: c.optimizer.name(),
                     inner: observer,
                 };
-                scope.spawn(move || execute_on_this_thread(c, setup, &progress))
+                scope.spawn(move || {
+                    let setup = match ready {
+                        Some(setup) => setup,
+                        None => prepare(c)?,
+                    };
+                    Ok(execute_on_this_thread(c, setup, &progress))
+                })
             })
             .collect();
         handles
@@ -502,7 +509,7 @@ pub fn compare_with(cfg: &RunConfig, observer: &dyn Observer) -> Result<Vec<Repo
             .map(|h| h.join().expect("a run thread panicked"))
             .collect()
     });
-    Ok(reports)
+    outcomes.into_iter().collect()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use crate::dynamics::Damping;
 use crate::error::{NumericsError, StopReason};
-use crate::integrate::{Solver, SolverStats, Stop};
+use crate::integrate::{Solver, Stats, Stop};
 use crate::io::Table;
 use crate::optimizer::{DiscreteRun, Twin};
 use crate::study::config::RunConfig;
@@ -24,7 +24,7 @@ pub const DISCRETE_COLUMNS: [&str; 3] = ["k", "t", "loss"];
 pub struct SpaceRun {
     pub table: Table,
     pub solver: Solver,
-    pub stats: SolverStats,
+    pub stats: Stats,
     pub stop: Stop,
     pub wall_seconds: f64,
     pub lyapunov: Lyapunov,

@@ -1,14 +1,30 @@
 //! The problem a study works on: data (from --data or synthetic), the network (from --init
 //! or the seed), the kernels H(0) and Hinf with their extreme eigenvalues, held-out points and
 //! the discrete step.
+//!
+//! What files decide is checked as soon as it is known and before anything large is built:
+//! the memory estimate once --data, --init and --test are read (their rows are small beside
+//! the n x n kernels), the step of --eta auto once lambda_max(H(0)) is known. A lambda0 that
+//! rounding leaves at or below zero (repeated or parallel inputs make Hinf singular) is taken
+//! as 0, so that every bound dividing by it is infinite, never negative; the inputs to blame
+//! are named, and a default that needs lambda0 > 0 (heavy ball's friction sqrt(2 lambda0)) is
+//! refused before it can turn into NaN.
 
 use nalgebra::DMatrix;
+use std::path::Path;
 
 use crate::error::InputError;
 use crate::io;
-use crate::kernel::{extreme_eigenvalues, hinf};
 use crate::model::{Data, InitialNetwork, Model};
 use crate::study::config::{KernelChoice, RunConfig};
+use crate::study::validate::{check_iterates, MemoryEstimate, Sizes};
+use crate::{model::relu2::arccos::hinf, theory::spectrum::extreme_eigenvalues};
+
+/// lambda_min(Hinf) at or below this share of lambda_max(Hinf) is rounding of a singular
+/// kernel: the eigen-solver's error is about n eps lambda_max (n = 5 parallel inputs gave
+/// -1.1e-16 at lambda_max = 1.5), far below any lambda0 of distinct inputs (two unit inputs
+/// at an angle theta give lambda_min ~ theta / (2 pi)).
+pub const SINGULAR_SHARE: f64 = 1e-12;
 
 /// The problem a run works on: data, network, kernels and their spectra.
 #[derive(Clone, Debug)]
@@ -17,6 +33,7 @@ pub struct Setup {
     pub w0: DMatrix<f64>,
     pub hinf: DMatrix<f64>,
     pub h0: DMatrix<f64>,
+    /// --lambda0, or lambda_min(Hinf); 0 when that is rounding of a singular Hinf.
     pub lambda0: f64,
     pub h0_extremes: (f64, f64),
     pub hinf_extremes: (f64, f64),
@@ -25,6 +42,9 @@ pub struct Setup {
     /// The discrete step: --eta, or 1/lambda_max(H(0)) with --eta auto.
     pub eta: f64,
     pub warnings: Vec<String>,
+    /// The configuration with the sizes the files gave: n and d of --data, m of --init
+    /// (summary.json records these, not the defaults the files replaced).
+    pub config: RunConfig,
 }
 
 /// Build the problem: data from --data or synthetic, network from --init or the seed.
@@ -38,9 +58,13 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     let off_sphere = data.max_norm_deviation();
     if off_sphere > 1e-6 {
         if cfg.normalize {
-            data = data.normalized().map_err(|e| InputError::File {
-                path: cfg.data.clone().unwrap_or_default(),
-                msg: e.to_string(),
+            data = data.normalized().map_err(|e| match &cfg.data {
+                Some(path) => InputError::Csv {
+                    path: path.clone(),
+                    line: file_lines(path, 1 + e.row).get(e.row).copied().unwrap_or(0),
+                    msg: "the input is zero and cannot be normalized".into(),
+                },
+                None => InputError::option("normalize", e.to_string()),
             })?;
         } else {
             warnings.push(format!(
@@ -63,6 +87,26 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
         }
         None => InitialNetwork::init(cfg.m, data.d(), cfg.seed),
     };
+    let config = RunConfig {
+        n: data.n(),
+        d: data.d(),
+        m: net.m(),
+        ..cfg.clone()
+    };
+    // Every size is known now (a --test file's rows are counted without keeping them):
+    // check the whole estimate before the model and its kernels are built.
+    let test_rows = match &cfg.test {
+        Some(path) => io::read_numeric_csv(path)?.len(),
+        None => cfg.test_n,
+    };
+    let sizes = Sizes {
+        n: config.n,
+        d: config.d,
+        m: config.m,
+        test: test_rows,
+    };
+    let eta = (!cfg.eta_auto).then_some(cfg.eta);
+    MemoryEstimate::of(&config, sizes, eta).check(sizes)?;
     if let Some(b) = cfg.friction.filter(|b| *b < 0.0) {
         warnings.push(format!(
             "--friction {b} is negative: the flow gains energy and may diverge"
@@ -73,12 +117,28 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     let h0 = model.gram(&net.w.as_view());
     let hinf_extremes = extreme_eigenvalues(&hinf);
     let h0_extremes = extreme_eigenvalues(&h0);
-    let lambda0 = cfg.lambda0.unwrap_or(hinf_extremes.0);
-    if lambda0 <= 1e-12 {
-        warnings.push(format!(
-            "lambda0 = lambda_min(Hinf) = {lambda0:.3e} is not positive (repeated or parallel inputs?); bounds that divide by it are infinite"
-        ));
-    }
+    let lambda0 = match cfg.lambda0 {
+        Some(l) => l,
+        None if singular(hinf_extremes) => {
+            let blame = singular_inputs(model.data(), cfg.data.as_deref());
+            if depends_on_lambda0(cfg) {
+                return Err(InputError::option(
+                    "lambda0",
+                    format!(
+                        "lambda_min(Hinf) = {:.3e} is not positive ({blame}), and {}'s default friction sqrt(2 lambda0) needs lambda0 > 0; give --friction B or --lambda0 L, or remove the repeated inputs",
+                        hinf_extremes.0,
+                        cfg.optimizer.name()
+                    ),
+                ));
+            }
+            warnings.push(format!(
+                "lambda0 = lambda_min(Hinf) = {:.3e} is not positive ({blame}); lambda0 is taken as 0 and bounds that divide by it are infinite",
+                hinf_extremes.0
+            ));
+            0.0
+        }
+        None => hinf_extremes.0,
+    };
     let test = match (&cfg.test, cfg.test_n) {
         (Some(path), _) => {
             let test = io::read_data(path)?;
@@ -91,9 +151,10 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
                 });
             }
             Some(if cfg.normalize {
-                test.normalized().map_err(|e| InputError::File {
+                test.normalized().map_err(|e| InputError::Csv {
                     path: path.clone(),
-                    msg: e.to_string(),
+                    line: file_lines(path, 1 + e.row).get(e.row).copied().unwrap_or(0),
+                    msg: "the input is zero and cannot be normalized".into(),
                 })?
             } else {
                 test
@@ -107,7 +168,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
         )),
     };
     let eta = if cfg.eta_auto {
-        1.0 / h0_extremes.1
+        auto_eta(&config, h0_extremes.1, sizes)?
     } else {
         cfg.eta
     };
@@ -122,7 +183,112 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
         test,
         eta,
         warnings,
+        config,
     })
+}
+
+/// eta = 1/lambda_max(H(0)) of --eta auto, refused when it is not a finite step (H(0) = 0:
+/// no unit is active on any input) or its twin needs more iterates or memory than allowed.
+fn auto_eta(cfg: &RunConfig, lambda_max: f64, sizes: Sizes) -> Result<f64, InputError> {
+    let eta = 1.0 / lambda_max;
+    if !cfg.discrete {
+        // No twin takes the step: it is only recorded.
+        return Ok(eta);
+    }
+    if !(eta.is_finite() && eta > 0.0) {
+        return Err(InputError::option(
+            "eta",
+            format!(
+                "auto is 1/lambda_max(H(0)) but lambda_max(H(0)) = {lambda_max:.3e} (no hidden unit is active on any input?): there is no step to take; give --eta as a number or use --no-discrete"
+            ),
+        ));
+    }
+    check_iterates(cfg, eta, &format!("auto = 1/lambda_max(H(0)) = {eta:.3e}"))?;
+    MemoryEstimate::of(cfg, sizes, Some(eta)).check(sizes)?;
+    Ok(eta)
+}
+
+/// Whether lambda_min(Hinf) is rounding of a singular kernel ([`SINGULAR_SHARE`]).
+fn singular((lo, hi): (f64, f64)) -> bool {
+    lo.is_nan() || lo <= SINGULAR_SHARE * hi.max(0.0) || hi <= 0.0
+}
+
+/// Whether the optimizer's default schedule reads lambda0 (heavy ball without --friction):
+/// its damping differs between two values of lambda0.
+fn depends_on_lambda0(cfg: &RunConfig) -> bool {
+    cfg.damping(1.0) != cfg.damping(2.0)
+}
+
+/// The inputs that make Hinf singular, named: groups of repeated or parallel rows and zero
+/// rows, by file line with --data (rows counting from 1 otherwise), the first few of each.
+fn singular_inputs(data: &Data, path: Option<&Path>) -> String {
+    const SHOWN: usize = 4;
+    let n = data.n();
+    // Groups of parallel rows: each row joins the group of its first parallel partner.
+    let mut group: Vec<usize> = (0..n).collect();
+    for (i, j) in data.parallel_pairs() {
+        let root = group[i];
+        group[j] = root;
+    }
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for root in 0..n {
+        let members: Vec<usize> = (0..n).filter(|&k| group[k] == root).collect();
+        if members.len() > 1 {
+            groups.push(members);
+        }
+    }
+    let zeros: Vec<usize> = (0..n)
+        .filter(|&i| data.x.row(i).iter().all(|v| *v == 0.0))
+        .collect();
+    let lines = path.map(|p| file_lines(p, n));
+    let name = |i: usize| match &lines {
+        Some(l) => l
+            .get(i)
+            .map_or(format!("row {}", i + 1), |line| line.to_string()),
+        None => (i + 1).to_string(),
+    };
+    let list = |rows: &[usize]| {
+        let mut names: Vec<String> = rows.iter().take(SHOWN).map(|&i| name(i)).collect();
+        if rows.len() > SHOWN {
+            names.push(format!("... ({} in all)", rows.len()));
+        }
+        names.join(", ")
+    };
+    let unit = match path {
+        Some(p) => format!("{} lines", p.display()),
+        None => "inputs (rows counting from 1)".to_string(),
+    };
+    let mut said: Vec<String> = groups
+        .iter()
+        .take(SHOWN)
+        .map(|g| format!("{{{}}}", list(g)))
+        .collect();
+    if groups.len() > SHOWN {
+        said.push(format!("and {} more groups", groups.len() - SHOWN));
+    }
+    let mut parts = Vec::new();
+    if !said.is_empty() {
+        parts.push(format!(
+            "{unit} {} are repeated or parallel",
+            said.join(", ")
+        ));
+    }
+    if !zeros.is_empty() {
+        parts.push(format!("{unit} {} are zero", list(&zeros)));
+    }
+    if parts.is_empty() {
+        "no two inputs are parallel within 1e-12; the inputs are nearly dependent".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The file line of each of the first `rows` data rows of a CSV (empty if it cannot be read
+/// again: the caller then names rows counting from 1).
+fn file_lines(path: &Path, rows: usize) -> Vec<u64> {
+    io::read_numeric_csv(path)
+        .map(|r| r.into_iter().take(rows).map(|(line, _)| line).collect())
+        .unwrap_or_default()
 }
 
 impl Setup {
@@ -132,5 +298,47 @@ impl Setup {
             KernelChoice::H0 => (&self.h0, self.h0_extremes),
             KernelChoice::Hinf => (&self.hinf, self.hinf_extremes),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimizer::Optimizer;
+
+    #[test]
+    fn a_singular_hinf_is_told_by_its_share_of_lambda_max() {
+        assert!(singular((-1.1e-16, 1.5)));
+        assert!(singular((1e-17, 1.5)));
+        assert!(singular((0.0, 0.0)));
+        assert!(!singular((0.08, 1.5)));
+        // Scale does not matter: inputs at 1e-10 give a kernel at 1e-20.
+        assert!(!singular((0.08e-20, 1.5e-20)));
+    }
+
+    #[test]
+    fn only_heavy_balls_default_friction_reads_lambda0() {
+        assert!(depends_on_lambda0(&RunConfig::defaults(Optimizer::Hbf)));
+        let with_friction = RunConfig {
+            friction: Some(0.5),
+            ..RunConfig::defaults(Optimizer::Hbf)
+        };
+        assert!(!depends_on_lambda0(&with_friction));
+        assert!(!depends_on_lambda0(&RunConfig::defaults(Optimizer::Gf)));
+        assert!(!depends_on_lambda0(&RunConfig::defaults(Optimizer::Nag)));
+    }
+
+    #[test]
+    fn repeated_inputs_are_named_by_row_in_groups() {
+        // n = 5, d = 1: every input is +1 or -1, so rows of one sign repeat each other.
+        let data = Data::synthetic(5, 1, 0);
+        let text = singular_inputs(&data, None);
+        let signs: Vec<bool> = (0..5).map(|i| data.x[(i, 0)] > 0.0).collect();
+        let plus: Vec<String> = (0..5)
+            .filter(|&i| signs[i])
+            .map(|i| (i + 1).to_string())
+            .collect();
+        assert!(text.contains(&format!("{{{}}}", plus.join(", "))), "{text}");
+        assert!(text.contains("rows counting from 1"), "{text}");
     }
 }

@@ -1,7 +1,22 @@
-//! The ranges of a run's options that can be checked before any file is read.
+//! The ranges of a run's options, checked before anything is computed, and the one memory
+//! estimate every path is checked against before it allocates.
+//!
+//! [`RunConfig::validate`] checks what the options alone decide. The sizes a file decides
+//! (--data's n and d, --init's m, --test's points) and the step --eta auto resolves are
+//! checked by [`crate::study::setup`] as soon as they are known, before the model and its
+//! n x n kernels are built; `compare` ([`preflight`]) and `sweep` ([`check_sweep`]) check
+//! the runs they hold at once.
+//!
+//! The estimate ([`MemoryEstimate`]) is a sum of parts, each a count times a calibrated
+//! number of bytes: the n x n kernels and their eigen-decompositions, the m x n activation
+//! matrices, the m x d states, the rows kept in memory (samples, iterates) with their CSV
+//! and SVG text, and the held-out points. The coefficients were fitted to peak resident
+//! sizes measured by `cargo run --release --example bench -- memory` (the table in
+//! README's "Bad input"), so that each measured peak is within 1.5x of the estimate.
 
 use crate::error::InputError;
-use crate::integrate::Solver;
+use crate::integrate::{output_times, Solver};
+use crate::io::format_f64;
 use crate::study::config::{RunConfig, SpaceChoice};
 
 /// Most discrete iterates a run may ask for.
@@ -11,10 +26,235 @@ pub const MAX_SAMPLES: usize = 10_000_000;
 /// Most memory a run may need, in bytes (the machines are 24 GB).
 pub const MAX_BYTES: f64 = 16e9;
 
-/// Rough peak memory of a weight-space run: the m x n pre-activation, mask and pattern
-/// matrices (about 8 of them) and the integrator's 2 m d states (about 12).
+/// Bytes of a process before it computes anything (binary, stacks, allocator).
+const BASE: f64 = 12e6;
+/// f64 n x n matrices alive at the peak of one run: H(0), Hinf, X X^T, the eigen-solver's
+/// copies and vectors (extreme eigenvalues, the exact solution's spectrum), error space's
+/// kernel, the snapshot's H(t) and the drift's H(t) - H(0).
+const NN: f64 = 12.0;
+/// f64 m x n matrices: pre-activations, masks and patterns (the drift's pattern at W0, the
+/// snapshot's, the held pattern) and the engine's scratch.
+const MN: f64 = 8.0;
+/// f64 m x d vectors: W0, the states (position and velocity), the seven dopri5 stages and
+/// the driver's and twin's scratch.
+const MD: f64 = 24.0;
+/// Bytes per weight-space sample: a row of 12 f64 in its own Vec, its CSV text and its
+/// points in three SVGs.
+const WEIGHT_ROW: f64 = 700.0;
+/// Bytes per error-space sample: a row of 7 f64, CSV text, SVG points.
+const ERROR_ROW: f64 = 400.0;
+/// Bytes per discrete iterate: (k, t, loss), its row of discrete.csv's table, CSV text and
+/// SVG points.
+const ITERATE: f64 = 300.0;
+/// f64 per held-out point and hidden unit (the test model's m x n_test matrices) and per
+/// held-out point and training point (the cross kernels).
+const TEST_M: f64 = 8.0;
+const TEST_N: f64 = 6.0;
+
+/// Rough peak memory of one weight-space run's problem (no rows kept, no held-out points):
+/// the n x n kernels, the m x n activation matrices and the m x d states.
 pub fn memory_estimate(n: usize, d: usize, m: usize) -> f64 {
-    8.0 * (8.0 * m as f64 * n as f64 + 24.0 * m as f64 * d as f64 + 4.0 * n as f64 * n as f64)
+    let (n, d, m) = (n as f64, d as f64, m as f64);
+    8.0 * (NN * n * n + MN * m * n + MD * m * d)
+}
+
+/// The sizes a run works with once files are read: n and d of the data, m of the network,
+/// the number of held-out points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    pub n: usize,
+    pub d: usize,
+    pub m: usize,
+    pub test: usize,
+}
+
+impl Sizes {
+    /// The sizes a configuration asks for without files (synthetic data, --test-n).
+    pub fn of(cfg: &RunConfig) -> Sizes {
+        Sizes {
+            n: cfg.n,
+            d: cfg.d,
+            m: cfg.m,
+            test: cfg.test_n,
+        }
+    }
+}
+
+/// What a run needs, part by part (bytes), and how many such runs are held at once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryEstimate {
+    /// (what, bytes of one run); the first is the problem itself.
+    pub parts: Vec<(&'static str, f64)>,
+    /// Runs alive at once (compare: one per optimizer; sweep: one per thread).
+    pub runs: usize,
+    /// Bytes held once beside the runs (a sweep's job list and rows).
+    pub shared: f64,
+}
+
+impl MemoryEstimate {
+    /// The estimate of one run of `cfg` at `sizes`; `eta` is the resolved discrete step
+    /// (None while --eta auto is not resolved: the iterates are counted once it is).
+    pub fn of(cfg: &RunConfig, sizes: Sizes, eta: Option<f64>) -> MemoryEstimate {
+        let (n, d, m, test) = (
+            sizes.n as f64,
+            sizes.d as f64,
+            sizes.m as f64,
+            sizes.test as f64,
+        );
+        let weight = matches!(cfg.space, SpaceChoice::Weight | SpaceChoice::Both);
+        let error = matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both);
+        let samples = cfg.samples as f64;
+        let rows = samples * (f64::from(weight) * WEIGHT_ROW + f64::from(error) * ERROR_ROW);
+        let iterates = match eta {
+            Some(eta) if cfg.discrete => iterates(cfg, eta).min(MAX_ITERATES) * ITERATE,
+            _ => 0.0,
+        };
+        let held_out = if weight {
+            8.0 * test * (TEST_M * m + TEST_N * n)
+        } else {
+            0.0
+        };
+        MemoryEstimate {
+            parts: vec![
+                (
+                    "the problem",
+                    memory_estimate(sizes.n, sizes.d, sizes.m) + 8.0 * n * d,
+                ),
+                ("the samples (--samples)", rows),
+                ("the discrete iterates (--eta, --t-end)", iterates),
+                ("the held-out points (--test-n, --test)", held_out),
+            ],
+            runs: 1,
+            shared: 0.0,
+        }
+    }
+
+    /// Total bytes: the process, the runs held at once, what they share.
+    pub fn bytes(&self) -> f64 {
+        BASE + self.runs as f64 * self.parts.iter().map(|p| p.1).sum::<f64>() + self.shared
+    }
+
+    /// The largest part of one run.
+    fn largest(&self) -> (&'static str, f64) {
+        self.parts
+            .iter()
+            .copied()
+            .fold(("the problem", 0.0), |a, p| if p.1 > a.1 { p } else { a })
+    }
+
+    /// Refuse an estimate above [`MAX_BYTES`], naming the sizes, the largest part and how
+    /// to lower it.
+    pub fn check(&self, sizes: Sizes) -> Result<(), InputError> {
+        let bytes = self.bytes();
+        if bytes <= MAX_BYTES {
+            return Ok(());
+        }
+        let (what, part) = self.largest();
+        let lower = match what {
+            "the problem" => "lower --n, --m or --d (or use fewer rows in --data/--init)",
+            "the samples (--samples)" => "lower --samples",
+            "the discrete iterates (--eta, --t-end)" => {
+                "raise --eta, lower --t-end or add --no-discrete"
+            }
+            _ => "lower --test-n (or use fewer rows in --test)",
+        };
+        let at_once = if self.runs > 1 {
+            format!(" x {} runs at once", self.runs)
+        } else {
+            String::new()
+        };
+        Err(InputError::Memory {
+            n: sizes.n,
+            d: sizes.d,
+            m: sizes.m,
+            needed_bytes: bytes,
+            limit_bytes: MAX_BYTES,
+            detail: format!("largest part {what}: {}{at_once}; {lower}", gigabytes(part)),
+        })
+    }
+}
+
+/// Bytes as the messages write them: `3.5 GB`, `20 GB`, `2e14 bytes` past a petabyte.
+pub fn gigabytes(bytes: f64) -> String {
+    if bytes >= 1e15 {
+        format!("{bytes:.1e} bytes")
+    } else if bytes >= 1e10 {
+        format!("{:.0} GB", bytes / 1e9)
+    } else {
+        format!("{:.1} GB", bytes / 1e9)
+    }
+}
+
+/// Discrete iterates of a run with step `eta`: T / clock(eta) + 1.
+pub fn iterates(cfg: &RunConfig, eta: f64) -> f64 {
+    cfg.t_end / cfg.optimizer.method().clock(eta) + 1.0
+}
+
+/// Refuse a discrete step whose twin would need more than [`MAX_ITERATES`] iterates; `what`
+/// says where eta came from (`--eta 1e-9`, `--eta auto = 1/lambda_max(H(0)) = ...`).
+pub fn check_iterates(cfg: &RunConfig, eta: f64, what: &str) -> Result<(), InputError> {
+    let needed = cfg.t_end / cfg.optimizer.method().clock(eta);
+    if cfg.discrete && (needed.is_nan() || needed > MAX_ITERATES) {
+        return Err(InputError::option(
+            "eta",
+            format!(
+                "{what} needs {needed:.3e} iterates to reach --t-end {} (at most {MAX_ITERATES:e}); raise --eta or use --no-discrete",
+                cfg.t_end
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Check `runs` studies of `cfg` held at once (`compare`: one per optimizer) against the
+/// memory limit, with the sizes its files give: --data's rows and columns, --init's rows and
+/// --test's rows are counted (the files are read, not kept).
+pub fn preflight(cfg: &RunConfig, runs: usize) -> Result<(), InputError> {
+    cfg.validate()?;
+    let sizes = file_sizes(cfg)?;
+    let eta = (!cfg.eta_auto).then_some(cfg.eta);
+    let mut estimate = MemoryEstimate::of(cfg, sizes, eta);
+    estimate.runs = runs;
+    estimate.check(sizes)
+}
+
+/// The sizes of a configuration with its files' rows counted.
+pub fn file_sizes(cfg: &RunConfig) -> Result<Sizes, InputError> {
+    let mut sizes = Sizes::of(cfg);
+    if let Some(path) = &cfg.data {
+        let rows = crate::io::read_numeric_csv(path)?;
+        sizes.n = rows.len();
+        sizes.d = rows[0].1.len().saturating_sub(1);
+    }
+    if let Some(path) = &cfg.init {
+        sizes.m = crate::io::read_numeric_csv(path)?.len();
+    }
+    if let Some(path) = &cfg.test {
+        sizes.test = crate::io::read_numeric_csv(path)?.len();
+    }
+    Ok(sizes)
+}
+
+/// A sweep's memory: as many runs at once as threads run them (`threads`), each at the
+/// largest width, and the job list and rows it holds. Called by `SweepConfig::validate`.
+pub fn check_sweep(
+    base: &RunConfig,
+    widths: &[usize],
+    jobs: usize,
+    threads: usize,
+) -> Result<(), InputError> {
+    let sweep_run = RunConfig {
+        m: widths.iter().copied().max().unwrap_or(base.m),
+        space: SpaceChoice::Both,
+        discrete: false,
+        ..base.clone()
+    };
+    let sizes = file_sizes(&sweep_run)?;
+    let mut estimate = MemoryEstimate::of(&sweep_run, sizes, None);
+    estimate.runs = threads.clamp(1, jobs.max(1));
+    // A job (index, m, seed, optimizer) and a row of sweep.csv (ten values, CSV text).
+    estimate.shared = jobs as f64 * (40.0 + 300.0);
+    estimate.check(sizes)
 }
 
 impl RunConfig {
@@ -65,18 +305,7 @@ impl RunConfig {
         }
         if !self.eta_auto {
             positive("eta", self.eta)?;
-            let clock = self.optimizer.method().clock(self.eta);
-            if self.discrete && self.t_end / clock > MAX_ITERATES {
-                return Err(InputError::option(
-                    "eta",
-                    format!(
-                        "{} needs {:.3e} iterates to reach --t-end {} (at most {MAX_ITERATES:e}); raise --eta or use --no-discrete",
-                        self.eta,
-                        self.t_end / clock,
-                        self.t_end
-                    ),
-                ));
-            }
+            check_iterates(self, self.eta, &format_f64(self.eta))?;
         }
         if self.samples > MAX_SAMPLES {
             return Err(InputError::option(
@@ -84,16 +313,37 @@ impl RunConfig {
                 format!("{} is more than {MAX_SAMPLES}", self.samples),
             ));
         }
-        let bytes = memory_estimate(self.n, self.d, self.m);
-        if self.data.is_none() && self.init.is_none() && bytes > MAX_BYTES {
-            return Err(InputError::Memory {
-                n: self.n,
-                d: self.d,
-                m: self.m,
-                needed_bytes: bytes,
-                limit_bytes: MAX_BYTES,
-            });
+        if self.solver == Solver::Rk4 {
+            let settings = self.solver_settings();
+            let times = output_times(self.t_end, self.samples);
+            if settings.check_fixed_steps(&times).is_err() {
+                let span = self.t_end / (self.samples - 1) as f64;
+                return Err(InputError::option(
+                    "step",
+                    format!(
+                        "{} needs {:.3e} rk4 steps per output interval of {} (at most {}); raise --step or --samples",
+                        format_f64(self.step),
+                        span / self.step,
+                        format_f64(span),
+                        settings.max_steps
+                    ),
+                ));
+            }
         }
+        // Synthetic sizes are checked here; those a file gives, once it is read (setup).
+        let sizes = Sizes::of(self);
+        let eta = (!self.eta_auto).then_some(self.eta);
+        let estimate = MemoryEstimate::of(
+            self,
+            Sizes {
+                n: if self.data.is_some() { 1 } else { sizes.n },
+                d: if self.data.is_some() { 1 } else { sizes.d },
+                m: if self.init.is_some() { 1 } else { sizes.m },
+                test: if self.test.is_some() { 0 } else { sizes.test },
+            },
+            eta,
+        );
+        estimate.check(sizes)?;
         positive("gamma", self.gamma)?;
         if let Some(b) = self.friction {
             if !b.is_finite() {
@@ -123,46 +373,5 @@ impl RunConfig {
             ));
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::optimizer::Optimizer;
-
-    #[test]
-    fn the_defaults_of_every_optimizer_are_valid() {
-        for o in Optimizer::ALL {
-            RunConfig::defaults(o).validate().unwrap();
-        }
-    }
-
-    #[test]
-    fn a_problem_beyond_the_memory_limit_is_a_memory_error_not_an_option_error() {
-        let cfg = RunConfig {
-            n: 100_000,
-            m: 100_000,
-            ..RunConfig::default()
-        };
-        assert!(memory_estimate(cfg.n, cfg.d, cfg.m) > MAX_BYTES);
-        assert!(matches!(cfg.validate(), Err(InputError::Memory { .. })));
-    }
-
-    #[test]
-    fn the_iterate_limit_counts_on_each_twins_clock() {
-        // T / eta iterates for GD, T / sqrt(eta) for the momentum twins.
-        let eta = 1e-7;
-        let gf = RunConfig {
-            eta,
-            ..RunConfig::defaults(Optimizer::Gf)
-        };
-        let hbf = RunConfig {
-            eta,
-            ..RunConfig::defaults(Optimizer::Hbf)
-        };
-        assert!(50.0 / eta > MAX_ITERATES && 50.0 / eta.sqrt() < MAX_ITERATES);
-        assert!(gf.validate().is_err());
-        hbf.validate().unwrap();
     }
 }

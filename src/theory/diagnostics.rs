@@ -22,8 +22,8 @@
 use nalgebra::{DMatrix, DVector};
 use std::f64::consts::PI;
 
-use crate::kernel::Spectrum;
 use crate::model::{Data, Model};
+use crate::theory::spectrum::Spectrum;
 
 /// mu(t) = |grad L|^2 / L = 2 Lhat / L (0 when L = 0).
 pub fn pl_ratio(loss: f64, pseudo_loss: f64) -> f64 {

@@ -6,5 +6,7 @@
 
 pub mod checks;
 pub mod diagnostics;
+pub mod exact;
 pub mod lyapunov;
+pub mod spectrum;
 pub mod stiffness;

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ntkdyn::run::{Optimizer, RunConfig, SpaceChoice};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::study::{RunConfig, SpaceChoice};
 
 /// A fresh, empty directory under the system temp dir, removed when dropped.
 pub struct TempDir(PathBuf);

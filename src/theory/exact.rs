@@ -21,7 +21,7 @@
 use nalgebra::{DMatrix, DVector};
 
 use crate::dynamics::Damping;
-use crate::kernel::Spectrum;
+use crate::theory::spectrum::Spectrum;
 
 /// The whole error-space trajectory Delta(t) = V diag(x_k(t)) V^T Delta(0).
 #[derive(Clone, Debug)]

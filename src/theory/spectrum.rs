@@ -4,9 +4,6 @@
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
-// shim: remove after merge (Hinf moved to model::relu2::arccos).
-pub use crate::model::relu2::arccos::hinf;
-
 /// Eigen-decomposition of a symmetric matrix, eigenvalues ascending.
 #[derive(Clone, Debug)]
 pub struct Spectrum {
