@@ -50,8 +50,12 @@ fn sweep_merge_refuses_the_options_it_does_not_take_naming_them() {
         line.contains("--merge") && line.contains("--widths"),
         "{line}"
     );
-    let line = error_line(&ntkdyn(&["sweep", "--merge", "--t-end", "3", "--out", out]));
-    assert!(line.contains("--t-end"), "{line}");
+    for option in ["--seeds", "--optimizers", "--shard"] {
+        let value = if option == "--shard" { "1/2" } else { "gf" };
+        let value = if option == "--seeds" { "2" } else { value };
+        let line = error_line(&ntkdyn(&["sweep", "--merge", option, value, "--out", out]));
+        assert!(line.contains(option), "{line}");
+    }
 }
 
 #[test]

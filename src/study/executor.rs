@@ -478,24 +478,30 @@ pub fn compare_with(cfg: &RunConfig, observer: &dyn Observer) -> Result<Vec<Repo
             ..cfg.clone()
         })
         .collect();
-    // Each optimizer's own checks (the iterate limit counts on its twin's clock).
-    for c in &configs {
-        c.validate()?;
-    }
-    let setup = prepare(&configs[0])?;
+    // The first run's problem is built here, shown to the observer before anything is
+    // integrated; the others build their own on their threads (the setup records its
+    // optimizer's resolved configuration and checks its twin's iterates on its clock).
+    let first = prepare(&configs[0])?;
     if cfg.progress {
-        observer.prepared(&configs[0], &setup);
+        observer.prepared(&configs[0], &first);
     }
-    let reports = std::thread::scope(|scope| {
+    let mut first = Some(first);
+    let outcomes: Vec<Result<Report, Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> = configs
             .iter()
             .map(|c| {
-                let setup = setup.clone();
+                let ready = first.take();
                 let progress = Labeled {
                     label: c.optimizer.name(),
                     inner: observer,
                 };
-                scope.spawn(move || execute_on_this_thread(c, setup, &progress))
+                scope.spawn(move || {
+                    let setup = match ready {
+                        Some(setup) => setup,
+                        None => prepare(c)?,
+                    };
+                    Ok(execute_on_this_thread(c, setup, &progress))
+                })
             })
             .collect();
         handles
@@ -503,7 +509,7 @@ pub fn compare_with(cfg: &RunConfig, observer: &dyn Observer) -> Result<Vec<Repo
             .map(|h| h.join().expect("a run thread panicked"))
             .collect()
     });
-    Ok(reports)
+    outcomes.into_iter().collect()
 }
 
 #[cfg(test)]
