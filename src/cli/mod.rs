@@ -126,7 +126,7 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
         shard: args.shard,
         progress: !args.run.quiet,
     };
-    let rows = sweep::run_sweep(&cfg)?;
+    let rows = sweep::run_sweep_with(&cfg, &progress::Runs::default())?;
     let written = sweep::write_run(&cfg, &rows, &dir)?;
     if !args.run.quiet {
         sayln!(

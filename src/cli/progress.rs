@@ -1,5 +1,6 @@
-//! The progress bar: an observer of the library's runs over flow time, shown on stderr only
-//! once a space has run for 2 s (and only when stderr is a terminal).
+//! The progress bars: an observer of the library's runs over flow time, shown on stderr only
+//! once a space has run for 2 s, and the count of a sweep's runs (both only when stderr is a
+//! terminal).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::Mutex;
@@ -65,6 +66,40 @@ impl Progress for Bar {
         self.with(|live| live.bar.finish_and_clear());
         if let Ok(mut live) = self.live.lock() {
             *live = None;
+        }
+    }
+}
+
+/// A sweep's bar: runs done of all, drawn from the start.
+#[derive(Default)]
+pub struct Runs {
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Progress for Runs {
+    fn start(&self, _what: &str, runs: f64) {
+        let bar = ProgressBar::new(runs as u64);
+        if let Ok(style) =
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} runs {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        if let Ok(mut slot) = self.bar.lock() {
+            *slot = Some(bar);
+        }
+    }
+
+    fn at(&self, runs: f64) {
+        if let Ok(Some(bar)) = self.bar.lock().as_deref() {
+            bar.set_position(runs as u64);
+        }
+    }
+
+    fn done(&self) {
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(bar) = slot.take() {
+                bar.finish_and_clear();
+            }
         }
     }
 }
