@@ -65,7 +65,7 @@ impl Optimizer {
         Optimizer::ALL.into_iter().find(|o| o.name() == name)
     }
 
-    /// The subcommand and the name in files: gf, hbf, nag.
+    /// The subcommand and the name in files: gf, hbf, nagsc, nag.
     pub fn name(&self) -> &'static str {
         self.method().name()
     }

@@ -10,7 +10,8 @@
 //! The loss is reported at x_k. Step cap: heavy ball's 0.3 (the same flow).
 //!
 //! Reference: B. Shi, S. S. Du, M. I. Jordan, W. J. Su, "Understanding the acceleration
-//! phenomenon via high-resolution differential equations", Math. Program. 2022.
+//! phenomenon via high-resolution differential equations", Math. Programming 2021
+//! (arXiv:1810.08907).
 
 use nalgebra::DMatrix;
 

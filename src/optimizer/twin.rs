@@ -57,7 +57,7 @@ impl Twin {
         k as f64 * self.optimizer().method().clock(eta)
     }
 
-    /// GD, heavy ball, NAG.
+    /// GD, heavy ball, NAG-SC, NAG.
     pub fn name(&self) -> &'static str {
         self.optimizer().method().twin_name()
     }
