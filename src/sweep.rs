@@ -13,12 +13,13 @@
 //! whole sweep: all N of one split, none twice, all of one sweep, each holding exactly its
 //! jobs; anything else is refused with the file and what differs.
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, InputError, OutputError};
 use crate::io::format_f64;
+use crate::observe::{Progress, Silent};
 use crate::optimizer::Optimizer;
 use crate::outdir::{retry_while_busy, Claim, Sum};
 use crate::output::plot::{self, Dash, Figure, Legend, Series};
@@ -313,29 +314,29 @@ pub fn run_one(
     })
 }
 
-/// Run the sweep (or its shard) in parallel over jobs, with a progress bar on stderr.
+/// Run the sweep (or its shard) in parallel over jobs, without a progress display.
 pub fn run_sweep(cfg: &SweepConfig) -> Result<Vec<SweepRow>, Error> {
+    run_sweep_with(cfg, &Silent)
+}
+
+/// Run the sweep (or its shard) in parallel over jobs, reporting (when `cfg.progress`) to
+/// `progress` on the scale of runs: `start("sweep", jobs)`, then `at(k)` as the k-th run ends
+/// (from the thread that ran it), then `done`.
+pub fn run_sweep_with(cfg: &SweepConfig, progress: &dyn Progress) -> Result<Vec<SweepRow>, Error> {
     cfg.validate()?;
     let jobs = cfg.jobs();
-    let bar = if cfg.progress {
-        ProgressBar::new(jobs.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} runs {msg}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
+    let progress = if cfg.progress { progress } else { &Silent };
+    progress.start("sweep", jobs.len() as f64);
+    let finished = AtomicUsize::new(0);
     let rows: Result<Vec<SweepRow>, Error> = jobs
         .par_iter()
         .map(|&(_, m, seed, opt)| {
             let row = run_one(&cfg.base, m, seed, opt);
-            bar.inc(1);
+            progress.at((finished.fetch_add(1, Ordering::Relaxed) + 1) as f64);
             row
         })
         .collect();
-    bar.finish_and_clear();
+    progress.done();
     rows
 }
 

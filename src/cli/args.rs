@@ -152,6 +152,15 @@ fn optimizer_parser() -> impl clap::builder::TypedValueParser<Value = Optimizer>
     .map(|name| Optimizer::from_name(&name).expect("a possible value names an optimizer"))
 }
 
+/// `--solver`: the library's names, each with its one-line description.
+fn solver_parser() -> impl clap::builder::TypedValueParser<Value = Solver> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        Solver::ALL.map(|s| PossibleValue::new(s.name()).help(s.description())),
+    )
+    .map(|name| Solver::from_name(&name).expect("a possible value names a solver"))
+}
+
 /// Options of `ntkdyn sweep`.
 #[derive(Debug, Clone, Args)]
 pub struct SweepArgs {
@@ -264,7 +273,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = defaults().samples, allow_negative_numbers = true)]
     pub samples: usize,
     /// ODE solver; exact (eigen-modes) is for --space error
-    #[arg(long, value_enum, default_value_t = defaults().solver)]
+    #[arg(long, default_value_t = defaults().solver, value_parser = solver_parser())]
     pub solver: Solver,
     /// Relative tolerance of the adaptive solvers
     #[arg(long, default_value_t = defaults().rtol, allow_negative_numbers = true)]

@@ -223,7 +223,7 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
         let first = outdir::retry_while_busy(SHARD_WAIT, claim)?;
         notes(first.notes(), quiet);
         drop(first);
-        let rows = sweep::run_sweep(&cfg)?;
+        let rows = sweep::run_sweep_with(&cfg, &progress::Runs::default())?;
         let text = sweep::shard_csv(&cfg, &rows)?;
         let mut claim = outdir::retry_while_busy(SHARD_WAIT, claim)?;
         claim.put(&csv, text.as_bytes())?;
@@ -241,7 +241,7 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
     }
     let mut claim = Claim::replace(&dir, &["sweep.csv", "sweep.svg"], &inputs, force)?;
     notes(claim.notes(), quiet);
-    let rows = sweep::run_sweep(&cfg)?;
+    let rows = sweep::run_sweep_with(&cfg, &progress::Runs::default())?;
     claim.put("sweep.csv", sweep::to_csv(&rows).as_bytes())?;
     let skipped = put_sweep_figure(&mut claim, &rows, &Style::default())?;
     let done = claim.commit()?;

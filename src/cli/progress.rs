@@ -3,6 +3,7 @@
 //! phase over flow time. On a terminal a bar per phase appears once the phase has run for
 //! 2 s; when stderr is not a terminal (a log file, a cluster job) a plain line is written
 //! every 10 s instead. `--quiet` shows none of it (the library then reports to no one).
+//! A sweep shows the count of its runs done instead (`Runs`).
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -175,5 +176,39 @@ impl Observer for Bar {
             stderr_line(&tidy(&format!("warning: {w}")));
         }
         self.warned.store(setup.warnings.len(), Ordering::Relaxed);
+    }
+}
+
+/// A sweep's bar: runs done of all, drawn from the start.
+#[derive(Default)]
+pub struct Runs {
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Progress for Runs {
+    fn start(&self, _what: &str, runs: f64) {
+        let bar = ProgressBar::new(runs as u64);
+        if let Ok(style) =
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} runs {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        if let Ok(mut slot) = self.bar.lock() {
+            *slot = Some(bar);
+        }
+    }
+
+    fn at(&self, runs: f64) {
+        if let Ok(Some(bar)) = self.bar.lock().as_deref() {
+            bar.set_position(runs as u64);
+        }
+    }
+
+    fn done(&self) {
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(bar) = slot.take() {
+                bar.finish_and_clear();
+            }
+        }
     }
 }

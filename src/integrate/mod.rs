@@ -75,9 +75,7 @@ pub trait SwitchingSystem: OdeSystem {
 }
 
 /// The integration method.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Solver {
     /// Dormand-Prince 5(4), adaptive.
@@ -91,6 +89,10 @@ pub enum Solver {
 }
 
 impl Solver {
+    /// Every solver, in the order of `--solver`'s help.
+    pub const ALL: [Solver; 4] = [Solver::Dopri5, Solver::Dop853, Solver::Rk4, Solver::Exact];
+
+    /// The name of `--solver` and of summary.json.
     pub fn name(&self) -> &'static str {
         match self {
             Solver::Dopri5 => "dopri5",
@@ -98,6 +100,39 @@ impl Solver {
             Solver::Rk4 => "rk4",
             Solver::Exact => "exact",
         }
+    }
+
+    /// One line: what the solver is (the help of `--solver`).
+    pub fn description(&self) -> &'static str {
+        match self {
+            Solver::Dopri5 => "Dormand-Prince 5(4), adaptive",
+            Solver::Dop853 => "Dormand-Prince 8(5,3), adaptive",
+            Solver::Rk4 => "Classical Runge-Kutta 4 with fixed step --step",
+            Solver::Exact => "Exact eigen-mode solution (error space only)",
+        }
+    }
+
+    /// The solver [`Solver::name`] names.
+    pub fn from_name(name: &str) -> Option<Solver> {
+        Solver::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl std::fmt::Display for Solver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is no solver's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a solver ({names})", names = Solver::ALL.map(|s| s.name()).join(", "))]
+pub struct UnknownSolver(pub String);
+
+impl std::str::FromStr for Solver {
+    type Err = UnknownSolver;
+    fn from_str(s: &str) -> Result<Solver, UnknownSolver> {
+        Solver::from_name(s).ok_or_else(|| UnknownSolver(s.to_string()))
     }
 }
 

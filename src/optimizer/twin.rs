@@ -17,7 +17,7 @@
 
 use nalgebra::DMatrix;
 
-use super::{gf, hbf, nag, Optimizer, TwinStep};
+use super::{gf, hbf, nag, nagsc, Optimizer, TwinStep};
 use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
 
@@ -28,6 +28,7 @@ pub enum Twin {
     Gd,
     HeavyBall { beta: f64 },
     Nesterov { gamma: f64 },
+    NesterovConstant { beta: f64 },
 }
 
 impl Twin {
@@ -37,6 +38,7 @@ impl Twin {
             Twin::Gd => Optimizer::Gf,
             Twin::HeavyBall { .. } => Optimizer::Hbf,
             Twin::Nesterov { .. } => Optimizer::Nag,
+            Twin::NesterovConstant { .. } => Optimizer::Nagsc,
         }
     }
 
@@ -46,6 +48,7 @@ impl Twin {
             Twin::Gd => Box::new(gf::GradientDescent::new(w0)),
             Twin::HeavyBall { beta } => Box::new(hbf::HeavyBall::new(w0, beta)),
             Twin::Nesterov { gamma } => Box::new(nag::Nesterov::new(w0, gamma)),
+            Twin::NesterovConstant { beta } => Box::new(nagsc::NagSc::new(w0, beta)),
         }
     }
 
@@ -54,7 +57,7 @@ impl Twin {
         k as f64 * self.optimizer().method().clock(eta)
     }
 
-    /// GD, heavy ball, NAG.
+    /// GD, heavy ball, NAG-SC, NAG.
     pub fn name(&self) -> &'static str {
         self.optimizer().method().twin_name()
     }

@@ -3,13 +3,14 @@
 use plotters::style::RGBColor;
 
 use crate::optimizer::Optimizer;
-use crate::output::plot::{Figure, GF_COLOR, HBF_COLOR, NAG_COLOR};
+use crate::output::plot::{Figure, GF_COLOR, HBF_COLOR, NAGSC_COLOR, NAG_COLOR};
 
 /// The colour of an optimizer in every figure.
 pub fn color(optimizer: Optimizer) -> RGBColor {
     match optimizer {
         Optimizer::Gf => GF_COLOR,
         Optimizer::Hbf => HBF_COLOR,
+        Optimizer::Nagsc => NAGSC_COLOR,
         Optimizer::Nag => NAG_COLOR,
     }
 }

@@ -1,0 +1,121 @@
+//! Nesterov's accelerated gradient with constant momentum (NAG-SC); its low-resolution ODE is
+//! heavy ball with friction.
+//!
+//! ```text
+//! flow : W'' + b W' + grad L = 0, b = --friction or sqrt(2 lambda0)
+//! twin : x_{k+1} = y_k - eta grad L(y_k),  y_{k+1} = x_{k+1} + beta (x_{k+1} - x_k),
+//!        x_0 = y_0 = W_0, beta = 1 - b sqrt(eta)                       t_k = k sqrt(eta)
+//! V = Lhat + 1/2 |s Delta + Delta'|^2, s = b/2 (heavy ball's, the same low-resolution ODE)
+//! ```
+//! The loss is reported at x_k. Step cap: heavy ball's 0.3 (the same flow).
+//!
+//! Reference: B. Shi, S. S. Du, M. I. Jordan, W. J. Su, "Understanding the acceleration
+//! phenomenon via high-resolution differential equations", Math. Programming 2021
+//! (arXiv:1810.08907).
+
+use nalgebra::DMatrix;
+
+use super::{Method, ScheduleParams, Twin, TwinStep};
+use crate::dynamics::Damping;
+use crate::model::relu2::engine::Workspace;
+use crate::model::Model;
+use crate::theory::lyapunov::Lyapunov;
+
+/// NAG-SC's low-resolution ODE (heavy ball with friction), twin NAG-SC.
+pub struct NesterovConstant;
+
+impl Method for NesterovConstant {
+    fn name(&self) -> &'static str {
+        "nagsc"
+    }
+    fn title(&self) -> &'static str {
+        "NAG-SC (heavy ball with friction)"
+    }
+    fn summary(&self) -> &'static str {
+        "Heavy ball with friction W'' + b W' + grad L = 0, twin: NAG with constant momentum"
+    }
+    fn command_about(&self) -> &'static str {
+        "Heavy ball with friction W'' + b W' + grad L = 0 beside NAG with constant momentum"
+    }
+    fn damping(&self, p: &ScheduleParams) -> Damping {
+        Damping::Constant(p.friction.unwrap_or((2.0 * p.lambda0).sqrt()))
+    }
+    fn lyapunov(&self, damping: Damping, mu: f64, _alpha: f64) -> Lyapunov {
+        Lyapunov::Hbf {
+            s: friction(damping) / 2.0,
+            mu,
+        }
+    }
+    fn step_cap(&self) -> f64 {
+        0.3
+    }
+    fn twin(&self, damping: Damping, eta: f64) -> Twin {
+        Twin::NesterovConstant {
+            beta: 1.0 - friction(damping) * eta.sqrt(),
+        }
+    }
+    fn clock(&self, eta: f64) -> f64 {
+        eta.sqrt()
+    }
+    fn clock_text(&self) -> &'static str {
+        "t = k sqrt(eta)"
+    }
+    fn twin_name(&self) -> &'static str {
+        "NAG-SC"
+    }
+    fn bound_label(&self) -> &'static str {
+        "bound (2/μ) e^(−bt/2) L̂(0)"
+    }
+    fn lyapunov_label(&self) -> &'static str {
+        "V(t) (Siegel 2019)"
+    }
+    fn schedule_text(&self, damping: Damping, _alpha: f64) -> Option<String> {
+        Some(format!("friction b = {:.4e}", friction(damping)))
+    }
+}
+
+fn friction(damping: Damping) -> f64 {
+    match damping {
+        Damping::Constant(b) => b,
+        _ => f64::NAN,
+    }
+}
+
+/// NAG-SC: the iterate x, the extrapolated point y and beta.
+pub(crate) struct NagSc {
+    x: DMatrix<f64>,
+    y: DMatrix<f64>,
+    beta: f64,
+}
+
+impl NagSc {
+    pub(crate) fn new(w0: &DMatrix<f64>, beta: f64) -> Self {
+        NagSc {
+            x: w0.clone(),
+            y: w0.clone(),
+            beta,
+        }
+    }
+}
+
+impl TwinStep for NagSc {
+    fn loss(&mut self, model: &Model, _g: &mut DMatrix<f64>, _ws: &mut Workspace) -> f64 {
+        model.loss(&self.x.as_view())
+    }
+    fn iterate(&self) -> &DMatrix<f64> {
+        &self.x
+    }
+    fn step(
+        &mut self,
+        _k: usize,
+        eta: f64,
+        model: &Model,
+        g: &mut DMatrix<f64>,
+        ws: &mut Workspace,
+    ) {
+        model.gradient_into(&self.y.as_view(), &mut g.as_view_mut(), ws);
+        let next = &self.y - &*g * eta;
+        self.y = &next + (&next - &self.x) * self.beta;
+        self.x = next;
+    }
+}
