@@ -144,7 +144,7 @@ fn rows() -> Vec<Row> {
             "merge: run options",
             "sweep --merge --widths 10 --out {dir}/out",
             Some(2),
-            "--merge: reads the shards' own configuration; drop --widths",
+            "'--merge' cannot be used with '--widths",
         ),
         row(
             "extreme values: a zero-pixel figure",
@@ -156,7 +156,7 @@ fn rows() -> Vec<Row> {
             "memory",
             "gf --n 100000 --d 10 --m 100000 --out {dir}/out",
             Some(1),
-            "needs about 960 GB of memory (at most 16 GB)",
+            "needs about 880 GB of memory (at most 16 GB)",
         ),
     ]
 }
