@@ -76,7 +76,7 @@ impl Method for HeavyBallFriction {
 }
 
 /// b of c(t) = b (NaN for another schedule, which this optimizer never makes).
-fn friction(damping: Damping) -> f64 {
+pub(super) fn friction(damping: Damping) -> f64 {
     match damping {
         Damping::Constant(b) => b,
         _ => f64::NAN,

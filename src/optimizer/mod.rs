@@ -111,6 +111,10 @@ pub trait Method: Sync {
     fn name(&self) -> &'static str;
     /// The title of figures.
     fn title(&self) -> &'static str;
+    /// The short label of figures and legends (GF, HBF, NAG-SC, NAG).
+    fn label(&self) -> String {
+        self.name().to_uppercase()
+    }
     /// One line: the flow and its twin (the help of `--optimizers`).
     fn summary(&self) -> &'static str;
     /// One line: what its subcommand runs (the help of `ntkdyn <name>`).

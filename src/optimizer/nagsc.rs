@@ -15,6 +15,7 @@
 
 use nalgebra::DMatrix;
 
+use super::hbf::{friction, HeavyBallFriction};
 use super::{Method, ScheduleParams, Twin, TwinStep};
 use crate::dynamics::Damping;
 use crate::model::relu2::engine::Workspace;
@@ -31,23 +32,25 @@ impl Method for NesterovConstant {
     fn title(&self) -> &'static str {
         "NAG-SC (heavy ball with friction)"
     }
+    fn label(&self) -> String {
+        "NAG-SC".into()
+    }
     fn summary(&self) -> &'static str {
         "Heavy ball with friction W'' + b W' + grad L = 0, twin: NAG with constant momentum"
     }
     fn command_about(&self) -> &'static str {
         "Heavy ball with friction W'' + b W' + grad L = 0 beside NAG with constant momentum"
     }
+    // The flow is heavy ball with friction's: its schedule, Lyapunov function, step cap,
+    // clock and labels are hbf's own.
     fn damping(&self, p: &ScheduleParams) -> Damping {
-        Damping::Constant(p.friction.unwrap_or((2.0 * p.lambda0).sqrt()))
+        HeavyBallFriction.damping(p)
     }
-    fn lyapunov(&self, damping: Damping, mu: f64, _alpha: f64) -> Lyapunov {
-        Lyapunov::Hbf {
-            s: friction(damping) / 2.0,
-            mu,
-        }
+    fn lyapunov(&self, damping: Damping, mu: f64, alpha: f64) -> Lyapunov {
+        HeavyBallFriction.lyapunov(damping, mu, alpha)
     }
     fn step_cap(&self) -> f64 {
-        0.3
+        HeavyBallFriction.step_cap()
     }
     fn twin(&self, damping: Damping, eta: f64) -> Twin {
         Twin::NesterovConstant {
@@ -55,29 +58,22 @@ impl Method for NesterovConstant {
         }
     }
     fn clock(&self, eta: f64) -> f64 {
-        eta.sqrt()
+        HeavyBallFriction.clock(eta)
     }
     fn clock_text(&self) -> &'static str {
-        "t = k sqrt(eta)"
+        HeavyBallFriction.clock_text()
     }
     fn twin_name(&self) -> &'static str {
         "NAG-SC"
     }
     fn bound_label(&self) -> &'static str {
-        "bound (2/μ) e^(−bt/2) L̂(0)"
+        HeavyBallFriction.bound_label()
     }
     fn lyapunov_label(&self) -> &'static str {
-        "V(t) (Siegel 2019)"
+        HeavyBallFriction.lyapunov_label()
     }
-    fn schedule_text(&self, damping: Damping, _alpha: f64) -> Option<String> {
-        Some(format!("friction b = {:.4e}", friction(damping)))
-    }
-}
-
-fn friction(damping: Damping) -> f64 {
-    match damping {
-        Damping::Constant(b) => b,
-        _ => f64::NAN,
+    fn schedule_text(&self, damping: Damping, alpha: f64) -> Option<String> {
+        HeavyBallFriction.schedule_text(damping, alpha)
     }
 }
 

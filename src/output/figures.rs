@@ -274,10 +274,7 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
 /// weight space solid, error space dashed, discrete twin with markers, on the shared clock t.
 pub fn compare_figure(runs: &[RunTables], style: &Style) -> Figure {
     let subtitle = runs.first().map(|r| r.subtitle.clone()).unwrap_or_default();
-    let names: Vec<String> = runs
-        .iter()
-        .map(|r| r.optimizer.name().to_uppercase())
-        .collect();
+    let names: Vec<String> = runs.iter().map(|r| r.optimizer.method().label()).collect();
     let listed = match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
         _ => names.concat(),
@@ -292,7 +289,7 @@ pub fn compare_figure(runs: &[RunTables], style: &Style) -> Figure {
     fig.width = 760;
     fig.height = 520;
     for r in runs {
-        let name = r.optimizer.name().to_uppercase();
+        let name = r.optimizer.method().label();
         let color = r.optimizer.color();
         if let Some(w) = &r.weight {
             fig.series.push(series(

@@ -3,7 +3,7 @@
 //!
 //! [`RunConfig::validate`] checks what the options alone decide. The sizes a file decides
 //! (--data's n and d, --init's m, --test's points) and the step --eta auto resolves are
-//! checked by [`crate::study::setup`] as soon as they are known, before the model and its
+//! checked by [`crate::study::setup()`] as soon as they are known, before the model and its
 //! n x n kernels are built; `compare` ([`preflight`]) and `sweep` ([`check_sweep`]) check
 //! the runs they hold at once.
 //!
