@@ -40,7 +40,7 @@ use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 
 use crate::dynamics::Damping;
 use crate::integrate::tableau as dp5;
-use crate::integrate::{drive, HeldStages, Norms, SolverSettings, Stats, Stop};
+use crate::integrate::{drive, HeldStages, Norms, SolverSettings, Stats, Stop, Watched};
 use crate::model::relu2::{
     engine::{active_share, crossing_share, Workspace},
     pattern::Pattern,
@@ -728,6 +728,37 @@ pub fn integrate_output_space(
     crossings: Crossings,
     observe: impl FnMut(f64, &DVector<f64>) -> bool,
 ) -> (Stats, Stop) {
-    let mut stages = OutputSpace::new(model, damping, crossings, y0.as_slice());
-    drive(&mut stages, y0, times, settings, observe)
+    integrate_output_space_watched(
+        model,
+        damping,
+        y0,
+        times,
+        settings,
+        crossings,
+        |_| {},
+        observe,
+    )
+}
+
+/// [`integrate_output_space`], telling `on_step(t)` the time of every accepted step (a
+/// progress display between output times); the steps are the same, bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub fn integrate_output_space_watched(
+    model: &Model,
+    damping: Damping,
+    y0: DVector<f64>,
+    times: &[f64],
+    settings: &SolverSettings,
+    crossings: Crossings,
+    on_step: impl FnMut(f64),
+    observe: impl FnMut(f64, &DVector<f64>) -> bool,
+) -> (Stats, Stop) {
+    let stages = OutputSpace::new(model, damping, crossings, y0.as_slice());
+    drive(
+        &mut Watched::new(stages, on_step),
+        y0,
+        times,
+        settings,
+        observe,
+    )
 }

@@ -184,3 +184,46 @@ fn run<E: HeldStages + ?Sized>(
     }
     Stop::Completed
 }
+
+/// A stage evaluator that tells `on_step(t)` the time of every accepted step, so that a
+/// progress display can follow a run between its output times; the steps themselves are the
+/// inner evaluator's, bit for bit.
+pub struct Watched<E, F> {
+    inner: E,
+    on_step: F,
+}
+
+impl<E: HeldStages, F: FnMut(f64)> Watched<E, F> {
+    /// `inner`'s stages, reporting each accepted step's time to `on_step`.
+    pub fn new(inner: E, on_step: F) -> Self {
+        Watched { inner, on_step }
+    }
+}
+
+impl<E: HeldStages, F: FnMut(f64)> HeldStages for Watched<E, F> {
+    fn start(&mut self, t: f64, y: &[f64]) {
+        self.inner.start(t, y);
+    }
+    fn trial(&mut self, t: f64, h: f64, y: &[f64], y_new: &mut [f64]) -> Norms {
+        self.inner.trial(t, h, y, y_new)
+    }
+    fn blend(&mut self, t: f64, h: f64, y: &[f64], y_new: &[f64]) -> u64 {
+        self.inner.blend(t, h, y, y_new)
+    }
+    fn accept(&mut self, t: f64, y: &[f64], retaken: bool) {
+        self.inner.accept(t, y, retaken);
+        (self.on_step)(t);
+    }
+    fn reject(&mut self, t: f64, y: &[f64], retaken: bool) {
+        self.inner.reject(t, y, retaken);
+    }
+    fn resume(&mut self, t: f64, y: &[f64]) {
+        self.inner.resume(t, y);
+    }
+    fn finish(&mut self) {
+        self.inner.finish();
+    }
+    fn evaluations(&self) -> u64 {
+        self.inner.evaluations()
+    }
+}

@@ -37,7 +37,7 @@ pub(crate) mod tableau;
 mod test_systems;
 
 pub use dense::integrate_held;
-pub use held::{drive, HeldStages, Norms};
+pub use held::{drive, HeldStages, Norms, Watched};
 pub use rk4::fixed_steps;
 
 /// A right-hand side y' = f(t, y).

@@ -5,7 +5,7 @@ use nalgebra::DVector;
 use std::cell::Cell;
 use std::time::Instant;
 
-use crate::dynamics::output_space::{integrate_output_space, Crossings};
+use crate::dynamics::output_space::{integrate_output_space_watched, Crossings};
 use crate::dynamics::{Damping, ErrorSpace, Flow, WeightSpace};
 use crate::error::Error;
 use crate::integrate::{integrate, output_times, OdeSystem, Solver, Stats, Stop};
@@ -180,13 +180,14 @@ pub fn run_weight(
     let settings = cfg.solver_settings();
     let outcome = if cfg.solver == Solver::Dopri5 {
         // The held-pattern steps, taken in output space (dynamics::output_space).
-        integrate_output_space(
+        integrate_output_space_watched(
             model,
             flow.damping,
             y0,
             &times,
             &settings,
             Crossings::Corrected,
+            |t| progress.at(t),
             observe,
         )
     } else {
