@@ -88,19 +88,39 @@ fn gamma(damping: Damping) -> f64 {
     }
 }
 
-/// NAG: the iterate x, the extrapolated point y and gamma.
+/// The momentum of Nesterov's step from x_k to y_k.
+#[derive(Clone, Copy)]
+enum Momentum {
+    /// k/(k + gamma) after step k+1 (NAG, Su-Boyd-Candes).
+    Vanishing(f64),
+    /// A constant beta (NAG-SC).
+    Constant(f64),
+}
+
+/// Nesterov's method: the iterate x, the extrapolated point y and the momentum; NAG's and
+/// NAG-SC's twins differ only in the momentum.
 pub(crate) struct Nesterov {
     x: DMatrix<f64>,
     y: DMatrix<f64>,
-    gamma: f64,
+    momentum: Momentum,
 }
 
 impl Nesterov {
+    /// NAG with momentum (k-1)/(k+gamma-1).
     pub(crate) fn new(w0: &DMatrix<f64>, gamma: f64) -> Self {
+        Nesterov::start(w0, Momentum::Vanishing(gamma))
+    }
+
+    /// NAG-SC: x_{k+1} = y_k - eta grad L(y_k), y_{k+1} = x_{k+1} + beta (x_{k+1} - x_k).
+    pub(crate) fn constant(w0: &DMatrix<f64>, beta: f64) -> Self {
+        Nesterov::start(w0, Momentum::Constant(beta))
+    }
+
+    fn start(w0: &DMatrix<f64>, momentum: Momentum) -> Self {
         Nesterov {
             x: w0.clone(),
             y: w0.clone(),
-            gamma,
+            momentum,
         }
     }
 }
@@ -123,8 +143,14 @@ impl TwinStep for Nesterov {
         // x_{k+1} = y_k - eta grad L(y_k); y_{k+1} = x_{k+1} + k/(k+gamma) (x_{k+1} - x_k).
         model.gradient_into(&self.y.as_view(), &mut g.as_view_mut(), ws);
         let next = &self.y - &*g * eta;
-        let kk = (k + 1) as f64;
-        self.y = &next + (&next - &self.x) * ((kk - 1.0) / (kk + self.gamma - 1.0));
+        let momentum = match self.momentum {
+            Momentum::Vanishing(gamma) => {
+                let kk = (k + 1) as f64;
+                (kk - 1.0) / (kk + gamma - 1.0)
+            }
+            Momentum::Constant(beta) => beta,
+        };
+        self.y = &next + (&next - &self.x) * momentum;
         self.x = next;
     }
 }

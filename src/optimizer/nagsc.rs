@@ -7,19 +7,15 @@
 //!        x_0 = y_0 = W_0, beta = 1 - b sqrt(eta)                       t_k = k sqrt(eta)
 //! V = Lhat + 1/2 |s Delta + Delta'|^2, s = b/2 (heavy ball's, the same low-resolution ODE)
 //! ```
-//! The loss is reported at x_k. Step cap: heavy ball's 0.3 (the same flow).
+//! The loss is reported at x_k; the twin's step is NAG's with a constant momentum (nag.rs). Step cap: heavy ball's 0.3 (the same flow).
 //!
 //! Reference: B. Shi, S. S. Du, M. I. Jordan, W. J. Su, "Understanding the acceleration
 //! phenomenon via high-resolution differential equations", Math. Programming 2021
 //! (arXiv:1810.08907).
 
-use nalgebra::DMatrix;
-
 use super::hbf::{friction, HeavyBallFriction};
-use super::{Method, ScheduleParams, Twin, TwinStep};
+use super::{Method, ScheduleParams, Twin};
 use crate::dynamics::Damping;
-use crate::model::relu2::engine::Workspace;
-use crate::model::Model;
 use crate::theory::lyapunov::Lyapunov;
 
 /// NAG-SC's low-resolution ODE (heavy ball with friction), twin NAG-SC.
@@ -74,44 +70,5 @@ impl Method for NesterovConstant {
     }
     fn schedule_text(&self, damping: Damping, alpha: f64) -> Option<String> {
         HeavyBallFriction.schedule_text(damping, alpha)
-    }
-}
-
-/// NAG-SC: the iterate x, the extrapolated point y and beta.
-pub(crate) struct NagSc {
-    x: DMatrix<f64>,
-    y: DMatrix<f64>,
-    beta: f64,
-}
-
-impl NagSc {
-    pub(crate) fn new(w0: &DMatrix<f64>, beta: f64) -> Self {
-        NagSc {
-            x: w0.clone(),
-            y: w0.clone(),
-            beta,
-        }
-    }
-}
-
-impl TwinStep for NagSc {
-    fn loss(&mut self, model: &Model, _g: &mut DMatrix<f64>, _ws: &mut Workspace) -> f64 {
-        model.loss(&self.x.as_view())
-    }
-    fn iterate(&self) -> &DMatrix<f64> {
-        &self.x
-    }
-    fn step(
-        &mut self,
-        _k: usize,
-        eta: f64,
-        model: &Model,
-        g: &mut DMatrix<f64>,
-        ws: &mut Workspace,
-    ) {
-        model.gradient_into(&self.y.as_view(), &mut g.as_view_mut(), ws);
-        let next = &self.y - &*g * eta;
-        self.y = &next + (&next - &self.x) * self.beta;
-        self.x = next;
     }
 }

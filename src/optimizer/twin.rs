@@ -17,7 +17,7 @@
 
 use nalgebra::DMatrix;
 
-use super::{gf, hbf, nag, nagsc, Optimizer, TwinStep};
+use super::{gf, hbf, nag, Optimizer, TwinStep};
 use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
 
@@ -48,7 +48,7 @@ impl Twin {
             Twin::Gd => Box::new(gf::GradientDescent::new(w0)),
             Twin::HeavyBall { beta } => Box::new(hbf::HeavyBall::new(w0, beta)),
             Twin::Nesterov { gamma } => Box::new(nag::Nesterov::new(w0, gamma)),
-            Twin::NesterovConstant { beta } => Box::new(nagsc::NagSc::new(w0, beta)),
+            Twin::NesterovConstant { beta } => Box::new(nag::Nesterov::constant(w0, beta)),
         }
     }
 
