@@ -239,15 +239,11 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
         }
         return Ok(());
     }
-    let mut claim = Claim::replace(&dir, &["sweep.csv", "sweep.svg"], &inputs, force)?;
+    let claim = Claim::replace(&dir, &["sweep.csv", "sweep.svg"], &inputs, force)?;
     notes(claim.notes(), quiet);
     let rows = sweep::run_sweep_with(&cfg, &progress::Runs::default())?;
-    claim.put("sweep.csv", sweep::to_csv(&rows).as_bytes())?;
-    let skipped = put_sweep_figure(&mut claim, &rows, &Style::default())?;
-    let done = claim.commit()?;
+    let done = commit_sweep(claim, &rows, quiet)?;
     if !quiet {
-        skipped.iter().for_each(|w| warn(w));
-        notes(&done.notes, false);
         sayln!(
             "{} runs; wrote {} in {}",
             rows.len(),
@@ -258,19 +254,27 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Put sweep.svg into the claim; a figure that cannot be drawn is skipped with a warning.
-fn put_sweep_figure(
-    claim: &mut Claim,
+/// Put sweep.csv and sweep.svg into the claim (a figure that cannot be drawn is skipped with
+/// a warning) and commit it, printing warnings and notes unless `quiet`.
+fn commit_sweep(
+    mut claim: Claim,
     rows: &[sweep::SweepRow],
-    style: &Style,
-) -> Result<Option<String>, Error> {
-    match plot::try_render_grid(&sweep::figure(rows, style), 3) {
+    quiet: bool,
+) -> Result<outdir::Committed, Error> {
+    claim.put("sweep.csv", sweep::to_csv(rows).as_bytes())?;
+    let skipped = match plot::try_render_grid(&sweep::figure(rows, &Style::default()), 3) {
         Ok(svg) => {
             claim.put("sweep.svg", svg.as_bytes())?;
-            Ok(None)
+            None
         }
-        Err(e) => Ok(Some(format!("figure sweep.svg skipped: {e}"))),
+        Err(e) => Some(format!("figure sweep.svg skipped: {e}")),
+    };
+    let done = claim.commit()?;
+    if !quiet {
+        skipped.iter().for_each(|w| warn(w));
+        notes(&done.notes, false);
     }
+    Ok(done)
 }
 
 /// The options of `sweep` that `--merge` may be given with: it reads the shards' own
@@ -319,15 +323,11 @@ fn merge(dir: &Path, args: &SweepArgs) -> Result<(), Error> {
         })
         .unwrap_or_default();
     let inputs: Vec<(&str, &Path)> = shards.iter().map(|p| ("shard", p.as_path())).collect();
-    let mut claim = Claim::update(dir, &["sweep.csv", "sweep.svg"], &inputs, args.run.force)?;
+    let claim = Claim::update(dir, &["sweep.csv", "sweep.svg"], &inputs, args.run.force)?;
     notes(claim.notes(), quiet);
     let rows = sweep::merge(dir)?;
-    claim.put("sweep.csv", sweep::to_csv(&rows).as_bytes())?;
-    let skipped = put_sweep_figure(&mut claim, &rows, &Style::default())?;
-    let done = claim.commit()?;
+    let done = commit_sweep(claim, &rows, quiet)?;
     if !quiet {
-        skipped.iter().for_each(|w| warn(w));
-        notes(&done.notes, false);
         sayln!(
             "merged {} rows; wrote {}",
             rows.len(),
