@@ -5,7 +5,8 @@
 //! `cargo run --release --example gallery_heavy_ball_time_scales`
 use ntkdyn::optimizer::twin::{self as discrete, Twin};
 use ntkdyn::optimizer::Optimizer;
-use ntkdyn::output::plot::{self, Dash, Figure, Series, GF_COLOR, HBF_COLOR};
+use ntkdyn::output::plot::{self, Dash, Figure, Series};
+use ntkdyn::output::style::color;
 use ntkdyn::study::{self, RunConfig, SpaceChoice};
 
 fn flow(
@@ -46,7 +47,7 @@ fn main() -> Result<(), ntkdyn::Error> {
     left.series.push(Series {
         label: format!("HBF ODE, b = {b:.3}"),
         points: hbf_points,
-        color: HBF_COLOR,
+        color: color(Optimizer::Hbf),
         dash: Dash::Solid,
         band: Vec::new(),
     });
@@ -60,14 +61,14 @@ fn main() -> Result<(), ntkdyn::Error> {
     right.series.push(Series {
         label: "gradient flow".into(),
         points: gf_points,
-        color: GF_COLOR,
+        color: color(Optimizer::Gf),
         dash: Dash::Solid,
         band: Vec::new(),
     });
     let shades = [plot::RGBColor(204, 121, 167), plot::RGBColor(86, 180, 233)];
     for (k, eta) in [0.04, 0.005].into_iter().enumerate() {
         let beta = 1.0 - b * f64::sqrt(eta);
-        let run = discrete::run(model, w0, Twin::HeavyBall { beta }, eta, t_end);
+        let run = discrete::run(model, w0, Twin::heavy_ball(beta), eta, t_end);
         left.series.push(Series {
             label: format!("heavy ball η = {eta}, β = {beta:.3}"),
             points: run.iterates.iter().map(|i| (i.t, i.loss)).collect(),
@@ -81,7 +82,7 @@ fn main() -> Result<(), ntkdyn::Error> {
         let run = discrete::run(
             model,
             w0,
-            Twin::HeavyBall { beta },
+            Twin::heavy_ball(beta),
             eta_fixed,
             t_end * eta_fixed.sqrt() / scale,
         );

@@ -3,7 +3,8 @@
 //! `cargo run --release --example gallery_step_sizes`
 use ntkdyn::optimizer::twin::{self as discrete, Twin};
 use ntkdyn::optimizer::Optimizer;
-use ntkdyn::output::plot::{self, Dash, Figure, Series, GF_COLOR};
+use ntkdyn::output::plot::{self, Dash, Figure, Series};
+use ntkdyn::output::style::color;
 use ntkdyn::study::{self, RunConfig, SpaceChoice};
 
 fn main() -> Result<(), ntkdyn::Error> {
@@ -27,7 +28,7 @@ fn main() -> Result<(), ntkdyn::Error> {
     fig.series.push(Series {
         label: "gradient flow (weight space)".into(),
         points: t.into_iter().zip(loss).collect(),
-        color: GF_COLOR,
+        color: color(Optimizer::Gf),
         dash: Dash::Solid,
         band: Vec::new(),
     });
@@ -41,7 +42,7 @@ fn main() -> Result<(), ntkdyn::Error> {
         let gd = discrete::run(
             &report.setup.model,
             &report.setup.w0,
-            Twin::Gd,
+            Twin::gd(),
             eta,
             cfg.t_end,
         );

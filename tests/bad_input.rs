@@ -1051,11 +1051,11 @@ fn library_discrete_run_stops_at_the_first_non_finite_iterate() {
     let net = InitialNetwork::init(20, 3, 1);
     let model = Model::new(data, net.a.clone());
     for (twin, eta, t_end) in [
-        (Twin::Gd, 1e6, 1e8),
-        (Twin::Gd, 1e3, 1e6),
-        (Twin::HeavyBall { beta: 0.9 }, 1e6, 1e5),
-        (Twin::HeavyBall { beta: 1.5 }, 1e4, 1e5),
-        (Twin::Nesterov { gamma: 3.0 }, 1e6, 1e5),
+        (Twin::gd(), 1e6, 1e8),
+        (Twin::gd(), 1e3, 1e6),
+        (Twin::heavy_ball(0.9), 1e6, 1e5),
+        (Twin::heavy_ball(1.5), 1e4, 1e5),
+        (Twin::nesterov(3.0), 1e6, 1e5),
     ] {
         let run = discrete::run(&model, &net.w, twin, eta, t_end);
         let what = format!("{twin:?} eta {eta}");
@@ -1077,7 +1077,7 @@ fn library_discrete_run_stops_at_the_first_non_finite_iterate() {
         assert_eq!(t_stop, twin.time(last.k + 1, eta), "{what}: diverged_at");
     }
     // A stable step does not report divergence and reaches t_end.
-    let run = discrete::run(&model, &net.w, Twin::Gd, 0.01, 1.0);
+    let run = discrete::run(&model, &net.w, Twin::gd(), 0.01, 1.0);
     assert_eq!(run.diverged_at, None);
     assert_eq!(run.iterates.len(), 101);
 }

@@ -90,9 +90,9 @@ fn discrete_rows_cover_every_iterate_up_to_t_end_on_their_clock() {
     let net = InitialNetwork::init(50, 3, 1);
     let model = ntkdyn::model::Model::new(data, net.a);
     for (twin, eta, n_rows) in [
-        (Twin::Gd, 0.1, 11),
-        (Twin::HeavyBall { beta: 0.9 }, 0.01, 11),
-        (Twin::Nesterov { gamma: 3.0 }, 0.04, 6),
+        (Twin::gd(), 0.1, 11),
+        (Twin::heavy_ball(0.9), 0.01, 11),
+        (Twin::nesterov(3.0), 0.04, 6),
     ] {
         let run = discrete::run(&model, &net.w, twin, eta, 1.0);
         assert_eq!(run.iterates.len(), n_rows, "{twin:?}");

@@ -19,7 +19,7 @@ fn nagsc_twin_is_the_recurrence_x_next_y_minus_eta_grad_y_next_extrapolated_to_1
     let net = InitialNetwork::init(40, 3, 2);
     let model = Model::new(data, net.a);
     let (eta, beta, t_end) = (0.04, 0.8, 2.0);
-    let run = discrete::run(&model, &net.w, Twin::NesterovConstant { beta }, eta, t_end);
+    let run = discrete::run(&model, &net.w, Twin::nesterov_constant(beta), eta, t_end);
     // x_{k+1} = y_k - eta grad L(y_k), y_{k+1} = x_{k+1} + beta (x_{k+1} - x_k), x_0 = y_0.
     let mut ws = Workspace::new(model.m(), model.n(), model.d());
     let mut g = DMatrix::zeros(model.m(), model.d());

@@ -201,7 +201,7 @@ fn figure(points: Vec<(f64, f64)>, log_y: bool) -> Figure {
     fig.series.push(Series {
         label: "data".into(),
         points,
-        color: plot::GF_COLOR,
+        color: ntkdyn::output::style::color(ntkdyn::optimizer::Optimizer::Gf),
         dash: Dash::Solid,
         band: Vec::new(),
     });

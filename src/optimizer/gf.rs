@@ -11,7 +11,7 @@
 
 use nalgebra::DMatrix;
 
-use super::{Method, ScheduleParams, Twin, TwinStep};
+use super::{Method, Optimizer, ScheduleParams, Twin, TwinStep};
 use crate::dynamics::Damping;
 use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
@@ -43,7 +43,16 @@ impl Method for GradientFlow {
         0.1
     }
     fn twin(&self, _: Damping, _eta: f64) -> Twin {
-        Twin::Gd
+        Twin::gd()
+    }
+    fn twin_key(&self) -> (&'static str, Option<&'static str>) {
+        ("gd", None)
+    }
+    fn start_twin(&self, w0: &DMatrix<f64>, _: Option<f64>) -> Box<dyn TwinStep> {
+        Box::new(GradientDescent::new(w0))
+    }
+    fn rgb(&self) -> [u8; 3] {
+        [0, 114, 178]
     }
     fn clock(&self, eta: f64) -> f64 {
         eta
@@ -62,6 +71,13 @@ impl Method for GradientFlow {
     }
     fn schedule_text(&self, _: Damping, _alpha: f64) -> Option<String> {
         None
+    }
+}
+
+impl Twin {
+    /// Gradient descent.
+    pub fn gd() -> Twin {
+        Twin::new(Optimizer::Gf, None)
     }
 }
 

@@ -16,7 +16,7 @@
 
 use nalgebra::DMatrix;
 
-use super::{Method, ScheduleParams, Twin, TwinStep};
+use super::{Method, Optimizer, ScheduleParams, Twin, TwinStep};
 use crate::dynamics::Damping;
 use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
@@ -51,9 +51,16 @@ impl Method for HeavyBallFriction {
         0.3
     }
     fn twin(&self, damping: Damping, eta: f64) -> Twin {
-        Twin::HeavyBall {
-            beta: 1.0 - friction(damping) * eta.sqrt(),
-        }
+        Twin::heavy_ball(1.0 - friction(damping) * eta.sqrt())
+    }
+    fn twin_key(&self) -> (&'static str, Option<&'static str>) {
+        ("heavy_ball", Some("beta"))
+    }
+    fn start_twin(&self, w0: &DMatrix<f64>, beta: Option<f64>) -> Box<dyn TwinStep> {
+        Box::new(HeavyBall::new(w0, beta.unwrap_or(f64::NAN)))
+    }
+    fn rgb(&self) -> [u8; 3] {
+        [213, 94, 0]
     }
     fn clock(&self, eta: f64) -> f64 {
         eta.sqrt()
@@ -80,6 +87,13 @@ pub(super) fn friction(damping: Damping) -> f64 {
     match damping {
         Damping::Constant(b) => b,
         _ => f64::NAN,
+    }
+}
+
+impl Twin {
+    /// The heavy-ball method with momentum beta.
+    pub fn heavy_ball(beta: f64) -> Twin {
+        Twin::new(Optimizer::Hbf, Some(beta))
     }
 }
 

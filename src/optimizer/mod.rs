@@ -1,7 +1,7 @@
 //! The optimizers, one file each: its friction schedule, its discrete twin's step and clock,
 //! its Lyapunov function, its step cap and its labels. A new optimizer is a new file here,
-//! a variant of [`Optimizer`] and its arm in [`Optimizer::method`] (and, for a new twin, a
-//! variant of [`Twin`]).
+//! a variant of [`Optimizer`] and its arm in [`Optimizer::method`]: the twin's step, its name in
+//! summary.json and its colour in figures are the file's too.
 //!
 //! ```text
 //! gf : W' = -grad L                          twin GD           t_k = k eta
@@ -133,6 +133,13 @@ pub trait Method: Sync {
     fn step_cap(&self) -> f64;
     /// The discrete twin with step eta.
     fn twin(&self, damping: Damping, eta: f64) -> Twin;
+    /// The twin's `kind` in summary.json and the key of its parameter (none for GD).
+    fn twin_key(&self) -> (&'static str, Option<&'static str>);
+    /// The twin's iterate at W0 and its step; `parameter` is [`Twin::parameter`].
+    fn start_twin(&self, w0: &DMatrix<f64>, parameter: Option<f64>) -> Box<dyn TwinStep>;
+    /// The optimizer's colour in every figure, as RGB (Okabe-Ito where there is one, so that
+    /// the four stay apart in colour-blind vision and in gray).
+    fn rgb(&self) -> [u8; 3];
     /// Flow time of one iterate of the twin: t_k = k clock(eta).
     fn clock(&self, eta: f64) -> f64;
     /// The clock as summary.json writes it.

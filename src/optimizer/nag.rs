@@ -20,7 +20,7 @@
 
 use nalgebra::DMatrix;
 
-use super::{Method, ScheduleParams, Twin, TwinStep};
+use super::{Method, Optimizer, ScheduleParams, Twin, TwinStep};
 use crate::dynamics::Damping;
 use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
@@ -56,9 +56,16 @@ impl Method for NesterovOde {
         0.07
     }
     fn twin(&self, damping: Damping, _eta: f64) -> Twin {
-        Twin::Nesterov {
-            gamma: gamma(damping),
-        }
+        Twin::nesterov(gamma(damping))
+    }
+    fn twin_key(&self) -> (&'static str, Option<&'static str>) {
+        ("nesterov", Some("gamma"))
+    }
+    fn start_twin(&self, w0: &DMatrix<f64>, gamma: Option<f64>) -> Box<dyn TwinStep> {
+        Box::new(Nesterov::new(w0, gamma.unwrap_or(f64::NAN)))
+    }
+    fn rgb(&self) -> [u8; 3] {
+        [0, 158, 115]
     }
     fn clock(&self, eta: f64) -> f64 {
         eta.sqrt()
@@ -85,6 +92,13 @@ fn gamma(damping: Damping) -> f64 {
     match damping {
         Damping::Vanishing(g) => g,
         _ => f64::NAN,
+    }
+}
+
+impl Twin {
+    /// NAG with momentum (k-1)/(k+gamma-1).
+    pub fn nesterov(gamma: f64) -> Twin {
+        Twin::new(Optimizer::Nag, Some(gamma))
     }
 }
 

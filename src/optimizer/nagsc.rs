@@ -14,9 +14,11 @@
 //! (arXiv:1810.08907).
 
 use super::hbf::{friction, HeavyBallFriction};
-use super::{Method, ScheduleParams, Twin};
+use super::nag::Nesterov;
+use super::{Method, Optimizer, ScheduleParams, Twin, TwinStep};
 use crate::dynamics::Damping;
 use crate::theory::lyapunov::Lyapunov;
+use nalgebra::DMatrix;
 
 /// NAG-SC's low-resolution ODE (heavy ball with friction), twin NAG-SC.
 pub struct NesterovConstant;
@@ -49,9 +51,17 @@ impl Method for NesterovConstant {
         HeavyBallFriction.step_cap()
     }
     fn twin(&self, damping: Damping, eta: f64) -> Twin {
-        Twin::NesterovConstant {
-            beta: 1.0 - friction(damping) * eta.sqrt(),
-        }
+        Twin::nesterov_constant(1.0 - friction(damping) * eta.sqrt())
+    }
+    fn twin_key(&self) -> (&'static str, Option<&'static str>) {
+        ("nesterov_constant", Some("beta"))
+    }
+    fn start_twin(&self, w0: &DMatrix<f64>, beta: Option<f64>) -> Box<dyn TwinStep> {
+        Box::new(Nesterov::constant(w0, beta.unwrap_or(f64::NAN)))
+    }
+    // A purple, apart from the blue, vermillion, green, grey and pink of the other series.
+    fn rgb(&self) -> [u8; 3] {
+        [117, 112, 179]
     }
     fn clock(&self, eta: f64) -> f64 {
         HeavyBallFriction.clock(eta)
@@ -70,5 +80,12 @@ impl Method for NesterovConstant {
     }
     fn schedule_text(&self, damping: Damping, alpha: f64) -> Option<String> {
         HeavyBallFriction.schedule_text(damping, alpha)
+    }
+}
+
+impl Twin {
+    /// NAG with constant momentum beta.
+    pub fn nesterov_constant(beta: f64) -> Twin {
+        Twin::new(Optimizer::Nagsc, Some(beta))
     }
 }

@@ -17,39 +17,37 @@
 
 use nalgebra::DMatrix;
 
-use super::{gf, hbf, nag, Optimizer, TwinStep};
+use super::{Optimizer, TwinStep};
 use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
 
-/// A discrete optimizer (summary.json's `discrete.method`).
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Twin {
-    Gd,
-    HeavyBall { beta: f64 },
-    Nesterov { gamma: f64 },
-    NesterovConstant { beta: f64 },
+/// A discrete optimizer (summary.json's `discrete.method`): the optimizer whose twin it is and
+/// the twin's one parameter (beta of heavy ball and NAG-SC, gamma of NAG, none for GD). Each
+/// optimizer's file says how its twin is named, written and started ([`super::Method::twin_key`],
+/// [`super::Method::start_twin`]); nothing here names an optimizer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Twin {
+    pub optimizer: Optimizer,
+    pub parameter: Option<f64>,
 }
 
 impl Twin {
+    /// The twin of `optimizer` with its parameter.
+    pub fn new(optimizer: Optimizer, parameter: Option<f64>) -> Twin {
+        Twin {
+            optimizer,
+            parameter,
+        }
+    }
+
     /// The optimizer whose twin this is.
     pub fn optimizer(&self) -> Optimizer {
-        match self {
-            Twin::Gd => Optimizer::Gf,
-            Twin::HeavyBall { .. } => Optimizer::Hbf,
-            Twin::Nesterov { .. } => Optimizer::Nag,
-            Twin::NesterovConstant { .. } => Optimizer::Nagsc,
-        }
+        self.optimizer
     }
 
     /// The iterate and its step, from W0.
     fn start(&self, w0: &DMatrix<f64>) -> Box<dyn TwinStep> {
-        match *self {
-            Twin::Gd => Box::new(gf::GradientDescent::new(w0)),
-            Twin::HeavyBall { beta } => Box::new(hbf::HeavyBall::new(w0, beta)),
-            Twin::Nesterov { gamma } => Box::new(nag::Nesterov::new(w0, gamma)),
-            Twin::NesterovConstant { beta } => Box::new(nag::Nesterov::constant(w0, beta)),
-        }
+        self.optimizer.method().start_twin(w0, self.parameter)
     }
 
     /// Time of iterate k: k eta for GD, k sqrt(eta) for the momentum methods.
@@ -60,6 +58,47 @@ impl Twin {
     /// GD, heavy ball, NAG-SC, NAG.
     pub fn name(&self) -> &'static str {
         self.optimizer().method().twin_name()
+    }
+}
+
+/// `{"kind": "heavy_ball", "beta": 0.9}`: the kind and the parameter's key are the optimizer's
+/// [`super::Method::twin_key`].
+impl serde::Serialize for Twin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (kind, key) = self.optimizer.method().twin_key();
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("kind", kind)?;
+        if let (Some(key), Some(value)) = (key, self.parameter) {
+            map.serialize_entry(key, &value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Twin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Twin, D::Error> {
+        use serde::de::Error;
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            kind: String,
+            #[serde(flatten)]
+            parameters: std::collections::BTreeMap<String, f64>,
+        }
+        let raw = Raw::deserialize(d)?;
+        let optimizer = Optimizer::ALL
+            .into_iter()
+            .find(|o| o.method().twin_key().0 == raw.kind)
+            .ok_or_else(|| D::Error::custom(format!("unknown twin kind '{}'", raw.kind)))?;
+        let parameter = match optimizer.method().twin_key().1 {
+            Some(key) => Some(
+                *raw.parameters
+                    .get(key)
+                    .ok_or_else(|| D::Error::missing_field(key))?,
+            ),
+            None => None,
+        };
+        Ok(Twin::new(optimizer, parameter))
     }
 }
 
@@ -127,5 +166,34 @@ pub fn run_observed(
         iterates,
         diverged_at,
         max_distance,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_json_names_each_twin_as_before_and_reads_it_back() {
+        let cases = [
+            (Twin::gd(), r#"{"kind":"gd"}"#),
+            (
+                Twin::heavy_ball(0.75),
+                r#"{"kind":"heavy_ball","beta":0.75}"#,
+            ),
+            (Twin::nesterov(3.0), r#"{"kind":"nesterov","gamma":3.0}"#),
+            (
+                Twin::nesterov_constant(0.5),
+                r#"{"kind":"nesterov_constant","beta":0.5}"#,
+            ),
+        ];
+        for (twin, text) in cases {
+            assert_eq!(serde_json::to_string(&twin).unwrap(), text);
+            assert_eq!(serde_json::from_str::<Twin>(text).unwrap(), twin);
+        }
+        let err = serde_json::from_str::<Twin>(r#"{"kind":"heavy_ball"}"#).unwrap_err();
+        assert!(err.to_string().contains("beta"), "{err}");
+        let err = serde_json::from_str::<Twin>(r#"{"kind":"adam"}"#).unwrap_err();
+        assert!(err.to_string().contains("'adam'"), "{err}");
     }
 }

@@ -120,12 +120,7 @@ impl Figure {
     }
 }
 
-/// Colors of the optimizers (Okabe-Ito, distinguishable in color-blind vision and in gray).
-pub const GF_COLOR: RGBColor = RGBColor(0, 114, 178);
-pub const HBF_COLOR: RGBColor = RGBColor(213, 94, 0);
-pub const NAG_COLOR: RGBColor = RGBColor(0, 158, 115);
-/// NAG-SC: a purple, apart from the blue, vermillion, green, grey and pink of the other series.
-pub const NAGSC_COLOR: RGBColor = RGBColor(117, 112, 179);
+/// Colours of the series that are no optimizer's (an optimizer's is its [`crate::optimizer::Method::rgb`]).
 pub const BOUND_COLOR: RGBColor = RGBColor(120, 120, 120);
 pub const EXTRA_COLOR: RGBColor = RGBColor(204, 121, 167);
 

@@ -3,16 +3,12 @@
 use plotters::style::RGBColor;
 
 use crate::optimizer::Optimizer;
-use crate::output::plot::{Figure, GF_COLOR, HBF_COLOR, NAGSC_COLOR, NAG_COLOR};
+use crate::output::plot::Figure;
 
-/// The colour of an optimizer in every figure.
+/// The colour of an optimizer in every figure ([`crate::optimizer::Method::rgb`]).
 pub fn color(optimizer: Optimizer) -> RGBColor {
-    match optimizer {
-        Optimizer::Gf => GF_COLOR,
-        Optimizer::Hbf => HBF_COLOR,
-        Optimizer::Nagsc => NAGSC_COLOR,
-        Optimizer::Nag => NAG_COLOR,
-    }
+    let [r, g, b] = optimizer.method().rgb();
+    RGBColor(r, g, b)
 }
 
 /// `optimizer.color()`: [`color`] as a method, for figure code that reads better that way.

@@ -138,7 +138,7 @@ impl Report {
             _ => None,
         };
         let pl_prediction = self.discrete.as_ref().and_then(|d| {
-            (d.twin == Twin::Gd).then(|| {
+            (d.twin == Twin::gd()).then(|| {
                 let loss0 = d.iterates.first().map(|i| i.loss).unwrap_or(f64::NAN);
                 PlPrediction::new(
                     s.h0_extremes.0,
@@ -158,7 +158,7 @@ impl Report {
     /// discrete.csv as a table; GD gets the PL* envelope (1 - eta mu)^k L(0), mu = lambda_min(H(0)).
     pub fn discrete_table(&self) -> Option<Table> {
         let d = self.discrete.as_ref()?;
-        let gd = d.twin == Twin::Gd;
+        let gd = d.twin == Twin::gd();
         let mut columns = DISCRETE_COLUMNS.to_vec();
         if gd {
             columns.push("pl_envelope");
