@@ -572,8 +572,8 @@ fn merge_refuses_run_options_naming_them_instead_of_ignoring_them() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    // One line naming --merge and the option it makes pointless (said by clap's conflict
-    // or by the command line's own check).
+    // One line naming --merge and the option it makes pointless (the command line's one
+    // check, which names every run or job option given beside --merge).
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("error: "), "{err}");
     assert!(err.contains("--merge") && err.contains("--widths"), "{err}");

@@ -144,7 +144,7 @@ fn rows() -> Vec<Row> {
             "merge: run options",
             "sweep --merge --widths 10 --out {dir}/out",
             Some(2),
-            "'--merge' cannot be used with '--widths",
+            "reads the shards' own configuration; drop --widths",
         ),
         row(
             "extreme values: a zero-pixel figure",

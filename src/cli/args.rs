@@ -95,7 +95,7 @@ impl clap::Subcommand for Command {
         cmd.subcommand(
             RunArgs::augment_args(clap::Command::new("compare")).about(Command::compare_about()),
         )
-        .subcommand(merge_takes_no_jobs(SweepArgs::augment_args(clap::Command::new("sweep"))).about(
+        .subcommand(SweepArgs::augment_args(clap::Command::new("sweep")).about(
             "The same run over widths m and seeds: kernel drift, weight drift, activation changes, the weight-error space gap (and test_gap) against m (DIR/sweep.csv, DIR/sweep.svg; default DIR output/sweep)",
         ))
         .subcommand(PlotArgs::augment_args(clap::Command::new("plot")).about(
@@ -108,19 +108,6 @@ impl clap::Subcommand for Command {
     fn has_subcommand(name: &str) -> bool {
         Optimizer::from_name(name).is_some() || matches!(name, "compare" | "sweep" | "plot")
     }
-}
-
-/// The options of `sweep` that make its job list: a merge joins the shards in --out and runs
-/// nothing, so given beside --merge they are refused, naming them (they were ignored
-/// silently). The run options are accepted: a merge may be the shards' own command line
-/// with --merge added.
-const JOB_OPTIONS: [&str; 4] = ["widths", "seeds", "optimizers", "shard"];
-
-/// The sweep command with its job options in conflict with --merge.
-fn merge_takes_no_jobs(cmd: clap::Command) -> clap::Command {
-    JOB_OPTIONS.into_iter().fold(cmd, |cmd, id| {
-        cmd.mut_arg(id, |a| a.conflicts_with("merge"))
-    })
 }
 
 /// A command-line error as one line. clap's first line names the option and value, but for

@@ -480,37 +480,44 @@ pub fn compare_with(cfg: &RunConfig, observer: &dyn Observer) -> Result<Vec<Repo
         })
         .collect();
     // The first run's problem is built here, shown to the observer before anything is
-    // integrated; the others build their own on their threads (the setup records its
-    // optimizer's resolved configuration and checks its twin's iterates on its clock).
+    // integrated; the others build theirs on their own threads (each setup records its
+    // optimizer's resolved configuration and checks its twin's iterates on its clock). Every
+    // problem is built before any run starts, so that one optimizer's refusal (hbf's default
+    // friction on a singular Hinf) comes back before the others have been integrated.
     let first = prepare(&configs[0])?;
     if cfg.progress {
         observer.prepared(&configs[0], &first);
     }
-    let mut first = Some(first);
-    let outcomes: Vec<Result<Report, Error>> = std::thread::scope(|scope| {
+    let rest: Vec<Result<Setup, Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = configs[1..]
+            .iter()
+            .map(|c| scope.spawn(move || prepare(c)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a setup thread panicked"))
+            .collect()
+    });
+    let setups = std::iter::once(Ok(first))
+        .chain(rest)
+        .collect::<Result<Vec<Setup>, Error>>()?;
+    Ok(std::thread::scope(|scope| {
         let handles: Vec<_> = configs
             .iter()
-            .map(|c| {
-                let ready = first.take();
+            .zip(setups)
+            .map(|(c, setup)| {
                 let progress = Labeled {
                     label: c.optimizer.name(),
                     inner: observer,
                 };
-                scope.spawn(move || {
-                    let setup = match ready {
-                        Some(setup) => setup,
-                        None => prepare(c)?,
-                    };
-                    Ok(execute_on_this_thread(c, setup, &progress))
-                })
+                scope.spawn(move || execute_on_this_thread(c, setup, &progress))
             })
             .collect();
         handles
             .into_iter()
             .map(|h| h.join().expect("a run thread panicked"))
             .collect()
-    });
-    outcomes.into_iter().collect()
+    }))
 }
 
 #[cfg(test)]
@@ -536,5 +543,38 @@ mod tests {
         want.push(crate::study::report::TEST_GAP_COLUMN);
         assert_eq!(weight, &want);
         assert_eq!(error, &crate::study::ERROR_COLUMNS);
+    }
+
+    /// Counts the spaces started.
+    #[derive(Default)]
+    struct Starts(std::sync::atomic::AtomicUsize);
+
+    impl Progress for Starts {
+        fn start(&self, _: &str, _: f64) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        fn at(&self, _: f64) {}
+        fn done(&self) {}
+    }
+
+    impl Observer for Starts {}
+
+    #[test]
+    fn compare_refuses_heavy_balls_singular_default_before_any_optimizer_is_integrated() {
+        // Five points on the 1-sphere repeat +-1: Hinf is singular, and hbf's default friction
+        // sqrt(2 lambda0) is refused.
+        let cfg = RunConfig {
+            n: 5,
+            d: 1,
+            m: 20,
+            t_end: 0.5,
+            samples: 3,
+            progress: true,
+            ..RunConfig::default()
+        };
+        let starts = Starts::default();
+        let err = compare_with(&cfg, &starts).unwrap_err().to_string();
+        assert!(err.contains("default friction"), "{err}");
+        assert_eq!(starts.0.into_inner(), 0, "a space was integrated first");
     }
 }
