@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use ntkdyn::integrate::Solver;
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::study::{KernelChoice, RunConfig, SpaceChoice};
+// issue 16: figure formats and style
+use ntkdyn::output::raster::Format;
+use ntkdyn::output::style::Style;
 
 /// The library's defaults, which the options show and take.
 fn defaults() -> RunConfig {
@@ -193,6 +196,38 @@ pub struct PlotArgs {
     /// Options from a TOML file; options on the command line override it
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
+    // issue 16: format, font scale, y limits, output directory
+    /// File format of the figures (png and pdf drawn with a bundled font)
+    #[arg(long, default_value = "svg", value_parser = format_parser())]
+    pub format: Format,
+    /// Multiply every font size of the figures by F (0.5 to 3)
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub font_scale: Option<f64>,
+    /// Lower end of the loss axis of loss and compare figures
+    #[arg(long, allow_negative_numbers = true)]
+    pub y_min: Option<f64>,
+    /// Upper end of the loss axis of loss and compare figures
+    #[arg(long, allow_negative_numbers = true)]
+    pub y_max: Option<f64>,
+    /// Write the figures into this directory instead of DIR (claimed like any output)
+    #[arg(long, value_name = "OUT")]
+    pub out: Option<PathBuf>,
+}
+
+impl PlotArgs {
+    /// The figures' style these options describe.
+    pub fn style(&self) -> Style {
+        Style {
+            width: self.width_px,
+            height: self.height_px,
+            log_x: self.log_x,
+            title: self.title.clone(),
+            format: self.format,
+            font_scale: self.font_scale,
+            y_min: self.y_min,
+            y_max: self.y_max,
+        }
+    }
 }
 
 /// The discrete step: a number, or `auto` (1/lambda_max(H(0))).
@@ -315,6 +350,39 @@ pub struct RunArgs {
     /// widths = [100, 400]); options on the command line override it
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
+    // issue 16: figure format, font scale, y limits
+    /// File format of the figures (png and pdf drawn with a bundled font)
+    #[arg(long, default_value = "svg", value_parser = format_parser())]
+    pub format: Format,
+    /// Multiply every font size of the figures by F (0.5 to 3)
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub font_scale: Option<f64>,
+    /// Lower end of the loss axis of loss and compare figures
+    #[arg(long, allow_negative_numbers = true)]
+    pub y_min: Option<f64>,
+    /// Upper end of the loss axis of loss and compare figures
+    #[arg(long, allow_negative_numbers = true)]
+    pub y_max: Option<f64>,
+}
+
+impl RunArgs {
+    /// The figures' style these options describe (issue 16).
+    pub fn style(&self) -> Style {
+        Style {
+            format: self.format,
+            font_scale: self.font_scale,
+            y_min: self.y_min,
+            y_max: self.y_max,
+            ..Style::default()
+        }
+    }
+}
+
+/// `--format`: svg, png or pdf.
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::{PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(Format::ALL.map(|f| f.name()))
+        .map(|name| Format::from_name(&name).expect("a possible value names a format"))
 }
 
 impl RunArgs {

@@ -15,6 +15,7 @@ use human::{human_summary, names, say, sayln};
 use ntkdyn::error::{Error, InputError, OutputError};
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::outdir::{self, Claim};
+use ntkdyn::output::aliasing;
 use ntkdyn::output::figures::{self, RunTables};
 use ntkdyn::output::files;
 use ntkdyn::output::plot;
@@ -78,19 +79,28 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     };
     let cfg = args.config(optimizer);
     cfg.validate()?;
+    let style = args.style();
+    style.check()?;
     // The directory is claimed before anything is computed: a foreign file under one of the
     // run's names, an input among them, another run on it, stop the run here.
-    let names = files::output_names(&cfg);
+    let names: Vec<String> = files::output_names(&cfg)
+        .iter()
+        .map(|n| style.file_name(n))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let inputs = run_inputs(&cfg, args);
     let mut claim = Claim::replace(&cfg.out, &names, &inputs, args.force)?;
     notes(claim.notes(), args.quiet);
     let bar = progress::Bar::run();
     let report = study::run_with(&cfg, &bar)?;
-    let skipped = files::put_run(&report, &mut claim, "")?;
+    let skipped = files::put_run_styled(&report, &mut claim, "", &style)?;
     let done = claim.commit()?;
     if !args.quiet {
         for w in bar.unprinted(&report.setup.warnings).iter().chain(&skipped) {
             warn(w);
+        }
+        if let Some(a) = aliasing::of_report(&report) {
+            warn(&a.to_string());
         }
         notes(&done.notes, false);
         say(&human::details(&report)); // the header came before the run
@@ -134,11 +144,17 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
         cfg.out = RunConfig::default_out("compare");
     }
     cfg.validate()?;
+    let style = args.style();
+    style.check()?;
     // One claim over DIR: compare.svg and every optimizer's files in DIR/<optimizer>.
     let per_run = files::output_names(&cfg);
-    let mut names: Vec<String> = vec!["compare.svg".into()];
+    let mut names: Vec<String> = vec![style.file_name("compare.svg")];
     for o in Optimizer::ALL {
-        names.extend(per_run.iter().map(|n| format!("{}/{n}", o.name())));
+        names.extend(
+            per_run
+                .iter()
+                .map(|n| format!("{}/{}", o.name(), style.file_name(n))),
+        );
     }
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let inputs = run_inputs(&cfg, args);
@@ -151,19 +167,23 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
     for report in &reports {
         let prefix = format!("{}/", report.config.optimizer.name());
         skipped.extend(
-            files::put_run(report, &mut claim, &prefix)?
+            files::put_run_styled(report, &mut claim, &prefix, &style)?
                 .into_iter()
                 .map(|w| format!("{prefix}{w}")),
         );
         tables.push(RunTables::from_report(report));
     }
-    let fig = figures::compare_figure(&tables, &Style::default());
-    match plot::try_render_grid(&[fig], 1) {
-        Ok(svg) => {
-            claim.put("compare.svg", svg.as_bytes())?;
+    let fig = figures::compare_figure(&tables, &style);
+    let compare_name = style.file_name("compare.svg");
+    match plot::try_render_grid(&[fig], 1).and_then(|svg| style.format.encode(&svg)) {
+        Ok(bytes) => {
+            claim.put(&compare_name, &bytes)?;
         }
-        Err(e) => skipped.push(format!("figure compare.svg skipped: {e}")),
+        Err(e) => skipped.push(format!("figure {compare_name} skipped: {e}")),
     }
+    skipped.extend(reports.iter().filter_map(|r| {
+        aliasing::of_report(r).map(|a| format!("{}: {a}", r.config.optimizer.name()))
+    }));
     let done = claim.commit()?;
     if !args.quiet {
         for report in &reports {
@@ -181,7 +201,7 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
         let names: Vec<&str> = Optimizer::ALL.iter().map(|o| o.name()).collect();
         sayln!(
             "wrote {} and the runs in {}/{{{}}}",
-            cfg.out.join("compare.svg").display(),
+            cfg.out.join(&compare_name).display(),
             cfg.out.display(),
             names.join(",")
         );
@@ -239,10 +259,13 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
         }
         return Ok(());
     }
-    let claim = Claim::replace(&dir, &["sweep.csv", "sweep.svg"], &inputs, force)?;
+    let style = args.run.style();
+    style.check()?;
+    let figure = style.file_name("sweep.svg");
+    let claim = Claim::replace(&dir, &["sweep.csv", figure.as_str()], &inputs, force)?;
     notes(claim.notes(), quiet);
     let rows = sweep::run_sweep_with(&cfg, &progress::Runs::default())?;
-    let done = commit_sweep(claim, &rows, quiet)?;
+    let done = commit_sweep(claim, &rows, quiet, &style)?;
     if !quiet {
         sayln!(
             "{} runs; wrote {} in {}",
@@ -260,14 +283,18 @@ fn commit_sweep(
     mut claim: Claim,
     rows: &[sweep::SweepRow],
     quiet: bool,
+    style: &Style,
 ) -> Result<outdir::Committed, Error> {
     claim.put("sweep.csv", sweep::to_csv(rows).as_bytes())?;
-    let skipped = match plot::try_render_grid(&sweep::figure(rows, &Style::default()), 3) {
-        Ok(svg) => {
-            claim.put("sweep.svg", svg.as_bytes())?;
+    let name = style.file_name("sweep.svg");
+    let skipped = match plot::try_render_grid(&sweep_figure(rows, style), 3)
+        .and_then(|svg| style.format.encode(&svg))
+    {
+        Ok(bytes) => {
+            claim.put(&name, &bytes)?;
             None
         }
-        Err(e) => Some(format!("figure sweep.svg skipped: {e}")),
+        Err(e) => Some(format!("figure {name} skipped: {e}")),
     };
     let done = claim.commit()?;
     if !quiet {
@@ -279,7 +306,17 @@ fn commit_sweep(
 
 /// The options of `sweep` that `--merge` may be given with: it reads the shards' own
 /// configuration, so any option of a run would be ignored.
-const MERGE_OPTIONS: [&str; 5] = ["merge", "out", "quiet", "force", "config"];
+const MERGE_OPTIONS: [&str; 9] = [
+    "merge",
+    "out",
+    "quiet",
+    "force",
+    "config",
+    "format",
+    "font_scale",
+    "y_min",
+    "y_max",
+];
 
 /// The run options given on the command line (or in --config) with `sweep --merge`, as
 /// `--name`s.
@@ -323,10 +360,18 @@ fn merge(dir: &Path, args: &SweepArgs) -> Result<(), Error> {
         })
         .unwrap_or_default();
     let inputs: Vec<(&str, &Path)> = shards.iter().map(|p| ("shard", p.as_path())).collect();
-    let claim = Claim::update(dir, &["sweep.csv", "sweep.svg"], &inputs, args.run.force)?;
+    let style = args.run.style();
+    style.check()?;
+    let figure = style.file_name("sweep.svg");
+    let claim = Claim::update(
+        dir,
+        &["sweep.csv", figure.as_str()],
+        &inputs,
+        args.run.force,
+    )?;
     notes(claim.notes(), quiet);
     let rows = sweep::merge(dir)?;
-    let done = commit_sweep(claim, &rows, quiet)?;
+    let done = commit_sweep(claim, &rows, quiet, &style)?;
     if !quiet {
         sayln!(
             "merged {} rows; wrote {}",
@@ -355,12 +400,9 @@ fn run_figure_names(dir: &Path, prefix: &str) -> Vec<String> {
 fn plot(args: &PlotArgs) -> Result<(), Error> {
     plot::check_size(args.width_px, args.height_px)?;
     let dir = &args.dir;
-    let style = Style {
-        width: args.width_px,
-        height: args.height_px,
-        log_x: args.log_x,
-        title: args.title.clone(),
-    };
+    let style = args.style();
+    style.check()?;
+    let out = args.out.as_deref().unwrap_or(dir);
     let runs: Vec<Optimizer> = Optimizer::ALL
         .into_iter()
         .filter(|o| dir.join(o.name()).join("summary.json").exists())
@@ -392,9 +434,10 @@ fn plot(args: &PlotArgs) -> Result<(), Error> {
             (names, read)
         }
     };
+    let names: Vec<String> = names.iter().map(|n| style.file_name(n)).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let inputs: Vec<(&str, &Path)> = read.iter().map(|p| ("DIR", p.as_path())).collect();
-    let mut claim = Claim::update(dir, &names, &inputs, args.force)?;
+    let mut claim = Claim::update(out, &names, &inputs, args.force)?;
     notes(claim.notes(), false);
     let mut figures: Vec<(String, Vec<u8>)> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
@@ -406,9 +449,12 @@ fn plot(args: &PlotArgs) -> Result<(), Error> {
         }
         Folder::Sweep => {
             let rows = sweep::read_csv(&dir.join("sweep.csv"))?;
-            match plot::try_render_grid(&sweep::figure(&rows, &style), 3) {
-                Ok(svg) => figures.push(("sweep.svg".into(), svg.into_bytes())),
-                Err(e) => skipped.push(format!("figure sweep.svg skipped: {e}")),
+            let name = style.file_name("sweep.svg");
+            match plot::try_render_grid(&sweep_figure(&rows, &style), 3)
+                .and_then(|svg| style.format.encode(&svg))
+            {
+                Ok(bytes) => figures.push((name, bytes)),
+                Err(e) => skipped.push(format!("figure {name} skipped: {e}")),
             }
         }
         Folder::Compare => {
@@ -421,9 +467,12 @@ fn plot(args: &PlotArgs) -> Result<(), Error> {
                 skipped.extend(s.into_iter().map(|w| format!("{prefix}{w}")));
                 tables.push(t);
             }
-            match plot::try_render_grid(&[figures::compare_figure(&tables, &style)], 1) {
-                Ok(svg) => figures.push(("compare.svg".into(), svg.into_bytes())),
-                Err(e) => skipped.push(format!("figure compare.svg skipped: {e}")),
+            let name = style.file_name("compare.svg");
+            match plot::try_render_grid(&[figures::compare_figure(&tables, &style)], 1)
+                .and_then(|svg| style.format.encode(&svg))
+            {
+                Ok(bytes) => figures.push((name, bytes)),
+                Err(e) => skipped.push(format!("figure {name} skipped: {e}")),
             }
         }
     }
@@ -440,12 +489,21 @@ fn plot(args: &PlotArgs) -> Result<(), Error> {
     }
     if figures.is_empty() && !skipped.is_empty() {
         return Err(OutputError::Plot {
-            path: dir.to_path_buf(),
+            path: out.to_path_buf(),
             msg: "no figure could be drawn; the data are unchanged".into(),
         }
         .into());
     }
     Ok(())
+}
+
+/// The sweep figure in a style: panels of sweep::figure with the font scale applied.
+fn sweep_figure(rows: &[sweep::SweepRow], style: &Style) -> Vec<ntkdyn::output::plot::Figure> {
+    let mut panels = sweep::figure(rows, style);
+    if let Some(s) = style.font_scale {
+        panels.iter_mut().for_each(|p| p.font_scale = s);
+    }
+    panels
 }
 
 /// What `plot DIR` finds in DIR.

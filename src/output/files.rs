@@ -80,14 +80,18 @@ pub fn data_files(report: &Report) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// The figures of a run rendered as (file name, SVG bytes); a figure that cannot be drawn is
-/// left out, with a warning naming it and why.
+/// The figures of a run rendered as (file name, bytes) in the style's format (loss.svg, or
+/// loss.png with `--format png`); a figure that cannot be drawn is left out, with a warning
+/// naming it and why.
 pub fn figure_files(tables: &RunTables, style: &Style) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
     let mut files = Vec::new();
     let mut warnings = Vec::new();
     for (name, panels) in figures(tables, style) {
-        match plot::try_render_grid(&panels, panels.len().max(1)) {
-            Ok(svg) => files.push((name, svg.into_bytes())),
+        let name = style.file_name(&name);
+        match plot::try_render_grid(&panels, panels.len().max(1))
+            .and_then(|svg| style.format.encode(&svg))
+        {
+            Ok(bytes) => files.push((name, bytes)),
             Err(e) => warnings.push(format!("figure {name} skipped: {e}")),
         }
     }
@@ -102,10 +106,21 @@ pub fn put_run(
     claim: &mut Claim,
     prefix: &str,
 ) -> Result<Vec<String>, OutputError> {
+    put_run_styled(report, claim, prefix, &Style::default())
+}
+
+/// [`put_run`] with the figures in a style (`--format`, `--font-scale`, y limits): their
+/// names are [`Style::file_name`]s of [`output_names`].
+pub fn put_run_styled(
+    report: &Report,
+    claim: &mut Claim,
+    prefix: &str,
+    style: &Style,
+) -> Result<Vec<String>, OutputError> {
     for (name, bytes) in data_files(report) {
         claim.put(&format!("{prefix}{name}"), &bytes)?;
     }
-    let (figures, warnings) = figure_files(&RunTables::from_report(report), &Style::default());
+    let (figures, warnings) = figure_files(&RunTables::from_report(report), style);
     for (name, bytes) in figures {
         claim.put(&format!("{prefix}{name}"), &bytes)?;
     }

@@ -2,8 +2,10 @@
 //! files and the write path ([`files`]), the figures ([`figures`]) and their colours
 //! ([`style`]), drawn as SVG by [`plot`]. Plotters is named only in this folder.
 
+pub mod aliasing;
 pub mod figures;
 pub mod files;
 pub mod plot;
+pub mod raster;
 pub mod style;
 pub mod summary;
