@@ -97,6 +97,19 @@ pub fn run_observed(
     t_end: f64,
     at: &mut dyn FnMut(f64),
 ) -> DiscreteRun {
+    run_watching(model, w0, twin, eta, t_end, &mut |t, _| at(t))
+}
+
+/// [`run_observed`], passing each iterate W_k (x_k for NAG) with its time (held-out points
+/// measure the twin on them).
+pub fn run_watching(
+    model: &Model,
+    w0: &DMatrix<f64>,
+    twin: Twin,
+    eta: f64,
+    t_end: f64,
+    at: &mut dyn FnMut(f64, &DMatrix<f64>),
+) -> DiscreteRun {
     let (m, d) = (model.m(), model.d());
     let mut ws = Workspace::new(m, model.n(), d);
     let mut g = DMatrix::zeros(m, d);
@@ -114,7 +127,7 @@ pub fn run_observed(
             break;
         }
         iterates.push(Iterate { k, t, loss });
-        at(t);
+        at(t, x);
         max_distance = max_distance.max((x - w0).norm());
         if k == last {
             break;
