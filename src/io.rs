@@ -555,6 +555,39 @@ pub fn read_init(path: &Path) -> Result<InitialNetwork, InputError> {
     Ok(InitialNetwork { a, w })
 }
 
+/// k h as the decimal product of k and the shortest decimal of h, rounded once to f64:
+/// 499 x 0.1 = 49.9 and 35 x 0.01 = 0.35, where the binary product k as f64 * h gives
+/// 49.900000000000006 and 0.35000000000000003 (h = 0.1 is 0.1000000000000000055... in
+/// binary, and the product rounds that error up). The digits of h (at most 17) times k fit
+/// in a u128; Rust's parser rounds the decimal correctly. Falls back to the binary product
+/// for a non-finite or non-positive h.
+pub fn decimal_multiple(k: usize, h: f64) -> f64 {
+    let plain = k as f64 * h;
+    if !(h.is_finite() && h > 0.0) {
+        return plain;
+    }
+    let text = format!("{h:e}");
+    let Some((mantissa, exponent)) = text.split_once('e') else {
+        return plain;
+    };
+    let (Ok(exponent), (int, frac)) = (
+        exponent.parse::<i32>(),
+        mantissa.split_once('.').unwrap_or((mantissa, "")),
+    ) else {
+        return plain;
+    };
+    let Some(product) = format!("{int}{frac}")
+        .parse::<u128>()
+        .ok()
+        .and_then(|digits| digits.checked_mul(k as u128))
+    else {
+        return plain;
+    };
+    format!("{product}e{}", exponent - frac.len() as i32)
+        .parse()
+        .unwrap_or(plain)
+}
+
 /// Shortest text that parses back to the same f64: plain for moderate magnitudes, with an
 /// exponent otherwise (Rust's `{}` would spell 1e-300 with 300 zeros).
 pub fn format_f64(v: f64) -> String {

@@ -52,9 +52,10 @@ impl Twin {
         }
     }
 
-    /// Time of iterate k: k eta for GD, k sqrt(eta) for the momentum methods.
+    /// Time of iterate k: k eta for GD, k sqrt(eta) for the momentum methods, as the decimal
+    /// product k h rounded once ([`crate::io::decimal_multiple`]: 499 x 0.1 is 49.9).
     pub fn time(&self, k: usize, eta: f64) -> f64 {
-        k as f64 * self.optimizer().method().clock(eta)
+        crate::io::decimal_multiple(k, self.optimizer().method().clock(eta))
     }
 
     /// GD, heavy ball, NAG-SC, NAG.
