@@ -208,11 +208,8 @@ fn npy_and_npz_inputs_equal_the_csv_input() {
             ..RunConfig::defaults(Optimizer::Gf)
         };
         let r = study::run(&cfg).unwrap();
-        (
-            r.weight.unwrap().table,
-            r.error.unwrap().table,
-            r.discrete_table(),
-        )
+        let discrete = r.discrete_table();
+        (r.weight.unwrap().table, r.error.unwrap().table, discrete)
     };
     assert_eq!(run(&csv), run(&npy));
     assert_eq!(run(&csv), run(&npz));
