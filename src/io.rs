@@ -295,7 +295,11 @@ fn label_index(
             header.iter().position(|h| h == name).ok_or_else(|| {
                 bad(format!(
                     "--label-column '{name}': no such column; the header names {}",
-                    header.join(", ")
+                    header
+                        .iter()
+                        .map(|h| format!("'{h}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })?
         }

@@ -138,7 +138,11 @@ fn a_header_a_pandas_index_and_a_named_label_column_read_the_same_data_bit_for_b
     let e = read_data_file(&header, &LabelColumn::Name("target".into()))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("header.csv") && e.contains("'target'") && e.contains("x1, x2, x3, label"));
+    assert!(
+        e.contains("header.csv")
+            && e.contains("'target'")
+            && e.contains("'x1', 'x2', 'x3', 'label'")
+    );
     let e = read_data_file(&pandas, &LabelColumn::Index(1))
         .unwrap_err()
         .to_string();

@@ -150,11 +150,12 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     let test = match (&cfg.test, cfg.test_n) {
         (Some(path), _) => {
             let file = io::read_data_file(path, &label)?;
-            warnings.extend(
-                file.notes
-                    .into_iter()
-                    .filter(|n| !n.contains("labels are all 0 or 1")),
-            );
+            // The training file's notes are said once (a --test that is the --data file).
+            for note in file.notes {
+                if !warnings.contains(&note) && !note.contains("labels are all 0 or 1") {
+                    warnings.push(note);
+                }
+            }
             let test = file.data;
             if test.d() != model.d() {
                 return Err(InputError::Dimension {

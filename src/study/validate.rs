@@ -117,6 +117,9 @@ impl MemoryEstimate {
         };
         let held_out = if weight {
             8.0 * test * (TEST_T * test + TEST_M * m + TEST_N * n)
+        } else if error {
+            // issue 16: error space's kernel predictor holds K(test, X) and K H^+ (test x n).
+            8.0 * test * (TEST_M * m + TEST_N * n)
         } else {
             0.0
         };
