@@ -49,9 +49,36 @@ fn fields(line: &str) -> Vec<&str> {
         .collect()
 }
 
+/// What a CSV parse found: the header row (its file line and cells) if the first row was
+/// one, the numeric rows, and the columns skipped as a pandas index (0-based, in the file).
+struct Parsed {
+    header: Option<(u64, Vec<String>)>,
+    rows: NumericRows,
+    skipped: Vec<usize>,
+}
+
+/// Whether a header cell names pandas' unnamed index column: `DataFrame.to_csv` writes the
+/// index under an empty name (`,x1,x2,y`), and a file read back and written again names it
+/// `Unnamed: 0`.
+pub fn is_unnamed_index(cell: &str) -> bool {
+    cell.is_empty() || cell.starts_with("Unnamed: ")
+}
+
 /// Lines are counted here, not by a CSV crate, so that the line in an error is the file's
 /// line whatever blank lines, comments or CRLF endings come before it.
 fn parse_csv(text: &str, path: &Path, allow_non_finite: bool) -> Result<NumericRows, InputError> {
+    parse_csv_columns(text, path, allow_non_finite, false).map(|p| p.rows)
+}
+
+/// [`parse_csv`], keeping the header; with `skip_unnamed`, the columns a header names as
+/// pandas' index ([`is_unnamed_index`]) are left out of every row (their cells need not be
+/// numbers). Column numbers in errors are the file's, counting from 1.
+fn parse_csv_columns(
+    text: &str,
+    path: &Path,
+    allow_non_finite: bool,
+    skip_unnamed: bool,
+) -> Result<Parsed, InputError> {
     let csv_err = |line: u64, msg: String| InputError::Csv {
         path: path.to_path_buf(),
         line,
@@ -59,6 +86,8 @@ fn parse_csv(text: &str, path: &Path, allow_non_finite: bool) -> Result<NumericR
     };
     let mut rows: NumericRows = Vec::new();
     let mut width: Option<usize> = None;
+    let mut header: Option<(u64, Vec<String>)> = None;
+    let mut skipped: Vec<usize> = Vec::new();
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (index, raw) in text.split('\n').enumerate() {
         let line = index as u64 + 1;
@@ -72,10 +101,19 @@ fn parse_csv(text: &str, path: &Path, allow_non_finite: bool) -> Result<NumericR
         if rows.is_empty() && width.is_none() && parsed.iter().all(Option::is_none) {
             // A header: its width is checked against the data rows.
             width = Some(cells.len());
+            if skip_unnamed && cells.len() > 1 {
+                skipped = (0..cells.len())
+                    .filter(|&j| is_unnamed_index(cells[j]))
+                    .collect();
+            }
+            header = Some((line, cells.iter().map(|c| c.to_string()).collect()));
             continue;
         }
         let mut values = Vec::with_capacity(cells.len());
         for (col, (cell, value)) in cells.iter().zip(&parsed).enumerate() {
+            if skipped.contains(&col) {
+                continue;
+            }
             match value {
                 Some(v) if v.is_finite() || allow_non_finite => values.push(*v),
                 Some(_) => {
@@ -101,13 +139,13 @@ fn parse_csv(text: &str, path: &Path, allow_non_finite: bool) -> Result<NumericR
             }
         }
         match width {
-            Some(w) if w != values.len() => {
+            Some(w) if w != cells.len() => {
                 return Err(csv_err(
                     line,
-                    format!("{} columns where {} were expected", values.len(), w),
+                    format!("{} columns where {} were expected", cells.len(), w),
                 ))
             }
-            _ => width = Some(values.len()),
+            _ => width = Some(cells.len()),
         }
         rows.push((line, values));
     }
@@ -117,7 +155,11 @@ fn parse_csv(text: &str, path: &Path, allow_non_finite: bool) -> Result<NumericR
             msg: "no data rows".into(),
         });
     }
-    Ok(rows)
+    Ok(Parsed {
+        header,
+        rows,
+        skipped,
+    })
 }
 
 /// The rows of an input file that needs at least two columns (`layout` names them).
@@ -134,13 +176,370 @@ fn read_two_or_more(path: &Path, layout: &str) -> Result<(NumericRows, usize), I
     Ok((rows, cols))
 }
 
-/// `--data FILE.csv`: rows x_1..x_d, y.
+/// `--data FILE.csv`: rows x_1..x_d, y (the last column is y; see [`read_data_file`]).
 pub fn read_data(path: &Path) -> Result<Data, InputError> {
-    let (rows, cols) = read_two_or_more(path, "--data needs x_1..x_d,y")?;
-    let d = cols - 1;
-    let x = DMatrix::from_fn(rows.len(), d, |i, j| rows[i].1[j]);
-    let y = DVector::from_fn(rows.len(), |i, _| rows[i].1[d]);
-    Ok(Data { x, y })
+    read_data_file(path, &LabelColumn::Last).map(|f| f.data)
+}
+
+/// Which column of a data file holds the targets y (`--label-column NAME|INDEX`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum LabelColumn {
+    /// The last column (the default).
+    #[default]
+    Last,
+    /// A column of the file by number, counting from 1 as error messages do (a skipped
+    /// pandas index column counts).
+    Index(usize),
+    /// A column by its name in the header row.
+    Name(String),
+}
+
+impl LabelColumn {
+    /// `--label-column`: a whole number is a column number (from 1), `last` the default, any
+    /// other word a header name.
+    pub fn parse(option: Option<&str>) -> LabelColumn {
+        match option.map(str::trim) {
+            None | Some("last") => LabelColumn::Last,
+            Some(s) => match s.parse::<usize>() {
+                Ok(k) => LabelColumn::Index(k),
+                Err(_) => LabelColumn::Name(s.to_string()),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for LabelColumn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LabelColumn::Last => f.write_str("last"),
+            LabelColumn::Index(k) => write!(f, "{k}"),
+            LabelColumn::Name(s) => write!(f, "'{s}'"),
+        }
+    }
+}
+
+/// A data file read: the points, the file line of each row (the row number for .npy and
+/// .npz), and notes for the user (a skipped index column, 0/1 labels).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataFile {
+    pub data: Data,
+    pub lines: Vec<u64>,
+    pub notes: Vec<String>,
+}
+
+/// The note for targets that are all 0 or 1: accuracy is reported for +-1 labels, and the
+/// network starts near f = 0, halfway between two such classes.
+pub fn zero_one_note(path: &Path, y: &DVector<f64>) -> Option<String> {
+    let zero_one = y.iter().all(|v| *v == 0.0 || *v == 1.0);
+    (zero_one && !y.is_empty()).then(|| {
+        format!(
+            "{}: the labels are all 0 or 1; for classification map them to -1/+1 (y -> 2y - 1): accuracy (sign of f against y) is reported only for +-1 labels",
+            path.display()
+        )
+    })
+}
+
+/// A data file (`--data`, `--test`): CSV rows x_1..x_d,y with an optional header, a NumPy
+/// `.npy` array (n x (d+1), one row per point), or an `.npz` archive holding `X` (or `x`,
+/// n x d) and `y` (n). `label` picks the column of y in a CSV or .npy file (default: the
+/// last). A CSV column whose header is empty or `Unnamed: N` (pandas' index written by
+/// `DataFrame.to_csv`) is skipped with a note. Errors name the file and the line or key.
+pub fn read_data_file(path: &Path, label: &LabelColumn) -> Result<DataFile, InputError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let mut file = match ext.as_deref() {
+        Some("npy") => read_npy_data(path, label)?,
+        Some("npz") => read_npz_data(path, label)?,
+        _ => read_csv_data(path, label)?,
+    };
+    file.notes.extend(zero_one_note(path, &file.data.y));
+    Ok(file)
+}
+
+/// (n, d) of a data file as [`read_data_file`] reads it (the memory check counts a file's
+/// rows before the problem is built).
+pub fn data_shape(path: &Path, label: &LabelColumn) -> Result<(usize, usize), InputError> {
+    read_data_file(path, label).map(|f| (f.data.n(), f.data.d()))
+}
+
+/// The 0-based column of y among `columns` raw file columns, `kept` of which are read.
+fn label_index(
+    path: &Path,
+    label: &LabelColumn,
+    header: Option<&[String]>,
+    kept: &[usize],
+    columns: usize,
+) -> Result<usize, InputError> {
+    let bad = |msg: String| InputError::File {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let raw = match label {
+        LabelColumn::Last => *kept.last().unwrap_or(&0),
+        LabelColumn::Index(k) => {
+            if *k == 0 || *k > columns {
+                return Err(bad(format!(
+                    "--label-column {k}: the file has columns 1 to {columns}"
+                )));
+            }
+            k - 1
+        }
+        LabelColumn::Name(name) => {
+            let Some(header) = header else {
+                return Err(bad(format!(
+                    "--label-column '{name}': the file has no header row; give the column's number (1 to {columns})"
+                )));
+            };
+            header.iter().position(|h| h == name).ok_or_else(|| {
+                bad(format!(
+                    "--label-column '{name}': no such column; the header names {}",
+                    header
+                        .iter()
+                        .map(|h| format!("'{h}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?
+        }
+    };
+    kept.iter().position(|&j| j == raw).ok_or_else(|| {
+        bad(format!(
+            "--label-column {label}: column {} is the skipped index column",
+            raw + 1
+        ))
+    })
+}
+
+/// Split numeric rows (each `kept.len()` values) into X and y at column `y_at` of the kept.
+fn split_rows(rows: &[Vec<f64>], y_at: usize) -> Data {
+    let cols = rows.first().map_or(0, Vec::len);
+    let d = cols.saturating_sub(1);
+    let x = DMatrix::from_fn(rows.len(), d, |i, j| {
+        rows[i][if j < y_at { j } else { j + 1 }]
+    });
+    let y = DVector::from_fn(rows.len(), |i, _| rows[i][y_at]);
+    Data { x, y }
+}
+
+fn read_csv_data(path: &Path, label: &LabelColumn) -> Result<DataFile, InputError> {
+    let parsed = parse_csv_columns(&read_text(path)?, path, false, true)?;
+    let columns = parsed
+        .header
+        .as_ref()
+        .map_or(parsed.rows[0].1.len(), |h| h.1.len());
+    let kept: Vec<usize> = (0..columns)
+        .filter(|j| !parsed.skipped.contains(j))
+        .collect();
+    let mut notes = Vec::new();
+    if let Some((line, header)) = &parsed.header {
+        for &j in &parsed.skipped {
+            notes.push(format!(
+                "{}: line {line}: column {} ('{}') looks like a pandas index and is skipped (write the file with index=False to leave it out)",
+                path.display(),
+                j + 1,
+                header[j]
+            ));
+        }
+    }
+    if kept.len() < 2 {
+        return Err(InputError::Csv {
+            path: path.to_path_buf(),
+            line: parsed.rows[0].0,
+            msg: format!(
+                "{} column; --data needs x_1..x_d,y (at least 2 columns)",
+                kept.len()
+            ),
+        });
+    }
+    let header = parsed.header.as_ref().map(|h| h.1.as_slice());
+    let y_at = label_index(path, label, header, &kept, columns)?;
+    let lines = parsed.rows.iter().map(|r| r.0).collect();
+    let rows: Vec<Vec<f64>> = parsed.rows.into_iter().map(|r| r.1).collect();
+    Ok(DataFile {
+        data: split_rows(&rows, y_at),
+        lines,
+        notes,
+    })
+}
+
+/// A NumPy array as its shape and its values in row-major order, converted to f64 from any
+/// float, integer or bool dtype (the message of an error names what is wrong, the caller
+/// the file and key).
+fn npy_values(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>), String> {
+    let npy = npyz::NpyFile::new(bytes).map_err(|e| format!("not a NumPy array: {e}"))?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
+    let fortran = npy.order() == npyz::Order::Fortran;
+    let dtype = npy.dtype().descr();
+    let mut values = npy_as_f64(npy)
+        .ok_or_else(|| format!("dtype {dtype} is not a number type (float, int or bool)"))?
+        .map_err(|e| format!("cannot read its values: {e}"))?;
+    if fortran && shape.len() == 2 {
+        let (r, c) = (shape[0], shape[1]);
+        values = (0..r * c).map(|k| values[(k % c) * r + k / c]).collect();
+    }
+    Ok((shape, values))
+}
+
+/// The values of an array as f64, trying each number dtype in turn (None: none matches).
+fn npy_as_f64(npy: npyz::NpyFile<&[u8]>) -> Option<std::io::Result<Vec<f64>>> {
+    fn all<T: npyz::Deserialize>(
+        r: npyz::NpyReader<T, &[u8]>,
+        f: impl Fn(T) -> f64,
+    ) -> std::io::Result<Vec<f64>> {
+        r.map(|v| v.map(&f)).collect()
+    }
+    macro_rules! try_dtype {
+        ($npy:ident, $t:ty, $f:expr) => {
+            let $npy = match $npy.try_data::<$t>() {
+                Ok(r) => return Some(all(r, $f)),
+                Err(n) => n,
+            };
+        };
+    }
+    try_dtype!(npy, f64, |v| v);
+    try_dtype!(npy, f32, f64::from);
+    try_dtype!(npy, i64, |v| v as f64);
+    try_dtype!(npy, i32, f64::from);
+    try_dtype!(npy, i16, f64::from);
+    try_dtype!(npy, i8, f64::from);
+    try_dtype!(npy, u64, |v| v as f64);
+    try_dtype!(npy, u32, f64::from);
+    try_dtype!(npy, u16, f64::from);
+    try_dtype!(npy, u8, f64::from);
+    try_dtype!(npy, bool, |b| f64::from(u8::from(b)));
+    let _ = npy;
+    None
+}
+
+/// The first non-finite value of a row-major array, as (row, column) from 1.
+fn first_non_finite(values: &[f64], cols: usize) -> Option<(usize, usize)> {
+    values
+        .iter()
+        .position(|v| !v.is_finite())
+        .map(|k| (k / cols.max(1) + 1, k % cols.max(1) + 1))
+}
+
+fn read_npy_data(path: &Path, label: &LabelColumn) -> Result<DataFile, InputError> {
+    let bad = |msg: String| InputError::File {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let bytes = fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let (shape, values) = npy_values(&bytes).map_err(bad)?;
+    let [n, cols] = shape[..] else {
+        return Err(bad(format!(
+            "shape {shape:?}: --data needs a 2-D array, one row x_1..x_d,y per point"
+        )));
+    };
+    if n == 0 || cols < 2 {
+        return Err(bad(format!(
+            "shape [{n}, {cols}]: --data needs at least one row of x_1..x_d,y (at least 2 columns)"
+        )));
+    }
+    if let Some((i, j)) = first_non_finite(&values, cols) {
+        return Err(bad(format!(
+            "row {i}, column {j}: {} is not a finite number",
+            values[(i - 1) * cols + j - 1]
+        )));
+    }
+    let kept: Vec<usize> = (0..cols).collect();
+    let y_at = label_index(path, label, None, &kept, cols)?;
+    let rows: Vec<Vec<f64>> = values.chunks(cols).map(<[f64]>::to_vec).collect();
+    Ok(DataFile {
+        data: split_rows(&rows, y_at),
+        lines: (1..=n as u64).collect(),
+        notes: Vec::new(),
+    })
+}
+
+/// The bytes of the first of `keys` (each with `.npy` added) in a zip archive.
+fn npz_entry(
+    archive: &mut zip::ZipArchive<fs::File>,
+    keys: &[&str],
+) -> Option<(String, Result<Vec<u8>, String>)> {
+    use std::io::Read;
+    for key in keys {
+        let name = format!("{key}.npy");
+        let Ok(mut entry) = archive.by_name(&name) else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        let read = entry
+            .read_to_end(&mut bytes)
+            .map(|_| bytes)
+            .map_err(|e| e.to_string());
+        return Some((key.to_string(), read));
+    }
+    None
+}
+
+fn read_npz_data(path: &Path, label: &LabelColumn) -> Result<DataFile, InputError> {
+    let bad = |msg: String| InputError::File {
+        path: path.to_path_buf(),
+        msg,
+    };
+    if *label != LabelColumn::Last {
+        return Err(bad(format!(
+            "--label-column {label}: an .npz file holds y under its own key 'y'"
+        )));
+    }
+    let file = fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| bad(format!("not an .npz (zip) archive: {e}")))?;
+    let keys: Vec<String> = archive
+        .file_names()
+        .map(|n| n.trim_end_matches(".npy").to_string())
+        .collect();
+    let array = |archive: &mut zip::ZipArchive<fs::File>, names: &[&str]| {
+        let (key, bytes) = npz_entry(archive, names).ok_or_else(|| {
+            bad(format!(
+                "no key {}: the archive holds {}",
+                names.join(" or "),
+                if keys.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    keys.join(", ")
+                }
+            ))
+        })?;
+        let keyed = |msg: String| bad(format!("key '{key}': {msg}"));
+        let (shape, values) = npy_values(&bytes.map_err(keyed)?).map_err(keyed)?;
+        let cols = shape.get(1).copied().unwrap_or(1);
+        if let Some((i, j)) = first_non_finite(&values, cols) {
+            return Err(keyed(format!(
+                "row {i}, column {j}: {} is not a finite number",
+                values[(i - 1) * cols + j - 1]
+            )));
+        }
+        Ok((key, shape, values))
+    };
+    let (xkey, xshape, x) = array(&mut archive, &["X", "x"])?;
+    let (ykey, yshape, y) = array(&mut archive, &["y", "Y"])?;
+    let (n, d) = match xshape[..] {
+        [n, d] if n > 0 && d > 0 => (n, d),
+        [n] if n > 0 => (n, 1),
+        _ => {
+            return Err(bad(format!(
+                "key '{xkey}': shape {xshape:?}: needs n x d inputs, one row per point"
+            )))
+        }
+    };
+    let y_ok = matches!(yshape[..], [k] if k == n) || matches!(yshape[..], [k, 1] if k == n);
+    if !y_ok {
+        return Err(bad(format!(
+            "key '{ykey}': shape {yshape:?}: needs {n} targets, one per row of '{xkey}'"
+        )));
+    }
+    Ok(DataFile {
+        data: Data {
+            x: DMatrix::from_row_slice(n, d, &x),
+            y: DVector::from_vec(y),
+        },
+        lines: (1..=n as u64).collect(),
+        notes: Vec::new(),
+    })
 }
 
 /// `--init FILE.csv`: m rows a_r, w_r1..w_rd, with a_r = +1 or -1 (anything else is refused:
@@ -158,6 +557,39 @@ pub fn read_init(path: &Path) -> Result<InitialNetwork, InputError> {
     let a = DVector::from_fn(rows.len(), |r, _| rows[r].1[0]);
     let w = DMatrix::from_fn(rows.len(), d, |r, j| rows[r].1[j + 1]);
     Ok(InitialNetwork { a, w })
+}
+
+/// k h as the decimal product of k and the shortest decimal of h, rounded once to f64:
+/// 499 x 0.1 = 49.9 and 35 x 0.01 = 0.35, where the binary product k as f64 * h gives
+/// 49.900000000000006 and 0.35000000000000003 (h = 0.1 is 0.1000000000000000055... in
+/// binary, and the product rounds that error up). The digits of h (at most 17) times k fit
+/// in a u128; Rust's parser rounds the decimal correctly. Falls back to the binary product
+/// for a non-finite or non-positive h.
+pub fn decimal_multiple(k: usize, h: f64) -> f64 {
+    let plain = k as f64 * h;
+    if !(h.is_finite() && h > 0.0) {
+        return plain;
+    }
+    let text = format!("{h:e}");
+    let Some((mantissa, exponent)) = text.split_once('e') else {
+        return plain;
+    };
+    let (Ok(exponent), (int, frac)) = (
+        exponent.parse::<i32>(),
+        mantissa.split_once('.').unwrap_or((mantissa, "")),
+    ) else {
+        return plain;
+    };
+    let Some(product) = format!("{int}{frac}")
+        .parse::<u128>()
+        .ok()
+        .and_then(|digits| digits.checked_mul(k as u128))
+    else {
+        return plain;
+    };
+    format!("{product}e{}", exponent - frac.len() as i32)
+        .parse()
+        .unwrap_or(plain)
 }
 
 /// Shortest text that parses back to the same f64: plain for moderate magnitudes, with an

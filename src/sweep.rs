@@ -290,13 +290,18 @@ pub fn run_one(
     if let Some(e) = report.failure() {
         return Err(e.into());
     }
+    Ok(row_of(&report, m, seed, optimizer))
+}
+
+/// The row of sweep.csv of a run of both spaces.
+fn row_of(report: &study::Report, m: usize, seed: u64, optimizer: Optimizer) -> SweepRow {
     let w = report.weight.as_ref().expect("both spaces ran");
     let e = report.error.as_ref().expect("both spaces ran");
     let col = |name: &str| w.table.column(name).unwrap_or_default();
     let max = |v: Vec<f64>| v.into_iter().fold(0.0, f64::max);
     let (lw, le) = (col("loss"), e.table.column("loss").unwrap_or_default());
     let l0 = lw.first().copied().unwrap_or(f64::NAN);
-    Ok(SweepRow {
+    SweepRow {
         m,
         seed,
         optimizer,
@@ -311,7 +316,7 @@ pub fn run_one(
             .map(|(a, b)| (a - b).abs() / l0)
             .fold(0.0, f64::max),
         final_test_gap: w.final_test_gap().unwrap_or(f64::NAN),
-    })
+    }
 }
 
 /// Run the sweep (or its shard) in parallel over jobs, without a progress display.
@@ -805,4 +810,147 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let i: usize = i.trim().parse().map_err(|_| format!("'{s}' is not I/N"))?;
     let n: usize = n.trim().parse().map_err(|_| format!("'{s}' is not I/N"))?;
     Ok((i, n))
+}
+
+// issue 16: what a sweep records beside sweep.csv, and the runs it keeps
+
+/// The record of a whole sweep beside sweep.csv.
+pub const SWEEP_JSON: &str = "sweep.json";
+
+/// The files a kept run writes into its folder (`--keep-runs`).
+pub const KEPT_FILES: [&str; 3] = ["weight.csv", "error.csv", "summary.json"];
+
+/// One run of a sweep as sweep.json records it: what the run's data and schedule gave.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SweepRun {
+    pub m: usize,
+    pub seed: u64,
+    pub optimizer: Optimizer,
+    pub n: usize,
+    pub d: usize,
+    /// lambda0 of the run: --lambda0, or lambda_min(Hinf) of its data.
+    pub lambda0: f64,
+    /// The friction b of a constant-friction flow (hbf, nagsc: sqrt(2 lambda0) unless
+    /// --friction); None for gf and nag.
+    pub friction: Option<f64>,
+    /// The folder of its files under DIR with --keep-runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+}
+
+/// The folder of a kept run: `runs/m<M>-seed<S>-<optimizer>`.
+pub fn run_folder(m: usize, seed: u64, optimizer: Optimizer) -> String {
+    format!("runs/m{m}-seed{seed}-{}", optimizer.name())
+}
+
+/// Every file `--keep-runs` writes for the jobs of `cfg`, as names under DIR.
+pub fn kept_names(cfg: &SweepConfig) -> Vec<String> {
+    cfg.jobs()
+        .iter()
+        .flat_map(|&(_, m, seed, opt)| {
+            KEPT_FILES
+                .iter()
+                .map(move |f| format!("{}/{f}", run_folder(m, seed, opt)))
+        })
+        .collect()
+}
+
+/// A finished run of a sweep: its row, its record, and (kept) its files by name under DIR.
+#[derive(Clone, Debug)]
+pub struct SweepOutcome {
+    pub row: SweepRow,
+    pub run: SweepRun,
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// [`run_one`], with the run's record and, with `keep`, its CSV files and summary.json.
+pub fn run_one_kept(
+    base: &RunConfig,
+    (m, seed, optimizer): (usize, u64, Optimizer),
+    keep: bool,
+) -> Result<SweepOutcome, Error> {
+    let cfg = RunConfig {
+        optimizer,
+        m,
+        seed,
+        space: SpaceChoice::Both,
+        discrete: false,
+        progress: false,
+        ..base.clone()
+    };
+    let report = study::run(&cfg)?;
+    if let Some(e) = report.failure() {
+        return Err(e.into());
+    }
+    let folder = keep.then(|| run_folder(m, seed, optimizer));
+    let files = match &folder {
+        Some(dir) => crate::output::files::data_files(&report)
+            .into_iter()
+            .map(|(name, bytes)| (format!("{dir}/{name}"), bytes))
+            .collect(),
+        None => Vec::new(),
+    };
+    let friction = match report.damping {
+        crate::dynamics::Damping::Constant(b) => Some(b),
+        _ => None,
+    };
+    Ok(SweepOutcome {
+        row: row_of(&report, m, seed, optimizer),
+        run: SweepRun {
+            m,
+            seed,
+            optimizer,
+            n: report.setup.model.n(),
+            d: report.setup.model.d(),
+            lambda0: report.setup.lambda0,
+            friction,
+            folder,
+        },
+        files,
+    })
+}
+
+/// [`run_sweep_with`], each run also giving its record and (with `keep`) its files.
+pub fn run_sweep_kept(
+    cfg: &SweepConfig,
+    keep: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<SweepOutcome>, Error> {
+    cfg.validate()?;
+    let jobs = cfg.jobs();
+    let progress = if cfg.progress { progress } else { &Silent };
+    progress.start("sweep", jobs.len() as f64);
+    let finished = AtomicUsize::new(0);
+    let outcomes: Result<Vec<SweepOutcome>, Error> = jobs
+        .par_iter()
+        .map(|&(_, m, seed, opt)| {
+            let outcome = run_one_kept(&cfg.base, (m, seed, opt), keep);
+            progress.at((finished.fetch_add(1, Ordering::Relaxed) + 1) as f64);
+            outcome
+        })
+        .collect();
+    progress.done();
+    outcomes
+}
+
+/// sweep.json: the sweep's whole configuration (the base run's, widths, seeds, optimizers),
+/// n, d, T and eta, and per run its m, seed, optimizer, lambda0 and friction b.
+pub fn sweep_json(cfg: &SweepConfig, runs: &[SweepRun]) -> String {
+    let n = runs.first().map_or(cfg.base.n, |r| r.n);
+    let d = runs.first().map_or(cfg.base.d, |r| r.d);
+    let value = serde_json::json!({
+        "ntkdyn_version": env!("CARGO_PKG_VERSION"),
+        "command": "sweep",
+        "config": cfg.base,
+        "widths": cfg.widths,
+        "seeds": cfg.seeds,
+        "optimizers": cfg.optimizers.iter().map(|o| o.name()).collect::<Vec<_>>(),
+        "n": n,
+        "d": d,
+        "t_end": cfg.base.t_end,
+        "eta": if cfg.base.eta_auto { serde_json::Value::Null } else { serde_json::json!(cfg.base.eta) },
+        "columns": SWEEP_COLUMNS,
+        "runs": runs,
+    });
+    serde_json::to_string_pretty(&value).unwrap_or_default()
 }

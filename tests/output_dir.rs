@@ -958,7 +958,14 @@ fn an_error_space_run_neither_touches_nor_minds_the_users_files_under_names_it_d
     written.sort();
     assert_eq!(
         written,
-        ["error.csv", "loss.svg", "lyapunov.svg", "summary.json"]
+        // issue 16: every run writes run.toml, the config that reproduces it.
+        [
+            "error.csv",
+            "loss.svg",
+            "lyapunov.svg",
+            "run.toml",
+            "summary.json"
+        ]
     );
     // A second run replaces its own files and still leaves the user's alone.
     let again = tiny(Path::new("."), &["--seed", "3"])

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ntkdyn::integrate::Solver;
 use ntkdyn::optimizer::Optimizer;
-use ntkdyn::study::{KernelChoice, RunConfig, SpaceChoice};
+use ntkdyn::study::{KernelChoice, RunConfig, SpaceChoice, TimesChoice};
 // issue 16: figure formats and style
 use ntkdyn::output::raster::Format;
 use ntkdyn::output::style::Style;
@@ -169,6 +169,10 @@ pub struct SweepArgs {
     /// Join the shard CSVs in --out into sweep.csv and sweep.svg instead of running
     #[arg(long)]
     pub merge: bool,
+    // issue 16: sweeps keep their runs
+    /// Keep each run's CSV files and summary.json in DIR/runs/m<M>-seed<S>-<optimizer>/
+    #[arg(long)]
+    pub keep_runs: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -350,6 +354,19 @@ pub struct RunArgs {
     /// widths = [100, 400]); options on the command line override it
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
+    // issue 16: inputs and output times
+    /// Column of the targets y in --data and --test: a header name or a column number
+    /// counting from 1 [default: the last column]
+    #[arg(long, value_name = "NAME|INDEX")]
+    pub label_column: Option<String>,
+    /// Output times: evenly on [0, T] (linear), or 0 and then log-spaced from the first
+    /// positive linear time T/(K-1) to T (log)
+    #[arg(long, value_enum, default_value_t = TimesArg::from(defaults().times))]
+    pub times: TimesArg,
+    /// Output times from a file: one per line, increasing, within [0, T] (0 is added first
+    /// when missing); replaces --samples and --times
+    #[arg(long, value_name = "FILE")]
+    pub times_file: Option<PathBuf>,
     // issue 16: figure format, font scale, y limits
     /// File format of the figures (png and pdf drawn with a bundled font)
     #[arg(long, default_value = "svg", value_parser = format_parser())]
@@ -423,6 +440,9 @@ impl RunArgs {
                 .clone()
                 .unwrap_or_else(|| RunConfig::default_out(optimizer.name())),
             progress: !self.quiet,
+            label_column: self.label_column.clone(),
+            times: self.times.into(),
+            times_file: self.times_file.clone(),
         }
     }
 }
@@ -461,3 +481,13 @@ macro_rules! mirror {
 
 mirror!(SpaceArg, SpaceChoice, Weight, Error, Both);
 mirror!(KernelArg, KernelChoice, H0, Hinf);
+
+// issue 16: output times
+/// `--times`: the library's [`TimesChoice`] as clap lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TimesArg {
+    Linear,
+    Log,
+}
+
+mirror!(TimesArg, TimesChoice, Linear, Log);

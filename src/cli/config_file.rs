@@ -42,7 +42,18 @@ pub fn with_config(args: Vec<OsString>, path: &Path) -> Result<Vec<OsString>, In
                 .is_some_and(|a| a == flag || a.starts_with(&format!("{flag}=")))
         })
     };
-    let mut injected = config_flags(path, &sub)?;
+    let (mut injected, ignored) = config_flags(path, &sub)?;
+    let quiet = given("--quiet") || injected.iter().any(|(flag, _)| flag == "--quiet");
+    if !ignored.is_empty() && !quiet {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {}: {} {} not an option of ntkdyn {sub}; ignored",
+            path.display(),
+            ignored.join(", "),
+            if ignored.len() == 1 { "is" } else { "are" }
+        );
+    }
     let merging =
         sub == "sweep" && (given("--merge") || injected.iter().any(|(flag, _)| flag == "--merge"));
     if merging {
@@ -62,7 +73,7 @@ pub fn with_config(args: Vec<OsString>, path: &Path) -> Result<Vec<OsString>, In
 const MERGE_KEYS: [&str; 3] = ["--merge", "--out", "--quiet"];
 
 /// Keys whose values are paths, taken from the config file's folder when relative.
-const PATH_KEYS: [&str; 4] = ["data", "init", "test", "out"];
+const PATH_KEYS: [&str; 5] = ["data", "init", "test", "out", "times-file"];
 
 /// Whether an option takes a number (`eta` also takes `auto`).
 fn numeric(arg: &clap::Arg) -> bool {
@@ -79,8 +90,18 @@ fn numeric(arg: &clap::Arg) -> bool {
     .any(|t| id == t)
 }
 
-/// The options of a TOML file as (--flag, value) pairs for subcommand `sub`, each checked.
-fn config_flags(path: &Path, sub: &str) -> Result<Vec<(String, Option<OsString>)>, InputError> {
+/// A flag and its value (None for a switch).
+type Flags = Vec<(String, Option<OsString>)>;
+
+/// The options of a TOML file as (--flag, value) pairs for subcommand `sub`, each checked,
+/// and the common keys it ignores.
+///
+/// One file can serve every command: the top-level keys are common, a section named after a
+/// command (`[gf]`, `[hbf]`, `[sweep]`, `[plot]`, ...) adds and overrides keys for that
+/// command alone, and other commands' sections are skipped. A common key that is an option
+/// of another command but not of `sub` (`widths` for `gf`) is ignored and named in a note; a
+/// key that is no option of any command is an error, as is any unknown key of `[sub]`.
+fn config_flags(path: &Path, sub: &str) -> Result<(Flags, Vec<String>), InputError> {
     use clap::CommandFactory;
     let bad = |msg: String| InputError::File {
         path: path.to_path_buf(),
@@ -93,19 +114,61 @@ fn config_flags(path: &Path, sub: &str) -> Result<Vec<(String, Option<OsString>)
     let cli = super::args::Cli::command();
     let Some(cmd) = cli.find_subcommand(sub) else {
         // No such subcommand: the command line's own error says so.
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let folder = path.parent().unwrap_or(Path::new(""));
-    let mut flags = Vec::new();
+    let commands: Vec<String> = cli
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let takes = |c: &clap::Command, name: &str| {
+        c.get_arguments()
+            .any(|a| a.get_long() == Some(name) && name != "config")
+    };
+    // Common keys first, then this command's section over them.
+    let mut entries: Vec<(String, toml::Value, bool)> = Vec::new();
+    let mut section: Vec<(String, toml::Value)> = Vec::new();
+    let mut ignored = Vec::new();
     for (key, value) in table {
+        match value {
+            toml::Value::Table(t) if commands.contains(&key) => {
+                if key == sub {
+                    section.extend(t);
+                }
+            }
+            value => {
+                let name = key.replace('_', "-");
+                let other = cli
+                    .get_subcommands()
+                    .any(|c| c.get_name() != sub && takes(c, &name));
+                if !takes(cmd, &name) && other {
+                    ignored.push(key);
+                } else {
+                    entries.push((key, value, false));
+                }
+            }
+        }
+    }
+    for (key, value) in section {
+        let name = key.replace('_', "-");
+        entries.retain(|(k, _, _)| k.replace('_', "-") != name);
+        entries.push((key, value, true));
+    }
+    let mut flags = Vec::new();
+    for (key, value, in_section) in entries {
         let name = key.replace('_', "-");
         let flag = format!("--{name}");
         let arg = cmd
             .get_arguments()
             .find(|a| a.get_long() == Some(name.as_str()) && name != "config")
             .ok_or_else(|| {
+                let place = if in_section {
+                    format!(" in [{sub}]")
+                } else {
+                    String::new()
+                };
                 bad(format!(
-                    "unknown key '{key}': not an option of ntkdyn {sub} (see ntkdyn {sub} --help)"
+                    "unknown key '{key}'{place}: not an option of ntkdyn {sub} (see ntkdyn {sub} --help)"
                 ))
             })?;
         let switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
@@ -154,7 +217,7 @@ fn config_flags(path: &Path, sub: &str) -> Result<Vec<(String, Option<OsString>)
         }
         flags.push((flag, value));
     }
-    Ok(flags)
+    Ok((flags, ignored))
 }
 
 /// A TOML float as the command line would write it (1e-300, not 300 zeros).

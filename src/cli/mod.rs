@@ -6,6 +6,7 @@ pub mod args;
 pub mod config_file;
 pub mod human;
 pub mod progress;
+pub mod run_toml;
 
 use clap::Parser;
 use std::ffi::OsString;
@@ -83,10 +84,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     style.check()?;
     // The directory is claimed before anything is computed: a foreign file under one of the
     // run's names, an input among them, another run on it, stop the run here.
-    let names: Vec<String> = files::output_names(&cfg)
+    let mut names: Vec<String> = files::output_names(&cfg)
         .iter()
         .map(|n| style.file_name(n))
         .collect();
+    names.push(RUN_TOML.into()); // issue 16
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let inputs = run_inputs(&cfg, args);
     let mut claim = Claim::replace(&cfg.out, &names, &inputs, args.force)?;
@@ -94,6 +96,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let bar = progress::Bar::run();
     let report = study::run_with(&cfg, &bar)?;
     let skipped = files::put_run_styled(&report, &mut claim, "", &style)?;
+    let toml = run_toml::run_toml(optimizer.name(), &cfg, toml::Table::new());
+    claim.put(RUN_TOML, toml.as_bytes())?;
     let done = claim.commit()?;
     if !args.quiet {
         for w in bar.unprinted(&report.setup.warnings).iter().chain(&skipped) {
@@ -118,6 +122,10 @@ fn run_inputs<'a>(cfg: &'a RunConfig, args: &'a RunArgs) -> Vec<(&'static str, &
     }
     inputs
 }
+
+// issue 16: run.toml
+/// The config file every run writes beside its files: `--config DIR/run.toml` reproduces it.
+const RUN_TOML: &str = "run.toml";
 
 /// Print `warning: TEXT` on stderr (a closed or full stderr is not a panic).
 fn warn(text: &str) {
@@ -148,7 +156,7 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
     style.check()?;
     // One claim over DIR: compare.svg and every optimizer's files in DIR/<optimizer>.
     let per_run = files::output_names(&cfg);
-    let mut names: Vec<String> = vec![style.file_name("compare.svg")];
+    let mut names: Vec<String> = vec![style.file_name("compare.svg"), RUN_TOML.into()];
     for o in Optimizer::ALL {
         names.extend(
             per_run
@@ -173,6 +181,10 @@ fn compare(args: &RunArgs) -> Result<(), Error> {
         );
         tables.push(RunTables::from_report(report));
     }
+    claim.put(
+        RUN_TOML,
+        run_toml::run_toml("compare", &cfg, toml::Table::new()).as_bytes(),
+    )?;
     let fig = figures::compare_figure(&tables, &style);
     let compare_name = style.file_name("compare.svg");
     match plot::try_render_grid(&[fig], 1).and_then(|svg| style.format.encode(&svg)) {
@@ -259,12 +271,57 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
         }
         return Ok(());
     }
+    // issue 16: sweep.json, run.toml and (--keep-runs) each run's files beside sweep.csv.
     let style = args.run.style();
     style.check()?;
     let figure = style.file_name("sweep.svg");
-    let claim = Claim::replace(&dir, &["sweep.csv", figure.as_str()], &inputs, force)?;
+    let mut names: Vec<String> = vec![
+        "sweep.csv".into(),
+        figure.clone(),
+        sweep::SWEEP_JSON.into(),
+        RUN_TOML.into(),
+    ];
+    if args.keep_runs {
+        names.extend(sweep::kept_names(&cfg));
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut claim = Claim::replace(&dir, &names, &inputs, force)?;
     notes(claim.notes(), quiet);
-    let rows = sweep::run_sweep_with(&cfg, &progress::Runs::default())?;
+    let outcomes = sweep::run_sweep_kept(&cfg, args.keep_runs, &progress::Runs::default())?;
+    let rows: Vec<sweep::SweepRow> = outcomes.iter().map(|o| o.row.clone()).collect();
+    let runs: Vec<sweep::SweepRun> = outcomes.iter().map(|o| o.run.clone()).collect();
+    claim.put(sweep::SWEEP_JSON, sweep::sweep_json(&cfg, &runs).as_bytes())?;
+    let mut extra = toml::Table::new();
+    let ints = |v: Vec<u64>| {
+        toml::Value::Array(
+            v.into_iter()
+                .map(|k| toml::Value::Integer(i64::try_from(k).unwrap_or(i64::MAX)))
+                .collect(),
+        )
+    };
+    extra.insert(
+        "widths".into(),
+        ints(cfg.widths.iter().map(|&m| m as u64).collect()),
+    );
+    extra.insert("seeds".into(), toml::Value::Integer(cfg.seeds as i64));
+    extra.insert(
+        "optimizers".into(),
+        toml::Value::Array(
+            cfg.optimizers
+                .iter()
+                .map(|o| toml::Value::String(o.name().into()))
+                .collect(),
+        ),
+    );
+    claim.put(
+        RUN_TOML,
+        run_toml::run_toml("sweep", &cfg.base, extra).as_bytes(),
+    )?;
+    for o in &outcomes {
+        for (name, bytes) in &o.files {
+            claim.put(name, bytes)?;
+        }
+    }
     let done = commit_sweep(claim, &rows, quiet, &style)?;
     if !quiet {
         sayln!(

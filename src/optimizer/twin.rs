@@ -50,9 +50,10 @@ impl Twin {
         self.optimizer.method().start_twin(w0, self.parameter)
     }
 
-    /// Time of iterate k: k eta for GD, k sqrt(eta) for the momentum methods.
+    /// Time of iterate k: k eta for GD, k sqrt(eta) for the momentum methods, as the decimal
+    /// product k h rounded once ([`crate::io::decimal_multiple`]: 499 x 0.1 is 49.9).
     pub fn time(&self, k: usize, eta: f64) -> f64 {
-        k as f64 * self.optimizer().method().clock(eta)
+        crate::io::decimal_multiple(k, self.optimizer().method().clock(eta))
     }
 
     /// GD, heavy ball, NAG-SC, NAG.
@@ -136,6 +137,19 @@ pub fn run_observed(
     t_end: f64,
     at: &mut dyn FnMut(f64),
 ) -> DiscreteRun {
+    run_watching(model, w0, twin, eta, t_end, &mut |t, _| at(t))
+}
+
+/// [`run_observed`], passing each iterate W_k (x_k for NAG) with its time (held-out points
+/// measure the twin on them).
+pub fn run_watching(
+    model: &Model,
+    w0: &DMatrix<f64>,
+    twin: Twin,
+    eta: f64,
+    t_end: f64,
+    at: &mut dyn FnMut(f64, &DMatrix<f64>),
+) -> DiscreteRun {
     let (m, d) = (model.m(), model.d());
     let mut ws = Workspace::new(m, model.n(), d);
     let mut g = DMatrix::zeros(m, d);
@@ -153,7 +167,7 @@ pub fn run_observed(
             break;
         }
         iterates.push(Iterate { k, t, loss });
-        at(t);
+        at(t, x);
         max_distance = max_distance.max((x - w0).norm());
         if k == last {
             break;

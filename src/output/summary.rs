@@ -125,6 +125,11 @@ pub struct Summary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_points: Option<usize>,
     pub warnings: Vec<String>,
+    // issue 16: held-out metrics
+    /// With held-out points: the test loss (and accuracy) of the network, the kernel
+    /// predictor and the discrete twin at T, and the kernel predictor's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<crate::study::held_out::HeldOutSummary>,
 }
 
 impl SpaceSummary {
@@ -217,6 +222,19 @@ impl Summary {
             }),
             test_points: s.test.as_ref().map(|t| t.n()),
             warnings: s.warnings.clone(),
+            held_out: report
+                .held_out
+                .as_ref()
+                .zip(s.test.as_ref())
+                .map(|(h, test)| {
+                    crate::study::held_out::HeldOutSummary::of(
+                        h,
+                        test,
+                        report.weight.as_ref().map(|w| &w.table),
+                        report.error.as_ref().map(|e| &e.table),
+                        report.discrete_table().as_ref(),
+                    )
+                }),
         }
     }
 

@@ -63,6 +63,21 @@ named!(SpaceChoice, "weight, error, both",
     SpaceChoice::Weight => "weight", SpaceChoice::Error => "error", SpaceChoice::Both => "both");
 named!(KernelChoice, "h0, hinf", KernelChoice::H0 => "h0", KernelChoice::Hinf => "hinf");
 
+// issue 16: output times
+/// How the output times spread over [0, T] (`--times`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimesChoice {
+    /// K times evenly on [0, T], both ends.
+    #[default]
+    Linear,
+    /// 0, then K - 1 times in geometric progression from T/(K - 1) (the first positive
+    /// linear time) to T.
+    Log,
+}
+
+named!(TimesChoice, "linear, log", TimesChoice::Linear => "linear", TimesChoice::Log => "log");
+
 /// Everything a run depends on (recorded in summary.json). [`RunConfig::defaults`] is the one
 /// source of defaults: the command line takes its own from there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,6 +125,18 @@ pub struct RunConfig {
     /// bar once a space has run for 2 s, when stderr is a terminal).
     #[serde(skip)]
     pub progress: bool,
+    // issue 16: inputs and output times
+    /// `--label-column`: the column of y in --data and --test (a header name, a column number
+    /// counting from 1; None: the last).
+    #[serde(default)]
+    pub label_column: Option<String>,
+    /// `--times`: output times evenly or log-spaced.
+    #[serde(default)]
+    pub times: TimesChoice,
+    /// `--times-file`: one output time per line, increasing, within [0, T] (replaces --times
+    /// and --samples).
+    #[serde(default, serialize_with = "crate::json::option_path_lossy")]
+    pub times_file: Option<PathBuf>,
 }
 
 impl RunConfig {
@@ -144,6 +171,9 @@ impl RunConfig {
             discrete: true,
             out: RunConfig::default_out(optimizer.name()),
             progress: true,
+            label_column: None,
+            times: TimesChoice::Linear,
+            times_file: None,
         }
     }
 

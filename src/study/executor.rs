@@ -8,14 +8,15 @@ use std::time::Instant;
 use crate::dynamics::output_space::{integrate_output_space_watched, Crossings};
 use crate::dynamics::{Damping, ErrorSpace, Flow, WeightSpace};
 use crate::error::Error;
-use crate::integrate::{integrate, output_times, OdeSystem, Solver, Stats, Stop};
+use crate::integrate::{integrate, OdeSystem, Solver, Stats, Stop};
 use crate::io::Table;
+use crate::model::Data;
 use crate::observe::core::Core;
 use crate::observe::drift::Drift;
 use crate::observe::exact::ExactCheck;
 use crate::observe::lyapunov::LyapunovProbe;
 use crate::observe::pl::PlProbe;
-use crate::observe::test_gap::TestGap;
+use crate::observe::test_gap::{TestGap, TwinTest};
 use crate::observe::{Findings, Probe, Progress, Recorder, Sample, Silent};
 use crate::optimizer::{twin, Optimizer};
 use crate::study::config::{KernelChoice, RunConfig, SpaceChoice};
@@ -164,7 +165,7 @@ pub fn run_weight(
     let mut recorder = Recorder::new(probes);
     let y0 = flow.initial_state(setup.w0.as_slice());
     let dim = model.m() * model.d();
-    let times = output_times(cfg.t_end, cfg.samples);
+    let times = setup.times.clone();
     progress.start("weight space", cfg.t_end);
     let observe = |t: f64, y: &DVector<f64>| {
         progress.at(t);
@@ -238,7 +239,11 @@ pub fn run_error_with(
         Box::new(LyapunovProbe::with_resolution(lyapunov, e.unwrap_or(0.0))),
         Box::new(PlProbe),
     ];
-    let times = output_times(cfg.t_end, cfg.samples);
+    // issue 16: the kernel predictor on held-out points, driven by this space's Delta(t).
+    if let Some(probe) = crate::study::held_out::kernel_test(cfg, setup) {
+        probes.push(Box::new(probe));
+    }
+    let times = setup.times.clone();
     progress.start("error space", cfg.t_end);
     if cfg.solver == Solver::Exact {
         let mut recorder = Recorder::new(probes);
@@ -308,6 +313,8 @@ pub fn prepare(cfg: &RunConfig) -> Result<Setup, Error> {
     if let Some(w) = stiffness_warning(cfg, &setup) {
         setup.warnings.push(w);
     }
+    let held_out = crate::study::held_out::warnings(cfg, &setup);
+    setup.warnings.extend(held_out);
     Ok(setup)
 }
 
@@ -390,26 +397,39 @@ fn execute_on_this_thread(cfg: &RunConfig, setup: Setup, progress: &dyn Progress
     let error = matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both)
         .then(|| run_error_with(cfg, &setup, damping, progress));
     let started = Instant::now();
+    // issue 16: the twin's iterates on the held-out points.
+    let mut twin_test = setup
+        .test
+        .as_ref()
+        .filter(|_| cfg.discrete)
+        .map(|test| TwinTest::new(&setup.model, test));
     let discrete = cfg.discrete.then(|| {
         let method = cfg.optimizer.method();
         let twin = method.twin(damping, setup.eta);
         progress.start(&format!("discrete {}", twin.name()), cfg.t_end);
         let mut calls = 0u32;
-        let run = twin::run_observed(
+        let run = twin::run_watching(
             &setup.model,
             &setup.w0,
             twin,
             setup.eta,
             cfg.t_end,
-            &mut |t| {
+            &mut |t, w| {
                 calls = calls.wrapping_add(1);
                 if calls.is_multiple_of(WATCH_EVERY) {
                     progress.at(t);
+                }
+                if let Some(tt) = twin_test.as_mut() {
+                    tt.observe(w);
                 }
             },
         );
         progress.done();
         run
+    });
+    let held_out = crate::study::held_out::kernel_test(cfg, &setup).map(|kernel| {
+        let points = setup.test.as_ref().map_or(0, Data::n);
+        crate::study::held_out::HeldOut::new(points, twin_test, &kernel)
     });
     let mut setup = setup;
     if let Some(d) = &discrete {
@@ -436,6 +456,7 @@ fn execute_on_this_thread(cfg: &RunConfig, setup: Setup, progress: &dyn Progress
             damping_regimes: None,
             pl_prediction: None,
         },
+        held_out,
     };
     report.checks = report.check();
     report
@@ -541,8 +562,13 @@ mod tests {
         let error = &report.error.as_ref().unwrap().table.header;
         let mut want: Vec<&str> = crate::study::WEIGHT_COLUMNS.to_vec();
         want.push(crate::study::report::TEST_GAP_COLUMN);
+        // issue 16: the held-out losses of the network and of the kernel predictor (the
+        // synthetic labels are not +-1: no accuracy columns).
+        want.extend(["test_loss", "test_loss_kernel"]);
         assert_eq!(weight, &want);
-        assert_eq!(error, &crate::study::ERROR_COLUMNS);
+        let mut want_error: Vec<&str> = crate::study::ERROR_COLUMNS.to_vec();
+        want_error.push("test_loss_kernel");
+        assert_eq!(error, &want_error);
     }
 
     /// Counts the spaces started.

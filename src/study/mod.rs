@@ -4,11 +4,13 @@
 
 pub mod config;
 pub mod executor;
+pub mod held_out;
 pub mod report;
 pub mod setup;
+pub mod times;
 pub mod validate;
 
-pub use config::{KernelChoice, RunConfig, SpaceChoice};
+pub use config::{KernelChoice, RunConfig, SpaceChoice, TimesChoice};
 pub use executor::{
     compare, compare_with, execute, prepare, run, run_error, run_error_with, run_weight, run_with,
     stiffness_warning, Observer,

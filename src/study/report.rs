@@ -86,6 +86,9 @@ pub struct Report {
     pub discrete_wall_seconds: f64,
     /// The theorems' conditions checked on this run ([`Report::check`]).
     pub checks: Checks,
+    // issue 16: held-out points
+    /// With held-out points: the twin's test columns and the kernel predictor's limit.
+    pub held_out: Option<crate::study::held_out::HeldOut>,
 }
 
 /// The theorems' conditions checked on a run (summary.json's `damping_regimes` and
@@ -177,6 +180,9 @@ impl Report {
                 row
             })
             .collect();
+        if let Some(h) = &self.held_out {
+            h.extend_discrete(&mut t);
+        }
         Some(t)
     }
 }

@@ -45,16 +45,24 @@ pub struct Setup {
     /// The configuration with the sizes the files gave: n and d of --data, m of --init
     /// (summary.json records these, not the defaults the files replaced).
     pub config: RunConfig,
+    /// The output times of the flows (--samples and --times, or --times-file).
+    pub times: Vec<f64>,
 }
 
 /// Build the problem: data from --data or synthetic, network from --init or the seed.
 pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     cfg.validate()?;
     let mut warnings = Vec::new();
+    let label = io::LabelColumn::parse(cfg.label_column.as_deref());
     let mut data = match &cfg.data {
-        Some(path) => io::read_data(path)?,
+        Some(path) => {
+            let file = io::read_data_file(path, &label)?;
+            warnings.extend(file.notes);
+            file.data
+        }
         None => Data::synthetic(cfg.n, cfg.d, cfg.seed),
     };
+    let times = cfg.sample_times()?;
     let off_sphere = data.max_norm_deviation();
     if off_sphere > 1e-6 {
         if cfg.normalize {
@@ -96,7 +104,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     // Every size is known now (a --test file's rows are counted without keeping them):
     // check the whole estimate before the model and its kernels are built.
     let test_rows = match &cfg.test {
-        Some(path) => io::read_numeric_csv(path)?.len(),
+        Some(path) => io::data_shape(path, &label)?.0,
         None => cfg.test_n,
     };
     let sizes = Sizes {
@@ -141,7 +149,14 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     };
     let test = match (&cfg.test, cfg.test_n) {
         (Some(path), _) => {
-            let test = io::read_data(path)?;
+            let file = io::read_data_file(path, &label)?;
+            // The training file's notes are said once (a --test that is the --data file).
+            for note in file.notes {
+                if !warnings.contains(&note) && !note.contains("labels are all 0 or 1") {
+                    warnings.push(note);
+                }
+            }
+            let test = file.data;
             if test.d() != model.d() {
                 return Err(InputError::Dimension {
                     option: "test",
@@ -184,6 +199,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
         eta,
         warnings,
         config,
+        times,
     })
 }
 
@@ -286,8 +302,8 @@ fn singular_inputs(data: &Data, path: Option<&Path>) -> String {
 /// The file line of each of the first `rows` data rows of a CSV (empty if it cannot be read
 /// again: the caller then names rows counting from 1).
 fn file_lines(path: &Path, rows: usize) -> Vec<u64> {
-    io::read_numeric_csv(path)
-        .map(|r| r.into_iter().take(rows).map(|(line, _)| line).collect())
+    io::read_data_file(path, &io::LabelColumn::Last)
+        .map(|f| f.lines.into_iter().take(rows).collect())
         .unwrap_or_default()
 }
 

@@ -117,6 +117,9 @@ impl MemoryEstimate {
         };
         let held_out = if weight {
             8.0 * test * (TEST_T * test + TEST_M * m + TEST_N * n)
+        } else if error {
+            // issue 16: error space's kernel predictor holds K(test, X) and K H^+ (test x n).
+            8.0 * test * (TEST_M * m + TEST_N * n)
         } else {
             0.0
         };
@@ -227,16 +230,15 @@ pub fn preflight(cfg: &RunConfig, runs: usize) -> Result<(), InputError> {
 /// The sizes of a configuration with its files' rows counted.
 pub fn file_sizes(cfg: &RunConfig) -> Result<Sizes, InputError> {
     let mut sizes = Sizes::of(cfg);
+    let label = crate::io::LabelColumn::parse(cfg.label_column.as_deref());
     if let Some(path) = &cfg.data {
-        let rows = crate::io::read_numeric_csv(path)?;
-        sizes.n = rows.len();
-        sizes.d = rows[0].1.len().saturating_sub(1);
+        (sizes.n, sizes.d) = crate::io::data_shape(path, &label)?;
     }
     if let Some(path) = &cfg.init {
         sizes.m = crate::io::read_numeric_csv(path)?.len();
     }
     if let Some(path) = &cfg.test {
-        sizes.test = crate::io::read_numeric_csv(path)?.len();
+        sizes.test = crate::io::data_shape(path, &label)?.0;
     }
     Ok(sizes)
 }
@@ -377,6 +379,36 @@ impl RunConfig {
                 "solver",
                 "exact solves error space only; add --space error",
             ));
+        }
+        // issue 16: held-out points and output times
+        self.validate_issue16()
+    }
+
+    /// `--test-n` beside `--data` (it would draw sphere points unrelated to the data), and
+    /// the output times of `--times-file` (read here: increasing, within [0, T]) with the
+    /// steps rk4 needs between them.
+    fn validate_issue16(&self) -> Result<(), InputError> {
+        if self.test_n > 0 && self.data.is_some() && self.test.is_none() {
+            return Err(InputError::option(
+                "test-n",
+                "draws points on the unit sphere unrelated to --data; give held-out rows of your data with --test FILE",
+            ));
+        }
+        if self.times_file.is_some() || self.times != crate::study::TimesChoice::Linear {
+            let times = self.sample_times()?;
+            if self.solver == Solver::Rk4 {
+                let settings = self.solver_settings();
+                if settings.check_fixed_steps(&times).is_err() {
+                    return Err(InputError::option(
+                        "step",
+                        format!(
+                            "{} needs more than {} rk4 steps between two output times; raise --step",
+                            format_f64(self.step),
+                            settings.max_steps
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }
