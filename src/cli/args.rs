@@ -5,6 +5,7 @@ use clap::{Args, Parser, ValueEnum};
 use std::path::PathBuf;
 
 use ntkdyn::integrate::Solver;
+use ntkdyn::model::Activation;
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::study::{KernelChoice, RunConfig, SpaceChoice};
 
@@ -159,6 +160,11 @@ fn solver_parser() -> impl clap::builder::TypedValueParser<Value = Solver> {
         Solver::ALL.map(|s| PossibleValue::new(s.name()).help(s.description())),
     )
     .map(|name| Solver::from_name(&name).expect("a possible value names a solver"))
+}
+
+// issue 17: activations and a trained output layer
+fn activation_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Activation::ALL.map(|a| a.name()))
 }
 
 /// Options of `ntkdyn sweep`.
@@ -328,6 +334,11 @@ pub struct RunArgs {
     /// widths = [100, 400]); options on the command line override it
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
+    // issue 17: activations and a trained output layer
+    /// Activation sigma of the hidden layer (relu: the switching flow of Du et al.; the others
+    /// are smooth)
+    #[arg(long, default_value_t = defaults().activation.name().to_string(), value_parser = activation_parser())]
+    pub activation: String,
 }
 
 impl RunArgs {
@@ -368,6 +379,9 @@ impl RunArgs {
                 .clone()
                 .unwrap_or_else(|| RunConfig::default_out(optimizer.name())),
             progress: !self.quiet,
+            // issue 17: activations and a trained output layer
+            activation: Activation::from_name(&self.activation)
+                .expect("the parser admits activation names only"),
         }
     }
 }

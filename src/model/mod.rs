@@ -18,9 +18,11 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod activation;
 mod data;
 pub mod relu2;
 
+pub use activation::Activation;
 pub use data::{Data, ZeroRow, PARALLEL_TOLERANCE};
 pub use relu2::{InitialNetwork, Model};
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::dynamics::Damping;
 use crate::integrate::{Solver, SolverSettings};
+use crate::model::Activation;
 use crate::optimizer::{Optimizer, ScheduleParams};
 
 /// Which spaces are integrated.
@@ -110,6 +111,10 @@ pub struct RunConfig {
     /// bar once a space has run for 2 s, when stderr is a terminal).
     #[serde(skip)]
     pub progress: bool,
+    // issue 17: activations and a trained output layer
+    /// The hidden layer's activation (--activation).
+    #[serde(default)]
+    pub activation: Activation,
 }
 
 impl RunConfig {
@@ -144,6 +149,8 @@ impl RunConfig {
             discrete: true,
             out: RunConfig::default_out(optimizer.name()),
             progress: true,
+            // issue 17: activations and a trained output layer
+            activation: Activation::Relu,
         }
     }
 
