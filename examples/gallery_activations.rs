@@ -1,6 +1,6 @@
 //! Gallery: lazy training for three activations. The kernel drift max_t |H(t) - H(0)|_F and
 //! the gap between weight and error space max_t |L_w - L_e| / L(0) against the width m for
-//! relu, erf and gelu (gf, first layer trained), mean over 2 seeds, beside the slope m^(-1/2).
+//! relu, erf and gelu (gf to T = 5, first layer trained), mean and range over 2 seeds, beside the slope m^(-1/2).
 //! Writes output/gallery/activations.svg and output/gallery/activations.csv.
 //! `cargo run --release --example gallery_activations`
 use ntkdyn::model::Activation;
@@ -9,8 +9,8 @@ use ntkdyn::output::plot::{self, Dash, Figure, Legend, RGBColor, Series, BOUND_C
 use ntkdyn::study::RunConfig;
 use ntkdyn::sweep::{run_sweep, to_csv, SweepConfig, SweepRow};
 
-const WIDTHS: [usize; 4] = [100, 400, 1600, 6400];
-const SEEDS: u64 = 2;
+const WIDTHS: [usize; 3] = [100, 400, 1600];
+const SEEDS: usize = 2;
 
 fn main() -> Result<(), ntkdyn::Error> {
     let activations = [
@@ -32,8 +32,9 @@ fn main() -> Result<(), ntkdyn::Error> {
     let mut csv = String::new();
     for (sigma, color) in activations {
         let base = RunConfig {
-            t_end: 10.0,
-            samples: 41,
+            t_end: 5.0,
+            samples: 21,
+            discrete: false,
             activation: sigma,
             ..RunConfig::defaults(Optimizer::Gf)
         };
