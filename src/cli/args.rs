@@ -5,6 +5,7 @@ use clap::{Args, Parser, ValueEnum};
 use std::path::PathBuf;
 
 use ntkdyn::integrate::Solver;
+use ntkdyn::model::Activation;
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::study::{KernelChoice, RunConfig, SpaceChoice, TimesChoice};
 // issue 16: figure formats and style
@@ -149,6 +150,11 @@ fn solver_parser() -> impl clap::builder::TypedValueParser<Value = Solver> {
         Solver::ALL.map(|s| PossibleValue::new(s.name()).help(s.description())),
     )
     .map(|name| Solver::from_name(&name).expect("a possible value names a solver"))
+}
+
+// issue 17: activations and a trained output layer
+fn activation_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Activation::ALL.map(|a| a.name()))
 }
 
 /// Options of `ntkdyn sweep`.
@@ -400,6 +406,11 @@ fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
     use clap::builder::{PossibleValuesParser, TypedValueParser};
     PossibleValuesParser::new(Format::ALL.map(|f| f.name()))
         .map(|name| Format::from_name(&name).expect("a possible value names a format"))
+    // issue 17: activations and a trained output layer
+    /// Activation sigma of the hidden layer (relu: the switching flow of Du et al.; the others
+    /// are smooth)
+    #[arg(long, default_value_t = defaults().activation.name().to_string(), value_parser = activation_parser())]
+    pub activation: String,
 }
 
 impl RunArgs {
@@ -443,6 +454,9 @@ impl RunArgs {
             label_column: self.label_column.clone(),
             times: self.times.into(),
             times_file: self.times_file.clone(),
+            // issue 17: activations and a trained output layer
+            activation: Activation::from_name(&self.activation)
+                .expect("the parser admits activation names only"),
         }
     }
 }

@@ -38,6 +38,7 @@ pub fn run_table(cfg: &RunConfig) -> toml::Table {
     t.insert("normalize".into(), Boolean(cfg.normalize));
     t.insert("space".into(), Str(cfg.space.name().into()));
     t.insert("kernel".into(), Str(cfg.kernel.name().into()));
+    t.insert("activation".into(), Str(cfg.activation.name().into()));
     t.insert("t-end".into(), Float(cfg.t_end));
     t.insert("samples".into(), int(cfg.samples as u64));
     t.insert("solver".into(), Str(cfg.solver.name().into()));

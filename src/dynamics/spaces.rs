@@ -177,11 +177,15 @@ impl Space for WeightSpace<'_> {
         // One pattern serves Delta', H and the observers.
         let w = self.model.weights(x);
         let delta = self.model.residual(&w);
-        let pattern = self.model.pattern(&w);
-        let delta_dot = self
-            .model
-            .jvp_with_pattern(&pattern, &self.model.weights(v));
-        let gram = self.model.gram_of_pattern(&pattern);
+        let slopes = self.model.slopes(&w);
+        let delta_dot = self.model.jvp_with_pattern(&slopes, &self.model.weights(v));
+        let gram = self.model.gram_of_pattern(&slopes);
+        // The ReLU's slopes are its pattern; a smooth activation's pattern is the signs.
+        let pattern = if self.model.activation().switching() {
+            slopes
+        } else {
+            self.model.pattern(&w)
+        };
         let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
         Snapshot {
             delta,

@@ -1,5 +1,9 @@
-//! Models: what a state space needs of a network, as traits, and the two-layer ReLU network of
-//! Du et al. (2018) as their one implementation ([`relu2`]).
+//! Models: what a state space needs of a network, as traits, and the two-layer network of
+//! Du et al. (2018) as their one implementation ([`relu2`]): ReLU by default, or a smooth
+//! activation of [`activation`] (erf, gelu, tanh, softplus, sigmoid), whose infinite-width
+//! kernels that module computes (closed forms or Gauss-Hermite quadrature). A smooth
+//! activation's flow does not switch: the [`Switching`] capability is the ReLU's alone
+//! ([`Activation::switching`]), and its weight space is integrated as a plain ODE.
 //!
 //! ```text
 //! u = f(W; X) (n outputs),  Delta = u - y,  L = 1/2 |Delta|^2
@@ -18,9 +22,11 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod activation;
 mod data;
 pub mod relu2;
 
+pub use activation::Activation;
 pub use data::{Data, ZeroRow, PARALLEL_TOLERANCE};
 pub use relu2::{InitialNetwork, Model};
 

@@ -69,7 +69,7 @@ impl TestGap {
         cross: &DMatrix<f64>,
         damping: Damping,
     ) -> TestGap {
-        let model = Model::new(test.clone(), train.a().clone());
+        let model = train.on_data(test.clone());
         let delta0 = train.residual(&w0.as_view());
         let u0 = model.predict(&w0.as_view());
         // One eigen-decomposition of H serves the linearized trajectory and H^{-1}.

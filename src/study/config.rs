@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::dynamics::Damping;
 use crate::integrate::{Solver, SolverSettings};
+use crate::model::Activation;
 use crate::optimizer::{Optimizer, ScheduleParams};
 
 /// Which spaces are integrated.
@@ -137,6 +138,10 @@ pub struct RunConfig {
     /// and --samples).
     #[serde(default, serialize_with = "crate::json::option_path_lossy")]
     pub times_file: Option<PathBuf>,
+    // issue 17: activations and a trained output layer
+    /// The hidden layer's activation (--activation).
+    #[serde(default)]
+    pub activation: Activation,
 }
 
 impl RunConfig {
@@ -174,6 +179,8 @@ impl RunConfig {
             label_column: None,
             times: TimesChoice::Linear,
             times_file: None,
+            // issue 17: activations and a trained output layer
+            activation: Activation::Relu,
         }
     }
 

@@ -22,7 +22,7 @@ use crate::optimizer::{twin, Optimizer};
 use crate::study::config::{KernelChoice, RunConfig, SpaceChoice};
 use crate::study::report::{Checks, Report, SpaceRun};
 use crate::study::setup::{setup, Setup};
-use crate::theory::diagnostics::{cross_kernel_h0, cross_kernel_hinf, PlBall};
+use crate::theory::diagnostics::{cross_kernel_h0, PlBall};
 use crate::theory::lyapunov::{monotonicity_above, Lyapunov, ToleranceFloor};
 use crate::theory::spectrum::extreme_eigenvalues;
 use crate::theory::stiffness::{explicit_steps, MANY_STEPS, STABLE_H_LAMBDA};
@@ -156,7 +156,7 @@ pub fn run_weight(
     if let Some(test) = &setup.test {
         let (h, cross) = match cfg.kernel {
             KernelChoice::H0 => (&setup.h0, cross_kernel_h0(model, &setup.w0, test)),
-            KernelChoice::Hinf => (&setup.hinf, cross_kernel_hinf(test, model.data())),
+            KernelChoice::Hinf => (&setup.hinf, model.infinite_width_cross_kernel(test)),
         };
         probes.push(Box::new(TestGap::new(
             model, &setup.w0, test, h, &cross, damping,
@@ -179,7 +179,7 @@ pub fn run_weight(
         })
     };
     let settings = cfg.solver_settings();
-    let outcome = if cfg.solver == Solver::Dopri5 {
+    let outcome = if cfg.solver == Solver::Dopri5 && model.activation().switching() {
         // The held-pattern steps, taken in output space (dynamics::output_space).
         integrate_output_space_watched(
             model,

@@ -18,7 +18,7 @@ use crate::io;
 use crate::model::{Data, InitialNetwork, Model};
 use crate::study::config::{KernelChoice, RunConfig};
 use crate::study::validate::{check_iterates, MemoryEstimate, Sizes};
-use crate::{model::relu2::arccos::hinf, theory::spectrum::extreme_eigenvalues};
+use crate::{model::InfiniteWidth, theory::spectrum::extreme_eigenvalues};
 
 /// lambda_min(Hinf) at or below this share of lambda_max(Hinf) is rounding of a singular
 /// kernel: the eigen-solver's error is about n eps lambda_max (n = 5 parallel inputs gave
@@ -120,8 +120,8 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
             "--friction {b} is negative: the flow gains energy and may diverge"
         ));
     }
-    let model = Model::new(data, net.a);
-    let hinf = hinf(model.data());
+    let model = Model::with_activation(data, net.a, cfg.activation);
+    let hinf = model.infinite_width_kernel();
     let h0 = model.gram(&net.w.as_view());
     let hinf_extremes = extreme_eigenvalues(&hinf);
     let h0_extremes = extreme_eigenvalues(&h0);

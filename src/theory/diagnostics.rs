@@ -45,9 +45,9 @@ pub fn condition_number(lambda_min: f64, lambda_max: f64) -> f64 {
 
 /// The cross kernel K(x, X) of H(W0): K_ki = x_k . x_i / m * #{r : w_r.x_k >= 0, w_r.x_i >= 0}.
 pub fn cross_kernel_h0(model: &Model, w0: &DMatrix<f64>, test: &Data) -> DMatrix<f64> {
-    let test_model = Model::new(test.clone(), model.a().clone());
-    let s_test = test_model.pattern(&w0.as_view());
-    let s_train = model.pattern(&w0.as_view());
+    let test_model = model.on_data(test.clone());
+    let s_test = test_model.slopes(&w0.as_view());
+    let s_train = model.slopes(&w0.as_view());
     let mut counts = DMatrix::zeros(test.n(), model.n());
     counts.gemm_tr(1.0 / model.m() as f64, &s_test, &s_train, 0.0);
     counts.component_mul(&(&test.x * model.data().x.transpose()))

@@ -18,6 +18,20 @@ use std::f64::consts::PI;
 
 use crate::model::Data;
 
+/// The cross kernel K(x, X) of Hinf between `test` (rows) and `train` (columns):
+/// x_k.x_i (pi - arccos(cos theta_ki)) / (2 pi).
+pub fn cross(test: &Data, train: &Data) -> DMatrix<f64> {
+    DMatrix::from_fn(test.n(), train.n(), |k, i| {
+        let (a, b) = (test.x.row(k), train.x.row(i));
+        let dot = a.dot(&b);
+        let norms = a.norm() * b.norm();
+        if norms == 0.0 {
+            return 0.0;
+        }
+        dot * (PI - (dot / norms).clamp(-1.0, 1.0).acos()) / (2.0 * PI)
+    })
+}
+
 /// The infinite-width kernel Hinf of the data.
 pub fn hinf(data: &Data) -> DMatrix<f64> {
     let xx = &data.x * data.x.transpose();

@@ -86,19 +86,22 @@ pub struct Workspace {
     /// The AVX2/FMA token, present iff the kernel is [`Kernel::Fused`].
     cpu: Option<Avx2Fma>,
     /// Rows per block.
-    block: usize,
+    pub(super) block: usize,
+    /// Scratch of a smooth activation's passes: a_r sigma'(z_ri), then P (m x n, neuron-major);
+    /// empty until a smooth gradient is taken.
+    pub(super) slopes: Vec<f64>,
     /// Sign mask of the last plain (not held) evaluation, neuron-major, `mask_row` bytes a
     /// neuron: n bytes for the GEMMs, np/4 (4 signs a byte) for the fused kernels.
     mask: Vec<u8>,
     mask_row: usize,
     /// Each block's share of u (blocks x np, np = n rounded up to 4 for the fused kernels).
-    partial: Vec<f64>,
-    np: usize,
+    pub(super) partial: Vec<f64>,
+    pub(super) np: usize,
     /// Delta of the last evaluation, and Delta / sqrt m (zero-padded to np).
-    delta: Vec<f64>,
-    scaled_delta: Vec<f64>,
-    m: usize,
-    n: usize,
+    pub(super) delta: Vec<f64>,
+    pub(super) scaled_delta: Vec<f64>,
+    pub(super) m: usize,
+    pub(super) n: usize,
 }
 
 impl Workspace {
@@ -159,6 +162,7 @@ impl Workspace {
                     changed: Vec::new(),
                 })
                 .collect(),
+            slopes: Vec::new(),
             kernel,
             cpu,
             block,
@@ -276,6 +280,10 @@ impl Model {
         ws: &mut Workspace,
         held: Option<&Pattern>,
     ) {
+        if !self.activation.switching() {
+            // A smooth activation has no pattern to hold: its flow is smooth.
+            return self.smooth_gradient(w, g, ws);
+        }
         let m = self.m();
         let scale = 1.0 / (m as f64).sqrt();
         self.forward_pass(w, ws, held);
@@ -478,7 +486,7 @@ pub(crate) fn active_share(before: f64, active: bool) -> f64 {
 
 /// The blocks' shares of u (blocks x np, from the forward pass) added in block order into
 /// `out` (n <= np): the same bits in any number of lanes.
-fn sum_blocks(partial: &[f64], np: usize, out: &mut [f64]) {
+pub(super) fn sum_blocks(partial: &[f64], np: usize, out: &mut [f64]) {
     out.fill(0.0);
     for u in partial.chunks_exact(np) {
         out.iter_mut().zip(u).for_each(|(d, ui)| *d += ui);

@@ -22,8 +22,9 @@ pub mod arccos;
 pub mod engine;
 mod kernels;
 pub mod pattern;
+mod smooth;
 
-use super::{Data, InfiniteWidth, Network, Switching};
+use super::{Activation, Data, InfiniteWidth, Network, Switching};
 use engine::Workspace;
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 use pattern::Pattern;
@@ -80,6 +81,8 @@ pub struct Model {
     xx: DMatrix<f64>,
     /// X padded for the fused gradient kernels.
     packed: crate::simd::PackedX,
+    /// The hidden layer's activation (relu unless [`Model::with_activation`]).
+    activation: Activation,
 }
 
 impl Model {
@@ -93,7 +96,26 @@ impl Model {
             xt,
             xx,
             packed,
+            activation: Activation::Relu,
         }
+    }
+
+    /// The network with activation `sigma` in place of the ReLU.
+    pub fn with_activation(data: Data, a: DVector<f64>, sigma: Activation) -> Model {
+        Model {
+            activation: sigma,
+            ..Model::new(data, a)
+        }
+    }
+
+    /// The same network (activation, output weights) on other inputs: held-out points.
+    pub fn on_data(&self, data: Data) -> Model {
+        Model::with_activation(data, self.a.clone(), self.activation)
+    }
+
+    /// The hidden layer's activation.
+    pub fn activation(&self) -> Activation {
+        self.activation
     }
 
     /// The training points.
@@ -139,6 +161,20 @@ impl Model {
     fn predict_from(&self, zt: &DMatrix<f64>) -> DVector<f64> {
         let scale = 1.0 / (self.m() as f64).sqrt();
         let a = self.a.as_slice();
+        if self.activation != Activation::Relu {
+            let sigma = self.activation;
+            return DVector::from_iterator(
+                self.n(),
+                zt.as_slice().chunks_exact(self.m()).map(|col| {
+                    scale
+                        * col
+                            .iter()
+                            .zip(a)
+                            .map(|(z, ar)| ar * sigma.value(*z))
+                            .sum::<f64>()
+                }),
+            );
+        }
         DVector::from_iterator(
             self.n(),
             zt.as_slice().chunks_exact(self.m()).map(|col| {
@@ -169,10 +205,24 @@ impl Model {
         s
     }
 
+    /// The slopes sigma'(w_r . x_i) (m x n): the activation pattern for the ReLU (bit for bit
+    /// [`Model::pattern`]), a smooth activation's derivative otherwise. J, J^T and H are those
+    /// of the pattern S = slopes.
+    pub fn slopes(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        if self.activation == Activation::Relu {
+            return self.pattern(w);
+        }
+        let sigma = self.activation;
+        let mut s = self.preactivations(w);
+        s.apply(|z| *z = sigma.slope(*z));
+        s
+    }
+
     /// Gram matrix H(W) = J J^T of SPEC.md:
-    /// H_ij = (x_i . x_j)/m * #{r : w_r.x_i >= 0 and w_r.x_j >= 0}.
+    /// H_ij = (x_i . x_j)/m * sum_r sigma'(w_r.x_i) sigma'(w_r.x_j) (a_r^2 = 1); for the ReLU
+    /// (x_i . x_j)/m * #{r : w_r.x_i >= 0 and w_r.x_j >= 0}.
     pub fn gram(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
-        self.gram_of_pattern(&self.pattern(w))
+        self.gram_of_pattern(&self.slopes(w))
     }
 
     /// H of an activation pattern S (m x n): (X X^T) o (S^T S) / m.
@@ -199,7 +249,7 @@ impl Model {
 
     /// Jacobian-vector product Delta' = J V: (J V)_i = (1/sqrt m) sum_r a_r 1[w_r.x_i >= 0] v_r . x_i.
     pub fn jvp(&self, w: &DMatrixView<f64>, v: &DMatrixView<f64>) -> DVector<f64> {
-        self.jvp_with_pattern(&self.pattern(w), v)
+        self.jvp_with_pattern(&self.slopes(w), v)
     }
 
     /// J V with the Jacobian of the activation pattern S (m x n).
@@ -217,7 +267,7 @@ impl Model {
     pub fn vjp(&self, w: &DMatrixView<f64>, beta: &DVector<f64>) -> DMatrix<f64> {
         assert_eq!(beta.len(), self.n(), "beta of another length");
         let scale = 1.0 / (self.m() as f64).sqrt();
-        let mut p = self.pattern(w);
+        let mut p = self.slopes(w);
         for (i, mut col) in p.column_iter_mut().enumerate() {
             col.iter_mut()
                 .zip(self.a.iter())
@@ -255,9 +305,30 @@ impl Network for Model {
 }
 
 impl InfiniteWidth for Model {
-    /// The arc-cosine kernel of the data ([`arccos::hinf`]).
+    /// The arc-cosine kernel of the data ([`arccos::hinf`]) for the ReLU, else
+    /// [`crate::model::activation::infinite_width_kernel`].
     fn infinite_width_kernel(&self) -> DMatrix<f64> {
-        arccos::hinf(&self.data)
+        match self.activation {
+            Activation::Relu => arccos::hinf(&self.data),
+            sigma => crate::model::activation::infinite_width_kernel(sigma, &self.xx, false),
+        }
+    }
+}
+
+impl Model {
+    /// The cross kernel K(x, X) of Hinf between other inputs `test` (rows) and the training
+    /// inputs (columns): [`arccos::cross`] for the ReLU, else
+    /// [`crate::model::activation::cross_kernel`].
+    pub fn infinite_width_cross_kernel(&self, test: &Data) -> DMatrix<f64> {
+        match self.activation {
+            Activation::Relu => arccos::cross(test, &self.data),
+            sigma => {
+                let xy = &test.x * &self.xt;
+                let left: Vec<f64> = test.x.row_iter().map(|r| r.norm_squared()).collect();
+                let right: Vec<f64> = self.xx.diagonal().iter().copied().collect();
+                crate::model::activation::cross_kernel(sigma, &xy, &left, &right, false)
+            }
+        }
     }
 }
 
