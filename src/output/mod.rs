@@ -5,5 +5,7 @@
 pub mod figures;
 pub mod files;
 pub mod plot;
+// issue 18: sgd.svg
+pub mod sgd_figure;
 pub mod style;
 pub mod summary;
