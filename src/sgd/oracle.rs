@@ -236,7 +236,7 @@ impl Edge {
         let one_minus_d = DMatrix::from_fn(r, r, |a, b| {
             1.0 - ((1.0 - eta * l[a]) * (1.0 - eta * l[b]) - eta * eta * c_b * l[a] * l[b])
         });
-        if one_minus_d.iter().any(|v| !(*v > 0.0) || !v.is_finite()) {
+        if !one_minus_d.iter().all(|v| v.is_finite() && *v > 0.0) {
             return false;
         }
         let q = eta * eta * c_b * n as f64;
