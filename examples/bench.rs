@@ -7,6 +7,7 @@
 //! cargo run --release --example bench -- spells
 //! cargo run --release --example bench -- rayon
 //! cargo run --release --example bench -- memory [--only LABEL]
+//! cargo run --release --example bench -- sgd [--batch B] [--seeds S] [--repeats R]
 //! cargo run --release --example bench -- [--numpy] [--scipy]          all of rhs and runs
 //! ```
 //! `rhs` times one weight-space right-hand side at n = 100, d = 20, m = 400 .. 100000 on one
@@ -511,6 +512,8 @@ fn main() {
         Some("spells") => spells(),
         Some("rayon") => rayon_start(),
         Some("memory") => memory(&args[1..]),
+        // issue 18: sgd
+        Some("sgd") => sgd_bench(&args[1..]),
         _ => {
             rhs_table(&args);
             println!();
@@ -648,5 +651,64 @@ fn memory(args: &[String]) {
             peak / 1e6,
             peak / estimate.bytes()
         );
+    }
+}
+
+// issue 18: sgd
+/// `sgd`: on the default problem (n = 50, d = 10, m = 2000, eta = 0.01, T = 50), the wall
+/// time of one GD twin run (2 threads' lanes), of S seeded SGD runs in weight space (in
+/// parallel, one lane each, as `ntkdyn sgd` runs them) and of the whole `ntkdyn sgd` study
+/// (SGD and the SDE with L = 4 over S seeds in both spaces, GD, GF, the exact E[L], eta_crit);
+/// per seed and against GD. The fastest of `--repeats` (default 2) alternating rounds.
+fn sgd_bench(args: &[String]) {
+    use ntkdyn::optimizer::twin::{self as discrete, Twin};
+    use ntkdyn::sgd::twin::{sgd_weight, stream, Batches, SGD_STREAM};
+    use ntkdyn::sgd::{Recording, SgdConfig};
+    use rayon::prelude::*;
+    let batch: usize = arg(args, "--batch").unwrap_or(5);
+    let seeds: usize = arg(args, "--seeds").unwrap_or(16);
+    let repeats: usize = arg(args, "--repeats").unwrap_or(2);
+    let mut cfg = SgdConfig::defaults(batch);
+    cfg.seeds = seeds;
+    cfg.run.progress = false;
+    let setup = study::prepare(&cfg.run).expect("setup");
+    let (model, w0, eta, t_end) = (&setup.model, &setup.w0, setup.eta, cfg.run.t_end);
+    let n = model.n();
+    let last = ntkdyn::sgd::report::last_iterate(t_end, eta);
+    let rec = Recording::new(last, cfg.run.samples);
+    let sampling = cfg.sampling;
+    let (mut gd, mut sgd, mut whole) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    for _ in 0..repeats {
+        let started = Instant::now();
+        rayon::scope(|_| discrete::run(model, w0, Twin::Gd, eta, t_end));
+        gd = gd.min(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        rayon::scope(|_| {
+            (0..seeds)
+                .into_par_iter()
+                .map(|s| {
+                    let b = Batches::new(n, batch, sampling, stream(cfg.run.seed, SGD_STREAM, s));
+                    sgd_weight(model, w0, eta, rec, b, 1, s)
+                })
+                .collect::<Vec<_>>()
+        });
+        sgd = sgd.min(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        ntkdyn::sgd::run(&cfg).expect("sgd study");
+        whole = whole.min(started.elapsed().as_secs_f64());
+    }
+    println!(
+        "default problem, B = {batch} {sampling} replacement, {last} steps, {seeds} seeds, {} threads",
+        rayon::current_num_threads()
+    );
+    println!("| run | wall (s) | per seed (s) | per seed / GD |");
+    println!("|---|---|---|---|");
+    println!("| GD twin (one run) | {gd:.3} | {gd:.3} | 1 |");
+    for (what, t) in [
+        ("SGD weight space, S runs", sgd),
+        ("whole `ntkdyn sgd` study (L = 4)", whole),
+    ] {
+        let per = t / seeds as f64;
+        println!("| {what} | {t:.3} | {per:.3} | {:.2} |", per / gd);
     }
 }

@@ -25,6 +25,8 @@ pub mod observe;
 pub mod optimizer;
 pub mod outdir;
 pub mod output;
+// issue 18: SGD beside its SDE, seed bands, the exact error-space oracle
+pub mod sgd;
 mod simd;
 pub mod study;
 pub mod sweep;

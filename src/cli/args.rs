@@ -38,6 +38,9 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Render the figures of a run again.
     Plot(PlotArgs),
+    // issue 18: sgd
+    /// Mini-batch SGD beside its SDE, GD, GF and the exact E[L], over seeds.
+    Sgd(SgdArgs),
 }
 
 /// "gf, hbf and nag": the optimizers' names as a sentence lists them.
@@ -54,6 +57,8 @@ impl Command {
     pub fn names() -> String {
         let mut names: Vec<&str> = Optimizer::ALL.iter().map(|o| o.name()).collect();
         names.extend(["compare", "sweep"]);
+        // issue 18: sgd
+        names.push("sgd");
         format!("{} or plot", names.join(", "))
     }
 
@@ -74,6 +79,8 @@ impl clap::FromArgMatches for Command {
             Some(("compare", sub)) => Ok(Command::Compare(RunArgs::from_arg_matches(sub)?)),
             Some(("sweep", sub)) => Ok(Command::Sweep(SweepArgs::from_arg_matches(sub)?)),
             Some(("plot", sub)) => Ok(Command::Plot(PlotArgs::from_arg_matches(sub)?)),
+            // issue 18: sgd
+            Some(("sgd", sub)) => Ok(Command::Sgd(SgdArgs::from_arg_matches(sub)?)),
             Some((name, sub)) => match Optimizer::from_name(name) {
                 Some(o) => Ok(Command::Run(o, RunArgs::from_arg_matches(sub)?)),
                 None => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
@@ -105,12 +112,18 @@ impl clap::Subcommand for Command {
         .subcommand(PlotArgs::augment_args(clap::Command::new("plot")).about(
             "Render the figures of a run again from its CSV files and summary.json",
         ))
+        // issue 18: sgd
+        .subcommand(SgdArgs::augment_args(clap::Command::new("sgd")).about(
+            "Mini-batch SGD over seeds beside its SDE (Euler-Maruyama), GD, GF and the exact E[L] of error space, with the mean-square stability edge eta_crit(B) (DIR/sgd.csv, bands.csv, sgd.svg, summary.json; default DIR output/sgd)",
+        ))
     }
     fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
         Command::augment_subcommands(cmd)
     }
     fn has_subcommand(name: &str) -> bool {
         Optimizer::from_name(name).is_some() || matches!(name, "compare" | "sweep" | "plot")
+            // issue 18: sgd
+            || name == "sgd"
     }
 }
 
@@ -505,3 +518,53 @@ pub enum TimesArg {
 }
 
 mirror!(TimesArg, TimesChoice, Linear, Log);
+
+// issue 18: sgd
+/// Options of `ntkdyn sgd` (the run options give data, network, eta, t-end, samples kept
+/// per run, space, kernel, GF's solver and out).
+#[derive(Debug, Clone, Args)]
+pub struct SgdArgs {
+    /// Mini-batch size B
+    #[arg(long, allow_negative_numbers = true)]
+    pub batch: usize,
+    /// Batches drawn with or without replacement
+    #[arg(long, value_enum, default_value_t = SamplingArg::from(ntkdyn::sgd::SgdConfig::DEFAULT_SAMPLING))]
+    pub sampling: SamplingArg,
+    /// Number S of seeded runs of SGD and of its SDE (batch streams from --seed and the run)
+    #[arg(long, default_value_t = ntkdyn::sgd::SgdConfig::DEFAULT_SEEDS, allow_negative_numbers = true)]
+    pub seeds: usize,
+    /// Euler-Maruyama steps L of the SDE per SGD step (dt = eta/L)
+    #[arg(long, default_value_t = ntkdyn::sgd::SgdConfig::DEFAULT_SUBSTEPS, allow_negative_numbers = true)]
+    pub sde_substeps: usize,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl SgdArgs {
+    /// The library's configuration these options describe (out: output/sgd by default).
+    pub fn config(&self) -> ntkdyn::sgd::SgdConfig {
+        let mut run = self.run.config(Optimizer::Gf);
+        if self.run.out.is_none() {
+            run.out = RunConfig::default_out("sgd");
+        }
+        ntkdyn::sgd::SgdConfig {
+            run,
+            batch: self.batch,
+            sampling: self.sampling.into(),
+            seeds: self.seeds,
+            sde_substeps: self.sde_substeps,
+        }
+    }
+}
+
+/// `--sampling`: the library's [`ntkdyn::sgd::Sampling`] as clap lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SamplingArg {
+    /// B independent uniform draws
+    With,
+    /// a uniform B-subset (B <= n)
+    Without,
+}
+
+mirror!(SamplingArg, Sampling, With, Without);
+use ntkdyn::sgd::Sampling;

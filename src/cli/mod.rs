@@ -11,7 +11,7 @@ pub mod run_toml;
 use clap::Parser;
 use std::ffi::OsString;
 
-use args::{Cli, Command, PlotArgs, RunArgs, SweepArgs};
+use args::{Cli, Command, PlotArgs, RunArgs, SgdArgs, SweepArgs};
 use human::{human_summary, names, say, sayln};
 use ntkdyn::error::{Error, InputError, OutputError};
 use ntkdyn::optimizer::Optimizer;
@@ -55,6 +55,15 @@ where
         None => args,
     };
     let cli = Cli::try_parse_from(&args).map_err(ParseFailure::Clap)?;
+    // issue 18: sgd refuses the run options it has no use for, naming them.
+    if matches!(&cli.command, Command::Sgd(_)) {
+        if let Some(option) = given_with_sgd(&args) {
+            return Err(ParseFailure::Conflict(InputError::option(
+                option,
+                "is not an option of sgd (it has no friction, momentum, Lyapunov function, held-out points or optional twin)",
+            )));
+        }
+    }
     if matches!(&cli.command, Command::Sweep(s) if s.merge) {
         let given = given_with_merge(&args);
         if !given.is_empty() {
@@ -77,6 +86,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Compare(a) => return compare(a),
         Command::Sweep(a) => return sweep(a),
         Command::Plot(p) => return plot(p),
+        // issue 18: sgd
+        Command::Sgd(a) => return sgd(a),
     };
     let cfg = args.config(optimizer);
     cfg.validate()?;
@@ -563,6 +574,134 @@ fn sweep_figure(rows: &[sweep::SweepRow], style: &Style) -> Vec<ntkdyn::output::
     panels
 }
 
+// issue 18: sgd
+/// The run options `sgd` takes but has no use for: given, they are refused rather than
+/// ignored.
+const IGNORED_BY_SGD: [&str; 6] = [
+    "friction",
+    "gamma",
+    "alpha",
+    "test-n",
+    "test",
+    "no-discrete",
+];
+
+/// The first option of [`IGNORED_BY_SGD`] given on the command line (or in --config).
+fn given_with_sgd(args: &[OsString]) -> Option<&'static str> {
+    use clap::parser::ValueSource;
+    use clap::CommandFactory;
+    let matches = Cli::command().try_get_matches_from(args).ok()?;
+    let Some(("sgd", sub)) = matches.subcommand() else {
+        return None;
+    };
+    IGNORED_BY_SGD.into_iter().find(|name| {
+        let id = name.replace('-', "_");
+        sub.value_source(&id) == Some(ValueSource::CommandLine)
+    })
+}
+
+/// `ntkdyn sgd`: claim DIR, run the study, write sgd.csv, bands.csv, summary.json and sgd.svg.
+fn sgd(args: &SgdArgs) -> Result<(), Error> {
+    use ntkdyn::io::format_f64;
+    use ntkdyn::output::sgd_figure;
+    use ntkdyn::sgd::{Process, Space};
+    let cfg = args.config();
+    cfg.validate()?;
+    let quiet = args.run.quiet;
+    let style = args.run.style();
+    style.check()?;
+    let figure = style.file_name("sgd.svg");
+    let names = ["sgd.csv", "bands.csv", figure.as_str(), "summary.json"];
+    let inputs = run_inputs(&cfg.run, &args.run);
+    let mut claim = Claim::replace(&cfg.run.out, &names, &inputs, args.run.force)?;
+    notes(claim.notes(), quiet);
+    let bar = progress::Bar::compare();
+    let report = ntkdyn::sgd::run_with(&cfg, &bar)?;
+    claim.put("sgd.csv", report.sgd_csv().as_bytes())?;
+    claim.put("bands.csv", report.bands_csv().as_bytes())?;
+    claim.put("summary.json", report.summary_json().as_bytes())?;
+    let what = format!(
+        ", B = {} {} replacement, η = {}",
+        cfg.batch,
+        cfg.sampling,
+        format_f64(report.setup.eta)
+    );
+    let panels = sgd_figure::figure(&report.bands, &what, &style);
+    let mut skipped = Vec::new();
+    match plot::try_render_grid(&panels, panels.len().max(1)).and_then(|svg| style.format.encode(&svg)) {
+        Ok(bytes) => {
+            claim.put(&figure, &bytes)?;
+        }
+        Err(e) => skipped.push(format!("figure {figure} skipped: {e}")),
+    }
+    let done = claim.commit()?;
+    if !quiet {
+        for w in bar.unprinted(&report.warnings).iter().chain(&skipped) {
+            warn(w);
+        }
+        notes(&done.notes, false);
+        let s = &report.setup;
+        sayln!(
+            "ntkdyn sgd: n = {}, d = {}, m = {}, T = {}; eta = {}, B = {} {} replacement (c_B = {:.4e}), {} runs, SDE dt = eta/{}",
+            s.model.n(),
+            s.model.d(),
+            s.model.m(),
+            format_f64(cfg.run.t_end),
+            format_f64(s.eta),
+            cfg.batch,
+            cfg.sampling,
+            report.c_b,
+            cfg.seeds,
+            cfg.sde_substeps
+        );
+        match report.eta_crit {
+            Some(e) => sayln!(
+                "  mean-square stability edge eta_crit(B) = {e:.4e} (GD: 2/lambda_max = {:.4e}); eta/eta_crit = {:.3}",
+                report.gd_edge,
+                s.eta / e
+            ),
+            None => sayln!("  eta_crit(B) skipped (GD: 2/lambda_max = {:.4e})", report.gd_edge),
+        }
+        for space in [Space::Weight, Space::Error] {
+            let parts: Vec<String> = [
+                Process::Sgd,
+                Process::Sde,
+                Process::Gd,
+                Process::Gf,
+                Process::Exact,
+            ]
+            .into_iter()
+            .filter_map(|p| {
+                let r = report.band(p, space)?.rows.last()?;
+                Some(if p.stochastic() {
+                    format!(
+                        "{} median {:.3e} [q10 {:.3e}, q90 {:.3e}], mean {:.3e} +- {:.1e}",
+                        p.name(),
+                        r.median,
+                        r.q10,
+                        r.q90,
+                        r.mean,
+                        r.se
+                    )
+                } else {
+                    format!("{} {:.3e}", p.name(), r.median)
+                })
+            })
+            .collect();
+            if !parts.is_empty() {
+                sayln!("  {} space, final loss: {}", space.name(), parts.join("; "));
+            }
+        }
+        let seconds: f64 = report.wall_seconds.iter().map(|w| w.2).sum();
+        sayln!(
+            "wrote {}: {} ({seconds:.1} s)",
+            cfg.run.out.display(),
+            names_of(&done.written)
+        );
+    }
+    Ok(())
+}
+
 /// What `plot DIR` finds in DIR.
 #[derive(Clone, Copy)]
 enum Folder {
@@ -580,6 +719,8 @@ mod tests {
             Command::Run(_, a) | Command::Compare(a) => a.config(optimizer),
             Command::Sweep(s) => s.run.config(optimizer),
             Command::Plot(_) => unreachable!("not a run"),
+            // issue 18: sgd
+            Command::Sgd(s) => s.run.config(optimizer),
         }
     }
 

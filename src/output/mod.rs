@@ -7,5 +7,7 @@ pub mod figures;
 pub mod files;
 pub mod plot;
 pub mod raster;
+// issue 18: sgd.svg
+pub mod sgd_figure;
 pub mod style;
 pub mod summary;
