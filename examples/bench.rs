@@ -680,7 +680,7 @@ fn sgd_bench(args: &[String]) {
     let (mut gd, mut sgd, mut whole) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
     for _ in 0..repeats {
         let started = Instant::now();
-        rayon::scope(|_| discrete::run(model, w0, Twin::Gd, eta, t_end));
+        rayon::scope(|_| discrete::run(model, w0, Twin::gd(), eta, t_end));
         gd = gd.min(started.elapsed().as_secs_f64());
         let started = Instant::now();
         rayon::scope(|_| {

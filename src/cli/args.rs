@@ -399,6 +399,11 @@ pub struct RunArgs {
     /// Upper end of the loss axis of loss and compare figures
     #[arg(long, allow_negative_numbers = true)]
     pub y_max: Option<f64>,
+    // issue 17: activations and a trained output layer
+    /// Activation sigma of the hidden layer (relu: the switching flow of Du et al.; the others
+    /// are smooth)
+    #[arg(long, default_value_t = defaults().activation.name().to_string(), value_parser = activation_parser())]
+    pub activation: String,
 }
 
 impl RunArgs {
@@ -419,11 +424,6 @@ fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
     use clap::builder::{PossibleValuesParser, TypedValueParser};
     PossibleValuesParser::new(Format::ALL.map(|f| f.name()))
         .map(|name| Format::from_name(&name).expect("a possible value names a format"))
-    // issue 17: activations and a trained output layer
-    /// Activation sigma of the hidden layer (relu: the switching flow of Du et al.; the others
-    /// are smooth)
-    #[arg(long, default_value_t = defaults().activation.name().to_string(), value_parser = activation_parser())]
-    pub activation: String,
 }
 
 impl RunArgs {

@@ -628,7 +628,9 @@ fn sgd(args: &SgdArgs) -> Result<(), Error> {
     );
     let panels = sgd_figure::figure(&report.bands, &what, &style);
     let mut skipped = Vec::new();
-    match plot::try_render_grid(&panels, panels.len().max(1)).and_then(|svg| style.format.encode(&svg)) {
+    match plot::try_render_grid(&panels, panels.len().max(1))
+        .and_then(|svg| style.format.encode(&svg))
+    {
         Ok(bytes) => {
             claim.put(&figure, &bytes)?;
         }

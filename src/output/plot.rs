@@ -1480,7 +1480,7 @@ mod tests {
         Series {
             label: label.into(),
             points,
-            color: GF_COLOR,
+            color: BOUND_COLOR,
             dash: Dash::Solid,
             band: Vec::new(),
         }

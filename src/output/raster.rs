@@ -138,7 +138,7 @@ mod tests {
             points: (0..50)
                 .map(|k| (k as f64, (-0.2 * k as f64).exp()))
                 .collect(),
-            color: crate::output::plot::GF_COLOR,
+            color: crate::output::plot::BOUND_COLOR,
             dash: Dash::Solid,
             band: Vec::new(),
         });

@@ -5,17 +5,16 @@
 //! Drawn by [`crate::output::plot`]'s figures and colours: GF and GD in GF's blue as in
 //! every figure of a run, SGD in vermillion, the SDE in green.
 
-use crate::output::plot::{
-    Dash, Figure, Legend, Series, BOUND_COLOR, GF_COLOR, HBF_COLOR, NAG_COLOR,
-};
-use crate::output::style::Style;
+use crate::optimizer::Optimizer;
+use crate::output::plot::{Dash, Figure, Legend, RGBColor, Series, BOUND_COLOR};
+use crate::output::style::{color, Style};
 use crate::sgd::bands::Band;
 use crate::sgd::{Process, Space};
 
-/// Colour of SGD.
-pub const SGD_COLOR: crate::output::plot::RGBColor = HBF_COLOR;
-/// Colour of the SDE.
-pub const SDE_COLOR: crate::output::plot::RGBColor = NAG_COLOR;
+/// Colour of SGD (Okabe-Ito vermillion).
+pub const SGD_COLOR: RGBColor = RGBColor(213, 94, 0);
+/// Colour of the SDE (Okabe-Ito bluish green).
+pub const SDE_COLOR: RGBColor = RGBColor(0, 158, 115);
 
 /// The panel of one space from its bands; `what` ends the title (batch and step).
 pub fn panel(bands: &[Band], space: Space, what: &str, style: &Style) -> Option<Figure> {
@@ -64,7 +63,7 @@ pub fn panel(bands: &[Band], space: Space, what: &str, style: &Style) -> Option<
         fig.series.push(Series {
             label: "GD".into(),
             points: median(b),
-            color: GF_COLOR,
+            color: color(Optimizer::Gf),
             dash: Dash::Markers,
             band: Vec::new(),
         });
@@ -73,7 +72,7 @@ pub fn panel(bands: &[Band], space: Space, what: &str, style: &Style) -> Option<
         fig.series.push(Series {
             label: "GF".into(),
             points: median(b),
-            color: GF_COLOR,
+            color: color(Optimizer::Gf),
             dash: Dash::Solid,
             band: Vec::new(),
         });

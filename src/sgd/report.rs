@@ -161,7 +161,7 @@ fn execute(cfg: &SgdConfig, setup: Setup, progress: &dyn Progress) -> SgdReport 
             })
         }));
         paths.extend(timed(Process::Gd, Space::Weight, &mut || {
-            let run = discrete::run(model, w0, Twin::Gd, eta, cfg.run.t_end);
+            let run = discrete::run(model, w0, Twin::gd(), eta, cfg.run.t_end);
             vec![Path {
                 process: Process::Gd,
                 space: Space::Weight,
