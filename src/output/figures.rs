@@ -69,8 +69,12 @@ pub fn clock_text(clock: &str) -> String {
     clock.replace(" sqrt(eta)", "√η").replace(" eta", "η")
 }
 
+/// The parts of [`RunTables`] that come from the summary: caption, lambda0, the twin's name
+/// and clock, when it diverged.
+type Context = (String, Option<f64>, Option<(String, String)>, Option<f64>);
+
 /// The parts of [`RunTables`] that come from the summary.
-fn context(summary: &Summary) -> (String, Option<f64>, Option<(String, String)>, Option<f64>) {
+fn context(summary: &Summary) -> Context {
     (
         caption(summary),
         summary.lambda0.is_finite().then_some(summary.lambda0),
@@ -238,7 +242,7 @@ pub fn diverged_at(tables: &RunTables) -> Option<f64> {
         let l0 = *loss.first()?;
         t.into_iter()
             .zip(loss)
-            .find(|&(_, l)| !(l <= BLOW_UP * l0))
+            .find(|&(_, l)| l.is_nan() || l > BLOW_UP * l0)
             .map(|(t, _)| t)
     })
 }

@@ -686,9 +686,9 @@ pub fn try_render_grid(panels: &[Figure], columns: usize) -> Result<String, Plot
     if shared && !side_by_side {
         let n = panels.len();
         let fits = |c: usize| {
-            if n % c == 0 {
+            if n.is_multiple_of(c) {
                 Some(SharedAt::Strip)
-            } else if (n + 1) % c == 0 {
+            } else if (n + 1).is_multiple_of(c) {
                 Some(SharedAt::Cell)
             } else {
                 None
@@ -801,7 +801,7 @@ fn txt<E: std::fmt::Display>(e: E) -> String {
 }
 
 /// The x and y ranges of a panel.
-type Ranges = ((f64, f64), (f64, f64));
+pub type Ranges = ((f64, f64), (f64, f64));
 
 /// The points of series and their bands that an axis of `fig` can show.
 fn points_of<'a>(fig: &'a Figure, series: &'a [Series]) -> impl Iterator<Item = (f64, f64)> + 'a {
@@ -819,7 +819,7 @@ fn points_of<'a>(fig: &'a Figure, series: &'a [Series]) -> impl Iterator<Item = 
 /// The axes of a panel: x from the first to the last sample (a log axis from the first
 /// positive one), y around the data and the reference lines; [`Figure::clipped`] sets them
 /// only when there are no other series; `y_min`, `y_max` replace the ends they give.
-pub fn panel_ranges(fig: &Figure) -> Result<((f64, f64), (f64, f64)), PlotError> {
+pub fn panel_ranges(fig: &Figure) -> Result<Ranges, PlotError> {
     ranges(fig)
 }
 
