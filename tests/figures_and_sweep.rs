@@ -132,6 +132,7 @@ fn restyled_plot_changes_the_size_and_title() {
         height: Some(222),
         log_x: true,
         title: Some("My title".into()),
+        ..Style::default()
     };
     let figures = render(&tables, &style, dir.path()).unwrap();
     let loss = String::from_utf8(

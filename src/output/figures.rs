@@ -69,8 +69,12 @@ pub fn clock_text(clock: &str) -> String {
     clock.replace(" sqrt(eta)", "√η").replace(" eta", "η")
 }
 
+/// The parts of [`RunTables`] that come from the summary: caption, lambda0, the twin's name
+/// and clock, when it diverged.
+type Context = (String, Option<f64>, Option<(String, String)>, Option<f64>);
+
 /// The parts of [`RunTables`] that come from the summary.
-fn context(summary: &Summary) -> (String, Option<f64>, Option<(String, String)>, Option<f64>) {
+fn context(summary: &Summary) -> Context {
     (
         caption(summary),
         summary.lambda0.is_finite().then_some(summary.lambda0),
@@ -224,13 +228,32 @@ fn time_label(clocks: &[(String, String)]) -> String {
     format!("time t  (iterate k of {})", parts.join("; "))
 }
 
+/// How far above its start L(0) a twin's loss must rise to be drawn as diverged.
+pub const BLOW_UP: f64 = 10.0;
+
+/// When the twin diverged: as the run recorded it, or the first time its loss exceeds
+/// [`BLOW_UP`] L(0) (an unstable step grows the loss geometrically without making it
+/// non-finite within T: GD with eta = 1.5 > 2/lambda_max reached 1e7 and set the axis).
+pub fn diverged_at(tables: &RunTables) -> Option<f64> {
+    tables.diverged_at.or_else(|| {
+        let d = tables.discrete.as_ref()?;
+        let t = d.column("t")?;
+        let loss = d.column("loss")?;
+        let l0 = *loss.first()?;
+        t.into_iter()
+            .zip(loss)
+            .find(|&(_, l)| l.is_nan() || l > BLOW_UP * l0)
+            .map(|(t, _)| t)
+    })
+}
+
 /// The twin's legend label, with the time its loss blew up.
 fn twin_label(tables: &RunTables) -> String {
     let label = tables
         .discrete_label
         .clone()
         .unwrap_or_else(|| "discrete".into());
-    match tables.diverged_at {
+    match diverged_at(tables) {
         Some(t) => format!("{label}, diverged at t = {}", short(t)),
         None => label,
     }
@@ -276,7 +299,7 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
             Dash::Markers,
         );
         // A diverged twin does not set the axis: it is drawn up to the axis top.
-        if tables.diverged_at.is_some() {
+        if diverged_at(tables).is_some() {
             loss.clipped.push(twin);
         } else {
             loss.series.push(twin);
@@ -443,7 +466,7 @@ pub fn compare_figure(runs: &[RunTables], style: &Style) -> Figure {
         }
         if let (Some(d), Some(_)) = (&r.discrete, &r.discrete_label) {
             let twin = series(d, "loss", &twin_label(r), color, Dash::Markers);
-            if r.diverged_at.is_some() {
+            if diverged_at(r).is_some() {
                 fig.clipped.push(twin);
             } else {
                 fig.series.push(twin);

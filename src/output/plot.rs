@@ -141,6 +141,9 @@ pub struct Figure {
     pub y_max: Option<f64>,
     /// Multiplies every font size and the label areas (`--font-scale`).
     pub font_scale: f64,
+    /// A legend that fits nowhere inside goes beside the plot and widens the panel by its
+    /// width (true), or takes its width from the plot (false: the width was asked for).
+    pub widen_for_legend: bool,
 }
 
 impl Figure {
@@ -161,6 +164,7 @@ impl Figure {
             y_min: None,
             y_max: None,
             font_scale: 1.0,
+            widen_for_legend: true,
         }
     }
 }
@@ -285,6 +289,9 @@ pub fn ticks(lo: f64, hi: f64, log: bool, max: usize) -> Ticks {
         out
     };
     let decades: Vec<i32> = (a..=b).collect();
+    // Decades beyond 0.001..1000 are written 10ⁿ; then all decades are, so that one axis
+    // does not mix 0.01 with 10⁻⁴.
+    let powers = decades.len() >= 3 && decades.iter().any(|k| !(-3..=3).contains(k));
     let (labelled, minor): (Vec<f64>, Vec<f64>) = if decades.len() >= 3 {
         let stride = decades.len().div_ceil(max) as i32;
         let (on, off): (Vec<i32>, Vec<i32>) =
@@ -309,7 +316,17 @@ pub fn ticks(lo: f64, hi: f64, log: bool, max: usize) -> Ticks {
         return ticks(lo, hi, false, max);
     };
     Ticks {
-        labelled: labelled.into_iter().map(|v| (v, log_label(v))).collect(),
+        labelled: labelled
+            .into_iter()
+            .map(|v| {
+                let label = if powers {
+                    format!("10{}", superscript(v.log10().round() as i32))
+                } else {
+                    log_label(v)
+                };
+                (v, label)
+            })
+            .collect(),
         minor,
     }
 }
@@ -664,9 +681,9 @@ pub fn try_render_grid(panels: &[Figure], columns: usize) -> Result<String, Plot
     if shared && !side_by_side {
         let n = panels.len();
         let fits = |c: usize| {
-            if n % c == 0 {
+            if n.is_multiple_of(c) {
                 Some(SharedAt::Strip)
-            } else if (n + 1) % c == 0 {
+            } else if (n + 1).is_multiple_of(c) {
                 Some(SharedAt::Cell)
             } else {
                 None
@@ -689,7 +706,7 @@ pub fn try_render_grid(panels: &[Figure], columns: usize) -> Result<String, Plot
     let widths: Vec<u32> = panels
         .iter()
         .zip(&plans)
-        .map(|(f, p)| f.width + p.extra())
+        .map(|(f, p)| f.width + p.extra(f))
         .collect();
     let cell_w = widths.iter().copied().max().unwrap_or(0);
     let cell_h = panels.iter().map(|f| f.height).max().unwrap_or(0);
@@ -779,7 +796,7 @@ fn txt<E: std::fmt::Display>(e: E) -> String {
 }
 
 /// The x and y ranges of a panel.
-type Ranges = ((f64, f64), (f64, f64));
+pub type Ranges = ((f64, f64), (f64, f64));
 
 /// The points of series and their bands that an axis of `fig` can show.
 fn points_of<'a>(fig: &'a Figure, series: &'a [Series]) -> impl Iterator<Item = (f64, f64)> + 'a {
@@ -797,7 +814,7 @@ fn points_of<'a>(fig: &'a Figure, series: &'a [Series]) -> impl Iterator<Item = 
 /// The axes of a panel: x from the first to the last sample (a log axis from the first
 /// positive one), y around the data and the reference lines; [`Figure::clipped`] sets them
 /// only when there are no other series; `y_min`, `y_max` replace the ends they give.
-pub fn panel_ranges(fig: &Figure) -> Result<((f64, f64), (f64, f64)), PlotError> {
+pub fn panel_ranges(fig: &Figure) -> Result<Ranges, PlotError> {
     ranges(fig)
 }
 
@@ -1032,9 +1049,19 @@ struct Plan {
 }
 
 impl Plan {
-    fn extra(&self) -> u32 {
+    /// The legend's width plus a gap, when it is beside the plot.
+    fn legend_room(&self) -> u32 {
         if self.beside {
             self.legend.0 as u32 + 14
+        } else {
+            0
+        }
+    }
+
+    /// How much wider than asked the panel is drawn.
+    fn extra(&self, fig: &Figure) -> u32 {
+        if fig.widen_for_legend {
+            self.legend_room()
         } else {
             0
         }
@@ -1078,7 +1105,7 @@ fn draw(
     root: &DrawingArea<SVGBackend<'_>, Shift>,
 ) -> DrawResult {
     let s = fig.font_scale;
-    let w = (fig.width + plan.extra()) as f64;
+    let w = (fig.width + plan.extra(fig)) as f64;
     let lay = &plan.lay;
     let y_room = plan.y_room;
     // The title and the caption.
@@ -1107,7 +1134,13 @@ fn draw(
     let body_h = fig.height.saturating_sub(lay.header).max(40);
     let body = root.clone().shrink((0, lay.header), (fig.width, body_h));
     let legend = &plan.legend;
-    let chart_w = fig.width;
+    let chart_w = if fig.widen_for_legend {
+        fig.width
+    } else {
+        fig.width
+            .saturating_sub(plan.legend_room())
+            .max(fig.width / 2)
+    };
     let chart_area = body.clone().shrink((0, 0), (chart_w, body_h));
     let plot_w = chart_w as f64 - 2.0 * lay.margin as f64 - lay.y_area as f64;
     let x_axis = Axis::new(x0, x1, fig.log_x, room(plot_w, 80.0 * s));
@@ -1419,7 +1452,7 @@ mod tests {
         assert_eq!(
             labels(&t),
             [
-                "10⁻⁸", "10⁻⁷", "10⁻⁶", "10⁻⁵", "10⁻⁴", "0.001", "0.01", "0.1", "1"
+                "10⁻⁸", "10⁻⁷", "10⁻⁶", "10⁻⁵", "10⁻⁴", "10⁻³", "10⁻²", "10⁻¹", "10⁰"
             ]
         );
         // Nine decades, room for five: every other decade.
@@ -1427,6 +1460,8 @@ mod tests {
         let v: Vec<f64> = t.labelled.iter().map(|x| x.0).collect();
         assert_eq!(v, [1e-8, 1e-6, 1e-4, 1e-2, 1.0]);
         // Less than three decades: 1, 2 and 5 times a decade.
+        let t = assert_good(0.004, 120.0, true, 8);
+        assert_eq!(labels(&t), ["0.01", "0.1", "1", "10", "100"]);
         let t = assert_good(0.15, 3.0, true, 8);
         assert_eq!(labels(&t), ["0.2", "0.5", "1", "2"]);
         let t = assert_good(2e-6, 3e-5, true, 8);

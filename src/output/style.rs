@@ -47,6 +47,8 @@ impl Style {
     pub(crate) fn apply(&self, fig: &mut Figure) {
         if let Some(w) = self.width {
             fig.width = w;
+            // The width asked for is the panel's: a legend beside the plot takes from it.
+            fig.widen_for_legend = false;
         }
         if let Some(h) = self.height {
             fig.height = h;
