@@ -110,6 +110,12 @@ pub struct RunConfig {
     /// bar once a space has run for 2 s, when stderr is a terminal).
     #[serde(skip)]
     pub progress: bool,
+    // issue 20: an explicit --solver keeps its ODE in stiff error space
+    /// `--solver` was given (on the command line or in --config): error space keeps that
+    /// solver however stiff; otherwise error space above
+    /// [`crate::theory::stiffness::EXACT_ABOVE`] is solved exactly.
+    #[serde(skip)]
+    pub solver_requested: bool,
 }
 
 impl RunConfig {
@@ -144,6 +150,8 @@ impl RunConfig {
             discrete: true,
             out: RunConfig::default_out(optimizer.name()),
             progress: true,
+            // issue 20: an explicit --solver keeps its ODE in stiff error space
+            solver_requested: false,
         }
     }
 
