@@ -8,6 +8,7 @@
 //! cargo run --release --example bench -- rayon
 //! cargo run --release --example bench -- memory [--only LABEL]
 //! cargo run --release --example bench -- sgd [--batch B] [--seeds S] [--repeats R]
+//! cargo run --release --example bench -- error-scale [--big]
 //! cargo run --release --example bench -- [--numpy] [--scipy]          all of rhs and runs
 //! ```
 //! `rhs` times one weight-space right-hand side at n = 100, d = 20, m = 400 .. 100000 on one
@@ -514,6 +515,7 @@ fn main() {
         Some("memory") => memory(&args[1..]),
         // issue 18: sgd
         Some("sgd") => sgd_bench(&args[1..]),
+        Some("error-scale") => error_scale(&args[1..]),
         _ => {
             rhs_table(&args);
             println!();
@@ -710,5 +712,67 @@ fn sgd_bench(args: &[String]) {
     ] {
         let per = t / seeds as f64;
         println!("| {what} | {t:.3} | {per:.3} | {:.2} |", per / gd);
+    }
+}
+
+/// `error-scale`: error space at n = 2000 (and n = 5000 with `--big`), d = 20, m = 1000,
+/// T = 20, 21 samples, as child processes of the release binary (whole process: setup, the
+/// kernels' spectra, the run, the files), each with its wall time and peak resident size:
+/// the stiff run solved exactly (lambda_max T = 593 > 300, the default) beside the same run
+/// with `--solver dopri5`, and their ratio in the same run of the bench.
+fn error_scale(args: &[String]) {
+    let big = args.iter().any(|a| a == "--big");
+    let binary = Path::new("target/release/ntkdyn");
+    assert!(
+        binary.exists(),
+        "build the release binary first: cargo build --release"
+    );
+    let dir = std::env::temp_dir().join(format!("ntkdyn-bench-error-{}", std::process::id()));
+    println!("| n | solver | wall s | peak MB | exit |");
+    println!("|---:|---|---:|---:|---:|");
+    let sizes: &[&str] = if big { &["2000", "5000"] } else { &["2000"] };
+    for &n in sizes {
+        let base = [
+            "gf",
+            "--n",
+            n,
+            "--d",
+            "20",
+            "--m",
+            "1000",
+            "--space",
+            "error",
+            "--t-end",
+            "20",
+            "--samples",
+            "21",
+            "--no-discrete",
+        ];
+        let mut walls = Vec::new();
+        // dopri5 at n = 5000 is minutes of 5000 x 5000 products: only the exact solution.
+        let solvers: &[Option<&str>] = if n == "5000" {
+            &[None]
+        } else {
+            &[None, Some("dopri5")]
+        };
+        for &solver in solvers {
+            let mut argv: Vec<&str> = base.to_vec();
+            if let Some(s) = solver {
+                argv.extend(["--solver", s]);
+            }
+            let start = Instant::now();
+            let (peak, status) = peak_rss(binary, &argv, &dir);
+            let wall = start.elapsed().as_secs_f64();
+            let _ = std::fs::remove_dir_all(&dir);
+            walls.push(wall);
+            println!(
+                "| {n} | {} | {wall:.2} | {:.0} | {status} |",
+                solver.unwrap_or("default (exact: stiff)"),
+                peak / 1e6
+            );
+        }
+        if let [exact, ode] = walls[..] {
+            println!("| {n} | dopri5 / exact | {:.1}x | | |", ode / exact);
+        }
     }
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod integrate;
 pub mod io;
 mod json;
+pub mod linalg;
 pub mod model;
 pub mod observe;
 pub mod optimizer;

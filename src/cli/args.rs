@@ -317,9 +317,10 @@ pub struct RunArgs {
     /// Number K of output times, evenly on [0, T] with both ends
     #[arg(long, default_value_t = defaults().samples, allow_negative_numbers = true)]
     pub samples: usize,
-    /// ODE solver; exact (eigen-modes) is for --space error
-    #[arg(long, default_value_t = defaults().solver, value_parser = solver_parser())]
-    pub solver: Solver,
+    /// ODE solver; exact (eigen-modes) is for --space error [default: dopri5; error space
+    /// turns exact when stiff, lambda_max T > 300, unless --solver is given]
+    #[arg(long, value_parser = solver_parser())]
+    pub solver: Option<Solver>,
     /// Relative tolerance of the adaptive solvers
     #[arg(long, default_value_t = defaults().rtol, allow_negative_numbers = true)]
     pub rtol: f64,
@@ -442,7 +443,7 @@ impl RunArgs {
             kernel: self.kernel.into(),
             t_end: self.t_end,
             samples: self.samples,
-            solver: self.solver,
+            solver: self.solver.unwrap_or(defaults().solver),
             rtol: self.rtol,
             atol: self.atol,
             step: self.step,
@@ -470,6 +471,8 @@ impl RunArgs {
             // issue 17: activations and a trained output layer
             activation: Activation::from_name(&self.activation)
                 .expect("the parser admits activation names only"),
+            // issue 20: an explicit --solver keeps its ODE in stiff error space
+            solver_requested: self.solver.is_some(),
         }
     }
 }

@@ -41,7 +41,10 @@ pub fn run_table(cfg: &RunConfig) -> toml::Table {
     t.insert("activation".into(), Str(cfg.activation.name().into()));
     t.insert("t-end".into(), Float(cfg.t_end));
     t.insert("samples".into(), int(cfg.samples as u64));
-    t.insert("solver".into(), Str(cfg.solver.name().into()));
+    // An explicit --solver keeps its ODE in stiff error space; the default may solve exactly.
+    if cfg.solver_requested {
+        t.insert("solver".into(), Str(cfg.solver.name().into()));
+    }
     t.insert("rtol".into(), Float(cfg.rtol));
     t.insert("atol".into(), Float(cfg.atol));
     t.insert("step".into(), Float(cfg.step));

@@ -45,8 +45,17 @@ impl Probe for Drift<'_> {
         let gram = s.snapshot.gram.as_ref().expect("weight space carries H(t)");
         let w = s.weights.as_ref().expect("weight space carries W(t)");
         let drift = (gram - self.h0).norm();
+        // Row by row without a temporary per row: nalgebra's norm of a 1 x d row sums its
+        // squares in column order from 0, as this loop does (bit for bit the same).
         let moved = (0..w.nrows())
-            .map(|r| (w.row(r) - self.w0.row(r)).norm())
+            .map(|r| {
+                let mut sum = 0.0;
+                for j in 0..w.ncols() {
+                    let gap = w[(r, j)] - self.w0[(r, j)];
+                    sum += gap * gap;
+                }
+                sum.sqrt()
+            })
             .fold(0.0, f64::max);
         self.max_distance = self.max_distance.max((w - self.w0).norm());
         let pattern = s

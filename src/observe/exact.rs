@@ -41,7 +41,7 @@ impl Probe for ExactCheck<'_> {
         Vec::new()
     }
     fn observe(&mut self, s: &Sample<'_>, _row: &mut Vec<f64>) {
-        let (d_exact, _) = self.exact.at(s.t);
+        let d_exact = self.exact.delta_at(s.t);
         let gap = (&s.snapshot.delta - &d_exact).norm();
         let size = d_exact.norm();
         if size <= self.floor {

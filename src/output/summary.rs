@@ -82,6 +82,9 @@ pub struct SpaceSummary {
     pub tolerance_floor: Option<crate::theory::lyapunov::ToleranceFloor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_test_gap: Option<f64>,
+    // issue 20: why a stiff error space was solved exactly
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver_note: Option<String>,
 }
 
 /// The discrete twin.
@@ -159,6 +162,8 @@ impl SpaceSummary {
             pl_ball: run.pl_ball.clone(),
             tolerance_floor: run.tolerance_floor.clone(),
             final_test_gap: run.final_test_gap(),
+            // issue 20: why a stiff error space was solved exactly
+            solver_note: run.solver_note.clone(),
         }
     }
 }

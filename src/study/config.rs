@@ -142,6 +142,12 @@ pub struct RunConfig {
     /// The hidden layer's activation (--activation).
     #[serde(default)]
     pub activation: Activation,
+    // issue 20: an explicit --solver keeps its ODE in stiff error space
+    /// `--solver` was given (on the command line or in --config): error space keeps that
+    /// solver however stiff; otherwise error space above
+    /// [`crate::theory::stiffness::EXACT_ABOVE`] is solved exactly.
+    #[serde(skip)]
+    pub solver_requested: bool,
 }
 
 impl RunConfig {
@@ -181,6 +187,8 @@ impl RunConfig {
             times_file: None,
             // issue 17: activations and a trained output layer
             activation: Activation::Relu,
+            // issue 20: an explicit --solver keeps its ODE in stiff error space
+            solver_requested: false,
         }
     }
 

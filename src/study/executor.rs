@@ -3,6 +3,7 @@
 
 use nalgebra::DVector;
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::dynamics::output_space::{integrate_output_space_watched, Crossings};
@@ -22,10 +23,11 @@ use crate::optimizer::{twin, Optimizer};
 use crate::study::config::{KernelChoice, RunConfig, SpaceChoice};
 use crate::study::report::{Checks, Report, SpaceRun};
 use crate::study::setup::{setup, Setup};
-use crate::theory::diagnostics::{cross_kernel_h0, PlBall};
+use crate::theory::diagnostics::{cross_kernel_h0, cross_kernel_hinf, PlBall};
+use crate::theory::exact::ExactSolution;
 use crate::theory::lyapunov::{monotonicity_above, Lyapunov, ToleranceFloor};
-use crate::theory::spectrum::extreme_eigenvalues;
-use crate::theory::stiffness::{explicit_steps, MANY_STEPS, STABLE_H_LAMBDA};
+use crate::theory::spectrum::{extreme_eigenvalues, Spectrum};
+use crate::theory::stiffness::{exact_instead, explicit_steps, MANY_STEPS, STABLE_H_LAMBDA};
 
 /// A space's table, findings and solver record as a [`SpaceRun`], with the monotonicity of
 /// its Lyapunov column judged against the tolerance floor `resolution` (the norm of a residual
@@ -69,6 +71,7 @@ fn space_run(
         exact_max_relative_error: findings.exact_max_relative_error,
         pl_ball: None,
         tolerance_floor,
+        solver_note: None,
     };
     (run, findings)
 }
@@ -89,8 +92,24 @@ fn weight_resolution(cfg: &RunConfig, setup: &Setup) -> f64 {
 }
 
 /// Tolerances resolve nothing for the fixed steps of rk4 or the exact solution.
-fn resolution(cfg: &RunConfig, e: f64) -> Option<f64> {
-    matches!(cfg.solver, Solver::Dopri5 | Solver::Dop853).then_some(e)
+fn resolution(solver: Solver, e: f64) -> Option<f64> {
+    matches!(solver, Solver::Dopri5 | Solver::Dop853).then_some(e)
+}
+
+/// The solver of error space: the configured one, or the exact solution (and why) when the
+/// space is stiff ([`crate::theory::stiffness::EXACT_ABOVE`]) and no `--solver` asked for
+/// an ODE. An explicit solver on a stiff fixed linear ODE takes steps for stability alone,
+/// and the eigen-decomposition the exact solution needs is computed anyway for the ODE's check.
+pub fn error_solver(cfg: &RunConfig, setup: &Setup) -> (Solver, Option<String>) {
+    if cfg.solver != Solver::Dopri5 || cfg.solver_requested {
+        return (cfg.solver, None);
+    }
+    let lambda_max = setup.error_kernel(cfg.kernel).1 .1;
+    let second_order = cfg.damping(setup.lambda0).second_order();
+    match exact_instead(lambda_max, cfg.t_end, second_order) {
+        Some(why) => (Solver::Exact, Some(why)),
+        None => (cfg.solver, None),
+    }
 }
 
 /// A right-hand side that reports its time to a progress display every [`WATCH_EVERY`]
@@ -142,7 +161,7 @@ pub fn run_weight(
     let flow = Flow::new(&space, damping);
     let method = cfg.optimizer.method();
     let lyapunov = method.lyapunov(damping, setup.lambda0 / 2.0, cfg.alpha);
-    let e = resolution(cfg, weight_resolution(cfg, setup)).unwrap_or(0.0);
+    let e = resolution(cfg.solver, weight_resolution(cfg, setup)).unwrap_or(0.0);
     let mut probes: Vec<Box<dyn Probe + '_>> = vec![
         Box::new(Core),
         Box::new(LyapunovProbe::with_resolution(lyapunov, e)),
@@ -195,7 +214,7 @@ pub fn run_weight(
         integrate(Watched::new(flow, progress), y0, &times, &settings, observe)
     };
     progress.done();
-    let e = resolution(cfg, weight_resolution(cfg, setup));
+    let e = resolution(cfg.solver, weight_resolution(cfg, setup));
     let (mut out, findings) =
         space_run(recorder.finish(), lyapunov, cfg.solver, outcome, started, e);
     let loss0 = out
@@ -230,10 +249,17 @@ pub fn run_error_with(
     let method = cfg.optimizer.method();
     let mu = extremes.0.max(0.0);
     let delta0 = setup.model.residual(&setup.w0.as_view());
-    let exact = method.exact(h, &delta0, damping);
+    // The one eigen-decomposition of the fixed kernel (the setup's): the exact solution, or
+    // the ODE's check.
+    let spectrum = match &setup.error_spectrum {
+        Some((kernel, s)) if *kernel == cfg.kernel => Arc::clone(s),
+        _ => Arc::new(Spectrum::of(h)),
+    };
+    let exact = ExactSolution::from_spectrum(spectrum, &delta0, damping);
     let space = ErrorSpace { h: h.clone() };
     let lyapunov = method.lyapunov(damping, mu, cfg.alpha);
-    let e = resolution(cfg, error_resolution(cfg, setup));
+    let (solver, solver_note) = error_solver(cfg, setup);
+    let e = resolution(solver, error_resolution(cfg, setup));
     let mut probes: Vec<Box<dyn Probe + '_>> = vec![
         Box::new(Core),
         Box::new(LyapunovProbe::with_resolution(lyapunov, e.unwrap_or(0.0))),
@@ -245,7 +271,7 @@ pub fn run_error_with(
     }
     let times = setup.times.clone();
     progress.start("error space", cfg.t_end);
-    if cfg.solver == Solver::Exact {
+    if solver == Solver::Exact {
         let mut recorder = Recorder::new(probes);
         let mut stop = Stop::Completed;
         for &t in &times {
@@ -264,7 +290,7 @@ pub fn run_error_with(
         }
         progress.done();
         let outcome = (Stats::default(), stop);
-        return space_run(
+        let mut run = space_run(
             recorder.finish(),
             lyapunov,
             Solver::Exact,
@@ -273,6 +299,8 @@ pub fn run_error_with(
             None,
         )
         .0;
+        run.solver_note = solver_note;
+        return run;
     }
     probes.push(Box::new(ExactCheck::with_floor(&exact, e.unwrap_or(0.0))));
     let mut recorder = Recorder::new(probes);
@@ -315,6 +343,13 @@ pub fn prepare(cfg: &RunConfig) -> Result<Setup, Error> {
     }
     let held_out = crate::study::held_out::warnings(cfg, &setup);
     setup.warnings.extend(held_out);
+    if matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both) {
+        if let (Solver::Exact, Some(why)) = error_solver(cfg, &setup) {
+            setup.warnings.push(format!(
+                "stiff problem: error space is solved {why}, not integrated step by step"
+            ));
+        }
+    }
     Ok(setup)
 }
 
@@ -327,7 +362,9 @@ pub fn stiffness_warning(cfg: &RunConfig, setup: &Setup) -> Option<String> {
     if matches!(cfg.space, SpaceChoice::Weight | SpaceChoice::Both) {
         lambda_max = lambda_max.max(setup.h0_extremes.1);
     }
-    if matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both) && cfg.solver != Solver::Exact {
+    if matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both)
+        && error_solver(cfg, setup).0 != Solver::Exact
+    {
         lambda_max = lambda_max.max(setup.error_kernel(cfg.kernel).1 .1);
     }
     let second_order = cfg.damping(setup.lambda0).second_order();

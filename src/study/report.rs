@@ -36,6 +36,9 @@ pub struct SpaceRun {
     /// What the adaptive solver's absolute tolerance resolves of the loss (None for rk4 and
     /// the exact solution).
     pub tolerance_floor: Option<ToleranceFloor>,
+    // issue 20: why a stiff error space was solved exactly
+    /// Why the solver is not the one configured: `exact (stiff: lambda_max T = ...)`.
+    pub solver_note: Option<String>,
 }
 
 impl SpaceRun {

@@ -16,7 +16,7 @@ use std::path::Path;
 use crate::error::InputError;
 use crate::io;
 use crate::model::{Data, InitialNetwork, Model};
-use crate::study::config::{KernelChoice, RunConfig};
+use crate::study::config::{KernelChoice, RunConfig, SpaceChoice};
 use crate::study::validate::{check_iterates, MemoryEstimate, Sizes};
 use crate::{model::InfiniteWidth, theory::spectrum::extreme_eigenvalues};
 
@@ -47,6 +47,14 @@ pub struct Setup {
     pub config: RunConfig,
     /// The output times of the flows (--samples and --times, or --times-file).
     pub times: Vec<f64>,
+    // issue 20: the fixed kernel of error space decomposed once
+    /// The eigen-decomposition of error space's kernel (--kernel, named beside it), when
+    /// error space runs: its exact solution (or its ODE's check) and that kernel's extreme
+    /// eigenvalues above.
+    pub error_spectrum: Option<(
+        KernelChoice,
+        std::sync::Arc<crate::theory::spectrum::Spectrum>,
+    )>,
 }
 
 /// Build the problem: data from --data or synthetic, network from --init or the seed.
@@ -123,8 +131,21 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     let model = Model::with_activation(data, net.a, cfg.activation);
     let hinf = model.infinite_width_kernel();
     let h0 = model.gram(&net.w.as_view());
-    let hinf_extremes = extreme_eigenvalues(&hinf);
-    let h0_extremes = extreme_eigenvalues(&h0);
+    // issue 20: error space needs its kernel's eigenvectors; the extremes come with them.
+    let error_spectrum = matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both).then(|| {
+        let h = match cfg.kernel {
+            KernelChoice::H0 => &h0,
+            KernelChoice::Hinf => &hinf,
+        };
+        let spectrum = crate::theory::spectrum::Spectrum::of(h);
+        (cfg.kernel, std::sync::Arc::new(spectrum))
+    });
+    let extremes_of = |h: &DMatrix<f64>, choice: KernelChoice| match &error_spectrum {
+        Some((kernel, s)) if *kernel == choice => s.extremes(),
+        _ => extreme_eigenvalues(h),
+    };
+    let hinf_extremes = extremes_of(&hinf, KernelChoice::Hinf);
+    let h0_extremes = extremes_of(&h0, KernelChoice::H0);
     let lambda0 = match cfg.lambda0 {
         Some(l) => l,
         None if singular(hinf_extremes) => {
@@ -200,6 +221,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
         warnings,
         config,
         times,
+        error_spectrum,
     })
 }
 

@@ -19,21 +19,29 @@
 //! 2. M. Abramowitz, I. Stegun, "Handbook of Mathematical Functions", 9.1.10, 9.1.27, 9.2.5.
 
 use nalgebra::{DMatrix, DVector};
+use std::sync::Arc;
 
 use crate::dynamics::Damping;
 use crate::theory::spectrum::Spectrum;
 
 /// The whole error-space trajectory Delta(t) = V diag(x_k(t)) V^T Delta(0).
+///
+/// The decomposition is shared ([`Arc`]): a run decomposes its fixed kernel once, and the
+/// error space, its check and the kernel predictor of held-out points all read it.
 #[derive(Clone, Debug)]
 pub struct ExactSolution {
-    spectrum: Spectrum,
+    spectrum: Arc<Spectrum>,
     coefficients: DVector<f64>,
     damping: Damping,
 }
 
 impl ExactSolution {
     pub fn new(h: &DMatrix<f64>, delta0: &DVector<f64>, damping: Damping) -> Self {
-        let spectrum = Spectrum::of(h);
+        Self::from_spectrum(Arc::new(Spectrum::of(h)), delta0, damping)
+    }
+
+    /// The solution on an eigen-decomposition of H already at hand.
+    pub fn from_spectrum(spectrum: Arc<Spectrum>, delta0: &DVector<f64>, damping: Damping) -> Self {
         let coefficients = spectrum.vectors.tr_mul(delta0);
         ExactSolution {
             spectrum,
@@ -58,6 +66,16 @@ impl ExactSolution {
             v[k] = vk * self.coefficients[k];
         }
         (&self.spectrum.vectors * x, &self.spectrum.vectors * v)
+    }
+
+    /// Delta(t) alone (one product with V instead of two): bit for bit the first of [`Self::at`].
+    pub fn delta_at(&self, t: f64) -> DVector<f64> {
+        let n = self.coefficients.len();
+        let mut x = DVector::zeros(n);
+        for k in 0..n {
+            x[k] = mode(self.spectrum.values[k], self.damping, t).0 * self.coefficients[k];
+        }
+        &self.spectrum.vectors * x
     }
 }
 
