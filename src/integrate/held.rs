@@ -10,7 +10,10 @@
 //! around the surface, whose average is the Filippov velocity; `max_step` bounds both. A step
 //! that passes step control but ends with changed switches is retaken once with each of them
 //! blended (weighted by the share of the step it was on): second-order accurate through
-//! transversal crossings, and Filippov's convex combination on a sliding surface.
+//! transversal crossings, and Filippov's convex combination on a sliding surface, whose
+//! chatter still leaves the state O(h) off the surface (a first-order error for gradient
+//! flow; the output-space evaluator holds sliding activations on their surfaces instead,
+//! `dynamics::output_space`).
 
 use nalgebra::DVector;
 

@@ -6,8 +6,10 @@
 //! E(t) = exp(2 mu t) L(t),  L(t) <= exp(-2 mu t) L(0)
 //! ```
 //!
-//! Step cap c = 0.1: the velocity of gradient flow jumps at an activation crossing and
-//! chatters along sliding surfaces, so the held-pattern step must stay short.
+//! Step cap c = 0.1: the velocity of gradient flow jumps at an activation crossing, and
+//! activations slide along their surfaces (held there with Filippov's velocity by the
+//! output-space steps, whose switching error is still about first order in the cap), so the
+//! held-pattern step must stay short.
 
 use nalgebra::DMatrix;
 

@@ -99,6 +99,11 @@ impl Pattern {
         self.blend.clear();
     }
 
+    /// Set the mask's entry (r, i) to active or not (an activation leaving a sliding surface).
+    pub fn set_active(&mut self, r: usize, i: usize, on: bool) {
+        self.mask[r * self.n + i] = u8::from(on);
+    }
+
     /// Drop the fractional weights: S is the 0/1 mask again.
     pub fn clear_blend(&mut self) {
         self.blend.clear();
