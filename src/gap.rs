@@ -160,7 +160,7 @@ pub fn to_csv(rows: &[GapRow]) -> String {
 
 /// The panel of one optimizer: gap_delta against h on log-log axes, one series per
 /// (space, resolution) with its fitted slope in the legend, and the reference slopes 1 and 2
-/// through the first point of the low and the high series.
+/// through the smallest h of the low and the high series (where the order is asymptotic).
 pub fn panel(report: &GapReport) -> Figure {
     let o = report.optimizer;
     let mut fig = Figure::new(
@@ -178,7 +178,7 @@ pub fn panel(report: &GapReport) -> Figure {
             .filter(|r| r.space == order.space && r.resolution == order.resolution)
             .map(|r| (r.h, r.gap_delta))
             .collect();
-        let Some(&(x0, y0)) = pts.iter().max_by(|a, b| a.0.total_cmp(&b.0)) else {
+        let Some(&(x0, y0)) = pts.iter().min_by(|a, b| a.0.total_cmp(&b.0)) else {
             continue;
         };
         let (dash, reference) = match order.resolution {
@@ -196,10 +196,10 @@ pub fn panel(report: &GapReport) -> Figure {
             dash,
             band: Vec::new(),
         });
-        let xmin = pts.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+        let xmax = pts.iter().map(|p| p.0).fold(0.0, f64::max);
         fig.series.push(Series {
             label: format!("slope {reference}"),
-            points: [xmin, x0]
+            points: [x0, xmax]
                 .iter()
                 .map(|&x| (x, y0 * (x / x0).powf(reference)))
                 .collect(),

@@ -308,3 +308,32 @@ mod orders {
         assert!(b < 1e-2 * b_low);
     }
 }
+
+#[test]
+fn ntkdyn_gap_writes_its_table_figure_and_fitted_orders() {
+    let dir = common::TempDir::new("gap");
+    let out = dir.join("g");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_ntkdyn"))
+        .args(["gap", "nag", "--etas", "0.01,0.0025", "--t-end", "5", "--quiet"])
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let csv = std::fs::read_to_string(out.join("gap.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("space,resolution,eta,h,gap_delta,gap_loss")
+    );
+    assert_eq!(lines.count(), 4);
+    assert!(std::fs::read_to_string(out.join("gap.svg"))
+        .unwrap()
+        .starts_with("<svg"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let orders = summary["gap"]["orders"].as_array().unwrap();
+    let low = orders[0]["order_delta"].as_f64().unwrap();
+    let high = orders[1]["order_delta"].as_f64().unwrap();
+    assert!((0.8..1.2).contains(&low) && (1.7..2.3).contains(&high), "{low} {high}");
+}

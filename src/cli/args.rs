@@ -34,6 +34,9 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Render the figures of a run again.
     Plot(PlotArgs),
+    // issue 19: the gap between a twin and its ODEs against the clock step.
+    /// The gap between a twin and its low- and high-resolution ODEs.
+    Gap(super::gap::GapArgs),
 }
 
 /// "gf, hbf and nag": the optimizers' names as a sentence lists them.
@@ -49,7 +52,7 @@ impl Command {
     /// The subcommands, as the error line for a missing one lists them.
     pub fn names() -> String {
         let mut names: Vec<&str> = Optimizer::ALL.iter().map(|o| o.name()).collect();
-        names.extend(["compare", "sweep"]);
+        names.extend(["compare", "sweep", "gap"]);
         format!("{} or plot", names.join(", "))
     }
 
@@ -70,6 +73,7 @@ impl clap::FromArgMatches for Command {
             Some(("compare", sub)) => Ok(Command::Compare(RunArgs::from_arg_matches(sub)?)),
             Some(("sweep", sub)) => Ok(Command::Sweep(SweepArgs::from_arg_matches(sub)?)),
             Some(("plot", sub)) => Ok(Command::Plot(PlotArgs::from_arg_matches(sub)?)),
+            Some(("gap", sub)) => Ok(Command::Gap(super::gap::GapArgs::from_arg_matches(sub)?)),
             Some((name, sub)) => match Optimizer::from_name(name) {
                 Some(o) => Ok(Command::Run(o, RunArgs::from_arg_matches(sub)?)),
                 None => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
@@ -101,12 +105,15 @@ impl clap::Subcommand for Command {
         .subcommand(PlotArgs::augment_args(clap::Command::new("plot")).about(
             "Render the figures of a run again from its CSV files and summary.json",
         ))
+        .subcommand(
+            super::gap::GapArgs::augment_args(clap::Command::new("gap")).about(super::gap::ABOUT),
+        )
     }
     fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
         Command::augment_subcommands(cmd)
     }
     fn has_subcommand(name: &str) -> bool {
-        Optimizer::from_name(name).is_some() || matches!(name, "compare" | "sweep" | "plot")
+        Optimizer::from_name(name).is_some() || matches!(name, "compare" | "sweep" | "plot" | "gap")
     }
 }
 

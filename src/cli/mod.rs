@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod config_file;
+pub mod gap;
 pub mod human;
 pub mod progress;
 
@@ -75,6 +76,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Compare(a) => return compare(a),
         Command::Sweep(a) => return sweep(a),
         Command::Plot(p) => return plot(p),
+        Command::Gap(g) => return gap::run(g),
     };
     let cfg = args.config(optimizer);
     cfg.validate()?;
@@ -464,7 +466,7 @@ mod tests {
         match parse_args(argv).unwrap().command {
             Command::Run(_, a) | Command::Compare(a) => a.config(optimizer),
             Command::Sweep(s) => s.run.config(optimizer),
-            Command::Plot(_) => unreachable!("not a run"),
+            Command::Plot(_) | Command::Gap(_) => unreachable!("not a run"),
         }
     }
 
