@@ -314,7 +314,15 @@ fn ntkdyn_gap_writes_its_table_figure_and_fitted_orders() {
     let dir = common::TempDir::new("gap");
     let out = dir.join("g");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_ntkdyn"))
-        .args(["gap", "nag", "--etas", "0.01,0.0025", "--t-end", "5", "--quiet"])
+        .args([
+            "gap",
+            "nag",
+            "--etas",
+            "0.01,0.0025",
+            "--t-end",
+            "5",
+            "--quiet",
+        ])
         .arg("--out")
         .arg(&out)
         .status()
@@ -335,5 +343,108 @@ fn ntkdyn_gap_writes_its_table_figure_and_fitted_orders() {
     let orders = summary["gap"]["orders"].as_array().unwrap();
     let low = orders[0]["order_delta"].as_f64().unwrap();
     let high = orders[1]["order_delta"].as_f64().unwrap();
-    assert!((0.8..1.2).contains(&low) && (1.7..2.3).contains(&high), "{low} {high}");
+    assert!(
+        (0.8..1.2).contains(&low) && (1.7..2.3).contains(&high),
+        "{low} {high}"
+    );
+}
+
+mod energies {
+    use super::problem;
+    use nalgebra::DVector;
+    use ntkdyn::theory::high_resolution::{nag_high_mode, oscillator};
+    use ntkdyn::theory::lyapunov::HighResolutionLyapunov;
+    use ntkdyn::theory::spectrum::Spectrum;
+
+    /// (Delta, Delta', H Delta) in the eigenbasis from per-mode (x, x') and coefficients c.
+    fn state(
+        values: &DVector<f64>,
+        c: &DVector<f64>,
+        modes: &[(f64, f64)],
+    ) -> (DVector<f64>, DVector<f64>, DVector<f64>) {
+        let n = c.len();
+        let d = DVector::from_fn(n, |i, _| c[i] * modes[i].0);
+        let v = DVector::from_fn(n, |i, _| c[i] * modes[i].1);
+        let hd = DVector::from_fn(n, |i, _| values[i] * d[i]);
+        (d, v, hd)
+    }
+
+    #[test]
+    fn the_nag_energy_obeys_its_identity_along_the_high_resolution_flow() {
+        let (h, delta0) = problem(8, 5);
+        let spec = Spectrum::of(&h);
+        let c = spec.vectors.tr_mul(&delta0);
+        let s = 0.1;
+        for gamma in [2.5, 3.0, 4.5] {
+            let e = HighResolutionLyapunov::Nag { gamma, s };
+            let tau1 = gamma * s / 2.0;
+            let dt = 1e-3;
+            for tau in [tau1 + 0.5, 2.0, 5.0, 9.0] {
+                let times = [tau - dt, tau, tau + dt];
+                let per_mode: Vec<Vec<(f64, f64)>> = spec
+                    .values
+                    .iter()
+                    .map(|&l| nag_high_mode(gamma, s, l, &times))
+                    .collect();
+                let at = |j: usize| {
+                    let m: Vec<(f64, f64)> = per_mode.iter().map(|p| p[j]).collect();
+                    state(&spec.values, &c, &m)
+                };
+                let value = |j: usize| {
+                    let (d, v, hd) = at(j);
+                    e.value(times[j], &d, &v, &hd)
+                };
+                let fd = (value(2) - value(0)) / (2.0 * dt);
+                let (d, _, hd) = at(1);
+                let want = e
+                    .nag_derivative(tau, 0.5 * d.dot(&hd), hd.norm_squared())
+                    .unwrap();
+                let scale = value(1).abs().max(1e-3);
+                assert!(
+                    (fd - want).abs() < 1e-5 * scale,
+                    "gamma = {gamma}, tau = {tau}: dE/dtau {fd:e} against {want:e}"
+                );
+                assert!(want < 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn hbf_and_nagsc_energies_stay_under_exp_of_minus_sqrt_mu_b_t_over_4() {
+        let (h, delta0) = problem(8, 9);
+        let spec = Spectrum::of(&h);
+        let c = spec.vectors.tr_mul(&delta0);
+        let (b, s) = (0.3, 0.1);
+        let mu_b = HighResolutionLyapunov::mu_b(b, s);
+        assert!(mu_b <= spec.min());
+        let cc = 1.0 - b * s / 2.0;
+        for nagsc in [false, true] {
+            let e = if nagsc {
+                HighResolutionLyapunov::Nagsc { b, s }
+            } else {
+                HighResolutionLyapunov::Hbf { b, s }
+            };
+            let at = |t: f64| {
+                let m: Vec<(f64, f64)> = spec
+                    .values
+                    .iter()
+                    .map(|&l| {
+                        let bb = if nagsc { (b + s * l) / cc } else { b / cc };
+                        oscillator(bb, l / cc, 1.0, -s / 2.0 * l, t)
+                    })
+                    .collect();
+                let (d, v, hd) = state(&spec.values, &c, &m);
+                e.value(t, &d, &v, &hd)
+            };
+            let e0 = at(0.0);
+            for i in 1..=400 {
+                let t = 0.1 * i as f64;
+                let v = at(t);
+                assert!(
+                    v <= e.bound(t, e0) * (1.0 + 1e-12),
+                    "{e:?} t = {t}: {v} above the bound"
+                );
+            }
+        }
+    }
 }

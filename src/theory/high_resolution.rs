@@ -125,6 +125,9 @@ impl Setting {
             }
             (Resolution::High, Damping::Vanishing(gamma)) => {
                 nag_high_mode(gamma, s, lambda, &times)
+                    .into_iter()
+                    .map(|(x, _)| x)
+                    .collect()
             }
         }
     }
@@ -156,10 +159,10 @@ pub fn oscillator(b: f64, k: f64, x0: f64, v0: f64, t: f64) -> (f64, f64) {
     (x, v)
 }
 
-/// The high-resolution nag mode at `times` (ascending, from tau_1 = gamma s/2), by RK4 with
-/// at least 64 steps per clock step and at most 1/(4 (gamma/tau_1 + s lambda + sqrt(K)))
-/// per step.
-fn nag_high_mode(gamma: f64, s: f64, lambda: f64, times: &[f64]) -> Vec<f64> {
+/// The high-resolution nag mode (x, x') at `times` (ascending, from tau_1 = gamma s/2), by
+/// RK4 with at least 64 steps per clock step and at most 1/(4 (gamma/tau_1 + s lambda +
+/// sqrt(2 lambda))) per step.
+pub fn nag_high_mode(gamma: f64, s: f64, lambda: f64, times: &[f64]) -> Vec<(f64, f64)> {
     let tau1 = gamma * s / 2.0;
     let x1 = 1.0 - s * s * lambda;
     let rhs = |tau: f64, x: f64, v: f64| {
@@ -182,7 +185,7 @@ fn nag_high_mode(gamma: f64, s: f64, lambda: f64, times: &[f64]) -> Vec<f64> {
             v += dt / 6.0 * (k1v + 2.0 * k2v + 2.0 * k3v + k4v);
             tau += dt;
         }
-        out.push(x);
+        out.push((x, v));
     }
     out
 }
