@@ -6,7 +6,8 @@
 //! high-resolution nag, finely integrated) modes at the twin's times
 //! ([`crate::theory::high_resolution`]). Files: gap.csv
 //! (space,resolution,eta,h,gap_delta,gap_loss), gap.svg (log-log against h, the fitted slope in
-//! each legend, reference slopes 1 and 2) and summary.json (the fitted orders).
+//! each legend, reference slopes 1 and 2), modes.csv and modes.svg (per-mode rates at the
+//! largest eta, [`crate::theory::modes`]) and summary.json (the fitted orders).
 
 use std::path::{Path, PathBuf};
 
@@ -20,9 +21,16 @@ use crate::output::style::color;
 use crate::study::executor::prepare;
 use crate::study::RunConfig;
 use crate::theory::high_resolution::{error_space_gap, fitted_order, Resolution, Setting};
+use crate::theory::modes::{mode_row, ModeRow, MODES_COLUMNS};
 
 /// The files `ntkdyn gap` writes.
-pub const GAP_FILES: [&str; 3] = ["gap.csv", "gap.svg", "summary.json"];
+pub const GAP_FILES: [&str; 5] = [
+    "gap.csv",
+    "gap.svg",
+    "modes.csv",
+    "modes.svg",
+    "summary.json",
+];
 
 /// One row of gap.csv.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -51,6 +59,10 @@ pub struct GapReport {
     pub t_end: f64,
     pub rows: Vec<GapRow>,
     pub orders: Vec<Order>,
+    /// The per-mode rates at the largest eta (modes.csv).
+    pub modes_eta: f64,
+    #[serde(skip)]
+    pub modes: Vec<ModeRow>,
 }
 
 /// Check the step sizes: at least two, each positive and finite, below 1.
@@ -106,11 +118,21 @@ pub fn run_gap(
         }
     }
     let orders = orders(&rows);
+    let modes_eta = etas.iter().copied().fold(0.0, f64::max);
+    let setting = Setting {
+        optimizer: cfg.optimizer,
+        eta: modes_eta,
+        damping,
+    };
+    let values = crate::theory::spectrum::Spectrum::of(h).values;
+    let modes = values.iter().map(|&l| mode_row(&setting, l)).collect();
     Ok(GapReport {
         optimizer: cfg.optimizer,
         t_end: cfg.t_end,
         rows,
         orders,
+        modes_eta,
+        modes,
     })
 }
 
@@ -211,6 +233,82 @@ pub fn panel(report: &GapReport) -> Figure {
     fig
 }
 
+/// modes.csv: one row per eigenvalue of the kernel at the largest eta.
+pub fn modes_csv(rows: &[ModeRow]) -> String {
+    let mut out = MODES_COLUMNS.join(",");
+    out.push('\n');
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            crate::io::format_f64(r.lambda),
+            r.regime,
+            crate::io::format_f64(r.rate_twin),
+            crate::io::format_f64(r.rate_low),
+            crate::io::format_f64(r.rate_high),
+            r.stable
+        ));
+    }
+    out
+}
+
+/// modes.svg: each mode's decay rate against lambda (log-log): the twin's -ln|r_max|/h
+/// (markers), the low- (solid) and the high-resolution ODE's (dashed).
+pub fn modes_panel(report: &GapReport) -> Figure {
+    let o = report.optimizer;
+    let mut fig = Figure::new(
+        &format!(
+            "{}: decay rate per mode at η = {}",
+            o.method().label(),
+            crate::io::format_f64(report.modes_eta)
+        ),
+        "eigenvalue λ of H",
+        "decay rate per unit time",
+    );
+    fig.log_x = true;
+    fig.log_y = true;
+    fig.legend = Legend::LowerRight;
+    let pick = |f: fn(&ModeRow) -> f64| -> Vec<(f64, f64)> {
+        report
+            .modes
+            .iter()
+            .filter(|r| r.lambda > 0.0 && f(r) > 0.0)
+            .map(|r| (r.lambda, f(r)))
+            .collect()
+    };
+    for (label, f, dash, col) in [
+        (
+            "twin −ln|r_max|/h",
+            (|r: &ModeRow| r.rate_twin) as fn(&ModeRow) -> f64,
+            Dash::Markers,
+            color(o),
+        ),
+        (
+            "low-resolution ODE",
+            |r| r.rate_low,
+            Dash::Solid,
+            BOUND_COLOR,
+        ),
+        (
+            "high-resolution ODE",
+            |r| r.rate_high,
+            Dash::Dashed,
+            color(o),
+        ),
+    ] {
+        let points = pick(f);
+        if !points.is_empty() {
+            fig.series.push(Series {
+                label: label.into(),
+                points,
+                color: col,
+                dash,
+                band: Vec::new(),
+            });
+        }
+    }
+    fig
+}
+
 /// summary.json of a gap study: the optimizer, T, the rows and the fitted orders.
 pub fn summary_json(report: &GapReport) -> String {
     let value = serde_json::json!({ "gap": report });
@@ -230,9 +328,13 @@ pub fn write(report: &GapReport, dir: &Path, force: bool) -> Result<Vec<PathBuf>
 /// a figure that cannot be drawn is left out, the data stand.
 pub fn put(report: &GapReport, claim: &mut Claim) -> Result<(), Error> {
     claim.put("gap.csv", to_csv(&report.rows).as_bytes())?;
+    claim.put("modes.csv", modes_csv(&report.modes).as_bytes())?;
     claim.put("summary.json", summary_json(report).as_bytes())?;
     if let Ok(svg) = plot::try_render_grid(&[panel(report)], 1) {
         claim.put("gap.svg", svg.as_bytes())?;
+    }
+    if let Ok(svg) = plot::try_render_grid(&[modes_panel(report)], 1) {
+        claim.put("modes.svg", svg.as_bytes())?;
     }
     Ok(())
 }

@@ -448,3 +448,69 @@ mod energies {
         }
     }
 }
+
+mod per_mode {
+    use ntkdyn::dynamics::Damping;
+    use ntkdyn::optimizer::Optimizer;
+    use ntkdyn::theory::high_resolution::Setting;
+    use ntkdyn::theory::modes::mode_row;
+
+    /// The high-resolution ODE's rate is closer to the twin's than the low-resolution one's,
+    /// by an order in h, for every stable mode of gf, hbf and nagsc.
+    #[test]
+    fn the_high_resolution_rate_tracks_the_twins_rate_an_order_closer() {
+        for (optimizer, damping) in [
+            (Optimizer::Gf, Damping::None),
+            (Optimizer::Hbf, Damping::Constant(0.5)),
+            (Optimizer::Nagsc, Damping::Constant(0.5)),
+        ] {
+            for lambda in [0.02, 0.1, 0.5, 2.0] {
+                let err = |eta: f64| {
+                    let r = mode_row(
+                        &Setting {
+                            optimizer,
+                            eta,
+                            damping,
+                        },
+                        lambda,
+                    );
+                    assert!(r.stable);
+                    (
+                        (r.rate_twin - r.rate_low).abs(),
+                        (r.rate_twin - r.rate_high).abs(),
+                    )
+                };
+                let (low1, high1) = err(1e-4);
+                let (low2, high2) = err(0.25e-4);
+                // Halving h (quartering eta for the momentum methods, halving it for gf).
+                let (low2, high2) = if optimizer == Optimizer::Gf {
+                    err(0.5e-4)
+                } else {
+                    (low2, high2)
+                };
+                assert!(
+                    high1 < low1 && (1.6..2.4).contains(&(low1 / low2)),
+                    "{optimizer} lambda = {lambda}: low {low1:e} -> {low2:e}, high {high1:e}"
+                );
+                assert!(
+                    high2 < 0.6 * high1 || high1 < 1e-12,
+                    "{optimizer} lambda = {lambda}: high {high1:e} -> {high2:e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn modes_beyond_the_stability_edge_are_marked_unstable() {
+        let s = Setting {
+            optimizer: Optimizer::Hbf,
+            eta: 0.01,
+            damping: Damping::Constant(1.0),
+        };
+        let beta: f64 = 0.9;
+        let edge = 2.0 * (1.0 + beta) / 0.01;
+        assert!(mode_row(&s, edge * 0.999).stable);
+        let r = mode_row(&s, edge * 1.001);
+        assert!(!r.stable && r.rate_twin < 0.0);
+    }
+}

@@ -10,5 +10,6 @@ pub mod discrete_modes;
 pub mod exact;
 pub mod high_resolution;
 pub mod lyapunov;
+pub mod modes;
 pub mod spectrum;
 pub mod stiffness;
