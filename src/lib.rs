@@ -17,6 +17,7 @@
 
 pub mod dynamics;
 pub mod error;
+pub mod gap;
 pub mod integrate;
 pub mod io;
 mod json;

@@ -41,6 +41,9 @@ pub enum Command {
     // issue 18: sgd
     /// Mini-batch SGD beside its SDE, GD, GF and the exact E[L], over seeds.
     Sgd(SgdArgs),
+    // issue 19: the gap between a twin and its ODEs against the clock step.
+    /// The gap between a twin and its low- and high-resolution ODEs.
+    Gap(super::gap::GapArgs),
 }
 
 /// "gf, hbf and nag": the optimizers' names as a sentence lists them.
@@ -56,9 +59,7 @@ impl Command {
     /// The subcommands, as the error line for a missing one lists them.
     pub fn names() -> String {
         let mut names: Vec<&str> = Optimizer::ALL.iter().map(|o| o.name()).collect();
-        names.extend(["compare", "sweep"]);
-        // issue 18: sgd
-        names.push("sgd");
+        names.extend(["compare", "sweep", "sgd", "gap"]);
         format!("{} or plot", names.join(", "))
     }
 
@@ -81,6 +82,7 @@ impl clap::FromArgMatches for Command {
             Some(("plot", sub)) => Ok(Command::Plot(PlotArgs::from_arg_matches(sub)?)),
             // issue 18: sgd
             Some(("sgd", sub)) => Ok(Command::Sgd(SgdArgs::from_arg_matches(sub)?)),
+            Some(("gap", sub)) => Ok(Command::Gap(super::gap::GapArgs::from_arg_matches(sub)?)),
             Some((name, sub)) => match Optimizer::from_name(name) {
                 Some(o) => Ok(Command::Run(o, RunArgs::from_arg_matches(sub)?)),
                 None => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
@@ -116,14 +118,16 @@ impl clap::Subcommand for Command {
         .subcommand(SgdArgs::augment_args(clap::Command::new("sgd")).about(
             "Mini-batch SGD over seeds beside its SDE (Euler-Maruyama), GD, GF and the exact E[L] of error space, with the mean-square stability edge eta_crit(B) (DIR/sgd.csv, bands.csv, sgd.svg, summary.json; default DIR output/sgd)",
         ))
+        .subcommand(
+            super::gap::GapArgs::augment_args(clap::Command::new("gap")).about(super::gap::ABOUT),
+        )
     }
     fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
         Command::augment_subcommands(cmd)
     }
     fn has_subcommand(name: &str) -> bool {
-        Optimizer::from_name(name).is_some() || matches!(name, "compare" | "sweep" | "plot")
-            // issue 18: sgd
-            || name == "sgd"
+        Optimizer::from_name(name).is_some()
+            || matches!(name, "compare" | "sweep" | "plot" | "sgd" | "gap")
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod config_file;
+pub mod gap;
 pub mod human;
 pub mod progress;
 pub mod run_toml;
@@ -88,6 +89,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Plot(p) => return plot(p),
         // issue 18: sgd
         Command::Sgd(a) => return sgd(a),
+        Command::Gap(g) => return gap::run(g),
     };
     let cfg = args.config(optimizer);
     cfg.validate()?;
@@ -720,7 +722,7 @@ mod tests {
         match parse_args(argv).unwrap().command {
             Command::Run(_, a) | Command::Compare(a) => a.config(optimizer),
             Command::Sweep(s) => s.run.config(optimizer),
-            Command::Plot(_) => unreachable!("not a run"),
+            Command::Plot(_) | Command::Gap(_) => unreachable!("not a run"),
             // issue 18: sgd
             Command::Sgd(s) => s.run.config(optimizer),
         }

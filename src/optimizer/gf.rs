@@ -17,6 +17,7 @@ use super::{Method, Optimizer, ScheduleParams, Twin, TwinStep};
 use crate::dynamics::Damping;
 use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
+use crate::theory::discrete_modes::Recurrence;
 use crate::theory::lyapunov::Lyapunov;
 
 /// Gradient flow, twin gradient descent.
@@ -52,6 +53,9 @@ impl Method for GradientFlow {
     }
     fn start_twin(&self, w0: &DMatrix<f64>, _: Option<f64>) -> Box<dyn TwinStep> {
         Box::new(GradientDescent::new(w0))
+    }
+    fn mode_recurrence(&self, _: Option<f64>) -> Recurrence {
+        Recurrence::Gd
     }
     fn rgb(&self) -> [u8; 3] {
         [0, 114, 178]

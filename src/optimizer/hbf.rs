@@ -20,6 +20,7 @@ use super::{Method, Optimizer, ScheduleParams, Twin, TwinStep};
 use crate::dynamics::Damping;
 use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
+use crate::theory::discrete_modes::Recurrence;
 use crate::theory::lyapunov::Lyapunov;
 
 /// Heavy ball with friction, twin the heavy-ball method.
@@ -58,6 +59,9 @@ impl Method for HeavyBallFriction {
     }
     fn start_twin(&self, w0: &DMatrix<f64>, beta: Option<f64>) -> Box<dyn TwinStep> {
         Box::new(HeavyBall::new(w0, beta.unwrap_or(f64::NAN)))
+    }
+    fn mode_recurrence(&self, beta: Option<f64>) -> Recurrence {
+        Recurrence::HeavyBall(beta.unwrap_or(f64::NAN))
     }
     fn rgb(&self) -> [u8; 3] {
         [213, 94, 0]

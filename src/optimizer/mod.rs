@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::dynamics::Damping;
 use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
+use crate::theory::discrete_modes::Recurrence;
 use crate::theory::exact::ExactSolution;
 use crate::theory::lyapunov::Lyapunov;
 
@@ -137,6 +138,9 @@ pub trait Method: Sync {
     fn twin_key(&self) -> (&'static str, Option<&'static str>);
     /// The twin's iterate at W0 and its step; `parameter` is [`Twin::parameter`].
     fn start_twin(&self, w0: &DMatrix<f64>, parameter: Option<f64>) -> Box<dyn TwinStep>;
+    /// The twin's step on one eigen-mode of error space with a fixed H; `parameter` is
+    /// [`Twin::parameter`].
+    fn mode_recurrence(&self, parameter: Option<f64>) -> Recurrence;
     /// The optimizer's colour in every figure, as RGB (Okabe-Ito where there is one, so that
     /// the four stay apart in colour-blind vision and in gray).
     fn rgb(&self) -> [u8; 3];

@@ -24,6 +24,7 @@ use super::{Method, Optimizer, ScheduleParams, Twin, TwinStep};
 use crate::dynamics::Damping;
 use crate::model::relu2::engine::Workspace;
 use crate::model::Model;
+use crate::theory::discrete_modes::Recurrence;
 use crate::theory::lyapunov::Lyapunov;
 
 /// Nesterov's ODE, twin NAG.
@@ -63,6 +64,9 @@ impl Method for NesterovOde {
     }
     fn start_twin(&self, w0: &DMatrix<f64>, gamma: Option<f64>) -> Box<dyn TwinStep> {
         Box::new(Nesterov::new(w0, gamma.unwrap_or(f64::NAN)))
+    }
+    fn mode_recurrence(&self, gamma: Option<f64>) -> Recurrence {
+        Recurrence::Nesterov(gamma.unwrap_or(f64::NAN))
     }
     fn rgb(&self) -> [u8; 3] {
         [0, 158, 115]

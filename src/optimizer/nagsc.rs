@@ -17,6 +17,7 @@ use super::hbf::{friction, HeavyBallFriction};
 use super::nag::Nesterov;
 use super::{Method, Optimizer, ScheduleParams, Twin, TwinStep};
 use crate::dynamics::Damping;
+use crate::theory::discrete_modes::Recurrence;
 use crate::theory::lyapunov::Lyapunov;
 use nalgebra::DMatrix;
 
@@ -58,6 +59,9 @@ impl Method for NesterovConstant {
     }
     fn start_twin(&self, w0: &DMatrix<f64>, beta: Option<f64>) -> Box<dyn TwinStep> {
         Box::new(Nesterov::constant(w0, beta.unwrap_or(f64::NAN)))
+    }
+    fn mode_recurrence(&self, beta: Option<f64>) -> Recurrence {
+        Recurrence::NesterovConstant(beta.unwrap_or(f64::NAN))
     }
     // A purple, apart from the blue, vermillion, green, grey and pink of the other series.
     fn rgb(&self) -> [u8; 3] {

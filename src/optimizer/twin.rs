@@ -56,6 +56,11 @@ impl Twin {
         crate::io::decimal_multiple(k, self.optimizer().method().clock(eta))
     }
 
+    /// The twin's step on one eigen-mode of error space with a fixed H.
+    pub fn recurrence(&self) -> crate::theory::discrete_modes::Recurrence {
+        self.optimizer.method().mode_recurrence(self.parameter)
+    }
+
     /// GD, heavy ball, NAG-SC, NAG.
     pub fn name(&self) -> &'static str {
         self.optimizer().method().twin_name()

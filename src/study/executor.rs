@@ -23,7 +23,7 @@ use crate::optimizer::{twin, Optimizer};
 use crate::study::config::{KernelChoice, RunConfig, SpaceChoice};
 use crate::study::report::{Checks, Report, SpaceRun};
 use crate::study::setup::{setup, Setup};
-use crate::theory::diagnostics::{cross_kernel_h0, cross_kernel_hinf, PlBall};
+use crate::theory::diagnostics::{cross_kernel_h0, PlBall};
 use crate::theory::exact::ExactSolution;
 use crate::theory::lyapunov::{monotonicity_above, Lyapunov, ToleranceFloor};
 use crate::theory::spectrum::{extreme_eigenvalues, Spectrum};

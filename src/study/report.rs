@@ -10,6 +10,7 @@ use crate::study::config::RunConfig;
 use crate::study::setup::Setup;
 use crate::theory::checks::{pl_rate, DampingRegimes, PlPrediction};
 use crate::theory::diagnostics::PlBall;
+use crate::theory::discrete_modes::DiscreteModes;
 use crate::theory::lyapunov::{Lyapunov, Monotonicity, ToleranceFloor};
 
 /// The column of a table every space has: the loss L = 1/2 |Delta|^2.
@@ -18,6 +19,8 @@ pub const LOSS: &str = "loss";
 pub const TEST_GAP_COLUMN: &str = "test_gap";
 /// Columns of discrete.csv; GD adds `pl_envelope`, the PL* prediction (1 - eta mu)^k L(0).
 pub const DISCRETE_COLUMNS: [&str; 3] = ["k", "t", "loss"];
+/// The column discrete.csv gains with error space: the twin on Delta with the fixed kernel.
+pub const LOSS_ERROR_SPACE: &str = "loss_error_space";
 
 /// The result of one space: its table and how the solver did.
 #[derive(Clone, Debug)]
@@ -161,6 +164,15 @@ impl Report {
         }
     }
 
+    /// The losses of `d`'s twin iterated on Delta with error space's fixed kernel, one
+    /// eigen-mode at a time ([`DiscreteModes`]), at iterates 0..=last of `d`.
+    pub fn twin_in_error_space(&self, d: &DiscreteRun) -> Vec<f64> {
+        let (h, _) = self.setup.error_kernel(self.config.kernel);
+        let delta0 = self.setup.model.residual(&self.setup.w0.as_view());
+        let last = d.iterates.last().map(|i| i.k).unwrap_or(0);
+        DiscreteModes::new(h, &delta0, d.twin.recurrence(), d.eta).losses(last)
+    }
+
     /// discrete.csv as a table; GD gets the PL* envelope (1 - eta mu)^k L(0), mu = lambda_min(H(0)).
     pub fn discrete_table(&self) -> Option<Table> {
         let d = self.discrete.as_ref()?;
@@ -168,6 +180,11 @@ impl Report {
         let mut columns = DISCRETE_COLUMNS.to_vec();
         if gd {
             columns.push("pl_envelope");
+        }
+        // issue 19: with error space run, the same twin on Delta with the fixed kernel, exactly.
+        let exact = self.error.as_ref().map(|_| self.twin_in_error_space(d));
+        if exact.is_some() {
+            columns.push(LOSS_ERROR_SPACE);
         }
         let mut t = Table::new(&columns);
         let rate = self.pl_rate();
@@ -179,6 +196,9 @@ impl Report {
                 let mut row = vec![i.k as f64, i.t, i.loss];
                 if gd {
                     row.push(rate.powi(i.k as i32) * loss0);
+                }
+                if let Some(e) = &exact {
+                    row.push(e[i.k]);
                 }
                 row
             })

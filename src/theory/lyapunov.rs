@@ -254,3 +254,84 @@ mod tests {
         assert!(!ToleranceFloor::new(1e-8, 1e-3).loss_reached_floor);
     }
 }
+
+/// The Lyapunov functions of the high-resolution ODEs (Shi, Du, Jordan, Su 2021, Lemmas 3.1,
+/// 3.2 and the NAG-C energy), on (t, Delta, Delta', H Delta) with Lhat = 1/2 Delta^T H Delta,
+/// s = sqrt(eta), c = 1 - b s/2, mu_b = (b/(2 - b s))^2 (they need mu_b <= lambda_min):
+/// ```text
+/// hbf  : E = Lhat/c + 1/4|Delta'|^2 + 1/4|Delta' + 2 sqrt(mu_b) Delta|^2
+/// nagsc: E = Lhat/c + 1/4|Delta'|^2 + 1/4|Delta' + 2 sqrt(mu_b) Delta + (s/c) H Delta|^2
+///        both E(t) <= exp(-sqrt(mu_b) t/4) E(0)
+/// nag  : E = tau (tau + (gamma-2) s/2) Lhat + 1/2 |tau Delta' + (gamma-1) Delta + tau s H Delta|^2
+///        dE/dtau = -[2(gamma-2) tau + (gamma-2)(2 gamma-3) s/2] Lhat
+///                  - s tau (tau + (gamma-2) s/2) |H Delta|^2   (exactly, along the ODE)
+/// ```
+/// Reference: B. Shi, S. S. Du, M. I. Jordan, W. J. Su, "Understanding the acceleration
+/// phenomenon via high-resolution differential equations", Math. Programming 2021.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum HighResolutionLyapunov {
+    Hbf { b: f64, s: f64 },
+    Nagsc { b: f64, s: f64 },
+    Nag { gamma: f64, s: f64 },
+}
+
+impl HighResolutionLyapunov {
+    /// mu_b = (b/(2 - b s))^2, the rate constant of the hbf and nagsc energies.
+    pub fn mu_b(b: f64, s: f64) -> f64 {
+        (b / (2.0 - b * s)).powi(2)
+    }
+
+    /// E at time t (tau for nag) from Delta, Delta' and H Delta.
+    pub fn value(
+        &self,
+        t: f64,
+        delta: &DVector<f64>,
+        delta_dot: &DVector<f64>,
+        h_delta: &DVector<f64>,
+    ) -> f64 {
+        let lhat = 0.5 * delta.dot(h_delta);
+        match *self {
+            HighResolutionLyapunov::Hbf { b, s } | HighResolutionLyapunov::Nagsc { b, s } => {
+                let c = 1.0 - b * s / 2.0;
+                let root = Self::mu_b(b, s).sqrt();
+                let mut second = delta_dot + delta * (2.0 * root);
+                if matches!(self, HighResolutionLyapunov::Nagsc { .. }) {
+                    second += h_delta * (s / c);
+                }
+                lhat / c + 0.25 * delta_dot.norm_squared() + 0.25 * second.norm_squared()
+            }
+            HighResolutionLyapunov::Nag { gamma, s } => {
+                let z = delta_dot * t + delta * (gamma - 1.0) + h_delta * (t * s);
+                t * (t + (gamma - 2.0) * s / 2.0) * lhat + 0.5 * z.norm_squared()
+            }
+        }
+    }
+
+    /// The bound on E(t) from E(0) (E(tau_1) for nag, which does not grow for gamma >= 2).
+    pub fn bound(&self, t: f64, e0: f64) -> f64 {
+        match *self {
+            HighResolutionLyapunov::Hbf { b, s } | HighResolutionLyapunov::Nagsc { b, s } => {
+                (-Self::mu_b(b, s).sqrt() * t / 4.0).exp() * e0
+            }
+            HighResolutionLyapunov::Nag { gamma, .. } => {
+                if gamma >= 2.0 {
+                    e0
+                } else {
+                    f64::INFINITY
+                }
+            }
+        }
+    }
+
+    /// dE/dtau of the nag energy along the ODE from Lhat and |H Delta|^2 (None for hbf, nagsc).
+    pub fn nag_derivative(&self, tau: f64, lhat: f64, h_delta_sq: f64) -> Option<f64> {
+        match *self {
+            HighResolutionLyapunov::Nag { gamma, s } => Some(
+                -(2.0 * (gamma - 2.0) * tau + (gamma - 2.0) * (2.0 * gamma - 3.0) * s / 2.0) * lhat
+                    - s * tau * (tau + (gamma - 2.0) * s / 2.0) * h_delta_sq,
+            ),
+            _ => None,
+        }
+    }
+}

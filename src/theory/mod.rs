@@ -6,7 +6,10 @@
 
 pub mod checks;
 pub mod diagnostics;
+pub mod discrete_modes;
 pub mod exact;
+pub mod high_resolution;
 pub mod lyapunov;
+pub mod modes;
 pub mod spectrum;
 pub mod stiffness;

@@ -1,0 +1,81 @@
+//! `ntkdyn gap OPT --etas LIST [--resolution low|high|both]`: the gap between a twin and its
+//! ODEs against the clock step, in error space (the library's [`ntkdyn::gap`]).
+
+use clap::Args;
+use ntkdyn::error::Error;
+use ntkdyn::gap::{self, GAP_FILES};
+use ntkdyn::optimizer::Optimizer;
+use ntkdyn::outdir::Claim;
+use ntkdyn::study::RunConfig;
+use ntkdyn::theory::high_resolution::Resolution;
+
+use super::args::RunArgs;
+use super::human::sayln;
+
+/// Which ODEs the twin is held against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResolutionChoice {
+    Low,
+    High,
+    Both,
+}
+
+impl ResolutionChoice {
+    fn resolutions(self) -> Vec<Resolution> {
+        match self {
+            ResolutionChoice::Low => vec![Resolution::Low],
+            ResolutionChoice::High => vec![Resolution::High],
+            ResolutionChoice::Both => vec![Resolution::Low, Resolution::High],
+        }
+    }
+}
+
+/// Options of `ntkdyn gap`.
+#[derive(Debug, Clone, Args)]
+pub struct GapArgs {
+    /// The optimizer: gf, hbf, nagsc or nag
+    #[arg(value_parser = |s: &str| s.parse::<Optimizer>().map_err(|e| e.to_string()))]
+    pub optimizer: Optimizer,
+    /// Step sizes eta, comma-separated, e.g. 0.04,0.01,0.0025
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub etas: Vec<f64>,
+    /// The ODEs the twin is held against: low (leading order), high (high-resolution) or both
+    #[arg(long, value_enum, default_value = "both")]
+    pub resolution: ResolutionChoice,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The about line of `ntkdyn gap`.
+pub const ABOUT: &str = "The gap between a twin and its low- and high-resolution ODEs against the clock step h, in error space, with fitted orders (DIR/gap.csv, DIR/gap.svg, DIR/summary.json; default DIR output/gap)";
+
+/// Run `ntkdyn gap`: claim DIR, compute, write, say where.
+pub fn run(args: &GapArgs) -> Result<(), Error> {
+    let mut cfg = args.run.config(args.optimizer);
+    if args.run.out.is_none() {
+        cfg.out = RunConfig::default_out("gap");
+    }
+    gap::validate_etas(&args.etas)?;
+    let inputs = ntkdyn::output::files::inputs(&cfg);
+    let mut claim = Claim::replace(&cfg.out, &GAP_FILES, &inputs, args.run.force)?;
+    let report = gap::run_gap(&cfg, &args.etas, &args.resolution.resolutions())?;
+    gap::put(&report, &mut claim)?;
+    let done = claim.commit()?;
+    if !args.run.quiet {
+        for o in &report.orders {
+            sayln!(
+                "{} {} resolution: fitted order {:.3} (Delta), {:.3} (loss)",
+                o.space,
+                o.resolution.name(),
+                o.order_delta,
+                o.order_loss
+            );
+        }
+        sayln!(
+            "wrote {}: {}",
+            cfg.out.display(),
+            super::human::names(&done.written)
+        );
+    }
+    Ok(())
+}

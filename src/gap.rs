@@ -1,0 +1,340 @@
+//! `ntkdyn gap`: the gap between a twin and its low- and high-resolution ODEs against the
+//! twin's clock step h, in error space with the run's fixed kernel, and the fitted orders.
+//!
+//! For each eta the twin is iterated exactly per eigen-mode
+//! ([`crate::theory::discrete_modes`]) and held against the ODE's exact (or, for
+//! high-resolution nag, finely integrated) modes at the twin's times
+//! ([`crate::theory::high_resolution`]). Files: gap.csv
+//! (space,resolution,eta,h,gap_delta,gap_loss), gap.svg (log-log against h, the fitted slope in
+//! each legend, reference slopes 1 and 2), modes.csv and modes.svg (per-mode rates at the
+//! largest eta, [`crate::theory::modes`]) and summary.json (the fitted orders).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, InputError};
+use crate::optimizer::Optimizer;
+use crate::outdir::Claim;
+use crate::output::plot::{self, Dash, Figure, Legend, Series, BOUND_COLOR};
+use crate::output::style::color;
+use crate::study::executor::prepare;
+use crate::study::RunConfig;
+use crate::theory::high_resolution::{error_space_gap, fitted_order, Resolution, Setting};
+use crate::theory::modes::{mode_row, ModeRow, MODES_COLUMNS};
+
+/// The files `ntkdyn gap` writes.
+pub const GAP_FILES: [&str; 5] = [
+    "gap.csv",
+    "gap.svg",
+    "modes.csv",
+    "modes.svg",
+    "summary.json",
+];
+
+/// One row of gap.csv.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct GapRow {
+    pub space: &'static str,
+    pub resolution: Resolution,
+    pub eta: f64,
+    pub h: f64,
+    pub gap_delta: f64,
+    pub gap_loss: f64,
+}
+
+/// The fitted order of one (space, resolution): slopes of ln gap against ln h.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Order {
+    pub space: &'static str,
+    pub resolution: Resolution,
+    pub order_delta: f64,
+    pub order_loss: f64,
+}
+
+/// A gap study of one optimizer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GapReport {
+    pub optimizer: Optimizer,
+    pub t_end: f64,
+    pub rows: Vec<GapRow>,
+    pub orders: Vec<Order>,
+    /// The per-mode rates at the largest eta (modes.csv).
+    pub modes_eta: f64,
+    #[serde(skip)]
+    pub modes: Vec<ModeRow>,
+}
+
+/// Check the step sizes: at least two, each positive and finite, below 1.
+pub fn validate_etas(etas: &[f64]) -> Result<(), InputError> {
+    if etas.len() < 2 {
+        return Err(InputError::option(
+            "etas",
+            "needs at least two step sizes to fit an order",
+        ));
+    }
+    if let Some(e) = etas
+        .iter()
+        .find(|e| !(e.is_finite() && **e > 0.0 && **e < 1.0))
+    {
+        return Err(InputError::option(
+            "etas",
+            format!("{e} is not a step size in (0, 1)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Run the gap study of `cfg.optimizer` over `etas` at `resolutions`, in error space with
+/// the kernel of `cfg` (--kernel) from the residual at its W0, up to `cfg.t_end`.
+pub fn run_gap(
+    cfg: &RunConfig,
+    etas: &[f64],
+    resolutions: &[Resolution],
+) -> Result<GapReport, Error> {
+    validate_etas(etas)?;
+    cfg.validate()?;
+    let setup = prepare(cfg)?;
+    let (h, _) = setup.error_kernel(cfg.kernel);
+    let delta0 = setup.model.residual(&setup.w0.as_view());
+    let damping = cfg.damping(setup.lambda0);
+    let mut rows = Vec::new();
+    for &resolution in resolutions {
+        for &eta in etas {
+            let setting = Setting {
+                optimizer: cfg.optimizer,
+                eta,
+                damping,
+            };
+            let g = error_space_gap(h, &delta0, &setting, resolution, cfg.t_end);
+            rows.push(GapRow {
+                space: "error",
+                resolution,
+                eta,
+                h: g.h,
+                gap_delta: g.gap_delta,
+                gap_loss: g.gap_loss,
+            });
+        }
+    }
+    let orders = orders(&rows);
+    let modes_eta = etas.iter().copied().fold(0.0, f64::max);
+    let setting = Setting {
+        optimizer: cfg.optimizer,
+        eta: modes_eta,
+        damping,
+    };
+    let values = crate::theory::spectrum::Spectrum::of(h).values;
+    let modes = values.iter().map(|&l| mode_row(&setting, l)).collect();
+    Ok(GapReport {
+        optimizer: cfg.optimizer,
+        t_end: cfg.t_end,
+        rows,
+        orders,
+        modes_eta,
+        modes,
+    })
+}
+
+/// The fitted orders of each (space, resolution) present in `rows`.
+pub fn orders(rows: &[GapRow]) -> Vec<Order> {
+    let mut keys: Vec<(&'static str, Resolution)> = Vec::new();
+    for r in rows {
+        if !keys.contains(&(r.space, r.resolution)) {
+            keys.push((r.space, r.resolution));
+        }
+    }
+    keys.into_iter()
+        .map(|(space, resolution)| {
+            let sel: Vec<&GapRow> = rows
+                .iter()
+                .filter(|r| r.space == space && r.resolution == resolution)
+                .collect();
+            let h: Vec<f64> = sel.iter().map(|r| r.h).collect();
+            let d: Vec<f64> = sel.iter().map(|r| r.gap_delta).collect();
+            let l: Vec<f64> = sel.iter().map(|r| r.gap_loss).collect();
+            Order {
+                space,
+                resolution,
+                order_delta: fitted_order(&h, &d),
+                order_loss: fitted_order(&h, &l),
+            }
+        })
+        .collect()
+}
+
+/// gap.csv.
+pub fn to_csv(rows: &[GapRow]) -> String {
+    let mut out = String::from("space,resolution,eta,h,gap_delta,gap_loss\n");
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            r.space,
+            r.resolution.name(),
+            crate::io::format_f64(r.eta),
+            crate::io::format_f64(r.h),
+            crate::io::format_f64(r.gap_delta),
+            crate::io::format_f64(r.gap_loss)
+        ));
+    }
+    out
+}
+
+/// The panel of one optimizer: gap_delta against h on log-log axes, one series per
+/// (space, resolution) with its fitted slope in the legend, and the reference slopes 1 and 2
+/// through the smallest h of the low and the high series (where the order is asymptotic).
+pub fn panel(report: &GapReport) -> Figure {
+    let o = report.optimizer;
+    let mut fig = Figure::new(
+        &format!("{}: twin against its ODE", o.method().label()),
+        "clock step h",
+        "max_k |Δ_k − Δ(t_k)| / |Δ_0|",
+    );
+    fig.log_x = true;
+    fig.log_y = true;
+    fig.legend = Legend::LowerRight;
+    for order in &report.orders {
+        let pts: Vec<(f64, f64)> = report
+            .rows
+            .iter()
+            .filter(|r| r.space == order.space && r.resolution == order.resolution)
+            .map(|r| (r.h, r.gap_delta))
+            .collect();
+        let Some(&(x0, y0)) = pts.iter().min_by(|a, b| a.0.total_cmp(&b.0)) else {
+            continue;
+        };
+        let (dash, reference) = match order.resolution {
+            Resolution::Low => (Dash::Solid, 1.0),
+            Resolution::High => (Dash::Dashed, 2.0),
+        };
+        fig.series.push(Series {
+            label: format!(
+                "{} resolution: slope {:.2}",
+                order.resolution.name(),
+                order.order_delta
+            ),
+            points: pts.clone(),
+            color: color(o),
+            dash,
+            band: Vec::new(),
+        });
+        let xmax = pts.iter().map(|p| p.0).fold(0.0, f64::max);
+        fig.series.push(Series {
+            label: format!("slope {reference}"),
+            points: [x0, xmax]
+                .iter()
+                .map(|&x| (x, y0 * (x / x0).powf(reference)))
+                .collect(),
+            color: BOUND_COLOR,
+            dash: Dash::Dotted,
+            band: Vec::new(),
+        });
+    }
+    fig
+}
+
+/// modes.csv: one row per eigenvalue of the kernel at the largest eta.
+pub fn modes_csv(rows: &[ModeRow]) -> String {
+    let mut out = MODES_COLUMNS.join(",");
+    out.push('\n');
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            crate::io::format_f64(r.lambda),
+            r.regime,
+            crate::io::format_f64(r.rate_twin),
+            crate::io::format_f64(r.rate_low),
+            crate::io::format_f64(r.rate_high),
+            r.stable
+        ));
+    }
+    out
+}
+
+/// modes.svg: each mode's decay rate against lambda (log-log): the twin's -ln|r_max|/h
+/// (markers), the low- (solid) and the high-resolution ODE's (dashed).
+pub fn modes_panel(report: &GapReport) -> Figure {
+    let o = report.optimizer;
+    let mut fig = Figure::new(
+        &format!(
+            "{}: decay rate per mode at η = {}",
+            o.method().label(),
+            crate::io::format_f64(report.modes_eta)
+        ),
+        "eigenvalue λ of H",
+        "decay rate per unit time",
+    );
+    fig.log_x = true;
+    fig.log_y = true;
+    fig.legend = Legend::LowerRight;
+    let pick = |f: fn(&ModeRow) -> f64| -> Vec<(f64, f64)> {
+        report
+            .modes
+            .iter()
+            .filter(|r| r.lambda > 0.0 && f(r) > 0.0)
+            .map(|r| (r.lambda, f(r)))
+            .collect()
+    };
+    for (label, f, dash, col) in [
+        (
+            "twin −ln|r_max|/h",
+            (|r: &ModeRow| r.rate_twin) as fn(&ModeRow) -> f64,
+            Dash::Markers,
+            color(o),
+        ),
+        (
+            "low-resolution ODE",
+            |r| r.rate_low,
+            Dash::Solid,
+            BOUND_COLOR,
+        ),
+        (
+            "high-resolution ODE",
+            |r| r.rate_high,
+            Dash::Dashed,
+            color(o),
+        ),
+    ] {
+        let points = pick(f);
+        if !points.is_empty() {
+            fig.series.push(Series {
+                label: label.into(),
+                points,
+                color: col,
+                dash,
+                band: Vec::new(),
+            });
+        }
+    }
+    fig
+}
+
+/// summary.json of a gap study: the optimizer, T, the rows and the fitted orders.
+pub fn summary_json(report: &GapReport) -> String {
+    let value = serde_json::json!({ "gap": report });
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Write gap.csv, gap.svg and summary.json of `report` into `dir` as one whole run.
+pub fn write(report: &GapReport, dir: &Path, force: bool) -> Result<Vec<PathBuf>, Error> {
+    let mut claim = Claim::replace(dir, &GAP_FILES, &[], force)?;
+    put(report, &mut claim)?;
+    Ok(claim.commit()?.written)
+}
+
+/// Put the gap files into a claim already made (the command line claims before it computes);
+/// a figure that cannot be drawn is left out, the data stand.
+pub fn put(report: &GapReport, claim: &mut Claim) -> Result<(), Error> {
+    claim.put("gap.csv", to_csv(&report.rows).as_bytes())?;
+    claim.put("modes.csv", modes_csv(&report.modes).as_bytes())?;
+    claim.put("summary.json", summary_json(report).as_bytes())?;
+    if let Ok(svg) = plot::try_render_grid(&[panel(report)], 1) {
+        claim.put("gap.svg", svg.as_bytes())?;
+    }
+    if let Ok(svg) = plot::try_render_grid(&[modes_panel(report)], 1) {
+        claim.put("modes.svg", svg.as_bytes())?;
+    }
+    Ok(())
+}
