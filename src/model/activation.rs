@@ -130,7 +130,10 @@ impl Activation {
                 let t = z.tanh();
                 1.0 - t * t
             }
-            Activation::Softplus => sigmoid(z),
+            Activation::Softplus => {
+                let e = (-z.abs()).exp();
+                (if z >= 0.0 { 1.0 } else { e }) / (1.0 + e)
+            }
             Activation::Sigmoid => {
                 let s = sigmoid(z);
                 s * (1.0 - s)
@@ -155,7 +158,9 @@ impl Activation {
                 (t, 1.0 - t * t)
             }
             Activation::Softplus => {
-                let e = exp_nonpositive(-z.abs());
+                // libm's exp: the branch-free one, inlined beside the log1p call, measured
+                // slower here (5.4 ms against 3-4 ms per gradient).
+                let e = (-z.abs()).exp();
                 let s = if z >= 0.0 { 1.0 } else { e } / (1.0 + e);
                 (z.max(0.0) + e.ln_1p(), s)
             }
@@ -255,7 +260,7 @@ fn sigmoid(z: f64) -> f64 {
 #[inline]
 fn softplus(z: f64) -> f64 {
     // log(1 + e^z) = max(z, 0) + log(1 + e^{-|z|}), without overflow.
-    z.max(0.0) + exp_nonpositive(-z.abs()).ln_1p()
+    z.max(0.0) + (-z.abs()).exp().ln_1p()
 }
 
 /// e^x for x <= 0, branch-free so that a loop over it vectorises: x = k ln 2 + r with
