@@ -1,6 +1,6 @@
 //! sgd.svg: one panel per space, loss against t on a log axis: the medians of SGD and of its
 //! SDE with their q10-q90 bands over seeds, the mean of SGD (dotted), GD (markers), GF and,
-//! in error space, the exact E[L] of SGD (gray dashed: the mean of SGD should lie on it).
+//! in error space, the exact E\[L] of SGD (gray dashed: the mean of SGD should lie on it).
 //!
 //! Drawn by [`crate::output::plot`]'s figures and colours: GF and GD in GF's blue as in
 //! every figure of a run, SGD in vermillion, the SDE in green.

@@ -3,7 +3,7 @@
 //!
 //! Losses of SGD are skewed (a few runs far above the rest), so figures lead with the median
 //! and the q10-q90 band; the mean and its standard error sd/sqrt(S) are there to compare with
-//! the exact E[L]. Quantiles interpolate linearly between order statistics (Hyndman and Fan's
+//! the exact E\[L]. Quantiles interpolate linearly between order statistics (Hyndman and Fan's
 //! type 7, R's and numpy's default).
 
 use super::{Path, Process, Space};

@@ -10,7 +10,7 @@
 //!          error space, H fixed: dDelta = -H Delta dt + sqrt(eta) H M^(1/2) dB_t
 //!          Euler-Maruyama with dt = eta/L ([`sde`])
 //! oracle : C_{k+1} = (I - eta H) C_k (I - eta H) + eta^2 c_B H (n Diag(C_k) - C_k) H,
-//!          E[L_k] = 1/2 tr C_k; eta_crit(B): spectral radius of that map = 1 ([`oracle`])
+//!          E\[L_k] = 1/2 tr C_k; eta_crit(B): spectral radius of that map = 1 ([`oracle`])
 //! ```
 //! The pieces: [`twin`] (batch streams, SGD in weight and error space), [`sde`] (the noise
 //! sampler and Euler-Maruyama in both spaces), [`oracle`] (c_B, the second-moment recursion,
@@ -184,7 +184,7 @@ pub enum Process {
     Gd,
     /// Gradient flow.
     Gf,
-    /// E[L_k] of SGD from the second-moment recursion (error space).
+    /// E\[L_k] of SGD from the second-moment recursion (error space).
     Exact,
 }
 
@@ -228,7 +228,7 @@ impl Space {
 pub struct Path {
     pub process: Process,
     pub space: Space,
-    /// The seed index s of a stochastic process; None for GD, GF and the exact E[L].
+    /// The seed index s of a stochastic process; None for GD, GF and the exact E\[L].
     pub seed: Option<usize>,
     /// (k, t, loss): k is the SGD iterate (GF: the sample index), t its time.
     pub points: Vec<(usize, f64, f64)>,

@@ -1,10 +1,10 @@
-//! The exact error-space oracle of SGD: its second moment, E[L_k], and the mean-square
+//! The exact error-space oracle of SGD: its second moment, E\[L_k], and the mean-square
 //! stability edge eta_crit(B).
 //!
 //! ```text
 //! Delta_{k+1} = A Delta_k - eta H e_k,  A = I - eta H,  E[e_k | Delta_k] = 0,
 //! E[e_k e_k^T | Delta_k] = M(Delta_k) = c_B (n diag(Delta_k)^2 - Delta_k Delta_k^T)
-//! C_{k+1} = A C_k A + eta^2 c_B H (n Diag(C_k) - C_k) H =: T(C_k),  E[L_k] = 1/2 tr C_k
+//! C_{k+1} = A C_k A + eta^2 c_B H (n Diag(C_k) - C_k) H =: T(C_k),  E\[L_k] = 1/2 tr C_k
 //! ```
 //! (e_k = (w_k - 1) o Delta_k is the batch's error; M is linear in Delta Delta^T, so the
 //! recursion closes on C = E[Delta Delta^T].) The same recursion with dt for eta in A and
@@ -83,7 +83,7 @@ impl Moments {
         }
     }
 
-    /// E[L] = 1/2 tr C.
+    /// E\[L] = 1/2 tr C.
     pub fn loss(&self) -> f64 {
         0.5 * self.c.trace()
     }
@@ -142,7 +142,7 @@ impl Moments {
     }
 }
 
-/// E[L_k] of SGD in error space at `rec`'s iterates (process `exact`).
+/// E\[L_k] of SGD in error space at `rec`'s iterates (process `exact`).
 pub fn expected_loss(
     h: &DMatrix<f64>,
     delta0: &DVector<f64>,

@@ -1,10 +1,10 @@
 //! One `ntkdyn sgd` study: every process (SGD and the SDE over S seeds, GD, GF, the exact
-//! E[L]) in every chosen space, their bands, the stability edge, and the text of sgd.csv,
+//! E\[L]) in every chosen space, their bands, the stability edge, and the text of sgd.csv,
 //! bands.csv and summary.json.
 //!
 //! Cost: a weight-space SGD step is one sign pass, J_S W and J_S^T beta (about 1.5 full
 //! gradients), a weight-space SDE step the same L times per SGD step; error space costs
-//! O(n^2) a step. The exact E[L] costs two n x n products a step and the stability edge
+//! O(n^2) a step. The exact E\[L] costs two n x n products a step and the stability edge
 //! about 60 O(n^4) tests: they are skipped, with a warning, beyond [`ORACLE_FLOPS`] and
 //! [`EDGE_MAX_N`].
 
@@ -29,7 +29,7 @@ use crate::study::validate::MAX_ITERATES;
 use crate::study::{self, Observer, RunConfig, Setup, SpaceChoice, SpaceRun};
 use crate::theory::exact::ExactSolution;
 
-/// Most flops (2 n^3 a step) the exact E[L] may take; beyond, it is skipped with a warning.
+/// Most flops (2 n^3 a step) the exact E\[L] may take; beyond, it is skipped with a warning.
 pub const ORACLE_FLOPS: f64 = 2e11;
 /// Largest n for which the stability edge (O(n^4) a test) is computed.
 pub const EDGE_MAX_N: usize = 200;

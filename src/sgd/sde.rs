@@ -28,7 +28,7 @@
 //! because M is linear in Delta Delta^T (n diag(Delta)^2 = n Diag(Delta Delta^T)). SGD's step
 //! Delta+ = A Delta - eta H e with e = (w - 1) o Delta, E[e | Delta] = 0 and
 //! E[e e^T | Delta] = M(Delta), gives the same recursion ([`super::oracle`]). The two agree in
-//! every second moment, hence in E[L_k], though not in law (SGD's noise is not Gaussian).
+//! every second moment, hence in E\[L_k], though not in law (SGD's noise is not Gaussian).
 
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
