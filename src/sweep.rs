@@ -277,20 +277,7 @@ pub fn run_one(
     seed: u64,
     optimizer: Optimizer,
 ) -> Result<SweepRow, Error> {
-    let cfg = RunConfig {
-        optimizer,
-        m,
-        seed,
-        space: SpaceChoice::Both,
-        discrete: false,
-        progress: false,
-        ..base.clone()
-    };
-    let report = study::run(&cfg)?;
-    if let Some(e) = report.failure() {
-        return Err(e.into());
-    }
-    Ok(row_of(&report, m, seed, optimizer))
+    run_one_kept(base, (m, seed, optimizer), false).map(|o| o.row)
 }
 
 /// The row of sweep.csv of a run of both spaces.
