@@ -25,6 +25,17 @@ fn ok(out: &Output) -> String {
     err
 }
 
+/// The two run folders hold byte-identical weight.csv, error.csv and discrete.csv.
+fn assert_same_tables(a: &std::path::Path, b: &std::path::Path) {
+    for f in ["weight.csv", "error.csv", "discrete.csv"] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
+
 /// Six points in d = 3 (on the unit sphere) with +-1 labels, as rows x1,x2,x3,y.
 fn points() -> Vec<[f64; 4]> {
     let raw = [
@@ -271,13 +282,7 @@ fn a_header_bearing_csv_and_the_same_data_without_header_give_bit_identical_runs
             out.to_str().unwrap(),
         ]));
     }
-    for f in ["weight.csv", "error.csv", "discrete.csv"] {
-        assert_eq!(
-            std::fs::read(a.join(f)).unwrap(),
-            std::fs::read(b.join(f)).unwrap(),
-            "{f}"
-        );
-    }
+    assert_same_tables(&a, &b);
 }
 
 #[test]
@@ -508,13 +513,7 @@ fn run_toml_reproduces_the_run() {
         "--out",
         b.to_str().unwrap(),
     ]));
-    for f in ["weight.csv", "error.csv", "discrete.csv"] {
-        assert_eq!(
-            std::fs::read(a.join(f)).unwrap(),
-            std::fs::read(b.join(f)).unwrap(),
-            "{f}"
-        );
-    }
+    assert_same_tables(&a, &b);
 }
 
 #[test]

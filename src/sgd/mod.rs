@@ -236,6 +236,40 @@ pub struct Path {
     pub diverged_at: Option<f64>,
 }
 
+impl Path {
+    /// Run a process from k = 0 to `rec.last`, keeping the loss at `rec`'s iterates with
+    /// t_k = k eta; the first non-finite loss stops the run there (`diverged_at`).
+    /// `loss_at(k)` first moves the iterate from k - 1 to k (nothing at k = 0), then returns
+    /// its loss: every SGD, SDE, GD and E\[L] run is this loop with its own step.
+    pub fn record(
+        process: Process,
+        space: Space,
+        seed: Option<usize>,
+        eta: f64,
+        rec: Recording,
+        mut loss_at: impl FnMut(usize) -> f64,
+    ) -> Path {
+        let mut path = Path {
+            process,
+            space,
+            seed,
+            points: Vec::new(),
+            diverged_at: None,
+        };
+        for k in 0..=rec.last {
+            let (l, t) = (loss_at(k), k as f64 * eta);
+            if !l.is_finite() {
+                path.diverged_at = Some(t);
+                break;
+            }
+            if rec.keeps(k) {
+                path.points.push((k, t, l));
+            }
+        }
+        path
+    }
+}
+
 /// The iterates a run keeps: every `stride`-th up to `last`, and `last`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recording {

@@ -151,27 +151,12 @@ pub fn expected_loss(
     rec: Recording,
 ) -> Path {
     let mut moments = Moments::new(h, delta0);
-    let mut path = Path {
-        process: Process::Exact,
-        space: Space::Error,
-        seed: None,
-        points: Vec::new(),
-        diverged_at: None,
-    };
-    for k in 0..=rec.last {
-        let (l, t) = (moments.loss(), k as f64 * eta);
-        if !l.is_finite() {
-            path.diverged_at = Some(t);
-            break;
-        }
-        if rec.keeps(k) {
-            path.points.push((k, t, l));
-        }
-        if k < rec.last {
+    Path::record(Process::Exact, Space::Error, None, eta, rec, |k| {
+        if k > 0 {
             moments.step(eta, eta * eta * c_b);
         }
-    }
-    path
+        moments.loss()
+    })
 }
 
 /// T(X) = A X A + eta^2 c_B H (n Diag(X) - X) H in the original basis (the tests' power

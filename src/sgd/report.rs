@@ -308,29 +308,13 @@ fn execute(cfg: &SgdConfig, setup: Setup, progress: &dyn Progress) -> SgdReport 
 /// GD in error space: Delta_{k+1} = (I - eta H) Delta_k.
 pub fn gd_error(h: &DMatrix<f64>, delta0: &DVector<f64>, eta: f64, rec: Recording) -> Path {
     let mut delta = delta0.clone();
-    let mut points = Vec::new();
-    let mut diverged_at = None;
-    for k in 0..=rec.last {
-        let (l, t) = (0.5 * delta.norm_squared(), k as f64 * eta);
-        if !l.is_finite() {
-            diverged_at = Some(t);
-            break;
-        }
-        if rec.keeps(k) {
-            points.push((k, t, l));
-        }
-        if k < rec.last {
+    Path::record(Process::Gd, Space::Error, None, eta, rec, |k| {
+        if k > 0 {
             let hd = h * &delta;
             delta -= hd * eta;
         }
-    }
-    Path {
-        process: Process::Gd,
-        space: Space::Error,
-        seed: None,
-        points,
-        diverged_at,
-    }
+        0.5 * delta.norm_squared()
+    })
 }
 
 /// The (process, space) pairs present, in order of first appearance.

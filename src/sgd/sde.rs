@@ -107,34 +107,27 @@ pub fn sde_weight(
     let mut engine = Weighted::new(model, w0, lanes);
     let mut w = w0.clone();
     let (mut delta, mut beta) = (vec![0.0; n], vec![0.0; n]);
-    let mut path = Path {
-        process: Process::Sde,
-        space: Space::Weight,
-        seed: Some(seed),
-        points: Vec::new(),
-        diverged_at: None,
-    };
-    'steps: for k in 0..=rec.last {
-        for l in 0..scheme.substeps {
-            engine.residual(&w, &mut delta);
-            if l == 0 {
-                let (loss, t) = (loss(&delta), k as f64 * scheme.eta);
-                if !loss.is_finite() {
-                    path.diverged_at = Some(t);
-                    break 'steps;
-                }
-                if rec.keeps(k) {
-                    path.points.push((k, t, loss));
-                }
-                if k == rec.last {
-                    break 'steps;
+    Path::record(
+        Process::Sde,
+        Space::Weight,
+        Some(seed),
+        scheme.eta,
+        rec,
+        |k| {
+            if k > 0 {
+                for l in 0..scheme.substeps {
+                    // the first substep's drift is the residual the loss of k - 1 left
+                    if l > 0 {
+                        engine.residual(&w, &mut delta);
+                    }
+                    noise.step_weights(&delta, dt, s, &mut beta);
+                    engine.descend(&mut w, &beta);
                 }
             }
-            noise.step_weights(&delta, dt, s, &mut beta);
-            engine.descend(&mut w, &beta);
-        }
-    }
-    path
+            engine.residual(&w, &mut delta);
+            loss(&delta)
+        },
+    )
 }
 
 /// One seeded run of the SDE in error space with the fixed kernel H from Delta0.
@@ -150,29 +143,20 @@ pub fn sde_error(
     let (dt, s) = (scheme.dt(), scheme.scale(n));
     let mut delta = delta0.clone();
     let mut beta = DVector::zeros(n);
-    let mut path = Path {
-        process: Process::Sde,
-        space: Space::Error,
-        seed: Some(seed),
-        points: Vec::new(),
-        diverged_at: None,
-    };
-    'steps: for k in 0..=rec.last {
-        let (l, t) = (0.5 * delta.norm_squared(), k as f64 * scheme.eta);
-        if !l.is_finite() {
-            path.diverged_at = Some(t);
-            break;
-        }
-        if rec.keeps(k) {
-            path.points.push((k, t, l));
-        }
-        if k == rec.last {
-            break 'steps;
-        }
-        for _ in 0..scheme.substeps {
-            noise.step_weights(delta.as_slice(), dt, s, beta.as_mut_slice());
-            delta.gemv(-1.0, h, &beta, 1.0);
-        }
-    }
-    path
+    Path::record(
+        Process::Sde,
+        Space::Error,
+        Some(seed),
+        scheme.eta,
+        rec,
+        |k| {
+            if k > 0 {
+                for _ in 0..scheme.substeps {
+                    noise.step_weights(delta.as_slice(), dt, s, beta.as_mut_slice());
+                    delta.gemv(-1.0, h, &beta, 1.0);
+                }
+            }
+            0.5 * delta.norm_squared()
+        },
+    )
 }

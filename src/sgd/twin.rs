@@ -196,34 +196,17 @@ pub fn sgd_weight(
     let mut engine = Weighted::new(model, w0, lanes);
     let mut w = w0.clone();
     let (mut delta, mut weights, mut beta) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-    let mut path = Path {
-        process: Process::Sgd,
-        space: Space::Weight,
-        seed: Some(seed),
-        points: Vec::new(),
-        diverged_at: None,
-    };
-    for k in 0..=rec.last {
+    Path::record(Process::Sgd, Space::Weight, Some(seed), eta, rec, |k| {
+        if k > 0 {
+            batches.next_weights(&mut weights);
+            for ((b, wi), d) in beta.iter_mut().zip(&weights).zip(&delta) {
+                *b = eta * wi * d;
+            }
+            engine.descend(&mut w, &beta);
+        }
         engine.residual(&w, &mut delta);
-        let l = loss(&delta);
-        let t = k as f64 * eta;
-        if !l.is_finite() {
-            path.diverged_at = Some(t);
-            break;
-        }
-        if rec.keeps(k) {
-            path.points.push((k, t, l));
-        }
-        if k == rec.last {
-            break;
-        }
-        batches.next_weights(&mut weights);
-        for ((b, wi), d) in beta.iter_mut().zip(&weights).zip(&delta) {
-            *b = eta * wi * d;
-        }
-        engine.descend(&mut w, &beta);
-    }
-    path
+        loss(&delta)
+    })
 }
 
 /// One seeded run of SGD in error space with the fixed kernel H from Delta0.
@@ -239,33 +222,16 @@ pub fn sgd_error(
     let mut delta = delta0.clone();
     let mut beta = DVector::zeros(n);
     let mut weights = vec![0.0; n];
-    let mut path = Path {
-        process: Process::Sgd,
-        space: Space::Error,
-        seed: Some(seed),
-        points: Vec::new(),
-        diverged_at: None,
-    };
-    for k in 0..=rec.last {
-        let l = 0.5 * delta.norm_squared();
-        let t = k as f64 * eta;
-        if !l.is_finite() {
-            path.diverged_at = Some(t);
-            break;
+    Path::record(Process::Sgd, Space::Error, Some(seed), eta, rec, |k| {
+        if k > 0 {
+            batches.next_weights(&mut weights);
+            for ((b, wi), d) in beta.iter_mut().zip(&weights).zip(delta.iter()) {
+                *b = wi * d;
+            }
+            delta.gemv(-eta, h, &beta, 1.0);
         }
-        if rec.keeps(k) {
-            path.points.push((k, t, l));
-        }
-        if k == rec.last {
-            break;
-        }
-        batches.next_weights(&mut weights);
-        for ((b, wi), d) in beta.iter_mut().zip(&weights).zip(delta.iter()) {
-            *b = wi * d;
-        }
-        delta.gemv(-eta, h, &beta, 1.0);
-    }
-    path
+        0.5 * delta.norm_squared()
+    })
 }
 
 #[cfg(test)]

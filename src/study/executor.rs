@@ -20,10 +20,10 @@ use crate::observe::pl::PlProbe;
 use crate::observe::test_gap::{TestGap, TwinTest};
 use crate::observe::{Findings, Probe, Progress, Recorder, Sample, Silent};
 use crate::optimizer::{twin, Optimizer};
-use crate::study::config::{KernelChoice, RunConfig, SpaceChoice};
+use crate::study::config::{RunConfig, SpaceChoice};
 use crate::study::report::{Checks, Report, SpaceRun};
 use crate::study::setup::{setup, Setup};
-use crate::theory::diagnostics::{cross_kernel_h0, PlBall};
+use crate::theory::diagnostics::PlBall;
 use crate::theory::exact::ExactSolution;
 use crate::theory::lyapunov::{monotonicity_above, Lyapunov, ToleranceFloor};
 use crate::theory::spectrum::{extreme_eigenvalues, Spectrum};
@@ -173,10 +173,7 @@ pub fn run_weight(
         Box::new(PlProbe),
     ];
     if let Some(test) = &setup.test {
-        let (h, cross) = match cfg.kernel {
-            KernelChoice::H0 => (&setup.h0, cross_kernel_h0(model, &setup.w0, test)),
-            KernelChoice::Hinf => (&setup.hinf, model.infinite_width_cross_kernel(test)),
-        };
+        let (h, cross) = super::held_out::kernels(cfg.kernel, setup, test);
         probes.push(Box::new(TestGap::new(
             model, &setup.w0, test, h, &cross, damping,
         )));

@@ -15,7 +15,7 @@ use crate::model::Data;
 use crate::observe::test_gap::{labels_pm1, KernelTest, TwinTest};
 use crate::study::config::{KernelChoice, RunConfig, SpaceChoice};
 use crate::study::setup::Setup;
-use crate::theory::diagnostics::{cross_kernel_h0, cross_kernel_hinf};
+use crate::theory::diagnostics::cross_kernel_h0;
 
 /// |x| off 1 by more than this is off the unit sphere (as for the training points).
 const OFF_SPHERE: f64 = 1e-6;
@@ -50,7 +50,7 @@ pub fn kernels<'s>(
     let model = &setup.model;
     match kernel {
         KernelChoice::H0 => (&setup.h0, cross_kernel_h0(model, &setup.w0, test)),
-        KernelChoice::Hinf => (&setup.hinf, cross_kernel_hinf(test, model.data())),
+        KernelChoice::Hinf => (&setup.hinf, model.infinite_width_cross_kernel(test)),
     }
 }
 

@@ -20,7 +20,6 @@
 //! 2. S. S. Du et al., "Gradient descent provably optimizes over-parameterized neural networks", 2019.
 
 use nalgebra::{DMatrix, DVector};
-use std::f64::consts::PI;
 
 use crate::linalg::{matmul, matmul_nt, FAER_FROM};
 use crate::model::{Data, Model};
@@ -52,19 +51,6 @@ pub fn cross_kernel_h0(model: &Model, w0: &DMatrix<f64>, test: &Data) -> DMatrix
     let mut counts = DMatrix::zeros(test.n(), model.n());
     counts.gemm_tr(1.0 / model.m() as f64, &s_test, &s_train, 0.0);
     counts.component_mul(&(&test.x * model.data().x.transpose()))
-}
-
-/// The cross kernel K(x, X) of Hinf: x_k.x_i (pi - arccos(cos theta_ki)) / (2 pi).
-pub fn cross_kernel_hinf(test: &Data, train: &Data) -> DMatrix<f64> {
-    DMatrix::from_fn(test.n(), train.n(), |k, i| {
-        let (a, b) = (test.x.row(k), train.x.row(i));
-        let dot = a.dot(&b);
-        let norms = a.norm() * b.norm();
-        if norms == 0.0 {
-            return 0.0;
-        }
-        dot * (PI - (dot / norms).clamp(-1.0, 1.0).acos()) / (2.0 * PI)
-    })
 }
 
 /// f*_t on held-out points: the network linearized at W0, trained with the fixed kernel H.
