@@ -156,6 +156,22 @@ pub trait Method: Sync {
     fn lyapunov_label(&self) -> &'static str;
     /// The schedule's parameters in the few lines printed after a run, if any.
     fn schedule_text(&self, damping: Damping, alpha: f64) -> Option<String>;
+    // issue 19: sharpness
+    /// The twin's stability edge: the eigenvalue of a fixed H above which the twin with step
+    /// `eta` and [`Twin::parameter`] `parameter` amplifies that mode (kernel.svg draws it
+    /// against lambda_max(H(t))); None when the twin has no such edge.
+    fn stability_edge(&self, _parameter: Option<f64>, _eta: f64) -> Option<StabilityEdge> {
+        None
+    }
+}
+
+// issue 19: sharpness
+/// A twin's stability edge ([`Method::stability_edge`]): its value and its formula as a
+/// legend writes it ("2/η").
+#[derive(Clone, Debug, PartialEq)]
+pub struct StabilityEdge {
+    pub value: f64,
+    pub formula: &'static str,
 }
 
 /// One discrete twin in motion: the iterate, its loss and the step to the next.
