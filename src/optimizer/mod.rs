@@ -221,6 +221,36 @@ mod tests {
         }
     }
 
+    // issue 19: sharpness
+    #[test]
+    fn the_stability_edge_is_where_the_twins_mode_stops_contracting() {
+        let eta = 0.01;
+        for (o, p) in [
+            (Optimizer::Gf, None),
+            (Optimizer::Hbf, Some(0.9)),
+            (Optimizer::Nagsc, Some(0.9)),
+            (Optimizer::Nag, Some(3.0)),
+        ] {
+            let m = o.method();
+            let edge = m
+                .stability_edge(p, eta)
+                .expect("every twin has an edge")
+                .value;
+            let rec = m.mode_recurrence(p);
+            assert!(
+                (edge * eta - rec.stability_edge()).abs() < 1e-12,
+                "{o}: {edge}"
+            );
+            // |r_max| crosses 1 at the edge (NAG's momentum varies: no fixed roots).
+            if let (Some(below), Some(above)) = (
+                rec.spectral_radius(eta, edge * (1.0 - 1e-6)),
+                rec.spectral_radius(eta, edge * (1.0 + 1e-6)),
+            ) {
+                assert!(below < 1.0 && above > 1.0, "{o}: {below} {above}");
+            }
+        }
+    }
+
     #[test]
     fn step_caps_are_those_measured_for_gf_hbf_nag_and_nagsc_shares_hbfs() {
         let caps: Vec<f64> = Optimizer::ALL
