@@ -77,9 +77,7 @@ fn small_run(optimizer: Optimizer, dir: &TempDir) -> serde_json::Value {
 fn number_after(svg: &str, prefix: &str) -> f64 {
     let at = svg.find(prefix).unwrap_or_else(|| panic!("no {prefix:?}"));
     let rest = &svg[at + prefix.len()..];
-    let end = rest
-        .find(|c: char| c == '<' || c == '\n')
-        .unwrap_or(rest.len());
+    let end = rest.find(['<', '\n']).unwrap_or(rest.len());
     rest[..end]
         .trim()
         .parse()
