@@ -259,3 +259,67 @@ fn diverging_discrete_run_stops_keeps_its_rows_and_exits_non_zero() {
     // The error space (exact) part was written whole.
     assert_eq!(data_rows(&dir.join("out").join("error.csv")).len(), 11);
 }
+
+/// With held-out points the printed summary ends in their test losses (network, kernel
+/// predictor and its limit, twin) and, with +-1 labels, the accuracies (issue 16).
+#[test]
+fn the_printed_summary_names_the_held_out_losses_and_accuracies() {
+    let tmp = TempDir::new("held-out-lines");
+    // Points on the unit circle in d = 2, labelled by the sign of their first coordinate.
+    let points = |angles: &[f64]| -> String {
+        angles
+            .iter()
+            .map(|a| {
+                let (s, c) = a.sin_cos();
+                format!("{c},{s},{}\n", if c >= 0.0 { 1 } else { -1 })
+            })
+            .collect()
+    };
+    let data = tmp.join("train.csv");
+    let test = tmp.join("test.csv");
+    std::fs::write(&data, points(&[0.1, 0.9, 1.7, 2.5, 3.3, 4.1, 4.9, 5.7])).unwrap();
+    std::fs::write(&test, points(&[0.5, 2.0, 3.8, 5.2])).unwrap();
+    let out_dir = tmp.join("out");
+    let out = ntkdyn(&[
+        "gf",
+        "--data",
+        data.to_str().unwrap(),
+        "--test",
+        test.to_str().unwrap(),
+        "--m",
+        "40",
+        "--t-end",
+        "1",
+        "--samples",
+        "5",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let loss = stdout
+        .lines()
+        .find(|l| l.starts_with("  held-out (4 points) test loss: "))
+        .unwrap_or_else(|| panic!("no held-out line:\n{stdout}"));
+    for name in [
+        "network ",
+        "kernel predictor ",
+        "its limit t -> inf ",
+        "twin ",
+    ] {
+        assert!(loss.contains(name), "{loss}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
+    let network = summary["held_out"]["network_test_loss"].as_f64().unwrap();
+    assert!(loss.contains(&format!("network {network:.4e}")), "{loss}");
+    let accuracy = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("test accuracy: network "))
+        .unwrap_or_else(|| panic!("no accuracy line:\n{stdout}"));
+    assert!(
+        accuracy.contains("train accuracy of the network"),
+        "{accuracy}"
+    );
+}

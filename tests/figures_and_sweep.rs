@@ -199,3 +199,102 @@ fn plot_redraws_a_compare_folder_and_a_sweep_folder_as_they_were_written() {
         }
     }
 }
+
+/// `ntkdyn plot` on the folder of `sgd` or of `gap` draws its figures again from the tables
+/// and summary.json there, byte for byte as the command drew them (issue 16).
+#[test]
+fn plot_redraws_an_sgd_folder_and_a_gap_folder_as_they_were_written() {
+    let bin = env!("CARGO_BIN_EXE_ntkdyn");
+    let tmp = common::TempDir::new("plot-sgd-gap");
+    let small = ["--n", "6", "--d", "3", "--m", "20", "--t-end", "0.5"];
+    for (args, figures) in [
+        (vec!["sgd", "--batch", "3", "--seeds", "3"], vec!["sgd.svg"]),
+        (
+            vec!["gap", "hbf", "--etas", "0.04,0.01"],
+            vec!["gap.svg", "modes.svg"],
+        ),
+    ] {
+        let dir = tmp.join(args[0]);
+        let status = std::process::Command::new(bin)
+            .args(&args)
+            .args(small)
+            .args(["--quiet", "--out"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{args:?}");
+        let before: Vec<Vec<u8>> = figures
+            .iter()
+            .map(|f| std::fs::read(dir.join(f)).unwrap())
+            .collect();
+        for f in &figures {
+            std::fs::remove_file(dir.join(f)).unwrap();
+        }
+        let out = std::process::Command::new(bin)
+            .arg("plot")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "plot {}: {}",
+            args[0],
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (f, b) in figures.iter().zip(&before) {
+            assert_eq!(&std::fs::read(dir.join(f)).unwrap(), b, "{}: {f}", args[0]);
+        }
+        // Another format, into another folder: the tables are read, not recomputed.
+        let png = tmp.join(&format!("{}-png", args[0]));
+        let out = std::process::Command::new(bin)
+            .arg("plot")
+            .arg(&dir)
+            .args(["--format", "png", "--out"])
+            .arg(&png)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for f in &figures {
+            let bytes = std::fs::read(png.join(f.replace(".svg", ".png"))).unwrap();
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{f}");
+        }
+    }
+    // A folder of none of these kinds: one line naming what plot looks for.
+    let empty = tmp.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("plot")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for kind in ["summary.json", "sweep.csv", "bands.csv", "gap.csv"] {
+        assert!(stderr.contains(kind), "{stderr}");
+    }
+}
+
+/// sweep.svg says under each title where its data came from: n, d, the widths and T; a
+/// sweep runs no twin, so it names no eta (issue 16).
+#[test]
+fn sweep_svg_caption_names_the_data_the_widths_and_t() {
+    let bin = env!("CARGO_BIN_EXE_ntkdyn");
+    let tmp = common::TempDir::new("sweep-caption");
+    let dir = tmp.join("sweep");
+    let status = std::process::Command::new(bin)
+        .args(["sweep", "--widths", "3,5", "--n", "4", "--d", "2"])
+        .args(["--t-end", "0.2", "--samples", "3", "--quiet", "--out"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let svg = std::fs::read_to_string(dir.join("sweep.svg")).unwrap();
+    let caption = "synthetic data n = 4, d = 2 · m = 3 to 5 · T = 0.2";
+    assert!(svg.contains(caption), "no caption");
+    assert!(!svg.contains("η ="), "a sweep has no twin");
+}

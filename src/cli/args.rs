@@ -224,18 +224,8 @@ pub struct PlotArgs {
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
     // issue 16: format, font scale, y limits, output directory
-    /// File format of the figures (png and pdf drawn with a bundled font)
-    #[arg(long, default_value = "svg", value_parser = format_parser())]
-    pub format: Format,
-    /// Multiply every font size of the figures by F (0.5 to 3)
-    #[arg(long, value_name = "F", allow_negative_numbers = true)]
-    pub font_scale: Option<f64>,
-    /// Lower end of the loss axis of loss and compare figures
-    #[arg(long, allow_negative_numbers = true)]
-    pub y_min: Option<f64>,
-    /// Upper end of the loss axis of loss and compare figures
-    #[arg(long, allow_negative_numbers = true)]
-    pub y_max: Option<f64>,
+    #[command(flatten)]
+    pub style: StyleArgs,
     /// Write the figures into this directory instead of DIR (claimed like any output)
     #[arg(long, value_name = "OUT")]
     pub out: Option<PathBuf>,
@@ -249,10 +239,38 @@ impl PlotArgs {
             height: self.height_px,
             log_x: self.log_x,
             title: self.title.clone(),
+            ..self.style.style()
+        }
+    }
+}
+
+/// The figure options every command that draws takes (`--format`, `--font-scale`,
+/// `--y-min`, `--y-max`), declared once and flattened into [`RunArgs`] and [`PlotArgs`].
+#[derive(Debug, Clone, Args)]
+pub struct StyleArgs {
+    /// File format of the figures (png and pdf drawn with a bundled font)
+    #[arg(long, default_value = "svg", value_parser = format_parser())]
+    pub format: Format,
+    /// Multiply every font size of the figures by F (0.5 to 3)
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub font_scale: Option<f64>,
+    /// Lower end of the loss axis of loss and compare figures
+    #[arg(long, allow_negative_numbers = true)]
+    pub y_min: Option<f64>,
+    /// Upper end of the loss axis of loss and compare figures
+    #[arg(long, allow_negative_numbers = true)]
+    pub y_max: Option<f64>,
+}
+
+impl StyleArgs {
+    /// The figures' style these options describe, at the default size and title.
+    pub fn style(&self) -> Style {
+        Style {
             format: self.format,
             font_scale: self.font_scale,
             y_min: self.y_min,
             y_max: self.y_max,
+            ..Style::default()
         }
     }
 }
@@ -392,18 +410,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub times_file: Option<PathBuf>,
     // issue 16: figure format, font scale, y limits
-    /// File format of the figures (png and pdf drawn with a bundled font)
-    #[arg(long, default_value = "svg", value_parser = format_parser())]
-    pub format: Format,
-    /// Multiply every font size of the figures by F (0.5 to 3)
-    #[arg(long, value_name = "F", allow_negative_numbers = true)]
-    pub font_scale: Option<f64>,
-    /// Lower end of the loss axis of loss and compare figures
-    #[arg(long, allow_negative_numbers = true)]
-    pub y_min: Option<f64>,
-    /// Upper end of the loss axis of loss and compare figures
-    #[arg(long, allow_negative_numbers = true)]
-    pub y_max: Option<f64>,
+    #[command(flatten)]
+    pub style: StyleArgs,
     // issue 17: activations and a trained output layer
     /// Activation sigma of the hidden layer (relu: the switching flow of Du et al.; the others
     /// are smooth)
@@ -414,13 +422,7 @@ pub struct RunArgs {
 impl RunArgs {
     /// The figures' style these options describe (issue 16).
     pub fn style(&self) -> Style {
-        Style {
-            format: self.format,
-            font_scale: self.font_scale,
-            y_min: self.y_min,
-            y_max: self.y_max,
-            ..Style::default()
-        }
+        self.style.style()
     }
 }
 

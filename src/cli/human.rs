@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use ntkdyn::io::format_f64;
+use ntkdyn::output::summary::Summary;
+use ntkdyn::study::held_out::HeldOutSummary;
 use ntkdyn::study::{Report, RunConfig, Setup};
 
 /// Standard output that a closed pipe (`ntkdyn gf | head`) does not turn into a panic.
@@ -135,12 +137,76 @@ pub fn details(r: &Report) -> String {
             r.discrete_wall_seconds
         );
     }
+    // issue 16: held-out metrics
+    if let Some(h) = Summary::of(r).held_out {
+        out += &held_out_lines(&h);
+    }
+    out
+}
+
+// issue 16: held-out metrics
+/// summary.json's `held_out` as one or two lines: the test losses at T of the network, the
+/// kernel predictor (and its limit t -> inf) and the twin, then, with +-1 labels, their
+/// accuracies and the network's train accuracy.
+pub fn held_out_lines(h: &HeldOutSummary) -> String {
+    let join = |parts: Vec<Option<String>>| -> String {
+        parts.into_iter().flatten().collect::<Vec<_>>().join(", ")
+    };
+    let loss = |name: &str, v: Option<f64>| v.map(|v| format!("{name} {v:.4e}"));
+    let acc = |name: &str, v: Option<f64>| v.map(|v| format!("{name} {v:.3}"));
+    let mut out = format!(
+        "  held-out ({} points) test loss: {}\n",
+        h.points,
+        join(vec![
+            loss("network", h.network_test_loss),
+            loss("kernel predictor", h.kernel_test_loss),
+            loss("its limit t -> inf", h.kernel_limit_test_loss),
+            loss("twin", h.discrete_test_loss),
+        ])
+    );
+    let accuracies = join(vec![
+        acc("network", h.network_test_accuracy),
+        acc("kernel predictor", h.kernel_test_accuracy),
+        acc("its limit", h.kernel_limit_test_accuracy),
+        acc("twin", h.discrete_test_accuracy),
+    ]);
+    if h.labels_pm1 && !accuracies.is_empty() {
+        let train = acc("; train accuracy of the network", h.train_accuracy).unwrap_or_default();
+        out += &format!("               test accuracy: {accuracies}{train}\n");
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_out_lines_name_every_predictor_and_accuracies_only_with_pm1_labels() {
+        let mut h = HeldOutSummary {
+            points: 20,
+            labels_pm1: true,
+            network_test_loss: Some(0.5),
+            network_test_accuracy: Some(0.75),
+            train_accuracy: Some(1.0),
+            kernel_test_loss: Some(0.25),
+            kernel_test_accuracy: Some(0.8),
+            kernel_limit_test_loss: Some(0.125),
+            kernel_limit_test_accuracy: Some(0.85),
+            discrete_test_loss: Some(0.5),
+            discrete_test_accuracy: Some(0.75),
+        };
+        assert_eq!(
+            held_out_lines(&h),
+            "  held-out (20 points) test loss: network 5.0000e-1, kernel predictor 2.5000e-1, its limit t -> inf 1.2500e-1, twin 5.0000e-1\n               test accuracy: network 0.750, kernel predictor 0.800, its limit 0.850, twin 0.750; train accuracy of the network 1.000\n"
+        );
+        h.labels_pm1 = false;
+        h.discrete_test_loss = None;
+        assert_eq!(
+            held_out_lines(&h),
+            "  held-out (20 points) test loss: network 5.0000e-1, kernel predictor 2.5000e-1, its limit t -> inf 1.2500e-1\n"
+        );
+    }
 
     #[test]
     fn tidy_writes_long_numbers_with_an_exponent_and_leaves_the_rest() {

@@ -21,6 +21,7 @@ use ntkdyn::output::aliasing;
 use ntkdyn::output::figures::{self, RunTables};
 use ntkdyn::output::files;
 use ntkdyn::output::plot;
+use ntkdyn::output::replot;
 use ntkdyn::output::style::Style;
 use ntkdyn::study::{self, RunConfig};
 use ntkdyn::sweep;
@@ -303,7 +304,10 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
     let outcomes = sweep::run_sweep_kept(&cfg, args.keep_runs, &progress::Runs::default())?;
     let rows: Vec<sweep::SweepRow> = outcomes.iter().map(|o| o.row.clone()).collect();
     let runs: Vec<sweep::SweepRun> = outcomes.iter().map(|o| o.run.clone()).collect();
-    claim.put(sweep::SWEEP_JSON, sweep::sweep_json(&cfg, &runs).as_bytes())?;
+    let json = sweep::sweep_json(&cfg, &runs);
+    claim.put(sweep::SWEEP_JSON, json.as_bytes())?;
+    // The caption is read from sweep.json as written, as `plot` reads it back.
+    let caption = sweep_caption(&json);
     let mut extra = toml::Table::new();
     let ints = |v: Vec<u64>| {
         toml::Value::Array(
@@ -335,7 +339,7 @@ fn sweep(args: &SweepArgs) -> Result<(), Error> {
             claim.put(name, bytes)?;
         }
     }
-    let done = commit_sweep(claim, &rows, quiet, &style)?;
+    let done = commit_sweep(claim, &rows, quiet, &style, &caption)?;
     if !quiet {
         sayln!(
             "{} runs; wrote {} in {}",
@@ -354,10 +358,11 @@ fn commit_sweep(
     rows: &[sweep::SweepRow],
     quiet: bool,
     style: &Style,
+    caption: &str,
 ) -> Result<outdir::Committed, Error> {
     claim.put("sweep.csv", sweep::to_csv(rows).as_bytes())?;
     let name = style.file_name("sweep.svg");
-    let skipped = match plot::try_render_grid(&sweep_figure(rows, style), 3)
+    let skipped = match plot::try_render_grid(&sweep_figure(rows, style, caption), 3)
         .and_then(|svg| style.format.encode(&svg))
     {
         Ok(bytes) => {
@@ -441,7 +446,8 @@ fn merge(dir: &Path, args: &SweepArgs) -> Result<(), Error> {
     )?;
     notes(claim.notes(), quiet);
     let rows = sweep::merge(dir)?;
-    let done = commit_sweep(claim, &rows, quiet, &style)?;
+    // Shards record no data file name: a merged sweep.svg has no caption.
+    let done = commit_sweep(claim, &rows, quiet, &style, "")?;
     if !quiet {
         sayln!(
             "merged {} rows; wrote {}",
@@ -466,7 +472,8 @@ fn run_figure_names(dir: &Path, prefix: &str) -> Vec<String> {
 }
 
 /// `ntkdyn plot DIR`: the figures of a run folder, of a compare folder (compare.svg and each
-/// run's), or of a sweep folder (sweep.svg), drawn again from the files there.
+/// run's), of a sweep folder (sweep.svg), of an sgd folder (sgd.svg) or of a gap folder
+/// (gap.svg, modes.svg), drawn again from the files there without computing anything.
 fn plot(args: &PlotArgs) -> Result<(), Error> {
     plot::check_size(args.width_px, args.height_px)?;
     let dir = &args.dir;
@@ -477,14 +484,24 @@ fn plot(args: &PlotArgs) -> Result<(), Error> {
         .into_iter()
         .filter(|o| dir.join(o.name()).join("summary.json").exists())
         .collect();
-    let kind = if dir.join("summary.json").exists() {
+    // The tables only each kind writes come first: sgd and gap folders hold a summary.json
+    // too.
+    let kind = if dir.join("bands.csv").exists() {
+        Folder::Sgd
+    } else if dir.join("gap.csv").exists() {
+        Folder::Gap
+    } else if dir.join("summary.json").exists() {
         Folder::Run
     } else if dir.join("sweep.csv").exists() {
         Folder::Sweep
     } else if !runs.is_empty() {
         Folder::Compare
     } else {
-        Folder::Run // reading summary.json says what is missing
+        return Err(InputError::File {
+            path: dir.to_path_buf(),
+            msg: format!("{PLOT_LOOKS_FOR}; none is there"),
+        }
+        .into());
     };
     // The tables are the inputs; the figures are the outputs. Claimed before reading: the
     // claim finishes an interrupted switch, so plot never reads a half-switched directory.
@@ -493,7 +510,24 @@ fn plot(args: &PlotArgs) -> Result<(), Error> {
             run_figure_names(dir, ""),
             RUN_TABLES.iter().map(|n| dir.join(n)).collect(),
         ),
-        Folder::Sweep => (vec!["sweep.svg".into()], vec![dir.join("sweep.csv")]),
+        Folder::Sweep => (
+            vec!["sweep.svg".into()],
+            vec![dir.join("sweep.csv"), dir.join(sweep::SWEEP_JSON)],
+        ),
+        Folder::Sgd => (
+            vec!["sgd.svg".into()],
+            ["bands.csv", "summary.json", "sgd.csv"]
+                .iter()
+                .map(|n| dir.join(n))
+                .collect(),
+        ),
+        Folder::Gap => (
+            vec!["gap.svg".into(), "modes.svg".into()],
+            ["gap.csv", "modes.csv", "summary.json"]
+                .iter()
+                .map(|n| dir.join(n))
+                .collect(),
+        ),
         Folder::Compare => {
             let mut names = vec!["compare.svg".to_string()];
             let mut read = Vec::new();
@@ -519,12 +553,36 @@ fn plot(args: &PlotArgs) -> Result<(), Error> {
         }
         Folder::Sweep => {
             let rows = sweep::read_csv(&dir.join("sweep.csv"))?;
-            let name = style.file_name("sweep.svg");
-            match plot::try_render_grid(&sweep_figure(&rows, &style), 3)
-                .and_then(|svg| style.format.encode(&svg))
-            {
-                Ok(bytes) => figures.push((name, bytes)),
-                Err(e) => skipped.push(format!("figure {name} skipped: {e}")),
+            // A merged sweep has no sweep.json, and its figure no caption.
+            let caption = std::fs::read_to_string(dir.join(sweep::SWEEP_JSON))
+                .map(|json| sweep_caption(&json))
+                .unwrap_or_default();
+            let panels = sweep_figure(&rows, &style, &caption);
+            render_into(&mut figures, &mut skipped, "sweep.svg", &panels, 3, &style);
+        }
+        // issue 16: sgd and gap folders
+        Folder::Sgd => {
+            let bands = replot::read_bands(&dir.join("bands.csv"))?;
+            let summary = replot::read_json(dir)?;
+            let panels = ntkdyn::output::sgd_figure::from_summary(&bands, &summary, &style);
+            let columns = panels.len().max(1);
+            render_into(
+                &mut figures,
+                &mut skipped,
+                "sgd.svg",
+                &panels,
+                columns,
+                &style,
+            );
+        }
+        Folder::Gap => {
+            let report = replot::read_gap(dir)?;
+            for (name, mut panel) in [
+                ("gap.svg", ntkdyn::gap::panel(&report)),
+                ("modes.svg", ntkdyn::gap::modes_panel(&report)),
+            ] {
+                style.apply_to(&mut panel);
+                render_into(&mut figures, &mut skipped, name, &[panel], 1, &style);
             }
         }
         Folder::Compare => {
@@ -567,13 +625,50 @@ fn plot(args: &PlotArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// The sweep figure in a style: panels of sweep::figure with the font scale applied.
-fn sweep_figure(rows: &[sweep::SweepRow], style: &Style) -> Vec<ntkdyn::output::plot::Figure> {
+/// Render `panels` as figure `name` in the style's format into `figures`, or say in
+/// `skipped` why it could not be drawn.
+fn render_into(
+    figures: &mut Vec<(String, Vec<u8>)>,
+    skipped: &mut Vec<String>,
+    name: &str,
+    panels: &[ntkdyn::output::plot::Figure],
+    columns: usize,
+    style: &Style,
+) {
+    let name = style.file_name(name);
+    match plot::try_render_grid(panels, columns).and_then(|svg| style.format.encode(&svg)) {
+        Ok(bytes) => figures.push((name, bytes)),
+        Err(e) => skipped.push(format!("figure {name} skipped: {e}")),
+    }
+}
+
+/// What `plot DIR` looks for in DIR, as its refusal names it.
+const PLOT_LOOKS_FOR: &str = "plot reads a run folder (summary.json), a compare folder (gf/summary.json, ...), a sweep folder (sweep.csv), an sgd folder (bands.csv) or a gap folder (gap.csv)";
+
+/// The sweep figure in a style: panels of sweep::figure with the font scale applied and
+/// the provenance caption under each title.
+fn sweep_figure(
+    rows: &[sweep::SweepRow],
+    style: &Style,
+    caption: &str,
+) -> Vec<ntkdyn::output::plot::Figure> {
     let mut panels = sweep::figure(rows, style);
-    if let Some(s) = style.font_scale {
-        panels.iter_mut().for_each(|p| p.font_scale = s);
+    for p in &mut panels {
+        if let Some(s) = style.font_scale {
+            p.font_scale = s;
+        }
+        p.caption = caption.to_string();
     }
     panels
+}
+
+// issue 16: the provenance of sweep.svg
+/// The caption of sweep.svg from the text of sweep.json ([`figures::provenance`]): data,
+/// n, d, the widths and T (a sweep runs no twin, so no eta); empty when it does not parse.
+fn sweep_caption(json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(json)
+        .map(|v| figures::provenance(&v))
+        .unwrap_or_default()
 }
 
 // issue 18: sgd
@@ -621,14 +716,11 @@ fn sgd(args: &SgdArgs) -> Result<(), Error> {
     let report = ntkdyn::sgd::run_with(&cfg, &bar)?;
     claim.put("sgd.csv", report.sgd_csv().as_bytes())?;
     claim.put("bands.csv", report.bands_csv().as_bytes())?;
-    claim.put("summary.json", report.summary_json().as_bytes())?;
-    let what = format!(
-        ", B = {} {} replacement, η = {}",
-        cfg.batch,
-        cfg.sampling,
-        format_f64(report.setup.eta)
-    );
-    let panels = sgd_figure::figure(&report.bands, &what, &style);
+    let summary = report.summary_json();
+    claim.put("summary.json", summary.as_bytes())?;
+    // Drawn from summary.json as written, as `plot` draws it again.
+    let value = serde_json::from_str(&summary).unwrap_or_default();
+    let panels = sgd_figure::from_summary(&report.bands, &value, &style);
     let mut skipped = Vec::new();
     match plot::try_render_grid(&panels, panels.len().max(1))
         .and_then(|svg| style.format.encode(&svg))
@@ -712,6 +804,9 @@ enum Folder {
     Run,
     Compare,
     Sweep,
+    // issue 16: sgd and gap folders
+    Sgd,
+    Gap,
 }
 
 #[cfg(test)]

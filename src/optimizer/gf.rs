@@ -78,6 +78,14 @@ impl Method for GradientFlow {
     fn schedule_text(&self, _: Damping, _alpha: f64) -> Option<String> {
         None
     }
+    // issue 19: sharpness
+    /// GD multiplies a mode by 1 - eta lambda: stable while eta lambda < 2.
+    fn stability_edge(&self, _: Option<f64>, eta: f64) -> Option<super::StabilityEdge> {
+        Some(super::StabilityEdge {
+            value: 2.0 / eta,
+            formula: "2/η",
+        })
+    }
 }
 
 impl Twin {

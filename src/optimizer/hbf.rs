@@ -84,6 +84,17 @@ impl Method for HeavyBallFriction {
     fn schedule_text(&self, damping: Damping, _alpha: f64) -> Option<String> {
         Some(format!("friction b = {:.4e}", friction(damping)))
     }
+    // issue 19: sharpness
+    /// Heavy ball on a mode: r^2 - (1 + beta - eta lambda) r + beta = 0, both roots inside the
+    /// unit circle while |1 + beta - eta lambda| < 1 + beta, i.e. eta lambda < 2(1 + beta)
+    /// (Polyak 1964; Goh 2017).
+    fn stability_edge(&self, beta: Option<f64>, eta: f64) -> Option<super::StabilityEdge> {
+        let beta = beta?;
+        Some(super::StabilityEdge {
+            value: 2.0 * (1.0 + beta) / eta,
+            formula: "2(1+β)/η",
+        })
+    }
 }
 
 /// b of c(t) = b (NaN for another schedule, which this optimizer never makes).

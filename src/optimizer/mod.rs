@@ -156,6 +156,22 @@ pub trait Method: Sync {
     fn lyapunov_label(&self) -> &'static str;
     /// The schedule's parameters in the few lines printed after a run, if any.
     fn schedule_text(&self, damping: Damping, alpha: f64) -> Option<String>;
+    // issue 19: sharpness
+    /// The twin's stability edge: the eigenvalue of a fixed H above which the twin with step
+    /// `eta` and [`Twin::parameter`] `parameter` amplifies that mode (kernel.svg draws it
+    /// against lambda_max(H(t))); None when the twin has no such edge.
+    fn stability_edge(&self, _parameter: Option<f64>, _eta: f64) -> Option<StabilityEdge> {
+        None
+    }
+}
+
+// issue 19: sharpness
+/// A twin's stability edge ([`Method::stability_edge`]): its value and its formula as a
+/// legend writes it ("2/η").
+#[derive(Clone, Debug, PartialEq)]
+pub struct StabilityEdge {
+    pub value: f64,
+    pub formula: &'static str,
 }
 
 /// One discrete twin in motion: the iterate, its loss and the step to the next.
@@ -202,6 +218,36 @@ mod tests {
             let twin = m.twin(m.damping(&p), 0.01);
             assert_eq!(twin.optimizer(), o);
             assert_eq!(twin.name(), m.twin_name());
+        }
+    }
+
+    // issue 19: sharpness
+    #[test]
+    fn the_stability_edge_is_where_the_twins_mode_stops_contracting() {
+        let eta = 0.01;
+        for (o, p) in [
+            (Optimizer::Gf, None),
+            (Optimizer::Hbf, Some(0.9)),
+            (Optimizer::Nagsc, Some(0.9)),
+            (Optimizer::Nag, Some(3.0)),
+        ] {
+            let m = o.method();
+            let edge = m
+                .stability_edge(p, eta)
+                .expect("every twin has an edge")
+                .value;
+            let rec = m.mode_recurrence(p);
+            assert!(
+                (edge * eta - rec.stability_edge()).abs() < 1e-12,
+                "{o}: {edge}"
+            );
+            // |r_max| crosses 1 at the edge (NAG's momentum varies: no fixed roots).
+            if let (Some(below), Some(above)) = (
+                rec.spectral_radius(eta, edge * (1.0 - 1e-6)),
+                rec.spectral_radius(eta, edge * (1.0 + 1e-6)),
+            ) {
+                assert!(below < 1.0 && above > 1.0, "{o}: {below} {above}");
+            }
         }
     }
 

@@ -89,6 +89,16 @@ impl Method for NesterovOde {
     fn schedule_text(&self, damping: Damping, alpha: f64) -> Option<String> {
         Some(format!("gamma = {}, alpha = {alpha}", gamma(damping)))
     }
+    // issue 19: sharpness
+    /// NAG's momentum (k-1)/(k+gamma-1) rises to 1, so its edge falls from GD's 2/eta at the
+    /// first steps to NAG-SC's 2(1 + beta)/((1 + 2 beta) eta) at beta -> 1: 4/(3 eta), the
+    /// edge of every late iterate, which is where a too-large eta shows.
+    fn stability_edge(&self, _gamma: Option<f64>, eta: f64) -> Option<super::StabilityEdge> {
+        Some(super::StabilityEdge {
+            value: 4.0 / (3.0 * eta),
+            formula: "4/(3η), NAG-SC's edge at β → 1",
+        })
+    }
 }
 
 /// gamma of c(t) = gamma/t (NaN for another schedule, which this optimizer never makes).

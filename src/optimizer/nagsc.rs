@@ -85,6 +85,17 @@ impl Method for NesterovConstant {
     fn schedule_text(&self, damping: Damping, alpha: f64) -> Option<String> {
         HeavyBallFriction.schedule_text(damping, alpha)
     }
+    // issue 19: sharpness
+    /// NAG-SC on a mode: x_{k+1} = (1 + beta)(1 - eta lambda) x_k - beta (1 - eta lambda)
+    /// x_{k-1}; for eta lambda > 1 the root at -1 is reached at (1 + 2 beta)(eta lambda - 1)
+    /// = 1, so the edge is eta lambda = 2(1 + beta)/(1 + 2 beta).
+    fn stability_edge(&self, beta: Option<f64>, eta: f64) -> Option<super::StabilityEdge> {
+        let beta = beta?;
+        Some(super::StabilityEdge {
+            value: 2.0 * (1.0 + beta) / ((1.0 + 2.0 * beta) * eta),
+            formula: "2(1+β)/((1+2β)η)",
+        })
+    }
 }
 
 impl Twin {

@@ -33,23 +33,64 @@ pub struct RunTables {
     pub twin_clock: Option<(String, String)>,
     /// When the twin's loss blew up (its curve is clipped at the axis top).
     pub diverged_at: Option<f64>,
+    // issue 19: sharpness
+    /// The twin's stability edge ([`crate::optimizer::Method::stability_edge`]) and its
+    /// legend label.
+    pub stability_edge: Option<(f64, String)>,
+    /// lambda_max(H(0)), drawn when weight.csv has no `lambda_max` column.
+    pub h0_lambda_max: Option<f64>,
 }
 
-/// The provenance of a run as one line: the data, m, T and (with a twin) eta.
+/// The provenance of a run as one line: the data, m, T and (with a twin) eta
+/// ([`provenance`] of its summary.json).
 pub fn caption(summary: &Summary) -> String {
-    let cfg = &summary.config;
-    let data = match cfg.data.as_deref().and_then(|p| p.file_name()) {
-        Some(name) => format!(
-            "data {} (n = {}, d = {})",
-            name.to_string_lossy(),
-            summary.n,
-            summary.d
-        ),
-        None => format!("synthetic data n = {}, d = {}", summary.n, summary.d),
+    provenance(&serde_json::to_value(summary).unwrap_or_default())
+}
+
+/// The provenance line of a figure, read from the JSON a command wrote beside it
+/// (summary.json of a run or of sgd, sweep.json): the data (file, or synthetic n and d), m
+/// (a sweep's widths), T, eta when a discrete process ran (a run's twin, sgd), and the
+/// activation and the trained layers when they are not the defaults (relu, W alone). A key
+/// that is missing is left out, so that folders of older versions still plot.
+pub fn provenance(v: &serde_json::Value) -> String {
+    let cfg = &v["config"];
+    let count = |key: &str| v[key].as_u64().map_or("?".to_string(), |k| k.to_string());
+    let (n, d) = (count("n"), count("d"));
+    let data = match cfg["data"]
+        .as_str()
+        .and_then(|p| Path::new(p).file_name())
+        .map(|f| f.to_string_lossy().into_owned())
+    {
+        Some(name) => format!("data {name} (n = {n}, d = {d})"),
+        None => format!("synthetic data n = {n}, d = {d}"),
     };
-    let mut out = format!("{data} · m = {} · T = {}", summary.m, cfg.t_end);
-    if let Some(d) = &summary.discrete {
-        out.push_str(&format!(" · η = {}", short(d.eta)));
+    let widths: Vec<u64> = v["widths"]
+        .as_array()
+        .map(|w| w.iter().filter_map(|m| m.as_u64()).collect())
+        .unwrap_or_default();
+    let m = match (widths.first(), widths.last()) {
+        (Some(lo), Some(hi)) if widths.len() > 1 => format!("m = {lo} to {hi}"),
+        _ => format!("m = {}", count("m")),
+    };
+    let mut out = format!("{data} · {m}");
+    if let Some(t) = cfg["t_end"].as_f64().or_else(|| v["t_end"].as_f64()) {
+        out.push_str(&format!(" · T = {t}"));
+    }
+    let eta = match v["command"].as_str() {
+        Some("sgd") => v["eta"].as_f64(),
+        _ => v["discrete"]["eta"].as_f64(),
+    };
+    if let Some(eta) = eta {
+        out.push_str(&format!(" · η = {}", short(eta)));
+    }
+    // issue 17: the model, when it is not the default.
+    if let Some(a) = cfg["activation"].as_str().filter(|a| *a != "relu") {
+        out.push_str(&format!(" · activation {a}"));
+    }
+    match cfg["train"].as_str().or_else(|| v["train"].as_str()) {
+        None | Some("w") => {}
+        Some("wa") => out.push_str(" · both layers trained"),
+        Some(t) => out.push_str(&format!(" · train {t}")),
     }
     out
 }
@@ -69,21 +110,43 @@ pub fn clock_text(clock: &str) -> String {
     clock.replace(" sqrt(eta)", "√η").replace(" eta", "η")
 }
 
-/// The parts of [`RunTables`] that come from the summary: caption, lambda0, the twin's name
-/// and clock, when it diverged.
-type Context = (String, Option<f64>, Option<(String, String)>, Option<f64>);
+/// The parts of [`RunTables`] that come from the summary.
+struct Context {
+    caption: String,
+    lambda0: Option<f64>,
+    twin_clock: Option<(String, String)>,
+    diverged_at: Option<f64>,
+    stability_edge: Option<(f64, String)>,
+    h0_lambda_max: Option<f64>,
+}
 
 /// The parts of [`RunTables`] that come from the summary.
 fn context(summary: &Summary) -> Context {
-    (
-        caption(summary),
-        summary.lambda0.is_finite().then_some(summary.lambda0),
-        summary
+    let edge = summary.discrete.as_ref().and_then(|d| {
+        let e = d
+            .method
+            .optimizer
+            .method()
+            .stability_edge(d.method.parameter, d.eta)?;
+        let label = format!(
+            "stability edge of {}: {} = {}",
+            d.name,
+            e.formula,
+            plot::tick_text(e.value)
+        );
+        (e.value.is_finite() && e.value > 0.0).then_some((e.value, label))
+    });
+    Context {
+        caption: caption(summary),
+        lambda0: summary.lambda0.is_finite().then_some(summary.lambda0),
+        twin_clock: summary
             .discrete
             .as_ref()
             .map(|d| (d.name.clone(), clock_text(&d.clock))),
-        summary.discrete.as_ref().and_then(|d| d.diverged_at),
-    )
+        diverged_at: summary.discrete.as_ref().and_then(|d| d.diverged_at),
+        stability_edge: edge,
+        h0_lambda_max: Some(summary.h0.lambda_max).filter(|l| l.is_finite() && *l > 0.0),
+    }
 }
 
 pub(crate) fn series(
@@ -107,7 +170,7 @@ pub(crate) fn series(
 impl RunTables {
     /// The tables of a run in memory.
     pub fn from_report(report: &Report) -> RunTables {
-        let (caption, lambda0, twin_clock, diverged_at) = context(&Summary::of(report));
+        let c = context(&Summary::of(report));
         RunTables {
             optimizer: report.config.optimizer,
             weight: report.weight.as_ref().map(|r| r.table.clone()),
@@ -126,10 +189,12 @@ impl RunTables {
                 report.setup.model.d(),
                 report.setup.model.m(),
             ),
-            caption,
-            lambda0,
-            twin_clock,
-            diverged_at,
+            caption: c.caption,
+            lambda0: c.lambda0,
+            twin_clock: c.twin_clock,
+            diverged_at: c.diverged_at,
+            stability_edge: c.stability_edge,
+            h0_lambda_max: c.h0_lambda_max,
         }
     }
 
@@ -140,7 +205,7 @@ impl RunTables {
             path: dir.join("summary.json"),
             msg: format!("unknown command {:?}", summary.command),
         })?;
-        let (caption, lambda0, twin_clock, diverged_at) = context(&summary);
+        let c = context(&summary);
         let table = |name: &str| -> Result<Option<Table>, InputError> {
             let p = dir.join(name);
             if p.exists() {
@@ -163,10 +228,12 @@ impl RunTables {
                 _ => None,
             },
             subtitle: subtitle(summary.n, summary.d, summary.m),
-            caption,
-            lambda0,
-            twin_clock,
-            diverged_at,
+            caption: c.caption,
+            lambda0: c.lambda0,
+            twin_clock: c.twin_clock,
+            diverged_at: c.diverged_at,
+            stability_edge: c.stability_edge,
+            h0_lambda_max: c.h0_lambda_max,
         })
     }
 }
@@ -403,7 +470,9 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
         }
         style.apply(&mut drift);
         style.apply(&mut lmin);
-        out.push(("kernel.svg".to_string(), vec![drift, lmin]));
+        let mut panels = vec![drift, lmin];
+        panels.extend(sharpness(tables, w, color, style));
+        out.push(("kernel.svg".to_string(), panels));
         if w.column("test_gap").is_some() {
             let mut gap = Figure::new(
                 "Network against its kernel predictor on held-out points",
@@ -418,6 +487,50 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
         }
     }
     out
+}
+
+// issue 19: sharpness
+/// The third panel of kernel.svg: lambda_max(H(t)) (weight.csv's `lambda_max`, when the run
+/// wrote it; otherwise lambda_max(H(0)) as a reference line) against the twin's stability
+/// edge, on a log axis (the edge of a small step is two decades above the spectrum). None
+/// without a twin and without the column: nothing to compare.
+fn sharpness(tables: &RunTables, w: &Table, color: RGBColor, style: &Style) -> Option<Figure> {
+    let column = w.column("lambda_max").is_some();
+    if tables.stability_edge.is_none() && !column {
+        return None;
+    }
+    let mut fig = Figure::new(
+        "Sharpness and the twin's stability edge",
+        "time t",
+        "eigenvalue of H",
+    );
+    fig.caption = tables.caption.clone();
+    fig.width = 560;
+    fig.log_y = true;
+    if column {
+        fig.series
+            .push(series(w, "lambda_max", "λ_max(H(t))", color, Dash::Solid));
+    } else if let Some(l) = tables.h0_lambda_max {
+        // A line over the run's times (not a reference line) so that the time axis is the
+        // run's, as on the other panels.
+        let t = w.column("t").unwrap_or_default();
+        fig.series.push(Series {
+            label: format!("λ_max(H(0)) = {}", plot::tick_text(l)),
+            points: t.into_iter().map(|t| (t, l)).collect(),
+            color,
+            dash: Dash::Dashed,
+            band: Vec::new(),
+        });
+    }
+    if let Some((edge, label)) = &tables.stability_edge {
+        fig.hlines.push(RefLine {
+            y: *edge,
+            label: label.clone(),
+            color: plot::EXTRA_COLOR,
+        });
+    }
+    style.apply(&mut fig);
+    Some(fig)
 }
 
 /// `ntkdyn compare`: the losses of every optimizer run on one figure, one color per optimizer,

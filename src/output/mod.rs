@@ -7,6 +7,8 @@ pub mod figures;
 pub mod files;
 pub mod plot;
 pub mod raster;
+// issue 16: plot reads sgd and gap folders back
+pub mod replot;
 // issue 18: sgd.svg
 pub mod sgd_figure;
 pub mod style;

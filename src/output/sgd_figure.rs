@@ -93,6 +93,32 @@ pub fn panel(bands: &[Band], space: Space, what: &str, style: &Style) -> Option<
     Some(fig)
 }
 
+// issue 16: sgd.svg drawn again by `ntkdyn plot`, with its provenance
+/// The end of sgd.svg's titles: the batch, its sampling and eta.
+pub fn what(batch: usize, sampling: &str, eta: f64) -> String {
+    format!(
+        ", B = {batch} {sampling} replacement, η = {}",
+        crate::io::format_f64(eta)
+    )
+}
+
+/// The panels of sgd.svg from its bands and the text of its summary.json: the titles end in
+/// [`what`] and the caption is the summary's [`crate::output::figures::provenance`]. The run
+/// and `ntkdyn plot` both draw through here, from the same summary.json.
+pub fn from_summary(bands: &[Band], summary: &serde_json::Value, style: &Style) -> Vec<Figure> {
+    let what = what(
+        summary["batch"].as_u64().unwrap_or(0) as usize,
+        summary["sampling"].as_str().unwrap_or("?"),
+        summary["eta"].as_f64().unwrap_or(f64::NAN),
+    );
+    let caption = crate::output::figures::provenance(summary);
+    let mut panels = figure(bands, &what, style);
+    for p in &mut panels {
+        p.caption = caption.clone();
+    }
+    panels
+}
+
 /// The panels of sgd.svg: weight space, then error space (those that ran).
 pub fn figure(bands: &[Band], what: &str, style: &Style) -> Vec<Figure> {
     [Space::Weight, Space::Error]

@@ -59,6 +59,12 @@ impl Style {
         }
     }
 
+    /// [`Style::apply`] for figures drawn outside this crate's output code (`plot` of a gap
+    /// folder): size, log time axis and font scale.
+    pub fn apply_to(&self, fig: &mut Figure) {
+        self.apply(fig);
+    }
+
     /// [`Style::apply`] and the y limits, for the figures whose y axis is a loss.
     pub(crate) fn apply_with_limits(&self, fig: &mut Figure) {
         self.apply(fig);
