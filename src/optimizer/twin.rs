@@ -59,7 +59,11 @@ impl Twin {
     /// clock (eta for GD, sqrt(eta) for the momentum methods).
     pub fn clock(&self, eta: f64) -> f64 {
         match (self.fixed_momentum, self.parameter) {
-            (true, Some(beta)) => eta / (1.0 - beta),
+            (true, Some(_)) => crate::theory::discrete_modes::FixedMomentum {
+                recurrence: self.recurrence(),
+                eta,
+            }
+            .clock(),
             _ => self.optimizer.method().clock(eta),
         }
     }
@@ -260,6 +264,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&fixed).unwrap(), text);
         assert_eq!(serde_json::from_str::<Twin>(text).unwrap(), fixed);
         assert_eq!(fixed.time(3, 0.1), 0.6);
+        assert_eq!(Twin::fixed_momentum(Optimizer::Hbf, 0.9).time(7, 0.01), 0.7);
         let err = serde_json::from_str::<Twin>(r#"{"kind":"heavy_ball"}"#).unwrap_err();
         assert!(err.to_string().contains("beta"), "{err}");
         let err = serde_json::from_str::<Twin>(r#"{"kind":"adam"}"#).unwrap_err();

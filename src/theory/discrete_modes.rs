@@ -230,9 +230,12 @@ impl FixedMomentum {
         }
     }
 
-    /// The clock step eta/(1 - B): iterate k sits at t_k = k eta/(1 - B).
+    /// The clock step eta/(1 - B): iterate k sits at t_k = k eta/(1 - B). Rounded to 15
+    /// significant digits: 1 - 0.9 is 0.09999999999999998 in binary, and 0.01/(1 - 0.9)
+    /// would put iterate 1 at t = 0.10000000000000002 (the rounding moves t by at most 5e-15 t).
     pub fn clock(&self) -> f64 {
-        self.eta / (1.0 - self.beta())
+        let h = self.eta / (1.0 - self.beta());
+        format!("{h:.14e}").parse().unwrap_or(h)
     }
 
     /// k_B: (1+B)/(2(1-B)^2) for heavy ball, (1-B+2B^2)/(2(1-B)^2) for NAG-SC.
