@@ -417,6 +417,11 @@ pub struct RunArgs {
     /// are smooth)
     #[arg(long, default_value_t = defaults().activation.name().to_string(), value_parser = activation_parser())]
     pub activation: String,
+    // issue 19: --beta
+    /// hbf and nagsc: the twin at the fixed momentum B in [0, 1) (not derived from the
+    /// friction) on the clock t = k eta/(1 - B), beside gradient flow on that clock
+    #[arg(long, value_name = "B", allow_negative_numbers = true)]
+    pub beta: Option<f64>,
 }
 
 impl RunArgs {
@@ -479,6 +484,9 @@ impl RunArgs {
                 .expect("the parser admits activation names only"),
             // issue 20: an explicit --solver keeps its ODE in stiff error space
             solver_requested: self.solver.is_some(),
+            // issue 19: --beta (the high-resolution ODE, beta_high, waits for --resolution)
+            beta: self.beta,
+            beta_high: false,
         }
     }
 }

@@ -89,11 +89,25 @@ pub fn details(r: &Report) -> String {
     let mut out = String::new();
     if let Some(text) = r
         .config
-        .optimizer
+        .flow_optimizer()
         .method()
         .schedule_text(r.damping, r.config.alpha)
     {
         out += &format!("  {text}\n");
+    }
+    // issue 19: --beta
+    if let Some(f) = ntkdyn::study::fixed_momentum::summary(r) {
+        out += &format!(
+            "  fixed momentum B = {}: clock t = k eta/(1 - B) = k {:.4e}; {} ODE: {}; k_B = {:.4e}; modes beyond eta lambda >= (1 - sqrt B)^2: {} of {} ({:.1}%)\n",
+            format_f64(f.beta),
+            f.clock_step,
+            f.resolution,
+            if f.resolution == "high" { "W' = -J^T (I + k_B eta H) Delta" } else { "gradient flow" },
+            f.k_b,
+            f.modes_beyond,
+            f.modes,
+            100.0 * f.modes_beyond_share
+        );
     }
     for (name, run) in [("weight space", &r.weight), ("error space ", &r.error)] {
         let Some(run) = run else { continue };

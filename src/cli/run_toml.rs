@@ -79,6 +79,10 @@ pub fn run_table(cfg: &RunConfig) -> toml::Table {
     if let Some(p) = &cfg.times_file {
         t.insert("times-file".into(), path_value(p));
     }
+    // issue 19: --beta (only when given)
+    if let Some(b) = cfg.beta {
+        t.insert("beta".into(), Float(b));
+    }
     t
 }
 

@@ -29,6 +29,10 @@ use crate::model::Model;
 pub struct Twin {
     pub optimizer: Optimizer,
     pub parameter: Option<f64>,
+    // issue 19: --beta
+    /// The momentum `parameter` is fixed (`--beta B`), not derived from the friction: the
+    /// clock is t_k = k eta/(1 - B) instead of the optimizer's.
+    pub fixed_momentum: bool,
 }
 
 impl Twin {
@@ -37,6 +41,39 @@ impl Twin {
         Twin {
             optimizer,
             parameter,
+            fixed_momentum: false,
+        }
+    }
+
+    // issue 19: --beta
+    /// Heavy ball (hbf) or NAG-SC (nagsc) with the fixed momentum `beta`, on the clock
+    /// t_k = k eta/(1 - beta) ([`crate::theory::discrete_modes::FixedMomentum`]).
+    pub fn fixed_momentum(optimizer: Optimizer, beta: f64) -> Twin {
+        Twin {
+            fixed_momentum: true,
+            ..Twin::new(optimizer, Some(beta))
+        }
+    }
+
+    /// The flow time of one iterate: eta/(1 - B) at fixed momentum, else the optimizer's
+    /// clock (eta for GD, sqrt(eta) for the momentum methods).
+    pub fn clock(&self, eta: f64) -> f64 {
+        match (self.fixed_momentum, self.parameter) {
+            (true, Some(_)) => crate::theory::discrete_modes::FixedMomentum {
+                recurrence: self.recurrence(),
+                eta,
+            }
+            .clock(),
+            _ => self.optimizer.method().clock(eta),
+        }
+    }
+
+    /// The clock as summary.json writes it.
+    pub fn clock_text(&self) -> &'static str {
+        if self.fixed_momentum {
+            "t = k eta/(1 - B)"
+        } else {
+            self.optimizer.method().clock_text()
         }
     }
 
@@ -50,10 +87,11 @@ impl Twin {
         self.optimizer.method().start_twin(w0, self.parameter)
     }
 
-    /// Time of iterate k: k eta for GD, k sqrt(eta) for the momentum methods, as the decimal
-    /// product k h rounded once ([`crate::io::decimal_multiple`]: 499 x 0.1 is 49.9).
+    /// Time of iterate k: k eta for GD, k sqrt(eta) for the momentum methods (k eta/(1 - B)
+    /// at fixed momentum, [`Twin::clock`]), as the decimal product k h rounded once
+    /// ([`crate::io::decimal_multiple`]: 499 x 0.1 is 49.9).
     pub fn time(&self, k: usize, eta: f64) -> f64 {
-        crate::io::decimal_multiple(k, self.optimizer().method().clock(eta))
+        crate::io::decimal_multiple(k, self.clock(eta))
     }
 
     /// The twin's step on one eigen-mode of error space with a fixed H.
@@ -78,6 +116,10 @@ impl serde::Serialize for Twin {
         if let (Some(key), Some(value)) = (key, self.parameter) {
             map.serialize_entry(key, &value)?;
         }
+        // issue 19: --beta (absent otherwise, so that a default run's summary is as before)
+        if self.fixed_momentum {
+            map.serialize_entry("fixed_momentum", &true)?;
+        }
         map.end()
     }
 }
@@ -88,6 +130,9 @@ impl<'de> serde::Deserialize<'de> for Twin {
         #[derive(serde::Deserialize)]
         struct Raw {
             kind: String,
+            // issue 19: --beta
+            #[serde(default)]
+            fixed_momentum: bool,
             #[serde(flatten)]
             parameters: std::collections::BTreeMap<String, f64>,
         }
@@ -104,7 +149,10 @@ impl<'de> serde::Deserialize<'de> for Twin {
             ),
             None => None,
         };
-        Ok(Twin::new(optimizer, parameter))
+        Ok(Twin {
+            fixed_momentum: raw.fixed_momentum,
+            ..Twin::new(optimizer, parameter)
+        })
     }
 }
 
@@ -210,6 +258,13 @@ mod tests {
             assert_eq!(serde_json::to_string(&twin).unwrap(), text);
             assert_eq!(serde_json::from_str::<Twin>(text).unwrap(), twin);
         }
+        // issue 19: --beta
+        let fixed = Twin::fixed_momentum(Optimizer::Nagsc, 0.5);
+        let text = r#"{"kind":"nesterov_constant","beta":0.5,"fixed_momentum":true}"#;
+        assert_eq!(serde_json::to_string(&fixed).unwrap(), text);
+        assert_eq!(serde_json::from_str::<Twin>(text).unwrap(), fixed);
+        assert_eq!(fixed.time(3, 0.1), 0.6);
+        assert_eq!(Twin::fixed_momentum(Optimizer::Hbf, 0.9).time(7, 0.01), 0.7);
         let err = serde_json::from_str::<Twin>(r#"{"kind":"heavy_ball"}"#).unwrap_err();
         assert!(err.to_string().contains("beta"), "{err}");
         let err = serde_json::from_str::<Twin>(r#"{"kind":"adam"}"#).unwrap_err();

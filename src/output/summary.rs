@@ -133,6 +133,11 @@ pub struct Summary {
     /// predictor and the discrete twin at T, and the kernel predictor's limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out: Option<crate::study::held_out::HeldOutSummary>,
+    // issue 19: --beta
+    /// With `--beta B`: B, the clock t = k eta/(1 - B), k_B and the share of the fixed
+    /// kernel's modes beyond the flows' range (`modes_beyond_share`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_momentum: Option<crate::theory::discrete_modes::FixedMomentumSummary>,
 }
 
 impl SpaceSummary {
@@ -174,7 +179,6 @@ impl Summary {
         let cfg = &report.config;
         let s = &report.setup;
         let checks = report.checks.clone();
-        let method = cfg.optimizer.method();
         Summary {
             ntkdyn_version: env!("CARGO_PKG_VERSION").into(),
             command: cfg.optimizer.name().into(),
@@ -211,7 +215,7 @@ impl Summary {
                 name: d.twin.name().into(),
                 method: d.twin,
                 eta: d.eta,
-                clock: method.clock_text().into(),
+                clock: d.twin.clock_text().into(),
                 iterates: d.iterates.len(),
                 final_loss: d.iterates.last().map(|i| i.loss).unwrap_or(f64::NAN),
                 wall_seconds: report.discrete_wall_seconds,
@@ -240,6 +244,8 @@ impl Summary {
                         report.discrete_table().as_ref(),
                     )
                 }),
+            // issue 19: --beta
+            fixed_momentum: crate::study::fixed_momentum::summary(report),
         }
     }
 

@@ -4,9 +4,11 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use crate::dynamics::Damping;
+use crate::error::InputError;
 use crate::integrate::{Solver, SolverSettings};
 use crate::model::Activation;
 use crate::optimizer::{Optimizer, ScheduleParams};
+use crate::theory::discrete_modes::FixedMomentum;
 
 /// Which spaces are integrated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +150,16 @@ pub struct RunConfig {
     /// [`crate::theory::stiffness::EXACT_ABOVE`] is solved exactly.
     #[serde(skip)]
     pub solver_requested: bool,
+    // issue 19: --beta
+    /// `--beta B` (hbf, nagsc): the twin at the fixed momentum B on the clock
+    /// t = k eta/(1 - B), against gradient flow on that clock (low resolution) or the modified
+    /// flow W' = -J^T (I + k_B eta H) Delta (`beta_high`); recorded only when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f64>,
+    /// With `beta`: the high-resolution ODE (the modified flow) instead of gradient flow
+    /// (the command line's `--resolution high`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub beta_high: bool,
 }
 
 impl RunConfig {
@@ -189,6 +201,9 @@ impl RunConfig {
             activation: Activation::Relu,
             // issue 20: an explicit --solver keeps its ODE in stiff error space
             solver_requested: false,
+            // issue 19: --beta
+            beta: None,
+            beta_high: false,
         }
     }
 
@@ -197,9 +212,9 @@ impl RunConfig {
         PathBuf::from("output").join(command)
     }
 
-    /// The damping schedule of the optimizer, given lambda0.
+    /// The damping schedule of the optimizer, given lambda0 (gradient flow's with --beta).
     pub fn damping(&self, lambda0: f64) -> Damping {
-        self.optimizer.method().damping(&ScheduleParams {
+        self.flow_optimizer().method().damping(&ScheduleParams {
             friction: self.friction,
             gamma: self.gamma,
             lambda0,
@@ -223,9 +238,71 @@ impl RunConfig {
     /// (0.1 for gf, 0.3 for hbf, 0.07 for nag; each file under `optimizer/` says why).
     pub fn max_step(&self) -> f64 {
         self.max_step.unwrap_or_else(|| {
-            let c = self.optimizer.method().step_cap();
+            let c = self.flow_optimizer().method().step_cap();
             (c * (self.rtol / 1e-6).sqrt()).clamp(1e-3, c)
         })
+    }
+}
+
+// issue 19: --beta
+impl RunConfig {
+    /// The optimizer whose flow the spaces integrate: gradient flow with `--beta` (the flows
+    /// of a fixed-momentum twin are first order), else the optimizer's own.
+    pub fn flow_optimizer(&self) -> Optimizer {
+        if self.beta.is_some() {
+            Optimizer::Gf
+        } else {
+            self.optimizer
+        }
+    }
+
+    /// The fixed-momentum twin's theory ([`FixedMomentum`]) for `--beta` and the step eta.
+    pub fn fixed_momentum(&self, eta: f64) -> Option<FixedMomentum> {
+        let beta = self.beta?;
+        let twin = crate::optimizer::Twin::fixed_momentum(self.optimizer, beta);
+        FixedMomentum::new(twin.recurrence(), eta)
+    }
+
+    /// kappa = k_B eta of the modified flow, when `--beta` asks for the high-resolution ODE.
+    pub fn modified_kappa(&self, eta: f64) -> Option<f64> {
+        self.fixed_momentum(eta)
+            .filter(|_| self.beta_high)
+            .map(|f| f.kappa())
+    }
+
+    /// `--beta`: on hbf and nagsc only, with B in [0, 1), and with the iterates its clock
+    /// eta/(1 - B) needs within the limit.
+    pub fn validate_beta(&self) -> Result<(), InputError> {
+        let Some(b) = self.beta else {
+            return Ok(());
+        };
+        if !matches!(self.optimizer, Optimizer::Hbf | Optimizer::Nagsc) {
+            return Err(InputError::option(
+                "beta",
+                format!(
+                    "fixes the momentum of hbf and nagsc; {} has no constant momentum",
+                    self.optimizer
+                ),
+            ));
+        }
+        if !(b.is_finite() && (0.0..1.0).contains(&b)) {
+            return Err(InputError::option("beta", format!("{b} is outside [0, 1)")));
+        }
+        if !self.eta_auto && self.discrete {
+            let needed = self.t_end * (1.0 - b) / self.eta;
+            if needed > crate::study::validate::MAX_ITERATES {
+                return Err(InputError::option(
+                    "beta",
+                    format!(
+                        "with --eta {} needs {needed:.3e} iterates on the clock eta/(1 - B) to reach --t-end {} (at most {:e}); raise --eta or use --no-discrete",
+                        self.eta,
+                        self.t_end,
+                        crate::study::validate::MAX_ITERATES
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -32,7 +32,7 @@ use crate::theory::stiffness::{exact_instead, explicit_steps, MANY_STEPS, STABLE
 /// A space's table, findings and solver record as a [`SpaceRun`], with the monotonicity of
 /// its Lyapunov column judged against the tolerance floor `resolution` (the norm of a residual
 /// error the absolute tolerance allows; None for the exact solution).
-fn space_run(
+pub(crate) fn space_run(
     (table, findings): (Table, Findings),
     lyapunov: Lyapunov,
     solver: Solver,
@@ -85,14 +85,14 @@ fn error_resolution(cfg: &RunConfig, setup: &Setup) -> f64 {
 /// The same in weight space, where the tolerance is on the m d weights: an error dW of atol
 /// in each moves Delta by J dW, |J dW| <= sqrt(lambda_max(H)) |dW|, and never less than
 /// error space's atol sqrt(n).
-fn weight_resolution(cfg: &RunConfig, setup: &Setup) -> f64 {
+pub(crate) fn weight_resolution(cfg: &RunConfig, setup: &Setup) -> f64 {
     let md = (setup.model.m() * setup.model.d()) as f64;
     let n = setup.model.n() as f64;
     cfg.atol * (setup.h0_extremes.1.max(0.0) * md).max(n).sqrt()
 }
 
 /// Tolerances resolve nothing for the fixed steps of rk4 or the exact solution.
-fn resolution(solver: Solver, e: f64) -> Option<f64> {
+pub(crate) fn resolution(solver: Solver, e: f64) -> Option<f64> {
     matches!(solver, Solver::Dopri5 | Solver::Dop853).then_some(e)
 }
 
@@ -155,11 +155,15 @@ pub fn run_weight(
     damping: Damping,
     progress: &dyn Progress,
 ) -> SpaceRun {
+    // issue 19: --beta with the high-resolution ODE: the modified flow
+    if let Some(kappa) = cfg.modified_kappa(setup.eta) {
+        return crate::study::fixed_momentum::run_weight_modified(cfg, setup, kappa, progress);
+    }
     let started = Instant::now();
     let model = &setup.model;
     let space = WeightSpace::new(model);
     let flow = Flow::new(&space, damping);
-    let method = cfg.optimizer.method();
+    let method = cfg.flow_optimizer().method();
     let lyapunov = method.lyapunov(damping, setup.lambda0 / 2.0, cfg.alpha);
     let e = resolution(cfg.solver, weight_resolution(cfg, setup)).unwrap_or(0.0);
     let mut probes: Vec<Box<dyn Probe + '_>> = vec![
@@ -241,9 +245,13 @@ pub fn run_error_with(
     damping: Damping,
     progress: &dyn Progress,
 ) -> SpaceRun {
+    // issue 19: --beta with the high-resolution ODE: the modified flow
+    if let Some(kappa) = cfg.modified_kappa(setup.eta) {
+        return crate::study::fixed_momentum::run_error_modified(cfg, setup, kappa, progress);
+    }
     let started = Instant::now();
     let (h, extremes) = setup.error_kernel(cfg.kernel);
-    let method = cfg.optimizer.method();
+    let method = cfg.flow_optimizer().method();
     let mu = extremes.0.max(0.0);
     let delta0 = setup.model.residual(&setup.w0.as_view());
     // The one eigen-decomposition of the fixed kernel (the setup's): the exact solution, or
@@ -439,7 +447,11 @@ fn execute_on_this_thread(cfg: &RunConfig, setup: Setup, progress: &dyn Progress
         .map(|test| TwinTest::new(&setup.model, test));
     let discrete = cfg.discrete.then(|| {
         let method = cfg.optimizer.method();
-        let twin = method.twin(damping, setup.eta);
+        let twin = match cfg.beta {
+            // issue 19: --beta: the twin at the fixed momentum B
+            Some(beta) => crate::optimizer::Twin::fixed_momentum(cfg.optimizer, beta),
+            None => method.twin(damping, setup.eta),
+        };
         progress.start(&format!("discrete {}", twin.name()), cfg.t_end);
         let mut calls = 0u32;
         let run = twin::run_watching(

@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod executor;
+// issue 19: --beta
+pub mod fixed_momentum;
 pub mod held_out;
 pub mod report;
 pub mod setup;

@@ -380,6 +380,8 @@ impl RunConfig {
                 "exact solves error space only; add --space error",
             ));
         }
+        // issue 19: --beta
+        self.validate_beta()?;
         // issue 16: held-out points and output times
         self.validate_issue16()
     }

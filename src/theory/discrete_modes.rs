@@ -182,6 +182,158 @@ impl DiscreteModes {
     }
 }
 
+// issue 19: --beta
+/// Heavy ball or NAG-SC with a fixed momentum B (`--beta B`, not derived from the friction b),
+/// on the clock t_k = k eta/(1 - B), and the two flows that describe it per mode:
+///
+/// ```text
+/// low resolution : gradient flow             x' = -lambda x
+/// high resolution: the modified flow         x' = -(lambda + k_B eta lambda^2) x
+///   k_B = (1 + B)/(2 (1 - B)^2)          (heavy ball)
+///   k_B = (1 - B + 2 B^2)/(2 (1 - B)^2)  (NAG-SC)
+/// ```
+/// Both come from the slow root r_1 = 1 - eps of the mode's recurrence ([`Recurrence`]):
+/// eps (1 - B) = a + eps^2 - a eps (heavy ball) or a + eps^2 - (1 + B) a eps (NAG-SC),
+/// a = eta lambda, so eps = a/(1 - B) + a^2 B/(1 - B)^3 (or a^2 B^2/(1 - B)^3), and
+/// -ln r_1 / (eta/(1 - B)) = lambda + k_B eta lambda^2 + O(eta^2). The roots are real (the
+/// mode follows a flow rather than oscillating) only while eta lambda < (1 - sqrt B)^2, the
+/// flows' range; modes beyond it are counted by [`FixedMomentum::beyond`].
+///
+/// The twin starts off the flows: its mode is c_1 r_1^k + c_2 r_2^k with c_1 = 1 + O(eta lambda)
+/// (heavy ball: c_1 = 1 + a B/(1 - B)^2 + O(a^2)), an initial slip of order eta (B > 0) that
+/// neither flow started at Delta_0 has; the decay per unit time past the fast root's
+/// transient (r_2 ~ B) is what is O(eta^2) at high resolution.
+///
+/// Reference: N. Kovachki, A. Stuart, "Continuous time analysis of momentum methods", JMLR 2021.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FixedMomentum {
+    /// [`Recurrence::HeavyBall`] or [`Recurrence::NesterovConstant`] with beta = B.
+    pub recurrence: Recurrence,
+    pub eta: f64,
+}
+
+impl FixedMomentum {
+    /// The fixed-momentum twin of `recurrence` (heavy ball or NAG-SC; None otherwise).
+    pub fn new(recurrence: Recurrence, eta: f64) -> Option<FixedMomentum> {
+        matches!(
+            recurrence,
+            Recurrence::HeavyBall(_) | Recurrence::NesterovConstant(_)
+        )
+        .then_some(FixedMomentum { recurrence, eta })
+    }
+
+    /// B.
+    pub fn beta(&self) -> f64 {
+        match self.recurrence {
+            Recurrence::HeavyBall(b) | Recurrence::NesterovConstant(b) => b,
+            Recurrence::Gd | Recurrence::Nesterov(_) => f64::NAN,
+        }
+    }
+
+    /// The clock step eta/(1 - B): iterate k sits at t_k = k eta/(1 - B). Rounded to 15
+    /// significant digits: 1 - 0.9 is 0.09999999999999998 in binary, and 0.01/(1 - 0.9)
+    /// would put iterate 1 at t = 0.10000000000000002 (the rounding moves t by at most 5e-15 t).
+    pub fn clock(&self) -> f64 {
+        let h = self.eta / (1.0 - self.beta());
+        format!("{h:.14e}").parse().unwrap_or(h)
+    }
+
+    /// k_B: (1+B)/(2(1-B)^2) for heavy ball, (1-B+2B^2)/(2(1-B)^2) for NAG-SC.
+    pub fn k_b(&self) -> f64 {
+        let b = self.beta();
+        let denominator = 2.0 * (1.0 - b) * (1.0 - b);
+        match self.recurrence {
+            Recurrence::HeavyBall(_) => (1.0 + b) / denominator,
+            _ => (1.0 - b + 2.0 * b * b) / denominator,
+        }
+    }
+
+    /// kappa = k_B eta of the modified flow Delta' = -(H + kappa H^2) Delta.
+    pub fn kappa(&self) -> f64 {
+        self.k_b() * self.eta
+    }
+
+    /// (1 - sqrt B)^2: the flows describe a mode only while eta lambda is below it.
+    pub fn edge(&self) -> f64 {
+        let r = 1.0 - self.beta().sqrt();
+        r * r
+    }
+
+    /// Whether the mode of eigenvalue `lambda` lies beyond the flows' range:
+    /// eta lambda >= (1 - sqrt B)^2.
+    pub fn beyond(&self, lambda: f64) -> bool {
+        self.eta * lambda >= self.edge()
+    }
+
+    /// (count, share) of the eigenvalues beyond the flows' range (share NaN for none given).
+    pub fn modes_beyond(&self, eigenvalues: &[f64]) -> (usize, f64) {
+        let count = eigenvalues.iter().filter(|&&l| self.beyond(l)).count();
+        (count, count as f64 / eigenvalues.len() as f64)
+    }
+
+    /// The decay rate of the mode's slow root per unit time, -ln r_1 / (eta/(1 - B)) (None
+    /// beyond the range, where the roots are complex or the slow one is not the larger).
+    pub fn twin_rate(&self, lambda: f64) -> Option<f64> {
+        let roots = self.recurrence.roots(self.eta, lambda)?;
+        (roots[0].1 == 0.0).then(|| -roots[0].0.ln() / self.clock())
+    }
+}
+
+/// summary.json's `fixed_momentum` (`--beta B`): the twin, its clock and the flows that
+/// describe it, and how many modes of the fixed kernel lie beyond their range.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FixedMomentumSummary {
+    /// B.
+    pub beta: f64,
+    /// "t = k eta/(1 - B)".
+    pub clock: String,
+    /// eta/(1 - B).
+    pub clock_step: f64,
+    /// k_B of the modified flow.
+    pub k_b: f64,
+    /// k_B eta.
+    pub kappa: f64,
+    /// The ODE of weight.csv and error.csv: "low" (gradient flow on the clock) or "high"
+    /// (the modified flow W' = -J^T (I + k_B eta H) Delta).
+    pub resolution: String,
+    /// (1 - sqrt B)^2: the flows describe a mode while eta lambda is below it.
+    pub edge_eta_lambda: f64,
+    /// The fixed kernel the modes are of (h0 or hinf, --kernel).
+    pub kernel: String,
+    /// Its number of modes (n).
+    pub modes: usize,
+    /// Modes with eta lambda >= (1 - sqrt B)^2.
+    pub modes_beyond: usize,
+    /// modes_beyond / modes.
+    #[serde(deserialize_with = "crate::json::f64_or_nan")]
+    pub modes_beyond_share: f64,
+}
+
+impl FixedMomentumSummary {
+    /// The summary of `theory` for the kernel `kernel` with these eigenvalues.
+    pub fn new(
+        theory: &FixedMomentum,
+        high: bool,
+        kernel: &str,
+        eigenvalues: &[f64],
+    ) -> FixedMomentumSummary {
+        let (modes_beyond, modes_beyond_share) = theory.modes_beyond(eigenvalues);
+        FixedMomentumSummary {
+            beta: theory.beta(),
+            clock: "t = k eta/(1 - B)".into(),
+            clock_step: theory.clock(),
+            k_b: theory.k_b(),
+            kappa: theory.kappa(),
+            resolution: if high { "high" } else { "low" }.into(),
+            edge_eta_lambda: theory.edge(),
+            kernel: kernel.into(),
+            modes: eigenvalues.len(),
+            modes_beyond,
+            modes_beyond_share,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

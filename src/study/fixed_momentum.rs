@@ -1,0 +1,193 @@
+//! `--beta B` with the high-resolution ODE: the spaces of the modified flow
+//! W' = -J^T (I + kappa H) Delta, kappa = k_B eta ([`crate::dynamics::modified_flow`]), observed
+//! by gradient flow's probes (the low-resolution ODE of `--beta` is gradient flow itself and
+//! runs through the executor's own spaces).
+//!
+//! Weight space is integrated by the held-step driver with dense stages (the activation
+//! pattern held and blended over each step as for gradient flow; the output-space stages of
+//! [`crate::dynamics::output_space`] know only gradient flow's field); error space is solved
+//! exactly, mode by mode, exp(-(lambda + kappa lambda^2) t) (one eigen-decomposition of the
+//! fixed kernel, which the run needs anyway).
+
+use std::time::Instant;
+
+use nalgebra::DVector;
+
+use crate::dynamics::modified_flow::{ModifiedErrorSpace, ModifiedExact, ModifiedWeightSpace};
+use crate::dynamics::{Damping, Flow, Space};
+use crate::integrate::{integrate, integrate_held, Solver, Stats, Stop};
+use crate::observe::core::Core;
+use crate::observe::drift::Drift;
+use crate::observe::lyapunov::LyapunovProbe;
+use crate::observe::pl::PlProbe;
+use crate::observe::test_gap::TestGap;
+use crate::observe::{Probe, Progress, Recorder, Sample};
+use crate::optimizer::Optimizer;
+use crate::study::config::{KernelChoice, RunConfig};
+use crate::study::executor::{resolution, space_run, weight_resolution};
+use crate::study::report::{Report, SpaceRun};
+use crate::study::setup::Setup;
+use crate::theory::diagnostics::{cross_kernel_h0, PlBall};
+use crate::theory::discrete_modes::FixedMomentumSummary;
+use crate::theory::spectrum::extreme_eigenvalues;
+
+/// Weight space of the modified flow with correction `kappa`.
+pub fn run_weight_modified(
+    cfg: &RunConfig,
+    setup: &Setup,
+    kappa: f64,
+    progress: &dyn Progress,
+) -> SpaceRun {
+    let started = Instant::now();
+    let model = &setup.model;
+    let space = ModifiedWeightSpace::new(model, kappa);
+    let flow = Flow::new(&space, Damping::None);
+    // L decreases along the modified flow at least as fast as along gradient flow
+    // (dL/dt = -Delta^T (H + kappa H^2) Delta): gradient flow's function and bound hold.
+    let lyapunov = Optimizer::Gf
+        .method()
+        .lyapunov(Damping::None, setup.lambda0 / 2.0, cfg.alpha);
+    let e = resolution(cfg.solver, weight_resolution(cfg, setup)).unwrap_or(0.0);
+    let mut probes: Vec<Box<dyn Probe + '_>> = vec![
+        Box::new(Core),
+        Box::new(LyapunovProbe::with_resolution(lyapunov, e)),
+        Box::new(Drift::new(
+            &setup.h0,
+            &setup.w0,
+            model.pattern(&setup.w0.as_view()),
+        )),
+        Box::new(PlProbe),
+    ];
+    if let Some(test) = &setup.test {
+        let (h, cross) = match cfg.kernel {
+            KernelChoice::H0 => (&setup.h0, cross_kernel_h0(model, &setup.w0, test)),
+            KernelChoice::Hinf => (&setup.hinf, model.infinite_width_cross_kernel(test)),
+        };
+        probes.push(Box::new(TestGap::new(
+            model,
+            &setup.w0,
+            test,
+            h,
+            &cross,
+            Damping::None,
+        )));
+    }
+    let mut recorder = Recorder::new(probes);
+    let y0 = flow.initial_state(setup.w0.as_slice());
+    let dim = model.m() * model.d();
+    progress.start("weight space (modified flow)", cfg.t_end);
+    let observe = |t: f64, y: &DVector<f64>| {
+        progress.at(t);
+        let s = flow.snapshot(y.as_slice());
+        let gram = s.gram.as_ref().expect("weight space carries H(t)");
+        recorder.record(&Sample {
+            t,
+            kernel_extremes: extreme_eigenvalues(gram),
+            snapshot: &s,
+            weights: Some(model.weights(&y.as_slice()[..dim])),
+        })
+    };
+    let settings = cfg.solver_settings();
+    let outcome = if cfg.solver == Solver::Dopri5 && model.activation().switching() {
+        integrate_held(flow, y0, &setup.times, &settings, observe)
+    } else {
+        integrate(flow, y0, &setup.times, &settings, observe)
+    };
+    progress.done();
+    let e = resolution(cfg.solver, weight_resolution(cfg, setup));
+    let (mut out, findings) =
+        space_run(recorder.finish(), lyapunov, cfg.solver, outcome, started, e);
+    let loss0 = out
+        .table
+        .column("loss")
+        .and_then(|l| l.first().copied())
+        .unwrap_or(f64::NAN);
+    out.pl_ball = Some(PlBall::new(
+        out.inf_pl_ratio(),
+        out.sup_kernel_cond(),
+        findings.beta.unwrap_or(0.0),
+        loss0,
+        findings.max_distance.unwrap_or(0.0),
+    ));
+    out
+}
+
+/// Error space of the modified flow with correction `kappa`, solved exactly.
+pub fn run_error_modified(
+    cfg: &RunConfig,
+    setup: &Setup,
+    kappa: f64,
+    progress: &dyn Progress,
+) -> SpaceRun {
+    let started = Instant::now();
+    let (h, extremes) = setup.error_kernel(cfg.kernel);
+    let delta0 = setup.model.residual(&setup.w0.as_view());
+    let exact = match &setup.error_spectrum {
+        Some((kernel, s)) if *kernel == cfg.kernel => {
+            ModifiedExact::from_eigen(s.values.clone(), s.vectors.clone(), &delta0, kappa)
+        }
+        _ => ModifiedExact::new(h, &delta0, kappa),
+    };
+    let space = ModifiedErrorSpace::new(h.clone(), kappa);
+    let lyapunov = Optimizer::Gf
+        .method()
+        .lyapunov(Damping::None, extremes.0.max(0.0), cfg.alpha);
+    let mut probes: Vec<Box<dyn Probe + '_>> = vec![
+        Box::new(Core),
+        Box::new(LyapunovProbe::with_resolution(lyapunov, 0.0)),
+        Box::new(PlProbe),
+    ];
+    if let Some(probe) = crate::study::held_out::kernel_test(cfg, setup) {
+        probes.push(Box::new(probe));
+    }
+    let mut recorder = Recorder::new(probes);
+    let mut stop = Stop::Completed;
+    progress.start("error space (modified flow)", cfg.t_end);
+    for &t in &setup.times {
+        progress.at(t);
+        let (d, v) = exact.at(t);
+        let s = space.snapshot(d.as_slice(), v.as_slice());
+        if !recorder.record(&Sample {
+            t,
+            snapshot: &s,
+            kernel_extremes: extremes,
+            weights: None,
+        }) {
+            stop = Stop::Observer { t };
+            break;
+        }
+    }
+    progress.done();
+    let mut run = space_run(
+        recorder.finish(),
+        lyapunov,
+        Solver::Exact,
+        (Stats::default(), stop),
+        started,
+        None,
+    )
+    .0;
+    run.solver_note =
+        Some("exact (the modified flow's modes, exp(-(lambda + kappa lambda^2) t))".into());
+    run
+}
+
+/// summary.json's `fixed_momentum` of a run with `--beta`: B, the clock, k_B, and the share
+/// of the fixed kernel's modes beyond the flows' range.
+pub fn summary(report: &Report) -> Option<FixedMomentumSummary> {
+    let cfg = &report.config;
+    let s = &report.setup;
+    let theory = cfg.fixed_momentum(s.eta)?;
+    let eigenvalues: Vec<f64> = match &s.error_spectrum {
+        Some((kernel, spectrum)) if *kernel == cfg.kernel => {
+            spectrum.values.iter().copied().collect()
+        }
+        _ => crate::linalg::symmetric_eigenvalues(s.error_kernel(cfg.kernel).0),
+    };
+    Some(FixedMomentumSummary::new(
+        &theory,
+        cfg.beta_high,
+        cfg.kernel.name(),
+        &eigenvalues,
+    ))
+}
