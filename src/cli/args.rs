@@ -5,7 +5,7 @@ use clap::{Args, Parser, ValueEnum};
 use std::path::PathBuf;
 
 use ntkdyn::integrate::Solver;
-use ntkdyn::model::Activation;
+use ntkdyn::model::{Activation, Train};
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::study::{KernelChoice, RunConfig, SpaceChoice, TimesChoice};
 // issue 16: figure formats and style
@@ -172,6 +172,11 @@ fn solver_parser() -> impl clap::builder::TypedValueParser<Value = Solver> {
 // issue 17: activations and a trained output layer
 fn activation_parser() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(Activation::ALL.map(|a| a.name()))
+}
+
+// issue 17: --train
+fn train_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Train::ALL.map(|t| t.name()))
 }
 
 /// Options of `ntkdyn sweep`.
@@ -409,6 +414,11 @@ pub struct RunArgs {
     /// are smooth)
     #[arg(long, default_value_t = defaults().activation.name().to_string(), value_parser = activation_parser())]
     pub activation: String,
+    // issue 17: --train
+    /// Trained layers: w (the first layer, output weights a_r = +-1 fixed) or wa (both; --init
+    /// may then give any real a_r)
+    #[arg(long, default_value_t = defaults().train.name().to_string(), value_parser = train_parser())]
+    pub train: String,
 }
 
 impl RunArgs {
@@ -477,6 +487,8 @@ impl RunArgs {
                 .expect("the parser admits activation names only"),
             // issue 20: an explicit --solver keeps its ODE in stiff error space
             solver_requested: self.solver.is_some(),
+            // issue 17: --train
+            train: Train::from_name(&self.train).expect("the parser admits training names only"),
         }
     }
 }

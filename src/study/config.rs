@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::dynamics::Damping;
 use crate::integrate::{Solver, SolverSettings};
-use crate::model::Activation;
+use crate::model::{Activation, Train};
 use crate::optimizer::{Optimizer, ScheduleParams};
 
 /// Which spaces are integrated.
@@ -148,6 +148,10 @@ pub struct RunConfig {
     /// [`crate::theory::stiffness::EXACT_ABOVE`] is solved exactly.
     #[serde(skip)]
     pub solver_requested: bool,
+    // issue 17: --train
+    /// The trained layers (--train): w (first layer, a = +-1 fixed) or wa (both).
+    #[serde(default)]
+    pub train: Train,
 }
 
 impl RunConfig {
@@ -189,6 +193,8 @@ impl RunConfig {
             activation: Activation::Relu,
             // issue 20: an explicit --solver keeps its ODE in stiff error space
             solver_requested: false,
+            // issue 17: --train
+            train: Train::W,
         }
     }
 

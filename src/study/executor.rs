@@ -20,10 +20,10 @@ use crate::observe::pl::PlProbe;
 use crate::observe::test_gap::{TestGap, TwinTest};
 use crate::observe::{Findings, Probe, Progress, Recorder, Sample, Silent};
 use crate::optimizer::{twin, Optimizer};
-use crate::study::config::{KernelChoice, RunConfig, SpaceChoice};
+use crate::study::config::{RunConfig, SpaceChoice};
 use crate::study::report::{Checks, Report, SpaceRun};
 use crate::study::setup::{setup, Setup};
-use crate::theory::diagnostics::{cross_kernel_h0, PlBall};
+use crate::theory::diagnostics::PlBall;
 use crate::theory::exact::ExactSolution;
 use crate::theory::lyapunov::{monotonicity_above, Lyapunov, ToleranceFloor};
 use crate::theory::spectrum::{extreme_eigenvalues, Spectrum};
@@ -172,18 +172,20 @@ pub fn run_weight(
         )),
         Box::new(PlProbe),
     ];
+    // issue 17: --train wa adds a_drift = |a(t) - a0| / sqrt m.
+    if model.train().output_layer() {
+        let a0 = setup.w0.column(model.d()).clone_owned();
+        probes.push(Box::new(crate::observe::output_drift::OutputDrift::new(a0)));
+    }
     if let Some(test) = &setup.test {
-        let (h, cross) = match cfg.kernel {
-            KernelChoice::H0 => (&setup.h0, cross_kernel_h0(model, &setup.w0, test)),
-            KernelChoice::Hinf => (&setup.hinf, model.infinite_width_cross_kernel(test)),
-        };
+        let (h, cross) = crate::study::held_out::kernels(cfg.kernel, setup, test);
         probes.push(Box::new(TestGap::new(
             model, &setup.w0, test, h, &cross, damping,
         )));
     }
     let mut recorder = Recorder::new(probes);
     let y0 = flow.initial_state(setup.w0.as_slice());
-    let dim = model.m() * model.d();
+    let dim = model.m() * model.columns();
     let times = setup.times.clone();
     progress.start("weight space", cfg.t_end);
     let observe = |t: f64, y: &DVector<f64>| {
@@ -198,7 +200,9 @@ pub fn run_weight(
         })
     };
     let settings = cfg.solver_settings();
-    let outcome = if cfg.solver == Solver::Dopri5 && model.activation().switching() {
+    // issue 17: with a trained output layer u is not linear in W on a held pattern.
+    let held = model.activation().switching() && !model.train().output_layer();
+    let outcome = if cfg.solver == Solver::Dopri5 && held {
         // The held-pattern steps, taken in output space (dynamics::output_space).
         integrate_output_space_watched(
             model,

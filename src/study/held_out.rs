@@ -48,8 +48,15 @@ pub fn kernels<'s>(
     test: &Data,
 ) -> (&'s DMatrix<f64>, DMatrix<f64>) {
     let model = &setup.model;
+    // issue 17: a trained output layer adds the second layer's kernel to both cross kernels;
+    // a smooth activation's Hinf is its own (cross_kernel_hinf is the ReLU's).
+    let trained = model.train().output_layer();
     match kernel {
+        KernelChoice::H0 if trained => (&setup.h0, model.cross_gram(&setup.w0.as_view(), test)),
         KernelChoice::H0 => (&setup.h0, cross_kernel_h0(model, &setup.w0, test)),
+        KernelChoice::Hinf if trained || !model.activation().switching() => {
+            (&setup.hinf, model.infinite_width_cross_kernel(test))
+        }
         KernelChoice::Hinf => (&setup.hinf, cross_kernel_hinf(test, model.data())),
     }
 }
@@ -59,7 +66,7 @@ pub fn kernel_test(cfg: &RunConfig, setup: &Setup) -> Option<KernelTest> {
     let test = setup.test.as_ref()?;
     let (h, cross) = kernels(cfg.kernel, setup, test);
     let delta0 = setup.model.residual(&setup.w0.as_view());
-    let test_model = crate::model::Model::new(test.clone(), setup.model.a().clone());
+    let test_model = setup.model.on_data(test.clone());
     let u0 = test_model.predict(&setup.w0.as_view());
     Some(KernelTest::new(h, &cross, delta0, u0, test.y.clone()))
 }
