@@ -21,6 +21,11 @@ use crate::simd::{Rows, SharedRows};
 use nalgebra::{DMatrixView, DMatrixViewMut};
 use rayon::prelude::*;
 
+/// A block's slopes and values, both written (pass 1).
+type Pair<'a> = (&'a mut [f64], &'a mut [f64]);
+/// A block's slopes (turned into P) and values (read) in pass 2.
+type ReadPair<'a> = (&'a mut [f64], &'a [f64]);
+
 impl Model {
     /// grad_(W, a) L into `g` (m x (d+1)) at `p` = [W | a]; Delta stays in `ws.delta`.
     pub(super) fn trained_gradient(
@@ -42,7 +47,7 @@ impl Model {
         let x = &self.data.x;
         let parallel = ws.lanes() > 1;
 
-        let pass1 = |(b, ((zb, vb), u)): (usize, ((&mut [f64], &mut [f64]), &mut [f64]))| {
+        let pass1 = |(b, ((zb, vb), u)): (usize, (Pair<'_>, &mut [f64]))| {
             let r0 = b * block;
             let len = zb.len() / n;
             let wb = Rows::of(&w, r0, len);
@@ -105,7 +110,7 @@ impl Model {
         let mut ga = vec![0.0; m];
         let (mut gw, mut g_out) = g.columns_range_pair_mut(0..d, d..d + 1);
         let out = SharedRows::new(&mut gw);
-        let pass2 = |(b, ((pb, vb), gab)): (usize, ((&mut [f64], &[f64]), &mut [f64]))| {
+        let pass2 = |(b, ((pb, vb), gab)): (usize, (ReadPair<'_>, &mut [f64]))| {
             let r0 = b * block;
             let len = pb.len() / n;
             for pr in pb.chunks_exact_mut(n) {
