@@ -68,8 +68,7 @@ fn main() -> Result<(), ntkdyn::Error> {
         fig.log_y = true;
         fig.legend = Legend::LowerLeft;
         fig.caption =
-            "gf, T = 5, n = 20, d = 5, seed 0; solid: --train w, dashed: --train wa"
-                .into();
+            "gf, T = 5, n = 20, d = 5, seed 0; solid: --train w, dashed: --train wa".into();
     }
     let mut csv = String::from("activation,train,m,kernel_drift_rel,loss_gap\n");
     for (sigma, color) in activations {
