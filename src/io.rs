@@ -545,12 +545,27 @@ fn read_npz_data(path: &Path, label: &LabelColumn) -> Result<DataFile, InputErro
 /// `--init FILE.csv`: m rows a_r, w_r1..w_rd, with a_r = +1 or -1 (anything else is refused:
 /// the Gram matrix H of SPEC.md assumes a_r^2 = 1).
 pub fn read_init(path: &Path) -> Result<InitialNetwork, InputError> {
+    read_init_for(path, false)
+}
+
+// issue 17: --train
+/// [`read_init`], taking any finite real a_r when the output layer is trained
+/// (`real_a`: `--train wa`, whose H weighs each neuron by a_r^2).
+pub fn read_init_for(path: &Path, real_a: bool) -> Result<InitialNetwork, InputError> {
     let (rows, cols) = read_two_or_more(path, "--init needs a_r,w_r1..w_rd")?;
-    if let Some((line, row)) = rows.iter().find(|(_, r)| r[0] != 1.0 && r[0] != -1.0) {
+    let refused = |a: f64| !a.is_finite() || (!real_a && a != 1.0 && a != -1.0);
+    if let Some((line, row)) = rows.iter().find(|(_, r)| refused(r[0])) {
         return Err(InputError::Csv {
             path: path.to_path_buf(),
             line: *line,
-            msg: format!("a_r = {} but it must be +1 or -1", row[0]),
+            msg: if real_a {
+                format!("a_r = {} but it must be a finite number", row[0])
+            } else {
+                format!(
+                    "a_r = {} but it must be +1 or -1 (any real a_r is taken with --train wa)",
+                    row[0]
+                )
+            },
         });
     }
     let d = cols - 1;

@@ -5,7 +5,7 @@ use clap::{Args, Parser, ValueEnum};
 use std::path::PathBuf;
 
 use ntkdyn::integrate::Solver;
-use ntkdyn::model::Activation;
+use ntkdyn::model::{Activation, Train};
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::study::{KernelChoice, RunConfig, SpaceChoice, TimesChoice};
 // issue 16: figure formats and style
@@ -172,6 +172,11 @@ fn solver_parser() -> impl clap::builder::TypedValueParser<Value = Solver> {
 // issue 17: activations and a trained output layer
 fn activation_parser() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(Activation::ALL.map(|a| a.name()))
+}
+
+// issue 17: --train
+fn train_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Train::ALL.map(|t| t.name()))
 }
 
 /// Options of `ntkdyn sweep`.
@@ -422,6 +427,11 @@ pub struct RunArgs {
     /// friction) on the clock t = k eta/(1 - B), beside gradient flow on that clock
     #[arg(long, value_name = "B", allow_negative_numbers = true)]
     pub beta: Option<f64>,
+    // issue 17: --train
+    /// Trained layers: w (the first layer, output weights a_r = +-1 fixed) or wa (both; --init
+    /// may then give any real a_r)
+    #[arg(long, default_value_t = defaults().train.name().to_string(), value_parser = train_parser())]
+    pub train: String,
 }
 
 impl RunArgs {
@@ -487,6 +497,8 @@ impl RunArgs {
             // issue 19: --beta (the high-resolution ODE, beta_high, waits for --resolution)
             beta: self.beta,
             beta_high: false,
+            // issue 17: --train
+            train: Train::from_name(&self.train).expect("the parser admits training names only"),
         }
     }
 }

@@ -39,6 +39,10 @@ pub fn run_table(cfg: &RunConfig) -> toml::Table {
     t.insert("space".into(), Str(cfg.space.name().into()));
     t.insert("kernel".into(), Str(cfg.kernel.name().into()));
     t.insert("activation".into(), Str(cfg.activation.name().into()));
+    // issue 17: --train (only when not the default, so existing run.toml stay identical)
+    if cfg.train.output_layer() {
+        t.insert("train".into(), Str(cfg.train.name().into()));
+    }
     t.insert("t-end".into(), Float(cfg.t_end));
     t.insert("samples".into(), int(cfg.samples as u64));
     // An explicit --solver keeps its ODE in stiff error space; the default may solve exactly.

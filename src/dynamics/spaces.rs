@@ -203,11 +203,11 @@ impl<'a> WeightSpace<'a> {
 
 impl Space for WeightSpace<'_> {
     fn dim(&self) -> usize {
-        self.model.m() * self.model.d()
+        self.model.m() * self.model.columns()
     }
     fn gradient(&self, x: &[f64], g: &mut [f64]) {
         let w = self.model.weights(x);
-        let mut gv = DMatrixViewMut::from_slice(g, self.model.m(), self.model.d());
+        let mut gv = DMatrixViewMut::from_slice(g, self.model.m(), self.model.columns());
         let held = self.held.borrow();
         self.model.gradient_in_place(
             &w,
@@ -262,6 +262,18 @@ impl Space for WeightSpace<'_> {
         // One pattern serves Delta', H and the observers.
         let w = self.model.weights(x);
         let delta = self.model.residual(&w);
+        if self.model.train().output_layer() {
+            // issue 17: (W, a) trained: H(W, a) and J V of both layers, formed afresh.
+            let gram = self.model.gram(&w);
+            let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
+            return Snapshot {
+                delta_dot: self.model.jvp(&w, &self.model.weights(v)),
+                delta,
+                pseudo_loss,
+                gram: Some(gram),
+                pattern: Some(self.model.pattern(&w)),
+            };
+        }
         let slopes = self.model.slopes(&w);
         let delta_dot = self.model.jvp_with_pattern(&slopes, &self.model.weights(v));
         // The ReLU's slopes are its 0/1 pattern, whose co-activation counts are updated from

@@ -25,10 +25,12 @@
 pub mod activation;
 mod data;
 pub mod relu2;
+pub mod train;
 
 pub use activation::Activation;
 pub use data::{Data, ZeroRow, PARALLEL_TOLERANCE};
 pub use relu2::{InitialNetwork, Model};
+pub use train::Train;
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 

@@ -10,6 +10,7 @@ pub mod core;
 pub mod drift;
 pub mod exact;
 pub mod lyapunov;
+pub mod output_drift;
 pub mod pl;
 pub mod test_gap;
 

@@ -190,7 +190,7 @@ pub struct TwinTest {
 impl TwinTest {
     pub fn new(train: &Model, test: &Data) -> TwinTest {
         TwinTest {
-            model: Model::new(test.clone(), train.a().clone()),
+            model: train.on_data(test.clone()),
             test_pm1: labels_pm1(&test.y),
             test_y: test.y.clone(),
             rows: Vec::new(),

@@ -205,7 +205,8 @@ pub fn run_watching(
 ) -> DiscreteRun {
     let (m, d) = (model.m(), model.d());
     let mut ws = Workspace::new(m, model.n(), d);
-    let mut g = DMatrix::zeros(m, d);
+    // The parameters' shape: m x d, or m x (d+1) with a trained output layer (issue 17).
+    let mut g = DMatrix::zeros(m, model.columns());
     let mut state = twin.start(w0);
     let mut iterates = Vec::new();
     let mut diverged_at = None;

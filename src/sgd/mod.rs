@@ -129,6 +129,13 @@ impl SgdConfig {
     /// What the options alone decide (B against n is checked once --data gave n).
     pub fn validate(&self) -> Result<(), InputError> {
         self.run.validate()?;
+        // issue 17: --train
+        if self.run.train.output_layer() {
+            return Err(InputError::option(
+                "train",
+                "wa is not supported by ntkdyn sgd (its SGD engine holds activation patterns of the first layer alone); use --train w",
+            ));
+        }
         if self.batch == 0 {
             return Err(InputError::option(
                 "batch",

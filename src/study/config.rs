@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::dynamics::Damping;
 use crate::error::InputError;
 use crate::integrate::{Solver, SolverSettings};
-use crate::model::Activation;
+use crate::model::{Activation, Train};
 use crate::optimizer::{Optimizer, ScheduleParams};
 use crate::theory::discrete_modes::FixedMomentum;
 
@@ -160,6 +160,10 @@ pub struct RunConfig {
     /// (the command line's `--resolution high`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub beta_high: bool,
+    // issue 17: --train
+    /// The trained layers (--train): w (first layer, a = +-1 fixed) or wa (both).
+    #[serde(default)]
+    pub train: Train,
 }
 
 impl RunConfig {
@@ -204,6 +208,8 @@ impl RunConfig {
             // issue 19: --beta
             beta: None,
             beta_high: false,
+            // issue 17: --train
+            train: Train::W,
         }
     }
 

@@ -176,6 +176,11 @@ pub fn run_weight(
         )),
         Box::new(PlProbe),
     ];
+    // issue 17: --train wa adds a_drift = |a(t) - a0| / sqrt m.
+    if model.train().output_layer() {
+        let a0 = setup.w0.column(model.d()).clone_owned();
+        probes.push(Box::new(crate::observe::output_drift::OutputDrift::new(a0)));
+    }
     if let Some(test) = &setup.test {
         let (h, cross) = super::held_out::kernels(cfg.kernel, setup, test);
         probes.push(Box::new(TestGap::new(
@@ -184,7 +189,7 @@ pub fn run_weight(
     }
     let mut recorder = Recorder::new(probes);
     let y0 = flow.initial_state(setup.w0.as_slice());
-    let dim = model.m() * model.d();
+    let dim = model.m() * model.columns();
     let times = setup.times.clone();
     progress.start("weight space", cfg.t_end);
     let observe = |t: f64, y: &DVector<f64>| {
@@ -199,7 +204,9 @@ pub fn run_weight(
         })
     };
     let settings = cfg.solver_settings();
-    let outcome = if cfg.solver == Solver::Dopri5 && model.activation().switching() {
+    // issue 17: with a trained output layer u is not linear in W on a held pattern.
+    let held = model.activation().switching() && !model.train().output_layer();
+    let outcome = if cfg.solver == Solver::Dopri5 && held {
         // The held-pattern steps, taken in output space (dynamics::output_space).
         integrate_output_space_watched(
             model,

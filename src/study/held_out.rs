@@ -48,7 +48,10 @@ pub fn kernels<'s>(
     test: &Data,
 ) -> (&'s DMatrix<f64>, DMatrix<f64>) {
     let model = &setup.model;
+    // issue 17: a trained output layer adds the second layer's kernel to both cross kernels.
+    let trained = model.train().output_layer();
     match kernel {
+        KernelChoice::H0 if trained => (&setup.h0, model.cross_gram(&setup.w0.as_view(), test)),
         KernelChoice::H0 => (&setup.h0, cross_kernel_h0(model, &setup.w0, test)),
         KernelChoice::Hinf => (&setup.hinf, model.infinite_width_cross_kernel(test)),
     }
@@ -59,7 +62,7 @@ pub fn kernel_test(cfg: &RunConfig, setup: &Setup) -> Option<KernelTest> {
     let test = setup.test.as_ref()?;
     let (h, cross) = kernels(cfg.kernel, setup, test);
     let delta0 = setup.model.residual(&setup.w0.as_view());
-    let test_model = crate::model::Model::new(test.clone(), setup.model.a().clone());
+    let test_model = setup.model.on_data(test.clone());
     let u0 = test_model.predict(&setup.w0.as_view());
     Some(KernelTest::new(h, &cross, delta0, u0, test.y.clone()))
 }

@@ -30,6 +30,7 @@ pub const SINGULAR_SHARE: f64 = 1e-12;
 #[derive(Clone, Debug)]
 pub struct Setup {
     pub model: Model,
+    /// The initial parameters: W0 (m x d), or [W0 | a0] (m x (d+1)) with `--train wa`.
     pub w0: DMatrix<f64>,
     pub hinf: DMatrix<f64>,
     pub h0: DMatrix<f64>,
@@ -90,7 +91,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     }
     let net = match &cfg.init {
         Some(path) => {
-            let net = io::read_init(path)?;
+            let net = io::read_init_for(path, cfg.train.output_layer())?;
             if net.w.ncols() != data.d() {
                 return Err(InputError::Dimension {
                     option: "init",
@@ -128,9 +129,11 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
             "--friction {b} is negative: the flow gains energy and may diverge"
         ));
     }
-    let model = Model::with_activation(data, net.a, cfg.activation);
+    let model = Model::with_training(data, net.a, cfg.activation, cfg.train);
+    // issue 17: with --train wa the parameters are [W | a] (Model::parameters).
+    let w0 = model.parameters(&net.w);
     let hinf = model.infinite_width_kernel();
-    let h0 = model.gram(&net.w.as_view());
+    let h0 = model.gram(&w0.as_view());
     // issue 20: error space needs its kernel's eigenvectors; the extremes come with them.
     let error_spectrum = matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both).then(|| {
         let h = match cfg.kernel {
@@ -210,7 +213,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     };
     Ok(Setup {
         model,
-        w0: net.w,
+        w0,
         hinf,
         h0,
         lambda0,

@@ -16,7 +16,7 @@
 use nalgebra::DMatrix;
 use std::f64::consts::PI;
 
-use crate::model::Data;
+use crate::model::{Activation, Data};
 
 /// The cross kernel K(x, X) of Hinf between `test` (rows) and `train` (columns):
 /// x_k.x_i (pi - arccos(cos theta_ki)) / (2 pi).
@@ -43,5 +43,23 @@ pub fn hinf(data: &Data) -> DMatrix<f64> {
         }
         let cos = (xx[(i, j)] / norms).clamp(-1.0, 1.0);
         xx[(i, j)] * (PI - cos.acos()) / (2.0 * PI)
+    })
+}
+
+/// The second layer's infinite-width kernel of the ReLU (`--train wa`) from the input Gram
+/// matrix X X^T: E[relu(u) relu(v)], the arc-cosine kernel of order 1,
+/// |x_i||x_j| (sin theta + (pi - theta) cos theta) / (2 pi) ([`Activation::dual`]).
+pub fn second_layer(xx: &DMatrix<f64>) -> DMatrix<f64> {
+    let n = xx.nrows();
+    DMatrix::from_fn(n, n, |i, j| {
+        Activation::Relu.dual(xx[(i, i)], xx[(j, j)], xx[(i, j)])
+    })
+}
+
+/// [`second_layer`] between two sets of inputs, from their inner products `xy` and squared
+/// norms `left` (rows) and `right` (columns).
+pub fn second_layer_cross(xy: &DMatrix<f64>, left: &[f64], right: &[f64]) -> DMatrix<f64> {
+    DMatrix::from_fn(xy.nrows(), xy.ncols(), |k, i| {
+        Activation::Relu.dual(left[k], right[i], xy[(k, i)])
     })
 }

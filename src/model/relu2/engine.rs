@@ -90,6 +90,9 @@ pub struct Workspace {
     /// Scratch of a smooth activation's passes: a_r sigma'(z_ri), then P (m x n, neuron-major);
     /// empty until a smooth gradient is taken.
     pub(super) slopes: Vec<f64>,
+    /// Scratch of a trained output layer's passes (`--train wa`): sigma(z_ri) (m x n,
+    /// neuron-major), read back for grad a; empty until such a gradient is taken.
+    pub(super) values: Vec<f64>,
     /// Sign mask of the last plain (not held) evaluation, neuron-major, `mask_row` bytes a
     /// neuron: n bytes for the GEMMs, np/4 (4 signs a byte) for the fused kernels.
     mask: Vec<u8>,
@@ -163,6 +166,7 @@ impl Workspace {
                 })
                 .collect(),
             slopes: Vec::new(),
+            values: Vec::new(),
             kernel,
             cpu,
             block,
@@ -280,6 +284,10 @@ impl Model {
         ws: &mut Workspace,
         held: Option<&Pattern>,
     ) {
+        if self.train.output_layer() {
+            // issue 17: (W, a) trained; the fused ReLU kernels read the fixed signs.
+            return self.trained_gradient(w, g, ws);
+        }
         if !self.activation.switching() {
             // A smooth activation has no pattern to hold: its flow is smooth.
             return self.smooth_gradient(w, g, ws);
@@ -454,7 +462,7 @@ impl Model {
 
     /// grad_W L as a new matrix.
     pub fn gradient(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
-        let mut g = DMatrix::zeros(self.m(), self.d());
+        let mut g = DMatrix::zeros(self.m(), self.columns());
         let mut ws = Workspace::new(self.m(), self.n(), self.d());
         self.gradient_into(w, &mut g.as_view_mut(), &mut ws);
         g

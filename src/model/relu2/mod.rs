@@ -14,6 +14,12 @@
 //! [`arccos`] the infinite-width kernel; here are the network's definitions and what a
 //! snapshot needs (prediction, pattern, Gram matrix, J V).
 //!
+//! With a trained output layer (`--train wa`, [`Train`]) the parameters are the m x (d+1)
+//! matrix [W | a] ([`crate::model::train`] says why one more column and not a second object):
+//! every method taking parameters reads a from their last column, the gradient is
+//! `trained`'s, and H and Hinf gain the second layer's kernel (1/m) sigma(Z)^T sigma(Z) and
+//! E[sigma(u) sigma(v)].
+//!
 //! References:
 //! 1. S. S. Du, X. Zhai, B. Poczos, A. Singh, "Gradient descent provably optimizes
 //!    over-parameterized neural networks", ICLR 2019 (arXiv:1810.02054).
@@ -23,8 +29,9 @@ pub mod engine;
 mod kernels;
 pub mod pattern;
 mod smooth;
+mod trained;
 
-use super::{Activation, Data, InfiniteWidth, Network, Switching};
+use super::{Activation, Data, InfiniteWidth, Network, Switching, Train};
 use engine::Workspace;
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 use pattern::Pattern;
@@ -83,6 +90,9 @@ pub struct Model {
     packed: crate::simd::PackedX,
     /// The hidden layer's activation (relu unless [`Model::with_activation`]).
     activation: Activation,
+    /// The trained layers: with [`Train::Wa`] the parameters are [W | a] and `a` above is
+    /// only a0.
+    train: Train,
 }
 
 impl Model {
@@ -97,6 +107,46 @@ impl Model {
             xx,
             packed,
             activation: Activation::Relu,
+            train: Train::W,
+        }
+    }
+
+    /// The network with activation `sigma` and the layers `train` trained (parameters
+    /// [W | a] with [`Train::Wa`]; `a` is then a0, what [`Model::parameters`] appends).
+    pub fn with_training(data: Data, a: DVector<f64>, sigma: Activation, train: Train) -> Model {
+        Model {
+            train,
+            ..Model::with_activation(data, a, sigma)
+        }
+    }
+
+    /// The trained layers.
+    pub fn train(&self) -> Train {
+        self.train
+    }
+
+    /// Columns of the parameter matrix: d, or d + 1 with a trained output layer.
+    pub fn columns(&self) -> usize {
+        self.train.columns(self.d())
+    }
+
+    /// The parameter matrix of first layer `w` (m x d) and the output layer a of the model:
+    /// W itself, or [W | a] with a trained output layer.
+    pub fn parameters(&self, w: &DMatrix<f64>) -> DMatrix<f64> {
+        if !self.train.output_layer() {
+            return w.clone();
+        }
+        let (m, d) = w.shape();
+        DMatrix::from_fn(m, d + 1, |r, k| if k < d { w[(r, k)] } else { self.a[r] })
+    }
+
+    /// The output weights of parameters `p`: their last column with a trained output layer,
+    /// else the model's fixed a.
+    pub fn output_weights(&self, p: &DMatrixView<f64>) -> DVector<f64> {
+        if self.train.output_layer() {
+            p.column(self.d()).clone_owned()
+        } else {
+            self.a.clone()
         }
     }
 
@@ -110,7 +160,7 @@ impl Model {
 
     /// The same network (activation, output weights) on other inputs: held-out points.
     pub fn on_data(&self, data: Data) -> Model {
-        Model::with_activation(data, self.a.clone(), self.activation)
+        Model::with_training(data, self.a.clone(), self.activation, self.train)
     }
 
     /// The hidden layer's activation.
@@ -141,26 +191,38 @@ impl Model {
         &self.xx
     }
 
-    /// View a flat column-major slice of length m*d as W (m x d).
+    /// View a flat column-major slice of length m*d (m*(d+1) with a trained output layer) as
+    /// the parameters W (m x d) or [W | a].
     pub fn weights<'a>(&self, flat: &'a [f64]) -> DMatrixView<'a, f64> {
-        DMatrixView::from_slice(flat, self.m(), self.d())
+        DMatrixView::from_slice(flat, self.m(), self.columns())
     }
 
-    /// Z^T = W X^T (m x n), pre-activations w_r . x_i.
+    /// Z^T = W X^T (m x n), pre-activations w_r . x_i (of the first d columns of [W | a]).
     pub fn preactivations(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
         let mut zt = DMatrix::zeros(self.m(), self.n());
-        zt.gemm(1.0, w, &self.xt, 0.0);
+        if self.train.output_layer() {
+            zt.gemm(1.0, &w.columns(0, self.d()), &self.xt, 0.0);
+        } else {
+            zt.gemm(1.0, w, &self.xt, 0.0);
+        }
         zt
     }
 
     /// u = f(W; X) = (1/sqrt m) relu(W X^T)^T a.
     pub fn predict(&self, w: &DMatrixView<f64>) -> DVector<f64> {
+        if self.train.output_layer() {
+            let a = self.output_weights(w);
+            return self.predict_with(&self.preactivations(w), a.as_slice());
+        }
         self.predict_from(&self.preactivations(w))
     }
 
     fn predict_from(&self, zt: &DMatrix<f64>) -> DVector<f64> {
+        self.predict_with(zt, self.a.as_slice())
+    }
+
+    fn predict_with(&self, zt: &DMatrix<f64>, a: &[f64]) -> DVector<f64> {
         let scale = 1.0 / (self.m() as f64).sqrt();
-        let a = self.a.as_slice();
         if self.activation != Activation::Relu {
             let sigma = self.activation;
             return DVector::from_iterator(
@@ -222,7 +284,35 @@ impl Model {
     /// H_ij = (x_i . x_j)/m * sum_r sigma'(w_r.x_i) sigma'(w_r.x_j) (a_r^2 = 1); for the ReLU
     /// (x_i . x_j)/m * #{r : w_r.x_i >= 0 and w_r.x_j >= 0}.
     pub fn gram(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        if self.train.output_layer() {
+            return self.trained_gram(w);
+        }
         self.gram_of_pattern(&self.slopes(w))
+    }
+
+    /// H(W, a) of a trained output layer: (X X^T) o (S_a^T S_a)/m with S_a = diag(a) sigma'(Z),
+    /// plus the second layer's (1/m) sigma(Z)^T sigma(Z).
+    fn trained_gram(&self, p: &DMatrixView<f64>) -> DMatrix<f64> {
+        let a = self.output_weights(p);
+        let mut s = self.slopes(p);
+        for mut col in s.column_iter_mut() {
+            col.component_mul_assign(&a);
+        }
+        self.gram_of_pattern(&s) + self.second_layer_gram(p)
+    }
+
+    /// sigma(Z) (m x n): the hidden layer's outputs sigma(w_r . x_i).
+    pub fn hidden(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        let sigma = self.activation;
+        let mut v = self.preactivations(w);
+        v.apply(|z| *z = sigma.value(*z));
+        v
+    }
+
+    /// The second layer's kernel (1/m) sigma(Z)^T sigma(Z) (n x n): J_a J_a^T.
+    pub fn second_layer_gram(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
+        let v = self.hidden(w);
+        crate::linalg::matmul_tr(&v, &v) / self.m() as f64
     }
 
     /// H of an activation pattern S (m x n): (X X^T) o (S^T S) / m.
@@ -249,6 +339,17 @@ impl Model {
 
     /// Jacobian-vector product Delta' = J V: (J V)_i = (1/sqrt m) sum_r a_r 1[w_r.x_i >= 0] v_r . x_i.
     pub fn jvp(&self, w: &DMatrixView<f64>, v: &DMatrixView<f64>) -> DVector<f64> {
+        if self.train.output_layer() {
+            // J_W V_W with the current a, plus J_a v_a = (1/sqrt m) sigma(Z)^T v_a.
+            let d = self.d();
+            let a = self.output_weights(w);
+            let mut vx = DMatrix::zeros(self.m(), self.n());
+            vx.gemm(1.0, &v.columns(0, d), &self.xt, 0.0);
+            vx.component_mul_assign(&self.slopes(w));
+            let first = vx.tr_mul(&a);
+            let second = self.hidden(w).tr_mul(&v.column(d));
+            return (first + second) / (self.m() as f64).sqrt();
+        }
         self.jvp_with_pattern(&self.slopes(w), v)
     }
 
@@ -267,13 +368,43 @@ impl Model {
     pub fn vjp(&self, w: &DMatrixView<f64>, beta: &DVector<f64>) -> DMatrix<f64> {
         assert_eq!(beta.len(), self.n(), "beta of another length");
         let scale = 1.0 / (self.m() as f64).sqrt();
+        let a = self.output_weights(w);
         let mut p = self.slopes(w);
         for (i, mut col) in p.column_iter_mut().enumerate() {
             col.iter_mut()
-                .zip(self.a.iter())
+                .zip(a.iter())
                 .for_each(|(s, ar)| *s *= ar * beta[i] * scale);
         }
-        p * &self.data.x
+        let gw = p * &self.data.x;
+        if !self.train.output_layer() {
+            return gw;
+        }
+        // [J_W^T beta | (1/sqrt m) sigma(Z) beta].
+        let ga = self.hidden(w) * beta * scale;
+        let (m, d) = (self.m(), self.d());
+        DMatrix::from_fn(m, d + 1, |r, k| if k < d { gw[(r, k)] } else { ga[r] })
+    }
+
+    /// The cross kernel K(x, X) of H at parameters `p` between other inputs `test` (rows) and
+    /// the training inputs (columns): (x_k.x_i)/m sum_r a_r^2 sigma'(z_rk) sigma'(z_ri), plus
+    /// (1/m) sum_r sigma(z_rk) sigma(z_ri) with a trained output layer.
+    pub fn cross_gram(&self, p: &DMatrixView<f64>, test: &Data) -> DMatrix<f64> {
+        let test_model = self.on_data(test.clone());
+        let a = self.output_weights(p);
+        let mut s_test = test_model.slopes(p);
+        let s_train = self.slopes(p);
+        for mut col in s_test.column_iter_mut() {
+            col.component_mul_assign(&a);
+            col.component_mul_assign(&a);
+        }
+        let mut k = DMatrix::zeros(test.n(), self.n());
+        k.gemm_tr(1.0 / self.m() as f64, &s_test, &s_train, 0.0);
+        let mut k = k.component_mul(&(&test.x * &self.xt));
+        if self.train.output_layer() {
+            let (v_test, v_train) = (test_model.hidden(p), self.hidden(p));
+            k.gemm_tr(1.0 / self.m() as f64, &v_test, &v_train, 1.0);
+        }
+        k
     }
 }
 
@@ -282,7 +413,7 @@ impl Network for Model {
         self.n()
     }
     fn parameter_shape(&self) -> (usize, usize) {
-        (self.m(), self.d())
+        (self.m(), self.columns())
     }
     fn targets(&self) -> &DVector<f64> {
         &self.data.y
@@ -308,9 +439,11 @@ impl InfiniteWidth for Model {
     /// The arc-cosine kernel of the data ([`arccos::hinf`]) for the ReLU, else
     /// [`crate::model::activation::infinite_width_kernel`].
     fn infinite_width_kernel(&self) -> DMatrix<f64> {
+        let second = self.train.output_layer();
         match self.activation {
+            Activation::Relu if second => arccos::hinf(&self.data) + arccos::second_layer(&self.xx),
             Activation::Relu => arccos::hinf(&self.data),
-            sigma => crate::model::activation::infinite_width_kernel(sigma, &self.xx, false),
+            sigma => crate::model::activation::infinite_width_kernel(sigma, &self.xx, second),
         }
     }
 }
@@ -320,13 +453,18 @@ impl Model {
     /// inputs (columns): [`arccos::cross`] for the ReLU, else
     /// [`crate::model::activation::cross_kernel`].
     pub fn infinite_width_cross_kernel(&self, test: &Data) -> DMatrix<f64> {
+        let second = self.train.output_layer();
+        let xy = || &test.x * &self.xt;
+        let left = || -> Vec<f64> { test.x.row_iter().map(|r| r.norm_squared()).collect() };
+        let right = || -> Vec<f64> { self.xx.diagonal().iter().copied().collect() };
         match self.activation {
+            Activation::Relu if second => {
+                arccos::cross(test, &self.data)
+                    + arccos::second_layer_cross(&xy(), &left(), &right())
+            }
             Activation::Relu => arccos::cross(test, &self.data),
             sigma => {
-                let xy = &test.x * &self.xt;
-                let left: Vec<f64> = test.x.row_iter().map(|r| r.norm_squared()).collect();
-                let right: Vec<f64> = self.xx.diagonal().iter().copied().collect();
-                crate::model::activation::cross_kernel(sigma, &xy, &left, &right, false)
+                crate::model::activation::cross_kernel(sigma, &xy(), &left(), &right(), second)
             }
         }
     }
