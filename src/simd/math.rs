@@ -659,7 +659,7 @@ pub(crate) fn share(
     a: &[f64],
 ) {
     assert!(
-        !a.is_empty() && zb.len() % a.len() == 0 && u.len() >= zb.len() / a.len(),
+        !a.is_empty() && zb.len().is_multiple_of(a.len()) && u.len() >= zb.len() / a.len(),
         "a block of {} values for {} neurons and {} samples",
         zb.len(),
         a.len(),
