@@ -1,5 +1,6 @@
 //! One weight-space gradient per activation at the default size (n = 50, d = 10, m = 2000):
-//! the median of 200 evaluations, and the same for sigma and sigma' alone.
+//! the median of 200 evaluations, and the same for sigma and sigma' alone, one scalar call at a
+//! time ([`Activation::value_and_slope`]) and vectorised ([`Activation::values_and_slopes`]).
 //!
 //! ```text
 //! cargo run --release --example bench_activations
@@ -19,7 +20,7 @@ fn main() {
     let (n, d, m) = (50, 10, 2000);
     let net = InitialNetwork::init(m, d, 0);
     let data = Data::synthetic(n, d, 0);
-    println!("activation  gradient (us)  sigma+sigma' of m n values (us)");
+    println!("activation  gradient (us)  sigma+sigma' of m n values (us): scalar  vectorised");
     let only = std::env::args().nth(1);
     for sigma in Activation::ALL {
         if only.as_deref().is_some_and(|o| o != sigma.name()) {
@@ -50,11 +51,21 @@ fn main() {
                 t.elapsed().as_secs_f64() * 1e6
             })
             .collect();
+        let (mut v, mut s) = (vec![0.0; z.len()], vec![0.0; z.len()]);
+        let vectorised: Vec<f64> = (0..20)
+            .map(|_| {
+                let t = Instant::now();
+                sigma.values_and_slopes(&z, &mut v, &mut s);
+                std::hint::black_box((&v, &s));
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
         println!(
-            "{:<10}  {:>13.1}  {:>10.1}",
+            "{:<10}  {:>13.1}  {:>10.1}  {:>10.1}",
             sigma.name(),
             median(times),
-            median(pointwise)
+            median(pointwise),
+            median(vectorised)
         );
     }
 }

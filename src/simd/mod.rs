@@ -9,12 +9,14 @@
 //! - every unsafe block says why it is sound (`// SAFETY:`), also inside `unsafe fn`
 //!   (`unsafe_op_in_unsafe_fn` is denied); nothing unsafe is public.
 //!
-//! The kernels' reasons (tiles, packing, the sign formats) are in [`avx2`]'s docs.
+//! The kernels' reasons (tiles, packing, the sign formats) are in [`avx2`]'s docs; the smooth
+//! activations' vectorised sigma and sigma' (and why they are hand-written) in [`math`]'s.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
+pub(crate) mod math;
 
 use nalgebra::{DMatrixView, DMatrixViewMut};
 use std::marker::PhantomData;

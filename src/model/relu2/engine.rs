@@ -84,7 +84,7 @@ pub struct Workspace {
     pub(super) lanes: Vec<Lane>,
     kernel: Kernel,
     /// The AVX2/FMA token, present iff the kernel is [`Kernel::Fused`].
-    cpu: Option<Avx2Fma>,
+    pub(super) cpu: Option<Avx2Fma>,
     /// Rows per block.
     pub(super) block: usize,
     /// Scratch of a smooth activation's passes: a_r sigma'(z_ri), then P (m x n, neuron-major);

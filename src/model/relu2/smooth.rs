@@ -11,12 +11,14 @@
 //! ReLU keeps a sign mask between the passes, a smooth activation keeps its slopes (m n values:
 //! 0.8 MB at the default size, in cache). Nothing is held: the flow is smooth and any
 //! integrator takes it as it is.
+//!
+//! sigma and sigma' are evaluated four at a time where the workspace holds the AVX2 token
+//! (`crate::simd::math`): one libm call per value had been 80% of an erf run's time.
 
 use super::engine::{sum_blocks, Workspace};
 use super::kernels::gemm;
 use super::Model;
-use crate::model::Activation;
-use crate::simd::{Rows, SharedRows};
+use crate::simd::{math, Rows, SharedRows};
 use nalgebra::{DMatrixView, DMatrixViewMut};
 use rayon::prelude::*;
 
@@ -38,6 +40,7 @@ impl Model {
         ws.slopes.resize(m * n, 0.0);
         let x = &self.data.x;
         let parallel = ws.lanes() > 1;
+        let cpu = ws.cpu;
 
         let pass1 = |(b, (zb, u)): (usize, (&mut [f64], &mut [f64]))| {
             let r0 = b * block;
@@ -58,18 +61,8 @@ impl Model {
             }
             u.fill(0.0);
             let ab = &a[r0..r0 + len];
-            // One monomorphic loop per activation: the match leaves the loop, and the
-            // branch-free activations (all but erf and gelu, which call libm's erf) vectorise.
-            match sigma {
-                Activation::Relu => share(zb, u, ab, |z| Activation::Relu.value_and_slope(z)),
-                Activation::Erf => share(zb, u, ab, |z| Activation::Erf.value_and_slope(z)),
-                Activation::Gelu => share(zb, u, ab, |z| Activation::Gelu.value_and_slope(z)),
-                Activation::Tanh => share(zb, u, ab, |z| Activation::Tanh.value_and_slope(z)),
-                Activation::Softplus => {
-                    share(zb, u, ab, |z| Activation::Softplus.value_and_slope(z))
-                }
-                Activation::Sigmoid => share(zb, u, ab, |z| Activation::Sigmoid.value_and_slope(z)),
-            }
+            // sigma and sigma' four at a time where the workspace holds the AVX2 token.
+            math::share(sigma, cpu, zb, u, ab);
         };
         if parallel {
             ws.slopes
@@ -127,20 +120,6 @@ impl Model {
                 .for_each(pass2);
         } else {
             ws.slopes.chunks_mut(block * n).enumerate().for_each(pass2);
-        }
-    }
-}
-
-/// In place over a block's pre-activations z (row r of `zb` holds z_r1 .. z_rn): u_i +=
-/// a_r sigma(z_ri) and z_ri <- a_r sigma'(z_ri). `u` may be padded past n: the zip stops at n.
-#[inline(always)]
-fn share(zb: &mut [f64], u: &mut [f64], a: &[f64], f: impl Fn(f64) -> (f64, f64)) {
-    let n = zb.len() / a.len();
-    for (zr, ar) in zb.chunks_exact_mut(n).zip(a) {
-        for (ui, zi) in u.iter_mut().zip(zr.iter_mut()) {
-            let (value, slope) = f(*zi);
-            *ui += ar * value;
-            *zi = ar * slope;
         }
     }
 }

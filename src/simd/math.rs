@@ -1,0 +1,1042 @@
+//! sigma and sigma' of the smooth activations on slices, four at a time (AVX2 + FMA) or one at
+//! a time (any CPU), from one generic code: every function below is written once over
+//! [`Lanes`], whose two implementations are plain `f64` (the portable fallback) and a 4-lane
+//! AVX2 vector reached only through the [`Avx2Fma`] token.
+//!
+//! ```text
+//! erf:      sigma = erf z,                    sigma' = (2/sqrt pi) e^{-z^2}
+//! gelu:     sigma = z Phi(z),                 sigma' = Phi(z) + z phi(z),
+//!           Phi(z) = erfc(-z/sqrt 2)/2,       phi(z) = e^{-x^2}/sqrt(2 pi), x = -z/sqrt 2
+//! tanh:     sigma = (1 - e)/(1 + e),          sigma' = 4e/(1 + e)^2,        e = e^{-2|z|} (signed)
+//! softplus: sigma = max(z, 0) + log1p(e),     sigma' = (z >= 0 ? 1 : e)/(1 + e), e = e^{-|z|}
+//! sigmoid:  sigma = (z >= 0 ? 1 : e)/(1 + e), sigma' = e/(1 + e)^2,         e = e^{-|z|}
+//! ```
+//! Each pair shares its transcendental work: erf's e^{-z^2} is also the tail factor of erfc,
+//! tanh's and sigmoid's slopes come from the e of their values. The slopes are written so that
+//! they keep their relative accuracy in the tails (4e/(1+e)^2, not 1 - tanh^2, which loses all
+//! digits past |z| = 19).
+//!
+//! Why hand-written (checked 2026-11-30): the gradient of a smooth activation spent about 80% of
+//! its time in one libm call per value (erf, erfc2 and exp of the `libm` crate, perf on
+//! `ntkdyn gf --t-end 10 --activation erf`). No kept crate gives vectorised erf in f64 on stable
+//! Rust with runtime CPU detection: `sleef` (a port of SLEEF) needs nightly `portable_simd`;
+//! `wide`'s f64x4 has exp and ln but no erf, erfc, expm1 or log1p, and chooses AVX at compile
+//! time (`cfg(target_feature)`), so a default build gets SSE2; `pulp` dispatches at run time but
+//! has no transcendental functions; `libm` is scalar. So the functions are ports of the scalar
+//! algorithms we trust, made branch-free over lanes:
+//! - erf and erfc: musl's (fdlibm's) rational approximations on |x| < 0.84375, < 1.25, < 1/0.35,
+//!   < 28, with their coefficients; the regions present in a vector are evaluated and blended
+//!   (numerators and denominators blended first: one division for all regions). The tail's
+//!   e^{-x^2} is e^{-h^2} e^{(h-x)(h+x)} with h = x's top 21 bits (h^2 exact), taken as one
+//!   exponential of a two-part argument (below) and shared with sigma';
+//! - e^x: x = k ln 2 + r (Cody and Waite's two-part ln 2, k ln2_hi exact), e^r by its Taylor
+//!   polynomial of degree 13 (remainder below 4e-18 relative on |r| <= ln 2 / 2), 2^k as two
+//!   factors so that results down to the subnormals are rounded once; a second, small part of
+//!   the argument is added to r after the reduction;
+//! - e^y - 1 (for tanh) by its Taylor series on |y| < ln 2 / 2, else e^y - 1;
+//! - log1p(e) for e in [0, 1] (softplus): 2 atanh(s), s = e/(2+e) <= 1/3, by 17 terms of the
+//!   atanh series (remainder below 2e-18 relative).
+//!
+//! Accuracy (the tests below, over the whole real line with the tails and edge values): every
+//! value and slope within 1e-15 relative of the same formula evaluated with libm's erf, erfc,
+//! exp, expm1, log1p and tanh at the same argument (absolute 1e-307 where the result is
+//! below 1e-292); measured worst cases are in the README. gelu's argument x = -z/sqrt 2 is
+//! rounded before erfc, in both: in the far tail (z < -10) that rounding alone moves Phi(z) by
+//! up to x^2 2^-52 relative, in libm's evaluation as in ours.
+//!
+//! The vector lanes contract a * b + c into one FMA where the scalar lanes round twice, so the
+//! two agree to rounding, not to the bit (as the engine's two kernels do).
+
+#![allow(clippy::excessive_precision)]
+
+use super::Avx2Fma;
+use crate::model::Activation;
+use std::f64::consts::{FRAC_2_SQRT_PI, LOG2_E, SQRT_2};
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+/// Lanes of doubles that the functions below are written over: `f64` (one lane, any CPU) or a
+/// 4-lane AVX2 vector.
+pub(crate) trait Lanes:
+    Copy
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
+    /// A lane-wise boolean.
+    type Mask: Copy;
+    /// Values a vector holds.
+    const WIDTH: usize;
+    fn splat(x: f64) -> Self;
+    /// The first WIDTH values of `s` (at least that many).
+    fn load(s: &[f64]) -> Self;
+    /// Into the first WIDTH values of `s` (at least that many).
+    fn store(self, s: &mut [f64]);
+    /// self b + c: one rounding in vector lanes (FMA), two in scalar lanes.
+    fn mul_add_(self, b: Self, c: Self) -> Self;
+    fn abs_(self) -> Self;
+    /// Lane-wise minimum; `o` where self is NaN.
+    fn min_(self, o: Self) -> Self;
+    /// Lane-wise maximum; `o` where self is NaN.
+    fn max_(self, o: Self) -> Self;
+    fn floor_(self) -> Self;
+    /// self < o (false for NaN).
+    fn lt(self, o: Self) -> Self::Mask;
+    /// self >= o (false for NaN).
+    fn ge(self, o: Self) -> Self::Mask;
+    fn is_nan(self) -> Self::Mask;
+    fn and(a: Self::Mask, b: Self::Mask) -> Self::Mask;
+    fn any(m: Self::Mask) -> bool;
+    /// `a` where `m`, else `b`.
+    fn select(m: Self::Mask, a: Self, b: Self) -> Self;
+    /// The bits of self under `keep`, the others cleared.
+    fn keep_bits(self, keep: u64) -> Self;
+    /// 2^k for integer-valued k in [-1022, 1023].
+    fn pow2(k: Self) -> Self;
+}
+
+/// 1.5 2^52: adding it rounds to an integer, whose bits are then the low bits of the sum.
+const SHIFT: f64 = 6755399441055744.0;
+
+impl Lanes for f64 {
+    type Mask = bool;
+    const WIDTH: usize = 1;
+    #[inline(always)]
+    fn splat(x: f64) -> f64 {
+        x
+    }
+    #[inline(always)]
+    fn load(s: &[f64]) -> f64 {
+        s[0]
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f64]) {
+        s[0] = self;
+    }
+    #[inline(always)]
+    fn mul_add_(self, b: f64, c: f64) -> f64 {
+        // Not f64::mul_add: without FMA hardware that is a slow software routine.
+        self * b + c
+    }
+    #[inline(always)]
+    fn abs_(self) -> f64 {
+        self.abs()
+    }
+    #[inline(always)]
+    fn min_(self, o: f64) -> f64 {
+        if self < o {
+            self
+        } else {
+            o
+        }
+    }
+    #[inline(always)]
+    fn max_(self, o: f64) -> f64 {
+        if self > o {
+            self
+        } else {
+            o
+        }
+    }
+    #[inline(always)]
+    fn floor_(self) -> f64 {
+        self.floor()
+    }
+    #[inline(always)]
+    fn lt(self, o: f64) -> bool {
+        self < o
+    }
+    #[inline(always)]
+    fn ge(self, o: f64) -> bool {
+        self >= o
+    }
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        self.is_nan()
+    }
+    #[inline(always)]
+    fn and(a: bool, b: bool) -> bool {
+        a && b
+    }
+    #[inline(always)]
+    fn any(m: bool) -> bool {
+        m
+    }
+    #[inline(always)]
+    fn select(m: bool, a: f64, b: f64) -> f64 {
+        if m {
+            a
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    fn keep_bits(self, keep: u64) -> f64 {
+        f64::from_bits(self.to_bits() & keep)
+    }
+    #[inline(always)]
+    fn pow2(k: f64) -> f64 {
+        // SHIFT + 1023 + k has k + 1023 in its low mantissa bits: shifted into the exponent.
+        f64::from_bits((k + (SHIFT + 1023.0)).to_bits() << 52)
+    }
+}
+
+/// Horner's rule, coefficients from the highest degree down.
+#[inline(always)]
+fn horner<V: Lanes, const N: usize>(x: V, c: [f64; N]) -> V {
+    let mut p = V::splat(c[0]);
+    for &ck in &c[1..] {
+        p = p.mul_add_(x, V::splat(ck));
+    }
+    p
+}
+
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000); // fdlibm's ln2HI (k ln2_hi exact)
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76); // fdlibm's ln2LO
+
+/// 1/13!, 1/12!, ..., 1/2!, 1, 1: e^r on |r| <= ln 2 / 2.
+const EXP_TAYLOR: [f64; 14] = [
+    1.0 / 6_227_020_800.0,
+    1.0 / 479_001_600.0,
+    1.0 / 39_916_800.0,
+    1.0 / 3_628_800.0,
+    1.0 / 362_880.0,
+    1.0 / 40_320.0,
+    1.0 / 5_040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+    1.0,
+];
+
+/// e^(hi + lo) for |lo| much smaller than 1: lo joins the reduced argument, so that an
+/// argument known to more than 53 bits (-x^2 as an exact square and a small correction) keeps
+/// them. 0 below -745.2, infinite above 709.8, NaN for NaN.
+#[inline(always)]
+pub(crate) fn exp_split<V: Lanes>(hi: V, lo: V) -> V {
+    let s = V::splat;
+    let h = hi.max_(s(-746.0)).min_(s(710.0));
+    let x = h + lo;
+    let k = x.mul_add_(s(LOG2_E), s(SHIFT)) - s(SHIFT);
+    // k ln2_hi is exact (k has at most 11 bits, ln2_hi 32) and so is h - k ln2_hi.
+    let r = k.mul_add_(s(-LN2_HI), h);
+    let r = k.mul_add_(s(-LN2_LO), r) + lo;
+    let p = horner(r, EXP_TAYLOR);
+    // 2^k as 2^k1 2^(k - k1): each factor normal, the product rounded once (subnormals too).
+    let k1 = (k * s(0.5)).floor_();
+    let e = p * V::pow2(k1) * V::pow2(k - k1);
+    V::select(hi.is_nan(), hi, e)
+}
+
+/// e^x.
+#[inline(always)]
+pub(crate) fn exp<V: Lanes>(x: V) -> V {
+    exp_split(x, V::splat(0.0))
+}
+
+/// e^{-x^2} without the rounding of x^2: h = x with its low 32 bits cleared (21 significant
+/// bits, so h^2 is exact), x^2 = h^2 - (h - x)(h + x).
+#[inline(always)]
+pub(crate) fn gauss<V: Lanes>(x: V) -> V {
+    let ax = x.abs_().min_(V::splat(40.0));
+    let h = ax.keep_bits(0xffff_ffff_0000_0000);
+    let e = exp_split(-(h * h), (h - ax) * (h + ax));
+    V::select(x.is_nan(), x, e)
+}
+
+// musl's erf.c (from fdlibm), coefficients unchanged.
+const ERX: f64 = 8.45062911510467529297e-01;
+const EFX8: f64 = 1.02703333676410069053e+00;
+const PP: [f64; 5] = [
+    -2.37630166566501626084e-05,
+    -5.77027029648944159157e-03,
+    -2.84817495755985104766e-02,
+    -3.25042107247001499370e-01,
+    1.28379167095512558561e-01,
+];
+const QQ: [f64; 6] = [
+    -3.96022827877536812320e-06,
+    1.32494738004321644526e-04,
+    5.08130628187576562776e-03,
+    6.50222499887672944485e-02,
+    3.97917223959155352819e-01,
+    1.0,
+];
+const PA: [f64; 7] = [
+    -2.16637559486879084300e-03,
+    3.54783043256182359371e-02,
+    -1.10894694282396677476e-01,
+    3.18346619901161753674e-01,
+    -3.72207876035701323847e-01,
+    4.14856118683748331666e-01,
+    -2.36211856075265944077e-03,
+];
+const QA: [f64; 7] = [
+    1.19844998467991074170e-02,
+    1.36370839120290507362e-02,
+    1.26171219808761642112e-01,
+    7.18286544141962662868e-02,
+    5.40397917702171048937e-01,
+    1.06420880400844228286e-01,
+    1.0,
+];
+const RA: [f64; 8] = [
+    -9.81432934416914548592e+00,
+    -8.12874355063065934246e+01,
+    -1.84605092906711035994e+02,
+    -1.62396669462573470355e+02,
+    -6.23753324503260060396e+01,
+    -1.05586262253232909814e+01,
+    -6.93858572707181764372e-01,
+    -9.86494403484714822705e-03,
+];
+const SA: [f64; 9] = [
+    -6.04244152148580987438e-02,
+    6.57024977031928170135e+00,
+    1.08635005541779435134e+02,
+    4.29008140027567833386e+02,
+    6.45387271733267880336e+02,
+    4.34565877475229228821e+02,
+    1.37657754143519042600e+02,
+    1.96512716674392571292e+01,
+    1.0,
+];
+const RB: [f64; 7] = [
+    -4.83519191608651397019e+02,
+    -1.02509513161107724954e+03,
+    -6.37566443368389627722e+02,
+    -1.60636384855821916062e+02,
+    -1.77579549177547519889e+01,
+    -7.99283237680523006574e-01,
+    -9.86494292470009928597e-03,
+];
+const SB: [f64; 8] = [
+    -2.24409524465858183362e+01,
+    4.74528541206955367215e+02,
+    2.55305040643316442583e+03,
+    3.19985821950859553908e+03,
+    1.53672958608443695994e+03,
+    3.25792512996573918826e+02,
+    3.03380607434824582924e+01,
+    1.0,
+];
+/// musl's region bounds (high words 0x3feb0000, 0x3ff40000, 0x4006db6d, 0x3e300000).
+const ERF_SMALL: f64 = 0.84375;
+const ERF_MID: f64 = 1.25;
+const ERF_FAR: f64 = f64::from_bits(0x4006_db6d_0000_0000);
+const ERF_TINY: f64 = f64::from_bits(0x3e30_0000_0000_0000);
+
+/// (erf x, erfc x, e^{-x^2}).
+#[inline(always)]
+pub(crate) fn erf_parts<V: Lanes>(x: V) -> (V, V, V) {
+    let s = V::splat;
+    let ax = x.abs_();
+    let neg = x.lt(s(0.0));
+    let small = ax.lt(s(ERF_SMALL));
+    let mid = V::and(ax.ge(s(ERF_SMALL)), ax.lt(s(ERF_MID)));
+    let tail = ax.ge(s(ERF_MID));
+    // Each region's rational function as numerator and denominator, blended, then one division.
+    let (mut num, mut den) = (s(0.0), s(1.0));
+    if V::any(small) {
+        let z = x * x;
+        num = V::select(small, horner(z, PP), num);
+        den = V::select(small, horner(z, QQ), den);
+    }
+    if V::any(mid) {
+        let t = ax - s(1.0);
+        num = V::select(mid, horner(t, PA), num);
+        den = V::select(mid, horner(t, QA), den);
+    }
+    // Infinity is kept out of the tail's arithmetic (erf and erfc are flat past 28).
+    let at = ax.min_(s(30.0));
+    let any_tail = V::any(tail);
+    if any_tail {
+        let t = s(1.0) / (at * at);
+        let near = V::and(tail, at.lt(s(ERF_FAR)));
+        let far = V::and(tail, at.ge(s(ERF_FAR)));
+        if V::any(near) {
+            num = V::select(near, horner(t, RA), num);
+            den = V::select(near, horner(t, SA), den);
+        }
+        if V::any(far) {
+            num = V::select(far, horner(t, RB), num);
+            den = V::select(far, horner(t, SB), den);
+        }
+    }
+    let y = num / den;
+    let g = gauss(x);
+    // erfc |x| on [0.84375, inf): 1 - erx - P/Q, or e^{-x^2 - 0.5625 + R/S} / |x|.
+    let mut e1 = s(1.0) - s(ERX) - y;
+    if any_tail {
+        let far = g * exp(y - s(0.5625)) / at;
+        e1 = V::select(tail, far, e1);
+    }
+    let big = s(1.0) - e1;
+    let erf_big = V::select(neg, -big, big);
+    let erfc_big = V::select(neg, s(2.0) - e1, e1);
+    let near0 = x.mul_add_(y, x);
+    let tiny = s(0.125) * (s(8.0) * x + s(EFX8) * x);
+    let erf_small = V::select(ax.lt(s(ERF_TINY)), tiny, near0);
+    let erfc_small = V::select(
+        x.lt(s(0.25)),
+        s(1.0) - near0,
+        s(0.5) - x.mul_add_(y, x - s(0.5)),
+    );
+    let erf = V::select(small, erf_small, erf_big);
+    let erfc = V::select(small, erfc_small, erfc_big);
+    let nan = x.is_nan();
+    (
+        V::select(nan, x, erf),
+        V::select(nan, x, erfc),
+        V::select(nan, x, g),
+    )
+}
+
+/// 1/14!, ..., 1/2!, 1: (e^y - 1)/y on |y| <= ln 2 / 2.
+const EXPM1_TAYLOR: [f64; 14] = [
+    1.0 / 87_178_291_200.0,
+    1.0 / 6_227_020_800.0,
+    1.0 / 479_001_600.0,
+    1.0 / 39_916_800.0,
+    1.0 / 3_628_800.0,
+    1.0 / 362_880.0,
+    1.0 / 40_320.0,
+    1.0 / 5_040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+];
+
+/// 1/33, 1/31, ..., 1/3, 1: atanh(s)/s = sum s^{2k}/(2k+1) on s^2 <= 1/9.
+const ATANH_SERIES: [f64; 17] = [
+    1.0 / 33.0,
+    1.0 / 31.0,
+    1.0 / 29.0,
+    1.0 / 27.0,
+    1.0 / 25.0,
+    1.0 / 23.0,
+    1.0 / 21.0,
+    1.0 / 19.0,
+    1.0 / 17.0,
+    1.0 / 15.0,
+    1.0 / 13.0,
+    1.0 / 11.0,
+    1.0 / 9.0,
+    1.0 / 7.0,
+    1.0 / 5.0,
+    1.0 / 3.0,
+    1.0,
+];
+
+/// log(1 + e) for e in [0, 1]: 2 atanh(e/(2 + e)).
+#[inline(always)]
+pub(crate) fn log1p_unit<V: Lanes>(e: V) -> V {
+    let s = e / (V::splat(2.0) + e);
+    (s + s) * horner(s * s, ATANH_SERIES)
+}
+
+/// (relu, relu') (relu'(0) = 1), for completeness of the slice functions.
+#[inline(always)]
+fn relu<V: Lanes>(z: V) -> (V, V) {
+    let zero = V::splat(0.0);
+    (z.max_(zero), V::select(z.ge(zero), V::splat(1.0), zero))
+}
+
+#[inline(always)]
+fn erf<V: Lanes>(z: V) -> (V, V) {
+    let (e, _, g) = erf_parts(z);
+    (e, V::splat(FRAC_2_SQRT_PI) * g)
+}
+
+/// 1/sqrt(2 pi).
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+#[inline(always)]
+fn gelu<V: Lanes>(z: V) -> (V, V) {
+    let x = -z / V::splat(SQRT_2);
+    let (_, c, g) = erf_parts(x);
+    let cdf = V::splat(0.5) * c;
+    let pdf = g * V::splat(FRAC_1_SQRT_2PI);
+    (z * cdf, z.mul_add_(pdf, cdf))
+}
+
+#[inline(always)]
+fn tanh<V: Lanes>(z: V) -> (V, V) {
+    let s = V::splat;
+    let y = -(z.abs_() * s(2.0));
+    let mut e = exp(y);
+    let mut em = e - s(1.0);
+    // Near 0, e^y - 1 from its series: e - 1 would lose the digits of tanh's small values.
+    let near = y.ge(s(-0.346_573_590_279_972_65));
+    if V::any(near) {
+        let small = y * horner(y, EXPM1_TAYLOR);
+        em = V::select(near, small, em);
+        e = V::select(near, s(1.0) + small, e);
+    }
+    let den = s(1.0) + e;
+    let t = -em / den;
+    let value = V::select(z.lt(s(0.0)), -t, t);
+    let value = V::select(z.is_nan(), z, value);
+    (value, s(4.0) * e / (den * den))
+}
+
+#[inline(always)]
+fn softplus<V: Lanes>(z: V) -> (V, V) {
+    let s = V::splat;
+    let e = exp(-z.abs_());
+    let value = z.max_(s(0.0)) + log1p_unit(e);
+    let top = V::select(z.ge(s(0.0)), s(1.0), e);
+    (V::select(z.is_nan(), z, value), top / (s(1.0) + e))
+}
+
+#[inline(always)]
+fn sigmoid<V: Lanes>(z: V) -> (V, V) {
+    let s = V::splat;
+    let e = exp(-z.abs_());
+    let den = s(1.0) + e;
+    let top = V::select(z.ge(s(0.0)), s(1.0), e);
+    (V::select(z.is_nan(), z, top / den), e / (den * den))
+}
+
+// The activations as const parameters of the loops below, so that each loop calls its
+// function directly: called through a closure or fn pointer (an `Fn::call` shim without the
+// CPU features) the intrinsics were not inlined, and the vector code ran 10x slower than libm.
+const RELU: u8 = 0;
+const ERF: u8 = 1;
+const GELU: u8 = 2;
+const TANH: u8 = 3;
+const SOFTPLUS: u8 = 4;
+const SIGMOID: u8 = 5;
+
+/// (sigma, sigma') of the activation ACT.
+#[inline(always)]
+fn pair<V: Lanes, const ACT: u8>(z: V) -> (V, V) {
+    match ACT {
+        ERF => erf(z),
+        GELU => gelu(z),
+        TANH => tanh(z),
+        SOFTPLUS => softplus(z),
+        SIGMOID => sigmoid(z),
+        _ => relu(z),
+    }
+}
+
+/// Runs `$body` with the const `$k` set to `$act`'s code: the match stays outside the loops,
+/// each arm a monomorphic loop.
+macro_rules! by_activation {
+    ($act:expr, |$k:ident| $body:expr) => {
+        match $act {
+            Activation::Relu => {
+                const $k: u8 = RELU;
+                $body
+            }
+            Activation::Erf => {
+                const $k: u8 = ERF;
+                $body
+            }
+            Activation::Gelu => {
+                const $k: u8 = GELU;
+                $body
+            }
+            Activation::Tanh => {
+                const $k: u8 = TANH;
+                $body
+            }
+            Activation::Softplus => {
+                const $k: u8 = SOFTPLUS;
+                $body
+            }
+            Activation::Sigmoid => {
+                const $k: u8 = SIGMOID;
+                $body
+            }
+        }
+    };
+}
+
+/// f on a vector of `z` from `k` on, the last vector zero-padded: every value goes through the
+/// same lanes, wherever it sits.
+#[inline(always)]
+fn apply<V: Lanes, const ACT: u8>(z: &[f64], k: usize) -> (V, V, usize) {
+    let w = V::WIDTH;
+    if k + w <= z.len() {
+        let (v, s) = pair::<V, ACT>(V::load(&z[k..]));
+        (v, s, w)
+    } else {
+        let mut pad = [0.0; 4];
+        let left = z.len() - k;
+        pad[..left].copy_from_slice(&z[k..]);
+        let (v, s) = pair::<V, ACT>(V::load(&pad));
+        (v, s, left)
+    }
+}
+
+/// Writes the first `count` lanes of `v` into `out` from `k`.
+#[inline(always)]
+fn put<V: Lanes>(v: V, out: &mut [f64], k: usize, count: usize) {
+    if count == V::WIDTH {
+        v.store(&mut out[k..]);
+    } else {
+        let mut pad = [0.0; 4];
+        v.store(&mut pad);
+        out[k..k + count].copy_from_slice(&pad[..count]);
+    }
+}
+
+#[inline(always)]
+fn values_rows<V: Lanes, const ACT: u8>(z: &[f64], value: &mut [f64], slope: &mut [f64]) {
+    let mut k = 0;
+    while k < z.len() {
+        let (v, s, count) = apply::<V, ACT>(z, k);
+        put(v, value, k, count);
+        put(s, slope, k, count);
+        k += count;
+    }
+}
+
+/// Over a block's pre-activations (row r of `zb` holds z_r1 .. z_rn, n = zb.len() / a.len()):
+/// u_i += a_r sigma(z_ri) and z_ri <- a_r sigma'(z_ri).
+#[inline(always)]
+fn share_rows<V: Lanes, const ACT: u8>(zb: &mut [f64], u: &mut [f64], a: &[f64]) {
+    let n = zb.len() / a.len();
+    for (zr, &ar) in zb.chunks_exact_mut(n).zip(a) {
+        let av = V::splat(ar);
+        let mut k = 0;
+        while k < n {
+            let (v, s, count) = apply::<V, ACT>(zr, k);
+            let uk = if count == V::WIDTH {
+                V::load(&u[k..])
+            } else {
+                let mut pad = [0.0; 4];
+                pad[..count].copy_from_slice(&u[k..k + count]);
+                V::load(&pad)
+            };
+            put(av.mul_add_(v, uk), u, k, count);
+            put(av * s, zr, k, count);
+            k += count;
+        }
+    }
+}
+
+/// sigma(z) into `value` and sigma'(z) into `slope`, elementwise; with the token, four at a
+/// time in AVX2 lanes.
+pub(crate) fn values_and_slopes(
+    act: Activation,
+    cpu: Option<Avx2Fma>,
+    z: &[f64],
+    value: &mut [f64],
+    slope: &mut [f64],
+) {
+    assert!(
+        value.len() == z.len() && slope.len() == z.len(),
+        "{} values, {} slopes for {} arguments",
+        value.len(),
+        slope.len(),
+        z.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = cpu {
+        return v4::values_and_slopes(cpu, act, z, value, slope);
+    }
+    let _ = cpu;
+    by_activation!(act, |A| values_rows::<f64, A>(z, value, slope))
+}
+
+/// A smooth activation's pass 1 over a block of pre-activations (len rows of n, neuron-major):
+/// u_i += a_r sigma(z_ri) (u may be padded past n) and z_ri <- a_r sigma'(z_ri).
+pub(crate) fn share(
+    act: Activation,
+    cpu: Option<Avx2Fma>,
+    zb: &mut [f64],
+    u: &mut [f64],
+    a: &[f64],
+) {
+    assert!(
+        !a.is_empty() && zb.len().is_multiple_of(a.len()) && u.len() >= zb.len() / a.len(),
+        "a block of {} values for {} neurons and {} samples",
+        zb.len(),
+        a.len(),
+        u.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = cpu {
+        return v4::share(cpu, act, zb, u, a);
+    }
+    let _ = cpu;
+    by_activation!(act, |A| share_rows::<f64, A>(zb, u, a))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod v4 {
+    //! The 4-lane AVX2 implementation of [`Lanes`]. A `V4` is only made inside the two
+    //! `#[target_feature(enable = "avx2,fma")]` functions at the bottom, which are entered only
+    //! with the [`Avx2Fma`] token: every intrinsic below runs on a CPU that has it, and
+    //! (`#[inline(always)]`) is compiled inside those functions, with their features.
+
+    use super::{share_rows, values_rows, Lanes};
+    use super::{ERF, GELU, RELU, SIGMOID, SOFTPLUS, TANH};
+    use crate::model::Activation;
+    use crate::simd::Avx2Fma;
+    use std::arch::x86_64::*;
+    use std::ops::{Add, Div, Mul, Neg, Sub};
+
+    #[derive(Clone, Copy)]
+    pub(super) struct V4(__m256d);
+
+    macro_rules! binary {
+        ($trait:ident, $method:ident, $intrinsic:ident) => {
+            impl $trait for V4 {
+                type Output = V4;
+                #[inline(always)]
+                fn $method(self, o: V4) -> V4 {
+                    // SAFETY: a V4 exists only where AVX2 is present (module docs).
+                    V4(unsafe { $intrinsic(self.0, o.0) })
+                }
+            }
+        };
+    }
+    binary!(Add, add, _mm256_add_pd);
+    binary!(Sub, sub, _mm256_sub_pd);
+    binary!(Mul, mul, _mm256_mul_pd);
+    binary!(Div, div, _mm256_div_pd);
+
+    impl Neg for V4 {
+        type Output = V4;
+        #[inline(always)]
+        fn neg(self) -> V4 {
+            // SAFETY: as above; flips the sign bits.
+            V4(unsafe { _mm256_xor_pd(self.0, _mm256_set1_pd(-0.0)) })
+        }
+    }
+
+    impl Lanes for V4 {
+        type Mask = __m256d;
+        const WIDTH: usize = 4;
+        #[inline(always)]
+        fn splat(x: f64) -> V4 {
+            // SAFETY: as above.
+            V4(unsafe { _mm256_set1_pd(x) })
+        }
+        #[inline(always)]
+        fn load(s: &[f64]) -> V4 {
+            assert!(s.len() >= 4);
+            // SAFETY: 4 doubles readable (checked), unaligned load; AVX as above.
+            V4(unsafe { _mm256_loadu_pd(s.as_ptr()) })
+        }
+        #[inline(always)]
+        fn store(self, s: &mut [f64]) {
+            assert!(s.len() >= 4);
+            // SAFETY: 4 doubles writable (checked), unaligned store; AVX as above.
+            unsafe { _mm256_storeu_pd(s.as_mut_ptr(), self.0) }
+        }
+        #[inline(always)]
+        fn mul_add_(self, b: V4, c: V4) -> V4 {
+            // SAFETY: FMA is present where a V4 exists (module docs).
+            V4(unsafe { _mm256_fmadd_pd(self.0, b.0, c.0) })
+        }
+        #[inline(always)]
+        fn abs_(self) -> V4 {
+            // SAFETY: as above; clears the sign bits.
+            V4(unsafe { _mm256_andnot_pd(_mm256_set1_pd(-0.0), self.0) })
+        }
+        #[inline(always)]
+        fn min_(self, o: V4) -> V4 {
+            // SAFETY: as above (the second operand where the first is NaN).
+            V4(unsafe { _mm256_min_pd(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn max_(self, o: V4) -> V4 {
+            // SAFETY: as above.
+            V4(unsafe { _mm256_max_pd(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn floor_(self) -> V4 {
+            // SAFETY: as above.
+            V4(unsafe { _mm256_floor_pd(self.0) })
+        }
+        #[inline(always)]
+        fn lt(self, o: V4) -> __m256d {
+            // SAFETY: as above.
+            unsafe { _mm256_cmp_pd::<_CMP_LT_OQ>(self.0, o.0) }
+        }
+        #[inline(always)]
+        fn ge(self, o: V4) -> __m256d {
+            // SAFETY: as above.
+            unsafe { _mm256_cmp_pd::<_CMP_GE_OQ>(self.0, o.0) }
+        }
+        #[inline(always)]
+        fn is_nan(self) -> __m256d {
+            // SAFETY: as above.
+            unsafe { _mm256_cmp_pd::<_CMP_UNORD_Q>(self.0, self.0) }
+        }
+        #[inline(always)]
+        fn and(a: __m256d, b: __m256d) -> __m256d {
+            // SAFETY: as above.
+            unsafe { _mm256_and_pd(a, b) }
+        }
+        #[inline(always)]
+        fn any(m: __m256d) -> bool {
+            // SAFETY: as above.
+            unsafe { _mm256_movemask_pd(m) != 0 }
+        }
+        #[inline(always)]
+        fn select(m: __m256d, a: V4, b: V4) -> V4 {
+            // SAFETY: as above (blendv takes its second operand where the mask is set).
+            V4(unsafe { _mm256_blendv_pd(b.0, a.0, m) })
+        }
+        #[inline(always)]
+        fn keep_bits(self, keep: u64) -> V4 {
+            // SAFETY: as above.
+            V4(unsafe {
+                _mm256_and_pd(self.0, _mm256_castsi256_pd(_mm256_set1_epi64x(keep as i64)))
+            })
+        }
+        #[inline(always)]
+        fn pow2(k: V4) -> V4 {
+            // SAFETY: AVX2 as above (64-bit shifts); the scalar lanes' bit trick.
+            V4(unsafe {
+                let b = _mm256_add_pd(k.0, _mm256_set1_pd(super::SHIFT + 1023.0));
+                _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_castpd_si256(b)))
+            })
+        }
+    }
+
+    pub(super) fn values_and_slopes(
+        _cpu: Avx2Fma,
+        act: Activation,
+        z: &[f64],
+        value: &mut [f64],
+        slope: &mut [f64],
+    ) {
+        // SAFETY: the token proves AVX2 and FMA.
+        unsafe { values_avx2(act, z, value, slope) }
+    }
+
+    pub(super) fn share(_cpu: Avx2Fma, act: Activation, zb: &mut [f64], u: &mut [f64], a: &[f64]) {
+        // SAFETY: the token proves AVX2 and FMA.
+        unsafe { share_avx2(act, zb, u, a) }
+    }
+
+    /// # Safety
+    /// AVX2 and FMA must be present.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn values_avx2(act: Activation, z: &[f64], value: &mut [f64], slope: &mut [f64]) {
+        by_activation!(act, |A| values_rows::<V4, A>(z, value, slope))
+    }
+
+    /// # Safety
+    /// AVX2 and FMA must be present.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn share_avx2(act: Activation, zb: &mut [f64], u: &mut [f64], a: &[f64]) {
+        by_activation!(act, |A| share_rows::<V4, A>(zb, u, a))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::needless_range_loop)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The formulas of the module docs with libm's functions at the same argument.
+    fn reference(act: Activation, z: f64) -> (f64, f64, f64) {
+        // (value, slope, scale of the slope's terms, for the cancellation in gelu')
+        let gauss_ref = |x: f64| {
+            if x.is_nan() {
+                return x;
+            }
+            let ax = x.abs().min(40.0);
+            let h = f64::from_bits(ax.to_bits() & 0xffff_ffff_0000_0000);
+            libm::exp(-h * h) * libm::exp((h - ax) * (h + ax))
+        };
+        match act {
+            Activation::Relu => (z.max(0.0), f64::from(z >= 0.0), 1.0),
+            Activation::Erf => {
+                let s = FRAC_2_SQRT_PI * gauss_ref(z);
+                (libm::erf(z), s, s)
+            }
+            Activation::Gelu => {
+                let x = -z / SQRT_2;
+                let cdf = 0.5 * libm::erfc(x);
+                let zpdf = z * gauss_ref(x) * FRAC_1_SQRT_2PI;
+                (z * cdf, cdf + zpdf, cdf.abs() + zpdf.abs())
+            }
+            Activation::Tanh => {
+                let e = libm::exp(-2.0 * z.abs());
+                let s = 4.0 * e / ((1.0 + e) * (1.0 + e));
+                (libm::tanh(z), s, s)
+            }
+            Activation::Softplus => {
+                let e = libm::exp(-z.abs());
+                let s = if z >= 0.0 { 1.0 } else { e } / (1.0 + e);
+                (z.max(0.0) + libm::log1p(e), s, s)
+            }
+            Activation::Sigmoid => {
+                let e = libm::exp(-z.abs());
+                let s = e / ((1.0 + e) * (1.0 + e));
+                (if z >= 0.0 { 1.0 } else { e } / (1.0 + e), s, s)
+            }
+        }
+    }
+
+    /// |got - want| / |scale|, the scale floored at 1e-292: results near and below the
+    /// subnormals (where no relative accuracy exists) are held to an absolute 1e-307.
+    fn error(got: f64, want: f64, scale: f64) -> f64 {
+        if got == want || (got.is_nan() && want.is_nan()) {
+            return 0.0;
+        }
+        (got - want).abs() / scale.abs().max(1e-292)
+    }
+
+    /// Arguments over the whole line: a fine grid on [-40, 40], magnitudes from 1e-300 to
+    /// 1e300 of both signs, the region bounds of erf and their neighbours, and the specials.
+    fn arguments() -> Vec<f64> {
+        let mut z: Vec<f64> = (-400_000..=400_000).map(|k| k as f64 * 1e-4).collect();
+        for e in -300..=300 {
+            for m in [1.0, 1.7, 3.3, 7.9] {
+                z.push(m * 10f64.powi(e));
+                z.push(-m * 10f64.powi(e));
+            }
+        }
+        let scale = SQRT_2;
+        for b in [
+            ERF_TINY, ERF_SMALL, 0.25, ERF_MID, ERF_FAR, 6.0, 26.5, 27.3, 28.0, 38.0,
+        ] {
+            for b in [b, b * scale] {
+                for v in [b.next_down(), b, b.next_up()] {
+                    z.push(v);
+                    z.push(-v);
+                }
+            }
+        }
+        z.extend([0.0, -0.0, f64::MIN_POSITIVE, 5e-324, f64::MAX, f64::MIN]);
+        z.extend([f64::INFINITY, f64::NEG_INFINITY, f64::NAN]);
+        z
+    }
+
+    /// The worst (value, slope) errors of one activation through the slice function.
+    fn worst(act: Activation, cpu: Option<Avx2Fma>, z: &[f64]) -> (f64, f64) {
+        let (mut v, mut s) = (vec![0.0; z.len()], vec![0.0; z.len()]);
+        values_and_slopes(act, cpu, z, &mut v, &mut s);
+        let mut w: (f64, f64) = (0.0, 0.0);
+        for (k, &zk) in z.iter().enumerate() {
+            let (rv, rs, scale) = reference(act, zk);
+            let (ev, es) = (error(v[k], rv, rv), error(s[k], rs, scale));
+            assert!(
+                ev <= 1e-15 && es <= 1e-15,
+                "{act:?} at {zk:e}: value {:e} vs {rv:e}, slope {:e} vs {rs:e}",
+                v[k],
+                s[k]
+            );
+            w = (w.0.max(ev), w.1.max(es));
+        }
+        w
+    }
+
+    #[test]
+    fn smooth_activations_are_libm_to_1e15_relative_over_the_whole_line() {
+        let z = arguments();
+        let mut cpus = vec![None];
+        cpus.extend(Avx2Fma::detect().map(Some));
+        for cpu in cpus {
+            for act in Activation::ALL {
+                let (v, s) = worst(act, cpu, &z);
+                eprintln!(
+                    "{:<8} {:<8} value {:.2} ulp, slope {:.2} ulp (worst relative / 2^-53)",
+                    act.name(),
+                    if cpu.is_some() { "avx2" } else { "scalar" },
+                    v / f64::EPSILON * 2.0,
+                    s / f64::EPSILON * 2.0
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exp_erf_erfc_and_log1p_are_libm_to_1e15_relative() {
+        let z = arguments();
+        for &x in &z {
+            let (e, c, _) = erf_parts(x);
+            assert!(error(e, libm::erf(x), libm::erf(x)) <= 1e-15, "erf {x:e}");
+            assert!(
+                error(c, libm::erfc(x), libm::erfc(x)) <= 1e-15,
+                "erfc {x:e}"
+            );
+            let ex = exp(x.clamp(-800.0, 800.0));
+            let want = libm::exp(x.clamp(-800.0, 800.0));
+            assert!(
+                error(ex, want, want) <= 1e-15,
+                "exp {x:e}: {ex:e} vs {want:e}"
+            );
+            if (0.0..=1.0).contains(&x) {
+                let want = libm::log1p(x);
+                assert!(error(log1p_unit(x), want, want) <= 1e-15, "log1p {x:e}");
+            }
+        }
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-1e4), 0.0);
+        assert_eq!(exp(1e4), f64::INFINITY);
+        assert!(exp(f64::NAN).is_nan());
+        assert_eq!(erf_parts(f64::INFINITY).0, 1.0);
+        assert_eq!(erf_parts(f64::NEG_INFINITY).1, 2.0);
+    }
+
+    #[test]
+    fn block_share_adds_sigma_and_scales_sigma_prime_by_a() {
+        // 3 neurons x 7 samples: rows end inside a vector, so the padded tail is exercised.
+        let (len, n) = (3, 7);
+        let z: Vec<f64> = (0..len * n)
+            .map(|k| (k as f64 * 0.77).sin() * 4.0)
+            .collect();
+        let a = [1.0, -1.0, 0.5];
+        for cpu in [None, Avx2Fma::detect()] {
+            for act in Activation::ALL {
+                let mut zb = z.clone();
+                let mut u = vec![0.25; 8];
+                share(act, cpu, &mut zb, &mut u, &a);
+                for i in 0..n {
+                    let want: f64 = 0.25
+                        + (0..len)
+                            .map(|r| a[r] * reference(act, z[r * n + i]).0)
+                            .sum::<f64>();
+                    assert!((u[i] - want).abs() < 1e-14, "{act:?} u_{i}");
+                    for r in 0..len {
+                        let want = a[r] * reference(act, z[r * n + i]).1;
+                        assert!((zb[r * n + i] - want).abs() < 1e-15, "{act:?} ({r}, {i})");
+                    }
+                }
+                assert_eq!(u[7], 0.25, "padding past n untouched");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn vector_lanes_agree_with_scalar_lanes_to_rounding(
+            z in proptest::collection::vec(-60.0f64..60.0, 1..40)
+        ) {
+            for act in Activation::ALL {
+                let mut out = Vec::new();
+                for cpu in [None, Avx2Fma::detect()] {
+                    let (mut v, mut s) = (vec![0.0; z.len()], vec![0.0; z.len()]);
+                    values_and_slopes(act, cpu, &z, &mut v, &mut s);
+                    out.push((v, s));
+                }
+                for (k, &zk) in z.iter().enumerate() {
+                    let (rv, rs, scale) = reference(act, zk);
+                    for (v, s) in &out {
+                        prop_assert!(error(v[k], rv, rv) <= 1e-15);
+                        prop_assert!(error(s[k], rs, scale) <= 1e-15);
+                    }
+                }
+            }
+        }
+    }
+}
