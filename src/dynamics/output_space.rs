@@ -38,8 +38,10 @@
 //! (1/m) D_r (G - B^T B) D_r, and its rows are projected at the end of each step. Without it the
 //! held pattern chatters around such surfaces with the state O(h) off them, a first-order
 //! error; with it, measured on the benchmark problem, the error fell 60x at t = 10, though it
-//! is still about first order in the step cap (tests/gf_order.rs: order 0.92, 90x below the
-//! blend).
+//! is still about first order in the step cap (tests/gf_order.rs: order 0.91, 90x below the
+//! blend). A crossing that breaks a slide (a non-sliding entry of the neuron changes side and
+//! its Filippov weights leave [0, 1]) is not tangential: when it is the first crossing of its
+//! step, the step is cut there (`split_at`) and the slide resolved at the cut.
 //!
 //! H, J W and J V are kept up to date across pattern changes entry by entry (O(n) each);
 //! J W and J V are recomputed from the state at every output time, H only at the start (its
@@ -477,7 +479,7 @@ struct OutputSpace<'a> {
     releases: Vec<(usize, usize, bool)>,
     /// A step cut short at a crossing that ends a slide (`split_at`): its share of the
     /// trial, and the crossing entries with the side each takes at the cut.
-    split: Option<(f64, Vec<(usize, usize, bool)>)>,
+    split: Option<Cut>,
     evaluations: u64,
 }
 
@@ -645,6 +647,10 @@ fn enter_slides(
     entries.sort_unstable();
 }
 
+/// A cut step: the crossing's share of the step, and the entries crossing there with their
+/// new sides (active or not).
+type Cut = (f64, Vec<(usize, usize, bool)>);
+
 /// The first crossing of a step, if any, after which a neuron's slide fails (a non-sliding
 /// entry of a sliding neuron changes side, and with it the sliding velocity, so that
 /// Filippov's weights jump out of [0, 1]): the slide ends there, not tangentially. Taken at
@@ -660,11 +666,11 @@ fn split_at(
     (w0, w1): (&DMatrixView<f64>, &DMatrixView<f64>),
     delta1: &DVector<f64>,
     row: &mut [f64],
-) -> Option<(f64, Vec<(usize, usize, bool)>)> {
+) -> Option<Cut> {
     let x = &model.data().x;
     let xx = model.input_gram();
     let mut at = DVector::zeros(model.n());
-    let mut first: Option<(f64, Vec<(usize, usize, bool)>)> = None;
+    let mut first: Option<Cut> = None;
     for &(r, i) in changed {
         let Some(slide) = held.slides.get(&r) else {
             continue;
