@@ -51,6 +51,12 @@ pub trait HeldStages {
     /// differs between y and y_new by the share of the step it was on, ready for the retake;
     /// returns how many (0: y_new keeps the held switches, no retake).
     fn blend(&mut self, t: f64, h: f64, y: &[f64], y_new: &[f64]) -> u64;
+    /// After a `blend` that asked for a retake of a step of size h: the retake's size, h
+    /// unless the evaluator cuts the step at a switch it must take exactly there (the
+    /// driver then keeps its step size for the step after).
+    fn retake_step(&self, h: f64) -> f64 {
+        h
+    }
     /// The trial was accepted: y is the new state at t (the trial's y_new); `retaken` says
     /// whether the step was a retake with blended switches, whose end needs a fresh hold.
     fn accept(&mut self, t: f64, y: &[f64], retaken: bool);
@@ -121,6 +127,8 @@ fn run<E: HeldStages + ?Sized>(
     let mut steps_in_interval = 0u32;
     // The step being retaken with blended switches, if any.
     let mut retake: Option<f64> = None;
+    // Whether that retake is cut short (`HeldStages::retake_step`).
+    let mut cut = false;
     for &target in &times[1..] {
         while *t < target {
             if let Some(failure) = too_many_steps(steps_in_interval, *t, settings) {
@@ -140,7 +148,9 @@ fn run<E: HeldStages + ?Sized>(
                 let switched = stages.blend(*t, step, y.as_slice(), y_new.as_slice());
                 if switched > 0 {
                     stats.switches += switched;
-                    retake = Some(step);
+                    let short = stages.retake_step(step);
+                    cut = short < step;
+                    retake = Some(short);
                     continue;
                 }
             }
@@ -151,12 +161,14 @@ fn run<E: HeldStages + ?Sized>(
                 stats.accepted_steps += 1;
                 steps_in_interval += 1;
                 stages.accept(*t, y.as_slice(), retaken);
-                if !last || step >= h {
+                if (!last || step >= h) && !(retaken && cut) {
                     h = grown(step, err);
                 }
+                cut = false;
             } else if err.is_finite() {
                 stats.rejected_steps += 1;
                 stages.reject(*t, y.as_slice(), retaken);
+                cut = false;
                 h = shrunk(step, err);
                 // A step landing on an output time within rounding of it cannot shrink (the
                 // next would land again): the same trial would be retried forever.
@@ -212,6 +224,9 @@ impl<E: HeldStages, F: FnMut(f64)> HeldStages for Watched<E, F> {
     }
     fn blend(&mut self, t: f64, h: f64, y: &[f64], y_new: &[f64]) -> u64 {
         self.inner.blend(t, h, y, y_new)
+    }
+    fn retake_step(&self, h: f64) -> f64 {
+        self.inner.retake_step(h)
     }
     fn accept(&mut self, t: f64, y: &[f64], retaken: bool) {
         self.inner.accept(t, y, retaken);
