@@ -409,6 +409,32 @@ pub struct RunArgs {
     /// are smooth)
     #[arg(long, default_value_t = defaults().activation.name().to_string(), value_parser = activation_parser())]
     pub activation: String,
+    // issue 19: resolution
+    /// The ODEs: low (leading order) or high (high-resolution: IGR for gf, Shi et al.'s for
+    /// hbf, nagsc, nag); `ntkdyn gap` also takes both [default: low; gap: both]
+    #[arg(long, value_enum)]
+    pub resolution: Option<ResolutionArg>,
+}
+
+// issue 19: resolution
+/// `--resolution`: low or high, and (for `ntkdyn gap` only) both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ResolutionArg {
+    Low,
+    High,
+    Both,
+}
+
+impl ResolutionArg {
+    /// The resolutions this choice names.
+    pub fn resolutions(self) -> Vec<ntkdyn::theory::high_resolution::Resolution> {
+        use ntkdyn::theory::high_resolution::Resolution;
+        match self {
+            ResolutionArg::Low => vec![Resolution::Low],
+            ResolutionArg::High => vec![Resolution::High],
+            ResolutionArg::Both => vec![Resolution::Low, Resolution::High],
+        }
+    }
 }
 
 impl RunArgs {
@@ -477,6 +503,11 @@ impl RunArgs {
                 .expect("the parser admits activation names only"),
             // issue 20: an explicit --solver keeps its ODE in stiff error space
             solver_requested: self.solver.is_some(),
+            // issue 19: resolution (both is gap's, refused for a run by parse_args)
+            resolution: match self.resolution {
+                Some(ResolutionArg::High) => ntkdyn::theory::high_resolution::Resolution::High,
+                _ => ntkdyn::theory::high_resolution::Resolution::Low,
+            },
         }
     }
 }

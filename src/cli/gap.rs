@@ -7,28 +7,9 @@ use ntkdyn::gap::{self, GAP_FILES};
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::outdir::Claim;
 use ntkdyn::study::RunConfig;
-use ntkdyn::theory::high_resolution::Resolution;
 
-use super::args::RunArgs;
+use super::args::{ResolutionArg, RunArgs};
 use super::human::sayln;
-
-/// Which ODEs the twin is held against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ResolutionChoice {
-    Low,
-    High,
-    Both,
-}
-
-impl ResolutionChoice {
-    fn resolutions(self) -> Vec<Resolution> {
-        match self {
-            ResolutionChoice::Low => vec![Resolution::Low],
-            ResolutionChoice::High => vec![Resolution::High],
-            ResolutionChoice::Both => vec![Resolution::Low, Resolution::High],
-        }
-    }
-}
 
 /// Options of `ntkdyn gap`.
 #[derive(Debug, Clone, Args)]
@@ -39,9 +20,6 @@ pub struct GapArgs {
     /// Step sizes eta, comma-separated, e.g. 0.04,0.01,0.0025
     #[arg(long, value_delimiter = ',', required = true)]
     pub etas: Vec<f64>,
-    /// The ODEs the twin is held against: low (leading order), high (high-resolution) or both
-    #[arg(long, value_enum, default_value = "both")]
-    pub resolution: ResolutionChoice,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -58,7 +36,13 @@ pub fn run(args: &GapArgs) -> Result<(), Error> {
     gap::validate_etas(&args.etas)?;
     let inputs = ntkdyn::output::files::inputs(&cfg);
     let mut claim = Claim::replace(&cfg.out, &GAP_FILES, &inputs, args.run.force)?;
-    let report = gap::run_gap(&cfg, &args.etas, &args.resolution.resolutions())?;
+    // The run options' --resolution: low, high or (the default here) both.
+    let resolutions = args
+        .run
+        .resolution
+        .unwrap_or(ResolutionArg::Both)
+        .resolutions();
+    let report = gap::run_gap(&cfg, &args.etas, &resolutions)?;
     gap::put(&report, &mut claim)?;
     let done = claim.commit()?;
     if !args.run.quiet {

@@ -79,6 +79,10 @@ pub fn run_table(cfg: &RunConfig) -> toml::Table {
     if let Some(p) = &cfg.times_file {
         t.insert("times-file".into(), path_value(p));
     }
+    // issue 19: resolution (written only when high, so that earlier run.toml stay as they were)
+    if cfg.resolution != ntkdyn::theory::high_resolution::Resolution::Low {
+        t.insert("resolution".into(), Str(cfg.resolution.name().into()));
+    }
     t
 }
 

@@ -148,6 +148,11 @@ pub struct RunConfig {
     /// [`crate::theory::stiffness::EXACT_ABOVE`] is solved exactly.
     #[serde(skip)]
     pub solver_requested: bool,
+    // issue 19: resolution
+    /// `--resolution`: the leading-order ODEs (low) or their first correction in the clock
+    /// step (high, [`crate::theory::high_resolution`]).
+    #[serde(default)]
+    pub resolution: crate::theory::high_resolution::Resolution,
 }
 
 impl RunConfig {
@@ -189,6 +194,8 @@ impl RunConfig {
             activation: Activation::Relu,
             // issue 20: an explicit --solver keeps its ODE in stiff error space
             solver_requested: false,
+            // issue 19: resolution
+            resolution: crate::theory::high_resolution::Resolution::Low,
         }
     }
 

@@ -6,6 +6,8 @@ pub mod config;
 pub mod executor;
 pub mod held_out;
 pub mod report;
+// issue 19: resolution
+pub mod resolution;
 pub mod setup;
 pub mod times;
 pub mod validate;
