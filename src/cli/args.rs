@@ -82,7 +82,13 @@ impl clap::FromArgMatches for Command {
             Some(("plot", sub)) => Ok(Command::Plot(PlotArgs::from_arg_matches(sub)?)),
             // issue 18: sgd
             Some(("sgd", sub)) => Ok(Command::Sgd(SgdArgs::from_arg_matches(sub)?)),
-            Some(("gap", sub)) => Ok(Command::Gap(super::gap::GapArgs::from_arg_matches(sub)?)),
+            Some(("gap", sub)) => {
+                let mut gap = super::gap::GapArgs::from_arg_matches(sub)?;
+                // issue 19: gap's weight space only when --space asks for it.
+                gap.space_given =
+                    sub.value_source("space") == Some(clap::parser::ValueSource::CommandLine);
+                Ok(Command::Gap(gap))
+            }
             Some((name, sub)) => match Optimizer::from_name(name) {
                 Some(o) => Ok(Command::Run(o, RunArgs::from_arg_matches(sub)?)),
                 None => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),

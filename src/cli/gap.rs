@@ -6,7 +6,7 @@ use ntkdyn::error::Error;
 use ntkdyn::gap::{self, GAP_FILES};
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::outdir::Claim;
-use ntkdyn::study::RunConfig;
+use ntkdyn::study::{RunConfig, SpaceChoice};
 
 use super::args::{ResolutionArg, RunArgs};
 use super::human::sayln;
@@ -22,10 +22,13 @@ pub struct GapArgs {
     pub etas: Vec<f64>,
     #[command(flatten)]
     pub run: RunArgs,
+    /// Whether --space was given (gap runs error space alone unless it was).
+    #[arg(skip)]
+    pub space_given: bool,
 }
 
 /// The about line of `ntkdyn gap`.
-pub const ABOUT: &str = "The gap between a twin and its low- and high-resolution ODEs against the clock step h, in error space, with fitted orders (DIR/gap.csv, DIR/gap.svg, DIR/summary.json; default DIR output/gap)";
+pub const ABOUT: &str = "The gap between a twin and its low- and high-resolution ODEs against the clock step h, in error space (and in weight space, on the outputs, with --space weight|both), with fitted orders (DIR/gap.csv, DIR/gap.svg, DIR/summary.json; default DIR output/gap)";
 
 /// Run `ntkdyn gap`: claim DIR, compute, write, say where.
 pub fn run(args: &GapArgs) -> Result<(), Error> {
@@ -42,7 +45,13 @@ pub fn run(args: &GapArgs) -> Result<(), Error> {
         .resolution
         .unwrap_or(ResolutionArg::Both)
         .resolutions();
-    let report = gap::run_gap(&cfg, &args.etas, &resolutions)?;
+    // Error space unless --space is given (weight space runs the network for every eta).
+    let spaces = match (args.space_given, cfg.space) {
+        (false, _) | (true, SpaceChoice::Error) => vec![SpaceChoice::Error],
+        (true, SpaceChoice::Weight) => vec![SpaceChoice::Weight],
+        (true, SpaceChoice::Both) => vec![SpaceChoice::Error, SpaceChoice::Weight],
+    };
+    let report = gap::run_gap_in(&cfg, &args.etas, &resolutions, &spaces)?;
     gap::put(&report, &mut claim)?;
     let done = claim.commit()?;
     if !args.run.quiet {
