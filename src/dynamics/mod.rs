@@ -26,6 +26,7 @@ use nalgebra::DVector;
 
 use crate::integrate::{OdeSystem, SwitchingSystem};
 
+pub mod modified_flow;
 pub mod output_space;
 mod spaces;
 // issue 19: resolution
