@@ -183,8 +183,8 @@ pub fn twin_outputs(
 /// The outputs Delta(t) of the weight-space ODE of `setting` at `resolution` from W0 at
 /// `times` (ascending, from [`Setting::start_time`]): at low resolution by the runs'
 /// output-space held-pattern steps, at high by the Hessian-free forms
-/// ([`crate::dynamics::high_resolution`]) with full gradients per stage. None where the
-/// ODE has no weight-space form here (gf at high resolution: the modified flow).
+/// ([`crate::dynamics::high_resolution`]) or, for gf, the modified flow with kappa = eta/2
+/// ([`crate::dynamics::modified_flow`]), with full gradients per stage.
 pub fn weight_outputs(
     model: &crate::model::Model,
     w0: &nalgebra::DMatrix<f64>,
@@ -222,7 +222,15 @@ pub fn weight_outputs(
         }
         Resolution::High => {
             if setting.damping == crate::dynamics::Damping::None {
-                return None;
+                // IGR: the modified flow with kappa = eta/2.
+                let space = crate::dynamics::modified_flow::ModifiedWeightSpace::new(
+                    model,
+                    setting.eta / 2.0,
+                );
+                let flow = Flow::new(&space, setting.damping);
+                let y0 = flow.initial_state(w0.as_slice());
+                crate::integrate::integrate_held(flow, y0, times, settings, observe);
+                return Some(out);
             }
             let flow = crate::dynamics::high_resolution::HighFlow::new(&space, setting);
             let (_, y0) = flow.initial(setting, w0.as_slice());

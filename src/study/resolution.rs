@@ -10,9 +10,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use nalgebra::DVector;
+
 use crate::dynamics::high_resolution::HighFlow;
-use crate::dynamics::{Damping, ErrorSpace, Space, WeightSpace};
-use crate::integrate::{integrate, integrate_held, Solver, Stats, Stop};
+use crate::dynamics::modified_flow::ModifiedWeightSpace;
+use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, Space, WeightSpace};
+use crate::integrate::{integrate, integrate_held, Solver, Stats, Stop, SwitchingSystem};
 use crate::observe::core::Core;
 use crate::observe::drift::Drift;
 use crate::observe::exact::ExactCheck;
@@ -148,8 +151,9 @@ pub fn run_error_high(
     space_run(recorder.finish(), lyapunov, cfg.solver, outcome, started, e).0
 }
 
-/// Weight space at high resolution (hbf, nagsc, nag): the Hessian-free forms with every
-/// stage a full gradient, by the held-pattern Dormand-Prince driver with the step cap
+/// Weight space at high resolution: hbf, nagsc, nag by the Hessian-free forms, gf by the
+/// modified flow W' = -J^T (I + (eta/2) H) Delta ([`ModifiedWeightSpace`], kappa = eta/2),
+/// every stage a full gradient, by the held-pattern Dormand-Prince driver with the step cap
 /// (dopri5) or the configured solver.
 pub fn run_weight_high(
     cfg: &RunConfig,
@@ -157,11 +161,33 @@ pub fn run_weight_high(
     damping: Damping,
     progress: &dyn Progress,
 ) -> SpaceRun {
+    let model = &setup.model;
+    let setting = setting(cfg, setup, damping);
+    if damping == Damping::None {
+        let space = ModifiedWeightSpace::new(model, setting.eta / 2.0);
+        let flow = Flow::new(&space, Damping::None);
+        let y0 = flow.initial_state(setup.w0.as_slice());
+        return weight_run(cfg, setup, damping, flow, |y| flow.snapshot(y), (0.0, y0), progress);
+    }
+    let space = WeightSpace::new(model);
+    let flow = HighFlow::new(&space, &setting);
+    let start = flow.initial(&setting, setup.w0.as_slice());
+    weight_run(cfg, setup, damping, flow, |y| flow.snapshot(y), start, progress)
+}
+
+/// A weight-space run of `system` from `(t0, y0)`, its states observed through `snapshot`.
+fn weight_run<F: SwitchingSystem + Copy>(
+    cfg: &RunConfig,
+    setup: &Setup,
+    damping: Damping,
+    system: F,
+    snapshot: impl Fn(&[f64]) -> Snapshot,
+    (t0, y0): (f64, DVector<f64>),
+    progress: &dyn Progress,
+) -> SpaceRun {
     let started = Instant::now();
     let model = &setup.model;
-    let space = WeightSpace::new(model);
     let setting = setting(cfg, setup, damping);
-    let flow = HighFlow::new(&space, &setting);
     let mu = setup.lambda0 / 2.0;
     let low = cfg.optimizer.method().lyapunov(damping, mu, cfg.alpha);
     let lyapunov = setting.lyapunov(Resolution::High, low, mu);
@@ -186,13 +212,12 @@ pub fn run_weight_high(
         )));
     }
     let mut recorder = Recorder::new(probes);
-    let (t0, y0) = flow.initial(&setting, setup.w0.as_slice());
     let times = times_from(&setup.times, t0);
     let dim = model.m() * model.d();
     progress.start("weight space (high resolution)", cfg.t_end);
-    let observe = |t: f64, y: &nalgebra::DVector<f64>| {
+    let observe = |t: f64, y: &DVector<f64>| {
         progress.at(t);
-        let s = flow.snapshot(y.as_slice());
+        let s = snapshot(y.as_slice());
         let gram = s.gram.as_ref().expect("weight space carries H(t)");
         recorder.record(&Sample {
             t,
@@ -203,9 +228,9 @@ pub fn run_weight_high(
     };
     let settings = cfg.solver_settings();
     let outcome = if cfg.solver == Solver::Dopri5 && model.activation().switching() {
-        integrate_held(flow, y0, &times, &settings, observe)
+        integrate_held(system, y0, &times, &settings, observe)
     } else {
-        integrate(Watched::new(flow, progress), y0, &times, &settings, observe)
+        integrate(Watched::new(system, progress), y0, &times, &settings, observe)
     };
     progress.done();
     let e = resolution(cfg.solver, weight_resolution(cfg, setup));
