@@ -167,12 +167,28 @@ pub fn run_weight_high(
         let space = ModifiedWeightSpace::new(model, setting.eta / 2.0);
         let flow = Flow::new(&space, Damping::None);
         let y0 = flow.initial_state(setup.w0.as_slice());
-        return weight_run(cfg, setup, damping, flow, |y| flow.snapshot(y), (0.0, y0), progress);
+        return weight_run(
+            cfg,
+            setup,
+            damping,
+            flow,
+            |y| flow.snapshot(y),
+            (0.0, y0),
+            progress,
+        );
     }
     let space = WeightSpace::new(model);
     let flow = HighFlow::new(&space, &setting);
     let start = flow.initial(&setting, setup.w0.as_slice());
-    weight_run(cfg, setup, damping, flow, |y| flow.snapshot(y), start, progress)
+    weight_run(
+        cfg,
+        setup,
+        damping,
+        flow,
+        |y| flow.snapshot(y),
+        start,
+        progress,
+    )
 }
 
 /// A weight-space run of `system` from `(t0, y0)`, its states observed through `snapshot`.
@@ -230,7 +246,13 @@ fn weight_run<F: SwitchingSystem + Copy>(
     let outcome = if cfg.solver == Solver::Dopri5 && model.activation().switching() {
         integrate_held(system, y0, &times, &settings, observe)
     } else {
-        integrate(Watched::new(system, progress), y0, &times, &settings, observe)
+        integrate(
+            Watched::new(system, progress),
+            y0,
+            &times,
+            &settings,
+            observe,
+        )
     };
     progress.done();
     let e = resolution(cfg.solver, weight_resolution(cfg, setup));
