@@ -48,6 +48,10 @@ pub fn caption(summary: &Summary) -> String {
         None => format!("synthetic data n = {}, d = {}", summary.n, summary.d),
     };
     let mut out = format!("{data} · m = {} · T = {}", summary.m, cfg.t_end);
+    // issue 19: resolution
+    if cfg.resolution == crate::theory::high_resolution::Resolution::High {
+        out.push_str(" · high-resolution ODEs");
+    }
     if let Some(d) = &summary.discrete {
         out.push_str(&format!(" · η = {}", short(d.eta)));
     }
@@ -117,8 +121,14 @@ impl RunTables {
                 .discrete
                 .as_ref()
                 .map(|d| discrete_label(d.twin.name(), d.eta)),
+            // issue 19: resolution (the high-resolution energy has another envelope)
             envelope_rate: match report.damping {
-                Damping::Constant(b) => Some(b / 2.0),
+                Damping::Constant(b)
+                    if report.config.resolution
+                        == crate::theory::high_resolution::Resolution::Low =>
+                {
+                    Some(b / 2.0)
+                }
                 _ => None,
             },
             subtitle: subtitle(
@@ -159,7 +169,12 @@ impl RunTables {
                 .as_ref()
                 .map(|d| discrete_label(&d.name, d.eta)),
             envelope_rate: match summary.damping {
-                DampingRecord::Constant(b) => Some(b / 2.0),
+                DampingRecord::Constant(b)
+                    if summary.config.resolution
+                        == crate::theory::high_resolution::Resolution::Low =>
+                {
+                    Some(b / 2.0)
+                }
                 _ => None,
             },
             subtitle: subtitle(summary.n, summary.d, summary.m),
