@@ -242,7 +242,8 @@ pub fn weight_outputs(
 
 /// The gap of the twin of `setting` on the network to its weight-space ODE at `resolution`,
 /// in the outputs (gap_delta = max_k |Delta_k - Delta(t_k)|/|Delta_0|, gap_loss likewise
-/// with L), over the iterates with t_k <= T; None where [`weight_outputs`] has no ODE.
+/// with L), over the iterates with t_k <= T (an Option for an ODE without a weight-space
+/// form; every optimizer has one at both resolutions).
 pub fn weight_space_gap(
     cfg: &RunConfig,
     setup: &crate::study::Setup,

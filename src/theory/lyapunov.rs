@@ -16,6 +16,10 @@
 //!      alpha = 2: V(0) = (gamma-1)^2 L(0),  L(t) <= (gamma-1)^2 L(0) / (mu t^2)
 //! ```
 //!
+//! At `--resolution high` the hbf, nagsc and nag variants `*_high` are Shi et al.'s energies
+//! ([`HighResolutionLyapunov`], below), their loss bounds from E(0) (or E(tau_1) for nag) and
+//! L <= Lhat/mu ([`Lyapunov::loss_bound_from`]).
+//!
 //! References:
 //! 1. S. S. Du et al., "Gradient descent provably optimizes over-parameterized neural networks", 2019.
 //! 2. J. W. Siegel, "Accelerated first-order methods: differential equations and Lyapunov
