@@ -516,6 +516,8 @@ fn main() {
         // issue 18: sgd
         Some("sgd") => sgd_bench(&args[1..]),
         Some("error-scale") => error_scale(&args[1..]),
+        // issue 19: resolution
+        Some("resolution") => resolution_bench(&args[1..]),
         _ => {
             rhs_table(&args);
             println!();
@@ -774,5 +776,63 @@ fn error_scale(args: &[String]) {
         if let [exact, ode] = walls[..] {
             println!("| {n} | dopri5 / exact | {:.1}x | | |", ode / exact);
         }
+    }
+}
+
+// issue 19: resolution
+/// `bench -- resolution [--m M] [--t-end T]`: each optimizer's weight-space run at high
+/// resolution against its low-resolution run (same problem, default settings otherwise:
+/// n = 50, d = 10, m = 2000, T = 50), the faster of two runs each.
+fn resolution_bench(args: &[String]) {
+    use ntkdyn::study::SpaceChoice;
+    use ntkdyn::theory::high_resolution::Resolution;
+    let m: usize = arg(args, "--m").unwrap_or(2000);
+    let t_end: f64 = arg(args, "--t-end").unwrap_or(50.0);
+    println!(
+        "Weight space only, n = 50, d = 10, m = {m}, T = {t_end}, dopri5 with the default tolerances and step cap; the faster of two runs."
+    );
+    println!("| optimizer | low (s) | high (s) | high/low | low evaluations | high evaluations | low final loss | high final loss |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for opt in Optimizer::ALL {
+        let time = |resolution: Resolution| {
+            let cfg = RunConfig {
+                m,
+                t_end,
+                space: SpaceChoice::Weight,
+                discrete: false,
+                progress: false,
+                resolution,
+                ..RunConfig::defaults(opt)
+            };
+            let setup = ntkdyn::study::prepare(&cfg).expect("setup");
+            (0..2)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    let report =
+                        ntkdyn::study::execute(&cfg, setup.clone(), &ntkdyn::observe::Silent);
+                    let w = report.weight.expect("weight space");
+                    (
+                        started.elapsed().as_secs_f64(),
+                        w.stats.evaluations,
+                        w.final_loss(),
+                    )
+                })
+                .fold(
+                    (f64::INFINITY, 0, f64::NAN),
+                    |a, b| if b.0 < a.0 { b } else { a },
+                )
+        };
+        let (lo, hi) = (time(Resolution::Low), time(Resolution::High));
+        println!(
+            "| {} | {:.2} | {:.2} | {:.2} | {} | {} | {:.6e} | {:.6e} |",
+            opt.name(),
+            lo.0,
+            hi.0,
+            hi.0 / lo.0,
+            lo.1,
+            hi.1,
+            lo.2,
+            hi.2
+        );
     }
 }

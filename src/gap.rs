@@ -19,8 +19,8 @@ use crate::outdir::Claim;
 use crate::output::plot::{self, Dash, Figure, Legend, Series, BOUND_COLOR};
 use crate::output::style::color;
 use crate::study::executor::prepare;
-use crate::study::RunConfig;
-use crate::theory::high_resolution::{error_space_gap, fitted_order, Resolution, Setting};
+use crate::study::{RunConfig, SpaceChoice};
+use crate::theory::high_resolution::{error_space_gap, fitted_order, Gap, Resolution, Setting};
 use crate::theory::modes::{mode_row, ModeRow, MODES_COLUMNS};
 
 /// The files `ntkdyn gap` writes.
@@ -92,6 +92,18 @@ pub fn run_gap(
     etas: &[f64],
     resolutions: &[Resolution],
 ) -> Result<GapReport, Error> {
+    run_gap_in(cfg, etas, resolutions, &[SpaceChoice::Error])
+}
+
+/// [`run_gap`] in the spaces `spaces` (error: the twin per eigen-mode against the exact
+/// modes; weight: the twin on the network against the weight-space ODE, gaps of the
+/// outputs Delta, [`weight_space_gap`]).
+pub fn run_gap_in(
+    cfg: &RunConfig,
+    etas: &[f64],
+    resolutions: &[Resolution],
+    spaces: &[SpaceChoice],
+) -> Result<GapReport, Error> {
     validate_etas(etas)?;
     cfg.validate()?;
     let setup = prepare(cfg)?;
@@ -99,22 +111,34 @@ pub fn run_gap(
     let delta0 = setup.model.residual(&setup.w0.as_view());
     let damping = cfg.damping(setup.lambda0);
     let mut rows = Vec::new();
-    for &resolution in resolutions {
-        for &eta in etas {
-            let setting = Setting {
-                optimizer: cfg.optimizer,
-                eta,
-                damping,
-            };
-            let g = error_space_gap(h, &delta0, &setting, resolution, cfg.t_end);
-            rows.push(GapRow {
-                space: "error",
-                resolution,
-                eta,
-                h: g.h,
-                gap_delta: g.gap_delta,
-                gap_loss: g.gap_loss,
-            });
+    for space in spaces {
+        for &resolution in resolutions {
+            for &eta in etas {
+                let setting = Setting {
+                    optimizer: cfg.optimizer,
+                    eta,
+                    damping,
+                };
+                let (name, g) = match space {
+                    SpaceChoice::Weight => (
+                        "weight",
+                        weight_space_gap(cfg, &setup, &setting, resolution),
+                    ),
+                    _ => (
+                        "error",
+                        Some(error_space_gap(h, &delta0, &setting, resolution, cfg.t_end)),
+                    ),
+                };
+                let Some(g) = g else { continue };
+                rows.push(GapRow {
+                    space: name,
+                    resolution,
+                    eta,
+                    h: g.h,
+                    gap_delta: g.gap_delta,
+                    gap_loss: g.gap_loss,
+                });
+            }
         }
     }
     let orders = orders(&rows);
@@ -133,6 +157,127 @@ pub fn run_gap(
         orders,
         modes_eta,
         modes,
+    })
+}
+
+/// The outputs Delta_k of the twin of `setting` on the network from W0, at its iterates
+/// with t_k <= `t_end` (x_k for the Nesterov twins); stops where the twin diverged.
+pub fn twin_outputs(
+    model: &crate::model::Model,
+    w0: &nalgebra::DMatrix<f64>,
+    setting: &Setting,
+    t_end: f64,
+) -> Vec<nalgebra::DVector<f64>> {
+    let mut deltas = Vec::new();
+    crate::optimizer::twin::run_watching(
+        model,
+        w0,
+        setting.twin(),
+        setting.eta,
+        t_end,
+        &mut |_, w| deltas.push(model.residual(&w.as_view())),
+    );
+    deltas
+}
+
+/// The outputs Delta(t) of the weight-space ODE of `setting` at `resolution` from W0 at
+/// `times` (ascending, from [`Setting::start_time`]): at low resolution by the runs'
+/// output-space held-pattern steps, at high by the Hessian-free forms
+/// ([`crate::dynamics::high_resolution`]) or, for gf, the modified flow with kappa = eta/2
+/// ([`crate::dynamics::modified_flow`]), with full gradients per stage.
+pub fn weight_outputs(
+    model: &crate::model::Model,
+    w0: &nalgebra::DMatrix<f64>,
+    setting: &Setting,
+    resolution: Resolution,
+    times: &[f64],
+    settings: &crate::integrate::SolverSettings,
+) -> Option<Vec<nalgebra::DVector<f64>>> {
+    use crate::dynamics::{Flow, WeightSpace};
+    let space = WeightSpace::new(model);
+    let dim = model.m() * model.d();
+    let mut out = Vec::with_capacity(times.len());
+    let observe = |_: f64, y: &nalgebra::DVector<f64>| {
+        out.push(model.residual(&model.weights(&y.as_slice()[..dim])));
+        true
+    };
+    let relu = model.activation().switching();
+    match resolution {
+        Resolution::Low => {
+            let flow = Flow::new(&space, setting.damping);
+            let y0 = flow.initial_state(w0.as_slice());
+            if relu {
+                crate::dynamics::output_space::integrate_output_space(
+                    model,
+                    setting.damping,
+                    y0,
+                    times,
+                    settings,
+                    crate::dynamics::output_space::Crossings::Corrected,
+                    observe,
+                );
+            } else {
+                crate::integrate::integrate_held(flow, y0, times, settings, observe);
+            }
+        }
+        Resolution::High => {
+            if setting.damping == crate::dynamics::Damping::None {
+                // IGR: the modified flow with kappa = eta/2.
+                let space = crate::dynamics::modified_flow::ModifiedWeightSpace::new(
+                    model,
+                    setting.eta / 2.0,
+                );
+                let flow = Flow::new(&space, setting.damping);
+                let y0 = flow.initial_state(w0.as_slice());
+                crate::integrate::integrate_held(flow, y0, times, settings, observe);
+                return Some(out);
+            }
+            let flow = crate::dynamics::high_resolution::HighFlow::new(&space, setting);
+            let (_, y0) = flow.initial(setting, w0.as_slice());
+            crate::integrate::integrate_held(flow, y0, times, settings, observe);
+        }
+    }
+    Some(out)
+}
+
+/// The gap of the twin of `setting` on the network to its weight-space ODE at `resolution`,
+/// in the outputs (gap_delta = max_k |Delta_k - Delta(t_k)|/|Delta_0|, gap_loss likewise
+/// with L), over the iterates with t_k <= T (an Option for an ODE without a weight-space
+/// form; every optimizer has one at both resolutions).
+pub fn weight_space_gap(
+    cfg: &RunConfig,
+    setup: &crate::study::Setup,
+    setting: &Setting,
+    resolution: Resolution,
+) -> Option<Gap> {
+    let model = &setup.model;
+    let twin = twin_outputs(model, &setup.w0, setting, cfg.t_end);
+    let first = setting.first(resolution);
+    let times: Vec<f64> = (first..twin.len())
+        .map(|k| setting.time(k, resolution))
+        .collect();
+    let ode = weight_outputs(
+        model,
+        &setup.w0,
+        setting,
+        resolution,
+        &times,
+        &cfg.solver_settings(),
+    )?;
+    let norm0 = twin.first().map_or(f64::NAN, |d| d.norm());
+    let loss0 = 0.5 * norm0 * norm0;
+    let (mut gap_delta, mut gap_loss) = (0.0f64, 0.0f64);
+    for (k, o) in (first..).zip(&ode) {
+        gap_delta = gap_delta.max((&twin[k] - o).norm() / norm0);
+        let (lk, lt) = (0.5 * twin[k].norm_squared(), 0.5 * o.norm_squared());
+        gap_loss = gap_loss.max((lk - lt).abs() / loss0);
+    }
+    Some(Gap {
+        resolution,
+        eta: setting.eta,
+        h: setting.h(),
+        gap_delta,
+        gap_loss,
     })
 }
 
@@ -203,13 +348,21 @@ pub fn panel(report: &GapReport) -> Figure {
         let Some(&(x0, y0)) = pts.iter().min_by(|a, b| a.0.total_cmp(&b.0)) else {
             continue;
         };
-        let (dash, reference) = match order.resolution {
-            Resolution::Low => (Dash::Solid, 1.0),
-            Resolution::High => (Dash::Dashed, 2.0),
+        let (dash, reference) = match (order.resolution, order.space) {
+            (Resolution::Low, "weight") => (Dash::Markers, 1.0),
+            (Resolution::Low, _) => (Dash::Solid, 1.0),
+            (Resolution::High, "weight") => (Dash::Dotted, 2.0),
+            (Resolution::High, _) => (Dash::Dashed, 2.0),
+        };
+        // With weight space beside error space, each label names its space.
+        let space = if report.orders.iter().any(|o| o.space != order.space) {
+            format!("{} space, ", order.space)
+        } else {
+            String::new()
         };
         fig.series.push(Series {
             label: format!(
-                "{} resolution: slope {:.2}",
+                "{space}{} resolution: slope {:.2}",
                 order.resolution.name(),
                 order.order_delta
             ),

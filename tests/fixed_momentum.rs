@@ -271,7 +271,7 @@ fn a_beta_run_puts_the_twin_on_its_clock_and_reports_the_modes_beyond() {
 fn the_high_resolution_beta_run_solves_the_modified_flow_in_both_spaces() {
     let mut cfg = common::small(Optimizer::Hbf, 6, 3, 3000, 4);
     cfg.beta = Some(0.5);
-    cfg.beta_high = true;
+    cfg.resolution = ntkdyn::theory::high_resolution::Resolution::High;
     cfg.eta = 0.1;
     cfg.t_end = 2.0;
     cfg.samples = 5;

@@ -82,7 +82,13 @@ impl clap::FromArgMatches for Command {
             Some(("plot", sub)) => Ok(Command::Plot(PlotArgs::from_arg_matches(sub)?)),
             // issue 18: sgd
             Some(("sgd", sub)) => Ok(Command::Sgd(SgdArgs::from_arg_matches(sub)?)),
-            Some(("gap", sub)) => Ok(Command::Gap(super::gap::GapArgs::from_arg_matches(sub)?)),
+            Some(("gap", sub)) => {
+                let mut gap = super::gap::GapArgs::from_arg_matches(sub)?;
+                // issue 19: gap's weight space only when --space asks for it.
+                gap.space_given =
+                    sub.value_source("space") == Some(clap::parser::ValueSource::CommandLine);
+                Ok(Command::Gap(gap))
+            }
             Some((name, sub)) => match Optimizer::from_name(name) {
                 Some(o) => Ok(Command::Run(o, RunArgs::from_arg_matches(sub)?)),
                 None => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
@@ -432,6 +438,32 @@ pub struct RunArgs {
     /// may then give any real a_r)
     #[arg(long, default_value_t = defaults().train.name().to_string(), value_parser = train_parser())]
     pub train: String,
+    // issue 19: resolution
+    /// The ODEs: low (leading order) or high (high-resolution: IGR for gf, Shi et al.'s for
+    /// hbf, nagsc, nag); `ntkdyn gap` also takes both [default: low; gap: both]
+    #[arg(long, value_enum)]
+    pub resolution: Option<ResolutionArg>,
+}
+
+// issue 19: resolution
+/// `--resolution`: low or high, and (for `ntkdyn gap` only) both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ResolutionArg {
+    Low,
+    High,
+    Both,
+}
+
+impl ResolutionArg {
+    /// The resolutions this choice names.
+    pub fn resolutions(self) -> Vec<ntkdyn::theory::high_resolution::Resolution> {
+        use ntkdyn::theory::high_resolution::Resolution;
+        match self {
+            ResolutionArg::Low => vec![Resolution::Low],
+            ResolutionArg::High => vec![Resolution::High],
+            ResolutionArg::Both => vec![Resolution::Low, Resolution::High],
+        }
+    }
 }
 
 impl RunArgs {
@@ -494,11 +526,15 @@ impl RunArgs {
                 .expect("the parser admits activation names only"),
             // issue 20: an explicit --solver keeps its ODE in stiff error space
             solver_requested: self.solver.is_some(),
-            // issue 19: --beta (the high-resolution ODE, beta_high, waits for --resolution)
+            // issue 19: --beta (with --resolution high: the modified flow)
             beta: self.beta,
-            beta_high: false,
             // issue 17: --train
             train: Train::from_name(&self.train).expect("the parser admits training names only"),
+            // issue 19: resolution (both is gap's, refused for a run by parse_args)
+            resolution: match self.resolution {
+                Some(ResolutionArg::High) => ntkdyn::theory::high_resolution::Resolution::High,
+                _ => ntkdyn::theory::high_resolution::Resolution::Low,
+            },
         }
     }
 }

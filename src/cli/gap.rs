@@ -6,29 +6,10 @@ use ntkdyn::error::Error;
 use ntkdyn::gap::{self, GAP_FILES};
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::outdir::Claim;
-use ntkdyn::study::RunConfig;
-use ntkdyn::theory::high_resolution::Resolution;
+use ntkdyn::study::{RunConfig, SpaceChoice};
 
-use super::args::RunArgs;
+use super::args::{ResolutionArg, RunArgs};
 use super::human::sayln;
-
-/// Which ODEs the twin is held against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ResolutionChoice {
-    Low,
-    High,
-    Both,
-}
-
-impl ResolutionChoice {
-    fn resolutions(self) -> Vec<Resolution> {
-        match self {
-            ResolutionChoice::Low => vec![Resolution::Low],
-            ResolutionChoice::High => vec![Resolution::High],
-            ResolutionChoice::Both => vec![Resolution::Low, Resolution::High],
-        }
-    }
-}
 
 /// Options of `ntkdyn gap`.
 #[derive(Debug, Clone, Args)]
@@ -39,15 +20,15 @@ pub struct GapArgs {
     /// Step sizes eta, comma-separated, e.g. 0.04,0.01,0.0025
     #[arg(long, value_delimiter = ',', required = true)]
     pub etas: Vec<f64>,
-    /// The ODEs the twin is held against: low (leading order), high (high-resolution) or both
-    #[arg(long, value_enum, default_value = "both")]
-    pub resolution: ResolutionChoice,
     #[command(flatten)]
     pub run: RunArgs,
+    /// Whether --space was given (gap runs error space alone unless it was).
+    #[arg(skip)]
+    pub space_given: bool,
 }
 
 /// The about line of `ntkdyn gap`.
-pub const ABOUT: &str = "The gap between a twin and its low- and high-resolution ODEs against the clock step h, in error space, with fitted orders (DIR/gap.csv, DIR/gap.svg, DIR/summary.json; default DIR output/gap)";
+pub const ABOUT: &str = "The gap between a twin and its low- and high-resolution ODEs against the clock step h, in error space (and in weight space, on the outputs, with --space weight|both), with fitted orders (DIR/gap.csv, DIR/gap.svg, DIR/summary.json; default DIR output/gap)";
 
 /// Run `ntkdyn gap`: claim DIR, compute, write, say where.
 pub fn run(args: &GapArgs) -> Result<(), Error> {
@@ -58,7 +39,19 @@ pub fn run(args: &GapArgs) -> Result<(), Error> {
     gap::validate_etas(&args.etas)?;
     let inputs = ntkdyn::output::files::inputs(&cfg);
     let mut claim = Claim::replace(&cfg.out, &GAP_FILES, &inputs, args.run.force)?;
-    let report = gap::run_gap(&cfg, &args.etas, &args.resolution.resolutions())?;
+    // The run options' --resolution: low, high or (the default here) both.
+    let resolutions = args
+        .run
+        .resolution
+        .unwrap_or(ResolutionArg::Both)
+        .resolutions();
+    // Error space unless --space is given (weight space runs the network for every eta).
+    let spaces = match (args.space_given, cfg.space) {
+        (false, _) | (true, SpaceChoice::Error) => vec![SpaceChoice::Error],
+        (true, SpaceChoice::Weight) => vec![SpaceChoice::Weight],
+        (true, SpaceChoice::Both) => vec![SpaceChoice::Error, SpaceChoice::Weight],
+    };
+    let report = gap::run_gap_in(&cfg, &args.etas, &resolutions, &spaces)?;
     gap::put(&report, &mut claim)?;
     let done = claim.commit()?;
     if !args.run.quiet {

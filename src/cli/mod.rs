@@ -66,6 +66,19 @@ where
             )));
         }
     }
+    // issue 19: --resolution both compares the two, which only gap does.
+    let both = |a: &RunArgs| a.resolution == Some(args::ResolutionArg::Both);
+    if match &cli.command {
+        Command::Run(_, a) | Command::Compare(a) => both(a),
+        Command::Sweep(s) => both(&s.run),
+        Command::Sgd(s) => both(&s.run),
+        Command::Plot(_) | Command::Gap(_) => false,
+    } {
+        return Err(ParseFailure::Conflict(InputError::option(
+            "resolution",
+            "both is for ntkdyn gap; a run takes low or high",
+        )));
+    }
     if matches!(&cli.command, Command::Sweep(s) if s.merge) {
         let given = given_with_merge(&args);
         if !given.is_empty() {

@@ -29,6 +29,8 @@ use crate::integrate::{OdeSystem, SwitchingSystem};
 pub mod modified_flow;
 pub mod output_space;
 mod spaces;
+// issue 19: resolution
+pub mod high_resolution;
 
 pub use spaces::{ErrorSpace, Snapshot, Space, WeightSpace};
 

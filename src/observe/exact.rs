@@ -8,9 +8,29 @@
 use super::{Findings, Probe, Sample};
 use crate::theory::exact::ExactSolution;
 
+// issue 19: resolution
+/// An exact error-space trajectory: the low-resolution [`ExactSolution`] or the
+/// high-resolution one ([`crate::theory::high_resolution::HighResolutionSolution`]).
+pub trait DeltaAt {
+    /// Delta(t).
+    fn delta_at(&self, t: f64) -> nalgebra::DVector<f64>;
+}
+
+impl DeltaAt for ExactSolution {
+    fn delta_at(&self, t: f64) -> nalgebra::DVector<f64> {
+        ExactSolution::delta_at(self, t)
+    }
+}
+
+impl DeltaAt for crate::theory::high_resolution::HighResolutionSolution {
+    fn delta_at(&self, t: f64) -> nalgebra::DVector<f64> {
+        crate::theory::high_resolution::HighResolutionSolution::delta_at(self, t)
+    }
+}
+
 /// Finds exact_max_relative_error.
 pub struct ExactCheck<'a> {
-    exact: &'a ExactSolution,
+    exact: &'a dyn DeltaAt,
     worst: f64,
     /// The norm of a residual error the absolute tolerance allows.
     floor: f64,
@@ -20,12 +40,12 @@ pub struct ExactCheck<'a> {
 
 impl<'a> ExactCheck<'a> {
     /// Every sample judged relatively.
-    pub fn new(exact: &'a ExactSolution) -> Self {
+    pub fn new(exact: &'a dyn DeltaAt) -> Self {
         ExactCheck::with_floor(exact, 0.0)
     }
 
     /// Samples with |Delta_exact| <= `floor` are judged by their absolute deviation.
-    pub fn with_floor(exact: &'a ExactSolution, floor: f64) -> Self {
+    pub fn with_floor(exact: &'a dyn DeltaAt, floor: f64) -> Self {
         ExactCheck {
             exact,
             worst: 0.0,

@@ -12,6 +12,12 @@ pub struct LyapunovProbe {
     /// The norm of a residual error the absolute tolerance allows (0: every value resolved).
     resolution: f64,
     floor: Vec<f64>,
+    // issue 19: resolution
+    /// Error space's fixed H, for the H Delta of the high-resolution energies (weight space
+    /// takes H(t) from the snapshot).
+    kernel: Option<nalgebra::DMatrix<f64>>,
+    /// V at the first sample (the high-resolution bounds start from it).
+    v0: Option<f64>,
 }
 
 impl LyapunovProbe {
@@ -27,7 +33,16 @@ impl LyapunovProbe {
             start: None,
             resolution,
             floor: Vec::new(),
+            kernel: None,
+            v0: None,
         }
+    }
+
+    // issue 19: resolution
+    /// With error space's fixed kernel H (the high-resolution energies need H Delta).
+    pub fn with_kernel(mut self, h: nalgebra::DMatrix<f64>) -> Self {
+        self.kernel = Some(h);
+        self
     }
 }
 
@@ -38,10 +53,22 @@ impl Probe for LyapunovProbe {
     fn observe(&mut self, sample: &Sample<'_>, row: &mut Vec<f64>) {
         let s = sample.snapshot;
         let (l0, lhat0) = *self.start.get_or_insert((s.loss(), s.pseudo_loss));
-        let v = self
+        // issue 19: resolution (the high-resolution energies read H Delta)
+        let h_delta = self
             .function
-            .value(sample.t, &s.delta, &s.delta_dot, s.pseudo_loss);
-        row.extend([v, self.function.loss_bound(sample.t, l0, lhat0)]);
+            .high()
+            .and_then(|_| s.gram.as_ref().or(self.kernel.as_ref()))
+            .map(|h| h * &s.delta);
+        let v = self.function.value_with(
+            sample.t,
+            &s.delta,
+            &s.delta_dot,
+            s.pseudo_loss,
+            h_delta.as_ref(),
+        );
+        let v0 = *self.v0.get_or_insert(v);
+        let bound = self.function.loss_bound_from(sample.t, l0, lhat0, v0);
+        row.extend([v, bound]);
         self.floor
             .push(lyapunov_floor(v, s.delta.norm(), self.resolution));
     }

@@ -83,6 +83,10 @@ pub fn provenance(v: &serde_json::Value) -> String {
     if let Some(eta) = eta {
         out.push_str(&format!(" · η = {}", short(eta)));
     }
+    // issue 19: resolution
+    if cfg["resolution"].as_str() == Some("high") {
+        out.push_str(" · high-resolution ODEs");
+    }
     // issue 17: the model, when it is not the default.
     if let Some(a) = cfg["activation"].as_str().filter(|a| *a != "relu") {
         out.push_str(&format!(" · activation {a}"));
@@ -180,8 +184,14 @@ impl RunTables {
                 .discrete
                 .as_ref()
                 .map(|d| discrete_label(d.twin.name(), d.eta)),
+            // issue 19: resolution (the high-resolution energy has another envelope)
             envelope_rate: match report.damping {
-                Damping::Constant(b) => Some(b / 2.0),
+                Damping::Constant(b)
+                    if report.config.resolution
+                        == crate::theory::high_resolution::Resolution::Low =>
+                {
+                    Some(b / 2.0)
+                }
                 _ => None,
             },
             subtitle: subtitle(
@@ -224,7 +234,12 @@ impl RunTables {
                 .as_ref()
                 .map(|d| discrete_label(&d.name, d.eta)),
             envelope_rate: match summary.damping {
-                DampingRecord::Constant(b) => Some(b / 2.0),
+                DampingRecord::Constant(b)
+                    if summary.config.resolution
+                        == crate::theory::high_resolution::Resolution::Low =>
+                {
+                    Some(b / 2.0)
+                }
                 _ => None,
             },
             subtitle: subtitle(summary.n, summary.d, summary.m),

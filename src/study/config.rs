@@ -153,17 +153,18 @@ pub struct RunConfig {
     // issue 19: --beta
     /// `--beta B` (hbf, nagsc): the twin at the fixed momentum B on the clock
     /// t = k eta/(1 - B), against gradient flow on that clock (low resolution) or the modified
-    /// flow W' = -J^T (I + k_B eta H) Delta (`beta_high`); recorded only when given.
+    /// flow W' = -J^T (I + k_B eta H) Delta (`resolution` high); recorded only when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beta: Option<f64>,
-    /// With `beta`: the high-resolution ODE (the modified flow) instead of gradient flow
-    /// (the command line's `--resolution high`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub beta_high: bool,
     // issue 17: --train
     /// The trained layers (--train): w (first layer, a = +-1 fixed) or wa (both).
     #[serde(default)]
     pub train: Train,
+    // issue 19: resolution
+    /// `--resolution`: the leading-order ODEs (low) or their first correction in the clock
+    /// step (high, [`crate::theory::high_resolution`]).
+    #[serde(default)]
+    pub resolution: crate::theory::high_resolution::Resolution,
 }
 
 impl RunConfig {
@@ -207,9 +208,10 @@ impl RunConfig {
             solver_requested: false,
             // issue 19: --beta
             beta: None,
-            beta_high: false,
             // issue 17: --train
             train: Train::W,
+            // issue 19: resolution
+            resolution: crate::theory::high_resolution::Resolution::Low,
         }
     }
 
@@ -269,10 +271,16 @@ impl RunConfig {
         FixedMomentum::new(twin.recurrence(), eta)
     }
 
+    /// With `--beta`, whether `--resolution high` asks for the modified flow in place of
+    /// gradient flow.
+    pub fn beta_high(&self) -> bool {
+        self.beta.is_some() && self.resolution == crate::theory::high_resolution::Resolution::High
+    }
+
     /// kappa = k_B eta of the modified flow, when `--beta` asks for the high-resolution ODE.
     pub fn modified_kappa(&self, eta: f64) -> Option<f64> {
         self.fixed_momentum(eta)
-            .filter(|_| self.beta_high)
+            .filter(|_| self.beta_high())
             .map(|f| f.kappa())
     }
 

@@ -78,7 +78,7 @@ pub(crate) fn space_run(
 
 /// The norm of a residual error the absolute tolerance allows in error space: atol in each
 /// of the n components of Delta.
-fn error_resolution(cfg: &RunConfig, setup: &Setup) -> f64 {
+pub(crate) fn error_resolution(cfg: &RunConfig, setup: &Setup) -> f64 {
     cfg.atol * (setup.model.n() as f64).sqrt()
 }
 
@@ -114,7 +114,7 @@ pub fn error_solver(cfg: &RunConfig, setup: &Setup) -> (Solver, Option<String>) 
 
 /// A right-hand side that reports its time to a progress display every [`WATCH_EVERY`]
 /// evaluations, so a stiff run's display moves between output times too.
-struct Watched<'p, F> {
+pub(crate) struct Watched<'p, F> {
     system: F,
     progress: &'p dyn Progress,
     calls: Cell<u32>,
@@ -124,7 +124,7 @@ struct Watched<'p, F> {
 const WATCH_EVERY: u32 = 64;
 
 impl<'p, F> Watched<'p, F> {
-    fn new(system: F, progress: &'p dyn Progress) -> Self {
+    pub(crate) fn new(system: F, progress: &'p dyn Progress) -> Self {
         Watched {
             system,
             progress,
@@ -441,10 +441,24 @@ pub fn execute(cfg: &RunConfig, setup: Setup, progress: &dyn Progress) -> Report
 fn execute_on_this_thread(cfg: &RunConfig, setup: Setup, progress: &dyn Progress) -> Report {
     let progress = if cfg.progress { progress } else { &Silent };
     let damping = cfg.damping(setup.lambda0);
-    let weight = matches!(cfg.space, SpaceChoice::Weight | SpaceChoice::Both)
-        .then(|| run_weight(cfg, &setup, damping, progress));
-    let error = matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both)
-        .then(|| run_error_with(cfg, &setup, damping, progress));
+    // issue 19: resolution (the high-resolution ODEs: study::resolution)
+    // (with --beta the ODE is gradient flow or, at high resolution, the modified flow: run_*)
+    let high =
+        cfg.resolution == crate::theory::high_resolution::Resolution::High && cfg.beta.is_none();
+    let weight = matches!(cfg.space, SpaceChoice::Weight | SpaceChoice::Both).then(|| {
+        if high {
+            crate::study::resolution::run_weight_high(cfg, &setup, damping, progress)
+        } else {
+            run_weight(cfg, &setup, damping, progress)
+        }
+    });
+    let error = matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both).then(|| {
+        if high {
+            crate::study::resolution::run_error_high(cfg, &setup, damping, progress)
+        } else {
+            run_error_with(cfg, &setup, damping, progress)
+        }
+    });
     let started = Instant::now();
     // issue 16: the twin's iterates on the held-out points.
     let mut twin_test = setup
@@ -478,6 +492,12 @@ fn execute_on_this_thread(cfg: &RunConfig, setup: Setup, progress: &dyn Progress
             },
         );
         progress.done();
+        let mut run = run;
+        // issue 19: resolution (the high-resolution nag twin on tau_k)
+        if high {
+            let setting = crate::study::resolution::setting(cfg, &setup, damping);
+            crate::study::resolution::shift_twin(&setting, &mut run);
+        }
         run
     });
     let held_out = crate::study::held_out::kernel_test(cfg, &setup).map(|kernel| {

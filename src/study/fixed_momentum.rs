@@ -186,7 +186,7 @@ pub fn summary(report: &Report) -> Option<FixedMomentumSummary> {
     };
     Some(FixedMomentumSummary::new(
         &theory,
-        cfg.beta_high,
+        cfg.beta_high(),
         cfg.kernel.name(),
         &eigenvalues,
     ))

@@ -8,6 +8,8 @@ pub mod executor;
 pub mod fixed_momentum;
 pub mod held_out;
 pub mod report;
+// issue 19: resolution
+pub mod resolution;
 pub mod setup;
 pub mod times;
 pub mod validate;

@@ -37,9 +37,22 @@ use crate::theory::discrete_modes::DiscreteModes;
 use crate::theory::exact;
 
 /// Which ODE stands for the twin: the leading-order one or its first correction in h.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Resolution {
+    #[default]
     Low,
     High,
 }
@@ -50,6 +63,13 @@ impl Resolution {
             Resolution::Low => "low",
             Resolution::High => "high",
         }
+    }
+
+    /// The resolution [`Resolution::name`] names.
+    pub fn from_name(name: &str) -> Option<Resolution> {
+        [Resolution::Low, Resolution::High]
+            .into_iter()
+            .find(|r| r.name() == name)
     }
 }
 
@@ -100,15 +120,54 @@ impl Setting {
     /// The mode with eigenvalue `lambda` of the ODE at `resolution`, from x = 1 at t = 0, at
     /// the twin's iterates k = first..=last (see [`Setting::first`]): x at t_k.
     pub fn mode(&self, resolution: Resolution, lambda: f64, last: usize) -> Vec<f64> {
-        let lambda = lambda.max(0.0);
-        let s = self.s();
         let first = self.first(resolution);
         let times: Vec<f64> = (first..=last).map(|k| self.time(k, resolution)).collect();
+        self.mode_states(resolution, lambda, &times)
+            .into_iter()
+            .map(|(x, _)| x)
+            .collect()
+    }
+
+    /// The flow time the ODE at `resolution` starts from: tau_1 = gamma s/2 for
+    /// high-resolution nag, 0 otherwise.
+    pub fn start_time(&self, resolution: Resolution) -> f64 {
+        match (self.damping, resolution) {
+            (Damping::Vanishing(gamma), Resolution::High) => gamma * self.s() / 2.0,
+            _ => 0.0,
+        }
+    }
+
+    /// The mode with eigenvalue `lambda` of the ODE at `resolution` (from x = 1 at t = 0 as
+    /// the module docs start it), (x, x') at `times` (ascending, from
+    /// [`Setting::start_time`]).
+    pub fn mode_states(
+        &self,
+        resolution: Resolution,
+        lambda: f64,
+        times: &[f64],
+    ) -> Vec<(f64, f64)> {
+        let lambda = lambda.max(0.0);
         match (resolution, self.damping) {
-            (Resolution::Low, d) => times.iter().map(|&t| exact::mode(lambda, d, t).0).collect(),
+            (Resolution::High, Damping::Vanishing(gamma)) => {
+                nag_high_mode(gamma, self.s(), lambda, times)
+            }
+            _ => times
+                .iter()
+                .map(|&t| self.closed_form(resolution, lambda, t))
+                .collect(),
+        }
+    }
+
+    /// (x(t), x'(t)) of a mode whose ODE has a closed form (all but high-resolution nag,
+    /// which gives NaN here).
+    fn closed_form(&self, resolution: Resolution, lambda: f64, t: f64) -> (f64, f64) {
+        let s = self.s();
+        match (resolution, self.damping) {
+            (Resolution::Low, d) => exact::mode(lambda, d, t),
             (Resolution::High, Damping::None) => {
                 let rate = lambda + self.eta / 2.0 * lambda * lambda;
-                times.iter().map(|&t| (-rate * t).exp()).collect()
+                let x = (-rate * t).exp();
+                (x, -rate * x)
             }
             (Resolution::High, Damping::Constant(b)) => {
                 let c = 1.0 - b * s / 2.0;
@@ -116,19 +175,9 @@ impl Setting {
                     Optimizer::Nagsc => (b + s * lambda) / c,
                     _ => b / c,
                 };
-                let k = lambda / c;
-                let v0 = -s / 2.0 * lambda;
-                times
-                    .iter()
-                    .map(|&t| oscillator(big_b, k, 1.0, v0, t).0)
-                    .collect()
+                oscillator(big_b, lambda / c, 1.0, -s / 2.0 * lambda, t)
             }
-            (Resolution::High, Damping::Vanishing(gamma)) => {
-                nag_high_mode(gamma, s, lambda, &times)
-                    .into_iter()
-                    .map(|(x, _)| x)
-                    .collect()
-            }
+            (Resolution::High, Damping::Vanishing(_)) => (f64::NAN, f64::NAN),
         }
     }
 }
@@ -163,17 +212,54 @@ pub fn oscillator(b: f64, k: f64, x0: f64, v0: f64, t: f64) -> (f64, f64) {
 /// RK4 with at least 64 steps per clock step and at most 1/(4 (gamma/tau_1 + s lambda +
 /// sqrt(2 lambda))) per step.
 pub fn nag_high_mode(gamma: f64, s: f64, lambda: f64, times: &[f64]) -> Vec<(f64, f64)> {
-    let tau1 = gamma * s / 2.0;
-    let x1 = 1.0 - s * s * lambda;
-    let rhs = |tau: f64, x: f64, v: f64| {
-        let a = -(gamma / tau + s * lambda) * v - (1.0 + gamma * s / (2.0 * tau)) * lambda * x;
-        (v, a)
-    };
-    let stiff = gamma / tau1 + s * lambda + (2.0 * lambda).sqrt();
-    let dt_max = (s / 64.0).min(0.25 / stiff);
-    let (mut tau, mut x, mut v) = (tau1, x1, -s * lambda * x1);
-    let mut out = Vec::with_capacity(times.len());
-    for &target in times {
+    let mut state = NagHighMode::start(gamma, s, lambda);
+    times.iter().map(|&target| state.advance(target)).collect()
+}
+
+/// One high-resolution nag mode on its way: (tau, x, x') from tau_1, advanced by RK4
+/// ([`nag_high_mode`]'s steps) to later times.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NagHighMode {
+    gamma: f64,
+    s: f64,
+    lambda: f64,
+    dt_max: f64,
+    tau: f64,
+    x: f64,
+    v: f64,
+}
+
+impl NagHighMode {
+    /// At tau_1 = gamma s/2: x = 1 - eta lambda, x' = -s lambda x.
+    pub fn start(gamma: f64, s: f64, lambda: f64) -> NagHighMode {
+        let tau1 = gamma * s / 2.0;
+        let x1 = 1.0 - s * s * lambda;
+        let stiff = gamma / tau1 + s * lambda + (2.0 * lambda).sqrt();
+        NagHighMode {
+            gamma,
+            s,
+            lambda,
+            dt_max: (s / 64.0).min(0.25 / stiff),
+            tau: tau1,
+            x: x1,
+            v: -s * lambda * x1,
+        }
+    }
+
+    /// The time the mode has reached.
+    pub fn time(&self) -> f64 {
+        self.tau
+    }
+
+    /// (x, x') at `target` (not before [`NagHighMode::time`]).
+    pub fn advance(&mut self, target: f64) -> (f64, f64) {
+        let (gamma, s, lambda) = (self.gamma, self.s, self.lambda);
+        let rhs = |tau: f64, x: f64, v: f64| {
+            let a = -(gamma / tau + s * lambda) * v - (1.0 + gamma * s / (2.0 * tau)) * lambda * x;
+            (v, a)
+        };
+        let (mut tau, mut x, mut v) = (self.tau, self.x, self.v);
+        let dt_max = self.dt_max;
         while tau < target - 1e-15 * target.abs() {
             let steps = ((target - tau) / dt_max).ceil().max(1.0);
             let dt = ((target - tau) / steps).min(dt_max);
@@ -185,9 +271,9 @@ pub fn nag_high_mode(gamma: f64, s: f64, lambda: f64, times: &[f64]) -> Vec<(f64
             v += dt / 6.0 * (k1v + 2.0 * k2v + 2.0 * k3v + k4v);
             tau += dt;
         }
-        out.push((x, v));
+        (self.tau, self.x, self.v) = (tau, x, v);
+        (x, v)
     }
-    out
 }
 
 /// The gap of a twin to one of its ODEs in error space (relative, see the module docs).
@@ -265,4 +351,92 @@ pub fn fitted_order(x: &[f64], y: &[f64]) -> f64 {
     let sxy: f64 = pts.iter().map(|(a, b)| (a - mx) * (b - my)).sum();
     let sxx: f64 = pts.iter().map(|(a, _)| (a - mx) * (a - mx)).sum();
     sxy / sxx
+}
+
+/// The whole error-space trajectory of the high-resolution ODE of a setting with a fixed H,
+/// mode by mode: Delta(t) = V diag(c_k x_k(t)) with c = V^T Delta_0 and x_k the mode of
+/// [`Setting::mode_states`] (closed forms; high-resolution nag advanced by RK4 from tau_1,
+/// kept between calls so that ascending times cost one pass).
+#[derive(Debug)]
+pub struct HighResolutionSolution {
+    spectrum: std::sync::Arc<crate::theory::spectrum::Spectrum>,
+    coefficients: DVector<f64>,
+    setting: Setting,
+    /// High-resolution nag: each mode where the last call left it.
+    nag: std::cell::RefCell<Vec<NagHighMode>>,
+}
+
+impl HighResolutionSolution {
+    /// The solution on an eigen-decomposition of H from Delta_0 (at t = 0, or at tau_1 for
+    /// nag, which starts from Delta_0 - eta H Delta_0 there).
+    pub fn new(
+        spectrum: std::sync::Arc<crate::theory::spectrum::Spectrum>,
+        delta0: &DVector<f64>,
+        setting: Setting,
+    ) -> HighResolutionSolution {
+        let coefficients = spectrum.vectors.tr_mul(delta0);
+        HighResolutionSolution {
+            spectrum,
+            coefficients,
+            setting,
+            nag: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The per-mode (x, x') at t.
+    fn modal(&self, t: f64) -> Vec<(f64, f64)> {
+        let values = &self.spectrum.values;
+        let Damping::Vanishing(gamma) = self.setting.damping else {
+            return values
+                .iter()
+                .map(|&l| self.setting.closed_form(Resolution::High, l.max(0.0), t))
+                .collect();
+        };
+        let mut modes = self.nag.borrow_mut();
+        if modes.first().is_none_or(|m| m.time() > t) {
+            let s = self.setting.s();
+            *modes = values
+                .iter()
+                .map(|&l| NagHighMode::start(gamma, s, l.max(0.0)))
+                .collect();
+        }
+        modes.iter_mut().map(|m| m.advance(t)).collect()
+    }
+
+    /// (Delta(t), Delta'(t)).
+    pub fn at(&self, t: f64) -> (DVector<f64>, DVector<f64>) {
+        let modal = self.modal(t);
+        let x = DVector::from_fn(modal.len(), |k, _| modal[k].0 * self.coefficients[k]);
+        let v = DVector::from_fn(modal.len(), |k, _| modal[k].1 * self.coefficients[k]);
+        (&self.spectrum.vectors * x, &self.spectrum.vectors * v)
+    }
+
+    /// Delta(t) alone.
+    pub fn delta_at(&self, t: f64) -> DVector<f64> {
+        let modal = self.modal(t);
+        let x = DVector::from_fn(modal.len(), |k, _| modal[k].0 * self.coefficients[k]);
+        &self.spectrum.vectors * x
+    }
+}
+
+impl Setting {
+    /// The Lyapunov function of the ODE at `resolution`, mu bounding lambda_min of the
+    /// space's kernel from below: the optimizer's own at low resolution (`low`), Shi et al.'s
+    /// energies at high ([`crate::theory::lyapunov::HighResolutionLyapunov`]); gf keeps
+    /// exp(2 mu t) L, whose bound the IGR flow's extra decay eta/2 H^2 only helps.
+    pub fn lyapunov(
+        &self,
+        resolution: Resolution,
+        low: crate::theory::lyapunov::Lyapunov,
+        mu: f64,
+    ) -> crate::theory::lyapunov::Lyapunov {
+        use crate::theory::lyapunov::Lyapunov;
+        let s = self.s();
+        match (resolution, self.damping, self.optimizer) {
+            (Resolution::Low, ..) | (_, Damping::None, _) => low,
+            (_, Damping::Constant(b), Optimizer::Nagsc) => Lyapunov::NagscHigh { b, s, mu },
+            (_, Damping::Constant(b), _) => Lyapunov::HbfHigh { b, s, mu },
+            (_, Damping::Vanishing(gamma), _) => Lyapunov::NagHigh { gamma, s, mu },
+        }
+    }
 }

@@ -16,6 +16,10 @@
 //!      alpha = 2: V(0) = (gamma-1)^2 L(0),  L(t) <= (gamma-1)^2 L(0) / (mu t^2)
 //! ```
 //!
+//! At `--resolution high` the hbf, nagsc and nag variants `*_high` are Shi et al.'s energies
+//! ([`HighResolutionLyapunov`], below), their loss bounds from E(0) (or E(tau_1) for nag) and
+//! L <= Lhat/mu ([`Lyapunov::loss_bound_from`]).
+//!
 //! References:
 //! 1. S. S. Du et al., "Gradient descent provably optimizes over-parameterized neural networks", 2019.
 //! 2. J. W. Siegel, "Accelerated first-order methods: differential equations and Lyapunov
@@ -32,9 +36,39 @@ use nalgebra::DVector;
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Lyapunov {
-    Gf { mu: f64 },
-    Hbf { s: f64, mu: f64 },
-    Nag { gamma: f64, alpha: f64, mu: f64 },
+    Gf {
+        mu: f64,
+    },
+    Hbf {
+        s: f64,
+        mu: f64,
+    },
+    Nag {
+        gamma: f64,
+        alpha: f64,
+        mu: f64,
+    },
+    // issue 19: resolution
+    /// The high-resolution energies ([`HighResolutionLyapunov`]), mu bounding lambda_min of
+    /// the space's kernel from below (for the loss bound L <= Lhat/mu).
+    #[serde(rename = "hbf_high")]
+    HbfHigh {
+        b: f64,
+        s: f64,
+        mu: f64,
+    },
+    #[serde(rename = "nagsc_high")]
+    NagscHigh {
+        b: f64,
+        s: f64,
+        mu: f64,
+    },
+    #[serde(rename = "nag_high")]
+    NagHigh {
+        gamma: f64,
+        s: f64,
+        mu: f64,
+    },
 }
 
 impl Lyapunov {
@@ -47,6 +81,9 @@ impl Lyapunov {
         pseudo_loss: f64,
     ) -> f64 {
         match *self {
+            Lyapunov::HbfHigh { .. } | Lyapunov::NagscHigh { .. } | Lyapunov::NagHigh { .. } => {
+                f64::NAN
+            }
             Lyapunov::Gf { mu } => (2.0 * mu * t).exp() * 0.5 * delta.norm_squared(),
             Lyapunov::Hbf { s, .. } => pseudo_loss + 0.5 * (delta * s + delta_dot).norm_squared(),
             Lyapunov::Nag { gamma, alpha, .. } => {
@@ -68,7 +105,31 @@ impl Lyapunov {
 
     /// The loss bound of the theorem at time t, from L(0) and Lhat(0); +inf where it says nothing.
     pub fn loss_bound(&self, t: f64, loss0: f64, pseudo_loss0: f64) -> f64 {
+        self.loss_bound_from(t, loss0, pseudo_loss0, f64::NAN)
+    }
+
+    /// [`Lyapunov::loss_bound`], with V at the first sample `v0` (the high-resolution
+    /// bounds start from E(0), or E(tau_1) for nag):
+    /// ```text
+    /// hbf, nagsc high: L <= Lhat/mu <= c E(t)/mu <= c exp(-sqrt(mu_b) t/4) E(0)/mu
+    /// nag high       : L <= E(tau_1) / (mu tau (tau + (gamma-2) s/2))      (gamma >= 2)
+    /// ```
+    pub fn loss_bound_from(&self, t: f64, loss0: f64, pseudo_loss0: f64, v0: f64) -> f64 {
         match *self {
+            Lyapunov::HbfHigh { b, s, mu } | Lyapunov::NagscHigh { b, s, mu } => {
+                let c = 1.0 - b * s / 2.0;
+                let e = HighResolutionLyapunov::Hbf { b, s }.bound(t, v0);
+                c * e / mu
+            }
+            Lyapunov::NagHigh { gamma, s, mu } => {
+                let e = HighResolutionLyapunov::Nag { gamma, s }.bound(t, v0);
+                let weight = t * (t + (gamma - 2.0) * s / 2.0);
+                if weight > 0.0 {
+                    e / (mu * weight)
+                } else {
+                    f64::INFINITY
+                }
+            }
             Lyapunov::Gf { mu } => (-2.0 * mu * t).exp() * loss0,
             Lyapunov::Hbf { s, mu } => 2.0 / mu * (-s * t).exp() * pseudo_loss0,
             Lyapunov::Nag { gamma, mu, .. } => {
@@ -86,7 +147,39 @@ impl Lyapunov {
     pub fn envelope(&self, t: f64) -> Option<f64> {
         match *self {
             Lyapunov::Hbf { s, .. } => Some((-s * t).exp()),
+            Lyapunov::HbfHigh { b, s, .. } | Lyapunov::NagscHigh { b, s, .. } => {
+                Some(HighResolutionLyapunov::Hbf { b, s }.bound(t, 1.0))
+            }
             _ => None,
+        }
+    }
+}
+
+// issue 19: resolution
+impl Lyapunov {
+    /// The high-resolution energy of a high variant (None at low resolution).
+    pub fn high(&self) -> Option<HighResolutionLyapunov> {
+        match *self {
+            Lyapunov::HbfHigh { b, s, .. } => Some(HighResolutionLyapunov::Hbf { b, s }),
+            Lyapunov::NagscHigh { b, s, .. } => Some(HighResolutionLyapunov::Nagsc { b, s }),
+            Lyapunov::NagHigh { gamma, s, .. } => Some(HighResolutionLyapunov::Nag { gamma, s }),
+            _ => None,
+        }
+    }
+
+    /// V at time t with H Delta at hand (the high-resolution energies need it; the others
+    /// are [`Lyapunov::value`]).
+    pub fn value_with(
+        &self,
+        t: f64,
+        delta: &DVector<f64>,
+        delta_dot: &DVector<f64>,
+        pseudo_loss: f64,
+        h_delta: Option<&DVector<f64>>,
+    ) -> f64 {
+        match (self.high(), h_delta) {
+            (Some(e), Some(hd)) => e.value(t, delta, delta_dot, hd),
+            _ => self.value(t, delta, delta_dot, pseudo_loss),
         }
     }
 }

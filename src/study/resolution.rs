@@ -1,0 +1,274 @@
+//! `--resolution high`: the spaces integrated with the high-resolution ODEs
+//! ([`crate::dynamics::high_resolution`]), observed by the same probes as at low resolution,
+//! with the high-resolution Lyapunov functions and, in error space, the exact per-mode
+//! solution of the high-resolution ODE ([`HighResolutionSolution`]) as the check.
+//!
+//! High-resolution nag starts at tau_1 = gamma s/2 (W(tau_1) = W0 - eta grad L(W0)): its
+//! rows start there, followed by the run's output times beyond it, and its twin's iterates
+//! sit at tau_k = (k + gamma/2 - 1) s.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use nalgebra::DVector;
+
+use crate::dynamics::high_resolution::HighFlow;
+use crate::dynamics::modified_flow::ModifiedWeightSpace;
+use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, Space, WeightSpace};
+use crate::integrate::{integrate, integrate_held, Solver, Stats, Stop, SwitchingSystem};
+use crate::observe::core::Core;
+use crate::observe::drift::Drift;
+use crate::observe::exact::ExactCheck;
+use crate::observe::lyapunov::LyapunovProbe;
+use crate::observe::pl::PlProbe;
+use crate::observe::test_gap::TestGap;
+use crate::observe::{Probe, Progress, Recorder, Sample};
+use crate::optimizer::DiscreteRun;
+use crate::study::config::{KernelChoice, RunConfig};
+use crate::study::executor::{
+    error_resolution, error_solver, resolution, space_run, weight_resolution, Watched,
+};
+use crate::study::report::SpaceRun;
+use crate::study::setup::Setup;
+use crate::theory::diagnostics::{cross_kernel_h0, PlBall};
+use crate::theory::high_resolution::{HighResolutionSolution, Resolution, Setting};
+use crate::theory::spectrum::{extreme_eigenvalues, Spectrum};
+
+/// The setting (optimizer, eta, damping) of a run.
+pub fn setting(cfg: &RunConfig, setup: &Setup, damping: Damping) -> Setting {
+    Setting {
+        optimizer: cfg.optimizer,
+        eta: setup.eta,
+        damping,
+    }
+}
+
+/// The output times of the high-resolution ODE: its start time t0, then the run's times
+/// beyond it (all of them when t0 = 0).
+pub fn times_from(times: &[f64], t0: f64) -> Vec<f64> {
+    std::iter::once(t0)
+        .chain(times.iter().copied().filter(|&t| t > t0))
+        .collect()
+}
+
+/// The high-resolution twin's clock: nag's iterates at tau_k = (k + gamma/2 - 1) s (the
+/// others keep t_k = k h).
+pub fn shift_twin(setting: &Setting, run: &mut DiscreteRun) {
+    if setting.start_time(Resolution::High) > 0.0 {
+        for i in &mut run.iterates {
+            i.t = setting.time(i.k, Resolution::High);
+        }
+        if let Some(t) = run.diverged_at.as_mut() {
+            let k = (*t / setting.h()).round() as usize;
+            *t = setting.time(k, Resolution::High);
+        }
+    }
+}
+
+/// Error space at high resolution: by the exact per-mode solution or by ODE (checked
+/// against it).
+pub fn run_error_high(
+    cfg: &RunConfig,
+    setup: &Setup,
+    damping: Damping,
+    progress: &dyn Progress,
+) -> SpaceRun {
+    let started = Instant::now();
+    let (h, extremes) = setup.error_kernel(cfg.kernel);
+    let mu = extremes.0.max(0.0);
+    let delta0 = setup.model.residual(&setup.w0.as_view());
+    let spectrum = match &setup.error_spectrum {
+        Some((kernel, s)) if *kernel == cfg.kernel => Arc::clone(s),
+        _ => Arc::new(Spectrum::of(h)),
+    };
+    let setting = setting(cfg, setup, damping);
+    let exact = HighResolutionSolution::new(spectrum, &delta0, setting);
+    let space = ErrorSpace { h: h.clone() };
+    let low = cfg.optimizer.method().lyapunov(damping, mu, cfg.alpha);
+    let lyapunov = setting.lyapunov(Resolution::High, low, mu);
+    let (solver, solver_note) = error_solver(cfg, setup);
+    let e = resolution(solver, error_resolution(cfg, setup));
+    let mut probes: Vec<Box<dyn Probe + '_>> = vec![
+        Box::new(Core),
+        Box::new(LyapunovProbe::with_resolution(lyapunov, e.unwrap_or(0.0)).with_kernel(h.clone())),
+        Box::new(PlProbe),
+    ];
+    if let Some(probe) = crate::study::held_out::kernel_test(cfg, setup) {
+        probes.push(Box::new(probe));
+    }
+    let flow = HighFlow::new(&space, &setting);
+    let (t0, y0) = flow.initial(&setting, delta0.as_slice());
+    let times = times_from(&setup.times, t0);
+    progress.start("error space (high resolution)", cfg.t_end);
+    if solver == Solver::Exact {
+        let mut recorder = Recorder::new(probes);
+        let mut stop = Stop::Completed;
+        for &t in &times {
+            progress.at(t);
+            let (d, v) = exact.at(t);
+            let s = space.snapshot(d.as_slice(), v.as_slice());
+            if !recorder.record(&Sample {
+                t,
+                snapshot: &s,
+                kernel_extremes: extremes,
+                weights: None,
+            }) {
+                stop = Stop::Observer { t };
+                break;
+            }
+        }
+        progress.done();
+        let mut run = space_run(
+            recorder.finish(),
+            lyapunov,
+            Solver::Exact,
+            (Stats::default(), stop),
+            started,
+            None,
+        )
+        .0;
+        run.solver_note = solver_note;
+        return run;
+    }
+    probes.push(Box::new(ExactCheck::with_floor(&exact, e.unwrap_or(0.0))));
+    let mut recorder = Recorder::new(probes);
+    let outcome = integrate(
+        Watched::new(flow, progress),
+        y0,
+        &times,
+        &cfg.solver_settings(),
+        |t, y| {
+            progress.at(t);
+            recorder.record(&Sample {
+                t,
+                snapshot: &flow.snapshot(y.as_slice()),
+                kernel_extremes: extremes,
+                weights: None,
+            })
+        },
+    );
+    progress.done();
+    space_run(recorder.finish(), lyapunov, cfg.solver, outcome, started, e).0
+}
+
+/// Weight space at high resolution: hbf, nagsc, nag by the Hessian-free forms, gf by the
+/// modified flow W' = -J^T (I + (eta/2) H) Delta ([`ModifiedWeightSpace`], kappa = eta/2),
+/// every stage a full gradient, by the held-pattern Dormand-Prince driver with the step cap
+/// (dopri5) or the configured solver.
+pub fn run_weight_high(
+    cfg: &RunConfig,
+    setup: &Setup,
+    damping: Damping,
+    progress: &dyn Progress,
+) -> SpaceRun {
+    let model = &setup.model;
+    let setting = setting(cfg, setup, damping);
+    if damping == Damping::None {
+        let space = ModifiedWeightSpace::new(model, setting.eta / 2.0);
+        let flow = Flow::new(&space, Damping::None);
+        let y0 = flow.initial_state(setup.w0.as_slice());
+        return weight_run(
+            cfg,
+            setup,
+            damping,
+            flow,
+            |y| flow.snapshot(y),
+            (0.0, y0),
+            progress,
+        );
+    }
+    let space = WeightSpace::new(model);
+    let flow = HighFlow::new(&space, &setting);
+    let start = flow.initial(&setting, setup.w0.as_slice());
+    weight_run(
+        cfg,
+        setup,
+        damping,
+        flow,
+        |y| flow.snapshot(y),
+        start,
+        progress,
+    )
+}
+
+/// A weight-space run of `system` from `(t0, y0)`, its states observed through `snapshot`.
+fn weight_run<F: SwitchingSystem + Copy>(
+    cfg: &RunConfig,
+    setup: &Setup,
+    damping: Damping,
+    system: F,
+    snapshot: impl Fn(&[f64]) -> Snapshot,
+    (t0, y0): (f64, DVector<f64>),
+    progress: &dyn Progress,
+) -> SpaceRun {
+    let started = Instant::now();
+    let model = &setup.model;
+    let setting = setting(cfg, setup, damping);
+    let mu = setup.lambda0 / 2.0;
+    let low = cfg.optimizer.method().lyapunov(damping, mu, cfg.alpha);
+    let lyapunov = setting.lyapunov(Resolution::High, low, mu);
+    let e = resolution(cfg.solver, weight_resolution(cfg, setup)).unwrap_or(0.0);
+    let mut probes: Vec<Box<dyn Probe + '_>> = vec![
+        Box::new(Core),
+        Box::new(LyapunovProbe::with_resolution(lyapunov, e)),
+        Box::new(Drift::new(
+            &setup.h0,
+            &setup.w0,
+            model.pattern(&setup.w0.as_view()),
+        )),
+        Box::new(PlProbe),
+    ];
+    if let Some(test) = &setup.test {
+        let (h, cross) = match cfg.kernel {
+            KernelChoice::H0 => (&setup.h0, cross_kernel_h0(model, &setup.w0, test)),
+            KernelChoice::Hinf => (&setup.hinf, model.infinite_width_cross_kernel(test)),
+        };
+        probes.push(Box::new(TestGap::new(
+            model, &setup.w0, test, h, &cross, damping,
+        )));
+    }
+    let mut recorder = Recorder::new(probes);
+    let times = times_from(&setup.times, t0);
+    let dim = model.m() * model.d();
+    progress.start("weight space (high resolution)", cfg.t_end);
+    let observe = |t: f64, y: &DVector<f64>| {
+        progress.at(t);
+        let s = snapshot(y.as_slice());
+        let gram = s.gram.as_ref().expect("weight space carries H(t)");
+        recorder.record(&Sample {
+            t,
+            kernel_extremes: extreme_eigenvalues(gram),
+            snapshot: &s,
+            weights: Some(model.weights(&y.as_slice()[..dim])),
+        })
+    };
+    let settings = cfg.solver_settings();
+    let outcome = if cfg.solver == Solver::Dopri5 && model.activation().switching() {
+        integrate_held(system, y0, &times, &settings, observe)
+    } else {
+        integrate(
+            Watched::new(system, progress),
+            y0,
+            &times,
+            &settings,
+            observe,
+        )
+    };
+    progress.done();
+    let e = resolution(cfg.solver, weight_resolution(cfg, setup));
+    let (mut out, findings) =
+        space_run(recorder.finish(), lyapunov, cfg.solver, outcome, started, e);
+    let loss0 = out
+        .table
+        .column("loss")
+        .and_then(|l| l.first().copied())
+        .unwrap_or(f64::NAN);
+    out.pl_ball = Some(PlBall::new(
+        out.inf_pl_ratio(),
+        out.sup_kernel_cond(),
+        findings.beta.unwrap_or(0.0),
+        loss0,
+        findings.max_distance.unwrap_or(0.0),
+    ));
+    out
+}
