@@ -259,17 +259,27 @@ impl Space for WeightSpace<'_> {
         *self.held.borrow_mut() = None;
     }
     fn snapshot(&self, x: &[f64], v: &[f64]) -> Snapshot {
-        // One pattern serves Delta', H and the observers.
+        // One product W X^T serves Delta, the pattern, H and the observers (the same values
+        // as Model::residual, slopes and pattern, each of which forms it anew).
         let w = self.model.weights(x);
-        let delta = self.model.residual(&w);
-        let slopes = self.model.slopes(&w);
+        let zt = self.model.preactivations(&w);
+        let delta = self.model.predict_from(&zt) - &self.model.data().y;
+        let sigma = self.model.activation();
+        let mut slopes = zt;
+        let pattern = if sigma.switching() {
+            slopes.apply(|z| *z = if *z >= 0.0 { 1.0 } else { 0.0 });
+            None
+        } else {
+            let pattern = slopes.map(|z| if z >= 0.0 { 1.0 } else { 0.0 });
+            slopes.apply(|z| *z = sigma.slope(*z));
+            Some(pattern)
+        };
         let delta_dot = self.model.jvp_with_pattern(&slopes, &self.model.weights(v));
         // The ReLU's slopes are its 0/1 pattern, whose co-activation counts are updated from
         // the last snapshot; a smooth activation's H is formed afresh, its pattern the signs.
-        let (gram, pattern) = if self.model.activation().switching() {
-            (self.gram(&slopes), slopes)
-        } else {
-            (self.model.gram_of_pattern(&slopes), self.model.pattern(&w))
+        let (gram, pattern) = match pattern {
+            None => (self.gram(&slopes), slopes),
+            Some(p) => (self.model.gram_of_pattern(&slopes), p),
         };
         let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
         Snapshot {

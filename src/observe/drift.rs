@@ -63,9 +63,13 @@ impl Probe for Drift<'_> {
             .pattern
             .as_ref()
             .expect("weight space carries its pattern");
-        let changed = pattern.zip_fold(&self.pattern0, 0usize, |acc, a, b| {
-            acc + usize::from(a != b)
-        });
+        // Over the slices: nalgebra's generic zip_fold took 4.5% of a 201-sample run (perf).
+        let changed = pattern
+            .as_slice()
+            .iter()
+            .zip(self.pattern0.as_slice())
+            .filter(|(a, b)| a != b)
+            .count();
         let frac = changed as f64 / pattern.len() as f64;
         row.extend([lambda_min, drift, moved, frac]);
     }

@@ -158,7 +158,8 @@ impl Model {
         self.predict_from(&self.preactivations(w))
     }
 
-    fn predict_from(&self, zt: &DMatrix<f64>) -> DVector<f64> {
+    /// u from the pre-activations Z^T = W X^T ([`Model::preactivations`]).
+    pub fn predict_from(&self, zt: &DMatrix<f64>) -> DVector<f64> {
         let scale = 1.0 / (self.m() as f64).sqrt();
         let a = self.a.as_slice();
         if self.activation != Activation::Relu {
