@@ -295,7 +295,7 @@ impl Space for WeightSpace<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Data, InitialNetwork};
+    use crate::model::{Activation, Data, InitialNetwork};
 
     #[test]
     fn h_updated_from_the_changed_activations_is_the_product_bit_for_bit() {
@@ -313,6 +313,28 @@ mod tests {
             let pattern = model.pattern(&w.as_view());
             let updated = space.gram(&pattern);
             assert_eq!(updated, model.gram_of_pattern(&pattern), "step {step}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_from_one_product_has_the_models_residual_pattern_and_gram_bit_for_bit() {
+        let (n, d, m) = (12, 3, 50);
+        for activation in [Activation::Relu, Activation::Erf] {
+            let data = Data::synthetic(n, d, 5);
+            let net = InitialNetwork::init(m, d, 5);
+            let model = Model::with_activation(data, net.a, activation);
+            let space = WeightSpace::new(&model);
+            let v = net.w.map(|x| 0.1 * x.sin());
+            let s = space.snapshot(net.w.as_slice(), v.as_slice());
+            let w = net.w.as_view();
+            assert_eq!(s.delta, model.residual(&w), "{activation:?}");
+            assert_eq!(
+                s.pattern.as_ref(),
+                Some(&model.pattern(&w)),
+                "{activation:?}"
+            );
+            assert_eq!(s.gram.as_ref(), Some(&model.gram(&w)), "{activation:?}");
+            assert_eq!(s.delta_dot, model.jvp(&w, &v.as_view()), "{activation:?}");
         }
     }
 }
