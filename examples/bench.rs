@@ -9,6 +9,8 @@
 //! cargo run --release --example bench -- memory [--only LABEL]
 //! cargo run --release --example bench -- sgd [--batch B] [--seeds S] [--repeats R]
 //! cargo run --release --example bench -- error-scale [--big]
+//! cargo run --release --example bench -- runs --jax [--samples 201] [--jax-gf-t-end 10] [--only-default] [--optimizers hbf,nag] [--no-scaling]
+//! cargo run --release --example bench -- snapshots [--repeats R] [--sizes 100,1000]
 //! cargo run --release --example bench -- [--numpy] [--scipy]          all of rhs and runs
 //! ```
 //! `rhs` times one weight-space right-hand side at n = 100, d = 20, m = 400 .. 100000 on one
@@ -24,6 +26,16 @@
 //! right-hand side) on the same data and initialization in the same run and prints the
 //! speed-up at equal or better accuracy; then the scaling with m = 1000, 10000, 100000 at
 //! T = --t-scaling (default 10). `steps` shows accuracy and cost against the largest step.
+//! `runs --jax` (jax and diffrax from pip) times bench/jax_reference.py (diffrax Dopri5 + PID
+//! controller, float64, jit; its compile time apart, its steady solve against ntkdyn's weight
+//! space) in the same run, with `--samples K` output times for both (default 11) and gf to
+//! `--jax-gf-t-end` (default T) where a diffrax gf solve to T = 100 takes too long;
+//! `--only-default` runs ntkdyn at its defaults only (no rtol 1e-7, 1e-8 rows).
+//! `snapshots` measures what an output time costs: whole default runs (n = 100, d = 20,
+//! m = 400, T = 100) with 201 against 11 samples, alternating, medians of R each; then at each
+//! size n (m = 10 n, d = 20) one snapshot's parts (Delta, Delta', H(t), the probes) and the
+//! extreme eigenvalues of H(t) by the full eigenvalue solve and by Lanczos, cold and
+//! warm-started from H at the previous output time, with their deviation from the full solve.
 //! `memory` runs a table of configurations, each as a child process of the release binary
 //! (target/release/ntkdyn: `cargo build --release` first), and prints the library's memory
 //! estimate beside the child's peak resident size (wait4's ru_maxrss) and their ratio.
@@ -232,6 +244,40 @@ fn scipy_run(cfg: &RunConfig, dir: &Path, b: f64, limit: f64) -> Option<Timed> {
     })
 }
 
+/// bench/jax_reference.py on the same files: its steady solve and (apart) its compile time.
+fn jax_run(cfg: &RunConfig, dir: &Path, b: f64, samples: usize) -> Option<(Timed, f64)> {
+    let out = Command::new("python3")
+        .arg("bench/jax_reference.py")
+        .arg(dir.join("data.csv"))
+        .arg(dir.join("init.csv"))
+        .arg(cfg.optimizer.name())
+        .arg(cfg.t_end.to_string())
+        .arg(b.to_string())
+        .arg(cfg.gamma.to_string())
+        .arg(cfg.rtol.to_string())
+        .arg(cfg.atol.to_string())
+        .arg(samples.to_string())
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let timed = Timed {
+        wall: v["wall_seconds"].as_f64()?,
+        evaluations: v["evaluations"].as_u64()?,
+        final_loss: v["final_loss"].as_f64()?,
+        rejected: v["rejected_steps"].as_u64(),
+        sign_changes: None,
+    };
+    Some((timed, v["compile_seconds"].as_f64()?))
+}
+
+/// The 1-minute load average (/proc/loadavg), or "-".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "-".into())
+}
+
 fn cell(v: Option<u64>) -> String {
     v.map_or("-".into(), |v| v.to_string())
 }
@@ -265,6 +311,12 @@ fn list_arg(args: &[String], name: &str) -> Option<Vec<f64>> {
 
 fn runs(args: &[String]) {
     let scipy = args.iter().any(|a| a == "--scipy");
+    // issue 20: the JAX/diffrax peer, the output times, gf's horizon for it.
+    let jax = args.iter().any(|a| a == "--jax");
+    let samples: usize = arg(args, "--samples").unwrap_or(11);
+    let gf_t_end: Option<f64> = arg(args, "--jax-gf-t-end");
+    let only_default = args.iter().any(|a| a == "--only-default");
+    let optimizers: Option<String> = arg(args, "--optimizers");
     let limit: f64 = arg(args, "--scipy-timeout").unwrap_or(1800.0);
     let t_scaling: f64 = arg(args, "--t-scaling").unwrap_or(10.0);
     let (dir, net) = reference_setting();
@@ -277,13 +329,28 @@ fn runs(args: &[String]) {
         std::fs::write(dir.join(format!("nudged-{e}.csv")), io::init_csv(&nudged))
             .expect("write init");
     }
-    println!("n = 100, d = 20, m = 400, T = 100, atol 1e-9. ntkdyn: weight-space dopri5 (held pattern, default max step; the fastest of 5 runs); scipy: solve_ivp RK45 (bench/scipy_reference.py).");
+    println!("n = 100, d = 20, m = 400, T = 100, atol 1e-9, {samples} samples. ntkdyn: weight-space dopri5 (held pattern, default max step; the fastest of 5 runs); scipy: solve_ivp RK45 (bench/scipy_reference.py); jax: diffrax Dopri5 + PID, jit, float64 (bench/jax_reference.py; steady solve, compile apart).");
+    if let Some(t) = gf_t_end {
+        println!("gf runs to T = {t} (every gf row, reference included).");
+    }
+    println!("load average at start: {}", load_average());
     println!("Errors are relative to the reference (held dopri5, rtol 1e-11, atol 1e-14, max step 0.01); 'floor' is how much the reference's final loss moves when W0 is scaled by 1 + 1e-12.");
     println!("| run | solver | setting | wall (s) | evaluations | rejected | sign changes | final loss | rel. error |");
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut verdicts = Vec::new();
     for opt in [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag] {
-        let mut cfg = config(opt, 400, 100.0, &dir);
+        if optimizers
+            .as_deref()
+            .is_some_and(|list| !list.split(',').any(|o| o == opt.name()))
+        {
+            continue;
+        }
+        let t_end = match opt {
+            Optimizer::Gf => gf_t_end.unwrap_or(100.0),
+            _ => 100.0,
+        };
+        let mut cfg = config(opt, 400, t_end, &dir);
+        cfg.samples = samples;
         cfg.data = Some(dir.join("data.csv"));
         cfg.init = Some(dir.join("init.csv"));
         let reference = ntkdyn_run(&tight(&cfg));
@@ -313,6 +380,7 @@ fn runs(args: &[String]) {
         };
         // The default max step at three tolerances; for the momentum flows also a longer one.
         let settings: &[(f64, Option<f64>)] = match opt {
+            _ if only_default => &[(1e-6, None)],
             Optimizer::Gf => &[(1e-6, None), (1e-7, None), (1e-8, None)],
             _ => &[(1e-6, None), (1e-7, None), (1e-8, None), (1e-6, Some(0.5))],
         };
@@ -345,8 +413,49 @@ fn runs(args: &[String]) {
                 opt.name()
             );
         }
+        let lambda_b = (2.0 * lambda0).sqrt();
+        let peer = jax
+            .then(|| jax_run(&cfg, &dir, lambda_b, samples))
+            .flatten();
+        if let Some((t, compile)) = &peer {
+            row("jax/diffrax Dopri5", "1e-6", t);
+            println!(
+                "| {} | jax/diffrax | compile (apart) | {compile:.1} | | | | | |",
+                opt.name()
+            );
+        } else if jax {
+            println!("| {} | jax/diffrax | failed | | | | | | |", opt.name());
+        }
         row("reference", "1e-11", &reference);
         println!("| {} | floor | | | | | | | {floor:.1e} |", opt.name());
+        if let Some((t, _)) = peer {
+            let bar = err(t.final_loss).max(floor);
+            let best = ours
+                .iter()
+                .filter(|(_, o)| err(o.final_loss) <= bar)
+                .min_by(|a, b| a.1.wall.total_cmp(&b.1.wall));
+            verdicts.push(match best {
+                Some((rtol, o)) => format!(
+                    "{} (T = {t_end}): {:.0}x faster than jax/diffrax at equal or better accuracy (ntkdyn rtol {rtol}: {:.3} s, error {:.1e}; diffrax {:.2} s steady, error {:.1e})",
+                    opt.name(),
+                    t.wall / o.wall,
+                    o.wall,
+                    err(o.final_loss),
+                    t.wall,
+                    err(t.final_loss)
+                ),
+                None => {
+                    let o = &ours[0].1;
+                    format!(
+                        "{} (T = {t_end}): ntkdyn's default is less accurate than diffrax ({:.1e} vs {:.1e}), {:.0}x faster",
+                        opt.name(),
+                        err(o.final_loss),
+                        err(t.final_loss),
+                        t.wall / o.wall
+                    )
+                }
+            });
+        }
         if let Some(t) = theirs {
             // The fastest ntkdyn run whose error is at most scipy's (or within the floor).
             let bar = err(t.final_loss).max(floor);
@@ -518,6 +627,8 @@ fn main() {
         Some("error-scale") => error_scale(&args[1..]),
         // issue 19: resolution
         Some("resolution") => resolution_bench(&args[1..]),
+        // issue 20: what an output time costs
+        Some("snapshots") => snapshots(&args[1..]),
         _ => {
             rhs_table(&args);
             println!();
@@ -835,4 +946,129 @@ fn resolution_bench(args: &[String]) {
             hi.2
         );
     }
+}
+
+/// The median of a list (NaN when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// What an output time costs: whole runs with 201 against 11 samples, then one snapshot's parts
+/// and the extreme eigenvalues of H(t) by each solver.
+fn snapshots(args: &[String]) {
+    use nalgebra::DVector;
+    use ntkdyn::dynamics::{Damping, Flow, Space, WeightSpace};
+    use ntkdyn::linalg::lanczos_extremes;
+    use ntkdyn::observe::drift::Drift;
+    use ntkdyn::observe::{Probe, Sample};
+    use ntkdyn::theory::spectrum::extreme_eigenvalues;
+    let repeats: usize = arg(args, "--repeats").unwrap_or(3);
+    let sizes: Vec<usize> = list_arg(args, "--sizes")
+        .map(|v| v.into_iter().map(|x| x as usize).collect())
+        .unwrap_or_else(|| vec![100, 1000]);
+    println!("load average at start: {}", load_average());
+    println!("Whole weight-space runs, n = 100, d = 20, m = 400, T = 100 (defaults otherwise), 201 and 11 samples alternating, median of {repeats} (study wall seconds of weight space):");
+    println!("| run | 201 samples (s) | 11 samples (s) | ratio | extra per sample (ms) |");
+    println!("|---|---|---|---|---|");
+    let dir = std::env::temp_dir().join(format!("ntkdyn-bench-snap-{}", std::process::id()));
+    for opt in [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag] {
+        let (mut many, mut few) = (Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            for (samples, into) in [(201, &mut many), (11, &mut few)] {
+                let cfg = RunConfig {
+                    samples,
+                    ..config(opt, 400, 100.0, &dir)
+                };
+                into.push(ntkdyn_run(&cfg).wall);
+            }
+        }
+        let (a, b) = (median(many), median(few));
+        println!(
+            "| {} | {a:.3} | {b:.3} | {:.2} | {:.3} |",
+            opt.name(),
+            a / b,
+            (a - b) / 190.0 * 1e3
+        );
+    }
+    println!();
+    println!("One snapshot at W(0) (m = 10 n, d = 20) and the extremes of H at a state one sample later (W0 - 0.5 grad L), ms:");
+    println!("| n | m | rhs | snapshot (H(t), Delta, Delta') | Drift probe | all eigenvalues (QR) | tridiagonal + bisection (the runs') | bisection - QR, lambda_min / lambda_max relative | Lanczos cold (steps) | Lanczos warm (steps) | Lanczos - QR, lambda_min / lambda_max relative |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    rayon::scope(|_| {
+        for &n in &sizes {
+            let (d, m) = (20, 10 * n);
+            let model = Model::new(Data::synthetic(n, d, 0), InitialNetwork::init(m, d, 0).a);
+            let w0 = InitialNetwork::init(m, d, 0).w;
+            let space = WeightSpace::new(&model);
+            let flow = Flow::new(&space, Damping::None);
+            let mut g = vec![0.0; m * d];
+            let rhs = time(|| space.gradient(w0.as_slice(), &mut g));
+            let snap = time(|| {
+                std::hint::black_box(flow.snapshot(w0.as_slice()));
+            });
+            let s0 = flow.snapshot(w0.as_slice());
+            let h0 = s0.gram.clone().expect("weight space");
+            let mut drift = Drift::new(&h0, &w0, model.pattern(&w0.as_view()));
+            let mut row = Vec::new();
+            let probe = time(|| {
+                row.clear();
+                drift.observe(
+                    &Sample {
+                        t: 0.0,
+                        snapshot: &s0,
+                        kernel_extremes: (1.0, 2.0),
+                        weights: Some(w0.as_view()),
+                    },
+                    &mut row,
+                );
+            });
+            let w1 = DVector::from_iterator(m * d, w0.iter().zip(&g).map(|(w, gi)| w - 0.5 * gi));
+            let h1 = flow.snapshot(w1.as_slice()).gram.expect("weight space");
+            let full = time(|| {
+                std::hint::black_box(extreme_eigenvalues(&h1));
+            });
+            let (lo, hi) = extreme_eigenvalues(&h1);
+            let ends = time(|| {
+                std::hint::black_box(ntkdyn::linalg::faer_extreme_eigenvalues(&h1));
+            });
+            let (bmin, bmax) = ntkdyn::linalg::faer_extreme_eigenvalues(&h1);
+            let start = lanczos_extremes(&h0, None);
+            let cold_e = lanczos_extremes(&h1, None);
+            let warm_e = lanczos_extremes(&h1, Some((&start.v_min, &start.v_max)));
+            let cold = time(|| {
+                std::hint::black_box(lanczos_extremes(&h1, None));
+            });
+            let warm = time(|| {
+                std::hint::black_box(lanczos_extremes(&h1, Some((&start.v_min, &start.v_max))));
+            });
+            let dev = |e: &ntkdyn::linalg::Extremes| {
+                format!(
+                    "{:.1e} / {:.1e}",
+                    (e.min - lo).abs() / lo.abs(),
+                    (e.max - hi).abs() / hi.abs()
+                )
+            };
+            println!(
+                "| {n} | {m} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1e} / {:.1e} | {:.3} ({}) | {:.3} ({}) | cold {}, warm {} |",
+                rhs * 1e3,
+                snap * 1e3,
+                probe * 1e3,
+                full * 1e3,
+                ends * 1e3,
+                (bmin - lo).abs() / lo.abs(),
+                (bmax - hi).abs() / hi.abs(),
+                cold * 1e3,
+                cold_e.steps,
+                warm * 1e3,
+                warm_e.steps,
+                dev(&cold_e),
+                dev(&warm_e)
+            );
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }

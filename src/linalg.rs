@@ -18,7 +18,7 @@
 //! Both solvers read only the lower triangle of H.
 
 use faer::{MatMut, MatRef, Side};
-use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use nalgebra::{DMatrix, DMatrixView, DVector, SymmetricEigen};
 
 /// Matrices with at least this many rows are decomposed by faer, smaller ones by nalgebra.
 pub const FAER_FROM: usize = 100;
@@ -135,6 +135,311 @@ pub fn matmul_tr(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
     c
 }
 
+/// lambda_min and lambda_max of a symmetric matrix by faer's blocked tridiagonal reduction
+/// (Householder, (4/3) n^3 flops) and bisection on the tridiagonal T's Sturm sequence for the
+/// two ends alone (Golub and Van Loan, 4th ed., 8.4.2), where [`faer_symmetric_eigenvalues`]
+/// runs the QR iteration for all n eigenvalues: at n = 100 that iteration took 60% of the
+/// eigenvalue time of a weight-space snapshot (perf). Both are backward stable: the values
+/// differ by a few ulps of |H| (relative to lambda_min, about 1e-15 to 1e-14 at the
+/// benchmark's sizes; tested below 1e-12). NaN for a matrix with non-finite entries.
+pub fn faer_extreme_eigenvalues(h: &DMatrix<f64>) -> (f64, f64) {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::evd::tridiag;
+    let n = h.nrows();
+    assert_eq!(n, h.ncols(), "a symmetric matrix is square");
+    if n == 0 || h.iter().any(|v| !v.is_finite()) {
+        return (f64::NAN, f64::NAN);
+    }
+    if n == 1 {
+        return (h[(0, 0)], h[(0, 0)]);
+    }
+    let par = faer::get_global_parallelism();
+    let mut t = faer::Mat::<f64>::zeros(n, n);
+    t.as_mut().copy_from_triangular_lower(view(h));
+    let block = faer::linalg::qr::no_pivoting::factor::recommended_block_size::<f64>(n, n);
+    let mut householder = faer::Mat::<f64>::zeros(block, n - 1);
+    let mut buffer = MemBuffer::new(tridiag::tridiag_in_place_scratch::<f64>(
+        n,
+        par,
+        Default::default(),
+    ));
+    tridiag::tridiag_in_place(
+        t.as_mut(),
+        householder.as_mut(),
+        par,
+        MemStack::new(&mut buffer),
+        Default::default(),
+    );
+    let diagonal: Vec<f64> = (0..n).map(|i| t[(i, i)]).collect();
+    let off: Vec<f64> = (0..n - 1).map(|i| t[(i + 1, i)]).collect();
+    tridiagonal_extremes(&diagonal, &off)
+}
+
+/// The number of eigenvalues below x of the symmetric tridiagonal matrix with diagonal `d`
+/// and off-diagonal `e`: the negative pivots of the LDL^T factorization of T - x I.
+fn sturm_count(d: &[f64], e: &[f64], x: f64, pivmin: f64) -> usize {
+    let mut count = 0;
+    let mut q = 1.0;
+    for i in 0..d.len() {
+        q = d[i] - x - if i > 0 { e[i - 1] * e[i - 1] / q } else { 0.0 };
+        if q.abs() < pivmin {
+            q = -pivmin;
+        }
+        if q < 0.0 {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// lambda_min and lambda_max of a symmetric tridiagonal matrix by bisection from its
+/// Gershgorin interval, down to adjacent floating-point numbers.
+fn tridiagonal_extremes(d: &[f64], e: &[f64]) -> (f64, f64) {
+    let n = d.len();
+    let radius = |i: usize| {
+        (if i > 0 { e[i - 1].abs() } else { 0.0 }) + (if i + 1 < n { e[i].abs() } else { 0.0 })
+    };
+    let mut lo = (0..n)
+        .map(|i| d[i] - radius(i))
+        .fold(f64::INFINITY, f64::min);
+    let mut hi = (0..n)
+        .map(|i| d[i] + radius(i))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let scale = lo.abs().max(hi.abs()).max(f64::MIN_POSITIVE);
+    let pad = 4.0 * n as f64 * f64::EPSILON * scale + f64::MIN_POSITIVE;
+    lo -= pad;
+    hi += pad;
+    let pivmin = f64::MIN_POSITIVE * e.iter().fold(1.0f64, |a, b| a.max(b * b));
+    // The smallest x with an eigenvalue below it, and the largest with one above it.
+    let bisect = |inside: &dyn Fn(usize) -> bool| {
+        let (mut a, mut b) = (lo, hi);
+        for _ in 0..2200 {
+            let mid = 0.5 * (a + b);
+            if mid <= a || mid >= b {
+                break;
+            }
+            if inside(sturm_count(d, e, mid, pivmin)) {
+                b = mid;
+            } else {
+                a = mid;
+            }
+        }
+        0.5 * (a + b)
+    };
+    let min = bisect(&|below| below >= 1);
+    let max = bisect(&|below| below >= n);
+    (min, max)
+}
+
+/// The extreme eigenpairs of a symmetric matrix, by [`lanczos_extremes`].
+#[derive(Clone, Debug)]
+pub struct Extremes {
+    /// lambda_min and lambda_max.
+    pub min: f64,
+    pub max: f64,
+    /// Unit eigenvectors of lambda_min and lambda_max: the warm start of the next call.
+    pub v_min: DVector<f64>,
+    pub v_max: DVector<f64>,
+    /// Lanczos steps taken (products H q).
+    pub steps: usize,
+}
+
+/// Ritz values whose Kato-Temple bound r^2/gap is below this share of |lambda| (or of
+/// [`FLOOR_ULPS`] ulps of |H| when lambda is that small) count as converged. A full
+/// decomposition is itself backward stable only to some ulps of |H|.
+const RITZ_TOLERANCE: f64 = 1e-15;
+/// The absolute floor of the convergence test, in ulps of the largest |eigenvalue|.
+const FLOOR_ULPS: f64 = 64.0;
+/// The residual of a converged Ritz pair is at most this share of |lambda| (or the floor).
+const RESIDUAL_TOLERANCE: f64 = 1e-10;
+/// The tridiagonal matrix is solved after every this many steps.
+const CHECK_EVERY: usize = 4;
+
+/// A fixed vector with a component along every direction in general position: entries
+/// from a 64-bit linear congruential sequence in [-1, 1] (a deterministic start, so runs
+/// repeat bit for bit).
+fn scatter(n: usize, salt: u64) -> Vec<f64> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        })
+        .collect()
+}
+
+/// lambda_min and lambda_max of a symmetric matrix H (and their eigenvectors) by Lanczos
+/// with full reorthogonalization (Golub and Van Loan, Matrix Computations, 4th ed., 10.1 and
+/// 10.3): the Krylov basis q_1, q_2, ... of H from a start q_1, the tridiagonal
+/// T_k = Q_k^T H Q_k, whose extreme eigenvalues theta converge to H's from inside. With r
+/// the residual |H y - theta y| = beta_k |s_k| of a Ritz pair and gap its distance to the
+/// next Ritz value, |lambda - theta| <= r^2 / gap (Kato-Temple); the iteration stops when
+/// r is below 1e-10 |theta| and that bound below 1e-15 |theta| (or 64 ulps of |H|) at both
+/// ends, or when the basis spans the space (k = n: T_n is H in another basis).
+///
+/// `warm` (the previous extreme eigenvectors of a nearby matrix, for instance H at the last
+/// output time) starts the basis at v_min + v_max, plus a small fixed vector in general
+/// position so that no eigenvector is missed: when H moved little, both ends converge in a
+/// few steps. Without a warm start the fixed vector alone starts it. An invariant subspace
+/// (beta_k = 0) ends the iteration: it holds a component of every eigenspace of a start in
+/// general position, so its extremes are H's. Each step costs one
+/// product H q (2 n^2 flops) and the reorthogonalization (4 n k), against (4/3) n^3 for the
+/// tridiagonal reduction of a full eigenvalue solve. Non-finite entries give NaN.
+pub fn lanczos_extremes(
+    h: &DMatrix<f64>,
+    warm: Option<(&DVector<f64>, &DVector<f64>)>,
+) -> Extremes {
+    let n = h.nrows();
+    assert_eq!(n, h.ncols(), "a symmetric matrix is square");
+    let nan = || Extremes {
+        min: f64::NAN,
+        max: f64::NAN,
+        v_min: DVector::from_element(n, f64::NAN),
+        v_max: DVector::from_element(n, f64::NAN),
+        steps: 0,
+    };
+    if n == 0 || h.iter().any(|v| !v.is_finite()) {
+        return nan();
+    }
+    let mut next = scatter(n, n as u64);
+    if let Some((a, b)) = warm.filter(|(a, b)| a.len() == n && b.len() == n) {
+        let spread = 1e-3 / (n as f64).sqrt();
+        for (k, s) in next.iter_mut().enumerate() {
+            *s = a[k] + b[k] + spread * *s;
+        }
+    }
+    let norm = next.iter().map(|v| v * v).sum::<f64>().sqrt();
+    next.iter_mut().for_each(|v| *v /= norm);
+    // Q holds the basis column by column; alphas and betas are T's diagonal and off-diagonal.
+    let mut q: Vec<f64> = Vec::with_capacity(n * 32.min(n));
+    let (mut alphas, mut betas): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    let mut coefficients = vec![0.0; n];
+    let (pairs, steps) = loop {
+        let k = alphas.len();
+        q.extend_from_slice(&next);
+        let qk = &q[k * n..(k + 1) * n];
+        let hq = h * nalgebra::DVectorView::from_slice(qk, n);
+        next.copy_from_slice(hq.as_slice());
+        alphas.push(next.iter().zip(qk).map(|(a, b)| a * b).sum());
+        // Against the whole basis, twice (classical Gram-Schmidt repeated: "twice is
+        // enough"); in exact arithmetic only q_k and q_{k-1} have components to remove.
+        for _ in 0..2 {
+            orthogonalize(&q, n, k + 1, &mut next, &mut coefficients);
+        }
+        let beta = next.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let steps = k + 1;
+        let scale = alphas
+            .iter()
+            .chain(&betas)
+            .fold(0.0f64, |a, b| a.max(b.abs()));
+        // beta = 0: the basis spans an invariant subspace, which holds a component of every
+        // eigenspace of the start (a vector in general position): its extremes are H's.
+        let complete = steps == n || beta <= FLOOR_ULPS * f64::EPSILON * scale;
+        if complete || (steps >= 2 && steps % CHECK_EVERY == 0) {
+            if let Some(pairs) = ritz_extremes(&alphas, &betas, beta, complete) {
+                break (pairs, steps);
+            }
+            if complete {
+                // T has non-finite eigenvalues: no answer.
+                return nan();
+            }
+        }
+        betas.push(beta);
+        next.iter_mut().for_each(|v| *v /= beta);
+    };
+    let ((min, s_min), (max, s_max)) = pairs;
+    let basis = DMatrixView::from_slice(&q[..n * steps], n, steps);
+    Extremes {
+        min,
+        max,
+        v_min: basis * DVector::from_column_slice(&s_min),
+        v_max: basis * DVector::from_column_slice(&s_max),
+        steps,
+    }
+}
+
+/// v -= Q (Q^T v) over the first k columns of the basis Q (n rows).
+fn orthogonalize(q: &[f64], n: usize, k: usize, v: &mut [f64], c: &mut [f64]) {
+    if k == 0 {
+        return;
+    }
+    let basis = DMatrixView::from_slice(&q[..n * k], n, k);
+    let mut cv = nalgebra::DVectorViewMut::from_slice(&mut c[..k], k);
+    let vv = nalgebra::DVectorView::from_slice(v, n);
+    cv.gemv_tr(1.0, &basis, &vv, 0.0);
+    let mut vm = nalgebra::DVectorViewMut::from_slice(v, n);
+    vm.gemv(-1.0, &basis, &cv, 1.0);
+}
+
+/// The extreme Ritz pairs of T (diagonal `alphas`, off-diagonal `betas`, the last entry
+/// unused) with the residual norm `beta` of the next direction, when both pass the
+/// Kato-Temple test (or `complete`: T is H in another basis): ((theta_min, s_min),
+/// (theta_max, s_max)), s the eigenvector of T.
+#[allow(clippy::type_complexity)]
+fn ritz_extremes(
+    alphas: &[f64],
+    betas: &[f64],
+    beta: f64,
+    complete: bool,
+) -> Option<((f64, Vec<f64>), (f64, Vec<f64>))> {
+    let k = alphas.len();
+    let t = DMatrix::from_fn(k, k, |i, j| {
+        if i == j {
+            alphas[i]
+        } else if i + 1 == j {
+            betas[i]
+        } else if j + 1 == i {
+            betas[j]
+        } else {
+            0.0
+        }
+    });
+    let eig = SymmetricEigen::new(t);
+    let values = &eig.eigenvalues;
+    if values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let (mut lo, mut hi) = (0, 0);
+    for i in 0..k {
+        if values[i] < values[lo] {
+            lo = i;
+        }
+        if values[i] > values[hi] {
+            hi = i;
+        }
+    }
+    let scale = values[lo].abs().max(values[hi].abs());
+    let floor = FLOOR_ULPS * f64::EPSILON * scale;
+    let converged = |i: usize| {
+        if complete {
+            return true;
+        }
+        let r = beta * eig.eigenvectors[(k - 1, i)].abs();
+        // Distance to the nearest other Ritz value (the gap to the rest of H's spectrum
+        // is at least about this once the neighbours have converged too).
+        let gap = (0..k)
+            .filter(|&j| j != i)
+            .map(|j| (values[j] - values[i]).abs())
+            .fold(f64::INFINITY, f64::min);
+        let bound = if gap.is_finite() && gap > 0.0 {
+            (r * r / gap).min(r)
+        } else {
+            r
+        };
+        // r small first (the Ritz pair is in its asymptotic regime, and some eigenvalue lies
+        // within r), then Kato-Temple's r^2/gap.
+        r <= (RESIDUAL_TOLERANCE * values[i].abs()).max(floor)
+            && bound <= (RITZ_TOLERANCE * values[i].abs()).max(floor)
+    };
+    if !(converged(lo) && converged(hi)) {
+        return None;
+    }
+    let column = |i: usize| eig.eigenvectors.column(i).iter().copied().collect();
+    Some(((values[lo], column(lo)), (values[hi], column(hi))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +518,132 @@ mod tests {
         h[(1, 2)] = f64::NAN;
         let values = faer_symmetric_eigenvalues(&h);
         assert!(values.iter().any(|v| v.is_nan()), "{values:?}");
+    }
+
+    /// A Gram matrix like H(t): (X X^T) o (S^T S) / m of random signs, eigenvalues spread
+    /// over three decades with a small, clustered lower end.
+    fn gram_like(n: usize, m: usize, seed: u64) -> DMatrix<f64> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let x = DMatrix::from_fn(n, 5, |_, _| rng.random::<f64>() - 0.5);
+        let s = DMatrix::from_fn(m, n, |_, _| f64::from(rng.random::<bool>()));
+        (&x * x.transpose()).component_mul(&(s.transpose() * &s)) / m as f64
+            + DMatrix::identity(n, n) * 1e-3
+    }
+
+    #[test]
+    fn lanczos_extremes_match_the_full_eigenvalue_solve_to_1e_12_relative() {
+        for (h, what) in [
+            (random_symmetric(1, 20), "1 x 1"),
+            (random_symmetric(2, 21), "2 x 2"),
+            (random_symmetric(37, 22), "random 37"),
+            (random_symmetric(250, 23), "random 250"),
+            (gram_like(150, 400, 24), "gram 150"),
+            (gram_like(400, 2000, 25), "gram 400"),
+        ] {
+            let full = faer_symmetric_eigenvalues(&h);
+            let (lo, hi) = (full[0], full[full.len() - 1]);
+            let e = lanczos_extremes(&h, None);
+            assert!(
+                (e.min - lo).abs() <= 1e-12 * lo.abs().max(1e-3 * hi.abs()),
+                "{what}: {} vs {lo}",
+                e.min
+            );
+            assert!(
+                (e.max - hi).abs() <= 1e-12 * hi.abs(),
+                "{what}: {} vs {hi}",
+                e.max
+            );
+            // The vectors are unit eigenvectors: |H v - lambda v| small.
+            for (v, l) in [(&e.v_min, e.min), (&e.v_max, e.max)] {
+                assert!((v.norm() - 1.0).abs() < 1e-12, "{what}");
+                let r = (&h * v - v * l).norm();
+                assert!(r < 1e-9 * hi.abs().max(1.0), "{what}: residual {r:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn warm_started_lanczos_follows_a_moving_kernel_in_fewer_steps_to_the_same_values() {
+        let (n, m) = (300, 1200);
+        let base = gram_like(n, m, 30);
+        let bump = random_symmetric(n, 31);
+        let mut warm: Option<Extremes> = None;
+        let (mut cold_steps, mut warm_steps) = (0, 0);
+        for k in 0..6 {
+            let h = &base + &bump * (1e-3 * k as f64);
+            let full = faer_symmetric_eigenvalues(&h);
+            let (lo, hi) = (full[0], full[n - 1]);
+            let cold = lanczos_extremes(&h, None);
+            let e = lanczos_extremes(&h, warm.as_ref().map(|w| (&w.v_min, &w.v_max)));
+            for got in [&cold, &e] {
+                assert!(
+                    (got.min - lo).abs() <= 1e-12 * lo.abs(),
+                    "step {k}: {} vs {lo}",
+                    got.min
+                );
+                assert!(
+                    (got.max - hi).abs() <= 1e-12 * hi.abs(),
+                    "step {k}: {} vs {hi}",
+                    got.max
+                );
+            }
+            if k > 0 {
+                cold_steps += cold.steps;
+                warm_steps += e.steps;
+            }
+            warm = Some(e);
+        }
+        assert!(
+            warm_steps < cold_steps,
+            "warm {warm_steps} vs cold {cold_steps}"
+        );
+    }
+
+    #[test]
+    fn lanczos_on_a_matrix_with_repeated_eigenvalues_stops_on_the_invariant_subspace_exactly() {
+        // diag(1, 2, 2, ..., 2, 5): three distinct values, so the Krylov space of a start in
+        // general position has dimension 3.
+        let n = 120;
+        let mut h = DMatrix::from_diagonal_element(n, n, 2.0);
+        h[(0, 0)] = 1.0;
+        h[(n - 1, n - 1)] = 5.0;
+        let e = lanczos_extremes(&h, None);
+        assert!(
+            (e.min - 1.0).abs() < 1e-14 && (e.max - 5.0).abs() < 1e-14,
+            "{e:?}"
+        );
+        assert!(e.steps <= 4, "{} steps", e.steps);
+        let mut bad = h.clone();
+        bad[(3, 3)] = f64::INFINITY;
+        assert!(lanczos_extremes(&bad, None).min.is_nan());
+    }
+
+    #[test]
+    fn extremes_by_bisection_match_every_eigenvalue_by_qr_to_1e_13_relative() {
+        for (h, what) in [
+            (random_symmetric(2, 40), "2 x 2"),
+            (random_symmetric(100, 41), "random 100"),
+            (random_symmetric(333, 42), "random 333"),
+            (gram_like(100, 400, 43), "gram 100"),
+            (gram_like(500, 5000, 44), "gram 500"),
+        ] {
+            let full = faer_symmetric_eigenvalues(&h);
+            let (lo, hi) = (full[0], full[full.len() - 1]);
+            let (min, max) = faer_extreme_eigenvalues(&h);
+            let scale = lo.abs().max(hi.abs());
+            assert!(
+                (min - lo).abs() <= 1e-13 * lo.abs().max(1e-2 * scale),
+                "{what}: {min} vs {lo}"
+            );
+            assert!(
+                (max - hi).abs() <= 1e-13 * hi.abs().max(1e-2 * scale),
+                "{what}: {max} vs {hi}"
+            );
+        }
+        let diagonal = DMatrix::from_diagonal(&DVector::from_vec(vec![3.0, -1.0, 2.0, 0.5]));
+        assert_eq!(faer_extreme_eigenvalues(&diagonal), (-1.0, 3.0));
+        let mut bad = random_symmetric(5, 45);
+        bad[(1, 1)] = f64::NAN;
+        assert!(faer_extreme_eigenvalues(&bad).0.is_nan());
     }
 }

@@ -125,7 +125,11 @@ fn csv_headers_are_those_of_spec_then_the_documented_extras() {
         ),
         (
             "weight.csv",
-            format!("{},pl_ratio,kernel_cond", spec_weight().join(",")),
+            // issue 20: the sharpness lambda_max(H(t)).
+            format!(
+                "{},pl_ratio,kernel_cond,lambda_max",
+                spec_weight().join(",")
+            ),
         ),
         (
             "discrete.csv",

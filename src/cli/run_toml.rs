@@ -86,6 +86,7 @@ pub fn run_table(cfg: &RunConfig) -> toml::Table {
     // issue 19: --beta (only when given)
     if let Some(b) = cfg.beta {
         t.insert("beta".into(), Float(b));
+    }
     // issue 19: resolution (written only when high, so that earlier run.toml stay as they were)
     if cfg.resolution != ntkdyn::theory::high_resolution::Resolution::Low {
         t.insert("resolution".into(), Str(cfg.resolution.name().into()));

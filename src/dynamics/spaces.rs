@@ -259,10 +259,11 @@ impl Space for WeightSpace<'_> {
         *self.held.borrow_mut() = None;
     }
     fn snapshot(&self, x: &[f64], v: &[f64]) -> Snapshot {
-        // One pattern serves Delta', H and the observers.
+        // One product W X^T serves Delta, the pattern, H and the observers (the same values
+        // as Model::residual, slopes and pattern, each of which forms it anew).
         let w = self.model.weights(x);
-        let delta = self.model.residual(&w);
         if self.model.train().output_layer() {
+            let delta = self.model.residual(&w);
             // issue 17: (W, a) trained: H(W, a) and J V of both layers, formed afresh.
             let gram = self.model.gram(&w);
             let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
@@ -274,14 +275,24 @@ impl Space for WeightSpace<'_> {
                 pattern: Some(self.model.pattern(&w)),
             };
         }
-        let slopes = self.model.slopes(&w);
+        let zt = self.model.preactivations(&w);
+        let delta = self.model.predict_from(&zt) - &self.model.data().y;
+        let sigma = self.model.activation();
+        let mut slopes = zt;
+        let pattern = if sigma.switching() {
+            slopes.apply(|z| *z = if *z >= 0.0 { 1.0 } else { 0.0 });
+            None
+        } else {
+            let pattern = slopes.map(|z| if z >= 0.0 { 1.0 } else { 0.0 });
+            slopes.apply(|z| *z = sigma.slope(*z));
+            Some(pattern)
+        };
         let delta_dot = self.model.jvp_with_pattern(&slopes, &self.model.weights(v));
         // The ReLU's slopes are its 0/1 pattern, whose co-activation counts are updated from
         // the last snapshot; a smooth activation's H is formed afresh, its pattern the signs.
-        let (gram, pattern) = if self.model.activation().switching() {
-            (self.gram(&slopes), slopes)
-        } else {
-            (self.model.gram_of_pattern(&slopes), self.model.pattern(&w))
+        let (gram, pattern) = match pattern {
+            None => (self.gram(&slopes), slopes),
+            Some(p) => (self.model.gram_of_pattern(&slopes), p),
         };
         let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
         Snapshot {
@@ -297,7 +308,7 @@ impl Space for WeightSpace<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Data, InitialNetwork};
+    use crate::model::{Activation, Data, InitialNetwork};
 
     #[test]
     fn h_updated_from_the_changed_activations_is_the_product_bit_for_bit() {
@@ -315,6 +326,28 @@ mod tests {
             let pattern = model.pattern(&w.as_view());
             let updated = space.gram(&pattern);
             assert_eq!(updated, model.gram_of_pattern(&pattern), "step {step}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_from_one_product_has_the_models_residual_pattern_and_gram_bit_for_bit() {
+        let (n, d, m) = (12, 3, 50);
+        for activation in [Activation::Relu, Activation::Erf] {
+            let data = Data::synthetic(n, d, 5);
+            let net = InitialNetwork::init(m, d, 5);
+            let model = Model::with_activation(data, net.a, activation);
+            let space = WeightSpace::new(&model);
+            let v = net.w.map(|x| 0.1 * x.sin());
+            let s = space.snapshot(net.w.as_slice(), v.as_slice());
+            let w = net.w.as_view();
+            assert_eq!(s.delta, model.residual(&w), "{activation:?}");
+            assert_eq!(
+                s.pattern.as_ref(),
+                Some(&model.pattern(&w)),
+                "{activation:?}"
+            );
+            assert_eq!(s.gram.as_ref(), Some(&model.gram(&w)), "{activation:?}");
+            assert_eq!(s.delta_dot, model.jvp(&w, &v.as_view()), "{activation:?}");
         }
     }
 }

@@ -14,6 +14,9 @@ pub struct Drift<'a> {
     pattern0: DMatrix<f64>,
     beta: f64,
     max_distance: f64,
+    /// H(t) - H(0) and W(t) - W0, formed in place at every sample (no allocation per sample).
+    gap_h: DMatrix<f64>,
+    gap_w: DMatrix<f64>,
 }
 
 impl<'a> Drift<'a> {
@@ -25,6 +28,8 @@ impl<'a> Drift<'a> {
             pattern0,
             beta: 0.0,
             max_distance: 0.0,
+            gap_h: h0.clone(),
+            gap_w: w0.clone(),
         }
     }
 }
@@ -44,7 +49,10 @@ impl Probe for Drift<'_> {
         self.beta = self.beta.max(lambda_max);
         let gram = s.snapshot.gram.as_ref().expect("weight space carries H(t)");
         let w = s.weights.as_ref().expect("weight space carries W(t)");
-        let drift = (gram - self.h0).norm();
+        // The same differences, and so the same norms, as (H(t) - H0).norm() and (W - W0).norm().
+        self.gap_h.copy_from(gram);
+        self.gap_h -= self.h0;
+        let drift = self.gap_h.norm();
         // Row by row without a temporary per row: nalgebra's norm of a 1 x d row sums its
         // squares in column order from 0, as this loop does (bit for bit the same).
         let moved = (0..w.nrows())
@@ -57,15 +65,21 @@ impl Probe for Drift<'_> {
                 sum.sqrt()
             })
             .fold(0.0, f64::max);
-        self.max_distance = self.max_distance.max((w - self.w0).norm());
+        self.gap_w.copy_from(w);
+        self.gap_w -= self.w0;
+        self.max_distance = self.max_distance.max(self.gap_w.norm());
         let pattern = s
             .snapshot
             .pattern
             .as_ref()
             .expect("weight space carries its pattern");
-        let changed = pattern.zip_fold(&self.pattern0, 0usize, |acc, a, b| {
-            acc + usize::from(a != b)
-        });
+        // Over the slices: nalgebra's generic zip_fold took 4.5% of a 201-sample run (perf).
+        let changed = pattern
+            .as_slice()
+            .iter()
+            .zip(self.pattern0.as_slice())
+            .filter(|(a, b)| a != b)
+            .count();
         let frac = changed as f64 / pattern.len() as f64;
         row.extend([lambda_min, drift, moved, frac]);
     }

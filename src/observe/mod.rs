@@ -2,16 +2,18 @@
 //! Delta', Lhat, the kernel's extreme eigenvalues and, in weight space, W(t) and H(t)) into
 //! its own columns of the row, and may leave findings for the summary when the run ends.
 //!
-//! weight.csv is [`core`], [`lyapunov`], [`drift`], [`pl`] and (with held-out points)
-//! [`test_gap`]; error.csv is [`core`], [`lyapunov`] and [`pl`], with [`exact`] watching the
+//! weight.csv is [`core`], [`lyapunov`], [`drift`], [`pl`], [`sharpness`] and (with held-out
+//! points) [`test_gap`], the kernel's extremes coming from [`extremes`]; error.csv is [`core`], [`lyapunov`] and [`pl`], with [`exact`] watching the
 //! ODE against the eigen-mode solution. A progress display is an observer too: [`Progress`].
 
 pub mod core;
 pub mod drift;
 pub mod exact;
+pub mod extremes;
 pub mod lyapunov;
 pub mod output_drift;
 pub mod pl;
+pub mod sharpness;
 pub mod test_gap;
 
 use nalgebra::DMatrixView;

@@ -14,6 +14,7 @@
 //! its loss there is the error-space loss, and f*_inf = u_0 + H H^+ (y - u(0)) = y.
 
 use nalgebra::{DMatrix, DVector};
+use std::sync::Arc;
 
 use super::{Probe, Sample};
 use crate::dynamics::Damping;
@@ -59,21 +60,23 @@ pub struct TestGap {
 }
 
 impl TestGap {
-    /// `train`: the training model; `h`, `cross`: the kernel on the training points and the
-    /// cross kernel K(test, train) of the same choice (H(0) or Hinf).
+    /// `train`: the training model; `spectrum`, `cross`: the eigen-decomposition of the
+    /// kernel on the training points and the cross kernel K(test, train) of the same choice
+    /// (H(0) or Hinf).
     pub fn new(
         train: &Model,
         w0: &DMatrix<f64>,
         test: &Data,
-        h: &DMatrix<f64>,
+        spectrum: Arc<Spectrum>,
         cross: &DMatrix<f64>,
         damping: Damping,
     ) -> TestGap {
         let model = train.on_data(test.clone());
         let delta0 = train.residual(&w0.as_view());
         let u0 = model.predict(&w0.as_view());
-        // One eigen-decomposition of H serves the linearized trajectory and H^{-1}.
-        let linear = ExactSolution::new(h, &delta0, damping);
+        // One eigen-decomposition of H (error space's, when it runs with this kernel) serves
+        // the linearized trajectory and H^{-1}.
+        let linear = ExactSolution::from_spectrum(spectrum, &delta0, damping);
         let train_y = train.data().y.clone();
         TestGap {
             predictor: KernelPredictor::from_spectrum(cross, linear.spectrum(), delta0, u0),
@@ -128,10 +131,11 @@ pub struct KernelTest {
 }
 
 impl KernelTest {
-    /// `h`: the fixed kernel of error space; `cross`: K(test, train) of the same choice;
-    /// `delta0`: Delta(0) on the training points; `u0`: the initial network on the test points.
+    /// `spectrum`: the eigen-decomposition of error space's fixed kernel; `cross`:
+    /// K(test, train) of the same choice; `delta0`: Delta(0) on the training points; `u0`:
+    /// the initial network on the test points.
     pub fn new(
-        h: &DMatrix<f64>,
+        spectrum: &Spectrum,
         cross: &DMatrix<f64>,
         delta0: DVector<f64>,
         u0: DVector<f64>,
@@ -139,7 +143,7 @@ impl KernelTest {
     ) -> KernelTest {
         KernelTest {
             n: delta0.len(),
-            predictor: KernelPredictor::from_spectrum(cross, &Spectrum::of(h), delta0, u0),
+            predictor: KernelPredictor::from_spectrum(cross, spectrum, delta0, u0),
             test_pm1: labels_pm1(&test_y),
             test_y,
         }

@@ -15,8 +15,10 @@ use crate::model::Data;
 use crate::observe::core::Core;
 use crate::observe::drift::Drift;
 use crate::observe::exact::ExactCheck;
+use crate::observe::extremes::kernel_extremes;
 use crate::observe::lyapunov::LyapunovProbe;
 use crate::observe::pl::PlProbe;
+use crate::observe::sharpness::Sharpness;
 use crate::observe::test_gap::{TestGap, TwinTest};
 use crate::observe::{Findings, Probe, Progress, Recorder, Sample, Silent};
 use crate::optimizer::{twin, Optimizer};
@@ -26,7 +28,7 @@ use crate::study::setup::{setup, Setup};
 use crate::theory::diagnostics::PlBall;
 use crate::theory::exact::ExactSolution;
 use crate::theory::lyapunov::{monotonicity_above, Lyapunov, ToleranceFloor};
-use crate::theory::spectrum::{extreme_eigenvalues, Spectrum};
+use crate::theory::spectrum::Spectrum;
 use crate::theory::stiffness::{exact_instead, explicit_steps, MANY_STEPS, STABLE_H_LAMBDA};
 
 /// A space's table, findings and solver record as a [`SpaceRun`], with the monotonicity of
@@ -175,6 +177,8 @@ pub fn run_weight(
             model.pattern(&setup.w0.as_view()),
         )),
         Box::new(PlProbe),
+        // issue 20: lambda_max(H(t)), from the solve that gives lambda_min.
+        Box::new(Sharpness),
     ];
     // issue 17: --train wa adds a_drift = |a(t) - a0| / sqrt m.
     if model.train().output_layer() {
@@ -182,9 +186,14 @@ pub fn run_weight(
         probes.push(Box::new(crate::observe::output_drift::OutputDrift::new(a0)));
     }
     if let Some(test) = &setup.test {
-        let (h, cross) = super::held_out::kernels(cfg.kernel, setup, test);
+        let (_, cross) = super::held_out::kernels(cfg.kernel, setup, test);
         probes.push(Box::new(TestGap::new(
-            model, &setup.w0, test, h, &cross, damping,
+            model,
+            &setup.w0,
+            test,
+            kernel_spectrum(cfg.kernel, setup),
+            &cross,
+            damping,
         )));
     }
     let mut recorder = Recorder::new(probes);
@@ -198,7 +207,8 @@ pub fn run_weight(
         let gram = s.gram.as_ref().expect("weight space carries H(t)");
         recorder.record(&Sample {
             t,
-            kernel_extremes: extreme_eigenvalues(gram),
+            // Both ends of H(t)'s spectrum in one solve.
+            kernel_extremes: kernel_extremes(gram),
             snapshot: &s,
             weights: Some(model.weights(&y.as_slice()[..dim])),
         })
@@ -240,6 +250,18 @@ pub fn run_weight(
     out
 }
 
+/// The eigen-decomposition of the kernel `choice` (H(0) or Hinf): the setup's when error
+/// space runs with that kernel (decomposed once there), else computed here.
+pub fn kernel_spectrum(choice: KernelChoice, setup: &Setup) -> Arc<Spectrum> {
+    match &setup.error_spectrum {
+        Some((kernel, s)) if *kernel == choice => Arc::clone(s),
+        _ => Arc::new(Spectrum::of(match choice {
+            KernelChoice::H0 => &setup.h0,
+            KernelChoice::Hinf => &setup.hinf,
+        })),
+    }
+}
+
 /// Error space with the fixed kernel: by ODE (checked against the exact solution) or exactly.
 pub fn run_error(cfg: &RunConfig, setup: &Setup, damping: Damping) -> SpaceRun {
     run_error_with(cfg, setup, damping, &Silent)
@@ -263,10 +285,7 @@ pub fn run_error_with(
     let delta0 = setup.model.residual(&setup.w0.as_view());
     // The one eigen-decomposition of the fixed kernel (the setup's): the exact solution, or
     // the ODE's check.
-    let spectrum = match &setup.error_spectrum {
-        Some((kernel, s)) if *kernel == cfg.kernel => Arc::clone(s),
-        _ => Arc::new(Spectrum::of(h)),
-    };
+    let spectrum = kernel_spectrum(cfg.kernel, setup);
     let exact = ExactSolution::from_spectrum(spectrum, &delta0, damping);
     let space = ErrorSpace { h: h.clone() };
     let lyapunov = method.lyapunov(damping, mu, cfg.alpha);
@@ -634,6 +653,8 @@ mod tests {
         let weight = &report.weight.as_ref().unwrap().table.header;
         let error = &report.error.as_ref().unwrap().table.header;
         let mut want: Vec<&str> = crate::study::WEIGHT_COLUMNS.to_vec();
+        // issue 20: the sharpness lambda_max(H(t)).
+        want.push("lambda_max");
         want.push(crate::study::report::TEST_GAP_COLUMN);
         // issue 16: the held-out losses of the network and of the kernel predictor (the
         // synthetic labels are not +-1: no accuracy columns).

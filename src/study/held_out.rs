@@ -60,11 +60,19 @@ pub fn kernels<'s>(
 /// The kernel predictor of error space on the held-out points (a probe of error.csv).
 pub fn kernel_test(cfg: &RunConfig, setup: &Setup) -> Option<KernelTest> {
     let test = setup.test.as_ref()?;
-    let (h, cross) = kernels(cfg.kernel, setup, test);
+    let (_, cross) = kernels(cfg.kernel, setup, test);
     let delta0 = setup.model.residual(&setup.w0.as_view());
     let test_model = setup.model.on_data(test.clone());
     let u0 = test_model.predict(&setup.w0.as_view());
-    Some(KernelTest::new(h, &cross, delta0, u0, test.y.clone()))
+    // issue 20: error space's decomposition of the kernel, not a second one.
+    let spectrum = crate::study::executor::kernel_spectrum(cfg.kernel, setup);
+    Some(KernelTest::new(
+        &spectrum,
+        &cross,
+        delta0,
+        u0,
+        test.y.clone(),
+    ))
 }
 
 /// What a study keeps of its held-out points beside the tables: the twin's columns and the

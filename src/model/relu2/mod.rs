@@ -217,7 +217,8 @@ impl Model {
         self.predict_from(&self.preactivations(w))
     }
 
-    fn predict_from(&self, zt: &DMatrix<f64>) -> DVector<f64> {
+    /// u from the pre-activations Z^T = W X^T ([`Model::preactivations`]).
+    pub fn predict_from(&self, zt: &DMatrix<f64>) -> DVector<f64> {
         self.predict_with(zt, self.a.as_slice())
     }
 
