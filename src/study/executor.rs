@@ -22,7 +22,7 @@ use crate::observe::sharpness::Sharpness;
 use crate::observe::test_gap::{TestGap, TwinTest};
 use crate::observe::{Findings, Probe, Progress, Recorder, Sample, Silent};
 use crate::optimizer::{twin, Optimizer};
-use crate::study::config::{RunConfig, SpaceChoice};
+use crate::study::config::{KernelChoice, RunConfig, SpaceChoice};
 use crate::study::report::{Checks, Report, SpaceRun};
 use crate::study::setup::{setup, Setup};
 use crate::theory::diagnostics::PlBall;
@@ -149,26 +149,19 @@ impl<F: OdeSystem> OdeSystem for Watched<'_, F> {
     }
 }
 
-/// Weight space: integrate the network and record the drift of its kernel and weights, the
-/// PL* quantities and (with held-out points) the gap to the kernel predictor.
-pub fn run_weight(
+/// The probes of every weight-space run: the core columns, the Lyapunov function (judged
+/// against the tolerance floor), the drifts of the kernel and weights (and of a with --train
+/// wa), the PL* quantities, lambda_max, and with held-out points the gap to the kernel
+/// predictor.
+pub(crate) fn weight_probes<'a>(
     cfg: &RunConfig,
-    setup: &Setup,
+    setup: &'a Setup,
+    lyapunov: Lyapunov,
     damping: Damping,
-    progress: &dyn Progress,
-) -> SpaceRun {
-    // issue 19: --beta with the high-resolution ODE: the modified flow
-    if let Some(kappa) = cfg.modified_kappa(setup.eta) {
-        return crate::study::fixed_momentum::run_weight_modified(cfg, setup, kappa, progress);
-    }
-    let started = Instant::now();
+) -> Vec<Box<dyn Probe + 'a>> {
     let model = &setup.model;
-    let space = WeightSpace::new(model);
-    let flow = Flow::new(&space, damping);
-    let method = cfg.flow_optimizer().method();
-    let lyapunov = method.lyapunov(damping, setup.lambda0 / 2.0, cfg.alpha);
     let e = resolution(cfg.solver, weight_resolution(cfg, setup)).unwrap_or(0.0);
-    let mut probes: Vec<Box<dyn Probe + '_>> = vec![
+    let mut probes: Vec<Box<dyn Probe + 'a>> = vec![
         Box::new(Core),
         Box::new(LyapunovProbe::with_resolution(lyapunov, e)),
         Box::new(Drift::new(
@@ -196,6 +189,28 @@ pub fn run_weight(
             damping,
         )));
     }
+    probes
+}
+
+/// Weight space: integrate the network and record the drift of its kernel and weights, the
+/// PL* quantities and (with held-out points) the gap to the kernel predictor.
+pub fn run_weight(
+    cfg: &RunConfig,
+    setup: &Setup,
+    damping: Damping,
+    progress: &dyn Progress,
+) -> SpaceRun {
+    // issue 19: --beta with the high-resolution ODE: the modified flow
+    if let Some(kappa) = cfg.modified_kappa(setup.eta) {
+        return crate::study::fixed_momentum::run_weight_modified(cfg, setup, kappa, progress);
+    }
+    let started = Instant::now();
+    let model = &setup.model;
+    let space = WeightSpace::new(model);
+    let flow = Flow::new(&space, damping);
+    let method = cfg.flow_optimizer().method();
+    let lyapunov = method.lyapunov(damping, setup.lambda0 / 2.0, cfg.alpha);
+    let probes = weight_probes(cfg, setup, lyapunov, damping);
     let mut recorder = Recorder::new(probes);
     let y0 = flow.initial_state(setup.w0.as_slice());
     let dim = model.m() * model.columns();

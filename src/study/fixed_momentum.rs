@@ -17,17 +17,15 @@ use crate::dynamics::modified_flow::{ModifiedErrorSpace, ModifiedExact, Modified
 use crate::dynamics::{Damping, Flow, Space};
 use crate::integrate::{integrate, integrate_held, Solver, Stats, Stop};
 use crate::observe::core::Core;
-use crate::observe::drift::Drift;
 use crate::observe::lyapunov::LyapunovProbe;
 use crate::observe::pl::PlProbe;
-use crate::observe::test_gap::TestGap;
 use crate::observe::{Probe, Progress, Recorder, Sample};
 use crate::optimizer::Optimizer;
-use crate::study::config::{KernelChoice, RunConfig};
+use crate::study::config::RunConfig;
 use crate::study::executor::{resolution, space_run, weight_resolution};
 use crate::study::report::{Report, SpaceRun};
 use crate::study::setup::Setup;
-use crate::theory::diagnostics::{cross_kernel_h0, PlBall};
+use crate::theory::diagnostics::PlBall;
 use crate::theory::discrete_modes::FixedMomentumSummary;
 use crate::theory::spectrum::extreme_eigenvalues;
 
@@ -47,31 +45,7 @@ pub fn run_weight_modified(
     let lyapunov = Optimizer::Gf
         .method()
         .lyapunov(Damping::None, setup.lambda0 / 2.0, cfg.alpha);
-    let e = resolution(cfg.solver, weight_resolution(cfg, setup)).unwrap_or(0.0);
-    let mut probes: Vec<Box<dyn Probe + '_>> = vec![
-        Box::new(Core),
-        Box::new(LyapunovProbe::with_resolution(lyapunov, e)),
-        Box::new(Drift::new(
-            &setup.h0,
-            &setup.w0,
-            model.pattern(&setup.w0.as_view()),
-        )),
-        Box::new(PlProbe),
-    ];
-    if let Some(test) = &setup.test {
-        let (h, cross) = match cfg.kernel {
-            KernelChoice::H0 => (&setup.h0, cross_kernel_h0(model, &setup.w0, test)),
-            KernelChoice::Hinf => (&setup.hinf, model.infinite_width_cross_kernel(test)),
-        };
-        probes.push(Box::new(TestGap::new(
-            model,
-            &setup.w0,
-            test,
-            h,
-            &cross,
-            Damping::None,
-        )));
-    }
+    let probes = crate::study::executor::weight_probes(cfg, setup, lyapunov, Damping::None);
     let mut recorder = Recorder::new(probes);
     let y0 = flow.initial_state(setup.w0.as_slice());
     let dim = model.m() * model.d();

@@ -17,20 +17,18 @@ use crate::dynamics::modified_flow::ModifiedWeightSpace;
 use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, Space, WeightSpace};
 use crate::integrate::{integrate, integrate_held, Solver, Stats, Stop, SwitchingSystem};
 use crate::observe::core::Core;
-use crate::observe::drift::Drift;
 use crate::observe::exact::ExactCheck;
 use crate::observe::lyapunov::LyapunovProbe;
 use crate::observe::pl::PlProbe;
-use crate::observe::test_gap::TestGap;
 use crate::observe::{Probe, Progress, Recorder, Sample};
 use crate::optimizer::DiscreteRun;
-use crate::study::config::{KernelChoice, RunConfig};
+use crate::study::config::RunConfig;
 use crate::study::executor::{
     error_resolution, error_solver, resolution, space_run, weight_resolution, Watched,
 };
 use crate::study::report::SpaceRun;
 use crate::study::setup::Setup;
-use crate::theory::diagnostics::{cross_kernel_h0, PlBall};
+use crate::theory::diagnostics::PlBall;
 use crate::theory::high_resolution::{HighResolutionSolution, Resolution, Setting};
 use crate::theory::spectrum::{extreme_eigenvalues, Spectrum};
 
@@ -207,26 +205,7 @@ fn weight_run<F: SwitchingSystem + Copy>(
     let mu = setup.lambda0 / 2.0;
     let low = cfg.optimizer.method().lyapunov(damping, mu, cfg.alpha);
     let lyapunov = setting.lyapunov(Resolution::High, low, mu);
-    let e = resolution(cfg.solver, weight_resolution(cfg, setup)).unwrap_or(0.0);
-    let mut probes: Vec<Box<dyn Probe + '_>> = vec![
-        Box::new(Core),
-        Box::new(LyapunovProbe::with_resolution(lyapunov, e)),
-        Box::new(Drift::new(
-            &setup.h0,
-            &setup.w0,
-            model.pattern(&setup.w0.as_view()),
-        )),
-        Box::new(PlProbe),
-    ];
-    if let Some(test) = &setup.test {
-        let (h, cross) = match cfg.kernel {
-            KernelChoice::H0 => (&setup.h0, cross_kernel_h0(model, &setup.w0, test)),
-            KernelChoice::Hinf => (&setup.hinf, model.infinite_width_cross_kernel(test)),
-        };
-        probes.push(Box::new(TestGap::new(
-            model, &setup.w0, test, h, &cross, damping,
-        )));
-    }
+    let probes = crate::study::executor::weight_probes(cfg, setup, lyapunov, damping);
     let mut recorder = Recorder::new(probes);
     let times = times_from(&setup.times, t0);
     let dim = model.m() * model.d();
