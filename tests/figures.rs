@@ -124,19 +124,26 @@ fn kernel_svg_draws_lambda_max_of_h_t_when_weight_csv_has_the_column_and_of_h0_o
             .unwrap();
         String::from_utf8(bytes).unwrap()
     };
-    let svg = kernel(&dir);
-    assert!(svg.contains("λ_max(H(0)) = ") && !svg.contains("λ_max(H(t))"));
-    // A hand-made column, as a run that records the sharpness writes it.
-    let path = dir.join("weight.csv");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut lines = text.lines();
-    let mut out = format!("{},lambda_max\n", lines.next().unwrap());
-    for (k, line) in lines.enumerate() {
-        out += &format!("{line},{}\n", 2.0 + 0.1 * k as f64);
-    }
-    std::fs::write(&path, out).unwrap();
+    // The run records lambda_max(H(t)) in weight.csv: the panel draws it.
     let svg = kernel(&dir);
     assert!(svg.contains("λ_max(H(t))") && !svg.contains("λ_max(H(0)) = "));
+    assert!(svg.contains("stability edge of GD"));
+    // Without the column (a folder of an older version): lambda_max(H(0)) from the summary.
+    let path = dir.join("weight.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "lambda_max").unwrap();
+    let out: String = text
+        .lines()
+        .map(|line| {
+            let mut cells: Vec<&str> = line.split(',').collect();
+            cells.remove(col);
+            cells.join(",") + "\n"
+        })
+        .collect();
+    std::fs::write(&path, out).unwrap();
+    let svg = kernel(&dir);
+    assert!(svg.contains("λ_max(H(0)) = ") && !svg.contains("λ_max(H(t))"));
     assert!(svg.contains("stability edge of GD"));
 }
 
