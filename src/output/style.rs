@@ -59,8 +59,8 @@ impl Style {
         }
     }
 
-    /// [`Style::apply`] for figures drawn outside this crate's output code (`plot` of a gap
-    /// folder): size, log time axis and font scale.
+    /// The style's size, log time axis and font scale on a figure drawn outside this crate's
+    /// output code (`plot` of a gap folder).
     pub fn apply_to(&self, fig: &mut Figure) {
         self.apply(fig);
     }
