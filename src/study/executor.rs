@@ -247,6 +247,20 @@ pub fn run_weight(
         integrate(Watched::new(flow, progress), y0, &times, &settings, observe)
     };
     progress.done();
+    finish_weight(cfg, setup, recorder, lyapunov, outcome, started)
+}
+
+/// A weight-space run's [`SpaceRun`] from its recorder and the integrator's outcome: the
+/// table, the Lyapunov verdict against the tolerance floor, and the PL* ball (Liu, Zhu and
+/// Belkin 2022) of the run's inf PL ratio, sup kernel condition and weight distance.
+pub(crate) fn finish_weight(
+    cfg: &RunConfig,
+    setup: &Setup,
+    recorder: Recorder<'_>,
+    lyapunov: Lyapunov,
+    outcome: (Stats, Stop),
+    started: Instant,
+) -> SpaceRun {
     let e = resolution(cfg.solver, weight_resolution(cfg, setup));
     let (mut out, findings) =
         space_run(recorder.finish(), lyapunov, cfg.solver, outcome, started, e);

@@ -22,10 +22,9 @@ use crate::observe::pl::PlProbe;
 use crate::observe::{Probe, Progress, Recorder, Sample};
 use crate::optimizer::Optimizer;
 use crate::study::config::RunConfig;
-use crate::study::executor::{resolution, space_run, weight_resolution};
+use crate::study::executor::space_run;
 use crate::study::report::{Report, SpaceRun};
 use crate::study::setup::Setup;
-use crate::theory::diagnostics::PlBall;
 use crate::theory::discrete_modes::FixedMomentumSummary;
 use crate::theory::spectrum::extreme_eigenvalues;
 
@@ -68,22 +67,7 @@ pub fn run_weight_modified(
         integrate(flow, y0, &setup.times, &settings, observe)
     };
     progress.done();
-    let e = resolution(cfg.solver, weight_resolution(cfg, setup));
-    let (mut out, findings) =
-        space_run(recorder.finish(), lyapunov, cfg.solver, outcome, started, e);
-    let loss0 = out
-        .table
-        .column("loss")
-        .and_then(|l| l.first().copied())
-        .unwrap_or(f64::NAN);
-    out.pl_ball = Some(PlBall::new(
-        out.inf_pl_ratio(),
-        out.sup_kernel_cond(),
-        findings.beta.unwrap_or(0.0),
-        loss0,
-        findings.max_distance.unwrap_or(0.0),
-    ));
-    out
+    crate::study::executor::finish_weight(cfg, setup, recorder, lyapunov, outcome, started)
 }
 
 /// Error space of the modified flow with correction `kappa`, solved exactly.

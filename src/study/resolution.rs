@@ -23,12 +23,9 @@ use crate::observe::pl::PlProbe;
 use crate::observe::{Probe, Progress, Recorder, Sample};
 use crate::optimizer::DiscreteRun;
 use crate::study::config::RunConfig;
-use crate::study::executor::{
-    error_resolution, error_solver, resolution, space_run, weight_resolution, Watched,
-};
+use crate::study::executor::{error_resolution, error_solver, resolution, space_run, Watched};
 use crate::study::report::SpaceRun;
 use crate::study::setup::Setup;
-use crate::theory::diagnostics::PlBall;
 use crate::theory::high_resolution::{HighResolutionSolution, Resolution, Setting};
 use crate::theory::spectrum::{extreme_eigenvalues, Spectrum};
 
@@ -234,20 +231,5 @@ fn weight_run<F: SwitchingSystem + Copy>(
         )
     };
     progress.done();
-    let e = resolution(cfg.solver, weight_resolution(cfg, setup));
-    let (mut out, findings) =
-        space_run(recorder.finish(), lyapunov, cfg.solver, outcome, started, e);
-    let loss0 = out
-        .table
-        .column("loss")
-        .and_then(|l| l.first().copied())
-        .unwrap_or(f64::NAN);
-    out.pl_ball = Some(PlBall::new(
-        out.inf_pl_ratio(),
-        out.sup_kernel_cond(),
-        findings.beta.unwrap_or(0.0),
-        loss0,
-        findings.max_distance.unwrap_or(0.0),
-    ));
-    out
+    crate::study::executor::finish_weight(cfg, setup, recorder, lyapunov, outcome, started)
 }
