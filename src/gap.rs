@@ -63,6 +63,9 @@ pub struct GapReport {
     pub modes_eta: f64,
     #[serde(skip)]
     pub modes: Vec<ModeRow>,
+    /// The figures' provenance line: the data, m, T and a model that is not the default
+    /// ([`crate::output::figures::provenance`]).
+    pub caption: String,
 }
 
 /// Check the step sizes: at least two, each positive and finite, below 1.
@@ -150,6 +153,12 @@ pub fn run_gap_in(
     };
     let values = crate::theory::spectrum::Spectrum::of(h).values;
     let modes = values.iter().map(|&l| mode_row(&setting, l)).collect();
+    let caption = crate::output::figures::provenance(&serde_json::json!({
+        "config": cfg,
+        "n": setup.model.n(),
+        "d": setup.model.d(),
+        "m": setup.model.m(),
+    }));
     Ok(GapReport {
         optimizer: cfg.optimizer,
         t_end: cfg.t_end,
@@ -157,6 +166,7 @@ pub fn run_gap_in(
         orders,
         modes_eta,
         modes,
+        caption,
     })
 }
 
@@ -338,6 +348,7 @@ pub fn panel(report: &GapReport) -> Figure {
     fig.log_x = true;
     fig.log_y = true;
     fig.legend = Legend::LowerRight;
+    fig.caption = report.caption.clone();
     for order in &report.orders {
         let pts: Vec<(f64, f64)> = report
             .rows
@@ -420,6 +431,7 @@ pub fn modes_panel(report: &GapReport) -> Figure {
     fig.log_x = true;
     fig.log_y = true;
     fig.legend = Legend::LowerRight;
+    fig.caption = report.caption.clone();
     let pick = |f: fn(&ModeRow) -> f64| -> Vec<(f64, f64)> {
         report
             .modes

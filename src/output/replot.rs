@@ -201,5 +201,6 @@ pub fn read_gap(dir: &Path) -> Result<GapReport, InputError> {
         rows,
         modes_eta,
         modes,
+        caption: gap["caption"].as_str().unwrap_or_default().to_string(),
     })
 }
