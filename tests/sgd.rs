@@ -346,6 +346,8 @@ fn ntkdyn_sgd_refuses_a_batch_it_cannot_draw_and_options_it_has_no_use_for() {
             "--sde-substeps",
         ),
         (vec!["--batch", "2", "--friction", "1"], "--friction"),
+        (vec!["--batch", "2", "--beta", "0.5"], "--beta"),
+        (vec!["--batch", "2", "--resolution", "high"], "--resolution"),
     ] {
         let mut all = vec!["sgd", "--out", out];
         all.extend(&args);

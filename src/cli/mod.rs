@@ -62,7 +62,7 @@ where
         if let Some(option) = given_with_sgd(&args) {
             return Err(ParseFailure::Conflict(InputError::option(
                 option,
-                "is not an option of sgd (it has no friction, momentum, Lyapunov function, held-out points or optional twin)",
+                "is not an option of sgd (it has no friction, momentum, Lyapunov function, held-out points, optional twin or high-resolution ODE)",
             )));
         }
     }
@@ -687,13 +687,16 @@ fn sweep_caption(json: &str) -> String {
 // issue 18: sgd
 /// The run options `sgd` takes but has no use for: given, they are refused rather than
 /// ignored.
-const IGNORED_BY_SGD: [&str; 6] = [
+const IGNORED_BY_SGD: [&str; 8] = [
     "friction",
     "gamma",
     "alpha",
     "test-n",
     "test",
     "no-discrete",
+    // issue 19: sgd has no momentum to fix and no high-resolution ODE
+    "beta",
+    "resolution",
 ];
 
 /// The first option of [`IGNORED_BY_SGD`] given on the command line (or in --config).
