@@ -250,6 +250,51 @@ pub fn run_weight(
     finish_weight(cfg, setup, recorder, lyapunov, outcome, started)
 }
 
+/// An error-space run solved exactly: the probes are fed the exact solution
+/// `at(t) = (Delta(t), Delta'(t))` at `times` (until one stops the run), and the run is
+/// recorded as solver `exact` with `solver_note`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_exact<S: crate::dynamics::Space>(
+    probes: Vec<Box<dyn Probe + '_>>,
+    space: &S,
+    at: impl Fn(f64) -> (DVector<f64>, DVector<f64>),
+    times: &[f64],
+    extremes: (f64, f64),
+    lyapunov: Lyapunov,
+    started: Instant,
+    solver_note: Option<String>,
+    progress: &dyn Progress,
+) -> SpaceRun {
+    let mut recorder = Recorder::new(probes);
+    let mut stop = Stop::Completed;
+    for &t in times {
+        progress.at(t);
+        let (d, v) = at(t);
+        let s = space.snapshot(d.as_slice(), v.as_slice());
+        if !recorder.record(&Sample {
+            t,
+            snapshot: &s,
+            kernel_extremes: extremes,
+            weights: None,
+        }) {
+            stop = Stop::Observer { t };
+            break;
+        }
+    }
+    progress.done();
+    let mut run = space_run(
+        recorder.finish(),
+        lyapunov,
+        Solver::Exact,
+        (Stats::default(), stop),
+        started,
+        None,
+    )
+    .0;
+    run.solver_note = solver_note;
+    run
+}
+
 /// A weight-space run's [`SpaceRun`] from its recorder and the integrator's outcome: the
 /// table, the Lyapunov verdict against the tolerance floor, and the PL* ball (Liu, Zhu and
 /// Belkin 2022) of the run's inf PL ratio, sup kernel condition and weight distance.
@@ -332,35 +377,18 @@ pub fn run_error_with(
     let times = setup.times.clone();
     progress.start("error space", cfg.t_end);
     if solver == Solver::Exact {
-        let mut recorder = Recorder::new(probes);
-        let mut stop = Stop::Completed;
-        for &t in &times {
-            progress.at(t);
-            let (d, v) = exact.at(t);
-            let s = crate::dynamics::Space::snapshot(&space, d.as_slice(), v.as_slice());
-            if !recorder.record(&Sample {
-                t,
-                snapshot: &s,
-                kernel_extremes: extremes,
-                weights: None,
-            }) {
-                stop = Stop::Observer { t };
-                break;
-            }
-        }
-        progress.done();
-        let outcome = (Stats::default(), stop);
-        let mut run = space_run(
-            recorder.finish(),
+        let at = |t| exact.at(t);
+        return record_exact(
+            probes,
+            &space,
+            at,
+            &times,
+            extremes,
             lyapunov,
-            Solver::Exact,
-            outcome,
             started,
-            None,
-        )
-        .0;
-        run.solver_note = solver_note;
-        return run;
+            solver_note,
+            progress,
+        );
     }
     probes.push(Box::new(ExactCheck::with_floor(&exact, e.unwrap_or(0.0))));
     let mut recorder = Recorder::new(probes);

@@ -14,15 +14,14 @@ use std::time::Instant;
 use nalgebra::DVector;
 
 use crate::dynamics::modified_flow::{ModifiedErrorSpace, ModifiedExact, ModifiedWeightSpace};
-use crate::dynamics::{Damping, Flow, Space};
-use crate::integrate::{integrate, integrate_held, Solver, Stats, Stop};
+use crate::dynamics::{Damping, Flow};
+use crate::integrate::{integrate, integrate_held, Solver};
 use crate::observe::core::Core;
 use crate::observe::lyapunov::LyapunovProbe;
 use crate::observe::pl::PlProbe;
 use crate::observe::{Probe, Progress, Recorder, Sample};
 use crate::optimizer::Optimizer;
 use crate::study::config::RunConfig;
-use crate::study::executor::space_run;
 use crate::study::report::{Report, SpaceRun};
 use crate::study::setup::Setup;
 use crate::theory::discrete_modes::FixedMomentumSummary;
@@ -98,36 +97,18 @@ pub fn run_error_modified(
     if let Some(probe) = crate::study::held_out::kernel_test(cfg, setup) {
         probes.push(Box::new(probe));
     }
-    let mut recorder = Recorder::new(probes);
-    let mut stop = Stop::Completed;
     progress.start("error space (modified flow)", cfg.t_end);
-    for &t in &setup.times {
-        progress.at(t);
-        let (d, v) = exact.at(t);
-        let s = space.snapshot(d.as_slice(), v.as_slice());
-        if !recorder.record(&Sample {
-            t,
-            snapshot: &s,
-            kernel_extremes: extremes,
-            weights: None,
-        }) {
-            stop = Stop::Observer { t };
-            break;
-        }
-    }
-    progress.done();
-    let mut run = space_run(
-        recorder.finish(),
+    crate::study::executor::record_exact(
+        probes,
+        &space,
+        |t| exact.at(t),
+        &setup.times,
+        extremes,
         lyapunov,
-        Solver::Exact,
-        (Stats::default(), stop),
         started,
-        None,
+        Some("exact (the modified flow's modes, exp(-(lambda + kappa lambda^2) t))".into()),
+        progress,
     )
-    .0;
-    run.solver_note =
-        Some("exact (the modified flow's modes, exp(-(lambda + kappa lambda^2) t))".into());
-    run
 }
 
 /// summary.json's `fixed_momentum` of a run with `--beta`: B, the clock, k_B, and the share

@@ -14,8 +14,8 @@ use nalgebra::DVector;
 
 use crate::dynamics::high_resolution::HighFlow;
 use crate::dynamics::modified_flow::ModifiedWeightSpace;
-use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, Space, WeightSpace};
-use crate::integrate::{integrate, integrate_held, Solver, Stats, Stop, SwitchingSystem};
+use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, WeightSpace};
+use crate::integrate::{integrate, integrate_held, Solver, SwitchingSystem};
 use crate::observe::core::Core;
 use crate::observe::exact::ExactCheck;
 use crate::observe::lyapunov::LyapunovProbe;
@@ -96,34 +96,18 @@ pub fn run_error_high(
     let times = times_from(&setup.times, t0);
     progress.start("error space (high resolution)", cfg.t_end);
     if solver == Solver::Exact {
-        let mut recorder = Recorder::new(probes);
-        let mut stop = Stop::Completed;
-        for &t in &times {
-            progress.at(t);
-            let (d, v) = exact.at(t);
-            let s = space.snapshot(d.as_slice(), v.as_slice());
-            if !recorder.record(&Sample {
-                t,
-                snapshot: &s,
-                kernel_extremes: extremes,
-                weights: None,
-            }) {
-                stop = Stop::Observer { t };
-                break;
-            }
-        }
-        progress.done();
-        let mut run = space_run(
-            recorder.finish(),
+        let at = |t| exact.at(t);
+        return crate::study::executor::record_exact(
+            probes,
+            &space,
+            at,
+            &times,
+            extremes,
             lyapunov,
-            Solver::Exact,
-            (Stats::default(), stop),
             started,
-            None,
-        )
-        .0;
-        run.solver_note = solver_note;
-        return run;
+            solver_note,
+            progress,
+        );
     }
     probes.push(Box::new(ExactCheck::with_floor(&exact, e.unwrap_or(0.0))));
     let mut recorder = Recorder::new(probes);
