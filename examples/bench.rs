@@ -971,28 +971,44 @@ fn snapshots(args: &[String]) {
         .map(|v| v.into_iter().map(|x| x as usize).collect())
         .unwrap_or_else(|| vec![100, 1000]);
     println!("load average at start: {}", load_average());
-    println!("Whole weight-space runs, n = 100, d = 20, m = 400, T = 100 (defaults otherwise), 201 and 11 samples alternating, median of {repeats} (study wall seconds of weight space):");
-    println!("| run | 201 samples (s) | 11 samples (s) | ratio | extra per sample (ms) |");
-    println!("|---|---|---|---|---|");
+    println!("Whole weight-space runs, n = 100, d = 20, m = 400, T = 100, atol 1e-9 (defaults otherwise), 201 and 11 samples alternating, median of {repeats} (study wall seconds of weight space; snapshot: the summary's timings.snapshot_seconds, the output times' snapshots, H(t)'s ends and probes):");
+    println!("| run | 201 samples (s) | snapshots of 201 (s) | share | 11 samples (s) | ratio 201 / 11 |");
+    println!("|---|---|---|---|---|---|");
     let dir = std::env::temp_dir().join(format!("ntkdyn-bench-snap-{}", std::process::id()));
     for opt in [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag] {
-        let (mut many, mut few) = (Vec::new(), Vec::new());
+        let (mut many, mut snap, mut share, mut few) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..repeats {
-            for (samples, into) in [(201, &mut many), (11, &mut few)] {
+            for samples in [201, 11] {
                 let cfg = RunConfig {
                     samples,
+                    atol: 1e-9,
                     ..config(opt, 400, 100.0, &dir)
                 };
-                into.push(ntkdyn_run(&cfg).wall);
+                let report = study::run(&cfg).expect("benchmark configuration is valid");
+                let w = report.weight.expect("weight space was run");
+                if samples == 201 {
+                    let s = w.snapshot_seconds.unwrap_or(f64::NAN);
+                    many.push(w.wall_seconds);
+                    snap.push(s);
+                    share.push(s / w.wall_seconds);
+                } else {
+                    few.push(w.wall_seconds);
+                }
             }
         }
-        let (a, b) = (median(many), median(few));
+        let (a, s, f, b) = (median(many), median(snap), median(share), median(few));
         println!(
-            "| {} | {a:.3} | {b:.3} | {:.2} | {:.3} |",
+            "| {} | {a:.3} | {s:.3} | {:.1}% | {b:.3} | {:.2} |",
             opt.name(),
-            a / b,
-            (a - b) / 190.0 * 1e3
+            100.0 * f,
+            a / b
         );
+    }
+    println!();
+    if args.iter().any(|a| a == "--no-parts") {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
     }
     println!();
     println!("One snapshot at W(0) (m = 10 n, d = 20) and the extremes of H at a state one sample later (W0 - 0.5 grad L), ms:");

@@ -32,7 +32,7 @@ mod spaces;
 // issue 19: resolution
 pub mod high_resolution;
 
-pub use spaces::{ErrorSpace, Snapshot, Space, WeightSpace};
+pub use spaces::{ErrorSpace, PatternBits, Snapshot, Space, WeightSpace};
 
 /// The friction term c(t) of x'' + c(t) x' + grad = 0, or none for a first-order flow.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]

@@ -19,14 +19,94 @@ pub struct Snapshot {
     pub pseudo_loss: f64,
     /// H(W(t)) in weight space; None in error space where H is fixed.
     pub gram: Option<DMatrix<f64>>,
-    /// The activation pattern 1[w_r . x_i >= 0] (m x n) in weight space; None in error space.
-    pub pattern: Option<DMatrix<f64>>,
+    /// The activation pattern 1[w_r . x_i >= 0] (m x n, as bits) in weight space; None in
+    /// error space.
+    pub pattern: Option<PatternBits>,
 }
 
 impl Snapshot {
     /// L = 1/2 |Delta|^2.
     pub fn loss(&self) -> f64 {
         0.5 * self.delta.norm_squared()
+    }
+}
+
+/// An activation pattern S (m x n, entries 0 or 1) as bits, sample by sample (column i holds
+/// the m neurons' bits in ceil(m/64) words): 1/64 of the memory of the f64 matrix, so that
+/// keeping the last pattern, finding the entries that changed and counting the changes from
+/// W0 read kilobytes where the f64 matrices took megabytes (80 MB each at n = 1000,
+/// m = 10,000).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatternBits {
+    rows: usize,
+    cols: usize,
+    words: Vec<u64>,
+}
+
+impl PatternBits {
+    /// The bits of the nonzero entries of s.
+    pub fn of(s: &DMatrix<f64>) -> PatternBits {
+        let (rows, cols) = s.shape();
+        let per = rows.div_ceil(64);
+        let mut words = vec![0u64; per * cols];
+        for (column, out) in s
+            .as_slice()
+            .chunks_exact(rows.max(1))
+            .zip(words.chunks_exact_mut(per.max(1)))
+        {
+            for (chunk, word) in column.chunks(64).zip(out.iter_mut()) {
+                *word = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |acc, (b, x)| acc | (u64::from(*x != 0.0) << b));
+            }
+        }
+        PatternBits { rows, cols, words }
+    }
+
+    /// m x n.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// The number of entries, m n.
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Whether the pattern has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entry (r, i).
+    pub fn get(&self, r: usize, i: usize) -> bool {
+        let word = self.words[i * self.rows.div_ceil(64) + r / 64];
+        (word >> (r % 64)) & 1 == 1
+    }
+
+    /// How many entries differ from `other`'s (same shape).
+    pub fn differences(&self, other: &PatternBits) -> usize {
+        assert_eq!(self.shape(), other.shape(), "patterns of one shape");
+        self.words
+            .iter()
+            .zip(&other.words)
+            .map(|(a, b)| (a ^ b).count_ones() as usize)
+            .sum()
+    }
+
+    /// (row, column) of every entry that differs from `other`'s, column by column.
+    fn changed(&self, other: &PatternBits, out: &mut Vec<(usize, usize)>) {
+        out.clear();
+        let per = self.rows.div_ceil(64);
+        for (k, (a, b)) in self.words.iter().zip(&other.words).enumerate() {
+            let mut x = a ^ b;
+            while x != 0 {
+                let bit = x.trailing_zeros() as usize;
+                out.push(((k % per) * 64 + bit, k / per));
+                x &= x - 1;
+            }
+        }
     }
 }
 
@@ -107,7 +187,7 @@ pub struct WeightSpace<'a> {
 /// and the product took about a second a snapshot there.
 #[derive(Debug)]
 struct PatternCounts {
-    pattern: DMatrix<f64>,
+    pattern: PatternBits,
     counts: DMatrix<f64>,
 }
 
@@ -116,37 +196,35 @@ struct PatternCounts {
 const UPDATE_BELOW_SHARE: usize = 16;
 
 impl PatternCounts {
-    fn of(pattern: &DMatrix<f64>) -> PatternCounts {
+    fn of(pattern: &DMatrix<f64>, bits: &PatternBits) -> PatternCounts {
         PatternCounts {
             counts: crate::linalg::matmul_tr(pattern, pattern),
-            pattern: pattern.clone(),
+            pattern: bits.clone(),
         }
     }
 
     /// Move to `pattern` by updates when few entries changed (false: too many, untouched).
-    fn update(&mut self, pattern: &DMatrix<f64>) -> bool {
+    fn update(&mut self, pattern: &PatternBits) -> bool {
         let (m, n) = pattern.shape();
-        let (old, new) = (self.pattern.as_slice(), pattern.as_slice());
-        // (row, column) of every changed entry, by row: a row of S (strided by m) is read
-        // once into `row` however many of its entries flip.
-        let mut changed: Vec<(usize, usize)> = (0..m * n)
-            .filter(|&k| old[k] != new[k])
-            .map(|k| (k % m, k / m))
-            .collect();
+        // (row, column) of every changed entry, by row: a row of S is read once into `row`
+        // however many of its entries flip.
+        let mut changed = Vec::new();
+        self.pattern.changed(pattern, &mut changed);
         if changed.len() * UPDATE_BELOW_SHARE > m * n {
             return false;
         }
         changed.sort_unstable();
+        let old = &self.pattern;
         let mut row = vec![0.0; n];
         let mut current = usize::MAX;
         for (r, i) in changed {
             if r != current {
                 current = r;
                 for (c, s) in row.iter_mut().enumerate() {
-                    *s = old[r + c * m];
+                    *s = if old.get(r, c) { 1.0 } else { 0.0 };
                 }
             }
-            let delta = new[r + i * m] - row[i];
+            let delta = if pattern.get(r, i) { 1.0 } else { 0.0 } - row[i];
             // C_ci and C_ic gain delta S_rc for every c, the diagonal's two then undone:
             // C_ii gains (S_ri + delta)^2 - S_ri^2 = delta (entries 0 or 1).
             for (c, s) in row.iter().enumerate() {
@@ -154,9 +232,9 @@ impl PatternCounts {
                 self.counts[(i, c)] += delta * s;
             }
             self.counts[(i, i)] += delta - 2.0 * delta * row[i];
-            row[i] = new[r + i * m];
+            row[i] += delta;
         }
-        self.pattern.copy_from(pattern);
+        self.pattern.clone_from(pattern);
         true
     }
 }
@@ -184,20 +262,20 @@ impl<'a> WeightSpace<'a> {
     }
 
     /// H of `pattern` ((X X^T) o S^T S / m, as [`Model::gram_of_pattern`] bit for bit), with
-    /// S^T S updated from the last call's ([`PatternCounts`]).
-    fn gram(&self, pattern: &DMatrix<f64>) -> DMatrix<f64> {
+    /// S^T S updated from the last call's ([`PatternCounts`]); `bits` are the pattern's.
+    fn gram(&self, pattern: &DMatrix<f64>, bits: &PatternBits) -> DMatrix<f64> {
         let mut cache = self.counts.borrow_mut();
         let fresh = match cache.as_mut() {
-            Some(c) => !c.update(pattern),
+            Some(c) => !c.update(bits),
             None => true,
         };
         if fresh {
-            *cache = Some(PatternCounts::of(pattern));
+            *cache = Some(PatternCounts::of(pattern, bits));
         }
         let counts = &cache.as_ref().expect("counts were just formed").counts;
-        let mut h = counts.clone();
-        h.component_mul_assign(self.model.input_gram());
-        h / self.model.m() as f64
+        // (C o G) / m entry by entry, as the product and then the quotient were taken.
+        let m = self.model.m() as f64;
+        counts.zip_map(self.model.input_gram(), |c, g| c * g / m)
     }
 }
 
@@ -272,7 +350,7 @@ impl Space for WeightSpace<'_> {
                 delta,
                 pseudo_loss,
                 gram: Some(gram),
-                pattern: Some(self.model.pattern(&w)),
+                pattern: Some(PatternBits::of(&self.model.pattern(&w))),
             };
         }
         let zt = self.model.preactivations(&w);
@@ -291,8 +369,11 @@ impl Space for WeightSpace<'_> {
         // The ReLU's slopes are its 0/1 pattern, whose co-activation counts are updated from
         // the last snapshot; a smooth activation's H is formed afresh, its pattern the signs.
         let (gram, pattern) = match pattern {
-            None => (self.gram(&slopes), slopes),
-            Some(p) => (self.model.gram_of_pattern(&slopes), p),
+            None => {
+                let bits = PatternBits::of(&slopes);
+                (self.gram(&slopes, &bits), bits)
+            }
+            Some(p) => (self.model.gram_of_pattern(&slopes), PatternBits::of(&p)),
         };
         let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
         Snapshot {
@@ -324,9 +405,32 @@ mod tests {
                 *x += scale * (((k * 7919 + step * 104729) % 1000) as f64 / 500.0 - 1.0);
             }
             let pattern = model.pattern(&w.as_view());
-            let updated = space.gram(&pattern);
+            let updated = space.gram(&pattern, &PatternBits::of(&pattern));
             assert_eq!(updated, model.gram_of_pattern(&pattern), "step {step}");
         }
+    }
+
+    #[test]
+    fn pattern_bits_hold_every_entry_and_count_the_entries_that_differ() {
+        // 130 rows: two full words and a partial third per column.
+        let (m, n) = (130, 7);
+        let a = DMatrix::from_fn(m, n, |r, i| ((r * 31 + i * 17) % 5 < 2) as u8 as f64);
+        let b = DMatrix::from_fn(m, n, |r, i| ((r * 31 + i * 17) % 7 < 3) as u8 as f64);
+        let (x, y) = (PatternBits::of(&a), PatternBits::of(&b));
+        for i in 0..n {
+            for r in 0..m {
+                assert_eq!(x.get(r, i), a[(r, i)] == 1.0);
+            }
+        }
+        let want: Vec<(usize, usize)> = (0..n)
+            .flat_map(|i| (0..m).map(move |r| (r, i)))
+            .filter(|&(r, i)| a[(r, i)] != b[(r, i)])
+            .collect();
+        let mut got = Vec::new();
+        x.changed(&y, &mut got);
+        assert_eq!(got, want);
+        assert_eq!(x.differences(&y), want.len());
+        assert_eq!(x.differences(&x), 0);
     }
 
     #[test]
@@ -343,7 +447,7 @@ mod tests {
             assert_eq!(s.delta, model.residual(&w), "{activation:?}");
             assert_eq!(
                 s.pattern.as_ref(),
-                Some(&model.pattern(&w)),
+                Some(&PatternBits::of(&model.pattern(&w))),
                 "{activation:?}"
             );
             assert_eq!(s.gram.as_ref(), Some(&model.gram(&w)), "{activation:?}");

@@ -5,18 +5,22 @@
 use nalgebra::DMatrix;
 
 use super::{Findings, Probe, Sample};
+use crate::dynamics::PatternBits;
 
 /// Columns lambda_min, kernel_drift, max_weight_drift, pattern_change_frac; finds beta (the
 /// largest lambda_max(H(t))) and the largest |W(t) - W0|_F.
 pub struct Drift<'a> {
     h0: &'a DMatrix<f64>,
     w0: &'a DMatrix<f64>,
-    pattern0: DMatrix<f64>,
+    /// The pattern at W0, as bits: a count of changes reads m n / 64 words.
+    pattern0: PatternBits,
     beta: f64,
     max_distance: f64,
     /// H(t) - H(0) and W(t) - W0, formed in place at every sample (no allocation per sample).
     gap_h: DMatrix<f64>,
     gap_w: DMatrix<f64>,
+    /// |w_r(t) - w_r(0)|^2 of each neuron.
+    moved: Vec<f64>,
 }
 
 impl<'a> Drift<'a> {
@@ -25,7 +29,8 @@ impl<'a> Drift<'a> {
         Drift {
             h0,
             w0,
-            pattern0,
+            pattern0: PatternBits::of(&pattern0),
+            moved: vec![0.0; w0.nrows()],
             beta: 0.0,
             max_distance: 0.0,
             gap_h: h0.clone(),
@@ -53,33 +58,27 @@ impl Probe for Drift<'_> {
         self.gap_h.copy_from(gram);
         self.gap_h -= self.h0;
         let drift = self.gap_h.norm();
-        // Row by row without a temporary per row: nalgebra's norm of a 1 x d row sums its
-        // squares in column order from 0, as this loop does (bit for bit the same).
-        let moved = (0..w.nrows())
-            .map(|r| {
-                let mut sum = 0.0;
-                for j in 0..w.ncols() {
-                    let gap = w[(r, j)] - self.w0[(r, j)];
-                    sum += gap * gap;
-                }
-                sum.sqrt()
-            })
-            .fold(0.0, f64::max);
-        self.gap_w.copy_from(w);
-        self.gap_w -= self.w0;
+        // Column by column (W is column-major), each neuron's sum of squares taken in
+        // column order from 0, as nalgebra's norm of the 1 x d row does (bit for bit the
+        // same); the differences fill W(t) - W0 on the way.
+        self.moved.iter_mut().for_each(|x| *x = 0.0);
+        for j in 0..w.ncols() {
+            let (now, start) = (w.column(j), self.w0.column(j));
+            let mut gap = self.gap_w.column_mut(j);
+            for (r, sum) in self.moved.iter_mut().enumerate() {
+                let g = now[r] - start[r];
+                gap[r] = g;
+                *sum += g * g;
+            }
+        }
+        let moved = self.moved.iter().map(|s| s.sqrt()).fold(0.0, f64::max);
         self.max_distance = self.max_distance.max(self.gap_w.norm());
         let pattern = s
             .snapshot
             .pattern
             .as_ref()
             .expect("weight space carries its pattern");
-        // Over the slices: nalgebra's generic zip_fold took 4.5% of a 201-sample run (perf).
-        let changed = pattern
-            .as_slice()
-            .iter()
-            .zip(self.pattern0.as_slice())
-            .filter(|(a, b)| a != b)
-            .count();
+        let changed = pattern.differences(&self.pattern0);
         let frac = changed as f64 / pattern.len() as f64;
         row.extend([lambda_min, drift, moved, frac]);
     }

@@ -85,6 +85,18 @@ pub struct SpaceSummary {
     // issue 20: why a stiff error space was solved exactly
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solver_note: Option<String>,
+    // issue 20: what the output times cost (weight space): a timing, like wall_seconds
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<Timings>,
+}
+
+// issue 20: timings of a space run beside wall_seconds
+/// Where a space run's time went (seconds; timings vary from run to run).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// At the output times: the snapshot (Delta, Delta', H(t)), H(t)'s extreme eigenvalues
+    /// and the probes; part of wall_seconds.
+    pub snapshot_seconds: f64,
 }
 
 /// The discrete twin.
@@ -169,6 +181,10 @@ impl SpaceSummary {
             final_test_gap: run.final_test_gap(),
             // issue 20: why a stiff error space was solved exactly
             solver_note: run.solver_note.clone(),
+            // issue 20: what the output times cost
+            timings: run
+                .snapshot_seconds
+                .map(|snapshot_seconds| Timings { snapshot_seconds }),
         }
     }
 }

@@ -74,6 +74,7 @@ pub(crate) fn space_run(
         pl_ball: None,
         tolerance_floor,
         solver_note: None,
+        snapshot_seconds: None,
     };
     (run, findings)
 }
@@ -216,17 +217,22 @@ pub fn run_weight(
     let dim = model.m() * model.columns();
     let times = setup.times.clone();
     progress.start("weight space", cfg.t_end);
+    // issue 20: what the output times cost (summary timings.snapshot_seconds).
+    let mut observing = std::time::Duration::ZERO;
     let observe = |t: f64, y: &DVector<f64>| {
         progress.at(t);
+        let clock = Instant::now();
         let s = flow.snapshot(y.as_slice());
         let gram = s.gram.as_ref().expect("weight space carries H(t)");
-        recorder.record(&Sample {
+        let go_on = recorder.record(&Sample {
             t,
             // Both ends of H(t)'s spectrum in one solve.
             kernel_extremes: kernel_extremes(gram),
             snapshot: &s,
             weights: Some(model.weights(&y.as_slice()[..dim])),
-        })
+        });
+        observing += clock.elapsed();
+        go_on
     };
     let settings = cfg.solver_settings();
     // issue 17: with a trained output layer u is not linear in W on a held pattern.
@@ -247,7 +253,9 @@ pub fn run_weight(
         integrate(Watched::new(flow, progress), y0, &times, &settings, observe)
     };
     progress.done();
-    finish_weight(cfg, setup, recorder, lyapunov, outcome, started)
+    let mut run = finish_weight(cfg, setup, recorder, lyapunov, outcome, started);
+    run.snapshot_seconds = Some(observing.as_secs_f64());
+    run
 }
 
 /// An error-space run solved exactly: the probes are fed the exact solution

@@ -42,6 +42,10 @@ pub struct SpaceRun {
     // issue 20: why a stiff error space was solved exactly
     /// Why the solver is not the one configured: `exact (stiff: lambda_max T = ...)`.
     pub solver_note: Option<String>,
+    // issue 20: what the output times cost
+    /// Weight space: seconds spent at the output times (snapshot, H(t)'s ends, the probes),
+    /// part of `wall_seconds`.
+    pub snapshot_seconds: Option<f64>,
 }
 
 impl SpaceRun {
