@@ -10,7 +10,7 @@
 //! cargo run --release --example bench -- sgd [--batch B] [--seeds S] [--repeats R]
 //! cargo run --release --example bench -- error-scale [--big]
 //! cargo run --release --example bench -- runs --jax [--samples 201] [--jax-gf-t-end 10] [--only-default] [--optimizers hbf,nag] [--no-scaling]
-//! cargo run --release --example bench -- snapshots [--repeats R] [--sizes 100,1000]
+//! cargo run --release --example bench -- snapshots [--repeats R] [--sizes 100,1000] [--no-parts]
 //! cargo run --release --example bench -- [--numpy] [--scipy]          all of rhs and runs
 //! ```
 //! `rhs` times one weight-space right-hand side at n = 100, d = 20, m = 400 .. 100000 on one
@@ -32,7 +32,9 @@
 //! `--jax-gf-t-end` (default T) where a diffrax gf solve to T = 100 takes too long;
 //! `--only-default` runs ntkdyn at its defaults only (no rtol 1e-7, 1e-8 rows).
 //! `snapshots` measures what an output time costs: whole default runs (n = 100, d = 20,
-//! m = 400, T = 100) with 201 against 11 samples, alternating, medians of R each; then at each
+//! m = 400, T = 100, atol 1e-9) with 201 against 11 samples, alternating, medians of R each,
+//! and the share of the 201-sample run spent at its output times (the run's own
+//! `snapshot_seconds`: snapshot, H(t)'s ends, probes); then (unless `--no-parts`) at each
 //! size n (m = 10 n, d = 20) one snapshot's parts (Delta, Delta', H(t), the probes) and the
 //! extreme eigenvalues of H(t) by the full eigenvalue solve and by Lanczos, cold and
 //! warm-started from H at the previous output time, with their deviation from the full solve.
