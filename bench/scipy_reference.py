@@ -1,7 +1,9 @@
 """The usual tool: scipy's solve_ivp (RK45) on the plain weight-space right-hand side.
 
-python3 bench/scipy_reference.py DATA.csv INIT.csv gf|hbf|nag T [b] [gamma] [rtol] [atol]
+python3 bench/scipy_reference.py DATA.csv INIT.csv gf|hbf|nag T [b] [gamma] [rtol] [atol] [samples]
 Prints one JSON line: wall seconds, function evaluations, final loss.
+With samples K the solution is also recorded at K equally spaced output times (t_eval, the
+solver's dense output) and the loss evaluated at each, as ntkdyn records its K samples.
 Same network, data and initialization as ntkdyn (--data/--init files it wrote).
 """
 import json
@@ -18,6 +20,7 @@ def main():
     gamma = float(sys.argv[6]) if len(sys.argv) > 6 else 3.0
     rtol = float(sys.argv[7]) if len(sys.argv) > 7 else 1e-6
     atol = float(sys.argv[8]) if len(sys.argv) > 8 else 1e-9
+    samples = int(sys.argv[9]) if len(sys.argv) > 9 else 0
     data = np.loadtxt(data_csv, delimiter=",")
     x, y = data[:, :-1], data[:, -1]
     init = np.loadtxt(init_csv, delimiter=",")
@@ -50,11 +53,15 @@ def main():
         y0 = np.concatenate([w0.ravel(), np.zeros(k)])
 
     start = time.perf_counter()
-    sol = solve_ivp(fun, (0.0, t_end), y0, method="RK45", rtol=rtol, atol=atol)
+    t_eval = np.linspace(0.0, t_end, samples) if samples > 1 else None
+    sol = solve_ivp(fun, (0.0, t_end), y0, method="RK45", rtol=rtol, atol=atol, t_eval=t_eval)
+    losses = [0.5 * float(r @ r) for r in (grad(sol.y[:k, i])[1] for i in range(sol.y.shape[1]))
+              ] if t_eval is not None else []
     wall = time.perf_counter() - start
     _, delta = grad(sol.y[:k, -1])
     print(json.dumps({"wall_seconds": wall, "evaluations": int(sol.nfev),
-                      "final_loss": 0.5 * float(delta @ delta), "status": int(sol.status)}))
+                      "final_loss": 0.5 * float(delta @ delta), "status": int(sol.status),
+                      "samples": len(losses)}))
 
 
 if __name__ == "__main__":

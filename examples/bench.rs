@@ -223,6 +223,7 @@ fn ntkdyn_run(cfg: &RunConfig) -> Timed {
     }
 }
 
+/// bench/scipy_reference.py on the same files, recording `cfg.samples` output times (t_eval).
 fn scipy_run(cfg: &RunConfig, dir: &Path, b: f64, limit: f64) -> Option<Timed> {
     let out = Command::new("timeout")
         .arg(format!("{limit}"))
@@ -234,6 +235,8 @@ fn scipy_run(cfg: &RunConfig, dir: &Path, b: f64, limit: f64) -> Option<Timed> {
         .arg(cfg.t_end.to_string())
         .arg(b.to_string())
         .arg(cfg.gamma.to_string())
+        .args(["1e-6", "1e-9"])
+        .arg(cfg.samples.to_string())
         .output()
         .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;

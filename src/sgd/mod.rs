@@ -12,6 +12,11 @@
 //! oracle : C_{k+1} = (I - eta H) C_k (I - eta H) + eta^2 c_B H (n Diag(C_k) - C_k) H,
 //!          E\[L_k] = 1/2 tr C_k; eta_crit(B): spectral radius of that map = 1 ([`oracle`])
 //! ```
+//! Both trainings and every activation: with `--train wa` the parameters are [W | a] (m x
+//! (d+1)), J is the full Jacobian (its W and a blocks), so g_B, Sigma_B and the SDE's noise
+//! carry the a-part, and the error space's H is the kernel of (W, a) (H(W0, a0), or Hinf
+//! with the second layer's kernel), from which the oracle and eta_crit follow unchanged.
+//!
 //! The pieces: [`twin`] (batch streams, SGD in weight and error space), [`sde`] (the noise
 //! sampler and Euler-Maruyama in both spaces), [`oracle`] (c_B, the second-moment recursion,
 //! the mean-square stability edge), [`bands`] (median, q10, q90, mean and standard error over
@@ -129,13 +134,6 @@ impl SgdConfig {
     /// What the options alone decide (B against n is checked once --data gave n).
     pub fn validate(&self) -> Result<(), InputError> {
         self.run.validate()?;
-        // issue 17: --train
-        if self.run.train.output_layer() {
-            return Err(InputError::option(
-                "train",
-                "wa is not supported by ntkdyn sgd (its SGD engine holds activation patterns of the first layer alone); use --train w",
-            ));
-        }
         if self.batch == 0 {
             return Err(InputError::option(
                 "batch",

@@ -6,9 +6,11 @@
 //! w_k,i = (n/B) #{draws of sample i in batch k}          (E w_k = 1: unbiased for grad L)
 //! ```
 //! A batch is a weighting w of the residual, so the batch gradient is one product J^T beta
-//! with beta = eta w o Delta: the engine's held-pattern products under the network's own
-//! pattern at W_k (a sign pass, J_S W = u, then J_S^T beta), about 1.5 times the cost of the
-//! full gradient, whatever B (the loss at every iterate needs the whole of u anyway).
+//! with beta = eta w o Delta: for the ReLU with the first layer trained, the engine's
+//! held-pattern products under the network's own pattern at W_k (a sign pass, J_S W = u, then
+//! J_S^T beta), about 1.5 times the cost of the full gradient, whatever B (the loss at every
+//! iterate needs the whole of u anyway); for a smooth activation or a trained output layer
+//! (`--train wa`: W is then [W | a] and J its full Jacobian), [`Plain`]'s two GEMMs.
 
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
@@ -127,53 +129,170 @@ pub fn all_batches(n: usize, batch: usize, sampling: Sampling) -> Vec<(f64, Vec<
     out
 }
 
-/// The network's residual and the product J^T beta under its own activation pattern at W,
-/// through the engine's held-pattern passes (no allocation per step).
+/// The network's residual and the product J^T beta at the parameters of the last residual:
+/// for the ReLU with the first layer trained, under its own activation pattern through the
+/// engine's held-pattern passes (no allocation per step); for a smooth activation or a trained
+/// output layer (`--train wa`, parameters [W | a]) through [`Plain`], whose J is the full
+/// Jacobian, the W block and (with wa) the a block.
 pub struct Weighted<'a> {
     model: &'a Model,
-    ws: Workspace,
-    pattern: Pattern,
-    scratch: Vec<u8>,
+    kind: Kind,
     u: Vec<f64>,
     g: DMatrix<f64>,
 }
 
+/// How [`Weighted`] takes its products.
+enum Kind {
+    /// The ReLU engine's sign pass, J_S W = u and J_S^T beta (first layer trained).
+    Held {
+        ws: Workspace,
+        pattern: Pattern,
+        scratch: Vec<u8>,
+    },
+    /// The slopes and values of the hidden layer kept from the residual.
+    Plain(Plain),
+}
+
 impl<'a> Weighted<'a> {
-    /// At W0, with the engine in `lanes` lanes (the bits do not depend on them).
+    /// At the parameters `w0` (W, or [W | a] with a trained output layer), with the ReLU
+    /// engine in `lanes` lanes (the bits do not depend on them).
     pub fn new(model: &'a Model, w0: &DMatrix<f64>, lanes: usize) -> Weighted<'a> {
         let (m, n, d) = (model.m(), model.n(), model.d());
-        let mut ws = if lanes == 0 {
-            Workspace::new(m, n, d)
+        let kind = if model.activation().switching() && !model.train().output_layer() {
+            let mut ws = if lanes == 0 {
+                Workspace::new(m, n, d)
+            } else {
+                Workspace::with_lanes(m, n, lanes)
+            };
+            let pattern = Pattern::of(model, &w0.as_view(), &mut ws);
+            Kind::Held {
+                ws,
+                pattern,
+                scratch: Vec::new(),
+            }
         } else {
-            Workspace::with_lanes(m, n, lanes)
+            Kind::Plain(Plain::new(model))
         };
-        let pattern = Pattern::of(model, &w0.as_view(), &mut ws);
         Weighted {
             model,
-            ws,
-            pattern,
-            scratch: Vec::new(),
+            kind,
             u: vec![0.0; n],
-            g: DMatrix::zeros(m, d),
+            g: DMatrix::zeros(m, model.columns()),
         }
     }
 
-    /// Delta = u(W) - y into `delta`, taking W's activation pattern for the next product.
+    /// Delta = u(W) - y into `delta`, taking what the next product needs at W (the ReLU's
+    /// activation pattern, or the hidden layer's slopes and values).
     pub fn residual(&mut self, w: &DMatrix<f64>, delta: &mut [f64]) {
-        self.pattern
-            .retake(self.model, &w.as_view(), &mut self.scratch, &mut self.ws);
-        self.model
-            .jvp_held(&w.as_view(), &mut self.ws, &self.pattern, &mut self.u);
+        match &mut self.kind {
+            Kind::Held {
+                ws,
+                pattern,
+                scratch,
+            } => {
+                pattern.retake(self.model, &w.as_view(), scratch, ws);
+                self.model.jvp_held(&w.as_view(), ws, pattern, &mut self.u);
+            }
+            Kind::Plain(plain) => plain.forward(self.model, w, &mut self.u),
+        }
         for ((d, u), y) in delta.iter_mut().zip(&self.u).zip(&self.model.data().y) {
             *d = u - y;
         }
     }
 
+    /// J^T beta (the parameters' shape), J at the W of the last [`Weighted::residual`]: with
+    /// beta = w o Delta the batch gradient g_B, with beta = Delta the full gradient.
+    pub fn pullback(&mut self, beta: &[f64]) -> &DMatrix<f64> {
+        match &mut self.kind {
+            Kind::Held { ws, pattern, .. } => {
+                self.model
+                    .vjp_held(beta, &mut self.g.as_view_mut(), ws, pattern);
+            }
+            Kind::Plain(plain) => plain.pullback(self.model, beta, &mut self.g),
+        }
+        &self.g
+    }
+
     /// W -= J^T beta, J at the W of the last [`Weighted::residual`].
     pub fn descend(&mut self, w: &mut DMatrix<f64>, beta: &[f64]) {
-        self.model
-            .vjp_held(beta, &mut self.g.as_view_mut(), &mut self.ws, &self.pattern);
-        *w -= &self.g;
+        *w -= self.pullback(beta);
+    }
+}
+
+/// The products of any activation and either training, from the hidden layer at P:
+/// ```text
+/// u_i = (1/sqrt m) sum_r a_r sigma(z_ri),  z_ri = w_r . x_i
+/// (J^T beta)_{w_r} = (1/sqrt m) a_r sum_i sigma'(z_ri) beta_i x_i
+/// (J^T beta)_{a_r} = (1/sqrt m)     sum_i sigma(z_ri)  beta_i          (--train wa)
+/// ```
+/// Two GEMMs a step (Z^T = W X^T, then (a o sigma'(Z) o beta) X) beside O(m n) work, as the
+/// engine's gradient; the hidden layer (m x n slopes and values) is kept between the two.
+pub struct Plain {
+    /// X^T (d x n).
+    xt: DMatrix<f64>,
+    /// a_r sigma'(z_ri) (m x n), scaled in place by beta_i / sqrt m in [`Plain::pullback`].
+    slopes: DMatrix<f64>,
+    /// sigma(z_ri) (m x n).
+    values: DMatrix<f64>,
+    /// The pre-activations Z^T (m x n).
+    zt: DMatrix<f64>,
+    /// J^T beta of the first layer (m x d).
+    gw: DMatrix<f64>,
+}
+
+impl Plain {
+    pub fn new(model: &Model) -> Plain {
+        let (m, n, d) = (model.m(), model.n(), model.d());
+        Plain {
+            xt: model.data().x.transpose(),
+            slopes: DMatrix::zeros(m, n),
+            values: DMatrix::zeros(m, n),
+            zt: DMatrix::zeros(m, n),
+            gw: DMatrix::zeros(m, d),
+        }
+    }
+
+    /// u at P into `u`, keeping a_r sigma'(z_ri) and sigma(z_ri).
+    pub fn forward(&mut self, model: &Model, p: &DMatrix<f64>, u: &mut [f64]) {
+        let (m, d) = (model.m(), model.d());
+        let sigma = model.activation();
+        self.zt.gemm(1.0, &p.columns(0, d), &self.xt, 0.0);
+        let a = model.output_weights(&p.as_view());
+        let scale = 1.0 / (m as f64).sqrt();
+        let columns = self
+            .zt
+            .column_iter()
+            .zip(self.slopes.column_iter_mut())
+            .zip(self.values.column_iter_mut());
+        for (((z, mut s), mut v), ui) in columns.zip(u.iter_mut()) {
+            // sigma and sigma' four at a time where the CPU has AVX2 (as the engine's passes).
+            sigma.values_and_slopes(z.as_slice(), v.as_mut_slice(), s.as_mut_slice());
+            s.component_mul_assign(&a);
+            *ui = scale * v.dot(&a);
+        }
+    }
+
+    /// J^T beta into `g` (m x d, or m x (d+1) with a trained output layer), J at the P of the
+    /// last [`Plain::forward`].
+    pub fn pullback(&mut self, model: &Model, beta: &[f64], g: &mut DMatrix<f64>) {
+        let (m, d) = (model.m(), model.d());
+        let scale = 1.0 / (m as f64).sqrt();
+        // zt is free until the next forward: it holds a_r sigma'(z_ri) beta_i / sqrt m.
+        for ((mut p, s), b) in self
+            .zt
+            .column_iter_mut()
+            .zip(self.slopes.column_iter())
+            .zip(beta)
+        {
+            p.zip_apply(&s, |pr, sr| *pr = sr * b * scale);
+        }
+        self.gw.gemm(1.0, &self.zt, &model.data().x, 0.0);
+        g.columns_mut(0, d).copy_from(&self.gw);
+        if model.train().output_layer() {
+            let beta = DVector::from_column_slice(beta);
+            let ga = &self.values * beta * scale;
+            g.column_mut(d).copy_from(&ga);
+        }
     }
 }
 
