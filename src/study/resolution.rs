@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use nalgebra::DVector;
 
-use crate::dynamics::high_resolution::HighFlow;
+use crate::dynamics::high_resolution::output_space::integrate_high_output_space;
+use crate::dynamics::high_resolution::{Form, HighFlow};
 use crate::dynamics::modified_flow::ModifiedWeightSpace;
 use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, WeightSpace};
 use crate::integrate::{integrate, integrate_held, Solver, SwitchingSystem};
@@ -150,7 +151,7 @@ pub fn run_weight_high(
             cfg,
             setup,
             damping,
-            flow,
+            (flow, Form::of(&setting)),
             |y| flow.snapshot(y),
             (0.0, y0),
             progress,
@@ -163,19 +164,22 @@ pub fn run_weight_high(
         cfg,
         setup,
         damping,
-        flow,
+        (flow, flow.form),
         |y| flow.snapshot(y),
         start,
         progress,
     )
 }
 
-/// A weight-space run of `system` from `(t0, y0)`, its states observed through `snapshot`.
+/// A weight-space run of `system` (whose form is `form`) from `(t0, y0)`, its states
+/// observed through `snapshot`: with dopri5 and ReLU's kinks (output layer fixed), by the
+/// held-pattern steps taken in output space
+/// ([`crate::dynamics::high_resolution::output_space`]).
 fn weight_run<F: SwitchingSystem + Copy>(
     cfg: &RunConfig,
     setup: &Setup,
     damping: Damping,
-    system: F,
+    (system, form): (F, Form),
     snapshot: impl Fn(&[f64]) -> Snapshot,
     (t0, y0): (f64, DVector<f64>),
     progress: &dyn Progress,
@@ -203,7 +207,18 @@ fn weight_run<F: SwitchingSystem + Copy>(
         })
     };
     let settings = cfg.solver_settings();
-    let outcome = if cfg.solver == Solver::Dopri5 && model.activation().switching() {
+    let switching = cfg.solver == Solver::Dopri5 && model.activation().switching();
+    let outcome = if switching && !model.train().output_layer() {
+        integrate_high_output_space(
+            model,
+            form,
+            y0,
+            &times,
+            &settings,
+            |t| progress.at(t),
+            observe,
+        )
+    } else if switching {
         integrate_held(system, y0, &times, &settings, observe)
     } else {
         integrate(
