@@ -68,6 +68,20 @@ pub struct GapReport {
     pub caption: String,
 }
 
+// issue 19: gap refuses --beta
+/// Check a gap study's options: the step sizes ([`validate_etas`]), and no `--beta`, which
+/// the study would otherwise ignore (its twins are the optimizers' own, beta = 1 - b sqrt(eta)
+/// or GD; the fixed-momentum twin's gap is not studied here).
+pub fn validate(cfg: &RunConfig, etas: &[f64]) -> Result<(), InputError> {
+    if cfg.beta.is_some() {
+        return Err(InputError::option(
+            "beta",
+            "is not an option of gap (its twins are the optimizers' own; run hbf or nagsc --beta B for the fixed-momentum twin)",
+        ));
+    }
+    validate_etas(etas)
+}
+
 /// Check the step sizes: at least two, each positive and finite, below 1.
 pub fn validate_etas(etas: &[f64]) -> Result<(), InputError> {
     if etas.len() < 2 {
@@ -107,7 +121,7 @@ pub fn run_gap_in(
     resolutions: &[Resolution],
     spaces: &[SpaceChoice],
 ) -> Result<GapReport, Error> {
-    validate_etas(etas)?;
+    validate(cfg, etas)?;
     cfg.validate()?;
     let setup = prepare(cfg)?;
     let (h, _) = setup.error_kernel(cfg.kernel);
@@ -191,10 +205,11 @@ pub fn twin_outputs(
 }
 
 /// The outputs Delta(t) of the weight-space ODE of `setting` at `resolution` from W0 at
-/// `times` (ascending, from [`Setting::start_time`]): at low resolution by the runs'
-/// output-space held-pattern steps, at high by the Hessian-free forms
-/// ([`crate::dynamics::high_resolution`]) or, for gf, the modified flow with kappa = eta/2
-/// ([`crate::dynamics::modified_flow`]), with full gradients per stage.
+/// `times` (ascending, from [`Setting::start_time`]): by the runs' output-space held-pattern
+/// steps, at high resolution of the Hessian-free forms
+/// ([`crate::dynamics::high_resolution::output_space`]; for gf the IGR flow, the modified
+/// flow with kappa = eta/2), or with full gradients per stage where u is not linear in W on
+/// a held pattern (a trained output layer) or without kinks.
 pub fn weight_outputs(
     model: &crate::model::Model,
     w0: &nalgebra::DMatrix<f64>,
@@ -231,20 +246,30 @@ pub fn weight_outputs(
             }
         }
         Resolution::High => {
-            if setting.damping == crate::dynamics::Damping::None {
+            let flow = crate::dynamics::high_resolution::HighFlow::new(&space, setting);
+            let (_, y0) = flow.initial(setting, w0.as_slice());
+            if relu && !model.train().output_layer() {
+                // The runs' held-pattern steps in output space.
+                crate::dynamics::high_resolution::output_space::integrate_high_output_space(
+                    model,
+                    flow.form,
+                    y0,
+                    times,
+                    settings,
+                    |_| {},
+                    observe,
+                );
+            } else if setting.damping == crate::dynamics::Damping::None {
                 // IGR: the modified flow with kappa = eta/2.
                 let space = crate::dynamics::modified_flow::ModifiedWeightSpace::new(
                     model,
                     setting.eta / 2.0,
                 );
                 let flow = Flow::new(&space, setting.damping);
-                let y0 = flow.initial_state(w0.as_slice());
                 crate::integrate::integrate_held(flow, y0, times, settings, observe);
-                return Some(out);
+            } else {
+                crate::integrate::integrate_held(flow, y0, times, settings, observe);
             }
-            let flow = crate::dynamics::high_resolution::HighFlow::new(&space, setting);
-            let (_, y0) = flow.initial(setting, w0.as_slice());
-            crate::integrate::integrate_held(flow, y0, times, settings, observe);
         }
     }
     Some(out)

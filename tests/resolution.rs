@@ -212,3 +212,146 @@ fn resolution_both_is_refused_for_a_run_and_high_is_written_to_run_toml() {
         assert!(csv.contains(key), "{csv}");
     }
 }
+
+/// The output-space evaluator takes the dense held driver's steps (same stages, same
+/// blend of each crossing, in exact arithmetic): on a small network with crossings, the
+/// high-resolution outputs of the two agree to rounding until rounding decides a crossing
+/// or a step differently, and to the blend's error after.
+#[test]
+fn the_output_space_high_resolution_steps_are_the_dense_held_steps() {
+    use ntkdyn::dynamics::high_resolution::{output_space::integrate_high_output_space, HighFlow};
+    use ntkdyn::dynamics::modified_flow::ModifiedWeightSpace;
+    use ntkdyn::dynamics::{Flow, WeightSpace};
+    use ntkdyn::integrate::integrate_held;
+    for optimizer in Optimizer::ALL {
+        let mut cfg = common::small(optimizer, 8, 3, 100, 3);
+        cfg.rtol = 1e-10;
+        cfg.atol = 1e-12;
+        let setup = ntkdyn::study::prepare(&cfg).unwrap();
+        let model = &setup.model;
+        let setting = Setting {
+            optimizer,
+            eta: setup.eta,
+            damping: cfg.damping(setup.lambda0),
+        };
+        let space = WeightSpace::new(model);
+        let flow = HighFlow::new(&space, &setting);
+        let (t0, y0) = flow.initial(&setting, setup.w0.as_slice());
+        let times: Vec<f64> = (0..=8).map(|k| t0 + 0.5 * k as f64).collect();
+        let dim = model.m() * model.d();
+        let outputs = |out: &mut Vec<nalgebra::DVector<f64>>, y: &nalgebra::DVector<f64>| {
+            out.push(model.residual(&model.weights(&y.as_slice()[..dim])));
+            true
+        };
+        let settings = ntkdyn::integrate::SolverSettings {
+            solver: Solver::Dopri5,
+            rtol: 1e-10,
+            atol: 1e-12,
+            step: 0.01,
+            max_steps: 1_000_000,
+            max_step: cfg.max_step(),
+        };
+        let mut dense = Vec::new();
+        let stats = if setting.damping == Damping::None {
+            let igr = ModifiedWeightSpace::new(model, setting.eta / 2.0);
+            let flow = Flow::new(&igr, Damping::None);
+            integrate_held(flow, y0.clone(), &times, &settings, |_, y| {
+                outputs(&mut dense, y)
+            })
+            .0
+        } else {
+            integrate_held(flow, y0.clone(), &times, &settings, |_, y| {
+                outputs(&mut dense, y)
+            })
+            .0
+        };
+        assert!(stats.switches > 0, "{optimizer}: no crossing to test");
+        let mut fast = Vec::new();
+        integrate_high_output_space(
+            model,
+            flow.form,
+            y0,
+            &times,
+            &settings,
+            |_| {},
+            |_, y| outputs(&mut fast, y),
+        );
+        assert_eq!(dense.len(), fast.len());
+        // Step for step they are rounding apart until a crossing's sign at rounding level or
+        // an error estimate at the threshold is decided differently (measured: hbf 1e-13
+        // throughout, gf from t = 1, nagsc from its first crossings); from there each
+        // carries the blend's O(h^2) per crossing, below 1e-5 at rtol 1e-10. A wrong
+        // coefficient of a form (c = 1 - b s/2 left out, say) moves them 1e-2 apart.
+        let gaps: Vec<f64> = dense
+            .iter()
+            .zip(&fast)
+            .map(|(a, b)| (a - b).norm() / dense[0].norm())
+            .collect();
+        assert!(gaps.iter().all(|g| *g < 1e-5), "{optimizer}: {gaps:?}");
+    }
+}
+
+/// Shi et al.'s decay of the hbf and nagsc energies assumes mu_b = (b/(2 - b s))^2 <=
+/// lambda_min. In weight space mu = lambda0/2 and the default friction b = sqrt(2 lambda0)
+/// gives mu_b = mu/c^2 > mu: the bound is reported as not applicable (loss_bound +inf,
+/// bound_condition false, a warning); a smaller friction meets the assumption and the bound
+/// holds.
+#[test]
+fn the_high_resolution_energy_bound_is_not_applied_where_mu_b_exceeds_lambda_min() {
+    for optimizer in [Optimizer::Hbf, Optimizer::Nagsc] {
+        let cfg = high(optimizer, SpaceChoice::Both, 400);
+        let report = ntkdyn::study::run(&cfg).unwrap();
+        let w = report.weight.as_ref().unwrap();
+        let c = w.lyapunov.bound_condition().unwrap();
+        let s = report.setup.eta.sqrt();
+        let b = (2.0 * report.setup.lambda0).sqrt();
+        let mu_b = (b / (2.0 - b * s)).powi(2);
+        assert!(common::rel(c.mu_b, mu_b, 1e-300) < 1e-12);
+        assert!(!c.mu_b_le_lambda_min && c.mu_b > c.mu, "{optimizer}: {c:?}");
+        let bound = w.table.column("loss_bound").unwrap();
+        assert!(bound.iter().all(|v| *v == f64::INFINITY), "{optimizer}");
+        assert!(w.lyapunov.envelope(1.0).is_none());
+        let warned = report
+            .setup
+            .warnings
+            .iter()
+            .filter(|m| m.contains("mu_b") && m.contains("not applicable"))
+            .count();
+        // Error space's mu is lambda_min of the fixed kernel (about lambda0): it holds there.
+        let e = report.error.as_ref().unwrap();
+        assert!(e.lyapunov.bound_condition().unwrap().mu_b_le_lambda_min);
+        assert_eq!(warned, 1, "{optimizer}: {:?}", report.setup.warnings);
+        // Half the friction: mu_b about mu/4, the bound applies and holds.
+        let mut cfg = cfg;
+        cfg.space = SpaceChoice::Weight;
+        cfg.friction = Some(b / 2.0);
+        let report = ntkdyn::study::run(&cfg).unwrap();
+        let w = report.weight.as_ref().unwrap();
+        assert!(w.lyapunov.bound_condition().unwrap().mu_b_le_lambda_min);
+        let (loss, bound) = (
+            w.table.column("loss").unwrap(),
+            w.table.column("loss_bound").unwrap(),
+        );
+        assert!(bound.iter().all(|v| v.is_finite()));
+        assert!(loss.iter().zip(&bound).all(|(l, b)| *l <= b * (1.0 + 1e-9)));
+        assert!(!report.setup.warnings.iter().any(|m| m.contains("mu_b")));
+    }
+}
+
+#[test]
+fn gap_refuses_beta_in_one_line_before_claiming_its_folder() {
+    let dir = common::TempDir::new("gap-beta");
+    let out = dir.join("o");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_ntkdyn"))
+        .args(["gap", "hbf", "--etas", "0.04,0.01", "--beta", "0.5"])
+        .args(["--n", "6", "--d", "3", "--m", "50", "--t-end", "1"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--beta"), "{err}");
+    assert!(!out.exists());
+}

@@ -36,7 +36,7 @@ pub fn run(args: &GapArgs) -> Result<(), Error> {
     if args.run.out.is_none() {
         cfg.out = RunConfig::default_out("gap");
     }
-    gap::validate_etas(&args.etas)?;
+    gap::validate(&cfg, &args.etas)?;
     let inputs = ntkdyn::output::files::inputs(&cfg);
     let mut claim = Claim::replace(&cfg.out, &GAP_FILES, &inputs, args.run.force)?;
     // The run options' --resolution: low, high or (the default here) both.

@@ -23,6 +23,8 @@
 
 use nalgebra::DVector;
 
+pub mod output_space;
+
 use super::{Damping, Snapshot, Space};
 use crate::integrate::{OdeSystem, SwitchingSystem};
 use crate::optimizer::Optimizer;
@@ -57,6 +59,49 @@ impl Form {
     fn second_order(&self) -> bool {
         !matches!(self, Form::Igr { .. })
     }
+
+    /// The second-order forms at time t as linear maps of (Z, g) (Z = x' for hbf), for the
+    /// output-space evaluator ([`output_space`]); None for the IGR flow.
+    pub fn linear(&self, t: f64) -> Option<Linear> {
+        match *self {
+            Form::Igr { .. } => None,
+            Form::Hbf { b, s } => {
+                let c = 1.0 - b * s / 2.0;
+                Some(Linear {
+                    x_z: 1.0,
+                    x_g: 0.0,
+                    z_z: -b / c,
+                    z_g: -1.0 / c,
+                })
+            }
+            // x' = (Z - s g)/c, Z' = -b x' - g.
+            Form::Nagsc { b, s } => {
+                let c = 1.0 - b * s / 2.0;
+                Some(Linear {
+                    x_z: 1.0 / c,
+                    x_g: -s / c,
+                    z_z: -b / c,
+                    z_g: b * s / c - 1.0,
+                })
+            }
+            Form::Nag { gamma, s } => Some(Linear {
+                x_z: 1.0,
+                x_g: -s,
+                z_z: -gamma / t,
+                z_g: -(1.0 - gamma * s / (2.0 * t)),
+            }),
+        }
+    }
+}
+
+/// A second-order form at one time as a linear map of the state's second part Z and the
+/// gradient g: x' = x_z Z + x_g g, Z' = z_z Z + z_g g.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Linear {
+    pub x_z: f64,
+    pub x_g: f64,
+    pub z_z: f64,
+    pub z_g: f64,
 }
 
 /// A space's high-resolution ODE for the integrators (see the module docs).

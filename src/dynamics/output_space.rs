@@ -64,30 +64,30 @@ use crate::model::relu2::{
 use crate::model::Model;
 
 /// The held pattern with the output-space quantities of the state it was taken at.
-struct Held {
-    pattern: Pattern,
+pub(crate) struct Held {
+    pub(crate) pattern: Pattern,
     /// H_S = J J^T.
-    h: DMatrix<f64>,
+    pub(crate) h: DMatrix<f64>,
     /// Delta_0 = J W - y.
-    delta: DVector<f64>,
+    pub(crate) delta: DVector<f64>,
     /// J V (momentum flows).
-    jv: DVector<f64>,
+    pub(crate) jv: DVector<f64>,
     /// Neurons sliding along activation surfaces (gradient flow with
     /// [`Crossings::Corrected`]; empty otherwise), their entries held at S = 0.
     slides: BTreeMap<usize, Slide>,
 }
 
 /// Scratch for the pattern bookkeeping.
-struct Buffers {
-    ws: Workspace,
-    signs: Vec<u8>,
-    changed: Vec<(usize, usize)>,
-    row: Vec<f64>,
+pub(crate) struct Buffers {
+    pub(crate) ws: Workspace,
+    pub(crate) signs: Vec<u8>,
+    pub(crate) changed: Vec<(usize, usize)>,
+    pub(crate) row: Vec<f64>,
 }
 
 impl Held {
     /// Pattern, H, J W - y and J V of the state (W, V), from scratch.
-    fn fresh(
+    pub(crate) fn fresh(
         model: &Model,
         w: &DMatrixView<f64>,
         v: Option<&DMatrixView<f64>>,
@@ -107,7 +107,7 @@ impl Held {
     }
 
     /// J W - y and J V recomputed from the state (wiping the rounding of their recursions).
-    fn refresh(
+    pub(crate) fn refresh(
         &mut self,
         model: &Model,
         w: &DMatrixView<f64>,
@@ -166,7 +166,7 @@ impl Held {
     /// with z = w_r . x_i at the state (W, V), through [`Held::change`]; with `blend`, the new
     /// values are also recorded as the pattern's fractional weights.
     #[allow(clippy::too_many_arguments)]
-    fn set_entries(
+    pub(crate) fn set_entries(
         &mut self,
         model: &Model,
         entries: &[(usize, usize)],
@@ -430,7 +430,7 @@ pub fn hermite_share([z0, d0]: [f64; 2], [z1, d1]: [f64; 2], active: bool) -> f6
 }
 
 /// (W, V) of a state [W] or [W, V].
-fn split(
+pub(crate) fn split(
     s: &[f64],
     m: usize,
     d: usize,
@@ -442,7 +442,7 @@ fn split(
     )
 }
 
-fn dot_row(w: &DMatrixView<f64>, x: &DMatrix<f64>, r: usize, i: usize) -> f64 {
+pub(crate) fn dot_row(w: &DMatrixView<f64>, x: &DMatrix<f64>, r: usize, i: usize) -> f64 {
     w.row(r).dot(&x.row(i))
 }
 
@@ -1023,7 +1023,7 @@ impl OutputSpace<'_> {
 }
 
 /// out = sum_l coef(l) v_l over the terms with coef(l) != 0.
-fn combine(coef: impl Fn(usize) -> f64, v: &[DVector<f64>], out: &mut DVector<f64>) {
+pub(crate) fn combine(coef: impl Fn(usize) -> f64, v: &[DVector<f64>], out: &mut DVector<f64>) {
     out.fill(0.0);
     for (l, vl) in v.iter().enumerate() {
         let c = coef(l);
@@ -1034,7 +1034,13 @@ fn combine(coef: impl Fn(usize) -> f64, v: &[DVector<f64>], out: &mut DVector<f6
 }
 
 /// J^T beta into `out` (m x d, column-major) under `pattern`.
-fn jt(model: &Model, beta: &DVector<f64>, out: &mut [f64], ws: &mut Workspace, pattern: &Pattern) {
+pub(crate) fn jt(
+    model: &Model,
+    beta: &DVector<f64>,
+    out: &mut [f64],
+    ws: &mut Workspace,
+    pattern: &Pattern,
+) {
     let mut gv = DMatrixViewMut::from_slice(out, model.m(), model.d());
     model.vjp_held(beta.as_slice(), &mut gv, ws, pattern);
 }
@@ -1043,7 +1049,7 @@ fn jt(model: &Model, beta: &DVector<f64>, out: &mut [f64], ws: &mut Workspace, p
 /// unless the two parts cancel (NAG's early steps, where c is large and V lies in the range
 /// of J^T) and rounding would swamp the sum; then formed in weight space (v: V, empty for GF).
 #[allow(clippy::too_many_arguments)]
-fn quad(
+pub(crate) fn quad(
     model: &Model,
     held: &Held,
     c: f64,

@@ -39,6 +39,9 @@ pub struct RunTables {
     pub stability_edge: Option<(f64, String)>,
     /// lambda_max(H(0)), drawn when weight.csv has no `lambda_max` column.
     pub h0_lambda_max: Option<f64>,
+    // issue 19: resolution
+    /// lyapunov.svg's y label when the run's function is a high-resolution energy.
+    pub lyapunov_label: Option<&'static str>,
 }
 
 /// The provenance of a run as one line: the data, m, T and (with a twin) eta
@@ -122,6 +125,7 @@ struct Context {
     diverged_at: Option<f64>,
     stability_edge: Option<(f64, String)>,
     h0_lambda_max: Option<f64>,
+    lyapunov_label: Option<&'static str>,
 }
 
 /// The parts of [`RunTables`] that come from the summary.
@@ -150,6 +154,11 @@ fn context(summary: &Summary) -> Context {
         diverged_at: summary.discrete.as_ref().and_then(|d| d.diverged_at),
         stability_edge: edge,
         h0_lambda_max: Some(summary.h0.lambda_max).filter(|l| l.is_finite() && *l > 0.0),
+        lyapunov_label: summary
+            .weight
+            .as_ref()
+            .or(summary.error.as_ref())
+            .and_then(|s| s.lyapunov.function.high_label()),
     }
 }
 
@@ -205,6 +214,7 @@ impl RunTables {
             diverged_at: c.diverged_at,
             stability_edge: c.stability_edge,
             h0_lambda_max: c.h0_lambda_max,
+            lyapunov_label: c.lyapunov_label,
         }
     }
 
@@ -249,6 +259,7 @@ impl RunTables {
             diverged_at: c.diverged_at,
             stability_edge: c.stability_edge,
             h0_lambda_max: c.h0_lambda_max,
+            lyapunov_label: c.lyapunov_label,
         })
     }
 }
@@ -424,7 +435,9 @@ pub fn figures(tables: &RunTables, style: &Style) -> Vec<(String, Vec<Figure>)> 
     let mut lyap = Figure::new(
         &format!("{}: Lyapunov function", opt.title()),
         "time t",
-        opt.method().lyapunov_label(),
+        tables
+            .lyapunov_label
+            .unwrap_or(opt.method().lyapunov_label()),
     );
     lyap.caption = tables.caption.clone();
     lyap.log_y = true;

@@ -46,6 +46,9 @@ pub struct LyapunovSummary {
     pub function: Lyapunov,
     #[serde(flatten)]
     pub monotonicity: Monotonicity,
+    // issue 19: the high-resolution energies' assumption mu_b <= lambda_min (hbf, nagsc)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_condition: Option<crate::theory::lyapunov::BoundCondition>,
 }
 
 /// One space: solver, work, final loss, how it stopped, its theory checks.
@@ -171,6 +174,7 @@ impl SpaceSummary {
             lyapunov: LyapunovSummary {
                 function: run.lyapunov,
                 monotonicity: run.monotonicity.clone(),
+                bound_condition: run.lyapunov.bound_condition(),
             },
             kernel,
             exact_max_relative_error: run.exact_max_relative_error,

@@ -589,6 +589,9 @@ fn execute_on_this_thread(cfg: &RunConfig, setup: Setup, progress: &dyn Progress
         crate::study::held_out::HeldOut::new(points, twin_test, &kernel)
     });
     let mut setup = setup;
+    // issue 19: the high-resolution energy bound's assumption
+    let unmet = crate::study::resolution::bound_warnings(cfg, [weight.as_ref(), error.as_ref()]);
+    setup.warnings.extend(unmet);
     if let Some(d) = &discrete {
         let first = d.iterates.first().map(|i| i.loss).unwrap_or(f64::NAN);
         let worst = d.iterates.iter().map(|i| i.loss).fold(0.0, f64::max);

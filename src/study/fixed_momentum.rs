@@ -60,7 +60,19 @@ pub fn run_weight_modified(
         })
     };
     let settings = cfg.solver_settings();
-    let outcome = if cfg.solver == Solver::Dopri5 && model.activation().switching() {
+    let switching = cfg.solver == Solver::Dopri5 && model.activation().switching();
+    let outcome = if switching && !model.train().output_layer() {
+        // The held-pattern steps in output space: the IGR form with eta/2 = kappa.
+        crate::dynamics::high_resolution::output_space::integrate_high_output_space(
+            model,
+            crate::dynamics::high_resolution::Form::Igr { eta: 2.0 * kappa },
+            y0,
+            &setup.times,
+            &settings,
+            |t| progress.at(t),
+            observe,
+        )
+    } else if switching {
         integrate_held(flow, y0, &setup.times, &settings, observe)
     } else {
         integrate(flow, y0, &setup.times, &settings, observe)

@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use nalgebra::DVector;
 
-use crate::dynamics::high_resolution::HighFlow;
+use crate::dynamics::high_resolution::output_space::integrate_high_output_space;
+use crate::dynamics::high_resolution::{Form, HighFlow};
 use crate::dynamics::modified_flow::ModifiedWeightSpace;
 use crate::dynamics::{Damping, ErrorSpace, Flow, Snapshot, WeightSpace};
 use crate::integrate::{integrate, integrate_held, Solver, SwitchingSystem};
@@ -132,8 +133,9 @@ pub fn run_error_high(
 
 /// Weight space at high resolution: hbf, nagsc, nag by the Hessian-free forms, gf by the
 /// modified flow W' = -J^T (I + (eta/2) H) Delta ([`ModifiedWeightSpace`], kappa = eta/2),
-/// every stage a full gradient, by the held-pattern Dormand-Prince driver with the step cap
-/// (dopri5) or the configured solver.
+/// by the held-pattern Dormand-Prince driver with the step cap (dopri5; its stages taken in
+/// output space, as at low resolution, unless the output layer is trained) or the
+/// configured solver.
 pub fn run_weight_high(
     cfg: &RunConfig,
     setup: &Setup,
@@ -150,7 +152,7 @@ pub fn run_weight_high(
             cfg,
             setup,
             damping,
-            flow,
+            (flow, Form::of(&setting)),
             |y| flow.snapshot(y),
             (0.0, y0),
             progress,
@@ -163,19 +165,22 @@ pub fn run_weight_high(
         cfg,
         setup,
         damping,
-        flow,
+        (flow, flow.form),
         |y| flow.snapshot(y),
         start,
         progress,
     )
 }
 
-/// A weight-space run of `system` from `(t0, y0)`, its states observed through `snapshot`.
+/// A weight-space run of `system` (whose form is `form`) from `(t0, y0)`, its states
+/// observed through `snapshot`: with dopri5 and ReLU's kinks (output layer fixed), by the
+/// held-pattern steps taken in output space
+/// ([`crate::dynamics::high_resolution::output_space`]).
 fn weight_run<F: SwitchingSystem + Copy>(
     cfg: &RunConfig,
     setup: &Setup,
     damping: Damping,
-    system: F,
+    (system, form): (F, Form),
     snapshot: impl Fn(&[f64]) -> Snapshot,
     (t0, y0): (f64, DVector<f64>),
     progress: &dyn Progress,
@@ -203,7 +208,18 @@ fn weight_run<F: SwitchingSystem + Copy>(
         })
     };
     let settings = cfg.solver_settings();
-    let outcome = if cfg.solver == Solver::Dopri5 && model.activation().switching() {
+    let switching = cfg.solver == Solver::Dopri5 && model.activation().switching();
+    let outcome = if switching && !model.train().output_layer() {
+        integrate_high_output_space(
+            model,
+            form,
+            y0,
+            &times,
+            &settings,
+            |t| progress.at(t),
+            observe,
+        )
+    } else if switching {
         integrate_held(system, y0, &times, &settings, observe)
     } else {
         integrate(
@@ -216,4 +232,26 @@ fn weight_run<F: SwitchingSystem + Copy>(
     };
     progress.done();
     crate::study::executor::finish_weight(cfg, setup, recorder, lyapunov, outcome, started)
+}
+
+/// The warnings of runs whose high-resolution energy bound does not apply: Shi et al.'s
+/// decay of the hbf and nagsc energies assumes mu_b = (b/(2 - b s))^2 <= lambda_min, and the
+/// run's lower bound mu on lambda_min is below mu_b (their loss_bound is then +inf, and
+/// summary.json's `lyapunov.bound_condition.mu_b_le_lambda_min` false). `runs`: weight
+/// space's, error space's.
+pub fn bound_warnings(cfg: &RunConfig, runs: [Option<&SpaceRun>; 2]) -> Vec<String> {
+    runs.into_iter()
+        .zip(["weight", "error"])
+        .filter_map(|(run, space)| {
+            let c = run?.lyapunov.bound_condition()?;
+            (!c.mu_b_le_lambda_min).then(|| {
+                format!(
+                    "{} at high resolution, {space} space: the energy bound assumes mu_b = (b/(2 - b s))^2 = {:.4e} <= lambda_min, but lambda_min is only known to be >= {:.4e}; loss_bound is not applicable (left at inf)",
+                    cfg.optimizer.name(),
+                    c.mu_b,
+                    c.mu
+                )
+            })
+        })
+        .collect()
 }

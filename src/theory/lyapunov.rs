@@ -117,6 +117,13 @@ impl Lyapunov {
     pub fn loss_bound_from(&self, t: f64, loss0: f64, pseudo_loss0: f64, v0: f64) -> f64 {
         match *self {
             Lyapunov::HbfHigh { b, s, mu } | Lyapunov::NagscHigh { b, s, mu } => {
+                if self
+                    .bound_condition()
+                    .is_some_and(|c| !c.mu_b_le_lambda_min)
+                {
+                    // The energy's decay needs mu_b <= lambda_min: the bound says nothing.
+                    return f64::INFINITY;
+                }
                 let c = 1.0 - b * s / 2.0;
                 let e = HighResolutionLyapunov::Hbf { b, s }.bound(t, v0);
                 c * e / mu
@@ -147,9 +154,10 @@ impl Lyapunov {
     pub fn envelope(&self, t: f64) -> Option<f64> {
         match *self {
             Lyapunov::Hbf { s, .. } => Some((-s * t).exp()),
-            Lyapunov::HbfHigh { b, s, .. } | Lyapunov::NagscHigh { b, s, .. } => {
-                Some(HighResolutionLyapunov::Hbf { b, s }.bound(t, 1.0))
-            }
+            Lyapunov::HbfHigh { b, s, .. } | Lyapunov::NagscHigh { b, s, .. } => self
+                .bound_condition()
+                .filter(|c| c.mu_b_le_lambda_min)
+                .map(|_| HighResolutionLyapunov::Hbf { b, s }.bound(t, 1.0)),
             _ => None,
         }
     }
@@ -163,6 +171,36 @@ impl Lyapunov {
             Lyapunov::HbfHigh { b, s, .. } => Some(HighResolutionLyapunov::Hbf { b, s }),
             Lyapunov::NagscHigh { b, s, .. } => Some(HighResolutionLyapunov::Nagsc { b, s }),
             Lyapunov::NagHigh { gamma, s, .. } => Some(HighResolutionLyapunov::Nag { gamma, s }),
+            _ => None,
+        }
+    }
+
+    /// The assumption mu_b = (b/(2 - b s))^2 <= lambda_min of Shi et al.'s decay of the hbf
+    /// and nagsc energies, checked against the run's lower bound mu on lambda_min (None for
+    /// the other functions). Where it fails, [`Lyapunov::loss_bound_from`] is +inf (the
+    /// bound does not apply), and the run warns.
+    pub fn bound_condition(&self) -> Option<BoundCondition> {
+        match *self {
+            Lyapunov::HbfHigh { b, s, mu } | Lyapunov::NagscHigh { b, s, mu } => {
+                let mu_b = HighResolutionLyapunov::mu_b(b, s);
+                Some(BoundCondition {
+                    mu_b,
+                    mu,
+                    // Relative slack, as for Siegel's condition at low resolution.
+                    mu_b_le_lambda_min: mu_b <= mu * (1.0 + 1e-12),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The y label of lyapunov.svg for the high-resolution energies (None: the optimizer's
+    /// own, [`crate::optimizer::Method::lyapunov_label`]).
+    pub fn high_label(&self) -> Option<&'static str> {
+        match *self {
+            Lyapunov::HbfHigh { .. } => Some("E(t), high-resolution hbf energy (Shi et al.)"),
+            Lyapunov::NagscHigh { .. } => Some("E(t), high-resolution NAG-SC energy (Shi et al.)"),
+            Lyapunov::NagHigh { .. } => Some("E(τ), high-resolution NAG energy (Shi et al.)"),
             _ => None,
         }
     }
@@ -182,6 +220,16 @@ impl Lyapunov {
             _ => self.value(t, delta, delta_dot, pseudo_loss),
         }
     }
+}
+
+/// Whether the decay of the hbf and nagsc high-resolution energies applies: it assumes
+/// mu_b <= lambda_min, checked against mu, the run's lower bound on lambda_min (lambda0/2 in
+/// weight space, lambda_min of the fixed H in error space).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BoundCondition {
+    pub mu_b: f64,
+    pub mu: f64,
+    pub mu_b_le_lambda_min: bool,
 }
 
 /// Monotonicity of a sampled Lyapunov function.
