@@ -8,7 +8,7 @@
 //! cargo run --release --example bench -- rayon
 //! cargo run --release --example bench -- memory [--only LABEL]
 //! cargo run --release --example bench -- sgd [--batch B] [--seeds S] [--repeats R]
-//! cargo run --release --example bench -- error-scale [--big]
+//! cargo run --release --example bench -- error-scale [--big] [--old BINARY] [--repeats R]
 //! cargo run --release --example bench -- runs --jax [--samples 201] [--jax-gf-t-end 10] [--only-default] [--optimizers hbf,nag] [--no-scaling]
 //! cargo run --release --example bench -- snapshots [--repeats R] [--sizes 100,1000]
 //! cargo run --release --example bench -- [--numpy] [--scipy]          all of rhs and runs
@@ -626,6 +626,321 @@ fn main() {
         Some("sgd") => sgd_bench(&args[1..]),
         Some("error-scale") => error_scale(&args[1..]),
         // issue 19: resolution
+        Some("resolution") => resolution_bench(&args[1..]),
+        // issue 20: what an output time costs
+        Some("snapshots") => snapshots(&args[1..]),
+        _ => {
+            rhs_table(&args);
+            println!();
+            runs(&args);
+        }
+    }
+}
+
+/// The configurations of `memory`: a label, the command line, and the configuration the
+/// estimate is computed for (the same options). Each isolates one part of the estimate.
+fn memory_cases() -> Vec<(&'static str, Vec<&'static str>)> {
+    let quick = ["--t-end", "0.1", "--samples", "3", "--no-discrete"];
+    let with = |head: &[&'static str], tail: &[&'static str]| -> Vec<&'static str> {
+        head.iter().chain(tail).copied().collect()
+    };
+    let small = ["--n", "10", "--d", "3", "--m", "20"];
+    vec![
+        (
+            "tiny",
+            with(&["gf", "--n", "5", "--d", "3", "--m", "10"], &quick),
+        ),
+        ("n^2", with(&["gf", "--n", "2000", "--m", "100"], &quick)),
+        (
+            "n^2 + m n",
+            with(&["gf", "--n", "2000", "--m", "2000"], &quick),
+        ),
+        ("m n", with(&["gf", "--n", "200", "--m", "20000"], &quick)),
+        (
+            "m d",
+            with(&["gf", "--n", "20", "--d", "1000", "--m", "10000"], &quick),
+        ),
+        (
+            "samples",
+            with(
+                &["gf", "--t-end", "1", "--samples", "200000", "--no-discrete"],
+                &small,
+            ),
+        ),
+        (
+            "iterates",
+            with(
+                &["gf", "--space", "error", "--samples", "3", "--eta", "2e-5"],
+                &small,
+            ),
+        ),
+        (
+            "test points",
+            with(&["gf", "--test-n", "4000", "--m", "500"], &quick),
+        ),
+        ("test points, m", with(&["gf", "--test-n", "8000"], &quick)),
+        (
+            "compare",
+            with(&["compare", "--n", "800", "--m", "200"], &quick),
+        ),
+    ]
+}
+
+/// The run configuration of a case's command line (the options the cases use).
+fn memory_config(argv: &[&str]) -> RunConfig {
+    let opt = Optimizer::from_name(argv[0]).unwrap_or(Optimizer::Gf);
+    let mut cfg = RunConfig::defaults(opt);
+    let mut k = 1;
+    while k < argv.len() {
+        let value = argv.get(k + 1).copied().unwrap_or("");
+        let mut takes = true;
+        match argv[k] {
+            "--n" => cfg.n = value.parse().expect("n"),
+            "--d" => cfg.d = value.parse().expect("d"),
+            "--m" => cfg.m = value.parse().expect("m"),
+            "--t-end" => cfg.t_end = value.parse().expect("t-end"),
+            "--samples" => cfg.samples = value.parse().expect("samples"),
+            "--eta" => cfg.eta = value.parse().expect("eta"),
+            "--test-n" => cfg.test_n = value.parse().expect("test-n"),
+            "--space" => cfg.space = value.parse().expect("space"),
+            "--no-discrete" => {
+                cfg.discrete = false;
+                takes = false;
+            }
+            other => panic!("memory_config does not know {other}"),
+        }
+        k += if takes { 2 } else { 1 };
+    }
+    cfg
+}
+
+/// Peak resident size in bytes of a child running `argv`, and its exit status.
+// wait4 reaps the child (std's wait would not return its resource usage).
+#[allow(clippy::zombie_processes)]
+fn peak_rss(binary: &Path, argv: &[&str], out: &Path) -> (f64, i32) {
+    let child = Command::new(binary)
+        .args(argv)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the release binary starts");
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data that wait4 fills; zeroed is a valid value of it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own child, not yet waited for (std's Child is never waited on:
+    // wait4 reaps it here, with its own resource usage); both pointers are to live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert!(pid > 0, "wait4 failed");
+    // Linux reports ru_maxrss in kilobytes.
+    (usage.ru_maxrss as f64 * 1024.0, libc::WEXITSTATUS(status))
+}
+
+fn memory(args: &[String]) {
+    let only: Option<String> = arg(args, "--only");
+    let binary = Path::new("target/release/ntkdyn");
+    assert!(
+        binary.exists(),
+        "build the release binary first: cargo build --release"
+    );
+    let dir = std::env::temp_dir().join(format!("ntkdyn-bench-memory-{}", std::process::id()));
+    println!("| case | command | estimate | measured peak | measured / estimate | exit |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for (label, argv) in memory_cases() {
+        if only.as_deref().is_some_and(|o| !label.contains(o)) {
+            continue;
+        }
+        let cfg = memory_config(&argv);
+        let runs = if argv[0] == "compare" { 3 } else { 1 };
+        let sizes = ntkdyn::study::validate::Sizes::of(&cfg);
+        let eta = cfg.discrete.then_some(cfg.eta);
+        let mut estimate = ntkdyn::study::validate::MemoryEstimate::of(&cfg, sizes, eta);
+        estimate.runs = runs;
+        let (peak, status) = peak_rss(binary, &argv, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        println!(
+            "| {label} | `ntkdyn {}` | {:.0} MB | {:.0} MB | {:.2} | {status} |",
+            argv.join(" "),
+            estimate.bytes() / 1e6,
+            peak / 1e6,
+            peak / estimate.bytes()
+        );
+    }
+}
+
+// issue 18: sgd
+/// `sgd`: on the default problem (n = 50, d = 10, m = 2000, eta = 0.01, T = 50), the wall
+/// time of one GD twin run (2 threads' lanes), of S seeded SGD runs in weight space (in
+/// parallel, one lane each, as `ntkdyn sgd` runs them) and of the whole `ntkdyn sgd` study
+/// (SGD and the SDE with L = 4 over S seeds in both spaces, GD, GF, the exact E[L], eta_crit);
+/// per seed and against GD. The fastest of `--repeats` (default 2) alternating rounds.
+fn sgd_bench(args: &[String]) {
+    use ntkdyn::optimizer::twin::{self as discrete, Twin};
+    use ntkdyn::sgd::twin::{sgd_weight, stream, Batches, SGD_STREAM};
+    use ntkdyn::sgd::{Recording, SgdConfig};
+    use rayon::prelude::*;
+    let batch: usize = arg(args, "--batch").unwrap_or(5);
+    let seeds: usize = arg(args, "--seeds").unwrap_or(16);
+    let repeats: usize = arg(args, "--repeats").unwrap_or(2);
+    let mut cfg = SgdConfig::defaults(batch);
+    cfg.seeds = seeds;
+    cfg.run.progress = false;
+    let setup = study::prepare(&cfg.run).expect("setup");
+    let (model, w0, eta, t_end) = (&setup.model, &setup.w0, setup.eta, cfg.run.t_end);
+    let n = model.n();
+    let last = ntkdyn::sgd::report::last_iterate(t_end, eta);
+    let rec = Recording::new(last, cfg.run.samples);
+    let sampling = cfg.sampling;
+    let (mut gd, mut sgd, mut whole) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    for _ in 0..repeats {
+        let started = Instant::now();
+        rayon::scope(|_| discrete::run(model, w0, Twin::gd(), eta, t_end));
+        gd = gd.min(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        rayon::scope(|_| {
+            (0..seeds)
+                .into_par_iter()
+                .map(|s| {
+                    let b = Batches::new(n, batch, sampling, stream(cfg.run.seed, SGD_STREAM, s));
+                    sgd_weight(model, w0, eta, rec, b, 1, s)
+                })
+                .collect::<Vec<_>>()
+        });
+        sgd = sgd.min(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        ntkdyn::sgd::run(&cfg).expect("sgd study");
+        whole = whole.min(started.elapsed().as_secs_f64());
+    }
+    println!(
+        "default problem, B = {batch} {sampling} replacement, {last} steps, {seeds} seeds, {} threads",
+        rayon::current_num_threads()
+    );
+    println!("| run | wall (s) | per seed (s) | per seed / GD |");
+    println!("|---|---|---|---|");
+    println!("| GD twin (one run) | {gd:.3} | {gd:.3} | 1 |");
+    for (what, t) in [
+        ("SGD weight space, S runs", sgd),
+        ("whole `ntkdyn sgd` study (L = 4)", whole),
+    ] {
+        let per = t / seeds as f64;
+        println!("| {what} | {t:.3} | {per:.3} | {:.2} |", per / gd);
+    }
+}
+
+/// `error-scale`: error space at n = 2000 (and n = 5000 with `--big`), d = 20, m = 1000,
+/// T = 20, 21 samples, as child processes of the release binary (whole process: setup, the
+/// kernels' spectra, the run, the files), each with its wall time, user and system CPU, peak
+/// resident size and the load average as it ended: the stiff run solved exactly
+/// (lambda_max T = 593 > 300, the default) beside the same run with `--solver dopri5` (not
+/// at n = 5000). `--old BINARY` runs another build of ntkdyn alternately with this one on
+/// the exact runs (`--repeats R` times each, default 1), for a ratio measured in one run.
+fn error_scale(args: &[String]) {
+    let big = args.iter().any(|a| a == "--big");
+    let old: Option<String> = arg(args, "--old");
+    let repeats: usize = arg(args, "--repeats").unwrap_or(1);
+    let binary = Path::new("target/release/ntkdyn");
+    assert!(
+        binary.exists(),
+        "build the release binary first: cargo build --release"
+    );
+    let dir = std::env::temp_dir().join(format!("ntkdyn-bench-error-{}", std::process::id()));
+    println!("| n | binary | solver | wall s | user s | sys s | peak MB | load | exit |");
+    println!("|---:|---|---|---:|---:|---:|---:|---:|---:|");
+    let sizes: &[&str] = if big { &["2000", "5000"] } else { &["2000"] };
+    for &n in sizes {
+        let base = [
+            "gf",
+            "--n",
+            n,
+            "--d",
+            "20",
+            "--m",
+            "1000",
+            "--space",
+            "error",
+            "--t-end",
+            "20",
+            "--samples",
+            "21",
+            "--no-discrete",
+        ];
+        let mut binaries: Vec<(&str, &Path)> = vec![("new", binary)];
+        if let Some(o) = &old {
+            binaries.insert(0, ("old", Path::new(o.as_str())));
+        }
+        let mut runs = Vec::new();
+        for _ in 0..repeats {
+            for &(name, bin) in &binaries {
+                runs.push((name, bin, None));
+            }
+        }
+        // dopri5 at n = 5000 is minutes of 5000 x 5000 products: only the exact solution.
+        if n != "5000" {
+            runs.push(("new", binary, Some("dopri5")));
+        }
+        for (name, bin, solver) in runs {
+            let mut argv: Vec<&str> = base.to_vec();
+            if let Some(s) = solver {
+                argv.extend(["--solver", s]);
+            }
+            let start = Instant::now();
+            let usage = child_usage(bin, &argv, &dir);
+            let wall = start.elapsed().as_secs_f64();
+            let _ = std::fs::remove_dir_all(&dir);
+            let load = std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+                .unwrap_or_default();
+            println!(
+                "| {n} | {name} | {} | {wall:.2} | {:.2} | {:.2} | {:.0} | {load} | {} |",
+                solver.unwrap_or("default (exact: stiff)"),
+                usage.user,
+                usage.system,
+                usage.peak / 1e6,
+                usage.status
+            );
+        }
+    }
+}
+
+/// What a finished child process used.
+struct ChildUsage {
+    user: f64,
+    system: f64,
+    /// Peak resident set size, bytes.
+    peak: f64,
+    status: i32,
+}
+
+/// Runs the binary with `argv --out OUT --quiet` and reaps it with its resource usage.
+fn child_usage(binary: &Path, argv: &[&str], out: &Path) -> ChildUsage {
+    let child = Command::new(binary)
+        .args(argv)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data that wait4 fills; zeroed is a valid value of it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own child, not yet waited for (std's Child is never waited on:
+    // wait4 reaps it here, with its own resource usage); both pointers are to live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert!(pid > 0, "wait4 failed");
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    ChildUsage {
+        user: seconds(usage.ru_utime),
+        system: seconds(usage.ru_stime),
+        // Linux reports ru_maxrss in kilobytes.
+        peak: usage.ru_maxrss as f64 * 1024.0,
+        status: libc::WEXITSTATUS(status),
+    }
+}
+
+// issue 19: resolution
         Some("resolution") => resolution_bench(&args[1..]),
         // issue 20: what an output time costs
         Some("snapshots") => snapshots(&args[1..]),
