@@ -283,6 +283,10 @@ pub fn spd_extreme_eigenvalues(h: &DMatrix<f64>) -> Option<(f64, f64)> {
     Some((min, max))
 }
 
+/// The convergence test of [`lanczos_largest`]: (theta, the next Ritz value, the unit Ritz
+/// vector, Lanczos' residual) to the answer, or None to go on.
+type Accept<'a> = dyn FnMut(f64, f64, &[f64], f64) -> Option<f64> + 'a;
+
 /// The largest eigenvalue of a symmetric operator `apply` (y = A x on R^n) by Lanczos with
 /// full reorthogonalization from the fixed start [`scatter`]: every few steps the largest
 /// Ritz value theta, the next one, the unit Ritz vector and Lanczos' residual beta |s_k| go to
@@ -291,7 +295,7 @@ pub fn spd_extreme_eigenvalues(h: &DMatrix<f64>) -> Option<(f64, f64)> {
 fn lanczos_largest(
     n: usize,
     apply: &mut dyn FnMut(&[f64], &mut [f64]),
-    accept: &mut dyn FnMut(f64, f64, &[f64], f64) -> Option<f64>,
+    accept: &mut Accept<'_>,
 ) -> Option<f64> {
     let mut next = scatter(n, n as u64);
     let norm = next.iter().map(|v| v * v).sum::<f64>().sqrt();
