@@ -8,7 +8,7 @@
 //! cargo run --release --example bench -- rayon
 //! cargo run --release --example bench -- memory [--only LABEL]
 //! cargo run --release --example bench -- sgd [--batch B] [--seeds S] [--repeats R]
-//! cargo run --release --example bench -- error-scale [--big]
+//! cargo run --release --example bench -- error-scale [--big] [--old BINARY] [--repeats R]
 //! cargo run --release --example bench -- runs --jax [--samples 201] [--jax-gf-t-end 10] [--only-default] [--optimizers hbf,nag] [--no-scaling]
 //! cargo run --release --example bench -- snapshots [--repeats R] [--sizes 100,1000] [--no-parts]
 //! cargo run --release --example bench -- [--numpy] [--scipy]          all of rhs and runs
@@ -835,19 +835,23 @@ fn sgd_bench(args: &[String]) {
 
 /// `error-scale`: error space at n = 2000 (and n = 5000 with `--big`), d = 20, m = 1000,
 /// T = 20, 21 samples, as child processes of the release binary (whole process: setup, the
-/// kernels' spectra, the run, the files), each with its wall time and peak resident size:
-/// the stiff run solved exactly (lambda_max T = 593 > 300, the default) beside the same run
-/// with `--solver dopri5`, and their ratio in the same run of the bench.
+/// kernels' spectra, the run, the files), each with its wall time, user and system CPU, peak
+/// resident size and the load average as it ended: the stiff run solved exactly
+/// (lambda_max T = 593 > 300, the default) beside the same run with `--solver dopri5` (not
+/// at n = 5000). `--old BINARY` runs another build of ntkdyn alternately with this one on
+/// the exact runs (`--repeats R` times each, default 1), for a ratio measured in one run.
 fn error_scale(args: &[String]) {
     let big = args.iter().any(|a| a == "--big");
+    let old: Option<String> = arg(args, "--old");
+    let repeats: usize = arg(args, "--repeats").unwrap_or(1);
     let binary = Path::new("target/release/ntkdyn");
     assert!(
         binary.exists(),
         "build the release binary first: cargo build --release"
     );
     let dir = std::env::temp_dir().join(format!("ntkdyn-bench-error-{}", std::process::id()));
-    println!("| n | solver | wall s | peak MB | exit |");
-    println!("|---:|---|---:|---:|---:|");
+    println!("| n | binary | solver | wall s | user s | sys s | peak MB | load | exit |");
+    println!("|---:|---|---|---:|---:|---:|---:|---:|---:|");
     let sizes: &[&str] = if big { &["2000", "5000"] } else { &["2000"] };
     for &n in sizes {
         let base = [
@@ -866,32 +870,80 @@ fn error_scale(args: &[String]) {
             "21",
             "--no-discrete",
         ];
-        let mut walls = Vec::new();
+        let mut binaries: Vec<(&str, &Path)> = vec![("new", binary)];
+        if let Some(o) = &old {
+            binaries.insert(0, ("old", Path::new(o.as_str())));
+        }
+        let mut runs = Vec::new();
+        for _ in 0..repeats {
+            for &(name, bin) in &binaries {
+                runs.push((name, bin, None));
+            }
+        }
         // dopri5 at n = 5000 is minutes of 5000 x 5000 products: only the exact solution.
-        let solvers: &[Option<&str>] = if n == "5000" {
-            &[None]
-        } else {
-            &[None, Some("dopri5")]
-        };
-        for &solver in solvers {
+        if n != "5000" {
+            runs.push(("new", binary, Some("dopri5")));
+        }
+        for (name, bin, solver) in runs {
             let mut argv: Vec<&str> = base.to_vec();
             if let Some(s) = solver {
                 argv.extend(["--solver", s]);
             }
             let start = Instant::now();
-            let (peak, status) = peak_rss(binary, &argv, &dir);
+            let usage = child_usage(bin, &argv, &dir);
             let wall = start.elapsed().as_secs_f64();
             let _ = std::fs::remove_dir_all(&dir);
-            walls.push(wall);
+            let load = std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+                .unwrap_or_default();
             println!(
-                "| {n} | {} | {wall:.2} | {:.0} | {status} |",
+                "| {n} | {name} | {} | {wall:.2} | {:.2} | {:.2} | {:.0} | {load} | {} |",
                 solver.unwrap_or("default (exact: stiff)"),
-                peak / 1e6
+                usage.user,
+                usage.system,
+                usage.peak / 1e6,
+                usage.status
             );
         }
-        if let [exact, ode] = walls[..] {
-            println!("| {n} | dopri5 / exact | {:.1}x | | |", ode / exact);
-        }
+    }
+}
+
+/// What a finished child process used.
+struct ChildUsage {
+    user: f64,
+    system: f64,
+    /// Peak resident set size, bytes.
+    peak: f64,
+    status: i32,
+}
+
+/// Runs the binary with `argv --out OUT --quiet` and reaps it with its resource usage.
+// wait4 reaps the child (clippy sees no `wait()`).
+#[allow(clippy::zombie_processes)]
+fn child_usage(binary: &Path, argv: &[&str], out: &Path) -> ChildUsage {
+    let child = Command::new(binary)
+        .args(argv)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data that wait4 fills; zeroed is a valid value of it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own child, not yet waited for (std's Child is never waited on:
+    // wait4 reaps it here, with its own resource usage); both pointers are to live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert!(pid > 0, "wait4 failed");
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    ChildUsage {
+        user: seconds(usage.ru_utime),
+        system: seconds(usage.ru_stime),
+        // Linux reports ru_maxrss in kilobytes.
+        peak: usage.ru_maxrss as f64 * 1024.0,
+        status: libc::WEXITSTATUS(status),
     }
 }
 

@@ -145,7 +145,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     });
     let extremes_of = |h: &DMatrix<f64>, choice: KernelChoice| match &error_spectrum {
         Some((kernel, s)) if *kernel == choice => s.extremes(),
-        _ => extreme_eigenvalues(h),
+        _ => kernel_extremes(h),
     };
     let hinf_extremes = extremes_of(&hinf, KernelChoice::Hinf);
     let h0_extremes = extremes_of(&h0, KernelChoice::H0);
@@ -226,6 +226,20 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
         times,
         error_spectrum,
     })
+}
+
+/// issue 20: (lambda_min, lambda_max) of a kernel whose eigenvectors no one needs: from
+/// [`crate::linalg::FAER_FROM`] rows by Lanczos on H and H^{-1}
+/// ([`crate::linalg::spd_extreme_eigenvalues`]; at n = 2000 the full reduction was a quarter
+/// of the error-space run's CPU), the full eigenvalue solve when that has no answer (H not
+/// positive definite) and below (the default runs keep nalgebra's values bit for bit).
+fn kernel_extremes(h: &DMatrix<f64>) -> (f64, f64) {
+    if h.nrows() >= crate::linalg::FAER_FROM {
+        if let Some(extremes) = crate::linalg::spd_extreme_eigenvalues(h) {
+            return extremes;
+        }
+    }
+    extreme_eigenvalues(h)
 }
 
 /// eta = 1/lambda_max(H(0)) of --eta auto, refused when it is not a finite step (H(0) = 0:

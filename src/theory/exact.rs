@@ -22,9 +22,11 @@ use nalgebra::{DMatrix, DVector};
 use std::sync::Arc;
 
 use crate::dynamics::Damping;
+use crate::linalg::matvec;
 use crate::theory::spectrum::Spectrum;
 
-/// The whole error-space trajectory Delta(t) = V diag(x_k(t)) V^T Delta(0).
+/// The whole error-space trajectory Delta(t) = V diag(x_k(t)) V^T Delta(0) (the products
+/// with V through [`matvec`]: multithreaded from [`crate::linalg::FAER_FROM`] rows).
 ///
 /// The decomposition is shared ([`Arc`]): a run decomposes its fixed kernel once, and the
 /// error space, its check and the kernel predictor of held-out points all read it.
@@ -65,7 +67,8 @@ impl ExactSolution {
             x[k] = xk * self.coefficients[k];
             v[k] = vk * self.coefficients[k];
         }
-        (&self.spectrum.vectors * x, &self.spectrum.vectors * v)
+        let vectors = &self.spectrum.vectors;
+        (matvec(vectors, &x), matvec(vectors, &v))
     }
 
     /// Delta(t) alone (one product with V instead of two): bit for bit the first of [`Self::at`].
@@ -75,7 +78,7 @@ impl ExactSolution {
         for k in 0..n {
             x[k] = mode(self.spectrum.values[k], self.damping, t).0 * self.coefficients[k];
         }
-        &self.spectrum.vectors * x
+        matvec(&self.spectrum.vectors, &x)
     }
 }
 

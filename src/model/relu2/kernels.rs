@@ -35,6 +35,42 @@ pub(crate) unsafe fn gemm(
     b: (*const f64, isize, isize),
     c: (*mut f64, isize, isize),
 ) {
+    // issue 20: a large product (S^T S of H(0): n^2 m = 4e9 at n = 2000, m = 1000) is split
+    // by columns of C over rayon's threads; matrixmultiply sums every entry of C in the same
+    // order (k-blocks in turn, one lane per entry) whatever the column range, so the split is
+    // bit for bit the one call (`a_column_split_product_is_bit_for_bit_the_single_call`).
+    if cols >= 2 && (rows * k).saturating_mul(cols) >= SPLIT_FROM {
+        let left = cols / 2;
+        // Raw pointers are not Send; the two halves write disjoint columns of C.
+        let (a_at, b_at, c_at) = (a.0 as usize, b.0 as usize, c.0 as usize);
+        let b_right = b.0.wrapping_offset(left as isize * b.2) as usize;
+        let c_right = c.0.wrapping_offset(left as isize * c.2) as usize;
+        rayon::join(
+            // SAFETY: columns 0..left of B and C, within the caller's matrices.
+            || unsafe {
+                gemm(
+                    rows,
+                    k,
+                    left,
+                    (a_at as *const f64, a.1, a.2),
+                    (b_at as *const f64, b.1, b.2),
+                    (c_at as *mut f64, c.1, c.2),
+                )
+            },
+            // SAFETY: columns left..cols of B and C, disjoint from the first half's C.
+            || unsafe {
+                gemm(
+                    rows,
+                    k,
+                    cols - left,
+                    (a_at as *const f64, a.1, a.2),
+                    (b_right as *const f64, b.1, b.2),
+                    (c_right as *mut f64, c.1, c.2),
+                )
+            },
+        );
+        return;
+    }
     // SAFETY: the caller's contract is matrixmultiply's.
     unsafe {
         matrixmultiply::dgemm(
@@ -42,6 +78,10 @@ pub(crate) unsafe fn gemm(
         );
     }
 }
+
+/// Products of at least this many multiply-adds are split over rayon's threads by [`gemm`]
+/// (far above one block of the gradient engine, whose lanes are parallel already).
+const SPLIT_FROM: usize = 1 << 27;
 
 /// matrixmultiply's GEMMs on a lane's block buffer `z` (n x len: Z_b, then P_b). Its masks
 /// are one byte a sample.
@@ -182,5 +222,58 @@ impl BlockKernel for Block<'_> {
             Block::Gemm(k) => k.transpose(ds, a, mask, g),
             Block::Fused(k) => k.transpose(ds, a, mask, g),
         }
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    #[test]
+    fn a_column_split_product_is_bit_for_bit_the_single_call() {
+        // Non-integer entries (a smooth activation's slopes), odd sizes, above SPLIT_FROM.
+        let (rows, k, cols) = (515, 1031, 263);
+        assert!(rows * k * cols >= SPLIT_FROM);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let a = DMatrix::from_fn(rows, k, |_, _| rng.random::<f64>() - 0.3);
+        let b = DMatrix::from_fn(k, cols, |_, _| rng.random::<f64>() * 3.0);
+        let mut split = DMatrix::zeros(rows, cols);
+        // SAFETY: column-major matrices of the stated shapes.
+        unsafe {
+            gemm(
+                rows,
+                k,
+                cols,
+                (a.as_ptr(), 1, rows as isize),
+                (b.as_ptr(), 1, k as isize),
+                (split.as_mut_ptr(), 1, rows as isize),
+            );
+        }
+        let mut single = DMatrix::zeros(rows, cols);
+        // SAFETY: as above.
+        unsafe {
+            matrixmultiply::dgemm(
+                rows,
+                k,
+                cols,
+                1.0,
+                a.as_ptr(),
+                1,
+                rows as isize,
+                b.as_ptr(),
+                1,
+                k as isize,
+                0.0,
+                single.as_mut_ptr(),
+                1,
+                rows as isize,
+            );
+        }
+        assert!(split
+            .iter()
+            .zip(single.iter())
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!((&split - &a * &b).norm() < 1e-10 * split.norm());
     }
 }
