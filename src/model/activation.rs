@@ -173,7 +173,7 @@ impl Activation {
 
     /// sigma(z_k) into `value[k]` and sigma'(z_k) into `slope[k]` (slices of one length):
     /// vectorised, four at a time with AVX2 and FMA where the CPU has them (detected at run
-    /// time), else one at a time by the same code. Within 1e-15 relative of
+    /// time), else one at a time by the same code. Within 2e-15 relative of
     /// [`Activation::value_and_slope`]'s formulas with libm's functions over the whole line
     /// (`crate::simd::math` has the algorithms and their accuracy). The gradient of a smooth
     /// activation evaluates its pre-activations through this code.
