@@ -667,6 +667,8 @@ pub(crate) fn share(
 }
 
 #[cfg(target_arch = "x86_64")]
+// `Wide`'s operations walk K vectors of two or three arrays at once: an index is clearest.
+#[allow(clippy::needless_range_loop)]
 mod v4 {
     //! The 4-lane AVX2 implementation of [`Lanes`]. A `V4` is only made inside the two
     //! `#[target_feature(enable = "avx2,fma")]` functions at the bottom, which are entered only
