@@ -362,7 +362,7 @@ impl Space for WeightSpace<'_> {
             None
         } else {
             let pattern = slopes.map(|z| if z >= 0.0 { 1.0 } else { 0.0 });
-            slopes.apply(|z| *z = sigma.slope(*z));
+            sigma.slopes_in_place(slopes.as_mut_slice());
             Some(pattern)
         };
         let delta_dot = self.model.jvp_with_pattern(&slopes, &self.model.weights(v));

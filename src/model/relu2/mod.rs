@@ -226,15 +226,13 @@ impl Model {
         let scale = 1.0 / (self.m() as f64).sqrt();
         if self.activation != Activation::Relu {
             let sigma = self.activation;
+            let mut v = vec![0.0; self.m()];
             return DVector::from_iterator(
                 self.n(),
                 zt.as_slice().chunks_exact(self.m()).map(|col| {
-                    scale
-                        * col
-                            .iter()
-                            .zip(a)
-                            .map(|(z, ar)| ar * sigma.value(*z))
-                            .sum::<f64>()
+                    v.copy_from_slice(col);
+                    sigma.values_in_place(&mut v);
+                    scale * v.iter().zip(a).map(|(v, ar)| ar * v).sum::<f64>()
                 }),
             );
         }
@@ -277,7 +275,7 @@ impl Model {
         }
         let sigma = self.activation;
         let mut s = self.preactivations(w);
-        s.apply(|z| *z = sigma.slope(*z));
+        sigma.slopes_in_place(s.as_mut_slice());
         s
     }
 
@@ -306,7 +304,7 @@ impl Model {
     pub fn hidden(&self, w: &DMatrixView<f64>) -> DMatrix<f64> {
         let sigma = self.activation;
         let mut v = self.preactivations(w);
-        v.apply(|z| *z = sigma.value(*z));
+        sigma.values_in_place(v.as_mut_slice());
         v
     }
 
