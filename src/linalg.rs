@@ -217,7 +217,7 @@ const SPD_MAX_STEPS: usize = 400;
 /// reduction, two thirds of them level-2 (at n = 2000 the reduction took 2.2 CPU s).
 ///
 /// None when H is not numerically positive definite (the Cholesky factorization fails), has
-/// non-finite entries, or either end has not converged in [`SPD_MAX_STEPS`] steps: the caller
+/// non-finite entries, or either end has not converged in `SPD_MAX_STEPS` (400) steps: the caller
 /// falls back to [`faer_symmetric_eigenvalues`].
 pub fn spd_extreme_eigenvalues(h: &DMatrix<f64>) -> Option<(f64, f64)> {
     use faer::linalg::solvers::SolveCore;
