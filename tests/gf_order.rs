@@ -3,13 +3,13 @@
 //! `Crossings::Corrected`), where the plain blend (`Crossings::Blend`) chatters around them.
 //!
 //! Measured on this problem (rtol 1e-10, against a cap of 0.025/32 at rtol 1e-12, which a cap
-//! of 0.025/64 meets to 5e-10): caps 0.025, 0.0125, 0.00625 give 1.6e-6, 3.3e-7, 8.3e-8
-//! (fitted order 2.13); the blend 2.0e-4, 9.5e-5, 4.5e-5 (order 1.08). Before the step's
+//! of 0.025/64 meets to 5e-10): caps 0.025, 0.0125, 0.00625 give 1.5e-6, 2.7e-7, 8.3e-8
+//! (fitted order 2.08); the blend 2.0e-4, 9.5e-5, 4.5e-5 (order 1.08). Before the step's
 //! crossings were judged in time order per neuron with cuts at the events that switch
 //! non-tangentially (`events`), the same caps gave 2.4e-6, 5.3e-7, 5.1e-7 (order 1.1): every
 //! cap down to 0.0015625 put a crossing and a join of one neuron in one step, judged them in
 //! entry order, and landed on another branch, 3.2e-7 relative off. At the coarse caps 0.1 and
-//! 0.05 the tolerance, not the cap, sets most steps (77 and 96 steps to T = 4, against 168 at
+//! 0.05 the tolerance, not the cap, sets most steps (69 and 87 steps to T = 4, against 162 at
 //! 0.025), so they say little about the order: 5.8e-6, 4.7e-6 there.
 
 use nalgebra::DVector;
