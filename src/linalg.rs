@@ -18,7 +18,7 @@
 //! Both solvers read only the lower triangle of H.
 
 use faer::{MatMut, MatRef, Side};
-use nalgebra::{DMatrix, DMatrixView, DVector, SymmetricEigen};
+use nalgebra::{DMatrix, DMatrixView, DVector, Dyn, SymmetricEigen};
 
 /// Matrices with at least this many rows are decomposed by faer, smaller ones by nalgebra.
 pub const FAER_FROM: usize = 100;
@@ -326,22 +326,8 @@ fn lanczos_largest(
         // Checks every 4 steps, then every eighth of the steps so far (T's solve is k^3).
         if complete || steps == 1 || steps >= checked + CHECK_EVERY.max(steps / 8) {
             checked = steps;
-            let t = DMatrix::from_fn(steps, steps, |i, j| {
-                if i == j {
-                    alphas[i]
-                } else if i + 1 == j {
-                    betas[i]
-                } else if j + 1 == i {
-                    betas[j]
-                } else {
-                    0.0
-                }
-            });
-            let eig = SymmetricEigen::new(t);
+            let eig = tridiagonal_eigen(&alphas, &betas, steps)?;
             let values = &eig.eigenvalues;
-            if values.iter().any(|v| !v.is_finite()) {
-                return None;
-            }
             let mut order: Vec<usize> = (0..steps).collect();
             order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
             let top = order[0];
@@ -569,18 +555,9 @@ fn orthogonalize(q: &[f64], n: usize, k: usize, v: &mut [f64], c: &mut [f64]) {
     vm.gemv(-1.0, &basis, &cv, 1.0);
 }
 
-/// The extreme Ritz pairs of T (diagonal `alphas`, off-diagonal `betas`, the last entry
-/// unused) with the residual norm `beta` of the next direction, when both pass the
-/// Kato-Temple test (or `complete`: T is H in another basis): ((theta_min, s_min),
-/// (theta_max, s_max)), s the eigenvector of T.
-#[allow(clippy::type_complexity)]
-fn ritz_extremes(
-    alphas: &[f64],
-    betas: &[f64],
-    beta: f64,
-    complete: bool,
-) -> Option<((f64, Vec<f64>), (f64, Vec<f64>))> {
-    let k = alphas.len();
+/// The eigen-decomposition of the k x k symmetric tridiagonal T (diagonal `alphas`,
+/// off-diagonal `betas`), or None where an eigenvalue is not finite.
+fn tridiagonal_eigen(alphas: &[f64], betas: &[f64], k: usize) -> Option<SymmetricEigen<f64, Dyn>> {
     let t = DMatrix::from_fn(k, k, |i, j| {
         if i == j {
             alphas[i]
@@ -593,10 +570,26 @@ fn ritz_extremes(
         }
     });
     let eig = SymmetricEigen::new(t);
-    let values = &eig.eigenvalues;
-    if values.iter().any(|v| !v.is_finite()) {
+    if eig.eigenvalues.iter().any(|v| !v.is_finite()) {
         return None;
     }
+    Some(eig)
+}
+
+/// The extreme Ritz pairs of T (diagonal `alphas`, off-diagonal `betas`, the last entry
+/// unused) with the residual norm `beta` of the next direction, when both pass the
+/// Kato-Temple test (or `complete`: T is H in another basis): ((theta_min, s_min),
+/// (theta_max, s_max)), s the eigenvector of T.
+#[allow(clippy::type_complexity)]
+fn ritz_extremes(
+    alphas: &[f64],
+    betas: &[f64],
+    beta: f64,
+    complete: bool,
+) -> Option<((f64, Vec<f64>), (f64, Vec<f64>))> {
+    let k = alphas.len();
+    let eig = tridiagonal_eigen(alphas, betas, k)?;
+    let values = &eig.eigenvalues;
     let (mut lo, mut hi) = (0, 0);
     for i in 0..k {
         if values[i] < values[lo] {
