@@ -720,26 +720,9 @@ fn memory_config(argv: &[&str]) -> RunConfig {
 }
 
 /// Peak resident size in bytes of a child running `argv`, and its exit status.
-// wait4 reaps the child (std's wait would not return its resource usage).
-#[allow(clippy::zombie_processes)]
 fn peak_rss(binary: &Path, argv: &[&str], out: &Path) -> (f64, i32) {
-    let child = Command::new(binary)
-        .args(argv)
-        .arg("--out")
-        .arg(out)
-        .arg("--quiet")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("the release binary starts");
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain data that wait4 fills; zeroed is a valid value of it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our own child, not yet waited for (std's Child is never waited on:
-    // wait4 reaps it here, with its own resource usage); both pointers are to live locals.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert!(pid > 0, "wait4 failed");
-    // Linux reports ru_maxrss in kilobytes.
-    (usage.ru_maxrss as f64 * 1024.0, libc::WEXITSTATUS(status))
+    let usage = child_usage(binary, argv, out);
+    (usage.peak, usage.status)
 }
 
 fn memory(args: &[String]) {

@@ -18,7 +18,7 @@
 //! Both solvers read only the lower triangle of H.
 
 use faer::{MatMut, MatRef, Side};
-use nalgebra::{DMatrix, DMatrixView, DVector, SymmetricEigen};
+use nalgebra::{DMatrix, DMatrixView, DVector, Dyn, SymmetricEigen};
 
 /// Matrices with at least this many rows are decomposed by faer, smaller ones by nalgebra.
 pub const FAER_FROM: usize = 100;
@@ -306,19 +306,16 @@ fn lanczos_largest(
     let mut checked = 0;
     loop {
         let k = alphas.len();
-        q.extend_from_slice(&next);
-        apply(&q[k * n..(k + 1) * n], &mut next);
-        let alpha: f64 = next.iter().zip(&q[k * n..]).map(|(a, b)| a * b).sum();
-        alphas.push(alpha);
-        for _ in 0..2 {
-            orthogonalize(&q, n, k + 1, &mut next, &mut coefficients);
-        }
-        let beta = next.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let (beta, scale) = lanczos_step(
+            n,
+            &mut q,
+            &mut next,
+            &mut alphas,
+            &betas,
+            &mut coefficients,
+            |x, y| apply(x, y),
+        );
         let steps = k + 1;
-        let scale = alphas
-            .iter()
-            .chain(&betas)
-            .fold(0.0f64, |a, b| a.max(b.abs()));
         if !scale.is_finite() {
             return None;
         }
@@ -326,22 +323,8 @@ fn lanczos_largest(
         // Checks every 4 steps, then every eighth of the steps so far (T's solve is k^3).
         if complete || steps == 1 || steps >= checked + CHECK_EVERY.max(steps / 8) {
             checked = steps;
-            let t = DMatrix::from_fn(steps, steps, |i, j| {
-                if i == j {
-                    alphas[i]
-                } else if i + 1 == j {
-                    betas[i]
-                } else if j + 1 == i {
-                    betas[j]
-                } else {
-                    0.0
-                }
-            });
-            let eig = SymmetricEigen::new(t);
+            let eig = tridiagonal_eigen(&alphas, &betas, steps)?;
             let values = &eig.eigenvalues;
-            if values.iter().any(|v| !v.is_finite()) {
-                return None;
-            }
             let mut order: Vec<usize> = (0..steps).collect();
             order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
             let top = order[0];
@@ -514,22 +497,16 @@ pub fn lanczos_extremes(
     let mut coefficients = vec![0.0; n];
     let (pairs, steps) = loop {
         let k = alphas.len();
-        q.extend_from_slice(&next);
-        let qk = &q[k * n..(k + 1) * n];
-        let hq = h * nalgebra::DVectorView::from_slice(qk, n);
-        next.copy_from_slice(hq.as_slice());
-        alphas.push(next.iter().zip(qk).map(|(a, b)| a * b).sum());
-        // Against the whole basis, twice (classical Gram-Schmidt repeated: "twice is
-        // enough"); in exact arithmetic only q_k and q_{k-1} have components to remove.
-        for _ in 0..2 {
-            orthogonalize(&q, n, k + 1, &mut next, &mut coefficients);
-        }
-        let beta = next.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let (beta, scale) = lanczos_step(
+            n,
+            &mut q,
+            &mut next,
+            &mut alphas,
+            &betas,
+            &mut coefficients,
+            |qk, hq| hq.copy_from_slice((h * nalgebra::DVectorView::from_slice(qk, n)).as_slice()),
+        );
         let steps = k + 1;
-        let scale = alphas
-            .iter()
-            .chain(&betas)
-            .fold(0.0f64, |a, b| a.max(b.abs()));
         // beta = 0: the basis spans an invariant subspace, which holds a component of every
         // eigenspace of the start (a vector in general position): its extremes are H's.
         let complete = steps == n || beta <= FLOOR_ULPS * f64::EPSILON * scale;
@@ -557,6 +534,36 @@ pub fn lanczos_extremes(
 }
 
 /// v -= Q (Q^T v) over the first k columns of the basis Q (n rows).
+/// One Lanczos step with full reorthogonalization: `next` joins the basis `q` as q_k, then
+/// next = A q_k (`apply`), alpha_k = q_k . A q_k goes onto `alphas`, and next is taken
+/// against the whole basis, twice (classical Gram-Schmidt repeated: "twice is enough"); in
+/// exact arithmetic only q_k and q_{k-1} have components to remove. Returns (beta = |next|,
+/// the largest |entry| of T so far).
+fn lanczos_step(
+    n: usize,
+    q: &mut Vec<f64>,
+    next: &mut [f64],
+    alphas: &mut Vec<f64>,
+    betas: &[f64],
+    coefficients: &mut [f64],
+    apply: impl FnOnce(&[f64], &mut [f64]),
+) -> (f64, f64) {
+    let k = alphas.len();
+    q.extend_from_slice(next);
+    let qk = &q[k * n..(k + 1) * n];
+    apply(qk, next);
+    alphas.push(next.iter().zip(qk).map(|(a, b)| a * b).sum());
+    for _ in 0..2 {
+        orthogonalize(q, n, k + 1, next, coefficients);
+    }
+    let beta = next.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let scale = alphas
+        .iter()
+        .chain(betas)
+        .fold(0.0f64, |a, b| a.max(b.abs()));
+    (beta, scale)
+}
+
 fn orthogonalize(q: &[f64], n: usize, k: usize, v: &mut [f64], c: &mut [f64]) {
     if k == 0 {
         return;
@@ -567,6 +574,27 @@ fn orthogonalize(q: &[f64], n: usize, k: usize, v: &mut [f64], c: &mut [f64]) {
     cv.gemv_tr(1.0, &basis, &vv, 0.0);
     let mut vm = nalgebra::DVectorViewMut::from_slice(v, n);
     vm.gemv(-1.0, &basis, &cv, 1.0);
+}
+
+/// The eigen-decomposition of the k x k symmetric tridiagonal T (diagonal `alphas`,
+/// off-diagonal `betas`), or None where an eigenvalue is not finite.
+fn tridiagonal_eigen(alphas: &[f64], betas: &[f64], k: usize) -> Option<SymmetricEigen<f64, Dyn>> {
+    let t = DMatrix::from_fn(k, k, |i, j| {
+        if i == j {
+            alphas[i]
+        } else if i + 1 == j {
+            betas[i]
+        } else if j + 1 == i {
+            betas[j]
+        } else {
+            0.0
+        }
+    });
+    let eig = SymmetricEigen::new(t);
+    if eig.eigenvalues.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    Some(eig)
 }
 
 /// The extreme Ritz pairs of T (diagonal `alphas`, off-diagonal `betas`, the last entry
@@ -581,22 +609,8 @@ fn ritz_extremes(
     complete: bool,
 ) -> Option<((f64, Vec<f64>), (f64, Vec<f64>))> {
     let k = alphas.len();
-    let t = DMatrix::from_fn(k, k, |i, j| {
-        if i == j {
-            alphas[i]
-        } else if i + 1 == j {
-            betas[i]
-        } else if j + 1 == i {
-            betas[j]
-        } else {
-            0.0
-        }
-    });
-    let eig = SymmetricEigen::new(t);
+    let eig = tridiagonal_eigen(alphas, betas, k)?;
     let values = &eig.eigenvalues;
-    if values.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
     let (mut lo, mut hi) = (0, 0);
     for i in 0..k {
         if values[i] < values[lo] {

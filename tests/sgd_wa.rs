@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::TempDir;
+use common::{ntkdyn, summary, TempDir};
 use nalgebra::{DMatrix, DVector};
 use ntkdyn::model::{Activation, Data, InitialNetwork, Model, Train};
 use ntkdyn::sgd::oracle::noise_matrix;
@@ -13,7 +13,6 @@ use ntkdyn::sgd::sde::Scheme;
 use ntkdyn::sgd::twin::{all_batches, Weighted};
 use ntkdyn::sgd::{Process, Sampling, SgdConfig, Space};
 use ntkdyn::study::SpaceChoice;
-use std::process::Command;
 
 /// A small network with activation `sigma` and training `train`, at its initial parameters
 /// (W0, or [W0 | a0]).
@@ -279,46 +278,38 @@ fn ntkdyn_sgd_runs_with_a_trained_output_layer_and_records_it_in_summary_json() 
     let dir = TempDir::new("sgd-wa");
     for sigma in ["relu", "erf"] {
         let out = dir.join(sigma);
-        let run = Command::new(env!("CARGO_BIN_EXE_ntkdyn"))
-            .args([
-                "sgd",
-                "--train",
-                "wa",
-                "--activation",
-                sigma,
-                "--batch",
-                "3",
-                "--seeds",
-                "2",
-                "--n",
-                "6",
-                "--d",
-                "3",
-                "--m",
-                "40",
-                "--t-end",
-                "0.5",
-                "--eta",
-                "0.05",
-                "--samples",
-                "6",
-                "--quiet",
-                "--out",
-                out.to_str().unwrap(),
-            ])
-            .output()
-            .expect("the binary runs");
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        ntkdyn(&[
+            "sgd",
+            "--train",
+            "wa",
+            "--activation",
+            sigma,
+            "--batch",
+            "3",
+            "--seeds",
+            "2",
+            "--n",
+            "6",
+            "--d",
+            "3",
+            "--m",
+            "40",
+            "--t-end",
+            "0.5",
+            "--eta",
+            "0.05",
+            "--samples",
+            "6",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
-        let summary: serde_json::Value = serde_json::from_str(&read("summary.json")).unwrap();
-        assert_eq!(summary["config"]["train"], "wa");
-        assert_eq!(summary["config"]["activation"], sigma);
-        let eta_crit = summary["eta_crit"].as_f64().unwrap();
-        assert!(0.0 < eta_crit && eta_crit < summary["two_over_lambda_max"].as_f64().unwrap());
+        let json = summary(&out.join("summary.json"));
+        assert_eq!(json["config"]["train"], "wa");
+        assert_eq!(json["config"]["activation"], sigma);
+        let eta_crit = json["eta_crit"].as_f64().unwrap();
+        assert!(0.0 < eta_crit && eta_crit < json["two_over_lambda_max"].as_f64().unwrap());
         let sgd = read("sgd.csv");
         for p in ["sgd,weight,", "sde,weight,", "gd,weight,", "exact,error,"] {
             assert!(sgd.lines().any(|l| l.starts_with(p)), "{sigma}: {p}");

@@ -5,14 +5,14 @@
 
 mod common;
 
-use common::{loglog_slope, small, TempDir};
+use common::{loglog_slope, ntkdyn, small, summary, TempDir};
 use nalgebra::DMatrix;
 use ntkdyn::integrate::Stop;
 use ntkdyn::model::activation::GaussHermite;
 use ntkdyn::model::{Activation, Data, InfiniteWidth, InitialNetwork, Model, Train};
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::study::{self, Report, SpaceChoice};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn model(data: &Data, net: &InitialNetwork, sigma: Activation, train: Train) -> Model {
     Model::with_training(data.clone(), net.a.clone(), sigma, train)
@@ -250,28 +250,6 @@ fn erf_weight_space_with_a_trained_output_layer_approaches_error_space_as_m_grow
         );
         assert!(wide < 0.05, "seed {seed}: gap at m = 3200 {wide:.3e}");
     }
-}
-
-/// Run the binary (killed after 60 s).
-fn ntkdyn(args: &[&str]) -> std::process::Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_ntkdyn"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let out = child.wait_with_output().expect("output");
-    assert!(
-        out.status.success(),
-        "ntkdyn {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn summary(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("summary.json")).unwrap()
 }
 
 #[test]

@@ -446,6 +446,169 @@ pub(crate) fn dot_row(w: &DMatrixView<f64>, x: &DMatrix<f64>, r: usize, i: usize
     w.row(r).dot(&x.row(i))
 }
 
+/// H, J W - y and J V kept while a retake's blend moves them.
+pub(crate) type Backup = (DMatrix<f64>, DVector<f64>, DVector<f64>);
+
+impl Buffers {
+    pub(crate) fn new(model: &Model) -> Buffers {
+        Buffers {
+            ws: Workspace::new(model.m(), model.n(), model.d()),
+            signs: Vec::new(),
+            changed: Vec::new(),
+            row: vec![0.0; model.n()],
+        }
+    }
+}
+
+/// The held pattern of the state `y0` ([W], or [W, V] when `second`) with its scratch, at
+/// the start of an integration.
+pub(crate) fn held_start(model: &Model, y0: &[f64], second: bool) -> (Held, Buffers) {
+    let (m, d) = (model.m(), model.d());
+    let md = m * d;
+    assert_eq!(
+        y0.len(),
+        if second { 2 * md } else { md },
+        "state of another size"
+    );
+    let mut buf = Buffers::new(model);
+    let (w, v) = split(y0, m, d, second);
+    let held = Held::fresh(model, &w, v.as_ref(), &mut buf);
+    (held, buf)
+}
+
+impl Held {
+    /// H, J W - y and J V as they are, for [`Held::restore`].
+    pub(crate) fn backup(&self) -> Backup {
+        (self.h.clone(), self.delta.clone(), self.jv.clone())
+    }
+
+    /// Back to `backup` and the unblended pattern (a rejected retake).
+    pub(crate) fn restore(&mut self, (h, delta, jv): Backup) {
+        self.h = h;
+        self.delta = delta;
+        self.jv = jv;
+        self.pattern.clear_blend();
+    }
+
+    /// [`Held::refresh`] at the state y ([W] or [W, V]).
+    pub(crate) fn refresh_at(&mut self, model: &Model, y: &[f64], second: bool, b: &mut Buffers) {
+        let (w, v) = split(y, model.m(), model.d(), second);
+        self.refresh(model, &w, v.as_ref(), b);
+    }
+
+    /// The entries whose sign differs at the state `y` from the held pattern, into
+    /// `b.changed` (the signs at y into `b.signs`); returns y's W.
+    pub(crate) fn changes_at<'y>(
+        &self,
+        model: &Model,
+        y: &'y [f64],
+        second: bool,
+        b: &mut Buffers,
+    ) -> DMatrixView<'y, f64> {
+        let (w, _) = split(y, model.m(), model.d(), second);
+        self.pattern
+            .changes(model, &w, &mut b.signs, &mut b.changed, &mut b.ws);
+        w
+    }
+
+    /// The pattern of the accepted state y after a retake: its crossings and the blended
+    /// entries take y's signs, and H, J W and J V follow entry by entry.
+    pub(crate) fn adopt_state(&mut self, model: &Model, y: &[f64], second: bool, b: &mut Buffers) {
+        let n = model.n();
+        let (w1, v1) = split(y, model.m(), model.d(), second);
+        self.changes_at(model, y, second, b);
+        let entries = &mut b.changed;
+        entries.extend(self.pattern.blend_entries().iter().map(|&(r, i, _)| (r, i)));
+        entries.sort_unstable();
+        entries.dedup();
+        let signs = &b.signs;
+        self.set_entries(
+            model,
+            entries,
+            &w1,
+            v1.as_ref(),
+            &mut b.row,
+            false,
+            |_, r, i, _| f64::from(signs[r * n + i]),
+        );
+        self.pattern.adopt(&mut b.signs);
+    }
+}
+
+/// The trial's norms of a first-order state: |y|^2 and |y_new|^2, with |e|^2 = `error`.
+pub(crate) fn norms_first(ys: &[f64], yn: &[f64], error: f64) -> Norms {
+    let (mut w2, mut wn2) = (0.0, 0.0);
+    for (y, z) in ys.iter().zip(yn) {
+        w2 += y * y;
+        wn2 += z * z;
+    }
+    Norms {
+        len: ys.len(),
+        blocks: 1,
+        error: [error, 0.0],
+        start: [w2, 0.0],
+        end: [wn2, 0.0],
+    }
+}
+
+/// The new state of a second-order step, W_new = W + cw V + pw, V_new = cv V + pv, into
+/// `yn`; returns |W|^2, |V|^2, |W_new|^2, |V_new|^2.
+pub(crate) fn advance_second(
+    ys: &[f64],
+    yn: &mut [f64],
+    [cw, cv]: [f64; 2],
+    pw: &[f64],
+    pv: &[f64],
+) -> [f64; 4] {
+    let md = pw.len();
+    let vs = &ys[md..];
+    let mut sq = [0.0f64; 4];
+    for j in 0..md {
+        let (wj, vj) = (ys[j], vs[j]);
+        let wn = wj + cw * vj + pw[j];
+        let vn = cv * vj + pv[j];
+        yn[j] = wn;
+        yn[md + j] = vn;
+        sq[0] += wj * wj;
+        sq[1] += vj * vj;
+        sq[2] += wn * wn;
+        sq[3] += vn * vn;
+    }
+    sq
+}
+
+/// The error estimates of a second-order step, e_W = c_W V + J^T sum_l E_l b^W_l and
+/// e_V = c_V V + J^T sum_l E_l b^V_l with c_B = sum_l E_l coef^B_l (`ecoef` = h E_l), and
+/// its [`Norms`] from `sq` ([`advance_second`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn norms_second(
+    model: &Model,
+    held: &Held,
+    ecoef: impl Fn(usize) -> f64,
+    [coef_w, coef_v]: [&[f64; 7]; 2],
+    [bw, bv]: [&[DVector<f64>]; 2],
+    sq: [f64; 4],
+    vs: &[f64],
+    combo: &mut DVector<f64>,
+    hv: &mut DVector<f64>,
+    scratch: &mut [f64],
+    ws: &mut Workspace,
+) -> Norms {
+    let ew = (0..7).map(|l| ecoef(l) * coef_w[l]).sum::<f64>();
+    let ev = (0..7).map(|l| ecoef(l) * coef_v[l]).sum::<f64>();
+    combine(&ecoef, bw, combo);
+    let e_w = quad(model, held, ew, sq[1], combo, vs, hv, scratch, ws);
+    combine(&ecoef, bv, combo);
+    let e_v = quad(model, held, ev, sq[1], combo, vs, hv, scratch, ws);
+    Norms {
+        len: vs.len(),
+        blocks: 2,
+        error: [e_w, e_v],
+        start: [sq[0], sq[1]],
+        end: [sq[2], sq[3]],
+    }
+}
+
 /// The stage evaluator: the held pattern with its output-space quantities, the stages of the
 /// step being tried, and the scratch of its weight-space products.
 struct OutputSpace<'a> {
@@ -471,7 +634,7 @@ struct OutputSpace<'a> {
     /// J^T beta of an error whose parts cancel (see `quad`).
     scratch: Vec<f64>,
     /// H, J W - y and J V before a retake's blend.
-    backup: Option<(DMatrix<f64>, DVector<f64>, DVector<f64>)>,
+    backup: Option<Backup>,
     fixes: Vec<Fix>,
     /// Gradient flow with [`Crossings::Corrected`]: activations slide (`Slide`).
     sliding: bool,
@@ -497,21 +660,7 @@ impl<'a> OutputSpace<'a> {
         let (n, m, d) = (model.n(), model.m(), model.d());
         let md = m * d;
         let second = damping.second_order();
-        assert_eq!(
-            y0.len(),
-            if second { 2 * md } else { md },
-            "state of another size"
-        );
-        let mut buf = Buffers {
-            ws: Workspace::new(m, n, d),
-            signs: Vec::new(),
-            changed: Vec::new(),
-            row: vec![0.0; n],
-        };
-        let held = {
-            let (w, v) = split(y0, m, d, second);
-            Held::fresh(model, &w, v.as_ref(), &mut buf)
-        };
+        let (held, buf) = held_start(model, y0, second);
         let zeros = || vec![DVector::<f64>::zeros(n); 7];
         OutputSpace {
             model,
@@ -924,7 +1073,7 @@ impl OutputSpace<'_> {
                 1.0
             }
         };
-        self.backup = Some((held.h.clone(), held.delta.clone(), held.jv.clone()));
+        self.backup = Some(held.backup());
         buf.changed.clear();
         buf.changed.extend(order.iter().map(|e| (e.0, e.1)));
         let mut shares = order.iter();
@@ -1118,58 +1267,26 @@ impl HeldStages for OutputSpace<'_> {
             jt(model, combo, pv, &mut buf.ws, &held.pattern);
             let cw = (0..7).map(|l| bcoef(l) * al[l]).sum::<f64>();
             let cv = 1.0 + (0..7).map(|l| bcoef(l) * gl[l]).sum::<f64>();
-            let vs = &ys[md..];
-            let mut sq = [0.0f64; 4];
-            for j in 0..md {
-                let (wj, vj) = (ys[j], vs[j]);
-                let wn = wj + cw * vj + pw[j];
-                let vn = cv * vj + pv[j];
-                yn[j] = wn;
-                yn[md + j] = vn;
-                sq[0] += wj * wj;
-                sq[1] += vj * vj;
-                sq[2] += wn * wn;
-                sq[3] += vn * vn;
-            }
+            let sq = advance_second(ys, yn, [cw, cv], pw, pv);
             for f in fixes.iter() {
                 for k in 0..d {
                     yn[k * m + f.r] += f.row_w * x[(f.i, k)];
                     yn[md + k * m + f.r] += f.row_v * x[(f.i, k)];
                 }
             }
-            let ew_c = (0..7).map(|l| ecoef(l) * al[l]).sum::<f64>();
-            let ev_c = (0..7).map(|l| ecoef(l) * gl[l]).sum::<f64>();
-            combine(ecoef, bl, combo);
-            let e_w = quad(
+            norms_second(
                 model,
                 held,
-                ew_c,
-                sq[1],
+                ecoef,
+                [al, gl],
+                [bl, del],
+                sq,
+                &ys[md..],
                 combo,
-                vs,
                 hv,
                 scratch,
                 &mut buf.ws,
-            );
-            combine(ecoef, del, combo);
-            let e_v = quad(
-                model,
-                held,
-                ev_c,
-                sq[1],
-                combo,
-                vs,
-                hv,
-                scratch,
-                &mut buf.ws,
-            );
-            Norms {
-                len: md,
-                blocks: 2,
-                error: [e_w, e_v],
-                start: [sq[0], sq[1]],
-                end: [sq[2], sq[3]],
-            }
+            )
         } else {
             combine(bcoef, dl, combo);
             *combo *= -1.0;
@@ -1190,11 +1307,6 @@ impl HeldStages for OutputSpace<'_> {
             for (&r, slide) in entering.iter() {
                 slide.project(x, &mut yn[..md], m, r);
             }
-            let (mut w2, mut wn2) = (0.0, 0.0);
-            for j in 0..md {
-                w2 += ys[j] * ys[j];
-                wn2 += yn[j] * yn[j];
-            }
             combine(ecoef, dl, combo);
             let e = quad(
                 model,
@@ -1207,13 +1319,7 @@ impl HeldStages for OutputSpace<'_> {
                 scratch,
                 &mut buf.ws,
             );
-            Norms {
-                len: md,
-                blocks: 1,
-                error: [e, 0.0],
-                start: [w2, 0.0],
-                end: [wn2, 0.0],
-            }
+            norms_first(ys, yn, e)
         }
     }
 
@@ -1223,9 +1329,7 @@ impl HeldStages for OutputSpace<'_> {
         let (second, corrected) = (self.second, self.corrected);
         let x = &model.data().x;
         let (held, buf) = (&mut self.held, &mut self.buf);
-        let (w1, _) = split(y_new, m, d, second);
-        held.pattern
-            .changes(model, &w1, &mut buf.signs, &mut buf.changed, &mut buf.ws);
+        let w1 = held.changes_at(model, y_new, second, buf);
         if self.sliding {
             return self.blend_sliding(y, y_new);
         }
@@ -1234,7 +1338,7 @@ impl HeldStages for OutputSpace<'_> {
         }
         // Retake with each crossing weighted by its share of the step, as
         // WeightSpace::blend_pattern does; H, J W and J V follow entry by entry.
-        self.backup = Some((held.h.clone(), held.delta.clone(), held.jv.clone()));
+        self.backup = Some(held.backup());
         let (w0, v0) = split(y, m, d, second);
         let (_, v1) = split(y_new, m, d, second);
         held.set_entries(
@@ -1278,7 +1382,6 @@ impl HeldStages for OutputSpace<'_> {
             return;
         }
         let model = self.model;
-        let (n, m, d) = (model.n(), model.m(), model.d());
         let (held, buf) = (&mut self.held, &mut self.buf);
         held.delta.copy_from(&self.dl[6]);
         if self.second {
@@ -1289,25 +1392,7 @@ impl HeldStages for OutputSpace<'_> {
             for f in self.fixes.drain(..) {
                 f.follow(model, held, &mut buf.row);
             }
-            // The pattern of the new state: crossings and the blended entries.
-            let (w1, v1) = split(y, m, d, self.second);
-            held.pattern
-                .changes(model, &w1, &mut buf.signs, &mut buf.changed, &mut buf.ws);
-            let entries = &mut buf.changed;
-            entries.extend(held.pattern.blend_entries().iter().map(|&(r, i, _)| (r, i)));
-            entries.sort_unstable();
-            entries.dedup();
-            let signs = &buf.signs;
-            held.set_entries(
-                model,
-                entries,
-                &w1,
-                v1.as_ref(),
-                &mut buf.row,
-                false,
-                |_, r, i, _| f64::from(signs[r * n + i]),
-            );
-            held.pattern.adopt(&mut buf.signs);
+            held.adopt_state(model, y, self.second, buf);
         }
     }
 
@@ -1318,18 +1403,14 @@ impl HeldStages for OutputSpace<'_> {
             self.entering.clear();
             self.entering_entries.clear();
             self.releases.clear();
-            let (hh, dd, jj) = self.backup.take().expect("a retake keeps its backup");
-            self.held.h = hh;
-            self.held.delta = dd;
-            self.held.jv = jj;
-            self.held.pattern.clear_blend();
+            let backup = self.backup.take().expect("a retake keeps its backup");
+            self.held.restore(backup);
         }
     }
 
     fn resume(&mut self, _t: f64, y: &[f64]) {
-        let (m, d) = (self.model.m(), self.model.d());
-        let (w, v) = split(y, m, d, self.second);
-        self.held.refresh(self.model, &w, v.as_ref(), &mut self.buf);
+        self.held
+            .refresh_at(self.model, y, self.second, &mut self.buf);
     }
 
     fn evaluations(&self) -> u64 {

@@ -67,3 +67,26 @@ pub fn loglog_slope(x: &[f64], y: &[f64]) -> f64 {
     let sxx: f64 = lx.iter().map(|a| (a - mx) * (a - mx)).sum();
     sxy / sxx
 }
+
+/// Run the binary, asserting that it succeeds (its stderr in the message).
+pub fn ntkdyn(args: &[&str]) -> std::process::Output {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ntkdyn"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        out.status.success(),
+        "ntkdyn {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A run's summary.json.
+pub fn summary(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("summary.json")).unwrap()
+}

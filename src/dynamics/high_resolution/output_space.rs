@@ -31,13 +31,16 @@
 //!
 //! [`Crossings::Blend`]: crate::dynamics::output_space::Crossings::Blend
 
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DVector;
 
 use super::Form;
-use crate::dynamics::output_space::{combine, dot_row, jt, quad, split, Buffers, Held};
+use crate::dynamics::output_space::{
+    advance_second, combine, dot_row, held_start, jt, norms_first, norms_second, quad, split,
+    Backup, Buffers, Held,
+};
 use crate::integrate::tableau as dp5;
 use crate::integrate::{drive, HeldStages, Norms, SolverSettings, Stats, Stop, Watched};
-use crate::model::relu2::engine::{crossing_share, Workspace};
+use crate::model::relu2::engine::crossing_share;
 use crate::model::Model;
 
 /// The stage evaluator (see the module docs).
@@ -66,7 +69,7 @@ struct HighOutputSpace<'a> {
     /// J^T beta of an error whose parts cancel (`quad`).
     scratch: Vec<f64>,
     /// H, J W - y and J Z before a retake's blend.
-    backup: Option<(DMatrix<f64>, DVector<f64>, DVector<f64>)>,
+    backup: Option<Backup>,
     evaluations: u64,
 }
 
@@ -75,21 +78,7 @@ impl<'a> HighOutputSpace<'a> {
         let (n, m, d) = (model.n(), model.m(), model.d());
         let md = m * d;
         let second = form.linear(1.0).is_some();
-        assert_eq!(
-            y0.len(),
-            if second { 2 * md } else { md },
-            "state of another size"
-        );
-        let mut buf = Buffers {
-            ws: Workspace::new(m, n, d),
-            signs: Vec::new(),
-            changed: Vec::new(),
-            row: vec![0.0; n],
-        };
-        let held = {
-            let (w, z) = split(y0, m, d, second);
-            Held::fresh(model, &w, z.as_ref(), &mut buf)
-        };
+        let (held, buf) = held_start(model, y0, second);
         let zeros = || vec![DVector::<f64>::zeros(n); 7];
         HighOutputSpace {
             model,
@@ -205,52 +194,31 @@ impl HeldStages for HighOutputSpace<'_> {
         combine(bcoef, ql, combo);
         jt(model, combo, pw, &mut buf.ws, &held.pattern);
         if !self.second {
-            let (mut w2, mut wn2) = (0.0, 0.0);
             for j in 0..md {
                 yn[j] = ys[j] + pw[j];
-                w2 += ys[j] * ys[j];
-                wn2 += yn[j] * yn[j];
             }
             combine(ecoef, ql, combo);
             let e = quad(model, held, 0.0, 0.0, combo, &[], hv, scratch, &mut buf.ws);
-            return Norms {
-                len: md,
-                blocks: 1,
-                error: [e, 0.0],
-                start: [w2, 0.0],
-                end: [wn2, 0.0],
-            };
+            return norms_first(ys, yn, e);
         }
         combine(bcoef, del, combo);
         jt(model, combo, pz, &mut buf.ws, &held.pattern);
         let cw = (0..7).map(|l| bcoef(l) * pl[l]).sum::<f64>();
         let cz = 1.0 + (0..7).map(|l| bcoef(l) * gl[l]).sum::<f64>();
-        let zs = &ys[md..];
-        let mut sq = [0.0f64; 4];
-        for j in 0..md {
-            let (wj, zj) = (ys[j], zs[j]);
-            let wn = wj + cw * zj + pw[j];
-            let zn = cz * zj + pz[j];
-            yn[j] = wn;
-            yn[md + j] = zn;
-            sq[0] += wj * wj;
-            sq[1] += zj * zj;
-            sq[2] += wn * wn;
-            sq[3] += zn * zn;
-        }
-        let ew = (0..7).map(|l| ecoef(l) * pl[l]).sum::<f64>();
-        let ez = (0..7).map(|l| ecoef(l) * gl[l]).sum::<f64>();
-        combine(ecoef, ql, combo);
-        let e_w = quad(model, held, ew, sq[1], combo, zs, hv, scratch, &mut buf.ws);
-        combine(ecoef, del, combo);
-        let e_z = quad(model, held, ez, sq[1], combo, zs, hv, scratch, &mut buf.ws);
-        Norms {
-            len: md,
-            blocks: 2,
-            error: [e_w, e_z],
-            start: [sq[0], sq[1]],
-            end: [sq[2], sq[3]],
-        }
+        let sq = advance_second(ys, yn, [cw, cz], pw, pz);
+        norms_second(
+            model,
+            held,
+            ecoef,
+            [pl, gl],
+            [ql, del],
+            sq,
+            &ys[md..],
+            combo,
+            hv,
+            scratch,
+            &mut buf.ws,
+        )
     }
 
     fn blend(&mut self, _t: f64, _step: f64, y: &[f64], y_new: &[f64]) -> u64 {
@@ -258,15 +226,13 @@ impl HeldStages for HighOutputSpace<'_> {
         let (m, d) = (model.m(), model.d());
         let x = &model.data().x;
         let (held, buf) = (&mut self.held, &mut self.buf);
-        let (w1, _) = split(y_new, m, d, self.second);
-        held.pattern
-            .changes(model, &w1, &mut buf.signs, &mut buf.changed, &mut buf.ws);
+        let w1 = held.changes_at(model, y_new, self.second, buf);
         if buf.changed.is_empty() {
             return 0;
         }
         // Retake with each crossing weighted by its share of the step (the straight line
         // through z at the two ends); H, J W and J Z follow entry by entry.
-        self.backup = Some((held.h.clone(), held.delta.clone(), held.jv.clone()));
+        self.backup = Some(held.backup());
         let (w0, z0) = split(y, m, d, self.second);
         held.set_entries(
             model,
@@ -281,51 +247,27 @@ impl HeldStages for HighOutputSpace<'_> {
     }
 
     fn accept(&mut self, _t: f64, y: &[f64], retaken: bool) {
-        let model = self.model;
-        let (n, m, d) = (model.n(), model.m(), model.d());
-        let (held, buf) = (&mut self.held, &mut self.buf);
+        let held = &mut self.held;
         held.delta.copy_from(&self.dl[6]);
         if self.second {
             held.jv.copy_from(&self.jz_end);
         }
         if retaken {
             self.backup = None;
-            // The pattern of the new state: crossings and the blended entries.
-            let (w1, z1) = split(y, m, d, self.second);
-            held.pattern
-                .changes(model, &w1, &mut buf.signs, &mut buf.changed, &mut buf.ws);
-            let entries = &mut buf.changed;
-            entries.extend(held.pattern.blend_entries().iter().map(|&(r, i, _)| (r, i)));
-            entries.sort_unstable();
-            entries.dedup();
-            let signs = &buf.signs;
-            held.set_entries(
-                model,
-                entries,
-                &w1,
-                z1.as_ref(),
-                &mut buf.row,
-                false,
-                |_, r, i, _| f64::from(signs[r * n + i]),
-            );
-            held.pattern.adopt(&mut buf.signs);
+            held.adopt_state(self.model, y, self.second, &mut self.buf);
         }
     }
 
     fn reject(&mut self, _t: f64, _y: &[f64], retaken: bool) {
         if retaken {
-            let (hh, dd, jj) = self.backup.take().expect("a retake keeps its backup");
-            self.held.h = hh;
-            self.held.delta = dd;
-            self.held.jv = jj;
-            self.held.pattern.clear_blend();
+            let backup = self.backup.take().expect("a retake keeps its backup");
+            self.held.restore(backup);
         }
     }
 
     fn resume(&mut self, _t: f64, y: &[f64]) {
-        let (m, d) = (self.model.m(), self.model.d());
-        let (w, z) = split(y, m, d, self.second);
-        self.held.refresh(self.model, &w, z.as_ref(), &mut self.buf);
+        self.held
+            .refresh_at(self.model, y, self.second, &mut self.buf);
     }
 
     fn evaluations(&self) -> u64 {
