@@ -316,3 +316,69 @@ fn ntkdyn_sgd_runs_with_a_trained_output_layer_and_records_it_in_summary_json() 
         }
     }
 }
+
+/// `ntkdyn sgd` writes run.toml with its own options (and none of the run options it
+/// refuses), and `ntkdyn sgd --config DIR/run.toml` computes the same sgd.csv and bands.csv.
+#[test]
+fn sgd_run_toml_reproduces_the_run() {
+    let tmp = TempDir::new("sgd-runtoml");
+    let (a, b) = (tmp.join("a"), tmp.join("b"));
+    ntkdyn(&[
+        "sgd",
+        "--quiet",
+        "--batch",
+        "3",
+        "--sampling",
+        "with",
+        "--seeds",
+        "2",
+        "--sde-substeps",
+        "2",
+        "--n",
+        "6",
+        "--d",
+        "3",
+        "--m",
+        "40",
+        "--t-end",
+        "0.5",
+        "--eta",
+        "0.05",
+        "--train",
+        "wa",
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    let toml = a.join("run.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    for key in [
+        "batch = 3",
+        "sampling = \"with\"",
+        "seeds = 2",
+        "sde-substeps = 2",
+        "train = \"wa\"",
+    ] {
+        assert!(text.contains(key), "{key} missing from\n{text}");
+    }
+    for refused in ["gamma", "alpha", "test-n", "no-discrete", "friction"] {
+        assert!(
+            !text.contains(&format!("\n{refused} =")),
+            "{refused} in\n{text}"
+        );
+    }
+    ntkdyn(&[
+        "sgd",
+        "--quiet",
+        "--config",
+        toml.to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    for file in ["sgd.csv", "bands.csv"] {
+        let (x, y) = (
+            std::fs::read(a.join(file)).unwrap(),
+            std::fs::read(b.join(file)).unwrap(),
+        );
+        assert!(!x.is_empty() && x == y, "{file} differs");
+    }
+}

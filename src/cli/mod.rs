@@ -713,7 +713,23 @@ fn given_with_sgd(args: &[OsString]) -> Option<&'static str> {
     })
 }
 
-/// `ntkdyn sgd`: claim DIR, run the study, write sgd.csv, bands.csv, summary.json and sgd.svg.
+/// run.toml of `ntkdyn sgd`: the run options sgd uses and its own (batch, sampling, seeds,
+/// sde-substeps); `ntkdyn sgd --config DIR/run.toml --out OTHER` computes the same CSV files.
+fn sgd_toml(cfg: &ntkdyn::sgd::SgdConfig) -> String {
+    let int = |v: usize| toml::Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
+    let mut extra = toml::Table::new();
+    extra.insert("batch".into(), int(cfg.batch));
+    extra.insert(
+        "sampling".into(),
+        toml::Value::String(cfg.sampling.to_string()),
+    );
+    extra.insert("seeds".into(), int(cfg.seeds));
+    extra.insert("sde-substeps".into(), int(cfg.sde_substeps));
+    run_toml::run_toml_without("sgd", &cfg.run, extra, &IGNORED_BY_SGD)
+}
+
+/// `ntkdyn sgd`: claim DIR, run the study, write sgd.csv, bands.csv, summary.json, sgd.svg and
+/// run.toml.
 fn sgd(args: &SgdArgs) -> Result<(), Error> {
     use ntkdyn::io::format_f64;
     use ntkdyn::output::sgd_figure;
@@ -724,7 +740,13 @@ fn sgd(args: &SgdArgs) -> Result<(), Error> {
     let style = args.run.style();
     style.check()?;
     let figure = style.file_name("sgd.svg");
-    let names = ["sgd.csv", "bands.csv", figure.as_str(), "summary.json"];
+    let names = [
+        "sgd.csv",
+        "bands.csv",
+        figure.as_str(),
+        "summary.json",
+        RUN_TOML,
+    ];
     let inputs = run_inputs(&cfg.run, &args.run);
     let mut claim = Claim::replace(&cfg.run.out, &names, &inputs, args.run.force)?;
     notes(claim.notes(), quiet);
@@ -746,6 +768,7 @@ fn sgd(args: &SgdArgs) -> Result<(), Error> {
         }
         Err(e) => skipped.push(format!("figure {figure} skipped: {e}")),
     }
+    claim.put(RUN_TOML, sgd_toml(&cfg).as_bytes())?;
     let done = claim.commit()?;
     if !quiet {
         for w in bar.unprinted(&report.warnings).iter().chain(&skipped) {

@@ -94,10 +94,23 @@ pub fn run_table(cfg: &RunConfig) -> toml::Table {
     t
 }
 
-/// The text of run.toml for `command` (gf, hbf, nagsc, nag, compare, sweep) run with `cfg`
-/// and, for a sweep, its own keys `extra` (widths, seeds, optimizers).
+/// The text of run.toml for `command` (gf, hbf, nagsc, nag, compare, sweep, sgd) run with
+/// `cfg` and, for a sweep or sgd, its own keys `extra` (widths, seeds, optimizers; batch,
+/// sampling, seeds, sde-substeps).
 pub fn run_toml(command: &str, cfg: &RunConfig, extra: toml::Table) -> String {
+    run_toml_without(command, cfg, extra, &[])
+}
+
+/// [`run_toml`] without the run options in `refused`: sgd refuses its run options that it
+/// has no use for when they are given, a --config file's included.
+pub fn run_toml_without(
+    command: &str,
+    cfg: &RunConfig,
+    extra: toml::Table,
+    refused: &[&str],
+) -> String {
     let mut t = run_table(cfg);
+    t.retain(|key, _| !refused.contains(&key));
     t.extend(extra);
     let body = toml::to_string(&t).unwrap_or_default();
     format!(
