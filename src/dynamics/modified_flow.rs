@@ -47,12 +47,9 @@ use std::cell::RefCell;
 
 use nalgebra::{DMatrix, DMatrixViewMut, DVector};
 
-use super::spaces::{Snapshot, Space, WeightSpace};
+use super::spaces::{blend, hold, Snapshot, Space, WeightSpace};
 use crate::linalg::symmetric_eigen;
-use crate::model::relu2::{
-    engine::{crossing_share, Workspace},
-    pattern::Pattern,
-};
+use crate::model::relu2::{engine::Workspace, pattern::Pattern};
 use crate::model::Model;
 
 /// One mode of the modified flow from x(0) = 1: (x(t), x'(t)) with
@@ -293,49 +290,35 @@ impl Space for ModifiedWeightSpace<'_> {
         self.plain.snapshot(x, v)
     }
 
-    // Holding and blending as WeightSpace does (its pattern is its own, private): see
-    // [`Space::hold_pattern`] and [`Space::blend_pattern`].
+    // Holding and blending by WeightSpace's functions, on this flow's own pattern.
     fn hold_pattern(&self, x: &[f64]) -> u64 {
         if !self.model.activation().switching() {
             return 0;
         }
-        let w = self.model.weights(&x[..self.dim()]);
-        let mut held = self.held.borrow_mut();
         let scratch = &mut *self.scratch.borrow_mut();
-        match held.as_mut() {
-            None => {
-                *held = Some(Pattern::of(self.model, &w, &mut scratch.ws));
-                0
-            }
-            Some(p) => p.retake(self.model, &w, &mut scratch.signs, &mut scratch.ws),
-        }
+        hold(
+            self.model,
+            &mut self.held.borrow_mut(),
+            &x[..self.dim()],
+            &mut scratch.signs,
+            &mut scratch.ws,
+        )
     }
 
     fn blend_pattern(&self, x0: &[f64], x1: &[f64]) -> u64 {
-        let dim = self.dim();
         let mut held = self.held.borrow_mut();
         let Some(p) = held.as_mut() else {
             return 0;
         };
         let scratch = &mut *self.scratch.borrow_mut();
-        let (w0, w1) = (
-            self.model.weights(&x0[..dim]),
-            self.model.weights(&x1[..dim]),
-        );
-        p.changes(
+        let dim = self.dim();
+        blend(
             self.model,
-            &w1,
-            &mut scratch.signs,
-            &mut scratch.changed,
+            p,
+            (&x0[..dim], &x1[..dim]),
+            (&mut scratch.signs, &mut scratch.changed),
             &mut scratch.ws,
-        );
-        let x = &self.model.data().x;
-        for &(r, i) in &scratch.changed {
-            let a = w0.row(r).dot(&x.row(i));
-            let b = w1.row(r).dot(&x.row(i));
-            p.set_blend(r, i, crossing_share(a, b, p.active(r, i)));
-        }
-        scratch.changed.len() as u64
+        )
     }
 
     fn release_pattern(&self) {

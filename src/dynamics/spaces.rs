@@ -136,6 +136,46 @@ pub trait Space {
     fn release_pattern(&self) {}
 }
 
+/// [`Space::hold_pattern`] of a weight-space flow whose held pattern is `held`: take the
+/// pattern of the weights `w` (flattened), or retake it; returns how many signs changed.
+pub(crate) fn hold(
+    model: &Model,
+    held: &mut Option<Pattern>,
+    w: &[f64],
+    signs: &mut Vec<u8>,
+    ws: &mut Workspace,
+) -> u64 {
+    let w = model.weights(w);
+    match held.as_mut() {
+        None => {
+            *held = Some(Pattern::of(model, &w, ws));
+            0
+        }
+        Some(p) => p.retake(model, &w, signs, ws),
+    }
+}
+
+/// [`Space::blend_pattern`] of a weight-space flow holding `p`, for a step from the weights
+/// w0 to w1 (flattened): each changed sign is blended by its crossing share.
+pub(crate) fn blend(
+    model: &Model,
+    p: &mut Pattern,
+    (w0, w1): (&[f64], &[f64]),
+    (signs, changed): (&mut Vec<u8>, &mut Vec<(usize, usize)>),
+    ws: &mut Workspace,
+) -> u64 {
+    let (w0, w1) = (model.weights(w0), model.weights(w1));
+    p.changes(model, &w1, signs, changed, ws);
+    // Few entries change per step: their pre-activations are single dot products.
+    let x = &model.data().x;
+    for &(r, i) in changed.iter() {
+        let a = w0.row(r).dot(&x.row(i));
+        let b = w1.row(r).dot(&x.row(i));
+        p.set_blend(r, i, crossing_share(a, b, p.active(r, i)));
+    }
+    changed.len() as u64
+}
+
 /// Error space with a fixed kernel: grad = H Delta.
 #[derive(Clone, Debug)]
 pub struct ErrorSpace {
@@ -295,43 +335,29 @@ impl Space for WeightSpace<'_> {
         );
     }
     fn hold_pattern(&self, x: &[f64]) -> u64 {
-        let w = self.model.weights(&x[..self.dim()]);
-        let mut held = self.held.borrow_mut();
         let scratch = &mut *self.scratch.borrow_mut();
-        match held.as_mut() {
-            None => {
-                *held = Some(Pattern::of(self.model, &w, &mut scratch.workspace));
-                0
-            }
-            Some(p) => p.retake(self.model, &w, &mut scratch.signs, &mut scratch.workspace),
-        }
+        hold(
+            self.model,
+            &mut self.held.borrow_mut(),
+            &x[..self.dim()],
+            &mut scratch.signs,
+            &mut scratch.workspace,
+        )
     }
     fn blend_pattern(&self, x0: &[f64], x1: &[f64]) -> u64 {
-        let dim = self.dim();
         let mut held = self.held.borrow_mut();
         let Some(p) = held.as_mut() else {
             return 0;
         };
         let scratch = &mut *self.scratch.borrow_mut();
-        let (w0, w1) = (
-            self.model.weights(&x0[..dim]),
-            self.model.weights(&x1[..dim]),
-        );
-        p.changes(
+        let dim = self.dim();
+        blend(
             self.model,
-            &w1,
-            &mut scratch.signs,
-            &mut scratch.changed,
+            p,
+            (&x0[..dim], &x1[..dim]),
+            (&mut scratch.signs, &mut scratch.changed),
             &mut scratch.workspace,
-        );
-        // Few entries change per step: their pre-activations are single dot products.
-        let x = &self.model.data().x;
-        for &(r, i) in &scratch.changed {
-            let a = w0.row(r).dot(&x.row(i));
-            let b = w1.row(r).dot(&x.row(i));
-            p.set_blend(r, i, crossing_share(a, b, p.active(r, i)));
-        }
-        scratch.changed.len() as u64
+        )
     }
     fn release_pattern(&self) {
         *self.held.borrow_mut() = None;
