@@ -82,6 +82,18 @@ pub fn validate(cfg: &RunConfig, etas: &[f64]) -> Result<(), InputError> {
     validate_etas(etas)
 }
 
+/// Check the spaces: weight space's gap runs hold ReLU patterns of the first layer alone, so
+/// a trained output layer is refused there.
+pub fn validate_spaces(cfg: &RunConfig, spaces: &[SpaceChoice]) -> Result<(), InputError> {
+    if cfg.train.output_layer() && spaces.contains(&SpaceChoice::Weight) {
+        return Err(InputError::option(
+            "train",
+            "wa is not built for gap in weight space (its runs hold patterns of the first layer alone); use --space error or --train w",
+        ));
+    }
+    Ok(())
+}
+
 /// Check the step sizes: at least two, each positive and finite, below 1.
 pub fn validate_etas(etas: &[f64]) -> Result<(), InputError> {
     if etas.len() < 2 {
@@ -220,7 +232,7 @@ pub fn weight_outputs(
 ) -> Option<Vec<nalgebra::DVector<f64>>> {
     use crate::dynamics::{Flow, WeightSpace};
     let space = WeightSpace::new(model);
-    let dim = model.m() * model.d();
+    let dim = model.m() * model.columns();
     let mut out = Vec::with_capacity(times.len());
     let observe = |_: f64, y: &nalgebra::DVector<f64>| {
         out.push(model.residual(&model.weights(&y.as_slice()[..dim])));

@@ -382,3 +382,84 @@ fn init_takes_real_output_weights_with_wa_alone() {
         "{err}"
     );
 }
+
+/// `--resolution high --train wa` in weight space is refused in one line naming
+/// --resolution, before the output folder is made; in error space it runs.
+#[test]
+fn high_resolution_with_wa_is_refused_in_weight_space_and_runs_in_error_space() {
+    let tmp = TempDir::new("wa-high");
+    let small = [
+        "--n",
+        "6",
+        "--d",
+        "3",
+        "--m",
+        "40",
+        "--t-end",
+        "1",
+        "--samples",
+        "3",
+    ];
+    for extra in [
+        vec!["gf"],
+        vec!["hbf"],
+        vec!["nagsc"],
+        vec!["nag"],
+        vec!["hbf", "--beta", "0.5"],
+    ] {
+        let mut args = extra.clone();
+        args.extend(["--quiet", "--train", "wa", "--resolution", "high"]);
+        args.extend(small);
+        let out = tmp.join("refused");
+        args.extend(["--out", out.to_str().unwrap()]);
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_ntkdyn"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            !run.status.success() && err.contains("--resolution"),
+            "{extra:?}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!out.exists());
+    }
+    let gap = tmp.join("gap");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_ntkdyn"))
+        .args([
+            "gap",
+            "hbf",
+            "--etas",
+            "0.01,0.005",
+            "--space",
+            "weight",
+            "--train",
+            "wa",
+        ])
+        .args(["--out", gap.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && err.contains("--train") && !gap.exists(),
+        "{err}"
+    );
+    let out = tmp.join("error");
+    let mut args = vec![
+        "hbf",
+        "--quiet",
+        "--train",
+        "wa",
+        "--resolution",
+        "high",
+        "--space",
+        "error",
+    ];
+    args.extend(small);
+    args.extend(["--out", out.to_str().unwrap()]);
+    ntkdyn(&args);
+    let loss = summary(&out.join("summary.json"))["error"]["final_loss"]
+        .as_f64()
+        .unwrap();
+    assert!(loss.is_finite() && loss > 0.0, "{loss}");
+}

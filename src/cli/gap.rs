@@ -36,7 +36,14 @@ pub fn run(args: &GapArgs) -> Result<(), Error> {
     if args.run.out.is_none() {
         cfg.out = RunConfig::default_out("gap");
     }
+    // Error space unless --space is given (weight space runs the network for every eta).
+    let spaces = match (args.space_given, cfg.space) {
+        (false, _) | (true, SpaceChoice::Error) => vec![SpaceChoice::Error],
+        (true, SpaceChoice::Weight) => vec![SpaceChoice::Weight],
+        (true, SpaceChoice::Both) => vec![SpaceChoice::Error, SpaceChoice::Weight],
+    };
     gap::validate(&cfg, &args.etas)?;
+    gap::validate_spaces(&cfg, &spaces)?;
     let inputs = ntkdyn::output::files::inputs(&cfg);
     let mut claim = Claim::replace(&cfg.out, &GAP_FILES, &inputs, args.run.force)?;
     // The run options' --resolution: low, high or (the default here) both.
@@ -45,12 +52,6 @@ pub fn run(args: &GapArgs) -> Result<(), Error> {
         .resolution
         .unwrap_or(ResolutionArg::Both)
         .resolutions();
-    // Error space unless --space is given (weight space runs the network for every eta).
-    let spaces = match (args.space_given, cfg.space) {
-        (false, _) | (true, SpaceChoice::Error) => vec![SpaceChoice::Error],
-        (true, SpaceChoice::Weight) => vec![SpaceChoice::Weight],
-        (true, SpaceChoice::Both) => vec![SpaceChoice::Error, SpaceChoice::Weight],
-    };
     let report = gap::run_gap_in(&cfg, &args.etas, &resolutions, &spaces)?;
     gap::put(&report, &mut claim)?;
     let done = claim.commit()?;

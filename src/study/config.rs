@@ -287,6 +287,18 @@ impl RunConfig {
     /// `--beta`: on hbf and nagsc only, with B in [0, 1), and with the iterates its clock
     /// eta/(1 - B) needs within the limit.
     pub fn validate_beta(&self) -> Result<(), InputError> {
+        // Weight space at high resolution holds ReLU patterns of the first layer alone, and
+        // gf's IGR flow (--beta's modified flow) needs Hess L grad L, which with a trained
+        // output layer is not J^T H Delta.
+        if self.resolution == crate::theory::high_resolution::Resolution::High
+            && self.train.output_layer()
+            && self.space != SpaceChoice::Error
+        {
+            return Err(InputError::option(
+                "resolution",
+                "high with --train wa is not built in weight space (its held patterns and the IGR flow assume the output layer fixed); use --train w or --space error",
+            ));
+        }
         let Some(b) = self.beta else {
             return Ok(());
         };

@@ -46,7 +46,7 @@ pub fn run_weight_modified(
     let probes = crate::study::executor::weight_probes(cfg, setup, lyapunov, Damping::None);
     let mut recorder = Recorder::new(probes);
     let y0 = flow.initial_state(setup.w0.as_slice());
-    let dim = model.m() * model.d();
+    let dim = model.m() * model.columns();
     progress.start("weight space (modified flow)", cfg.t_end);
     let observe = |t: f64, y: &DVector<f64>| {
         progress.at(t);

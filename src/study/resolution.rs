@@ -194,7 +194,7 @@ fn weight_run<F: SwitchingSystem + Copy>(
     let probes = crate::study::executor::weight_probes(cfg, setup, lyapunov, damping);
     let mut recorder = Recorder::new(probes);
     let times = times_from(&setup.times, t0);
-    let dim = model.m() * model.d();
+    let dim = model.m() * model.columns();
     progress.start("weight space (high resolution)", cfg.t_end);
     let observe = |t: f64, y: &DVector<f64>| {
         progress.at(t);
