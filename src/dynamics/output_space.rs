@@ -948,6 +948,16 @@ fn events(
         let mut joined = false;
         held.pattern.row_into(r, row);
         for &(_, i, s) in order[k..end].iter().take_while(|e| e.2 <= limit) {
+            // A neuron off every surface can join only one that attracts (a_r Delta_i > 0,
+            // Filippov's first condition in `Slide::weights`): the others cross, judged in
+            // O(1) where building the slide and its weights costs O(n) each.
+            let alone = current.is_none();
+            if alone && a_r * (s * delta1[i] + (1.0 - s) * held.delta[i]) <= 0.0 {
+                let on = !held.pattern.active(r, i);
+                row[i] = f64::from(u8::from(on));
+                crossed.push((r, i, on, s));
+                continue;
+            }
             at.copy_from(&held.delta);
             at.axpy(s, delta1, 1.0 - s);
             let mut set = current.as_ref().map_or(Vec::new(), |sl| sl.set.clone());
@@ -960,8 +970,11 @@ fn events(
                     entries.push((r, i));
                     continue;
                 }
-                // Joining may need another surface of the neuron to let go.
-                let kept = resolve(model, &slide.set, a_r, row, &at, Some(i))
+                // Joining may need another surface of the neuron to let go (a neuron off
+                // every surface has none: its one choice, sliding, was just refused).
+                let kept = (!alone)
+                    .then(|| resolve(model, &slide.set, a_r, row, &at, Some(i)))
+                    .flatten()
                     .and_then(|(stay, leave)| Some((Slide::new(model, stay)?, leave)));
                 if let Some((kept, leave)) = kept {
                     for &j in &kept.set {
