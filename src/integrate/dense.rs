@@ -184,30 +184,42 @@ impl<F: OdeSystem> OdeSystem for Smooth<F> {
 
 impl<F: OdeSystem> SwitchingSystem for Smooth<F> {}
 
-/// Dormand-Prince 5(4) with dense output for a smooth right-hand side: integrate `system` from
-/// `y0` at `times[0]` through `times`, stepping through the output times (their spacing does
-/// not bound the step; `settings.max_step` does) and interpolating each output state from the
-/// step that passed it with Dormand-Prince's continuous extension (fourth order); calling
-/// `on_step(t)` after every accepted step and `observe(t, y)` at every output time; `observe`
-/// returns false to stop. Every stage is a full right-hand side, the last stage of a step
-/// the first of the next (first same as last).
+/// How [`integrate_smooth`] reaches the output times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outputs {
+    /// Every step that would pass an output time is shortened to land on it: the output
+    /// states are the steps' fifth-order ends, and no step is longer than the output spacing.
+    Land,
+    /// The steps go through the output times (landing on the last only), each output state
+    /// interpolated from the step that passed it (Dormand-Prince's continuous extension,
+    /// fourth order): the step follows the tolerance alone.
+    Interpolate,
+}
+
+/// Dormand-Prince 5(4) for a smooth right-hand side, in place: integrate `system` from `y0`
+/// at `times[0]` through `times` (the output states as `outputs` says; steps capped by
+/// `settings.max_step`), calling `on_step(t)` after every accepted step and `observe(t, y)` at
+/// every output time; `observe` returns false to stop. Every stage is a full right-hand side,
+/// the last stage of a step the first of the next (first same as last).
 pub fn integrate_smooth<F: OdeSystem>(
     system: F,
     y0: DVector<f64>,
     times: &[f64],
     settings: &SolverSettings,
+    outputs: Outputs,
     on_step: impl FnMut(f64),
     observe: impl FnMut(f64, &DVector<f64>) -> bool,
 ) -> (Stats, Stop) {
     let dim = y0.len();
     let system = Smooth(system);
+    let dense = outputs == Outputs::Interpolate;
     let stages = Dense {
         system: &system,
         k: vec![vec![0.0; dim]; 7],
         stage: vec![0.0; dim],
         evaluations: 0,
-        dense: true,
-        last: vec![0.0; dim],
+        dense,
+        last: vec![0.0; if dense { dim } else { 0 }],
         last_moved: false,
     };
     drive(

@@ -7,8 +7,8 @@ use std::cell::Cell;
 use nalgebra::DVector;
 
 use super::{
-    fixed_steps, integrate, integrate_held, integrate_smooth, output_times, OdeSystem, Solver,
-    SolverSettings, Stats, StepFailure, Stop, SwitchingSystem,
+    fixed_steps, integrate, integrate_held, integrate_smooth, output_times, OdeSystem, Outputs,
+    Solver, SolverSettings, Stats, StepFailure, Stop, SwitchingSystem,
 };
 
 /// y' = -y.
@@ -223,6 +223,7 @@ fn smooth_run<F: OdeSystem>(
         DVector::from_column_slice(y0),
         times,
         s,
+        Outputs::Interpolate,
         |_| steps += 1,
         |_, y| {
             out.push(y.as_slice().to_vec());
@@ -279,6 +280,28 @@ fn dense_output_lands_on_the_last_output_time_as_the_held_driver_does_without_ou
 }
 
 #[test]
+fn smooth_driver_landing_on_output_times_is_the_held_driver() {
+    let times = output_times(10.0, 41);
+    let s = settings(Solver::Dopri5, 1e-8, f64::INFINITY);
+    let held = held_run(Oscillator { b: 0.3, k: 4.0 }, &[1.0, 0.0], &times, &s);
+    let mut landed = Vec::new();
+    let (_, stop) = integrate_smooth(
+        Oscillator { b: 0.3, k: 4.0 },
+        DVector::from_column_slice(&[1.0, 0.0]),
+        &times,
+        &s,
+        Outputs::Land,
+        |_| {},
+        |_, y| {
+            landed.push(y.as_slice().to_vec());
+            true
+        },
+    );
+    assert_eq!(stop, Stop::Completed);
+    assert_eq!(held, landed);
+}
+
+#[test]
 fn dense_output_stops_when_the_observer_asks() {
     let times = output_times(10.0, 101);
     let s = settings(Solver::Dopri5, 1e-8, f64::INFINITY);
@@ -288,6 +311,7 @@ fn dense_output_stops_when_the_observer_asks() {
         DVector::from_element(1, 1.0),
         &times,
         &s,
+        Outputs::Interpolate,
         |_| {},
         |_, _| {
             seen += 1;
