@@ -21,7 +21,20 @@ struct Dense<'a, F: SwitchingSystem + ?Sized> {
     last_moved: bool,
 }
 
-impl<F: SwitchingSystem + ?Sized> Dense<'_, F> {
+impl<'a, F: SwitchingSystem + ?Sized> Dense<'a, F> {
+    /// The stages of `system` on states of `dim` entries, with dense output if `dense`.
+    fn new(system: &'a F, dim: usize, dense: bool) -> Self {
+        Dense {
+            system,
+            k: vec![vec![0.0; dim]; 7],
+            stage: vec![0.0; dim],
+            evaluations: 0,
+            dense,
+            last: vec![0.0; if dense { dim } else { 0 }],
+            last_moved: false,
+        }
+    }
+
     /// k_0 = f(t, y) under the switches held now.
     fn first_stage(&mut self, t: f64, y: &[f64]) {
         self.system.rhs(t, y, &mut self.k[0]);
@@ -158,15 +171,7 @@ pub fn integrate_held<F: SwitchingSystem>(
     observe: impl FnMut(f64, &DVector<f64>) -> bool,
 ) -> (Stats, Stop) {
     let dim = y0.len();
-    let mut stages = Dense {
-        system: &system,
-        k: vec![vec![0.0; dim]; 7],
-        stage: vec![0.0; dim],
-        evaluations: 0,
-        dense: false,
-        last: Vec::new(),
-        last_moved: false,
-    };
+    let mut stages = Dense::new(&system, dim, false);
     drive(&mut stages, y0, times, settings, observe)
 }
 
@@ -213,15 +218,7 @@ pub fn integrate_smooth<F: OdeSystem>(
     let dim = y0.len();
     let system = Smooth(system);
     let dense = outputs == Outputs::Interpolate;
-    let stages = Dense {
-        system: &system,
-        k: vec![vec![0.0; dim]; 7],
-        stage: vec![0.0; dim],
-        evaluations: 0,
-        dense,
-        last: vec![0.0; if dense { dim } else { 0 }],
-        last_moved: false,
-    };
+    let stages = Dense::new(&system, dim, dense);
     drive(
         &mut Watched::new(stages, on_step),
         y0,
@@ -249,15 +246,7 @@ mod tests {
     /// local error h^6) and of the continuous extension at theta h (fourth order, h^5).
     fn one_step_errors(h: f64, theta: f64) -> (f64, f64) {
         let system = Smooth(Rotation);
-        let mut stages = Dense {
-            system: &system,
-            k: vec![vec![0.0; 2]; 7],
-            stage: vec![0.0; 2],
-            evaluations: 0,
-            dense: true,
-            last: vec![0.0; 2],
-            last_moved: false,
-        };
+        let mut stages = Dense::new(&system, 2, true);
         let y0 = [1.0, 0.0];
         let mut y1 = [0.0; 2];
         stages.start(0.0, &y0);
@@ -272,15 +261,7 @@ mod tests {
     #[test]
     fn continuous_extension_is_exact_at_both_ends_of_a_step() {
         let system = Smooth(Rotation);
-        let mut stages = Dense {
-            system: &system,
-            k: vec![vec![0.0; 2]; 7],
-            stage: vec![0.0; 2],
-            evaluations: 0,
-            dense: true,
-            last: vec![0.0; 2],
-            last_moved: false,
-        };
+        let mut stages = Dense::new(&system, 2, true);
         let (y0, mut y1) = ([1.0, 0.0], [0.0; 2]);
         stages.start(0.0, &y0);
         stages.trial(0.0, 0.3, &y0, &mut y1);
@@ -290,6 +271,23 @@ mod tests {
         assert_eq!(out, y0);
         stages.interpolate(1.0, 0.3, &y0, &y1, &mut out);
         assert!((out[0] - y1[0]).abs() < 1e-16 && (out[1] - y1[1]).abs() < 1e-16);
+    }
+
+    #[test]
+    fn continuous_extension_survives_a_fresh_first_stage_after_a_retake() {
+        // After a retaken step the next first stage is computed anew; the accepted step's
+        // last stage moves aside and the interpolation is the same.
+        let system = Smooth(Rotation);
+        let mut out = [[0.0; 2]; 2];
+        for (retaken, o) in [false, true].into_iter().zip(&mut out) {
+            let mut stages = Dense::new(&system, 2, true);
+            let (y0, mut y1) = ([1.0, 0.0], [0.0; 2]);
+            stages.start(0.0, &y0);
+            stages.trial(0.0, 0.3, &y0, &mut y1);
+            stages.accept(0.3, &y1, retaken);
+            stages.interpolate(0.4, 0.3, &y0, &y1, o);
+        }
+        assert_eq!(out[0], out[1]);
     }
 
     #[test]
