@@ -199,13 +199,8 @@ impl Activation {
             z.iter_mut().for_each(|z| *z = f(*z));
             return;
         }
-        let cpu = crate::simd::Avx2Fma::detect();
-        let (mut v, mut s) = ([0.0; 256], [0.0; 256]);
-        for chunk in z.chunks_mut(256) {
-            let k = chunk.len();
-            crate::simd::math::values_and_slopes(self, cpu, chunk, &mut v[..k], &mut s[..k]);
-            chunk.copy_from_slice(if slope { &s[..k] } else { &v[..k] });
-        }
+        // Only the half asked for is computed (erf's slope needs no erf).
+        crate::simd::math::one_in_place(self, crate::simd::Avx2Fma::detect(), z, slope);
     }
 
     /// E[sigma(u) sigma(v)], (u, v) ~ N(0, [[a, c], [c, b]]).

@@ -594,6 +594,20 @@ fn values_rows<V: Lanes, const ACT: u8>(z: &[f64], value: &mut [f64], slope: &mu
     }
 }
 
+/// sigma(z) (SLOPE false) or sigma'(z) (SLOPE true) in place: the pair's other half is never
+/// stored, so the compiler drops the work only it needs (erf's slope is e^{-z^2} alone, no
+/// rational function or division); the half kept is computed by the same operations as in
+/// [`values_rows`], bit for bit.
+#[inline(always)]
+fn one_rows<V: Lanes, const ACT: u8, const SLOPE: bool>(z: &mut [f64]) {
+    let mut k = 0;
+    while k < z.len() {
+        let (v, s, count) = apply::<V, ACT>(z, k);
+        put(if SLOPE { s } else { v }, z, k, count);
+        k += count;
+    }
+}
+
 /// Over a block's pre-activations (row r of `zb` holds z_r1 .. z_rn, n = zb.len() / a.len()):
 /// u_i += a_r sigma(z_ri) and z_ri <- a_r sigma'(z_ri).
 #[inline(always)]
@@ -642,6 +656,21 @@ pub(crate) fn values_and_slopes(
     by_activation!(act, |A| values_rows::<f64, A>(z, value, slope))
 }
 
+/// sigma(z) (`slope` false) or sigma'(z) (`slope` true) in place over `z`: the same values as
+/// [`values_and_slopes`], bit for bit, without computing the other half.
+pub(crate) fn one_in_place(act: Activation, cpu: Option<Avx2Fma>, z: &mut [f64], slope: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = cpu {
+        return v4::one_in_place(cpu, act, z, slope);
+    }
+    let _ = cpu;
+    if slope {
+        by_activation!(act, |A| one_rows::<f64, A, true>(z))
+    } else {
+        by_activation!(act, |A| one_rows::<f64, A, false>(z))
+    }
+}
+
 /// A smooth activation's pass 1 over a block of pre-activations (len rows of n, neuron-major):
 /// u_i += a_r sigma(z_ri) (u may be padded past n) and z_ri <- a_r sigma'(z_ri).
 pub(crate) fn share(
@@ -675,7 +704,7 @@ mod v4 {
     //! with the [`Avx2Fma`] token: every intrinsic below runs on a CPU that has it, and
     //! (`#[inline(always)]`) is compiled inside those functions, with their features.
 
-    use super::{pair, share_rows, values_rows, Lanes};
+    use super::{one_rows, pair, share_rows, values_rows, Lanes};
     use super::{ERF, GELU, RELU, SIGMOID, SOFTPLUS, TANH};
     use crate::model::Activation;
     use crate::simd::Avx2Fma;
@@ -1027,6 +1056,11 @@ mod v4 {
         unsafe { values_avx2(act, z, value, slope) }
     }
 
+    pub(super) fn one_in_place(_cpu: Avx2Fma, act: Activation, z: &mut [f64], slope: bool) {
+        // SAFETY: the token proves AVX2 and FMA.
+        unsafe { one_avx2(act, z, slope) }
+    }
+
     pub(super) fn share(_cpu: Avx2Fma, act: Activation, zb: &mut [f64], u: &mut [f64], a: &[f64]) {
         // SAFETY: the token proves AVX2 and FMA.
         unsafe { share_avx2(act, zb, u, a) }
@@ -1037,6 +1071,17 @@ mod v4 {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn values_avx2(act: Activation, z: &[f64], value: &mut [f64], slope: &mut [f64]) {
         by_activation!(act, |A| values_rows::<Wide<2>, A>(z, value, slope))
+    }
+
+    /// # Safety
+    /// AVX2 and FMA must be present.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn one_avx2(act: Activation, z: &mut [f64], slope: bool) {
+        if slope {
+            by_activation!(act, |A| one_rows::<Wide<2>, A, true>(z))
+        } else {
+            by_activation!(act, |A| one_rows::<Wide<2>, A, false>(z))
+        }
     }
 
     /// # Safety
@@ -1214,6 +1259,31 @@ mod tests {
         assert!(exp(f64::NAN).is_nan());
         assert_eq!(erf_parts(f64::INFINITY).0, 1.0);
         assert_eq!(erf_parts(f64::NEG_INFINITY).1, 2.0);
+    }
+
+    #[test]
+    fn one_sided_in_place_is_values_and_slopes_bit_for_bit() {
+        // 1,003 arguments over [-40, 40] and the specials: the last vector is padded.
+        let mut z: Vec<f64> = (0..1000).map(|k| (k as f64 - 500.0) * 0.08).collect();
+        z.extend([0.0, f64::NAN, f64::INFINITY]);
+        for cpu in [None, Avx2Fma::detect()] {
+            for act in Activation::ALL {
+                let (mut v, mut s) = (vec![0.0; z.len()], vec![0.0; z.len()]);
+                values_and_slopes(act, cpu, &z, &mut v, &mut s);
+                for (slope, want) in [(false, &v), (true, &s)] {
+                    let mut got = z.clone();
+                    one_in_place(act, cpu, &mut got, slope);
+                    for k in 0..z.len() {
+                        assert_eq!(
+                            got[k].to_bits(),
+                            want[k].to_bits(),
+                            "{act:?} slope {slope} at {}",
+                            z[k]
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -244,8 +244,16 @@ impl RunConfig {
     /// [1e-3, c], so the switching error, about second order in the step, follows the
     /// requested tolerance; c is the optimizer's [`crate::optimizer::Method::step_cap`]
     /// (0.1 for gf, 0.3 for hbf, 0.07 for nag; each file under `optimizer/` says why).
+    ///
+    /// A smooth activation (issue 17) has no switches, so no switching error: its right-hand
+    /// side is smooth and the embedded error estimate alone controls the step, as for any
+    /// smooth ODE (Hairer, Norsett and Wanner I, II.4); by default it is uncapped (infinite),
+    /// and --max-step still caps it on request.
     pub fn max_step(&self) -> f64 {
         self.max_step.unwrap_or_else(|| {
+            if !self.activation.switching() {
+                return f64::INFINITY;
+            }
             let c = self.flow_optimizer().method().step_cap();
             (c * (self.rtol / 1e-6).sqrt()).clamp(1e-3, c)
         })
@@ -354,6 +362,15 @@ mod tests {
             assert_eq!(serde_json::to_value(k).unwrap(), k.name());
         }
         assert!("all".parse::<SpaceChoice>().is_err());
+    }
+
+    #[test]
+    fn smooth_activations_have_no_step_cap_unless_asked() {
+        let mut cfg = RunConfig::defaults(Optimizer::Gf);
+        cfg.activation = Activation::Erf;
+        assert_eq!(cfg.max_step(), f64::INFINITY);
+        cfg.max_step = Some(0.5);
+        assert_eq!(cfg.max_step(), 0.5);
     }
 
     #[test]
