@@ -251,7 +251,8 @@ pub fn run_weight(
         )
     } else if cfg.solver == Solver::Dopri5 && !model.activation().switching() {
         // issue 17: a smooth activation's right-hand side is smooth: Dormand-Prince in place
-        // (no step cap but the output spacing), landing on the output times. Interpolating
+        // through the held driver (nothing held), one run through all output times, landing
+        // on each (ode_solvers' Dopri5 restarted on every interval took two steps per interval). Interpolating
         // them (Outputs::Interpolate) takes 21 steps instead of 201 on the benchmark (gf,
         // erf, T = 10), but its loss is only as accurate as rtol asks, 5e-6 relative against
         // 2e-9 landed (README, Performance > Activations).
