@@ -7,7 +7,6 @@
 //! rows start there, followed by the run's output times beyond it, and its twin's iterates
 //! sit at tau_k = (k + gamma/2 - 1) s.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use nalgebra::DVector;
@@ -28,7 +27,7 @@ use crate::study::executor::{error_resolution, error_solver, resolution, space_r
 use crate::study::report::SpaceRun;
 use crate::study::setup::Setup;
 use crate::theory::high_resolution::{HighResolutionSolution, Resolution, Setting};
-use crate::theory::spectrum::{extreme_eigenvalues, Spectrum};
+use crate::theory::spectrum::extreme_eigenvalues;
 
 /// The setting (optimizer, eta, damping) of a run.
 pub fn setting(cfg: &RunConfig, setup: &Setup, damping: Damping) -> Setting {
@@ -73,10 +72,7 @@ pub fn run_error_high(
     let (h, extremes) = setup.error_kernel(cfg.kernel);
     let mu = extremes.0.max(0.0);
     let delta0 = setup.model.residual(&setup.w0.as_view());
-    let spectrum = match &setup.error_spectrum {
-        Some((kernel, s)) if *kernel == cfg.kernel => Arc::clone(s),
-        _ => Arc::new(Spectrum::of(h)),
-    };
+    let spectrum = setup.kernel_spectrum(cfg.kernel);
     let setting = setting(cfg, setup, damping);
     let exact = HighResolutionSolution::new(spectrum, &delta0, setting);
     let space = ErrorSpace { h: h.clone() };
