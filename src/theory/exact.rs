@@ -124,9 +124,21 @@ pub fn modes_of(damping: Damping) -> impl Fn(f64, &[f64]) -> Vec<(f64, f64)> {
 /// every output time; they are accepted when each moved by at most [`KRYLOV_TOLERANCE`] of
 /// its size since the last check (the convergence is faster than geometric once k passes
 /// the degree f_t needs, so the older of the two is already within about that, the newer
-/// far closer), or at once when K_k is invariant. Each step costs one product H q (2 n^2
-/// flops) and the reorthogonalization (4 n k), against about 9 n^3 flops for the full
-/// decomposition with vectors.
+/// far closer), or by at most twice its rounding floor, what moving every Ritz value by one
+/// ulp of |T_k| moves it (T_k's entries carry that rounding: gradient flow's Delta(t)
+/// then moves by about t eps lambda_max relative, 1.3e-13 at n = 2000, T = 20), or at once
+/// when K_k is invariant. Each step costs one product H q (2 n^2 flops) and the
+/// reorthogonalization (4 n k), against about 9 n^3 flops for the full decomposition with
+/// vectors.
+///
+/// Accuracy, measured on the error-space benchmark's H(0) (d = 20, m = 1000, T = 20, 21
+/// times) against the full decomposition: at n = 2000 (k = 81, 102, 64 steps) Delta(t)
+/// within 2.6e-13 (gf), 7.9e-13 (hbf), 4.5e-13 (nag); at n = 5000 (k = 81, 114, 72)
+/// within 1.0e-12, 3.0e-12, 2.9e-12. The Lanczos recurrence itself is the larger share of
+/// that: the decomposition of H and of H with its rows permuted agree to 4e-14 to 1.2e-13
+/// at n = 2000, two Krylov solutions (H and permuted H) to 4e-13 to 1e-12; a compensated
+/// product H q (Ogita, Rump and Oishi's Dot2) brought gf's to 5.6e-14, hbf's and nag's to
+/// 4.6e-13 and 2.8e-13.
 ///
 /// Returns the Ritz pairs (values ascending) and k, or None when Delta(0) = 0 or is not
 /// finite, or after `max_steps` steps without convergence (the caller then decomposes H).
