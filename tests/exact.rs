@@ -376,3 +376,46 @@ fn a_matrix_with_four_eigenvalues_is_solved_exactly_on_a_small_krylov_space() {
     let (h, delta0) = benchmark_kernel(300, 4);
     assert!(krylov_spectrum(&h, &delta0, &[0.0, 20.0], &modes, 8).is_none());
 }
+
+#[test]
+fn the_krylov_solution_of_the_high_resolution_odes_matches_the_full_decomposition() {
+    use ntkdyn::optimizer::Optimizer;
+    use ntkdyn::theory::exact::krylov_spectrum;
+    use ntkdyn::theory::high_resolution::{HighResolutionSolution, Resolution, Setting};
+    use ntkdyn::theory::spectrum::Spectrum;
+    use std::sync::Arc;
+    let (h, delta0) = benchmark_kernel(600, 7);
+    let full = Arc::new(Spectrum::of(&h));
+    let eta = 1.0 / full.max();
+    let t_end = 400.0 / full.max();
+    for (optimizer, damping) in [
+        (Optimizer::Gf, Damping::None),
+        (Optimizer::Hbf, Damping::Constant(1.0)),
+        (Optimizer::Nagsc, Damping::Constant(1.0)),
+        (Optimizer::Nag, Damping::Vanishing(3.0)),
+    ] {
+        let setting = Setting {
+            optimizer,
+            eta,
+            damping,
+        };
+        let t0 = setting.start_time(Resolution::High);
+        let times: Vec<f64> = std::iter::once(t0)
+            .chain((1..=20).map(|k| t_end * k as f64 / 20.0))
+            .collect();
+        let modes = |l: f64, ts: &[f64]| setting.mode_states(Resolution::High, l, ts);
+        let (ritz, k) = krylov_spectrum(&h, &delta0, &times, &modes, 600).expect("converges");
+        assert!(k < 300, "{optimizer:?}: {k} steps");
+        let krylov = HighResolutionSolution::new(Arc::new(ritz), &delta0, setting);
+        let exact = HighResolutionSolution::new(Arc::clone(&full), &delta0, setting);
+        for &t in &times {
+            let ((a, va), (b, vb)) = (krylov.at(t), exact.at(t));
+            let x = (&a - &b).norm() / b.norm();
+            let v = (&va - &vb).norm() / vb.norm().max(1e-300);
+            assert!(
+                x < 1e-12 && (vb.norm() == 0.0 || v < 1e-12),
+                "{optimizer:?} t = {t}: Delta {x:e}, Delta' {v:e}"
+            );
+        }
+    }
+}

@@ -345,9 +345,9 @@ fn krylov_max_steps(n: usize) -> usize {
     (n / 4).min(400)
 }
 
-/// issue 20: the modes error space's exact solution runs on, and the Krylov dimension when
-/// they are Ritz pairs. Below [`crate::theory::exact::KRYLOV_FROM`] points, or with
-/// held-out points (whose kernel predictor needs H's eigenvectors), the kernel's
+/// issue 20: the modes error space's exact solution runs on (low or high resolution), and
+/// the Krylov dimension when they are Ritz pairs. Below [`crate::theory::exact::KRYLOV_FROM`]
+/// points, or with held-out points (whose kernel predictor needs H's eigenvectors), the kernel's
 /// eigen-decomposition ([`Setup::kernel_spectrum`]); else the Ritz pairs of the kernel on
 /// the Krylov space of `delta0` on which `modes` is converged at `times`
 /// ([`crate::theory::exact::krylov_spectrum`]), or the decomposition when that has not
