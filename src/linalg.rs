@@ -533,7 +533,6 @@ pub fn lanczos_extremes(
     }
 }
 
-/// v -= Q (Q^T v) over the first k columns of the basis Q (n rows).
 /// One Lanczos step with full reorthogonalization: `next` joins the basis `q` as q_k, then
 /// next = A q_k (`apply`), alpha_k = q_k . A q_k goes onto `alphas`, and next is taken
 /// against the whole basis, twice (classical Gram-Schmidt repeated: "twice is enough"); in
@@ -564,6 +563,7 @@ fn lanczos_step(
     (beta, scale)
 }
 
+/// v -= Q (Q^T v) over the first k columns of the basis Q (n rows).
 fn orthogonalize(q: &[f64], n: usize, k: usize, v: &mut [f64], c: &mut [f64]) {
     if k == 0 {
         return;
@@ -574,6 +574,163 @@ fn orthogonalize(q: &[f64], n: usize, k: usize, v: &mut [f64], c: &mut [f64]) {
     cv.gemv_tr(1.0, &basis, &vv, 0.0);
     let mut vm = nalgebra::DVectorViewMut::from_slice(v, n);
     vm.gemv(-1.0, &basis, &cv, 1.0);
+}
+
+/// The Krylov spaces K_k(H, b) = span{b, H b, ..., H^{k-1} b} of a symmetric H, grown one
+/// dimension a step by Lanczos with full reorthogonalization (Golub and Van Loan, Matrix
+/// Computations, 4th ed., 10.1): an orthonormal basis Q_k = [q_1 ... q_k] with
+/// q_1 = b / |b| and the tridiagonal T_k = Q_k^T H Q_k (diagonal alpha, off-diagonal beta),
+/// H Q_k = Q_k T_k + beta_k q_{k+1} e_k^T.
+///
+/// For a function f, f(H) b is approximated on K_k by |b| Q_k f(T_k) e_1 (Saad 1992,
+/// "Analysis of some Krylov subspace approximations to the matrix exponential operator",
+/// SIAM J. Numer. Anal. 29; Hochbruck and Lubich 1997, SIAM J. Numer. Anal. 34): exact for
+/// every polynomial of degree below k, and for every f once K_k is invariant
+/// (beta_k = 0, or k = n). With T_k = S diag(theta) S^T that is
+/// Q_k S diag(f(theta)) S^T e_1 |b|: the Ritz pairs (theta, Q_k S) play the eigenpairs.
+///
+/// A step costs one product H q (2 n^2 flops, faer's on rayon's threads) and the
+/// reorthogonalization against the whole basis (4 n k flops, twice).
+pub struct Krylov<'a> {
+    h: MatRef<'a, f64>,
+    n: usize,
+    /// The basis, column by column (n k entries).
+    q: Vec<f64>,
+    /// The next direction before its normalization: H q_k minus its components on Q_k.
+    next: Vec<f64>,
+    alphas: Vec<f64>,
+    /// beta_1 .. beta_{k-1}, between the basis vectors.
+    betas: Vec<f64>,
+    /// beta_k = |next|.
+    beta: f64,
+    /// |b|.
+    norm: f64,
+    coefficients: Vec<f64>,
+    product: faer::Mat<f64>,
+    state: KrylovState,
+}
+
+/// Whether a [`Krylov`] space can grow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KrylovState {
+    /// Another step adds a dimension.
+    Growing,
+    /// K_k is invariant under H (beta_k at rounding level) or k = n: every f(H) b is exact on it.
+    Invariant,
+    /// A non-finite value appeared (H or b with NaN or infinite entries), or b = 0.
+    Failed,
+}
+
+impl<'a> Krylov<'a> {
+    /// The space K_0 of H from the start `b` (no step taken yet).
+    pub fn new(h: &'a DMatrix<f64>, b: &[f64]) -> Krylov<'a> {
+        let n = h.nrows();
+        assert_eq!(n, h.ncols(), "a symmetric matrix is square");
+        assert_eq!(n, b.len(), "the start has one entry per row");
+        let norm = b.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let state = if norm > 0.0 && norm.is_finite() && n > 0 {
+            KrylovState::Growing
+        } else {
+            KrylovState::Failed
+        };
+        Krylov {
+            h: view(h),
+            n,
+            q: Vec::new(),
+            next: b.iter().map(|v| v / norm).collect(),
+            alphas: Vec::new(),
+            betas: Vec::new(),
+            beta: norm,
+            norm,
+            coefficients: vec![0.0; n],
+            product: faer::Mat::zeros(n, 1),
+            state,
+        }
+    }
+
+    /// One Lanczos step, K_k to K_{k+1}; nothing once the space is no longer growing.
+    pub fn grow(&mut self) -> KrylovState {
+        if self.state != KrylovState::Growing {
+            return self.state;
+        }
+        if !self.alphas.is_empty() {
+            self.betas.push(self.beta);
+            let beta = self.beta;
+            self.next.iter_mut().for_each(|v| *v /= beta);
+        }
+        let (h, product) = (self.h, &mut self.product);
+        let n = self.n;
+        let (beta, scale) = lanczos_step(
+            n,
+            &mut self.q,
+            &mut self.next,
+            &mut self.alphas,
+            &self.betas,
+            &mut self.coefficients,
+            |x, y| {
+                faer::linalg::matmul::matmul(
+                    product.as_mut(),
+                    faer::Accum::Replace,
+                    h,
+                    MatRef::from_column_major_slice(x, n, 1),
+                    1.0,
+                    faer::get_global_parallelism(),
+                );
+                y.copy_from_slice(product.col_as_slice(0));
+            },
+        );
+        self.beta = beta;
+        self.state = if !(scale.is_finite() && beta.is_finite()) {
+            KrylovState::Failed
+        } else if self.alphas.len() == n || beta <= FLOOR_ULPS * f64::EPSILON * scale {
+            KrylovState::Invariant
+        } else {
+            KrylovState::Growing
+        };
+        self.state
+    }
+
+    /// The dimension k of the space.
+    pub fn dimension(&self) -> usize {
+        self.alphas.len()
+    }
+
+    /// |b|.
+    pub fn start_norm(&self) -> f64 {
+        self.norm
+    }
+
+    /// T_k = Q_k^T H Q_k.
+    pub fn tridiagonal(&self) -> DMatrix<f64> {
+        let k = self.dimension();
+        DMatrix::from_fn(k, k, |i, j| {
+            if i == j {
+                self.alphas[i]
+            } else if i + 1 == j {
+                self.betas[i]
+            } else if j + 1 == i {
+                self.betas[j]
+            } else {
+                0.0
+            }
+        })
+    }
+
+    /// Q_k S for a k x c matrix S (n x c): Ritz vectors when S holds eigenvectors of T_k.
+    pub fn lift(&self, s: &DMatrix<f64>) -> DMatrix<f64> {
+        let k = self.dimension();
+        assert_eq!(s.nrows(), k, "one row per basis vector");
+        let mut out = DMatrix::zeros(self.n, s.ncols());
+        faer::linalg::matmul::matmul(
+            view_mut(&mut out),
+            faer::Accum::Replace,
+            MatRef::from_column_major_slice(&self.q[..self.n * k], self.n, k),
+            view(s),
+            1.0,
+            faer::get_global_parallelism(),
+        );
+        out
+    }
 }
 
 /// The eigen-decomposition of the k x k symmetric tridiagonal T (diagonal `alphas`,

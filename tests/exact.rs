@@ -285,3 +285,137 @@ fn exact_solution_solves_the_matrix_ode_of_error_space() {
         }
     }
 }
+
+/// H(0) and Delta(0) of a network on n points in d = 20 (m = 1000 hidden units): the
+/// kernel of the error-space benchmark at a smaller n.
+fn benchmark_kernel(n: usize, seed: u64) -> (DMatrix<f64>, DVector<f64>) {
+    let data = Data::synthetic(n, 20, seed);
+    let net = InitialNetwork::init(1000, 20, seed);
+    let model = Model::new(data, net.a);
+    (
+        model.gram(&net.w.as_view()),
+        model.residual(&net.w.as_view()),
+    )
+}
+
+/// max over `times` of |a(t) - b(t)| / |b(t)|, for Delta and Delta'.
+fn worst_gap(a: &ExactSolution, b: &ExactSolution, times: &[f64]) -> (f64, f64) {
+    let mut worst = (0.0f64, 0.0f64);
+    for &t in times {
+        let ((da, va), (db, vb)) = (a.at(t), b.at(t));
+        worst.0 = worst.0.max((&da - &db).norm() / db.norm());
+        if vb.norm() > 0.0 {
+            worst.1 = worst.1.max((&va - &vb).norm() / vb.norm());
+        }
+    }
+    worst
+}
+
+#[test]
+fn the_krylov_solution_matches_the_full_decomposition_to_1e_12_for_gf_hbf_and_nag() {
+    use ntkdyn::theory::exact::{krylov_spectrum, modes_of};
+    use ntkdyn::theory::spectrum::Spectrum;
+    use std::sync::Arc;
+    for (n, seed) in [(300, 1), (600, 2), (1000, 3)] {
+        let (h, delta0) = benchmark_kernel(n, seed);
+        let full = Arc::new(Spectrum::of(&h));
+        // Stiff: lambda_max T = 400 (sqrt(lambda_max) T of 70 to 100).
+        let t_end = 400.0 / full.max();
+        let times: Vec<f64> = (0..=20).map(|k| t_end * k as f64 / 20.0).collect();
+        let b = (2.0 * full.min()).sqrt();
+        for damping in [
+            Damping::None,
+            Damping::Constant(b),
+            Damping::Constant(1.5),
+            Damping::Vanishing(3.0),
+        ] {
+            let modes = modes_of(damping);
+            let (ritz, k) = krylov_spectrum(&h, &delta0, &times, &modes, n).expect("converges");
+            assert_eq!(ritz.vectors.shape(), (n, k));
+            // A Krylov space much smaller than n: the point of it.
+            assert!(k < n / 2, "n = {n}, {damping:?}: {k} steps");
+            let krylov = ExactSolution::from_spectrum(Arc::new(ritz), &delta0, damping);
+            let exact = ExactSolution::from_spectrum(Arc::clone(&full), &delta0, damping);
+            let (x, v) = worst_gap(&krylov, &exact, &times);
+            assert!(
+                x < 1e-12 && v < 1e-12,
+                "n = {n}, {damping:?}, k = {k}: Delta {x:e}, Delta' {v:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_matrix_with_four_eigenvalues_is_solved_exactly_on_a_small_krylov_space() {
+    use ntkdyn::theory::exact::{krylov_spectrum, modes_of};
+    // Four distinct eigenvalues: K_4(H, b) is invariant for any b (in exact arithmetic;
+    // rounding leaves beta_4 at about 1e-12, above the invariance floor of 64 ulps, and the
+    // comparison of two checks, at 8 and 16 steps, stops it).
+    let n = 200;
+    let h = DMatrix::from_fn(n, n, |i, j| {
+        if i == j {
+            [0.5, 1.0, 4.0, 30.0][i % 4]
+        } else {
+            0.0
+        }
+    });
+    let delta0 = DVector::from_fn(n, |i, _| (i as f64 * 0.37).sin());
+    let times = [0.0, 0.5, 2.0, 10.0];
+    let modes = modes_of(Damping::None);
+    let (ritz, k) = krylov_spectrum(&h, &delta0, &times, &modes, n).expect("invariant");
+    assert!(k <= 16, "{k} steps");
+    let krylov = ExactSolution::from_spectrum(std::sync::Arc::new(ritz), &delta0, Damping::None);
+    for &t in &times {
+        let d = krylov.delta_at(t);
+        let want = DVector::from_fn(n, |i, _| (-h[(i, i)] * t).exp() * delta0[i]);
+        let gap = (&d - &want).norm() / want.norm();
+        assert!(gap <= 1e-12, "t = {t}: {gap:e}");
+    }
+    assert!(krylov_spectrum(&h, &DVector::zeros(n), &times, &modes, n).is_none());
+    // Too few steps allowed: no answer, the caller decomposes H.
+    let (h, delta0) = benchmark_kernel(300, 4);
+    assert!(krylov_spectrum(&h, &delta0, &[0.0, 20.0], &modes, 8).is_none());
+}
+
+#[test]
+fn the_krylov_solution_of_the_high_resolution_odes_matches_the_full_decomposition() {
+    use ntkdyn::optimizer::Optimizer;
+    use ntkdyn::theory::exact::krylov_spectrum;
+    use ntkdyn::theory::high_resolution::{HighResolutionSolution, Resolution, Setting};
+    use ntkdyn::theory::spectrum::Spectrum;
+    use std::sync::Arc;
+    let (h, delta0) = benchmark_kernel(600, 7);
+    let full = Arc::new(Spectrum::of(&h));
+    let eta = 1.0 / full.max();
+    let t_end = 400.0 / full.max();
+    for (optimizer, damping) in [
+        (Optimizer::Gf, Damping::None),
+        (Optimizer::Hbf, Damping::Constant(1.0)),
+        (Optimizer::Nagsc, Damping::Constant(1.0)),
+        (Optimizer::Nag, Damping::Vanishing(3.0)),
+    ] {
+        let setting = Setting {
+            optimizer,
+            eta,
+            damping,
+        };
+        let t0 = setting.start_time(Resolution::High);
+        let times: Vec<f64> = std::iter::once(t0)
+            .chain((1..=20).map(|k| t_end * k as f64 / 20.0))
+            .collect();
+        let modes = |l: f64, ts: &[f64]| setting.mode_states(Resolution::High, l, ts);
+        let (ritz, k) = krylov_spectrum(&h, &delta0, &times, &modes, 600).expect("converges");
+        assert!(k < 300, "{optimizer:?}: {k} steps");
+        let krylov = HighResolutionSolution::new(Arc::new(ritz), &delta0, setting);
+        let exact = HighResolutionSolution::new(Arc::clone(&full), &delta0, setting);
+        for &t in &times {
+            let ((a, va), (b, vb)) = (krylov.at(t), exact.at(t));
+            let x = (&a - &b).norm() / b.norm();
+            let v = (&va - &vb).norm() / vb.norm().max(1e-300);
+            assert!(
+                x < 1e-12 && (vb.norm() == 0.0 || v < 1e-12),
+                "{optimizer:?} t = {t}: Delta {x:e}, Delta' {v:e}"
+            );
+        }
+    }
+}

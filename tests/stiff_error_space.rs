@@ -92,3 +92,33 @@ fn below_the_threshold_and_for_second_order_flows_by_their_own_rate_dopri5_stays
     let e = study::run(&cfg).expect("run").error.expect("error space");
     assert_eq!(e.solver, Solver::Dopri5);
 }
+
+#[test]
+fn a_large_error_space_is_solved_on_a_krylov_space_that_agrees_with_the_decomposition() {
+    use ntkdyn::dynamics::Damping;
+    use ntkdyn::theory::exact::{ExactSolution, KRYLOV_FROM};
+    // n = KRYLOV_FROM points in d = 20: lambda_max(H(0)) about 15, T = 30 is stiff.
+    let mut cfg = small(Optimizer::Gf, KRYLOV_FROM, 20, 200, 5);
+    cfg.t_end = 30.0;
+    cfg.samples = 7;
+    cfg.progress = false;
+    let report = study::run(&cfg).expect("run");
+    let e = report.error.as_ref().expect("error space");
+    assert_eq!(e.solver, Solver::Exact);
+    let note = e.solver_note.as_deref().expect("the switch is reported");
+    assert!(note.contains("on a Krylov space of dimension"), "{note}");
+    // No decomposition was made.
+    assert!(report.setup.error_spectrum.get().is_none());
+    let setup = &report.setup;
+    let delta0 = setup.model.residual(&setup.w0.as_view());
+    let full = ExactSolution::new(&setup.h0, &delta0, Damping::None);
+    let loss = e.table.column("loss").unwrap();
+    for (k, &t) in setup.times.iter().enumerate() {
+        let want = full.delta_at(t).norm_squared() / 2.0;
+        assert!(
+            (loss[k] - want).abs() <= 2e-12 * want,
+            "t = {t}: {} vs {want}",
+            loss[k]
+        );
+    }
+}

@@ -348,16 +348,58 @@ pub(crate) fn finish_weight(
     out
 }
 
-/// The eigen-decomposition of the kernel `choice` (H(0) or Hinf): the setup's when error
-/// space runs with that kernel (decomposed once there), else computed here.
+/// The eigen-decomposition of the kernel `choice` (H(0) or Hinf), made once for --kernel
+/// ([`Setup::kernel_spectrum`]).
 pub fn kernel_spectrum(choice: KernelChoice, setup: &Setup) -> Arc<Spectrum> {
-    match &setup.error_spectrum {
-        Some((kernel, s)) if *kernel == choice => Arc::clone(s),
-        _ => Arc::new(Spectrum::of(match choice {
-            KernelChoice::H0 => &setup.h0,
-            KernelChoice::Hinf => &setup.hinf,
-        })),
+    setup.kernel_spectrum(choice)
+}
+
+/// The most Lanczos steps an error space's Krylov solution may take before H is decomposed
+/// instead: a quarter of n, at most 400 (at n = 5000 about 10 s of products with H on the
+/// benchmark machine, a quarter of the decomposition).
+fn krylov_max_steps(n: usize) -> usize {
+    (n / 4).min(400)
+}
+
+/// issue 20: the modes error space's exact solution runs on (low or high resolution), and
+/// the Krylov dimension when they are Ritz pairs. Below [`crate::theory::exact::KRYLOV_FROM`]
+/// points, or with held-out points (whose kernel predictor needs H's eigenvectors), the kernel's
+/// eigen-decomposition ([`Setup::kernel_spectrum`]); else the Ritz pairs of the kernel on
+/// the Krylov space of `delta0` on which `modes` is converged at `times`
+/// ([`crate::theory::exact::krylov_spectrum`]), or the decomposition when that has not
+/// converged in [`krylov_max_steps`] steps.
+pub(crate) fn error_modes(
+    cfg: &RunConfig,
+    setup: &Setup,
+    delta0: &DVector<f64>,
+    times: &[f64],
+    modes: &crate::theory::exact::Modes<'_>,
+) -> (Arc<Spectrum>, Option<usize>) {
+    let (h, _) = setup.error_kernel(cfg.kernel);
+    let n = h.nrows();
+    if n >= crate::theory::exact::KRYLOV_FROM && setup.test.is_none() {
+        if let Some((ritz, k)) =
+            crate::theory::exact::krylov_spectrum(h, delta0, times, modes, krylov_max_steps(n))
+        {
+            return (Arc::new(ritz), Some(k));
+        }
     }
+    (setup.kernel_spectrum(cfg.kernel), None)
+}
+
+/// The note a Krylov solution adds to the run's solver note.
+pub(crate) fn krylov_note(note: Option<String>, steps: Option<usize>) -> Option<String> {
+    let Some(k) = steps else {
+        return note;
+    };
+    let krylov = format!(
+        "f_t(H) Delta(0) on a Krylov space of dimension {k} (Lanczos), converged to {:e} or rounding at every output time",
+        crate::theory::exact::KRYLOV_TOLERANCE
+    );
+    Some(match note {
+        Some(note) => format!("{note}; {krylov}"),
+        None => krylov,
+    })
 }
 
 /// Error space with the fixed kernel: by ODE (checked against the exact solution) or exactly.
@@ -381,13 +423,15 @@ pub fn run_error_with(
     let method = cfg.flow_optimizer().method();
     let mu = extremes.0.max(0.0);
     let delta0 = setup.model.residual(&setup.w0.as_view());
-    // The one eigen-decomposition of the fixed kernel (the setup's): the exact solution, or
-    // the ODE's check.
-    let spectrum = kernel_spectrum(cfg.kernel, setup);
+    // The one eigen-decomposition of the fixed kernel (the setup's), or its Krylov
+    // compression from Delta(0) at large n: the exact solution, or the ODE's check.
+    let modes = crate::theory::exact::modes_of(damping);
+    let (spectrum, krylov) = error_modes(cfg, setup, &delta0, &setup.times, &modes);
     let exact = ExactSolution::from_spectrum(spectrum, &delta0, damping);
     let space = ErrorSpace { h: h.clone() };
     let lyapunov = method.lyapunov(damping, mu, cfg.alpha);
     let (solver, solver_note) = error_solver(cfg, setup);
+    let solver_note = krylov_note(solver_note, krylov);
     let e = resolution(solver, error_resolution(cfg, setup));
     let mut probes: Vec<Box<dyn Probe + '_>> = vec![
         Box::new(Core),

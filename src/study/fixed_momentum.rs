@@ -91,12 +91,8 @@ pub fn run_error_modified(
     let started = Instant::now();
     let (h, extremes) = setup.error_kernel(cfg.kernel);
     let delta0 = setup.model.residual(&setup.w0.as_view());
-    let exact = match &setup.error_spectrum {
-        Some((kernel, s)) if *kernel == cfg.kernel => {
-            ModifiedExact::from_eigen(s.values.clone(), s.vectors.clone(), &delta0, kappa)
-        }
-        _ => ModifiedExact::new(h, &delta0, kappa),
-    };
+    let s = setup.kernel_spectrum(cfg.kernel);
+    let exact = ModifiedExact::from_eigen(s.values.clone(), s.vectors.clone(), &delta0, kappa);
     let space = ModifiedErrorSpace::new(h.clone(), kappa);
     let lyapunov = Optimizer::Gf
         .method()
@@ -129,8 +125,8 @@ pub fn summary(report: &Report) -> Option<FixedMomentumSummary> {
     let cfg = &report.config;
     let s = &report.setup;
     let theory = cfg.fixed_momentum(s.eta)?;
-    let eigenvalues: Vec<f64> = match &s.error_spectrum {
-        Some((kernel, spectrum)) if *kernel == cfg.kernel => {
+    let eigenvalues: Vec<f64> = match s.error_spectrum.get() {
+        Some(spectrum) if s.config.kernel == cfg.kernel => {
             spectrum.values.iter().copied().collect()
         }
         _ => crate::linalg::symmetric_eigenvalues(s.error_kernel(cfg.kernel).0),

@@ -7,7 +7,6 @@
 //! rows start there, followed by the run's output times beyond it, and its twin's iterates
 //! sit at tau_k = (k + gamma/2 - 1) s.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use nalgebra::DVector;
@@ -28,7 +27,7 @@ use crate::study::executor::{error_resolution, error_solver, resolution, space_r
 use crate::study::report::SpaceRun;
 use crate::study::setup::Setup;
 use crate::theory::high_resolution::{HighResolutionSolution, Resolution, Setting};
-use crate::theory::spectrum::{extreme_eigenvalues, Spectrum};
+use crate::theory::spectrum::extreme_eigenvalues;
 
 /// The setting (optimizer, eta, damping) of a run.
 pub fn setting(cfg: &RunConfig, setup: &Setup, damping: Damping) -> Setting {
@@ -73,16 +72,19 @@ pub fn run_error_high(
     let (h, extremes) = setup.error_kernel(cfg.kernel);
     let mu = extremes.0.max(0.0);
     let delta0 = setup.model.residual(&setup.w0.as_view());
-    let spectrum = match &setup.error_spectrum {
-        Some((kernel, s)) if *kernel == cfg.kernel => Arc::clone(s),
-        _ => Arc::new(Spectrum::of(h)),
-    };
     let setting = setting(cfg, setup, damping);
+    // issue 20: H's decomposition, or at large n its Krylov compression from Delta(0) on
+    // which the high-resolution modes are converged at the output times.
+    let modes = |lambda: f64, times: &[f64]| setting.mode_states(Resolution::High, lambda, times);
+    let mode_times = times_from(&setup.times, setting.start_time(Resolution::High));
+    let (spectrum, krylov) =
+        crate::study::executor::error_modes(cfg, setup, &delta0, &mode_times, &modes);
     let exact = HighResolutionSolution::new(spectrum, &delta0, setting);
     let space = ErrorSpace { h: h.clone() };
     let low = cfg.optimizer.method().lyapunov(damping, mu, cfg.alpha);
     let lyapunov = setting.lyapunov(Resolution::High, low, mu);
     let (solver, solver_note) = error_solver(cfg, setup);
+    let solver_note = crate::study::executor::krylov_note(solver_note, krylov);
     let e = resolution(solver, error_resolution(cfg, setup));
     let mut probes: Vec<Box<dyn Probe + '_>> = vec![
         Box::new(Core),

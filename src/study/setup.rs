@@ -48,14 +48,13 @@ pub struct Setup {
     pub config: RunConfig,
     /// The output times of the flows (--samples and --times, or --times-file).
     pub times: Vec<f64>,
-    // issue 20: the fixed kernel of error space decomposed once
-    /// The eigen-decomposition of error space's kernel (--kernel, named beside it), when
-    /// error space runs: its exact solution (or its ODE's check) and that kernel's extreme
-    /// eigenvalues above.
-    pub error_spectrum: Option<(
-        KernelChoice,
-        std::sync::Arc<crate::theory::spectrum::Spectrum>,
-    )>,
+    // issue 20: the fixed kernel of error space decomposed once, and only where needed
+    /// The eigen-decomposition of --kernel's matrix ([`Setup::kernel_spectrum`]): made here
+    /// when error space runs on fewer than [`crate::theory::exact::KRYLOV_FROM`] points (its
+    /// exact solution, its ODE's check and that kernel's extreme eigenvalues above come from
+    /// it), else on first use. Larger error spaces solve on a Krylov space of the kernel
+    /// instead (`study::executor::error_modes`) and need it only for held-out points.
+    pub error_spectrum: std::sync::OnceLock<std::sync::Arc<crate::theory::spectrum::Spectrum>>,
 }
 
 /// Build the problem: data from --data or synthetic, network from --init or the seed.
@@ -134,17 +133,21 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
     let w0 = model.parameters(&net.w);
     let hinf = model.infinite_width_kernel();
     let h0 = model.gram(&w0.as_view());
-    // issue 20: error space needs its kernel's eigenvectors; the extremes come with them.
-    let error_spectrum = matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both).then(|| {
+    // issue 20: error space needs its kernel's eigenvectors (below KRYLOV_FROM points); the
+    // extremes come with them.
+    let error_spectrum = std::sync::OnceLock::new();
+    if matches!(cfg.space, SpaceChoice::Error | SpaceChoice::Both)
+        && config.n < crate::theory::exact::KRYLOV_FROM
+    {
         let h = match cfg.kernel {
             KernelChoice::H0 => &h0,
             KernelChoice::Hinf => &hinf,
         };
         let spectrum = crate::theory::spectrum::Spectrum::of(h);
-        (cfg.kernel, std::sync::Arc::new(spectrum))
-    });
-    let extremes_of = |h: &DMatrix<f64>, choice: KernelChoice| match &error_spectrum {
-        Some((kernel, s)) if *kernel == choice => s.extremes(),
+        let _ = error_spectrum.set(std::sync::Arc::new(spectrum));
+    }
+    let extremes_of = |h: &DMatrix<f64>, choice: KernelChoice| match error_spectrum.get() {
+        Some(s) if cfg.kernel == choice => s.extremes(),
         _ => kernel_extremes(h),
     };
     let hinf_extremes = extremes_of(&hinf, KernelChoice::Hinf);
@@ -347,6 +350,25 @@ fn file_lines(path: &Path, rows: usize) -> Vec<u64> {
 }
 
 impl Setup {
+    /// The eigen-decomposition of the kernel `choice` (H(0) or Hinf): --kernel's is made
+    /// once and kept (`error_spectrum`), the other one's made at each call.
+    pub fn kernel_spectrum(
+        &self,
+        choice: KernelChoice,
+    ) -> std::sync::Arc<crate::theory::spectrum::Spectrum> {
+        let of = || {
+            std::sync::Arc::new(crate::theory::spectrum::Spectrum::of(match choice {
+                KernelChoice::H0 => &self.h0,
+                KernelChoice::Hinf => &self.hinf,
+            }))
+        };
+        if choice == self.config.kernel {
+            std::sync::Arc::clone(self.error_spectrum.get_or_init(of))
+        } else {
+            of()
+        }
+    }
+
     /// The fixed kernel of error space and its (lambda_min, lambda_max).
     pub fn error_kernel(&self, kernel: KernelChoice) -> (&DMatrix<f64>, (f64, f64)) {
         match kernel {

@@ -14,7 +14,10 @@ use nalgebra::{DMatrix, DVector};
 
 use crate::linalg::{symmetric_eigen, symmetric_eigenvalues};
 
-/// Eigen-decomposition of a symmetric matrix, eigenvalues ascending.
+/// Eigen-decomposition of a symmetric matrix, eigenvalues ascending; or, from
+/// [`crate::theory::exact::krylov_spectrum`], the Ritz pairs of H on a Krylov space (n x k
+/// vectors), on which the exact solutions it was built for are converged (their extremes
+/// are then not H's).
 #[derive(Clone, Debug)]
 pub struct Spectrum {
     /// Eigenvalues in ascending order.
