@@ -67,6 +67,25 @@ pub trait HeldStages {
     fn resume(&mut self, _t: f64, _y: &[f64]) {}
     /// The run ended, however.
     fn finish(&mut self) {}
+    /// Optional capability, dense output: whether this evaluator can give the state anywhere
+    /// inside the step it last accepted ([`HeldStages::interpolate`]). If so the driver steps
+    /// through the output times (landing on the last one only) and interpolates each output
+    /// state from the accepted step; if not (the default) every step that reaches an output
+    /// time is shortened to land on it, and `resume` is called there.
+    fn dense_output(&self) -> bool {
+        false
+    }
+    /// Dense output: the state at t0 + theta h (0 < theta <= 1) into `out`, for the step just
+    /// accepted from (t0, y0) of size h to y1. Called only if [`HeldStages::dense_output`],
+    /// after `accept` and before the next `trial`: an evaluator offering it keeps what it
+    /// needs of the accepted step's stages until then (the dense evaluator: k_1 and k_3 ..
+    /// k_7, for Dormand-Prince's continuous extension, `tableau::D`). The default is
+    /// the chord y0 + theta (y1 - y0).
+    fn interpolate(&mut self, theta: f64, _h: f64, y0: &[f64], y1: &[f64], out: &mut [f64]) {
+        for ((o, a), b) in out.iter_mut().zip(y0).zip(y1) {
+            *o = a + theta * (b - a);
+        }
+    }
     /// Stage derivatives computed so far (the unit of [`Stats::evaluations`]).
     fn evaluations(&self) -> u64;
 }
@@ -83,6 +102,12 @@ pub trait HeldStages {
 /// shrink because it lands on an output time within rounding of it. A non-finite
 /// error estimate ends the run: the trial's state goes to the observer at the output time
 /// being aimed at (Stop::Observer if it stops there, else [`StepFailure::NonFinite`]).
+///
+/// With an evaluator that offers dense output ([`HeldStages::dense_output`]) the steps land
+/// on the last output time only; every output time an accepted step passes gets the state
+/// interpolated from that step ([`HeldStages::interpolate`]; fourth order for
+/// Dormand-Prince's continuous extension, Hairer, Norsett and Wanner I, II.6), and
+/// `max_steps` counts the steps between two output times.
 pub fn drive<E: HeldStages + ?Sized>(
     stages: &mut E,
     y0: DVector<f64>,
@@ -122,79 +147,106 @@ fn run<E: HeldStages + ?Sized>(
     mut observe: impl FnMut(f64, &DVector<f64>) -> bool,
 ) -> Stop {
     let t_last = times[times.len() - 1];
+    let dense = stages.dense_output();
     let mut y_new = DVector::zeros(y.len());
+    // Dense output's interpolated states.
+    let mut y_out = DVector::zeros(if dense { y.len() } else { 0 });
     let mut h = (1e-3 * (t_last - times[0])).min(settings.max_step);
     let mut steps_in_interval = 0u32;
     // The step being retaken with blended switches, if any.
     let mut retake: Option<f64> = None;
     // Whether that retake is cut short (`HeldStages::retake_step`).
     let mut cut = false;
-    for &target in &times[1..] {
-        while *t < target {
-            if let Some(failure) = too_many_steps(steps_in_interval, *t, settings) {
+    // The next output time to observe.
+    let mut next = 1;
+    while next < times.len() {
+        // Without dense output every output time is landed on; with it, the last only.
+        let target = if dense { t_last } else { times[next] };
+        if *t >= target {
+            steps_in_interval = 0;
+            if !observe(*t, y) {
+                return Stop::Observer { t: *t };
+            }
+            if *t < t_last {
+                stages.resume(*t, y.as_slice());
+            }
+            next += 1;
+            continue;
+        }
+        if let Some(failure) = too_many_steps(steps_in_interval, *t, settings) {
+            return Stop::Failed(failure);
+        }
+        let (step, last) = next_step(retake, h, *t, target, settings);
+        let norms = stages.trial(*t, step, y.as_slice(), y_new.as_mut_slice());
+        let b = norms.blocks;
+        let err = blockwise_error(
+            settings,
+            norms.len,
+            &norms.error[..b],
+            &norms.start[..b],
+            &norms.end[..b],
+        );
+        if err <= 1.0 && retake.is_none() {
+            let switched = stages.blend(*t, step, y.as_slice(), y_new.as_slice());
+            if switched > 0 {
+                stats.switches += switched;
+                let short = stages.retake_step(step);
+                cut = short < step;
+                retake = Some(short);
+                continue;
+            }
+        }
+        let retaken = retake.take().is_some();
+        if err <= 1.0 {
+            let t0 = *t;
+            *t = if last { target } else { *t + step };
+            std::mem::swap(y, &mut y_new);
+            stats.accepted_steps += 1;
+            steps_in_interval += 1;
+            stages.accept(*t, y.as_slice(), retaken);
+            if (!last || step >= h) && !(retaken && cut) {
+                h = grown(step, err);
+            }
+            cut = false;
+            // Dense output: the output times this step passed (the last one is landed on,
+            // and observed at the loop's top).
+            while dense && next + 1 < times.len() && times[next] <= *t {
+                let theta = (times[next] - t0) / step;
+                stages.interpolate(
+                    theta,
+                    step,
+                    y_new.as_slice(),
+                    y.as_slice(),
+                    y_out.as_mut_slice(),
+                );
+                steps_in_interval = 0;
+                if !observe(times[next], &y_out) {
+                    return Stop::Observer { t: times[next] };
+                }
+                next += 1;
+            }
+        } else if err.is_finite() {
+            stats.rejected_steps += 1;
+            stages.reject(*t, y.as_slice(), retaken);
+            cut = false;
+            h = shrunk(step, err);
+            // A step landing on an output time within rounding of it cannot shrink (the
+            // next would land again): the same trial would be retried forever.
+            let stuck = last && next_step(None, h, *t, target, settings).0 == step;
+            let stuck = stuck.then_some(StepFailure::StepSizeTooSmall { t: *t });
+            if let Some(failure) = underflow(h, *t).or(stuck) {
                 return Stop::Failed(failure);
             }
-            let (step, last) = next_step(retake, h, *t, target, settings);
-            let norms = stages.trial(*t, step, y.as_slice(), y_new.as_mut_slice());
-            let b = norms.blocks;
-            let err = blockwise_error(
-                settings,
-                norms.len,
-                &norms.error[..b],
-                &norms.start[..b],
-                &norms.end[..b],
-            );
-            if err <= 1.0 && retake.is_none() {
-                let switched = stages.blend(*t, step, y.as_slice(), y_new.as_slice());
-                if switched > 0 {
-                    stats.switches += switched;
-                    let short = stages.retake_step(step);
-                    cut = short < step;
-                    retake = Some(short);
-                    continue;
-                }
-            }
-            let retaken = retake.take().is_some();
-            if err <= 1.0 {
-                *t = if last { target } else { *t + step };
-                std::mem::swap(y, &mut y_new);
-                stats.accepted_steps += 1;
-                steps_in_interval += 1;
-                stages.accept(*t, y.as_slice(), retaken);
-                if (!last || step >= h) && !(retaken && cut) {
-                    h = grown(step, err);
-                }
-                cut = false;
-            } else if err.is_finite() {
-                stats.rejected_steps += 1;
-                stages.reject(*t, y.as_slice(), retaken);
-                cut = false;
-                h = shrunk(step, err);
-                // A step landing on an output time within rounding of it cannot shrink (the
-                // next would land again): the same trial would be retried forever.
-                let stuck = last && next_step(None, h, *t, target, settings).0 == step;
-                let stuck = stuck.then_some(StepFailure::StepSizeTooSmall { t: *t });
-                if let Some(failure) = underflow(h, *t).or(stuck) {
-                    return Stop::Failed(failure);
-                }
+        } else {
+            // A non-finite step: the observer sees it at the next output time, and the run
+            // ends there whatever it says (the switches of a non-finite state mean nothing).
+            *t = times[next];
+            std::mem::swap(y, &mut y_new);
+            return if observe(*t, y) {
+                Stop::Failed(StepFailure::NonFinite { t: *t })
             } else {
-                // A non-finite step: the observer sees it, and the run ends here whatever it
-                // says (the switches of a non-finite state mean nothing).
-                *t = target;
-                std::mem::swap(y, &mut y_new);
-                return if observe(*t, y) {
-                    Stop::Failed(StepFailure::NonFinite { t: *t })
-                } else {
-                    Stop::Observer { t: *t }
-                };
-            }
-        }
-        steps_in_interval = 0;
-        if !observe(*t, y) {
-            return Stop::Observer { t: *t };
-        }
-        if *t < t_last {
-            stages.resume(*t, y.as_slice());
+                Stop::Observer { t: *t }
+            };
         }
     }
     Stop::Completed
@@ -240,6 +292,12 @@ impl<E: HeldStages, F: FnMut(f64)> HeldStages for Watched<E, F> {
     }
     fn finish(&mut self) {
         self.inner.finish();
+    }
+    fn dense_output(&self) -> bool {
+        self.inner.dense_output()
+    }
+    fn interpolate(&mut self, theta: f64, h: f64, y0: &[f64], y1: &[f64], out: &mut [f64]) {
+        self.inner.interpolate(theta, h, y0, y1, out);
     }
     fn evaluations(&self) -> u64 {
         self.inner.evaluations()

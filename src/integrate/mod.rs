@@ -14,7 +14,10 @@
 //!   underflow checks and non-finite steps; a stage evaluator ([`HeldStages`]) computes the
 //!   stages of a step with the switches held. [`integrate_held`] drives the dense evaluator
 //!   (full right-hand sides of any [`SwitchingSystem`]); the weight-space flow's output-space
-//!   evaluator lives beside the network ([`crate::dynamics::output_space`]).
+//!   evaluator lives beside the network ([`crate::dynamics::output_space`]). An evaluator may
+//!   offer dense output ([`HeldStages::dense_output`]): the driver then steps through the
+//!   output times and interpolates them; [`integrate_smooth`] drives the dense evaluator so,
+//!   for smooth right-hand sides (Dormand-Prince's continuous extension, fourth order).
 //!
 //! Files: `control.rs` (error norm and step-size rules), `tableau.rs` (Dormand-Prince 5(4)),
 //! `held.rs` (the driver), `dense.rs` (the dense evaluator), `adapters.rs` (ode_solvers),
@@ -36,7 +39,7 @@ pub(crate) mod tableau;
 #[cfg(test)]
 mod test_systems;
 
-pub use dense::integrate_held;
+pub use dense::{integrate_held, integrate_smooth};
 pub use held::{drive, HeldStages, Norms, Watched};
 pub use rk4::fixed_steps;
 

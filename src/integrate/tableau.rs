@@ -44,3 +44,20 @@ pub const E: [f64; 7] = [
     22.0 / 525.0,
     -1.0 / 40.0,
 ];
+/// Dormand-Prince's continuous extension (Hairer, Norsett, Wanner I, II.6, and their code
+/// DOPRI5's `contd5`), fourth order: for a step from y0 to y1 of size h with stages k_1 .. k_7
+/// (k_7 = f(t + h, y1)) and theta in [0, 1],
+///
+/// ```text
+/// y(t + theta h) = y0 + theta (r1 + (1 - theta) (r2 + theta (r3 + (1 - theta) r4))),
+/// r1 = y1 - y0,  r2 = h k_1 - r1,  r3 = r1 - h k_7 - r2,  r4 = h sum_l D_l k_l.
+/// ```
+pub const D: [f64; 7] = [
+    -12715105075.0 / 11282082432.0,
+    0.0,
+    87487479700.0 / 32700410799.0,
+    -10690763975.0 / 1880347072.0,
+    701980252875.0 / 199316789632.0,
+    -1453857185.0 / 822651844.0,
+    69997945.0 / 29380423.0,
+];

@@ -7,8 +7,8 @@ use std::cell::Cell;
 use nalgebra::DVector;
 
 use super::{
-    fixed_steps, integrate, integrate_held, output_times, OdeSystem, Solver, SolverSettings,
-    StepFailure, Stop, SwitchingSystem,
+    fixed_steps, integrate, integrate_held, integrate_smooth, output_times, OdeSystem, Solver,
+    SolverSettings, Stats, StepFailure, Stop, SwitchingSystem,
 };
 
 /// y' = -y.
@@ -207,6 +207,95 @@ fn held_driver_follows_the_damped_oscillator() {
         assert!((y[0] - x).abs() < 1e-8, "x({t}) = {} against {x}", y[0]);
         assert!((y[1] - v).abs() < 1e-8, "v({t}) = {} against {v}", y[1]);
     }
+}
+
+/// The states at the output times of the dense-output driver, and its statistics.
+fn smooth_run<F: OdeSystem>(
+    system: F,
+    y0: &[f64],
+    times: &[f64],
+    s: &SolverSettings,
+) -> (Vec<Vec<f64>>, Stats) {
+    let mut out = Vec::new();
+    let mut steps = 0u64;
+    let (stats, stop) = integrate_smooth(
+        system,
+        DVector::from_column_slice(y0),
+        times,
+        s,
+        |_| steps += 1,
+        |_, y| {
+            out.push(y.as_slice().to_vec());
+            true
+        },
+    );
+    assert_eq!(stop, Stop::Completed);
+    assert_eq!(steps, stats.accepted_steps);
+    (out, stats)
+}
+
+#[test]
+fn dense_output_on_decay_meets_its_tolerance_between_steps() {
+    // 401 output times on [0, 10]: far more than steps, so nearly every output state is
+    // interpolated inside a step.
+    let times = output_times(10.0, 401);
+    let s = settings(Solver::Dopri5, 1e-9, f64::INFINITY);
+    let (out, stats) = smooth_run(Decay, &[1.0], &times, &s);
+    assert_eq!(out.len(), times.len());
+    assert!(stats.accepted_steps < 200, "{stats}");
+    for (t, y) in times.iter().zip(&out) {
+        let exact = (-t).exp();
+        assert!(
+            (y[0] - exact).abs() <= 1e-8 * exact + 1e-10,
+            "t = {t}: {} against {exact}",
+            y[0]
+        );
+    }
+}
+
+#[test]
+fn dense_output_follows_the_damped_oscillator_between_steps() {
+    let osc = Oscillator { b: 0.3, k: 4.0 };
+    let times = output_times(10.0, 1001);
+    let s = settings(Solver::Dopri5, 1e-10, f64::INFINITY);
+    let (out, stats) = smooth_run(Oscillator { b: 0.3, k: 4.0 }, &[1.0, 0.0], &times, &s);
+    assert!(stats.accepted_steps < 700, "{stats}");
+    for (t, y) in times.iter().zip(&out) {
+        let (x, v) = osc.exact(*t);
+        assert!((y[0] - x).abs() < 1e-8, "x({t}) = {} against {x}", y[0]);
+        assert!((y[1] - v).abs() < 1e-8, "v({t}) = {} against {v}", y[1]);
+    }
+}
+
+#[test]
+fn dense_output_lands_on_the_last_output_time_as_the_held_driver_does_without_outputs() {
+    // With only the two ends as output times the held driver and the dense-output driver take
+    // the same steps: the same final state, bit for bit.
+    let times = [0.0, 3.0];
+    let s = settings(Solver::Dopri5, 1e-8, f64::INFINITY);
+    let held = held_run(Oscillator { b: 0.3, k: 4.0 }, &[1.0, 0.0], &times, &s);
+    let (dense, _) = smooth_run(Oscillator { b: 0.3, k: 4.0 }, &[1.0, 0.0], &times, &s);
+    assert_eq!(held, dense);
+}
+
+#[test]
+fn dense_output_stops_when_the_observer_asks() {
+    let times = output_times(10.0, 101);
+    let s = settings(Solver::Dopri5, 1e-8, f64::INFINITY);
+    let mut seen = 0;
+    let (_, stop) = integrate_smooth(
+        Decay,
+        DVector::from_element(1, 1.0),
+        &times,
+        &s,
+        |_| {},
+        |_, _| {
+            seen += 1;
+            seen < 7
+        },
+    );
+    assert_eq!(stop, Stop::Observer { t: times[6] });
+    assert_eq!(seen, 7);
 }
 
 #[test]
