@@ -647,6 +647,9 @@ struct OutputSpace<'a> {
     /// A step cut short at a crossing that ends a slide (`split_at`): its share of the
     /// trial, and the crossing entries with the side each takes at the cut.
     split: Option<Cut>,
+    /// J W - y and J V were recomputed from the state at the output time just observed
+    /// (`integrate_output_space_landed`): `resume` has nothing to do.
+    refreshed: bool,
     evaluations: u64,
 }
 
@@ -687,6 +690,7 @@ impl<'a> OutputSpace<'a> {
             entering_entries: Vec::new(),
             releases: Vec::new(),
             split: None,
+            refreshed: false,
             evaluations: 0,
         }
     }
@@ -1232,6 +1236,7 @@ impl HeldStages for OutputSpace<'_> {
     }
 
     fn trial(&mut self, t: f64, step: f64, ys: &[f64], yn: &mut [f64]) -> Norms {
+        self.refreshed = false;
         self.stages(t, step);
         let model = self.model;
         let (m, d) = (model.m(), model.d());
@@ -1409,6 +1414,10 @@ impl HeldStages for OutputSpace<'_> {
     }
 
     fn resume(&mut self, _t: f64, y: &[f64]) {
+        // The observer's refresh was this one, of the same state with the same pattern.
+        if std::mem::take(&mut self.refreshed) {
+            return;
+        }
         self.held
             .refresh_at(self.model, y, self.second, &mut self.buf);
     }
@@ -1465,5 +1474,107 @@ pub fn integrate_output_space_watched(
         times,
         settings,
         observe,
+    )
+}
+
+/// What the output-space evaluator holds at an output time a step landed on, for the
+/// snapshot (momentum flows): Delta = J W - y and Delta' = J V, recomputed from the state
+/// as `resume` recomputes them (the one computation serves both), and the held pattern,
+/// which is the state's own sign pattern there (the step's switches adopted).
+pub struct Landed<'a> {
+    /// Delta = J W - y.
+    pub delta: &'a DVector<f64>,
+    /// Delta' = J V.
+    pub delta_dot: &'a DVector<f64>,
+    pattern: &'a Pattern,
+}
+
+impl Landed<'_> {
+    /// The sign pattern 1[w_r . x_i >= 0] of the state (m x n) as bits.
+    pub fn pattern_bits(&self, m: usize, n: usize) -> crate::dynamics::PatternBits {
+        crate::dynamics::PatternBits::from_fn(m, n, |r, i| self.pattern.active(r, i))
+    }
+}
+
+/// The evaluator shared by the driver and the observer of [`integrate_output_space_landed`].
+struct Shared<'c, 'a>(&'c std::cell::RefCell<OutputSpace<'a>>);
+
+impl HeldStages for Shared<'_, '_> {
+    fn start(&mut self, t: f64, y: &[f64]) {
+        self.0.borrow_mut().start(t, y);
+    }
+    fn trial(&mut self, t: f64, step: f64, ys: &[f64], yn: &mut [f64]) -> Norms {
+        self.0.borrow_mut().trial(t, step, ys, yn)
+    }
+    fn blend(&mut self, t: f64, step: f64, y: &[f64], y_new: &[f64]) -> u64 {
+        self.0.borrow_mut().blend(t, step, y, y_new)
+    }
+    fn retake_step(&self, step: f64) -> f64 {
+        self.0.borrow().retake_step(step)
+    }
+    fn accept(&mut self, t: f64, y: &[f64], retaken: bool) {
+        self.0.borrow_mut().accept(t, y, retaken);
+    }
+    fn reject(&mut self, t: f64, y: &[f64], retaken: bool) {
+        self.0.borrow_mut().reject(t, y, retaken);
+    }
+    fn resume(&mut self, t: f64, y: &[f64]) {
+        self.0.borrow_mut().resume(t, y);
+    }
+    fn finish(&mut self) {
+        self.0.borrow_mut().finish();
+    }
+    fn evaluations(&self) -> u64 {
+        self.0.borrow().evaluations()
+    }
+}
+
+/// [`integrate_output_space_watched`], with `observe(t, y, landed)` also given, for the
+/// momentum flows, what the evaluator holds at each output time ([`Landed`]; None for
+/// gradient flow, whose held Gram matrix is projected on its slides and whose held pattern
+/// has sliding entries off, so that its Delta' = -H Delta and its pattern are not the
+/// snapshot's J(-grad L) and 1[z >= 0]). The steps are the same, bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub fn integrate_output_space_landed(
+    model: &Model,
+    damping: Damping,
+    y0: DVector<f64>,
+    times: &[f64],
+    settings: &SolverSettings,
+    crossings: Crossings,
+    on_step: impl FnMut(f64),
+    mut observe: impl FnMut(f64, &DVector<f64>, Option<Landed<'_>>) -> bool,
+) -> (Stats, Stop) {
+    let cell = std::cell::RefCell::new(OutputSpace::new(model, damping, crossings, y0.as_slice()));
+    let landed = |t: f64, y: &DVector<f64>| {
+        let mut guard = cell.borrow_mut();
+        let space = &mut *guard;
+        if !space.second {
+            drop(guard);
+            return observe(t, y, None);
+        }
+        // At t0 `new` took the pattern of y; later the step landed here and was accepted
+        // (its pattern adopted): J W - y and J V of y are what `resume` would compute.
+        space
+            .held
+            .refresh_at(space.model, y.as_slice(), true, &mut space.buf);
+        space.refreshed = true;
+        let held = &space.held;
+        observe(
+            t,
+            y,
+            Some(Landed {
+                delta: &held.delta,
+                delta_dot: &held.jv,
+                pattern: &held.pattern,
+            }),
+        )
+    };
+    drive(
+        &mut Watched::new(Shared(&cell), on_step),
+        y0,
+        times,
+        settings,
+        landed,
     )
 }

@@ -64,6 +64,26 @@ impl PatternBits {
         PatternBits { rows, cols, words }
     }
 
+    /// The bits of an m x n pattern whose entry (r, i) is `active(r, i)`.
+    pub fn from_fn(rows: usize, cols: usize, active: impl Fn(usize, usize) -> bool) -> Self {
+        let per = rows.div_ceil(64);
+        let mut words = vec![0u64; per * cols];
+        for r in 0..rows {
+            let (word, bit) = (r / 64, r % 64);
+            for i in 0..cols {
+                words[i * per + word] |= u64::from(active(r, i)) << bit;
+            }
+        }
+        PatternBits { rows, cols, words }
+    }
+
+    /// The pattern as an m x n matrix of zeros and ones.
+    fn to_matrix(&self) -> DMatrix<f64> {
+        DMatrix::from_fn(self.rows, self.cols, |r, i| {
+            f64::from(u8::from(self.get(r, i)))
+        })
+    }
+
     /// m x n.
     pub fn shape(&self) -> (usize, usize) {
         (self.rows, self.cols)
@@ -243,6 +263,21 @@ impl PatternCounts {
         }
     }
 
+    /// Move to `pattern` by updates, or (too many changes, or no counts yet) by the product.
+    fn follow(
+        cache: &mut Option<PatternCounts>,
+        bits: &PatternBits,
+        s: impl FnOnce() -> DMatrix<f64>,
+    ) {
+        let fresh = match cache.as_mut() {
+            Some(c) => !c.update(bits),
+            None => true,
+        };
+        if fresh {
+            *cache = Some(PatternCounts::of(&s(), bits));
+        }
+    }
+
     /// Move to `pattern` by updates when few entries changed (false: too many, untouched).
     fn update(&mut self, pattern: &PatternBits) -> bool {
         let (m, n) = pattern.shape();
@@ -304,18 +339,40 @@ impl<'a> WeightSpace<'a> {
     /// H of `pattern` ((X X^T) o S^T S / m, as [`Model::gram_of_pattern`] bit for bit), with
     /// S^T S updated from the last call's ([`PatternCounts`]); `bits` are the pattern's.
     fn gram(&self, pattern: &DMatrix<f64>, bits: &PatternBits) -> DMatrix<f64> {
+        self.gram_with(bits, || pattern.clone())
+    }
+
+    /// [`WeightSpace::gram`] with the 0/1 matrix formed only when the counts are formed anew.
+    fn gram_with(&self, bits: &PatternBits, s: impl FnOnce() -> DMatrix<f64>) -> DMatrix<f64> {
         let mut cache = self.counts.borrow_mut();
-        let fresh = match cache.as_mut() {
-            Some(c) => !c.update(bits),
-            None => true,
-        };
-        if fresh {
-            *cache = Some(PatternCounts::of(pattern, bits));
-        }
+        PatternCounts::follow(&mut cache, bits, s);
         let counts = &cache.as_ref().expect("counts were just formed").counts;
         // (C o G) / m entry by entry, as the product and then the quotient were taken.
         let m = self.model.m() as f64;
         counts.zip_map(self.model.input_gram(), |c, g| c * g / m)
+    }
+}
+
+impl WeightSpace<'_> {
+    /// The snapshot of a ReLU network's state from Delta = J W - y, Delta' = J V and the sign
+    /// pattern of W that the output-space evaluator holds where a step landed
+    /// ([`crate::dynamics::output_space::Landed`]): H(t) from the pattern's co-activation
+    /// counts as [`Space::snapshot`] forms it, without its two products W X^T and V X^T (at
+    /// n = 100, m = 400 a third of a snapshot). Delta and Delta' are the fused kernels'
+    /// sums, which differ from the products' by rounding.
+    pub fn snapshot_landed(&self, landed: &crate::dynamics::output_space::Landed<'_>) -> Snapshot {
+        let (m, n) = (self.model.m(), self.model.n());
+        let bits = landed.pattern_bits(m, n);
+        let gram = self.gram_with(&bits, || bits.to_matrix());
+        let delta = landed.delta.clone();
+        let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
+        Snapshot {
+            delta,
+            delta_dot: landed.delta_dot.clone(),
+            pseudo_loss,
+            gram: Some(gram),
+            pattern: Some(bits),
+        }
     }
 }
 
