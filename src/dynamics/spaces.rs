@@ -137,6 +137,14 @@ pub trait Space {
     /// g = grad(x), written into the caller's buffer.
     fn gradient(&self, x: &[f64], g: &mut [f64]);
     fn snapshot(&self, x: &[f64], v: &[f64]) -> Snapshot;
+    /// The snapshot of gradient flow x' = -grad(x) at x: [`Space::snapshot`] with the
+    /// velocity -grad(x).
+    fn gradient_flow_snapshot(&self, x: &[f64]) -> Snapshot {
+        let mut v = vec![0.0; self.dim()];
+        self.gradient(x, &mut v);
+        v.iter_mut().for_each(|vi| *vi = -*vi);
+        self.snapshot(x, &v)
+    }
     /// Hold the switching structure of the right-hand side (the ReLU activation pattern) at
     /// that of x, so that the gradient is smooth until the next call; returns how many
     /// switches (activation signs) changed since the last hold. Spaces whose gradient is
@@ -420,6 +428,32 @@ impl Space for WeightSpace<'_> {
         *self.held.borrow_mut() = None;
     }
     fn snapshot(&self, x: &[f64], v: &[f64]) -> Snapshot {
+        self.snapshot_with(x, Some(v))
+    }
+    /// The ReLU network's gradient flow (first layer trained): Delta' = J W' = -J J^T Delta
+    /// = -H(t) Delta, an n x n product with the snapshot's own H(t) in place of the gradient
+    /// and the product V X^T (at n = 100, m = 400 two thirds of a snapshot). It differs from
+    /// J (-grad L) by rounding, and where an activation sits on its surface (z = 0 within
+    /// rounding, a sliding neuron) by that entry's sign, which the gradient's kernel and the
+    /// snapshot's product then read differently: -H(t) Delta takes one pattern throughout.
+    /// No column of weight.csv reads gradient flow's Delta' (its Lyapunov function is
+    /// exp(2 mu t) L); it is checked to be finite.
+    fn gradient_flow_snapshot(&self, x: &[f64]) -> Snapshot {
+        let dim = self.dim();
+        if self.model.activation().switching() && !self.model.train().output_layer() {
+            return self.snapshot_with(&x[..dim], None);
+        }
+        let mut v = vec![0.0; dim];
+        self.gradient(x, &mut v);
+        v.iter_mut().for_each(|vi| *vi = -*vi);
+        self.snapshot(x, &v)
+    }
+}
+
+impl WeightSpace<'_> {
+    /// [`Space::snapshot`] with velocity v, or for `None` gradient flow's Delta' = -H(t) Delta
+    /// ([`Space::gradient_flow_snapshot`]).
+    fn snapshot_with(&self, x: &[f64], v: Option<&[f64]>) -> Snapshot {
         // One product W X^T serves Delta, the pattern, H and the observers (the same values
         // as Model::residual, slopes and pattern, each of which forms it anew).
         let w = self.model.weights(x);
@@ -428,6 +462,7 @@ impl Space for WeightSpace<'_> {
             // issue 17: (W, a) trained: H(W, a) and J V of both layers, formed afresh.
             let gram = self.model.gram(&w);
             let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
+            let v = v.expect("a trained output layer's snapshot is given its velocity");
             return Snapshot {
                 delta_dot: self.model.jvp(&w, &self.model.weights(v)),
                 delta,
@@ -448,7 +483,7 @@ impl Space for WeightSpace<'_> {
             sigma.slopes_in_place(slopes.as_mut_slice());
             Some(pattern)
         };
-        let delta_dot = self.model.jvp_with_pattern(&slopes, &self.model.weights(v));
+        let delta_dot = v.map(|v| self.model.jvp_with_pattern(&slopes, &self.model.weights(v)));
         // The ReLU's slopes are its 0/1 pattern, whose co-activation counts are updated from
         // the last snapshot; a smooth activation's H is formed afresh, its pattern the signs.
         let (gram, pattern) = match pattern {
@@ -458,7 +493,9 @@ impl Space for WeightSpace<'_> {
             }
             Some(p) => (self.model.gram_of_pattern(&slopes), PatternBits::of(&p)),
         };
-        let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
+        let h_delta = &gram * &delta;
+        let pseudo_loss = 0.5 * delta.dot(&h_delta);
+        let delta_dot = delta_dot.unwrap_or_else(|| -h_delta);
         Snapshot {
             delta,
             delta_dot,
