@@ -1578,3 +1578,91 @@ pub fn integrate_output_space_landed(
         landed,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamics::{Flow, WeightSpace};
+    use crate::integrate::{output_times, Solver};
+    use crate::model::{Data, InitialNetwork};
+
+    /// The landed run takes the steps of the plain one bit for bit, and its snapshots have the
+    /// state's pattern and H(t) exactly and Delta, Delta' to rounding.
+    #[test]
+    fn landed_snapshots_are_the_states_snapshots_and_the_steps_do_not_move() {
+        let (n, d, m) = (12, 3, 60);
+        let model = Model::new(Data::synthetic(n, d, 4), InitialNetwork::init(m, d, 4).a);
+        let w0 = InitialNetwork::init(m, d, 4).w;
+        let space = WeightSpace::new(&model);
+        let settings = SolverSettings {
+            solver: Solver::Dopri5,
+            rtol: 1e-6,
+            atol: 1e-9,
+            step: 0.01,
+            max_steps: 100_000,
+            max_step: 0.3,
+        };
+        let times = output_times(5.0, 21);
+        for damping in [Damping::Constant(0.5), Damping::Vanishing(3.0)] {
+            let flow = Flow::new(&space, damping);
+            let y0 = flow.initial_state(w0.as_slice());
+            let mut plain = Vec::new();
+            let (stats, _) = integrate_output_space(
+                &model,
+                damping,
+                y0.clone(),
+                &times,
+                &settings,
+                Crossings::Corrected,
+                |_, y| {
+                    plain.push(y.clone());
+                    true
+                },
+            );
+            let mut landed_states = Vec::new();
+            let (landed_stats, _) = integrate_output_space_landed(
+                &model,
+                damping,
+                y0,
+                &times,
+                &settings,
+                Crossings::Corrected,
+                |_| {},
+                |_, y, landed| {
+                    let landed = landed.expect("momentum flows land with their quantities");
+                    let s = space.snapshot_landed(&landed);
+                    let reference = flow.snapshot(y.as_slice());
+                    assert_eq!(s.pattern, reference.pattern);
+                    assert_eq!(s.gram, reference.gram);
+                    let scale = 1.0 + reference.delta.amax() + reference.delta_dot.amax();
+                    assert!((&s.delta - &reference.delta).amax() < 1e-13 * scale);
+                    assert!((&s.delta_dot - &reference.delta_dot).amax() < 1e-13 * scale);
+                    landed_states.push(y.clone());
+                    true
+                },
+            );
+            assert_eq!(plain, landed_states, "{damping:?}");
+            assert_eq!(stats.accepted_steps, landed_stats.accepted_steps);
+            assert!(stats.switches > 0, "the run crosses activation surfaces");
+        }
+    }
+
+    /// Gradient flow's Delta' = -H(t) Delta is J (-grad L) to rounding.
+    #[test]
+    fn gradient_flows_delta_dot_is_minus_h_delta() {
+        use crate::dynamics::Space;
+        let (n, d, m) = (10, 4, 80);
+        let model = Model::new(Data::synthetic(n, d, 2), InitialNetwork::init(m, d, 2).a);
+        let w = InitialNetwork::init(m, d, 2).w;
+        let space = WeightSpace::new(&model);
+        let s = space.gradient_flow_snapshot(w.as_slice());
+        let mut g = vec![0.0; m * d];
+        space.gradient(w.as_slice(), &mut g);
+        g.iter_mut().for_each(|x| *x = -*x);
+        let reference = space.snapshot(w.as_slice(), &g);
+        assert_eq!(s.gram, reference.gram);
+        assert_eq!(s.delta, reference.delta);
+        let scale = reference.delta_dot.amax();
+        assert!((&s.delta_dot - &reference.delta_dot).amax() < 1e-13 * scale);
+    }
+}
