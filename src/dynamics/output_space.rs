@@ -1530,7 +1530,7 @@ impl HeldStages for Shared<'_, '_> {
 }
 
 /// [`integrate_output_space_watched`], with `observe(t, y, landed)` also given, for the
-/// momentum flows, what the evaluator holds at each output time ([`Landed`]; None for
+/// momentum flows, what the evaluator holds at each output time after the first ([`Landed`]; None at the start and for
 /// gradient flow, whose held Gram matrix is projected on its slides and whose held pattern
 /// has sliding entries off, so that its Delta' = -H Delta and its pattern are not the
 /// snapshot's J(-grad L) and 1[z >= 0]). The steps are the same, bit for bit.
@@ -1546,15 +1546,18 @@ pub fn integrate_output_space_landed(
     mut observe: impl FnMut(f64, &DVector<f64>, Option<Landed<'_>>) -> bool,
 ) -> (Stats, Stop) {
     let cell = std::cell::RefCell::new(OutputSpace::new(model, damping, crossings, y0.as_slice()));
+    let mut started = false;
     let landed = |t: f64, y: &DVector<f64>| {
         let mut guard = cell.borrow_mut();
         let space = &mut *guard;
-        if !space.second {
+        // The start is observed from the state itself, so that Delta(0), L(0) and Lhat(0),
+        // on which the bounds and error space's start depend, are the model's bit for bit.
+        if !space.second || !std::mem::replace(&mut started, true) {
             drop(guard);
             return observe(t, y, None);
         }
-        // At t0 `new` took the pattern of y; later the step landed here and was accepted
-        // (its pattern adopted): J W - y and J V of y are what `resume` would compute.
+        // The step landed here and was accepted (its pattern adopted): J W - y and J V of y
+        // are what `resume` would compute.
         space
             .held
             .refresh_at(space.model, y.as_slice(), true, &mut space.buf);
@@ -1628,8 +1631,12 @@ mod tests {
                 &settings,
                 Crossings::Corrected,
                 |_| {},
-                |_, y, landed| {
-                    let landed = landed.expect("momentum flows land with their quantities");
+                |t, y, landed| {
+                    let Some(landed) = landed else {
+                        assert_eq!(t, times[0], "momentum flows land with their quantities");
+                        landed_states.push(y.clone());
+                        return true;
+                    };
                     let s = space.snapshot_landed(&landed);
                     let reference = flow.snapshot(y.as_slice());
                     assert_eq!(s.pattern, reference.pattern);
