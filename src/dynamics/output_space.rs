@@ -1465,15 +1465,17 @@ pub fn integrate_output_space_watched(
     settings: &SolverSettings,
     crossings: Crossings,
     on_step: impl FnMut(f64),
-    observe: impl FnMut(f64, &DVector<f64>) -> bool,
+    mut observe: impl FnMut(f64, &DVector<f64>) -> bool,
 ) -> (Stats, Stop) {
-    let stages = OutputSpace::new(model, damping, crossings, y0.as_slice());
-    drive(
-        &mut Watched::new(stages, on_step),
+    integrate_output_space_landed(
+        model,
+        damping,
         y0,
         times,
         settings,
-        observe,
+        crossings,
+        on_step,
+        |t, y, _| observe(t, y),
     )
 }
 
@@ -1530,10 +1532,11 @@ impl HeldStages for Shared<'_, '_> {
 }
 
 /// [`integrate_output_space_watched`], with `observe(t, y, landed)` also given, for the
-/// momentum flows, what the evaluator holds at each output time after the first ([`Landed`]; None at the start and for
-/// gradient flow, whose held Gram matrix is projected on its slides and whose held pattern
-/// has sliding entries off, so that its Delta' = -H Delta and its pattern are not the
-/// snapshot's J(-grad L) and 1[z >= 0]). The steps are the same, bit for bit.
+/// momentum flows, what the evaluator holds at each output time after the first
+/// ([`Landed`]; None at the start, and for gradient flow, whose held Gram matrix is projected
+/// on its slides and whose held pattern has sliding entries off, so that its
+/// Delta' = -H Delta and its pattern are not the snapshot's J(-grad L) and 1[z >= 0]). The
+/// steps are the same, bit for bit.
 #[allow(clippy::too_many_arguments)]
 pub fn integrate_output_space_landed(
     model: &Model,
