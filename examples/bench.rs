@@ -31,12 +31,13 @@
 //! space) in the same run, with `--samples K` output times for both (default 11) and gf to
 //! `--jax-gf-t-end` (default T) where a diffrax gf solve to T = 100 takes too long;
 //! `--only-default` runs ntkdyn at its defaults only (no rtol 1e-7, 1e-8 rows).
-//! `snapshots` measures what an output time costs: whole default runs (n = 100, d = 20,
-//! m = 400, T = 100, atol 1e-9) with 201 against 11 samples, alternating, medians of R each,
+//! `snapshots` measures what an output time costs: whole default runs of gf, hbf, nag and
+//! nagsc (n = 100, d = 20, m = 400, T = 100, atol 1e-9) with 201 against 11 samples, alternating, medians of R each,
 //! and the share of the 201-sample run spent at its output times (the run's own
 //! `snapshot_seconds`: snapshot, H(t)'s ends, probes); then (unless `--no-parts`) at each
 //! size n (m = 10 n, d = 20) one snapshot's parts (Delta, Delta', H(t), the probes) and the
-//! extreme eigenvalues of H(t) by the full eigenvalue solve and by Lanczos, cold and
+//! extreme eigenvalues of H(t) by the full eigenvalue solve, by the tridiagonal reduction with
+//! bisection and with the runs' multisection, and by Lanczos, cold and
 //! warm-started from H at the previous output time, with their deviation from the full solve.
 //! `memory` runs a table of configurations, each as a child process of the release binary
 //! (target/release/ntkdyn: `cargo build --release` first), and prints the library's memory
@@ -1015,7 +1016,12 @@ fn snapshots(args: &[String]) {
     println!("| run | 201 samples (s) | snapshots of 201 (s) | share | 11 samples (s) | ratio 201 / 11 |");
     println!("|---|---|---|---|---|---|");
     let dir = std::env::temp_dir().join(format!("ntkdyn-bench-snap-{}", std::process::id()));
-    for opt in [Optimizer::Gf, Optimizer::Hbf, Optimizer::Nag] {
+    for opt in [
+        Optimizer::Gf,
+        Optimizer::Hbf,
+        Optimizer::Nag,
+        Optimizer::Nagsc,
+    ] {
         let (mut many, mut snap, mut share, mut few) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..repeats {
@@ -1052,7 +1058,7 @@ fn snapshots(args: &[String]) {
     }
     println!();
     println!("One snapshot at W(0) (m = 10 n, d = 20) and the extremes of H at a state one sample later (W0 - 0.5 grad L), ms:");
-    println!("| n | m | rhs | snapshot (H(t), Delta, Delta') | Drift probe | all eigenvalues (QR) | tridiagonal + bisection (the runs') | bisection - QR, lambda_min / lambda_max relative | Lanczos cold (steps) | Lanczos warm (steps) | Lanczos - QR, lambda_min / lambda_max relative |");
+    println!("| n | m | rhs | snapshot (H(t), Delta, Delta') | Drift probe | all eigenvalues (QR) | tridiagonal + bisection | tridiagonal + multisection (the runs') | multisection - QR, lambda_min / lambda_max relative | Lanczos cold (steps) | Lanczos warm (steps) | Lanczos - QR, lambda_min / lambda_max relative |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     rayon::scope(|_| {
         for &n in &sizes {
@@ -1091,7 +1097,10 @@ fn snapshots(args: &[String]) {
             let ends = time(|| {
                 std::hint::black_box(ntkdyn::linalg::faer_extreme_eigenvalues(&h1));
             });
-            let (bmin, bmax) = ntkdyn::linalg::faer_extreme_eigenvalues(&h1);
+            let multi = time(|| {
+                std::hint::black_box(ntkdyn::observe::extremes::kernel_extremes(&h1));
+            });
+            let (bmin, bmax) = ntkdyn::observe::extremes::kernel_extremes(&h1);
             let start = lanczos_extremes(&h0, None);
             let cold_e = lanczos_extremes(&h1, None);
             let warm_e = lanczos_extremes(&h1, Some((&start.v_min, &start.v_max)));
@@ -1109,12 +1118,13 @@ fn snapshots(args: &[String]) {
                 )
             };
             println!(
-                "| {n} | {m} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1e} / {:.1e} | {:.3} ({}) | {:.3} ({}) | cold {}, warm {} |",
+                "| {n} | {m} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1e} / {:.1e} | {:.3} ({}) | {:.3} ({}) | cold {}, warm {} |",
                 rhs * 1e3,
                 snap * 1e3,
                 probe * 1e3,
                 full * 1e3,
                 ends * 1e3,
+                multi * 1e3,
                 (bmin - lo).abs() / lo.abs(),
                 (bmax - hi).abs() / hi.abs(),
                 cold * 1e3,

@@ -156,10 +156,7 @@ impl<'a, S: Space> Flow<'a, S> {
         if self.damping.second_order() {
             self.space.snapshot(&y[..n], &y[n..])
         } else {
-            let mut v = vec![0.0; n];
-            self.space.gradient(y, &mut v);
-            v.iter_mut().for_each(|vi| *vi = -*vi);
-            self.space.snapshot(y, &v)
+            self.space.gradient_flow_snapshot(y)
         }
     }
 

@@ -647,6 +647,9 @@ struct OutputSpace<'a> {
     /// A step cut short at a crossing that ends a slide (`split_at`): its share of the
     /// trial, and the crossing entries with the side each takes at the cut.
     split: Option<Cut>,
+    /// J W - y and J V were recomputed from the state at the output time just observed
+    /// (`integrate_output_space_landed`): `resume` has nothing to do.
+    refreshed: bool,
     evaluations: u64,
 }
 
@@ -687,6 +690,7 @@ impl<'a> OutputSpace<'a> {
             entering_entries: Vec::new(),
             releases: Vec::new(),
             split: None,
+            refreshed: false,
             evaluations: 0,
         }
     }
@@ -1245,6 +1249,7 @@ impl HeldStages for OutputSpace<'_> {
     }
 
     fn trial(&mut self, t: f64, step: f64, ys: &[f64], yn: &mut [f64]) -> Norms {
+        self.refreshed = false;
         self.stages(t, step);
         let model = self.model;
         let (m, d) = (model.m(), model.d());
@@ -1422,6 +1427,10 @@ impl HeldStages for OutputSpace<'_> {
     }
 
     fn resume(&mut self, _t: f64, y: &[f64]) {
+        // The observer's refresh was this one, of the same state with the same pattern.
+        if std::mem::take(&mut self.refreshed) {
+            return;
+        }
         self.held
             .refresh_at(self.model, y, self.second, &mut self.buf);
     }
@@ -1469,14 +1478,214 @@ pub fn integrate_output_space_watched(
     settings: &SolverSettings,
     crossings: Crossings,
     on_step: impl FnMut(f64),
-    observe: impl FnMut(f64, &DVector<f64>) -> bool,
+    mut observe: impl FnMut(f64, &DVector<f64>) -> bool,
 ) -> (Stats, Stop) {
-    let stages = OutputSpace::new(model, damping, crossings, y0.as_slice());
-    drive(
-        &mut Watched::new(stages, on_step),
+    integrate_output_space_landed(
+        model,
+        damping,
         y0,
         times,
         settings,
-        observe,
+        crossings,
+        on_step,
+        |t, y, _| observe(t, y),
     )
+}
+
+/// What the output-space evaluator holds at an output time a step landed on, for the
+/// snapshot (momentum flows): Delta = J W - y and Delta' = J V, recomputed from the state
+/// as `resume` recomputes them (the one computation serves both), and the held pattern,
+/// which is the state's own sign pattern there (the step's switches adopted).
+pub struct Landed<'a> {
+    /// Delta = J W - y.
+    pub delta: &'a DVector<f64>,
+    /// Delta' = J V.
+    pub delta_dot: &'a DVector<f64>,
+    pattern: &'a Pattern,
+}
+
+impl Landed<'_> {
+    /// The sign pattern 1[w_r . x_i >= 0] of the state (m x n) as bits.
+    pub fn pattern_bits(&self, m: usize, n: usize) -> crate::dynamics::PatternBits {
+        crate::dynamics::PatternBits::from_fn(m, n, |r, i| self.pattern.active(r, i))
+    }
+}
+
+/// The evaluator shared by the driver and the observer of [`integrate_output_space_landed`].
+struct Shared<'c, 'a>(&'c std::cell::RefCell<OutputSpace<'a>>);
+
+impl HeldStages for Shared<'_, '_> {
+    fn start(&mut self, t: f64, y: &[f64]) {
+        self.0.borrow_mut().start(t, y);
+    }
+    fn trial(&mut self, t: f64, step: f64, ys: &[f64], yn: &mut [f64]) -> Norms {
+        self.0.borrow_mut().trial(t, step, ys, yn)
+    }
+    fn blend(&mut self, t: f64, step: f64, y: &[f64], y_new: &[f64]) -> u64 {
+        self.0.borrow_mut().blend(t, step, y, y_new)
+    }
+    fn retake_step(&self, step: f64) -> f64 {
+        self.0.borrow().retake_step(step)
+    }
+    fn accept(&mut self, t: f64, y: &[f64], retaken: bool) {
+        self.0.borrow_mut().accept(t, y, retaken);
+    }
+    fn reject(&mut self, t: f64, y: &[f64], retaken: bool) {
+        self.0.borrow_mut().reject(t, y, retaken);
+    }
+    fn resume(&mut self, t: f64, y: &[f64]) {
+        self.0.borrow_mut().resume(t, y);
+    }
+    fn finish(&mut self) {
+        self.0.borrow_mut().finish();
+    }
+    fn evaluations(&self) -> u64 {
+        self.0.borrow().evaluations()
+    }
+}
+
+/// [`integrate_output_space_watched`], with `observe(t, y, landed)` also given, for the
+/// momentum flows, what the evaluator holds at each output time after the first
+/// ([`Landed`]; None at the start, and for gradient flow, whose held Gram matrix is projected
+/// on its slides and whose held pattern has sliding entries off, so that its
+/// Delta' = -H Delta and its pattern are not the snapshot's J(-grad L) and 1[z >= 0]). The
+/// steps are the same, bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub fn integrate_output_space_landed(
+    model: &Model,
+    damping: Damping,
+    y0: DVector<f64>,
+    times: &[f64],
+    settings: &SolverSettings,
+    crossings: Crossings,
+    on_step: impl FnMut(f64),
+    mut observe: impl FnMut(f64, &DVector<f64>, Option<Landed<'_>>) -> bool,
+) -> (Stats, Stop) {
+    let cell = std::cell::RefCell::new(OutputSpace::new(model, damping, crossings, y0.as_slice()));
+    let mut started = false;
+    let landed = |t: f64, y: &DVector<f64>| {
+        let mut guard = cell.borrow_mut();
+        let space = &mut *guard;
+        // The start is observed from the state itself, so that Delta(0), L(0) and Lhat(0),
+        // on which the bounds and error space's start depend, are the model's bit for bit.
+        if !space.second || !std::mem::replace(&mut started, true) {
+            drop(guard);
+            return observe(t, y, None);
+        }
+        // The step landed here and was accepted (its pattern adopted): J W - y and J V of y
+        // are what `resume` would compute.
+        space
+            .held
+            .refresh_at(space.model, y.as_slice(), true, &mut space.buf);
+        space.refreshed = true;
+        let held = &space.held;
+        observe(
+            t,
+            y,
+            Some(Landed {
+                delta: &held.delta,
+                delta_dot: &held.jv,
+                pattern: &held.pattern,
+            }),
+        )
+    };
+    drive(
+        &mut Watched::new(Shared(&cell), on_step),
+        y0,
+        times,
+        settings,
+        landed,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamics::{Flow, WeightSpace};
+    use crate::integrate::{output_times, Solver};
+    use crate::model::{Data, InitialNetwork};
+
+    /// The landed run takes the steps of the plain one bit for bit, and its snapshots have the
+    /// state's pattern and H(t) exactly and Delta, Delta' to rounding.
+    #[test]
+    fn landed_snapshots_are_the_states_snapshots_and_the_steps_do_not_move() {
+        let (n, d, m) = (12, 3, 60);
+        let model = Model::new(Data::synthetic(n, d, 4), InitialNetwork::init(m, d, 4).a);
+        let w0 = InitialNetwork::init(m, d, 4).w;
+        let space = WeightSpace::new(&model);
+        let settings = SolverSettings {
+            solver: Solver::Dopri5,
+            rtol: 1e-6,
+            atol: 1e-9,
+            step: 0.01,
+            max_steps: 100_000,
+            max_step: 0.3,
+        };
+        let times = output_times(5.0, 21);
+        for damping in [Damping::Constant(0.5), Damping::Vanishing(3.0)] {
+            let flow = Flow::new(&space, damping);
+            let y0 = flow.initial_state(w0.as_slice());
+            let mut plain = Vec::new();
+            let (stats, _) = integrate_output_space(
+                &model,
+                damping,
+                y0.clone(),
+                &times,
+                &settings,
+                Crossings::Corrected,
+                |_, y| {
+                    plain.push(y.clone());
+                    true
+                },
+            );
+            let mut landed_states = Vec::new();
+            let (landed_stats, _) = integrate_output_space_landed(
+                &model,
+                damping,
+                y0,
+                &times,
+                &settings,
+                Crossings::Corrected,
+                |_| {},
+                |t, y, landed| {
+                    let Some(landed) = landed else {
+                        assert_eq!(t, times[0], "momentum flows land with their quantities");
+                        landed_states.push(y.clone());
+                        return true;
+                    };
+                    let s = space.snapshot_landed(&landed);
+                    let reference = flow.snapshot(y.as_slice());
+                    assert_eq!(s.pattern, reference.pattern);
+                    assert_eq!(s.gram, reference.gram);
+                    let scale = 1.0 + reference.delta.amax() + reference.delta_dot.amax();
+                    assert!((&s.delta - &reference.delta).amax() < 1e-13 * scale);
+                    assert!((&s.delta_dot - &reference.delta_dot).amax() < 1e-13 * scale);
+                    landed_states.push(y.clone());
+                    true
+                },
+            );
+            assert_eq!(plain, landed_states, "{damping:?}");
+            assert_eq!(stats.accepted_steps, landed_stats.accepted_steps);
+            assert!(stats.switches > 0, "the run crosses activation surfaces");
+        }
+    }
+
+    /// Gradient flow's Delta' = -H(t) Delta is J (-grad L) to rounding.
+    #[test]
+    fn gradient_flows_delta_dot_is_minus_h_delta() {
+        use crate::dynamics::Space;
+        let (n, d, m) = (10, 4, 80);
+        let model = Model::new(Data::synthetic(n, d, 2), InitialNetwork::init(m, d, 2).a);
+        let w = InitialNetwork::init(m, d, 2).w;
+        let space = WeightSpace::new(&model);
+        let s = space.gradient_flow_snapshot(w.as_slice());
+        let mut g = vec![0.0; m * d];
+        space.gradient(w.as_slice(), &mut g);
+        g.iter_mut().for_each(|x| *x = -*x);
+        let reference = space.snapshot(w.as_slice(), &g);
+        assert_eq!(s.gram, reference.gram);
+        assert_eq!(s.delta, reference.delta);
+        let scale = reference.delta_dot.amax();
+        assert!((&s.delta_dot - &reference.delta_dot).amax() < 1e-13 * scale);
+    }
 }

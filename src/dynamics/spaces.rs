@@ -64,6 +64,26 @@ impl PatternBits {
         PatternBits { rows, cols, words }
     }
 
+    /// The bits of an m x n pattern whose entry (r, i) is `active(r, i)`.
+    pub fn from_fn(rows: usize, cols: usize, active: impl Fn(usize, usize) -> bool) -> Self {
+        let per = rows.div_ceil(64);
+        let mut words = vec![0u64; per * cols];
+        for r in 0..rows {
+            let (word, bit) = (r / 64, r % 64);
+            for i in 0..cols {
+                words[i * per + word] |= u64::from(active(r, i)) << bit;
+            }
+        }
+        PatternBits { rows, cols, words }
+    }
+
+    /// The pattern as an m x n matrix of zeros and ones.
+    fn to_matrix(&self) -> DMatrix<f64> {
+        DMatrix::from_fn(self.rows, self.cols, |r, i| {
+            f64::from(u8::from(self.get(r, i)))
+        })
+    }
+
     /// m x n.
     pub fn shape(&self) -> (usize, usize) {
         (self.rows, self.cols)
@@ -117,6 +137,14 @@ pub trait Space {
     /// g = grad(x), written into the caller's buffer.
     fn gradient(&self, x: &[f64], g: &mut [f64]);
     fn snapshot(&self, x: &[f64], v: &[f64]) -> Snapshot;
+    /// The snapshot of gradient flow x' = -grad(x) at x: [`Space::snapshot`] with the
+    /// velocity -grad(x).
+    fn gradient_flow_snapshot(&self, x: &[f64]) -> Snapshot {
+        let mut v = vec![0.0; self.dim()];
+        self.gradient(x, &mut v);
+        v.iter_mut().for_each(|vi| *vi = -*vi);
+        self.snapshot(x, &v)
+    }
     /// Hold the switching structure of the right-hand side (the ReLU activation pattern) at
     /// that of x, so that the gradient is smooth until the next call; returns how many
     /// switches (activation signs) changed since the last hold. Spaces whose gradient is
@@ -243,6 +271,21 @@ impl PatternCounts {
         }
     }
 
+    /// Move to `pattern` by updates, or (too many changes, or no counts yet) by the product.
+    fn follow(
+        cache: &mut Option<PatternCounts>,
+        bits: &PatternBits,
+        s: impl FnOnce() -> DMatrix<f64>,
+    ) {
+        let fresh = match cache.as_mut() {
+            Some(c) => !c.update(bits),
+            None => true,
+        };
+        if fresh {
+            *cache = Some(PatternCounts::of(&s(), bits));
+        }
+    }
+
     /// Move to `pattern` by updates when few entries changed (false: too many, untouched).
     fn update(&mut self, pattern: &PatternBits) -> bool {
         let (m, n) = pattern.shape();
@@ -304,18 +347,40 @@ impl<'a> WeightSpace<'a> {
     /// H of `pattern` ((X X^T) o S^T S / m, as [`Model::gram_of_pattern`] bit for bit), with
     /// S^T S updated from the last call's ([`PatternCounts`]); `bits` are the pattern's.
     fn gram(&self, pattern: &DMatrix<f64>, bits: &PatternBits) -> DMatrix<f64> {
+        self.gram_with(bits, || pattern.clone())
+    }
+
+    /// [`WeightSpace::gram`] with the 0/1 matrix formed only when the counts are formed anew.
+    fn gram_with(&self, bits: &PatternBits, s: impl FnOnce() -> DMatrix<f64>) -> DMatrix<f64> {
         let mut cache = self.counts.borrow_mut();
-        let fresh = match cache.as_mut() {
-            Some(c) => !c.update(bits),
-            None => true,
-        };
-        if fresh {
-            *cache = Some(PatternCounts::of(pattern, bits));
-        }
+        PatternCounts::follow(&mut cache, bits, s);
         let counts = &cache.as_ref().expect("counts were just formed").counts;
         // (C o G) / m entry by entry, as the product and then the quotient were taken.
         let m = self.model.m() as f64;
         counts.zip_map(self.model.input_gram(), |c, g| c * g / m)
+    }
+}
+
+impl WeightSpace<'_> {
+    /// The snapshot of a ReLU network's state from Delta = J W - y, Delta' = J V and the sign
+    /// pattern of W that the output-space evaluator holds where a step landed
+    /// ([`crate::dynamics::output_space::Landed`]): H(t) from the pattern's co-activation
+    /// counts as [`Space::snapshot`] forms it, without its two products W X^T and V X^T (at
+    /// n = 100, m = 400 a third of a snapshot). Delta and Delta' are the fused kernels'
+    /// sums, which differ from the products' by rounding.
+    pub fn snapshot_landed(&self, landed: &crate::dynamics::output_space::Landed<'_>) -> Snapshot {
+        let (m, n) = (self.model.m(), self.model.n());
+        let bits = landed.pattern_bits(m, n);
+        let gram = self.gram_with(&bits, || bits.to_matrix());
+        let delta = landed.delta.clone();
+        let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
+        Snapshot {
+            delta,
+            delta_dot: landed.delta_dot.clone(),
+            pseudo_loss,
+            gram: Some(gram),
+            pattern: Some(bits),
+        }
     }
 }
 
@@ -363,6 +428,32 @@ impl Space for WeightSpace<'_> {
         *self.held.borrow_mut() = None;
     }
     fn snapshot(&self, x: &[f64], v: &[f64]) -> Snapshot {
+        self.snapshot_with(x, Some(v))
+    }
+    /// The ReLU network's gradient flow (first layer trained): Delta' = J W' = -J J^T Delta
+    /// = -H(t) Delta, an n x n product with the snapshot's own H(t) in place of the gradient
+    /// and the product V X^T (at n = 100, m = 400 two thirds of a snapshot). It differs from
+    /// J (-grad L) by rounding, and where an activation sits on its surface (z = 0 within
+    /// rounding, a sliding neuron) by that entry's sign, which the gradient's kernel and the
+    /// snapshot's product then read differently: -H(t) Delta takes one pattern throughout.
+    /// No column of weight.csv reads gradient flow's Delta' (its Lyapunov function is
+    /// exp(2 mu t) L); it is checked to be finite.
+    fn gradient_flow_snapshot(&self, x: &[f64]) -> Snapshot {
+        let dim = self.dim();
+        if self.model.activation().switching() && !self.model.train().output_layer() {
+            return self.snapshot_with(&x[..dim], None);
+        }
+        let mut v = vec![0.0; dim];
+        self.gradient(x, &mut v);
+        v.iter_mut().for_each(|vi| *vi = -*vi);
+        self.snapshot(x, &v)
+    }
+}
+
+impl WeightSpace<'_> {
+    /// [`Space::snapshot`] with velocity v, or for `None` gradient flow's Delta' = -H(t) Delta
+    /// ([`Space::gradient_flow_snapshot`]).
+    fn snapshot_with(&self, x: &[f64], v: Option<&[f64]>) -> Snapshot {
         // One product W X^T serves Delta, the pattern, H and the observers (the same values
         // as Model::residual, slopes and pattern, each of which forms it anew).
         let w = self.model.weights(x);
@@ -371,6 +462,7 @@ impl Space for WeightSpace<'_> {
             // issue 17: (W, a) trained: H(W, a) and J V of both layers, formed afresh.
             let gram = self.model.gram(&w);
             let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
+            let v = v.expect("a trained output layer's snapshot is given its velocity");
             return Snapshot {
                 delta_dot: self.model.jvp(&w, &self.model.weights(v)),
                 delta,
@@ -391,7 +483,7 @@ impl Space for WeightSpace<'_> {
             sigma.slopes_in_place(slopes.as_mut_slice());
             Some(pattern)
         };
-        let delta_dot = self.model.jvp_with_pattern(&slopes, &self.model.weights(v));
+        let delta_dot = v.map(|v| self.model.jvp_with_pattern(&slopes, &self.model.weights(v)));
         // The ReLU's slopes are its 0/1 pattern, whose co-activation counts are updated from
         // the last snapshot; a smooth activation's H is formed afresh, its pattern the signs.
         let (gram, pattern) = match pattern {
@@ -401,7 +493,9 @@ impl Space for WeightSpace<'_> {
             }
             Some(p) => (self.model.gram_of_pattern(&slopes), PatternBits::of(&p)),
         };
-        let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
+        let h_delta = &gram * &delta;
+        let pseudo_loss = 0.5 * delta.dot(&h_delta);
+        let delta_dot = delta_dot.unwrap_or_else(|| -h_delta);
         Snapshot {
             delta,
             delta_dot,

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::dynamics::output_space::{integrate_output_space_watched, Crossings};
+use crate::dynamics::output_space::{integrate_output_space_landed, Crossings, Landed};
 use crate::dynamics::{Damping, ErrorSpace, Flow, WeightSpace};
 use crate::error::Error;
 use crate::integrate::{integrate, integrate_smooth, OdeSystem, Outputs, Solver, Stats, Stop};
@@ -15,7 +15,7 @@ use crate::model::Data;
 use crate::observe::core::Core;
 use crate::observe::drift::Drift;
 use crate::observe::exact::ExactCheck;
-use crate::observe::extremes::kernel_extremes;
+use crate::observe::extremes::KernelExtremes;
 use crate::observe::lyapunov::LyapunovProbe;
 use crate::observe::pl::PlProbe;
 use crate::observe::sharpness::Sharpness;
@@ -219,15 +219,21 @@ pub fn run_weight(
     progress.start("weight space", cfg.t_end);
     // issue 20: what the output times cost (summary timings.snapshot_seconds).
     let mut observing = std::time::Duration::ZERO;
-    let observe = |t: f64, y: &DVector<f64>| {
+    // issue 20: where the output-space evaluator landed, its J W - y, J V and pattern serve
+    // the snapshot (momentum flows; `landed`), else the snapshot is formed from the state.
+    let mut extremes = KernelExtremes::default();
+    let mut observe = |t: f64, y: &DVector<f64>, landed: Option<Landed<'_>>| {
         progress.at(t);
         let clock = Instant::now();
-        let s = flow.snapshot(y.as_slice());
+        let s = match landed {
+            Some(l) => space.snapshot_landed(&l),
+            None => flow.snapshot(y.as_slice()),
+        };
         let gram = s.gram.as_ref().expect("weight space carries H(t)");
         let go_on = recorder.record(&Sample {
             t,
             // Both ends of H(t)'s spectrum in one solve.
-            kernel_extremes: kernel_extremes(gram),
+            kernel_extremes: extremes.of(gram),
             snapshot: &s,
             weights: Some(model.weights(&y.as_slice()[..dim])),
         });
@@ -239,7 +245,7 @@ pub fn run_weight(
     let held = model.activation().switching() && !model.train().output_layer();
     let outcome = if cfg.solver == Solver::Dopri5 && held {
         // The held-pattern steps, taken in output space (dynamics::output_space).
-        integrate_output_space_watched(
+        integrate_output_space_landed(
             model,
             flow.damping,
             y0,
@@ -247,15 +253,15 @@ pub fn run_weight(
             &settings,
             Crossings::Corrected,
             |t| progress.at(t),
-            observe,
+            &mut observe,
         )
     } else if cfg.solver == Solver::Dopri5 && !model.activation().switching() {
         // issue 17: a smooth activation's right-hand side is smooth: Dormand-Prince in place
         // through the held driver (nothing held), one run through all output times, landing
-        // on each (ode_solvers' Dopri5 restarted on every interval took two steps per interval). Interpolating
-        // them (Outputs::Interpolate) takes 21 steps instead of 201 on the benchmark (gf,
-        // erf, T = 10), but its loss is only as accurate as rtol asks, 5e-6 relative against
-        // 2e-9 landed (README, Performance > Activations).
+        // on each (ode_solvers' Dopri5, restarted on every interval, took two steps per
+        // interval). Interpolating them (Outputs::Interpolate) without a step cap took 21
+        // steps instead of 201 (gf, erf, T = 10), but its loss was 5e-6 relative off a tight
+        // reference against 2e-8 landed (RunConfig::max_step).
         integrate_smooth(
             flow,
             y0,
@@ -263,10 +269,16 @@ pub fn run_weight(
             &settings,
             Outputs::Land,
             |t| progress.at(t),
-            observe,
+            |t, y| observe(t, y, None),
         )
     } else {
-        integrate(Watched::new(flow, progress), y0, &times, &settings, observe)
+        integrate(
+            Watched::new(flow, progress),
+            y0,
+            &times,
+            &settings,
+            |t, y| observe(t, y, None),
+        )
     };
     progress.done();
     let mut run = finish_weight(cfg, setup, recorder, lyapunov, outcome, started);
