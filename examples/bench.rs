@@ -1095,7 +1095,7 @@ fn snapshots(args: &[String]) {
             });
             let (lo, hi) = extreme_eigenvalues(&h1);
             let ends = time(|| {
-                std::hint::black_box(ntkdyn::linalg::faer_extreme_eigenvalues(&h1));
+                std::hint::black_box(ntkdyn::linalg::bisection_extreme_eigenvalues(&h1));
             });
             let multi = time(|| {
                 std::hint::black_box(ntkdyn::observe::extremes::kernel_extremes(&h1));

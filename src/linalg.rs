@@ -157,24 +157,64 @@ pub fn matmul_tr(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
 }
 
 /// lambda_min and lambda_max of a symmetric matrix by faer's blocked tridiagonal reduction
-/// (Householder, (4/3) n^3 flops) and bisection on the tridiagonal T's Sturm sequence for the
-/// two ends alone (Golub and Van Loan, 4th ed., 8.4.2), where [`faer_symmetric_eigenvalues`]
+/// (Householder, (4/3) n^3 flops) and multisection on the tridiagonal T's Sturm sequence for
+/// the two ends alone (Golub and Van Loan, 4th ed., 8.4.2), where [`faer_symmetric_eigenvalues`]
 /// runs the QR iteration for all n eigenvalues: at n = 100 that iteration took 60% of the
 /// eigenvalue time of a weight-space snapshot (perf). Both are backward stable: the values
 /// differ by a few ulps of |H| (relative to lambda_min, about 1e-15 to 1e-14 at the
-/// benchmark's sizes; tested below 1e-12). NaN for a matrix with non-finite entries.
+/// benchmark's sizes; tested below 1e-12). The ends are bisection's
+/// ([`bisection_extreme_eigenvalues`]) bit for bit. NaN for a matrix with non-finite entries.
 pub fn faer_extreme_eigenvalues(h: &DMatrix<f64>) -> (f64, f64) {
+    extreme_eigenvalues_by(h, tridiagonal_ends)
+}
+
+/// [`faer_extreme_eigenvalues`] with the ends found by plain bisection, one end and one
+/// Sturm count at a time: the oracle the multisection is tested against (bit for bit), kept
+/// for that and for `cargo run --release --example bench -- snapshots`.
+pub fn bisection_extreme_eigenvalues(h: &DMatrix<f64>) -> (f64, f64) {
+    extreme_eigenvalues_by(h, tridiagonal_extremes)
+}
+
+/// The ends of H by `ends` on its tridiagonal form; NaN for non-finite entries or no rows.
+fn extreme_eigenvalues_by(h: &DMatrix<f64>, ends: fn(&[f64], &[f64]) -> (f64, f64)) -> (f64, f64) {
+    match tridiagonal_form(h) {
+        Some((d, e)) => ends(&d, &e),
+        None if h.nrows() == 1 && h[(0, 0)].is_finite() => (h[(0, 0)], h[(0, 0)]),
+        None => (f64::NAN, f64::NAN),
+    }
+}
+
+/// The number of eigenvalues of the symmetric matrix H below x: the Sturm count (the
+/// negative pivots of the LDL^T factorization of T - x I) on H's tridiagonal form, by
+/// Sylvester's law of inertia, for (4/3) n^3 flops and no QR iteration (at n = 2000
+/// 0.4-0.6 s, faer's eigenvalues 0.5-0.6 s, the decomposition 1.2 s). An eigenvalue within
+/// rounding of x may be counted on either side. None below 2 rows or for non-finite entries.
+pub fn eigenvalues_below(h: &DMatrix<f64>, x: f64) -> Option<usize> {
+    let (d, e) = tridiagonal_form(h)?;
+    let (_, _, pivmin) = gershgorin_bracket(&d, &e);
+    Some(sturm_count(&d, &e, x, pivmin))
+}
+
+/// Below this many rows the tridiagonal reduction runs on the calling thread: at n = 100
+/// rayon's splitting cost 11% of the reduction's time (the same bits either way).
+const SEQUENTIAL_BELOW: usize = 200;
+
+/// The diagonal and off-diagonal of Q^T H Q, H's tridiagonal form by faer's Householder
+/// reduction ((4/3) n^3 flops, lower triangle read); None below 2 rows or for non-finite
+/// entries.
+fn tridiagonal_form(h: &DMatrix<f64>) -> Option<(Vec<f64>, Vec<f64>)> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::evd::tridiag;
     let n = h.nrows();
     assert_eq!(n, h.ncols(), "a symmetric matrix is square");
-    if n == 0 || h.iter().any(|v| !v.is_finite()) {
-        return (f64::NAN, f64::NAN);
+    if n < 2 || h.iter().any(|v| !v.is_finite()) {
+        return None;
     }
-    if n == 1 {
-        return (h[(0, 0)], h[(0, 0)]);
-    }
-    let par = faer::get_global_parallelism();
+    let par = if n < SEQUENTIAL_BELOW {
+        faer::Par::Seq
+    } else {
+        faer::get_global_parallelism()
+    };
     let mut t = faer::Mat::<f64>::zeros(n, n);
     t.as_mut().copy_from_triangular_lower(view(h));
     let block = faer::linalg::qr::no_pivoting::factor::recommended_block_size::<f64>(n, n);
@@ -191,9 +231,9 @@ pub fn faer_extreme_eigenvalues(h: &DMatrix<f64>) -> (f64, f64) {
         MemStack::new(&mut buffer),
         Default::default(),
     );
-    let diagonal: Vec<f64> = (0..n).map(|i| t[(i, i)]).collect();
-    let off: Vec<f64> = (0..n - 1).map(|i| t[(i + 1, i)]).collect();
-    tridiagonal_extremes(&diagonal, &off)
+    let diagonal = (0..n).map(|i| t[(i, i)]).collect();
+    let off = (0..n - 1).map(|i| t[(i + 1, i)]).collect();
+    Some((diagonal, off))
 }
 
 /// The most Lanczos steps [`spd_extreme_eigenvalues`] takes at either end before it gives up
@@ -371,24 +411,31 @@ fn sturm_count(d: &[f64], e: &[f64], x: f64, pivmin: f64) -> usize {
     count
 }
 
-/// lambda_min and lambda_max of a symmetric tridiagonal matrix by bisection from its
-/// Gershgorin interval, down to adjacent floating-point numbers.
-fn tridiagonal_extremes(d: &[f64], e: &[f64]) -> (f64, f64) {
+/// The bracket (lo, hi) of every eigenvalue of the symmetric tridiagonal matrix (diagonal d,
+/// off-diagonal e): its Gershgorin interval, widened by 4 n ulps of its largest end; and the
+/// smallest pivot magnitude pivmin of its Sturm counts.
+fn gershgorin_bracket(d: &[f64], e: &[f64]) -> (f64, f64, f64) {
     let n = d.len();
     let radius = |i: usize| {
         (if i > 0 { e[i - 1].abs() } else { 0.0 }) + (if i + 1 < n { e[i].abs() } else { 0.0 })
     };
-    let mut lo = (0..n)
+    let lo = (0..n)
         .map(|i| d[i] - radius(i))
         .fold(f64::INFINITY, f64::min);
-    let mut hi = (0..n)
+    let hi = (0..n)
         .map(|i| d[i] + radius(i))
         .fold(f64::NEG_INFINITY, f64::max);
     let scale = lo.abs().max(hi.abs()).max(f64::MIN_POSITIVE);
     let pad = 4.0 * n as f64 * f64::EPSILON * scale + f64::MIN_POSITIVE;
-    lo -= pad;
-    hi += pad;
     let pivmin = f64::MIN_POSITIVE * e.iter().fold(1.0f64, |a, b| a.max(b * b));
+    (lo - pad, hi + pad, pivmin)
+}
+
+/// lambda_min and lambda_max of a symmetric tridiagonal matrix by bisection from its
+/// Gershgorin interval, down to adjacent floating-point numbers.
+fn tridiagonal_extremes(d: &[f64], e: &[f64]) -> (f64, f64) {
+    let n = d.len();
+    let (lo, hi, pivmin) = gershgorin_bracket(d, e);
     // The smallest x with an eigenvalue below it, and the largest with one above it.
     let bisect = |inside: &dyn Fn(usize) -> bool| {
         let (mut a, mut b) = (lo, hi);
@@ -408,6 +455,93 @@ fn tridiagonal_extremes(d: &[f64], e: &[f64]) -> (f64, f64) {
     let min = bisect(&|below| below >= 1);
     let max = bisect(&|below| below >= n);
     (min, max)
+}
+
+/// Shifts per end in one sweep of `sturm_counts`: the two ends' 2 x 4 LDL^T recurrences are
+/// independent chains, so a sweep takes about the latency of one (a division a row).
+const LANES: usize = 4;
+
+/// The number of eigenvalues below each shift `x[l]` of the symmetric tridiagonal T
+/// (diagonal d, off-diagonal e): the negative pivots of the LDL^T factorizations of T - x I,
+/// each pivot formed as `sturm_count` forms it (so the counts are the same).
+fn sturm_counts(d: &[f64], e: &[f64], x: &[f64; 2 * LANES], pivmin: f64) -> [usize; 2 * LANES] {
+    let mut count = [0usize; 2 * LANES];
+    let mut q = [1.0f64; 2 * LANES];
+    for i in 0..d.len() {
+        let e2 = if i > 0 { e[i - 1] * e[i - 1] } else { 0.0 };
+        for l in 0..2 * LANES {
+            let mut p = d[i] - x[l] - if i > 0 { e2 / q[l] } else { 0.0 };
+            if p.abs() < pivmin {
+                p = -pivmin;
+            }
+            count[l] += usize::from(p < 0.0);
+            q[l] = p;
+        }
+    }
+    count
+}
+
+/// lambda_min and lambda_max of a symmetric tridiagonal matrix (diagonal d, off-diagonal e)
+/// by multisection of its Gershgorin interval down to adjacent floating-point numbers: each
+/// sweep evaluates the Sturm counts at LANES shifts inside each end's bracket at once, and
+/// keeps the two adjacent shifts between which the count reaches 1 (n for lambda_max).
+/// The counts are monotone in the shift (Demmel, Dhillon and Ren 1995), so the brackets end
+/// at the floats where bisection's end (`tridiagonal_extremes`), and the
+/// value is the same midpoint, in about a third of the sweeps (log2(LANES + 1) bits each)
+/// with the two ends in one sweep: a sweep is latency-bound (a division a row), and its 2 x
+/// LANES independent recurrences run side by side.
+fn tridiagonal_ends(d: &[f64], e: &[f64]) -> (f64, f64) {
+    let n = d.len();
+    let (lo, hi, pivmin) = gershgorin_bracket(d, e);
+    // Brackets (a, b): count(a) below the target, count(b) at or above it.
+    let mut ends = [(lo, hi), (lo, hi)];
+    let targets = [1, n];
+    loop {
+        let mut x = [0.0; 2 * LANES];
+        let mut open = false;
+        for (k, &(a, b)) in ends.iter().enumerate() {
+            let shifts = &mut x[k * LANES..(k + 1) * LANES];
+            let mid = 0.5 * (a + b);
+            if mid <= a || mid >= b {
+                // Adjacent: nothing left in this bracket (its shifts are unused).
+                shifts.fill(a);
+                continue;
+            }
+            open = true;
+            let width = b - a;
+            for (j, s) in shifts.iter_mut().enumerate() {
+                let at = a + width * ((j + 1) as f64 / (LANES + 1) as f64);
+                *s = at.clamp(a, b);
+            }
+            // Too close for distinct interior shifts: bisect.
+            if shifts.windows(2).any(|w| w[0] >= w[1]) || shifts[0] <= a || shifts[LANES - 1] >= b {
+                shifts.fill(mid);
+            }
+        }
+        if !open {
+            break;
+        }
+        let counts = sturm_counts(d, e, &x, pivmin);
+        for (k, end) in ends.iter_mut().enumerate() {
+            let (a, b) = *end;
+            let mid = 0.5 * (a + b);
+            if mid <= a || mid >= b {
+                continue;
+            }
+            let (mut na, mut nb) = (a, b);
+            for j in 0..LANES {
+                let s = x[k * LANES + j];
+                if counts[k * LANES + j] >= targets[k] {
+                    nb = nb.min(s);
+                } else {
+                    na = na.max(s);
+                }
+            }
+            *end = (na, nb);
+        }
+    }
+    let mid = |(a, b): (f64, f64)| 0.5 * (a + b);
+    (mid(ends[0]), mid(ends[1]))
 }
 
 /// The extreme eigenpairs of a symmetric matrix, by [`lanczos_extremes`].
@@ -1033,7 +1167,7 @@ mod tests {
     }
 
     #[test]
-    fn extremes_by_bisection_match_every_eigenvalue_by_qr_to_1e_13_relative() {
+    fn extremes_by_sturm_counts_match_every_eigenvalue_by_qr_to_1e_13_relative() {
         for (h, what) in [
             (random_symmetric(2, 40), "2 x 2"),
             (random_symmetric(100, 41), "random 100"),
@@ -1059,5 +1193,22 @@ mod tests {
         let mut bad = random_symmetric(5, 45);
         bad[(1, 1)] = f64::NAN;
         assert!(faer_extreme_eigenvalues(&bad).0.is_nan());
+    }
+
+    #[test]
+    fn the_ends_of_the_discrete_laplacian_are_its_cosines() {
+        // tridiag(-1, 2, -1): eigenvalues 2 - 2 cos(k pi / (n + 1)), k = 1..n.
+        let n = 120;
+        let d = vec![2.0; n];
+        let e = vec![-1.0; n - 1];
+        let (lo, hi) = tridiagonal_ends(&d, &e);
+        assert_eq!(
+            (lo, hi),
+            tridiagonal_extremes(&d, &e),
+            "multisection ends where bisection does"
+        );
+        let x = std::f64::consts::PI / (n + 1) as f64;
+        assert!((lo - (2.0 - 2.0 * x.cos())).abs() < 1e-14, "{lo}");
+        assert!((hi - (2.0 + 2.0 * x.cos())).abs() < 1e-14, "{hi}");
     }
 }

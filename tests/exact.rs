@@ -419,3 +419,40 @@ fn the_krylov_solution_of_the_high_resolution_odes_matches_the_full_decompositio
         }
     }
 }
+
+#[test]
+fn the_krylov_solution_of_the_modified_flow_matches_the_full_decomposition_at_n_1000() {
+    use ntkdyn::dynamics::modified_flow::{mode as modified_mode, ModifiedExact};
+    use ntkdyn::theory::exact::krylov_spectrum;
+    use ntkdyn::theory::spectrum::Spectrum;
+    // --beta's error space from KRYLOV_FROM points: Delta(t) = exp(-(H + kappa H^2) t) Delta(0)
+    // on the Ritz pairs, as on H's eigenpairs.
+    let n = 1000;
+    let (h, delta0) = benchmark_kernel(n, 5);
+    let full = Spectrum::of(&h);
+    let eta = 1.0 / full.max();
+    let t_end = 400.0 / full.max();
+    let times: Vec<f64> = (0..=20).map(|k| t_end * k as f64 / 20.0).collect();
+    // k_B eta for B = 0.5 and 0.9 with the high-resolution clock: kappa of eta/2 to 5 eta.
+    for kappa in [0.5 * eta, 5.0 * eta] {
+        let modes = |lambda: f64, ts: &[f64]| -> Vec<(f64, f64)> {
+            ts.iter()
+                .map(|&t| modified_mode(lambda, kappa, t))
+                .collect()
+        };
+        let (ritz, k) = krylov_spectrum(&h, &delta0, &times, &modes, n).expect("converges");
+        assert!(k < n / 2, "kappa = {kappa}: {k} steps");
+        let krylov = ModifiedExact::from_eigen(ritz.values, ritz.vectors, &delta0, kappa);
+        let exact =
+            ModifiedExact::from_eigen(full.values.clone(), full.vectors.clone(), &delta0, kappa);
+        for &t in &times {
+            let ((a, va), (b, vb)) = (krylov.at(t), exact.at(t));
+            let x = (&a - &b).norm() / b.norm();
+            let v = (&va - &vb).norm() / vb.norm();
+            assert!(
+                x < 1e-12 && v < 1e-12,
+                "kappa = {kappa}, k = {k}, t = {t}: Delta {x:e}, Delta' {v:e}"
+            );
+        }
+    }
+}

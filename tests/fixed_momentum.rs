@@ -370,3 +370,44 @@ fn the_command_line_takes_beta_and_refuses_it_for_gf_in_one_line() {
     let toml = std::fs::read_to_string(dir.join("hbf/run.toml")).unwrap();
     assert!(toml.contains("beta = 0.5"), "{toml}");
 }
+
+#[test]
+fn a_large_beta_error_space_is_solved_on_a_krylov_space_that_agrees_with_the_decomposition() {
+    use ntkdyn::theory::exact::KRYLOV_FROM;
+    // n = KRYLOV_FROM points in d = 20: lambda_max(H(0)) about 15, kappa = k_B eta = 0.15,
+    // so the fastest mode's rate lambda + kappa lambda^2 is about 50 and T = 2 is stiff.
+    let mut cfg = common::small(Optimizer::Hbf, KRYLOV_FROM, 20, 200, 5);
+    cfg.beta = Some(0.5);
+    cfg.resolution = ntkdyn::theory::high_resolution::Resolution::High;
+    cfg.eta = 0.05;
+    cfg.t_end = 2.0;
+    cfg.samples = 7;
+    cfg.progress = false;
+    let report = ntkdyn::study::run(&cfg).unwrap();
+    let error = report.error.as_ref().unwrap();
+    let note = error
+        .solver_note
+        .as_deref()
+        .expect("the solution is reported");
+    assert!(note.contains("on a Krylov space of dimension"), "{note}");
+    // No decomposition was made for the run.
+    assert!(report.setup.error_spectrum.get().is_none());
+    let kappa = 3.0 * 0.05; // k_B = (1 + B)/(2 (1 - B)^2) = 3
+    let (h, _) = report.setup.error_kernel(cfg.kernel);
+    let delta0 = report.setup.model.residual(&report.setup.w0.as_view());
+    let exact = ModifiedExact::new(h, &delta0, kappa);
+    let times = error.table.column("t").unwrap();
+    let losses = error.table.column("loss").unwrap();
+    for (t, l) in times.iter().zip(&losses) {
+        let want = 0.5 * exact.delta_at(*t).norm_squared();
+        assert!((l - want).abs() <= 2e-12 * want, "t = {t}: {l} vs {want}");
+    }
+    // The modes beyond the range by a Sturm count, as the eigenvalues count them.
+    let fm = &report.summary_json()["fixed_momentum"];
+    let edge = (1.0 - 0.5f64.sqrt()).powi(2);
+    let values = ntkdyn::linalg::symmetric_eigenvalues(h);
+    let beyond = values.iter().filter(|&&l| 0.05 * l >= edge).count();
+    assert!(beyond > 0 && beyond < KRYLOV_FROM, "{beyond}");
+    assert_eq!(fm["modes_beyond"], beyond);
+    assert_eq!(fm["modes"], KRYLOV_FROM);
+}

@@ -55,6 +55,11 @@ pub struct Setup {
     /// it), else on first use. Larger error spaces solve on a Krylov space of the kernel
     /// instead (`study::executor::error_modes`) and need it only for held-out points.
     pub error_spectrum: std::sync::OnceLock<std::sync::Arc<crate::theory::spectrum::Spectrum>>,
+    /// `--beta` from [`crate::theory::exact::KRYLOV_FROM`] points without the decomposition:
+    /// (the kernel, lambda, the number of its eigenvalues below lambda), counted once on first use
+    /// (`study::fixed_momentum::summary`, which summary.json, the figures and the terminal
+    /// each ask for).
+    pub eigenvalues_below: std::sync::OnceLock<(KernelChoice, f64, Option<usize>)>,
 }
 
 /// Build the problem: data from --data or synthetic, network from --init or the seed.
@@ -228,6 +233,7 @@ pub fn setup(cfg: &RunConfig) -> Result<Setup, InputError> {
         config,
         times,
         error_spectrum,
+        eigenvalues_below: std::sync::OnceLock::new(),
     })
 }
 

@@ -317,7 +317,18 @@ impl FixedMomentumSummary {
         kernel: &str,
         eigenvalues: &[f64],
     ) -> FixedMomentumSummary {
-        let (modes_beyond, modes_beyond_share) = theory.modes_beyond(eigenvalues);
+        let (modes_beyond, _) = theory.modes_beyond(eigenvalues);
+        Self::counted(theory, high, kernel, eigenvalues.len(), modes_beyond)
+    }
+
+    /// The summary when only the count of modes beyond is known (`modes_beyond` of `modes`).
+    pub fn counted(
+        theory: &FixedMomentum,
+        high: bool,
+        kernel: &str,
+        modes: usize,
+        modes_beyond: usize,
+    ) -> FixedMomentumSummary {
         FixedMomentumSummary {
             beta: theory.beta(),
             clock: "t = k eta/(1 - B)".into(),
@@ -327,9 +338,9 @@ impl FixedMomentumSummary {
             resolution: if high { "high" } else { "low" }.into(),
             edge_eta_lambda: theory.edge(),
             kernel: kernel.into(),
-            modes: eigenvalues.len(),
+            modes,
             modes_beyond,
-            modes_beyond_share,
+            modes_beyond_share: modes_beyond as f64 / modes as f64,
         }
     }
 }
