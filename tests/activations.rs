@@ -277,3 +277,62 @@ fn erf_weight_space_approaches_error_space_as_the_width_grows() {
         assert!(wide < 0.05, "seed {seed}: gap at m = 3200 {wide:.3e}");
     }
 }
+
+/// issue 17: a smooth activation's weight space, read off Dormand-Prince's continuous
+/// extension between steps (the default), agrees with the run landing on every output time
+/// to the tolerance level, in far fewer steps: gradient flow and heavy ball with erf.
+#[test]
+fn an_interpolated_smooth_run_agrees_with_a_landed_run_to_the_tolerance() {
+    use ntkdyn::dynamics::{Damping, Flow, WeightSpace};
+    use ntkdyn::integrate::{integrate_smooth, Outputs, Solver, SolverSettings};
+    let (n, d, m) = (20, 5, 300);
+    let net = InitialNetwork::init(m, d, 7);
+    let model = Model::with_activation(Data::synthetic(n, d, 7), net.a.clone(), Activation::Erf);
+    let space = WeightSpace::new(&model);
+    let times: Vec<f64> = (0..=100).map(|k| 0.05 * k as f64).collect();
+    let settings = SolverSettings {
+        solver: Solver::Dopri5,
+        rtol: 1e-6,
+        atol: 1e-9,
+        step: 0.01,
+        max_steps: 100_000,
+        max_step: 0.1,
+    };
+    for damping in [Damping::None, Damping::Constant(1.0)] {
+        let flow = Flow::new(&space, damping);
+        let run = |outputs| {
+            let mut losses = Vec::new();
+            let (stats, stop) = integrate_smooth(
+                flow,
+                flow.initial_state(net.w.as_slice()),
+                &times,
+                &settings,
+                outputs,
+                |_| {},
+                |_, y| {
+                    losses.push(model.loss(&model.weights(&y.as_slice()[..m * d])));
+                    true
+                },
+            );
+            assert_eq!(stop, Stop::Completed, "{damping:?} {outputs:?}");
+            (losses, stats.accepted_steps)
+        };
+        let (landed, landed_steps) = run(Outputs::Land);
+        let (read, steps) = run(Outputs::Interpolate);
+        assert_eq!(read.len(), times.len());
+        assert!(
+            2 * steps <= landed_steps + 5,
+            "{damping:?}: {steps} steps against {landed_steps} landed"
+        );
+        assert!(landed[100] < 0.9 * landed[0], "{damping:?}: the loss moves");
+        let err = landed
+            .iter()
+            .zip(&read)
+            .map(|(a, b)| (a - b).abs() / a)
+            .fold(0.0, f64::max);
+        assert!(
+            err < 1e-6,
+            "{damping:?}: interpolated losses {err:e} off the landed ones"
+        );
+    }
+}

@@ -1670,22 +1670,35 @@ mod tests {
         }
     }
 
-    /// Gradient flow's Delta' = -H(t) Delta is J (-grad L) to rounding.
+    /// Gradient flow's Delta' = -H(t) Delta is J (-grad L) to rounding, with the same Delta
+    /// and H, for the ReLU and (issue 17) the smooth activations alike.
     #[test]
     fn gradient_flows_delta_dot_is_minus_h_delta() {
         use crate::dynamics::Space;
+        use crate::model::Activation;
         let (n, d, m) = (10, 4, 80);
-        let model = Model::new(Data::synthetic(n, d, 2), InitialNetwork::init(m, d, 2).a);
-        let w = InitialNetwork::init(m, d, 2).w;
-        let space = WeightSpace::new(&model);
-        let s = space.gradient_flow_snapshot(w.as_slice());
-        let mut g = vec![0.0; m * d];
-        space.gradient(w.as_slice(), &mut g);
-        g.iter_mut().for_each(|x| *x = -*x);
-        let reference = space.snapshot(w.as_slice(), &g);
-        assert_eq!(s.gram, reference.gram);
-        assert_eq!(s.delta, reference.delta);
-        let scale = reference.delta_dot.amax();
-        assert!((&s.delta_dot - &reference.delta_dot).amax() < 1e-13 * scale);
+        for activation in [
+            Activation::Relu,
+            Activation::Erf,
+            Activation::Gelu,
+            Activation::Softplus,
+        ] {
+            let net = InitialNetwork::init(m, d, 2);
+            let model = Model::with_activation(Data::synthetic(n, d, 2), net.a, activation);
+            let space = WeightSpace::new(&model);
+            let s = space.gradient_flow_snapshot(net.w.as_slice());
+            let mut g = vec![0.0; m * d];
+            space.gradient(net.w.as_slice(), &mut g);
+            g.iter_mut().for_each(|x| *x = -*x);
+            let reference = space.snapshot(net.w.as_slice(), &g);
+            assert_eq!(s.gram, reference.gram, "{activation:?}");
+            assert_eq!(s.delta, reference.delta, "{activation:?}");
+            let err = (&s.delta_dot - &reference.delta_dot).amax();
+            let scale = reference.delta_dot.amax();
+            assert!(
+                scale > 0.0 && err < 1e-13 * scale,
+                "{activation:?}: {err:e} of {scale:e}"
+            );
+        }
     }
 }
