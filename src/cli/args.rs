@@ -364,7 +364,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = defaults().step, allow_negative_numbers = true)]
     pub step: f64,
     /// Largest step of the weight-space dopri5 (activation pattern held within a step)
-    /// [default: c sqrt(rtol/1e-6) within [0.001, c], c = 0.1 for gf, 0.3 for hbf, 0.07 for nag]
+    /// [default: c sqrt(rtol/1e-6) within [0.001, c], c = 0.1 for gf, 0.3 for hbf and nagsc
+    /// (0.1 with a smooth activation), 0.07 for nag]
     #[arg(long, allow_negative_numbers = true)]
     pub max_step: Option<f64>,
     /// Friction b of hbf [default: sqrt(2 lambda0)]
