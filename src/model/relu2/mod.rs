@@ -222,6 +222,26 @@ impl Model {
         self.predict_with(zt, self.a.as_slice())
     }
 
+    /// u from the pre-activations Z^T = W X^T of a smooth activation, which become the slopes
+    /// sigma'(Z^T) (m x n, [`Model::slopes`]): u and the slopes bit for bit those of
+    /// [`Model::predict_from`] and [`Activation::slopes_in_place`], in one pass of
+    /// [`Activation::values_and_slopes`] per sample through two buffers of m.
+    pub fn predict_to_slopes(&self, zt: &mut DMatrix<f64>) -> DVector<f64> {
+        let m = self.m();
+        let scale = 1.0 / (m as f64).sqrt();
+        let sigma = self.activation;
+        let (mut z, mut v) = (vec![0.0; m], vec![0.0; m]);
+        let a = self.a.as_slice();
+        DVector::from_iterator(
+            self.n(),
+            zt.as_mut_slice().chunks_exact_mut(m).map(|col| {
+                z.copy_from_slice(col);
+                sigma.values_and_slopes(&z, &mut v, col);
+                scale * v.iter().zip(a).map(|(v, ar)| ar * v).sum::<f64>()
+            }),
+        )
+    }
+
     fn predict_with(&self, zt: &DMatrix<f64>, a: &[f64]) -> DVector<f64> {
         let scale = 1.0 / (self.m() as f64).sqrt();
         if self.activation != Activation::Relu {
