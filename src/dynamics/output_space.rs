@@ -1453,31 +1453,6 @@ pub fn integrate_output_space(
     times: &[f64],
     settings: &SolverSettings,
     crossings: Crossings,
-    observe: impl FnMut(f64, &DVector<f64>) -> bool,
-) -> (Stats, Stop) {
-    integrate_output_space_watched(
-        model,
-        damping,
-        y0,
-        times,
-        settings,
-        crossings,
-        |_| {},
-        observe,
-    )
-}
-
-/// [`integrate_output_space`], telling `on_step(t)` the time of every accepted step (a
-/// progress display between output times); the steps are the same, bit for bit.
-#[allow(clippy::too_many_arguments)]
-pub fn integrate_output_space_watched(
-    model: &Model,
-    damping: Damping,
-    y0: DVector<f64>,
-    times: &[f64],
-    settings: &SolverSettings,
-    crossings: Crossings,
-    on_step: impl FnMut(f64),
     mut observe: impl FnMut(f64, &DVector<f64>) -> bool,
 ) -> (Stats, Stop) {
     integrate_output_space_landed(
@@ -1487,7 +1462,7 @@ pub fn integrate_output_space_watched(
         times,
         settings,
         crossings,
-        on_step,
+        |_| {},
         |t, y, _| observe(t, y),
     )
 }
@@ -1544,7 +1519,8 @@ impl HeldStages for Shared<'_, '_> {
     }
 }
 
-/// [`integrate_output_space_watched`], with `observe(t, y, landed)` also given, for the
+/// [`integrate_output_space`], telling `on_step(t)` the time of every accepted step (a
+/// progress display between output times), with `observe(t, y, landed)` also given, for the
 /// momentum flows, what the evaluator holds at each output time after the first
 /// ([`Landed`]; None at the start, and for gradient flow, whose held Gram matrix is projected
 /// on its slides and whose held pattern has sliding entries off, so that its
