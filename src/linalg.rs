@@ -337,25 +337,11 @@ fn lanczos_largest(
     apply: &mut dyn FnMut(&[f64], &mut [f64]),
     accept: &mut Accept<'_>,
 ) -> Option<f64> {
-    let mut next = scatter(n, n as u64);
-    let norm = next.iter().map(|v| v * v).sum::<f64>().sqrt();
-    next.iter_mut().for_each(|v| *v /= norm);
-    let mut q: Vec<f64> = Vec::with_capacity(n * 64.min(n));
-    let (mut alphas, mut betas): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    let mut coefficients = vec![0.0; n];
+    let mut basis = Lanczos::new(scatter(n, n as u64), 64);
     let mut checked = 0;
     loop {
-        let k = alphas.len();
-        let (beta, scale) = lanczos_step(
-            n,
-            &mut q,
-            &mut next,
-            &mut alphas,
-            &betas,
-            &mut coefficients,
-            |x, y| apply(x, y),
-        );
-        let steps = k + 1;
+        let (beta, scale) = basis.step(|x, y| apply(x, y));
+        let steps = basis.dimension();
         if !scale.is_finite() {
             return None;
         }
@@ -363,7 +349,7 @@ fn lanczos_largest(
         // Checks every 4 steps, then every eighth of the steps so far (T's solve is k^3).
         if complete || steps == 1 || steps >= checked + CHECK_EVERY.max(steps / 8) {
             checked = steps;
-            let eig = tridiagonal_eigen(&alphas, &betas, steps)?;
+            let eig = tridiagonal_eigen(&basis.alphas, &basis.betas, steps)?;
             let values = &eig.eigenvalues;
             let mut order: Vec<usize> = (0..steps).collect();
             order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
@@ -375,8 +361,7 @@ fn lanczos_largest(
             } else {
                 beta * s[steps - 1].abs()
             };
-            let basis = DMatrixView::from_slice(&q[..n * steps], n, steps);
-            let mut y = basis * s;
+            let mut y = basis.basis() * s;
             let ny = y.norm();
             y /= ny;
             if let Some(value) = accept(values[top], second, y.as_slice(), r) {
@@ -389,8 +374,6 @@ fn lanczos_largest(
         if steps >= SPD_MAX_STEPS.min(n) {
             return None;
         }
-        betas.push(beta);
-        next.iter_mut().for_each(|v| *v /= beta);
     }
 }
 
@@ -623,29 +606,17 @@ pub fn lanczos_extremes(
             *s = a[k] + b[k] + spread * *s;
         }
     }
-    let norm = next.iter().map(|v| v * v).sum::<f64>().sqrt();
-    next.iter_mut().for_each(|v| *v /= norm);
-    // Q holds the basis column by column; alphas and betas are T's diagonal and off-diagonal.
-    let mut q: Vec<f64> = Vec::with_capacity(n * 32.min(n));
-    let (mut alphas, mut betas): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    let mut coefficients = vec![0.0; n];
+    let mut basis = Lanczos::new(next, 32);
     let (pairs, steps) = loop {
-        let k = alphas.len();
-        let (beta, scale) = lanczos_step(
-            n,
-            &mut q,
-            &mut next,
-            &mut alphas,
-            &betas,
-            &mut coefficients,
-            |qk, hq| hq.copy_from_slice((h * nalgebra::DVectorView::from_slice(qk, n)).as_slice()),
-        );
-        let steps = k + 1;
+        let (beta, scale) = basis.step(|qk, hq| {
+            hq.copy_from_slice((h * nalgebra::DVectorView::from_slice(qk, n)).as_slice())
+        });
+        let steps = basis.dimension();
         // beta = 0: the basis spans an invariant subspace, which holds a component of every
         // eigenspace of the start (a vector in general position): its extremes are H's.
         let complete = steps == n || beta <= FLOOR_ULPS * f64::EPSILON * scale;
-        if complete || (steps >= 2 && steps % CHECK_EVERY == 0) {
-            if let Some(pairs) = ritz_extremes(&alphas, &betas, beta, complete) {
+        if complete || (steps >= 2 && steps.is_multiple_of(CHECK_EVERY)) {
+            if let Some(pairs) = ritz_extremes(&basis.alphas, &basis.betas, beta, complete) {
                 break (pairs, steps);
             }
             if complete {
@@ -653,48 +624,90 @@ pub fn lanczos_extremes(
                 return nan();
             }
         }
-        betas.push(beta);
-        next.iter_mut().for_each(|v| *v /= beta);
     };
     let ((min, s_min), (max, s_max)) = pairs;
-    let basis = DMatrixView::from_slice(&q[..n * steps], n, steps);
+    let q = basis.basis();
     Extremes {
         min,
         max,
-        v_min: basis * DVector::from_column_slice(&s_min),
-        v_max: basis * DVector::from_column_slice(&s_max),
+        v_min: q * DVector::from_column_slice(&s_min),
+        v_max: q * DVector::from_column_slice(&s_max),
         steps,
     }
 }
 
-/// One Lanczos step with full reorthogonalization: `next` joins the basis `q` as q_k, then
-/// next = A q_k (`apply`), alpha_k = q_k . A q_k goes onto `alphas`, and next is taken
-/// against the whole basis, twice (classical Gram-Schmidt repeated: "twice is enough"); in
-/// exact arithmetic only q_k and q_{k-1} have components to remove. Returns (beta = |next|,
-/// the largest |entry| of T so far).
-fn lanczos_step(
+/// The state of a Lanczos iteration with full reorthogonalization on R^n, shared by
+/// [`lanczos_largest`], [`lanczos_extremes`] and [`Krylov`]: the orthonormal basis
+/// Q_k = [q_1 ... q_k] column by column, T_k's diagonal `alphas` and off-diagonal `betas`
+/// (beta_1 .. beta_{k-1}), and the next direction before its normalization.
+struct Lanczos {
     n: usize,
-    q: &mut Vec<f64>,
-    next: &mut [f64],
-    alphas: &mut Vec<f64>,
-    betas: &[f64],
-    coefficients: &mut [f64],
-    apply: impl FnOnce(&[f64], &mut [f64]),
-) -> (f64, f64) {
-    let k = alphas.len();
-    q.extend_from_slice(next);
-    let qk = &q[k * n..(k + 1) * n];
-    apply(qk, next);
-    alphas.push(next.iter().zip(qk).map(|(a, b)| a * b).sum());
-    for _ in 0..2 {
-        orthogonalize(q, n, k + 1, next, coefficients);
+    q: Vec<f64>,
+    next: Vec<f64>,
+    alphas: Vec<f64>,
+    betas: Vec<f64>,
+    /// beta_k = |next| after the last step.
+    beta: f64,
+    coefficients: Vec<f64>,
+}
+
+impl Lanczos {
+    /// The iteration from the unit vector `start` / |start| (no step taken yet), with room for
+    /// `reserve` basis vectors.
+    fn new(mut start: Vec<f64>, reserve: usize) -> Lanczos {
+        let n = start.len();
+        let norm = start.iter().map(|v| v * v).sum::<f64>().sqrt();
+        start.iter_mut().for_each(|v| *v /= norm);
+        Lanczos {
+            n,
+            q: Vec::with_capacity(n * reserve.min(n)),
+            next: start,
+            alphas: Vec::new(),
+            betas: Vec::new(),
+            beta: norm,
+            coefficients: vec![0.0; n],
+        }
     }
-    let beta = next.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let scale = alphas
-        .iter()
-        .chain(betas)
-        .fold(0.0f64, |a, b| a.max(b.abs()));
-    (beta, scale)
+
+    /// The dimension k of the basis.
+    fn dimension(&self) -> usize {
+        self.alphas.len()
+    }
+
+    /// Q_k (n x k).
+    fn basis(&self) -> DMatrixView<'_, f64> {
+        let k = self.dimension();
+        DMatrixView::from_slice(&self.q[..self.n * k], self.n, k)
+    }
+
+    /// One step: the next direction, normalized by the last beta, joins the basis as q_k;
+    /// next = A q_k (`apply`), alpha_k = q_k . A q_k, and next is taken against the whole
+    /// basis, twice (classical Gram-Schmidt repeated: "twice is enough"); in exact arithmetic
+    /// only q_k and q_{k-1} have components to remove. Returns (beta_k = |next|, the largest
+    /// |entry| of T so far).
+    fn step(&mut self, apply: impl FnOnce(&[f64], &mut [f64])) -> (f64, f64) {
+        let (n, k) = (self.n, self.dimension());
+        if k > 0 {
+            self.betas.push(self.beta);
+            let beta = self.beta;
+            self.next.iter_mut().for_each(|v| *v /= beta);
+        }
+        self.q.extend_from_slice(&self.next);
+        let qk = &self.q[k * n..(k + 1) * n];
+        apply(qk, &mut self.next);
+        self.alphas
+            .push(self.next.iter().zip(qk).map(|(a, b)| a * b).sum());
+        for _ in 0..2 {
+            orthogonalize(&self.q, n, k + 1, &mut self.next, &mut self.coefficients);
+        }
+        self.beta = self.next.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let scale = self
+            .alphas
+            .iter()
+            .chain(&self.betas)
+            .fold(0.0f64, |a, b| a.max(b.abs()));
+        (self.beta, scale)
+    }
 }
 
 /// v -= Q (Q^T v) over the first k columns of the basis Q (n rows).
@@ -727,19 +740,9 @@ fn orthogonalize(q: &[f64], n: usize, k: usize, v: &mut [f64], c: &mut [f64]) {
 /// reorthogonalization against the whole basis (4 n k flops, twice).
 pub struct Krylov<'a> {
     h: MatRef<'a, f64>,
-    n: usize,
-    /// The basis, column by column (n k entries).
-    q: Vec<f64>,
-    /// The next direction before its normalization: H q_k minus its components on Q_k.
-    next: Vec<f64>,
-    alphas: Vec<f64>,
-    /// beta_1 .. beta_{k-1}, between the basis vectors.
-    betas: Vec<f64>,
-    /// beta_k = |next|.
-    beta: f64,
+    lanczos: Lanczos,
     /// |b|.
     norm: f64,
-    coefficients: Vec<f64>,
     product: faer::Mat<f64>,
     state: KrylovState,
 }
@@ -761,7 +764,8 @@ impl<'a> Krylov<'a> {
         let n = h.nrows();
         assert_eq!(n, h.ncols(), "a symmetric matrix is square");
         assert_eq!(n, b.len(), "the start has one entry per row");
-        let norm = b.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let lanczos = Lanczos::new(b.to_vec(), 0);
+        let norm = lanczos.beta;
         let state = if norm > 0.0 && norm.is_finite() && n > 0 {
             KrylovState::Growing
         } else {
@@ -769,14 +773,8 @@ impl<'a> Krylov<'a> {
         };
         Krylov {
             h: view(h),
-            n,
-            q: Vec::new(),
-            next: b.iter().map(|v| v / norm).collect(),
-            alphas: Vec::new(),
-            betas: Vec::new(),
-            beta: norm,
+            lanczos,
             norm,
-            coefficients: vec![0.0; n],
             product: faer::Mat::zeros(n, 1),
             state,
         }
@@ -787,36 +785,22 @@ impl<'a> Krylov<'a> {
         if self.state != KrylovState::Growing {
             return self.state;
         }
-        if !self.alphas.is_empty() {
-            self.betas.push(self.beta);
-            let beta = self.beta;
-            self.next.iter_mut().for_each(|v| *v /= beta);
-        }
         let (h, product) = (self.h, &mut self.product);
-        let n = self.n;
-        let (beta, scale) = lanczos_step(
-            n,
-            &mut self.q,
-            &mut self.next,
-            &mut self.alphas,
-            &self.betas,
-            &mut self.coefficients,
-            |x, y| {
-                faer::linalg::matmul::matmul(
-                    product.as_mut(),
-                    faer::Accum::Replace,
-                    h,
-                    MatRef::from_column_major_slice(x, n, 1),
-                    1.0,
-                    faer::get_global_parallelism(),
-                );
-                y.copy_from_slice(product.col_as_slice(0));
-            },
-        );
-        self.beta = beta;
+        let n = self.lanczos.n;
+        let (beta, scale) = self.lanczos.step(|x, y| {
+            faer::linalg::matmul::matmul(
+                product.as_mut(),
+                faer::Accum::Replace,
+                h,
+                MatRef::from_column_major_slice(x, n, 1),
+                1.0,
+                faer::get_global_parallelism(),
+            );
+            y.copy_from_slice(product.col_as_slice(0));
+        });
         self.state = if !(scale.is_finite() && beta.is_finite()) {
             KrylovState::Failed
-        } else if self.alphas.len() == n || beta <= FLOOR_ULPS * f64::EPSILON * scale {
+        } else if self.dimension() == n || beta <= FLOOR_ULPS * f64::EPSILON * scale {
             KrylovState::Invariant
         } else {
             KrylovState::Growing
@@ -826,7 +810,7 @@ impl<'a> Krylov<'a> {
 
     /// The dimension k of the space.
     pub fn dimension(&self) -> usize {
-        self.alphas.len()
+        self.lanczos.dimension()
     }
 
     /// |b|.
@@ -836,29 +820,19 @@ impl<'a> Krylov<'a> {
 
     /// T_k = Q_k^T H Q_k.
     pub fn tridiagonal(&self) -> DMatrix<f64> {
-        let k = self.dimension();
-        DMatrix::from_fn(k, k, |i, j| {
-            if i == j {
-                self.alphas[i]
-            } else if i + 1 == j {
-                self.betas[i]
-            } else if j + 1 == i {
-                self.betas[j]
-            } else {
-                0.0
-            }
-        })
+        tridiagonal(&self.lanczos.alphas, &self.lanczos.betas, self.dimension())
     }
 
     /// Q_k S for a k x c matrix S (n x c): Ritz vectors when S holds eigenvectors of T_k.
     pub fn lift(&self, s: &DMatrix<f64>) -> DMatrix<f64> {
         let k = self.dimension();
         assert_eq!(s.nrows(), k, "one row per basis vector");
-        let mut out = DMatrix::zeros(self.n, s.ncols());
+        let n = self.lanczos.n;
+        let mut out = DMatrix::zeros(n, s.ncols());
         faer::linalg::matmul::matmul(
             view_mut(&mut out),
             faer::Accum::Replace,
-            MatRef::from_column_major_slice(&self.q[..self.n * k], self.n, k),
+            MatRef::from_column_major_slice(&self.lanczos.q[..n * k], n, k),
             view(s),
             1.0,
             faer::get_global_parallelism(),
@@ -867,10 +841,9 @@ impl<'a> Krylov<'a> {
     }
 }
 
-/// The eigen-decomposition of the k x k symmetric tridiagonal T (diagonal `alphas`,
-/// off-diagonal `betas`), or None where an eigenvalue is not finite.
-fn tridiagonal_eigen(alphas: &[f64], betas: &[f64], k: usize) -> Option<SymmetricEigen<f64, Dyn>> {
-    let t = DMatrix::from_fn(k, k, |i, j| {
+/// The k x k symmetric tridiagonal matrix with diagonal `alphas` and off-diagonal `betas`.
+fn tridiagonal(alphas: &[f64], betas: &[f64], k: usize) -> DMatrix<f64> {
+    DMatrix::from_fn(k, k, |i, j| {
         if i == j {
             alphas[i]
         } else if i + 1 == j {
@@ -880,8 +853,13 @@ fn tridiagonal_eigen(alphas: &[f64], betas: &[f64], k: usize) -> Option<Symmetri
         } else {
             0.0
         }
-    });
-    let eig = SymmetricEigen::new(t);
+    })
+}
+
+/// The eigen-decomposition of the k x k symmetric tridiagonal T (diagonal `alphas`,
+/// off-diagonal `betas`), or None where an eigenvalue is not finite.
+fn tridiagonal_eigen(alphas: &[f64], betas: &[f64], k: usize) -> Option<SymmetricEigen<f64, Dyn>> {
+    let eig = SymmetricEigen::new(tridiagonal(alphas, betas, k));
     if eig.eigenvalues.iter().any(|v| !v.is_finite()) {
         return None;
     }
