@@ -233,7 +233,7 @@ impl Slide {
         if (0..k).any(|a| l[(a, a)].powi(2) < 1e-8 * largest) {
             return None;
         }
-        let mut b = DMatrix::from_fn(k, model.n(), |a, j| xx[(set[a], j)]);
+        let mut b = DMatrix::from_fn(k, model.n(), |a, j| xx[(j, set[a])]);
         chol.l_dirty().solve_lower_triangular_mut(&mut b);
         Some(Slide { set, chol, b })
     }
@@ -264,7 +264,7 @@ impl Slide {
             -row.iter()
                 .enumerate()
                 .filter(|(j, s)| **s != 0.0 && !self.contains(*j))
-                .map(|(j, s)| s * delta[j] * xx[(i, j)])
+                .map(|(j, s)| s * delta[j] * xx[(j, i)])
                 .sum::<f64>()
         });
         self.chol.solve_mut(&mut c);
