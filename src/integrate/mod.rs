@@ -41,7 +41,7 @@ pub(crate) mod tableau;
 mod test_systems;
 
 pub use dense::{integrate_held, integrate_smooth, Outputs};
-pub use held::{drive, HeldStages, Norms, Watched};
+pub use held::{drive, HeldStages, Norms, Watched, CUT_GROWTH};
 pub use rk4::fixed_steps;
 
 /// A right-hand side y' = f(t, y).
