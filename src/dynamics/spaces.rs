@@ -88,13 +88,6 @@ impl PatternBits {
         PatternBits { rows, cols, words }
     }
 
-    /// The pattern as an m x n matrix of zeros and ones.
-    fn to_matrix(&self) -> DMatrix<f64> {
-        DMatrix::from_fn(self.rows, self.cols, |r, i| {
-            f64::from(u8::from(self.get(r, i)))
-        })
-    }
-
     /// m x n.
     pub fn shape(&self) -> (usize, usize) {
         (self.rows, self.cols)
@@ -275,25 +268,21 @@ struct PatternCounts {
 const UPDATE_BELOW_SHARE: usize = 16;
 
 impl PatternCounts {
-    fn of(pattern: &DMatrix<f64>, bits: &PatternBits) -> PatternCounts {
+    fn of(bits: &PatternBits) -> PatternCounts {
         PatternCounts {
-            counts: crate::linalg::matmul_tr(pattern, pattern),
+            counts: crate::simd::bits::co_counts(&bits.words, bits.rows.div_ceil(64), bits.cols),
             pattern: bits.clone(),
         }
     }
 
     /// Move to `pattern` by updates, or (too many changes, or no counts yet) by the product.
-    fn follow(
-        cache: &mut Option<PatternCounts>,
-        bits: &PatternBits,
-        s: impl FnOnce() -> DMatrix<f64>,
-    ) {
+    fn follow(cache: &mut Option<PatternCounts>, bits: &PatternBits) {
         let fresh = match cache.as_mut() {
             Some(c) => !c.update(bits),
             None => true,
         };
         if fresh {
-            *cache = Some(PatternCounts::of(&s(), bits));
+            *cache = Some(PatternCounts::of(bits));
         }
     }
 
@@ -355,16 +344,12 @@ impl<'a> WeightSpace<'a> {
         }
     }
 
-    /// H of `pattern` ((X X^T) o S^T S / m, as [`Model::gram_of_pattern`] bit for bit), with
-    /// S^T S updated from the last call's ([`PatternCounts`]); `bits` are the pattern's.
-    fn gram(&self, pattern: &DMatrix<f64>, bits: &PatternBits) -> DMatrix<f64> {
-        self.gram_with(bits, || pattern.clone())
-    }
-
-    /// [`WeightSpace::gram`] with the 0/1 matrix formed only when the counts are formed anew.
-    fn gram_with(&self, bits: &PatternBits, s: impl FnOnce() -> DMatrix<f64>) -> DMatrix<f64> {
+    /// H of the pattern `bits` ((X X^T) o S^T S / m, as [`Model::gram_of_pattern`] bit for
+    /// bit: the counts S^T S are exact integers either way), with S^T S updated from the last
+    /// call's ([`PatternCounts`]) or counted on the bits anew.
+    fn gram(&self, bits: &PatternBits) -> DMatrix<f64> {
         let mut cache = self.counts.borrow_mut();
-        PatternCounts::follow(&mut cache, bits, s);
+        PatternCounts::follow(&mut cache, bits);
         let counts = &cache.as_ref().expect("counts were just formed").counts;
         // (C o G) / m entry by entry, as the product and then the quotient were taken.
         let m = self.model.m() as f64;
@@ -382,7 +367,7 @@ impl WeightSpace<'_> {
     pub fn snapshot_landed(&self, landed: &crate::dynamics::output_space::Landed<'_>) -> Snapshot {
         let (m, n) = (self.model.m(), self.model.n());
         let bits = landed.pattern_bits(m, n);
-        let gram = self.gram_with(&bits, || bits.to_matrix());
+        let gram = self.gram(&bits);
         let delta = landed.delta.clone();
         let pseudo_loss = 0.5 * delta.dot(&(&gram * &delta));
         Snapshot {
@@ -491,7 +476,7 @@ impl WeightSpace<'_> {
             let delta = self.model.predict_from(&slopes) - &self.model.data().y;
             slopes.apply(|z| *z = if *z >= 0.0 { 1.0 } else { 0.0 });
             let bits = PatternBits::of(&slopes);
-            (delta, self.gram(&slopes, &bits), bits)
+            (delta, self.gram(&bits), bits)
         } else {
             let bits = PatternBits::of_signs(&slopes);
             // sigma and sigma' in one pass column by column (the pair costs about what sigma
@@ -532,7 +517,7 @@ mod tests {
                 *x += scale * (((k * 7919 + step * 104729) % 1000) as f64 / 500.0 - 1.0);
             }
             let pattern = model.pattern(&w.as_view());
-            let updated = space.gram(&pattern, &PatternBits::of(&pattern));
+            let updated = space.gram(&PatternBits::of(&pattern));
             assert_eq!(updated, model.gram_of_pattern(&pattern), "step {step}");
         }
     }

@@ -16,6 +16,7 @@
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
+pub(crate) mod bits;
 pub(crate) mod math;
 
 use nalgebra::{DMatrixView, DMatrixViewMut};

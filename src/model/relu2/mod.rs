@@ -338,6 +338,12 @@ impl Model {
     pub fn gram_of_pattern(&self, s: &DMatrix<f64>) -> DMatrix<f64> {
         let (m, n) = (self.m(), self.n());
         assert_eq!(s.shape(), (m, n), "pattern of another shape");
+        // A 0/1 pattern (the ReLU's): its counts on the bits, the same exact integers as the
+        // product's at 1/64 of the operations (crate::simd::bits).
+        if let Some(mut h) = crate::simd::bits::zero_one_counts(s) {
+            h.component_mul_assign(&self.xx);
+            return h / m as f64;
+        }
         let mut h = DMatrix::zeros(n, n);
         // S^T S through matrixmultiply with S^T as strides: nalgebra's gemm_tr takes dot
         // products column by column, ten times slower at m = 1e5.
