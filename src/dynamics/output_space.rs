@@ -471,6 +471,11 @@ pub(crate) fn held_start(model: &Model, y0: &[f64], second: bool) -> (Held, Buff
         "state of another size"
     );
     let mut buf = Buffers::new(model);
+    if second {
+        // The steps' sign passes are over nearby states, and most rows cannot have changed
+        // (not for gradient flow, whose sliding rows sit on their surfaces, margin 0).
+        buf.ws.cache_signs();
+    }
     let (w, v) = split(y0, m, d, second);
     let held = Held::fresh(model, &w, v.as_ref(), &mut buf);
     (held, buf)

@@ -34,15 +34,18 @@ use std::arch::x86_64::*;
 const RELU: u8 = 0;
 const HELD: u8 = 1;
 const SIGNS: u8 = 2;
+const VALUES: u8 = 3;
 
 /// Where pass 1's tiles write (or read) signs and u. Which fields a tile touches is fixed by
 /// its MODE, set from the [`Forward`] variant that supplied them in [`forward`]: RELU writes
 /// nibbles at `mask` and adds to `u`; HELD reads bytes at `mask` and adds to `u`; SIGNS writes
-/// bytes at `mask` and leaves `u` (dangling) alone.
+/// bytes at `mask` and leaves `u` (dangling) alone; VALUES writes z at `u`, `stride` values a
+/// neuron, and leaves `mask` (dangling) alone.
 #[derive(Clone, Copy)]
 struct Io {
     mask: *mut u8,
     u: *mut f64,
+    stride: usize,
 }
 
 /// Pass 1 over the neurons of `w` (len x d) with output weights `a` (len or more): by `mode`,
@@ -65,6 +68,7 @@ pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: 
             let io = Io {
                 mask: mask.as_mut_ptr(),
                 u: u.as_mut_ptr(),
+                stride: 0,
             };
             // SAFETY: the token proves AVX2 and FMA; `w` addresses len x d values (a Rows is
             // made from a borrowed view of that shape); the mask holds len x np/4 nibble bytes
@@ -80,6 +84,7 @@ pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: 
                 // Only read by HELD's tiles.
                 mask: mask.as_ptr().cast_mut(),
                 u: u.as_mut_ptr(),
+                stride: 0,
             };
             // SAFETY: as for RELU, with len x n mask bytes that HELD's tiles only read.
             unsafe { rows_all::<HELD>(x, wr, len, a, io) }
@@ -89,9 +94,24 @@ pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: 
             let io = Io {
                 mask: mask.as_mut_ptr(),
                 u: std::ptr::NonNull::dangling().as_ptr(),
+                stride: 0,
             };
             // SAFETY: as for RELU, with len x n sign bytes; SIGNS's tiles never touch u.
             unsafe { rows_all::<SIGNS>(x, wr, len, a, io) }
+        }
+        Forward::Values { z, stride } => {
+            assert!(
+                stride >= np && z.len() >= len * stride,
+                "value buffer too small"
+            );
+            let io = Io {
+                mask: std::ptr::NonNull::dangling().as_ptr(),
+                u: z.as_mut_ptr(),
+                stride,
+            };
+            // SAFETY: as for RELU, with len rows of `stride` >= np values at u, of which
+            // VALUES's tiles write the first np; they never touch the mask.
+            unsafe { rows_all::<VALUES>(x, wr, len, a, io) }
         }
     }
 }
@@ -297,7 +317,11 @@ unsafe fn tile<const R: usize, const NV: usize, const MODE: u8>(
         let ar = _mm256_set1_pd(a[r0 + r]);
         for (v, (z, su)) in acc.iter().zip(su.iter_mut()).enumerate() {
             let i = i0 + 4 * v;
-            if MODE == HELD {
+            if MODE == VALUES {
+                // SAFETY: VALUES's buffer holds len rows of stride >= np values (caller), and
+                // i + 4 <= np.
+                unsafe { _mm256_storeu_pd(io.u.add((r0 + r) * io.stride + i), *z) };
+            } else if MODE == HELD {
                 // SAFETY: HELD's mask holds len x n bytes (caller); row + i is sample i < n of
                 // neuron r0 + r, with n - i of them left in the row.
                 let s = unsafe { load_signs(io.mask.add(row + i), n - i) };
@@ -319,7 +343,7 @@ unsafe fn tile<const R: usize, const NV: usize, const MODE: u8>(
             }
         }
     }
-    if MODE != SIGNS {
+    if MODE == RELU || MODE == HELD {
         for (v, su) in su.iter().enumerate() {
             // SAFETY: u holds np values (caller) and i0 + 4 v + 4 <= np.
             unsafe {

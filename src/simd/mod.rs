@@ -302,6 +302,11 @@ pub(crate) enum Forward<'a> {
     Held { mask: &'a [u8], u: &'a mut [f64] },
     /// Sign bytes (len x n) into `mask` only.
     Signs { mask: &'a mut [u8] },
+    /// z_ri themselves into `z`, entry (r, i) at r `stride` + i (stride at least np, which
+    /// the fused kernel stores 4 samples at a time; the padded samples' z are 0): for the
+    /// margins of [`crate::model::relu2::engine`]'s sign cache, with the bits the other modes
+    /// take their signs from.
+    Values { z: &'a mut [f64], stride: usize },
 }
 
 /// A 0/1 sign mask of a block of neurons, neuron-major.
