@@ -21,24 +21,44 @@ pub(crate) mod math;
 use nalgebra::{DMatrixView, DMatrixViewMut};
 use std::marker::PhantomData;
 
-/// Proof that this CPU runs AVX2 and FMA instructions: made only by [`Avx2Fma::detect`].
+/// Proof that this CPU runs AVX2 and FMA instructions, and whether it also runs AVX-512F
+/// (`avx512`, which pass 2 then uses): made only by [`Avx2Fma::detect`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Avx2Fma {
     _detected: (),
+    avx512: bool,
 }
 
 impl Avx2Fma {
-    /// The token, if the CPU has AVX2 and FMA (detected at run time, cached by std).
+    /// The token, if the CPU has AVX2 and FMA (detected at run time, cached by std), with
+    /// AVX-512F if the CPU has it too.
     pub(crate) fn detect() -> Option<Avx2Fma> {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
-                return Some(Avx2Fma { _detected: () });
+                return Some(Avx2Fma {
+                    _detected: (),
+                    avx512: std::arch::is_x86_feature_detected!("avx512f"),
+                });
             }
         }
         None
+    }
+
+    /// Whether the CPU runs AVX-512F (proved by detection).
+    pub(crate) fn avx512(self) -> bool {
+        self.avx512
+    }
+
+    /// The same token without AVX-512 (the 256-bit kernels, for tests that compare the two).
+    #[cfg(test)]
+    pub(crate) fn without_avx512(self) -> Avx2Fma {
+        Avx2Fma {
+            avx512: false,
+            ..self
+        }
     }
 }
 
@@ -362,6 +382,62 @@ mod tests {
             for i in 0..7 {
                 let expect = (0..5).fold(0.0f64, |z, k| w[(r, k)].mul_add(x[(i, k)], z));
                 assert_eq!(packed.dot(&rows, r, i).to_bits(), expect.to_bits());
+            }
+        }
+    }
+
+    /// Pass 2 with 512-bit vectors has the 256-bit kernel's bits (every g_rk summed over i in
+    /// order with one FMA per term), for widths with every tail (d = 3, 8, 20, 27: one, two,
+    /// three vectors and a second block of columns) and 4 + 2 + 1 neurons; and pass 1's
+    /// values are [`PackedX::dot`]'s.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn wide_pass_2_and_pass_1_values_have_the_narrow_bits() {
+        let Some(cpu) = Avx2Fma::detect() else {
+            return;
+        };
+        let (n, len) = (13, 7);
+        for d in [3, 8, 20, 27] {
+            let x = DMatrix::from_fn(n, d, |i, k| ((3 * i + 2 * k) % 11) as f64 / 7.0 - 0.6);
+            let packed = PackedX::new(&x);
+            let np = packed.np;
+            let ds: Vec<f64> = (0..np)
+                .map(|i| if i < n { (i as f64 * 0.37).sin() } else { 0.0 })
+                .collect();
+            let a: Vec<f64> = (0..len)
+                .map(|r| if r % 3 == 0 { -1.0 } else { 1.0 })
+                .collect();
+            let bytes: Vec<u8> = (0..len * n).map(|k| u8::from(k % 3 != 1)).collect();
+            let nibbles: Vec<u8> = (0..len * np / 4).map(|k| (k * 7 % 16) as u8).collect();
+            for signs in [Signs::Bytes(&bytes), Signs::Nibbles(&nibbles)] {
+                let mut out = Vec::new();
+                for token in [cpu, cpu.without_avx512()] {
+                    let mut g = DMatrix::from_element(len, d, f64::NAN);
+                    let mut gv = g.as_view_mut();
+                    let mut p = vec![0.0; avx2::transpose_scratch(np)];
+                    let shared = SharedRows::new(&mut gv);
+                    // SAFETY: the only view of these rows while it lives.
+                    let rows = unsafe { shared.rows_mut(0, len) };
+                    avx2::transpose(token, &packed, &ds, &a, signs, rows, &mut p);
+                    out.push(g);
+                }
+                assert!(out[0].iter().all(|v| v.is_finite()), "every entry written");
+                let bits = |g: &DMatrix<f64>| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&out[0]), bits(&out[1]), "d = {d}");
+            }
+            let w = DMatrix::from_fn(len, d, |r, k| ((5 * r + k) % 11) as f64 / 9.0 - 0.5);
+            let view = w.as_view();
+            let mut z = vec![f64::NAN; len * np];
+            let mode = Forward::Values {
+                z: &mut z,
+                stride: np,
+            };
+            avx2::forward(cpu, &packed, Rows::of(&view, 0, len), &a, mode);
+            let rows = Rows::of(&view, 0, len);
+            for r in 0..len {
+                for i in 0..n {
+                    assert_eq!(z[r * np + i].to_bits(), packed.dot(&rows, r, i).to_bits());
+                }
             }
         }
     }
