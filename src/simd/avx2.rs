@@ -495,6 +495,89 @@ unsafe fn fill_p<const R: usize, const NIBBLES: bool>(
     }
 }
 
+/// [`fill_p`] 8 samples at a time: the same S_ri as doubles (the mask's bytes converted, or
+/// the nibbles' table rows) and the same two products, so the same bits.
+///
+/// # Safety
+/// As [`fill_p`], and AVX-512F must be present.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn fill_p_512<const R: usize, const NIBBLES: bool>(
+    x: &PackedX,
+    ds: &[f64],
+    a: &[f64],
+    mask: &[u8],
+    r0: usize,
+    p: &mut [f64],
+) {
+    let (n, np) = (x.n, x.np);
+    let row_bytes = if NIBBLES { np / 4 } else { n };
+    assert!(
+        ds.len() >= np
+            && p.len() >= R * np
+            && a.len() >= r0 + R
+            && mask.len() >= (r0 + R) * row_bytes,
+        "pass 2 inputs too short"
+    );
+    // Groups of 8 samples with all 8 inside the row (and so inside np), unmasked.
+    let full = if NIBBLES { np / 8 * 8 } else { n / 8 * 8 };
+    for r in 0..R {
+        let ar = _mm512_set1_pd(a[r0 + r]);
+        let row = &mask[(r0 + r) * row_bytes..(r0 + r + 1) * row_bytes];
+        let signs = |i: usize, lanes: usize| -> __m512d {
+            if NIBBLES {
+                let lo = row[i / 4] & 15;
+                let hi = if lanes == 8 { row[i / 4 + 1] & 15 } else { 0 };
+                // SAFETY: UNPACKED's rows are 32-byte aligned groups of 4 doubles.
+                unsafe {
+                    let lo = _mm256_load_pd(UNPACKED.0[lo as usize].as_ptr());
+                    let hi = _mm256_load_pd(UNPACKED.0[hi as usize].as_ptr());
+                    _mm512_insertf64x4::<1>(_mm512_castpd256_pd512(lo), hi)
+                }
+            } else {
+                let valid = n.saturating_sub(i).min(8);
+                let b = if valid == 8 {
+                    // SAFETY: bytes i .. i + 8 <= n of the row, unaligned read.
+                    unsafe { row.as_ptr().add(i).cast::<u64>().read_unaligned() }
+                } else {
+                    let mut b = 0u64;
+                    for (j, v) in row[i..i + valid].iter().enumerate() {
+                        b |= u64::from(*v) << (8 * j);
+                    }
+                    b
+                };
+                _mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(b as i64)))
+            }
+        };
+        let (dp, pp) = (ds.as_ptr(), p.as_mut_ptr().wrapping_add(r * np));
+        let mut i = 0;
+        while i < full {
+            let s = signs(i, 8);
+            // SAFETY: samples i .. i + 8 <= np of ds (np values) and of p's row r < R
+            // (checked above).
+            unsafe {
+                let pv = _mm512_mul_pd(_mm512_mul_pd(ar, s), _mm512_loadu_pd(dp.add(i)));
+                _mm512_storeu_pd(pp.add(i), pv);
+            }
+            i += 8;
+        }
+        while i < np {
+            // np is a multiple of 4: the last 4 or 8 samples, some past the row's end.
+            let lanes = (np - i).min(8);
+            let live: __mmask8 = if lanes == 8 { 0xff } else { 0x0f };
+            let s = signs(i, lanes);
+            // SAFETY: as above, the masked lanes i .. i + lanes <= np, the others neither read
+            // nor written.
+            unsafe {
+                let d = _mm512_maskz_loadu_pd(live, dp.add(i));
+                let pv = _mm512_mul_pd(_mm512_mul_pd(ar, s), d);
+                _mm512_mask_storeu_pd(pp.add(i), live, pv);
+            }
+            i += lanes;
+        }
+    }
+}
+
 /// Pass 2 over `len` neurons with 512-bit vectors, 4 at a time, then 2, then 1: as
 /// [`transpose_all`], each g_rk summed over i in order with one FMA per term, so the same bits.
 ///
@@ -549,7 +632,7 @@ unsafe fn transpose_rows_512<const R: usize, const NIBBLES: bool>(
         _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_offset(k as isize * g.2).cast());
     }
     // SAFETY: as this function's contract (R <= 4 rows of np values fit p).
-    unsafe { fill_p::<R, NIBBLES>(x, ds, a, mask, r0, p) };
+    unsafe { fill_p_512::<R, NIBBLES>(x, ds, a, mask, r0, p) };
     let mut c = 0;
     while c < x.d {
         // SAFETY: columns c .. min(c + 24, d) of the packed rows of X; rows r0 .. r0 + R of G
