@@ -762,3 +762,83 @@ unsafe fn columns<const R: usize, const KV: usize>(
         }
     }
 }
+
+/// y = H x for H (rows x cols, column-major, contiguous) with 512-bit vectors and nalgebra's
+/// `gemv` arithmetic at alpha 1, beta 0: y_i = H_i0 x_0, then y_i = H_ij x_j + y_i for
+/// j = 1, 2, .. in order, a rounded product and a rounded sum each (no FMA), so the same
+/// bits. Up to 64 rows of y stay in registers while the columns stream past, where nalgebra
+/// loads and stores y once per column, two doubles at a time.
+pub(crate) fn gemv(cpu: Avx2Fma, h: &[f64], rows: usize, x: &[f64], y: &mut [f64]) {
+    let cols = x.len();
+    assert!(cpu.avx512(), "the 512-bit product needs AVX-512F");
+    assert!(
+        h.len() == rows * cols && y.len() == rows,
+        "gemv: {} values for {rows} x {cols}, y of {}",
+        h.len(),
+        y.len()
+    );
+    if cols == 0 {
+        y.fill(0.0);
+        return;
+    }
+    let mut i0 = 0;
+    while i0 < rows {
+        // SAFETY: the token proves AVX-512F; rows i0 .. min(i0 + 64, rows) of H's columns and
+        // of y (sizes checked above); cols >= 1.
+        unsafe {
+            match (rows - i0).min(64).div_ceil(8) {
+                8 => gemv_rows::<8>(h, rows, x, y, i0),
+                7 => gemv_rows::<7>(h, rows, x, y, i0),
+                6 => gemv_rows::<6>(h, rows, x, y, i0),
+                5 => gemv_rows::<5>(h, rows, x, y, i0),
+                4 => gemv_rows::<4>(h, rows, x, y, i0),
+                3 => gemv_rows::<3>(h, rows, x, y, i0),
+                2 => gemv_rows::<2>(h, rows, x, y, i0),
+                _ => gemv_rows::<1>(h, rows, x, y, i0),
+            }
+        }
+        i0 += 64;
+    }
+}
+
+/// Rows i0 .. i0 + 8 V of [`gemv`] (those below `rows`), the last vector masked.
+///
+/// # Safety
+/// AVX-512F must be present; h holds rows x x.len() values (x.len() >= 1), y rows, and
+/// i0 + 8 (V - 1) < rows.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gemv_rows<const V: usize>(h: &[f64], rows: usize, x: &[f64], y: &mut [f64], i0: usize) {
+    let last = (rows - i0 - 8 * (V - 1)).min(8);
+    let tail: __mmask8 = ((1u16 << last) - 1) as u8;
+    let zero = _mm512_setzero_pd();
+    let mut acc = [zero; V];
+    for (j, xj) in x.iter().enumerate() {
+        let xj = _mm512_set1_pd(*xj);
+        // SAFETY: column j < cols of H starts at j rows, rows i0 .. i0 + 8 (V - 1) + last
+        // <= rows of it are read (the last vector masked to them; masked-off lanes are not
+        // read and cannot fault).
+        unsafe {
+            let col = h.as_ptr().add(j * rows + i0);
+            for (v, acc) in acc.iter_mut().enumerate() {
+                let hv = if v + 1 < V {
+                    _mm512_loadu_pd(col.add(8 * v))
+                } else {
+                    _mm512_maskz_loadu_pd(tail, col.add(8 * v))
+                };
+                let p = _mm512_mul_pd(hv, xj);
+                *acc = if j == 0 { p } else { _mm512_add_pd(p, *acc) };
+            }
+        }
+    }
+    for (v, acc) in acc.iter().enumerate() {
+        // SAFETY: rows i0 + 8 v .. of y, the last vector masked to the rows below `rows`.
+        unsafe {
+            let out = y.as_mut_ptr().add(i0 + 8 * v);
+            if v + 1 < V {
+                _mm512_storeu_pd(out, *acc);
+            } else {
+                _mm512_mask_storeu_pd(out, tail, *acc);
+            }
+        }
+    }
+}

@@ -62,6 +62,22 @@ impl Avx2Fma {
     }
 }
 
+/// y = H x with nalgebra's `gemv` bits (alpha 1, beta 0: a product and a sum per term, in
+/// column order): the 512-bit kernel where the CPU runs AVX-512F, nalgebra's own elsewhere.
+/// The output-space stages' products with H_S (n x n), nine a trial.
+pub(crate) fn gemv(
+    h: &nalgebra::DMatrix<f64>,
+    x: &nalgebra::DVector<f64>,
+    y: &mut nalgebra::DVector<f64>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = Avx2Fma::detect().filter(|c| c.avx512()) {
+        avx2::gemv(cpu, h.as_slice(), h.nrows(), x.as_slice(), y.as_mut_slice());
+        return;
+    }
+    y.gemv(1.0, h, x, 0.0);
+}
+
 /// `len` rows of a matrix with `cols` columns, read-only, borrowed for `'a`: entry (r, k) at
 /// `ptr + r row + k col`.
 #[derive(Clone, Copy)]
@@ -439,6 +455,29 @@ mod tests {
                     assert_eq!(z[r * np + i].to_bits(), packed.dot(&rows, r, i).to_bits());
                 }
             }
+        }
+    }
+
+    /// The 512-bit H x is nalgebra's gemv bit for bit (rows 1 .. 70: every tail and two
+    /// row blocks; a NaN and an infinity).
+    #[test]
+    fn gemv_has_nalgebras_bits() {
+        for rows in [1, 5, 8, 13, 64, 70] {
+            let cols = rows + 3;
+            let mut h =
+                DMatrix::from_fn(rows, cols, |i, j| ((7 * i + 3 * j) % 13) as f64 / 3.7 - 1.1);
+            let mut x = nalgebra::DVector::from_fn(cols, |j, _| (j as f64 * 0.77).cos());
+            if rows > 5 {
+                h[(4, 2)] = f64::INFINITY;
+                x[1] = f64::NAN;
+            }
+            let mut ours = nalgebra::DVector::from_element(rows, 7.0);
+            gemv(&h, &x, &mut ours);
+            let mut theirs = nalgebra::DVector::zeros(rows);
+            theirs.gemv(1.0, &h, &x, 0.0);
+            let bits =
+                |v: &nalgebra::DVector<f64>| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&ours), bits(&theirs), "rows = {rows}");
         }
     }
 }
