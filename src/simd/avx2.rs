@@ -55,7 +55,7 @@ struct Io {
 
 /// Pass 1 over the neurons of `w` (len x d) with output weights `a` (len or more): by `mode`,
 /// their signs and/or their share of u (added to, not overwritten).
-pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: Forward<'_>) {
+pub(crate) fn forward(cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: Forward<'_>) {
     let (n, np, len) = (x.n, x.np, w.len());
     assert_eq!(w.cols(), x.d, "W of another width than X");
     assert!(
@@ -78,7 +78,7 @@ pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: 
             // SAFETY: the token proves AVX2 and FMA; `w` addresses len x d values (a Rows is
             // made from a borrowed view of that shape); the mask holds len x np/4 nibble bytes
             // and u np values, as RELU's tiles write them (sizes checked above).
-            unsafe { rows_all::<RELU>(x, wr, len, a, io) }
+            unsafe { rows_any::<RELU>(cpu, x, wr, len, a, io) }
         }
         Forward::Held { mask, u } => {
             assert!(
@@ -92,7 +92,7 @@ pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: 
                 stride: 0,
             };
             // SAFETY: as for RELU, with len x n mask bytes that HELD's tiles only read.
-            unsafe { rows_all::<HELD>(x, wr, len, a, io) }
+            unsafe { rows_any::<HELD>(cpu, x, wr, len, a, io) }
         }
         Forward::Signs { mask } => {
             assert!(mask.len() >= len * n, "sign buffer too small");
@@ -102,7 +102,7 @@ pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: 
                 stride: 0,
             };
             // SAFETY: as for RELU, with len x n sign bytes; SIGNS's tiles never touch u.
-            unsafe { rows_all::<SIGNS>(x, wr, len, a, io) }
+            unsafe { rows_any::<SIGNS>(cpu, x, wr, len, a, io) }
         }
         Forward::Values { z, stride } => {
             assert!(
@@ -116,7 +116,7 @@ pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: 
             };
             // SAFETY: as for RELU, with len rows of `stride` >= np values at u, of which
             // VALUES's tiles write the first np; they never touch the mask.
-            unsafe { rows_all::<VALUES>(x, wr, len, a, io) }
+            unsafe { rows_any::<VALUES>(cpu, x, wr, len, a, io) }
         }
     }
 }
@@ -227,6 +227,205 @@ unsafe fn load_signs(p: *const u8, valid: usize) -> __m256d {
         b
     };
     _mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(bytes as i32)))
+}
+
+/// Pass 1 with 512-bit vectors where the token says the CPU runs AVX-512F, else 256-bit.
+///
+/// # Safety
+/// As [`rows_all`].
+#[inline]
+unsafe fn rows_any<const MODE: u8>(
+    cpu: Avx2Fma,
+    x: &PackedX,
+    w: (*const f64, isize, isize),
+    len: usize,
+    a: &[f64],
+    io: Io,
+) {
+    if cpu.avx512() {
+        // SAFETY: the token proves AVX-512F (avx512 is set only by detection), AVX2 and FMA;
+        // the rest is the caller's contract.
+        unsafe { rows_all_512::<MODE>(x, w, len, a, io) }
+    } else {
+        // SAFETY: the token proves AVX2 and FMA; the rest is the caller's contract.
+        unsafe { rows_all::<MODE>(x, w, len, a, io) }
+    }
+}
+
+/// [`rows_all`] with 512-bit vectors: the same groups of neurons (6, then 1: the order in
+/// which u's shares are summed), 16 and 8 samples a tile, the last 4 by the 256-bit tile;
+/// every z the same FMA chain over k, so the same bits in every mode.
+///
+/// # Safety
+/// As [`rows_all`], and AVX-512F must be present.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn rows_all_512<const MODE: u8>(
+    x: &PackedX,
+    w: (*const f64, isize, isize),
+    len: usize,
+    a: &[f64],
+    io: Io,
+) {
+    let mut r = 0;
+    while r + 6 <= len {
+        // SAFETY: neurons r .. r + 6 <= len (caller's contract).
+        unsafe { rows_512::<6, MODE>(x, w, r, a, io) };
+        r += 6;
+    }
+    while r < len {
+        // SAFETY: neuron r < len (caller's contract).
+        unsafe { rows_512::<1, MODE>(x, w, r, a, io) };
+        r += 1;
+    }
+}
+
+/// [`rows`] with 512-bit vectors.
+///
+/// # Safety
+/// As [`rows_all_512`], with r0 + R within its `len`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn rows_512<const R: usize, const MODE: u8>(
+    x: &PackedX,
+    w: (*const f64, isize, isize),
+    r0: usize,
+    a: &[f64],
+    io: Io,
+) {
+    let next = w.0.wrapping_offset((r0 + R) as isize * w.1);
+    for k in 0..x.d {
+        // A prefetch does not fault, whatever the address (one past W included).
+        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_offset(k as isize * w.2).cast());
+    }
+    let mut i0 = 0;
+    while i0 + 16 <= x.np {
+        // SAFETY: samples i0 .. i0 + 16 <= np (caller's contract for the rest).
+        unsafe { tile_512::<R, 2, MODE>(x, w, r0, i0, a, io) };
+        i0 += 16;
+    }
+    if i0 + 8 <= x.np {
+        // SAFETY: samples i0 .. i0 + 8 <= np.
+        unsafe { tile_512::<R, 1, MODE>(x, w, r0, i0, a, io) };
+        i0 += 8;
+    }
+    if i0 < x.np {
+        // SAFETY: samples i0 .. i0 + 4 <= np, np a multiple of 4.
+        unsafe { tile::<R, 1, MODE>(x, w, r0, i0, a, io) };
+    }
+}
+
+/// [`tile`] with 512-bit vectors: z for neurons r0 .. r0 + R and samples i0 .. i0 + 8 NV,
+/// then what MODE does with it, lane for lane as [`tile`] does.
+///
+/// # Safety
+/// As [`rows_512`], with i0 + 8 NV <= np.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn tile_512<const R: usize, const NV: usize, const MODE: u8>(
+    x: &PackedX,
+    w: (*const f64, isize, isize),
+    r0: usize,
+    i0: usize,
+    a: &[f64],
+    io: Io,
+) {
+    let (n, np) = (x.n, x.np);
+    let zero = _mm512_setzero_pd();
+    let mut acc = [[zero; NV]; R];
+    let xc = x.cols.as_ptr().wrapping_add(i0);
+    // SAFETY: neuron r0 < len of W (caller).
+    let wr = unsafe { w.0.offset(r0 as isize * w.1) };
+    for k in 0..x.d {
+        // SAFETY: column k < d of the packed X (np x d), samples i0 .. i0 + 8 NV <= np
+        // (caller); W's entries (r0 + r, k) with r < R inside its len x d (caller).
+        unsafe {
+            let col = xc.add(k * np);
+            let mut xv = [zero; NV];
+            for (v, xv) in xv.iter_mut().enumerate() {
+                *xv = _mm512_loadu_pd(col.add(8 * v));
+            }
+            let wk = wr.offset(k as isize * w.2);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_pd(*wk.offset(r as isize * w.1));
+                for (acc, xv) in acc.iter_mut().zip(&xv) {
+                    *acc = _mm512_fmadd_pd(b, *xv, *acc);
+                }
+            }
+        }
+    }
+    let mut su = [zero; NV];
+    for (r, acc) in acc.iter().enumerate() {
+        let row = (r0 + r) * n;
+        let ar = _mm512_set1_pd(a[r0 + r]);
+        for (v, (z, su)) in acc.iter().zip(su.iter_mut()).enumerate() {
+            let i = i0 + 8 * v;
+            // Samples of the row left from i (at least 1: i < np and np - n < 4).
+            let left = n - i;
+            if MODE == VALUES {
+                // SAFETY: VALUES's buffer holds len rows of stride >= np values (caller), and
+                // i + 8 <= np.
+                unsafe { _mm512_storeu_pd(io.u.add((r0 + r) * io.stride + i), *z) };
+            } else if MODE == HELD {
+                // SAFETY: HELD's mask holds len x n bytes (caller); `left` of them remain in
+                // the row of neuron r0 + r from sample i.
+                let b = unsafe { sign_bytes_8(io.mask.add(row + i), left) };
+                let s = _mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(b as i64)));
+                *su = _mm512_fmadd_pd(_mm512_mul_pd(ar, s), *z, *su);
+            } else {
+                let bits = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(*z, zero) as usize;
+                let (lo, hi) = (bits & 15, bits >> 4);
+                if MODE == RELU {
+                    // Padded samples (z = 0) must not count as active.
+                    let valid = |left: usize| (1usize << left.min(4)) - 1;
+                    let q = (r0 + r) * (np / 4) + i / 4;
+                    // SAFETY: RELU's mask holds len x np/4 bytes (caller); i / 4 + 1 < np / 4
+                    // (i + 8 <= np), and left > 4 wherever sample i + 4 < np lies in the row.
+                    unsafe {
+                        *io.mask.add(q) = (lo & valid(left)) as u8;
+                        *io.mask.add(q + 1) = (hi & valid(left.saturating_sub(4))) as u8;
+                    }
+                    *su = _mm512_fmadd_pd(ar, _mm512_max_pd(*z, zero), *su);
+                } else {
+                    // SAFETY: SIGNS's mask holds len x n bytes (caller); `left` of them remain
+                    // in the row of neuron r0 + r from sample i (store_signs writes no more).
+                    unsafe {
+                        store_signs(io.mask.add(row + i), BYTES[lo], left);
+                        if left > 4 {
+                            store_signs(io.mask.add(row + i + 4), BYTES[hi], left - 4);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if MODE == RELU || MODE == HELD {
+        for (v, su) in su.iter().enumerate() {
+            // SAFETY: u holds np values (caller) and i0 + 8 v + 8 <= np.
+            unsafe {
+                let p = io.u.add(i0 + 8 * v);
+                _mm512_storeu_pd(p, _mm512_add_pd(_mm512_loadu_pd(p), *su));
+            }
+        }
+    }
+}
+
+/// Sign bytes of samples i .. i + 8 as a little-endian u64 (zero past the row's end).
+///
+/// # Safety
+/// `p` must be valid for `valid.min(8)` byte reads.
+#[inline]
+unsafe fn sign_bytes_8(p: *const u8, valid: usize) -> u64 {
+    if valid >= 8 {
+        // SAFETY: 8 bytes readable (caller), unaligned read.
+        unsafe { p.cast::<u64>().read_unaligned() }
+    } else {
+        let mut b = 0u64;
+        for j in 0..valid {
+            // SAFETY: j < valid bytes readable (caller).
+            b |= u64::from(unsafe { *p.add(j) }) << (8 * j);
+        }
+        b
+    }
 }
 
 /// Pass 1 over `len` neurons, 6 at a time, then one at a time.

@@ -480,4 +480,59 @@ mod tests {
             assert_eq!(bits(&ours), bits(&theirs), "rows = {rows}");
         }
     }
+
+    /// Pass 1 with 512-bit vectors has the 256-bit kernel's bits in every mode (signs, u,
+    /// values), for sample counts with every tail (16-, 8- and 4-sample tiles) and 6 + 1
+    /// neurons.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn wide_pass_1_has_the_narrow_bits() {
+        let Some(cpu) = Avx2Fma::detect() else {
+            return;
+        };
+        let (d, len) = (7, 7);
+        for n in [3, 13, 21, 25, 29] {
+            let x = DMatrix::from_fn(n, d, |i, k| ((3 * i + 2 * k) % 11) as f64 / 7.0 - 0.6);
+            let packed = PackedX::new(&x);
+            let np = packed.np;
+            let w = DMatrix::from_fn(len, d, |r, k| ((5 * r + 3 * k) % 13) as f64 / 9.0 - 0.7);
+            let view = w.as_view();
+            let a: Vec<f64> = (0..len)
+                .map(|r| if r % 3 == 0 { -1.0 } else { 1.0 })
+                .collect();
+            let held: Vec<u8> = (0..len * n).map(|k| u8::from(k % 4 != 1)).collect();
+            let run = |token: Avx2Fma| {
+                let rows = || Rows::of(&view, 0, len);
+                let (mut nibbles, mut u_relu) = (vec![0u8; len * np / 4], vec![0.5; np]);
+                let mode = Forward::Relu {
+                    mask: &mut nibbles,
+                    u: &mut u_relu,
+                };
+                avx2::forward(token, &packed, rows(), &a, mode);
+                let mut u_held = vec![0.25; np];
+                let mode = Forward::Held {
+                    mask: &held,
+                    u: &mut u_held,
+                };
+                avx2::forward(token, &packed, rows(), &a, mode);
+                let mut signs = vec![7u8; len * n];
+                avx2::forward(
+                    token,
+                    &packed,
+                    rows(),
+                    &a,
+                    Forward::Signs { mask: &mut signs },
+                );
+                let mut z = vec![0.0; len * np];
+                let mode = Forward::Values {
+                    z: &mut z,
+                    stride: np,
+                };
+                avx2::forward(token, &packed, rows(), &a, mode);
+                let bits = |v: &[f64]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+                (nibbles, bits(&u_relu), bits(&u_held), signs, bits(&z))
+            };
+            assert!(run(cpu) == run(cpu.without_avx512()), "n = {n}");
+        }
+    }
 }
