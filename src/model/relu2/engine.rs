@@ -29,6 +29,7 @@ use super::Model;
 use crate::simd::{Avx2Fma, Forward, Rows, SharedRows, Signs};
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 use rayon::prelude::*;
+use std::cmp::Ordering;
 
 /// Below this many flops (4 n m d) an evaluation runs in one lane: a rayon round trip (a few
 /// microseconds) would cost more than the second core gives.
@@ -107,7 +108,7 @@ pub struct Workspace {
     pub(super) n: usize,
     /// Signs of W by rows whose distance from their last pass proves them unchanged
     /// ([`Workspace::cache_signs`]); None: every sign pass runs in full.
-    sign_cache: Option<SignCache>,
+    sign_cache: Option<Box<SignCache>>,
 }
 
 /// The signs of the last pass over each neuron, with how far its row may move before one of
@@ -225,7 +226,7 @@ impl Workspace {
     /// (the GEMM's bits depend on its blocking); a no-op with the GEMM.
     pub fn cache_signs(&mut self) {
         if self.cpu.is_some() {
-            self.sign_cache = Some(SignCache::default());
+            self.sign_cache = Some(Box::default());
         }
     }
 
@@ -371,8 +372,9 @@ impl Model {
         }
         c.stale.clear();
         for (r, (s, slack)) in c.dist.iter().zip(&c.slack).enumerate() {
-            // NaN anywhere fails the test: the row is passed over.
-            if !(s.sqrt() * (1.0 + rel) < *slack) {
+            // NaN anywhere fails the test (no ordering): the row is passed over.
+            let kept = (s.sqrt() * (1.0 + rel)).partial_cmp(slack) == Some(Ordering::Less);
+            if !kept {
                 c.stale.push(r);
             }
         }
