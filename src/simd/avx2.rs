@@ -150,21 +150,21 @@ pub(crate) fn transpose(
             if wide {
                 // SAFETY: the token proves AVX-512F besides AVX2 and FMA (avx512 is set only
                 // by detection); sizes as below.
-                return unsafe { transpose_all_512::<false>(x, ds, a, b, len, g, p) };
+                return unsafe { transpose_all::<false, true>(x, ds, a, b, len, g, p) };
             }
             // SAFETY: the token proves AVX2 and FMA; `g` addresses len x d values that this
             // RowsMut alone writes; the mask, ds, a and p have the sizes the tiles read
             // (checked above).
-            unsafe { transpose_all::<false>(x, ds, a, b, len, g, p) }
+            unsafe { transpose_all::<false, false>(x, ds, a, b, len, g, p) }
         }
         Signs::Nibbles(b) => {
             assert!(b.len() >= len * x.np / 4, "sign nibbles too few");
             if wide {
                 // SAFETY: as for Bytes with AVX-512F, with len x np/4 nibble bytes.
-                return unsafe { transpose_all_512::<true>(x, ds, a, b, len, g, p) };
+                return unsafe { transpose_all::<true, true>(x, ds, a, b, len, g, p) };
             }
             // SAFETY: as for Bytes, with len x np/4 nibble bytes.
-            unsafe { transpose_all::<true>(x, ds, a, b, len, g, p) }
+            unsafe { transpose_all::<true, false>(x, ds, a, b, len, g, p) }
         }
     }
 }
@@ -245,72 +245,10 @@ unsafe fn rows_any<const MODE: u8>(
     if cpu.avx512() {
         // SAFETY: the token proves AVX-512F (avx512 is set only by detection), AVX2 and FMA;
         // the rest is the caller's contract.
-        unsafe { rows_all_512::<MODE>(x, w, len, a, io) }
+        unsafe { rows_all::<MODE, true>(x, w, len, a, io) }
     } else {
         // SAFETY: the token proves AVX2 and FMA; the rest is the caller's contract.
-        unsafe { rows_all::<MODE>(x, w, len, a, io) }
-    }
-}
-
-/// [`rows_all`] with 512-bit vectors: the same groups of neurons (6, then 1: the order in
-/// which u's shares are summed), 16 and 8 samples a tile, the last 4 by the 256-bit tile;
-/// every z the same FMA chain over k, so the same bits in every mode.
-///
-/// # Safety
-/// As [`rows_all`], and AVX-512F must be present.
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn rows_all_512<const MODE: u8>(
-    x: &PackedX,
-    w: (*const f64, isize, isize),
-    len: usize,
-    a: &[f64],
-    io: Io,
-) {
-    let mut r = 0;
-    while r + 6 <= len {
-        // SAFETY: neurons r .. r + 6 <= len (caller's contract).
-        unsafe { rows_512::<6, MODE>(x, w, r, a, io) };
-        r += 6;
-    }
-    while r < len {
-        // SAFETY: neuron r < len (caller's contract).
-        unsafe { rows_512::<1, MODE>(x, w, r, a, io) };
-        r += 1;
-    }
-}
-
-/// [`rows`] with 512-bit vectors.
-///
-/// # Safety
-/// As [`rows_all_512`], with r0 + R within its `len`.
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[inline]
-unsafe fn rows_512<const R: usize, const MODE: u8>(
-    x: &PackedX,
-    w: (*const f64, isize, isize),
-    r0: usize,
-    a: &[f64],
-    io: Io,
-) {
-    let next = w.0.wrapping_offset((r0 + R) as isize * w.1);
-    for k in 0..x.d {
-        // A prefetch does not fault, whatever the address (one past W included).
-        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_offset(k as isize * w.2).cast());
-    }
-    let mut i0 = 0;
-    while i0 + 16 <= x.np {
-        // SAFETY: samples i0 .. i0 + 16 <= np (caller's contract for the rest).
-        unsafe { tile_512::<R, 2, MODE>(x, w, r0, i0, a, io) };
-        i0 += 16;
-    }
-    if i0 + 8 <= x.np {
-        // SAFETY: samples i0 .. i0 + 8 <= np.
-        unsafe { tile_512::<R, 1, MODE>(x, w, r0, i0, a, io) };
-        i0 += 8;
-    }
-    if i0 < x.np {
-        // SAFETY: samples i0 .. i0 + 4 <= np, np a multiple of 4.
-        unsafe { tile::<R, 1, MODE>(x, w, r0, i0, a, io) };
+        unsafe { rows_all::<MODE, false>(x, w, len, a, io) }
     }
 }
 
@@ -318,7 +256,7 @@ unsafe fn rows_512<const R: usize, const MODE: u8>(
 /// then what MODE does with it, lane for lane as [`tile`] does.
 ///
 /// # Safety
-/// As [`rows_512`], with i0 + 8 NV <= np.
+/// As [`rows`] with AVX-512F, and i0 + 8 NV <= np.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 unsafe fn tile_512<const R: usize, const NV: usize, const MODE: u8>(
@@ -428,13 +366,14 @@ unsafe fn sign_bytes_8(p: *const u8, valid: usize) -> u64 {
     }
 }
 
-/// Pass 1 over `len` neurons, 6 at a time, then one at a time.
+/// Pass 1 over `len` neurons, 6 at a time, then one at a time (the order in which u's shares
+/// are summed); WIDE: with 512-bit tiles ([`tile_512`]) besides, the same bits.
 ///
 /// # Safety
-/// AVX2 and FMA must be present; `w` must address len x d values and `io` the buffers of
-/// MODE (see [`Io`]) for `len` neurons; `a` holds at least `len` weights.
+/// AVX2 and FMA must be present, and AVX-512F if WIDE; `w` must address len x d values and
+/// `io` the buffers of MODE (see [`Io`]) for `len` neurons; `a` holds at least `len` weights.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn rows_all<const MODE: u8>(
+unsafe fn rows_all<const MODE: u8, const WIDE: bool>(
     x: &PackedX,
     w: (*const f64, isize, isize),
     len: usize,
@@ -444,12 +383,12 @@ unsafe fn rows_all<const MODE: u8>(
     let mut r = 0;
     while r + 6 <= len {
         // SAFETY: neurons r .. r + 6 <= len (caller's contract).
-        unsafe { rows::<6, MODE>(x, w, r, a, io) };
+        unsafe { rows::<6, MODE, WIDE>(x, w, r, a, io) };
         r += 6;
     }
     while r < len {
         // SAFETY: neuron r < len (caller's contract).
-        unsafe { rows::<1, MODE>(x, w, r, a, io) };
+        unsafe { rows::<1, MODE, WIDE>(x, w, r, a, io) };
         r += 1;
     }
 }
@@ -460,7 +399,7 @@ unsafe fn rows_all<const MODE: u8>(
 /// As [`rows_all`], with r0 + R within its `len`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn rows<const R: usize, const MODE: u8>(
+unsafe fn rows<const R: usize, const MODE: u8, const WIDE: bool>(
     x: &PackedX,
     w: (*const f64, isize, isize),
     r0: usize,
@@ -475,6 +414,18 @@ unsafe fn rows<const R: usize, const MODE: u8>(
         _mm_prefetch::<_MM_HINT_T0>(next.wrapping_offset(k as isize * w.2).cast());
     }
     let mut i0 = 0;
+    if WIDE {
+        while i0 + 16 <= x.np {
+            // SAFETY: AVX-512F (WIDE, caller's contract); samples i0 .. i0 + 16 <= np.
+            unsafe { tile_512::<R, 2, MODE>(x, w, r0, i0, a, io) };
+            i0 += 16;
+        }
+        if i0 + 8 <= x.np {
+            // SAFETY: as above, samples i0 .. i0 + 8 <= np.
+            unsafe { tile_512::<R, 1, MODE>(x, w, r0, i0, a, io) };
+            i0 += 8;
+        }
+    }
     while i0 + 8 <= x.np {
         // SAFETY: samples i0 .. i0 + 8 <= np (caller's contract for the rest).
         unsafe { tile::<R, 2, MODE>(x, w, r0, i0, a, io) };
@@ -587,14 +538,15 @@ static UNPACKED: Unpacked = {
     Unpacked(t)
 };
 
-/// Pass 2 over `len` neurons, 2 at a time.
+/// Pass 2 over `len` neurons, 2 at a time (WIDE: 4 at a time with 512-bit vectors, then 2,
+/// then 1: each g_rk the same FMA chain over i in order either way, so the same bits).
 ///
 /// # Safety
-/// AVX2 and FMA must be present; `g` must address len x d values no one else touches; the
+/// AVX2 and FMA must be present, and AVX-512F if WIDE; `g` must address len x d values no one else touches; the
 /// mask holds len rows in its format (NIBBLES: np/4 bytes a row, else n); ds holds np values,
 /// a at least len, p [`transpose_scratch`].
 #[target_feature(enable = "avx2,fma")]
-unsafe fn transpose_all<const NIBBLES: bool>(
+unsafe fn transpose_all<const NIBBLES: bool, const WIDE: bool>(
     x: &PackedX,
     ds: &[f64],
     a: &[f64],
@@ -604,14 +556,21 @@ unsafe fn transpose_all<const NIBBLES: bool>(
     p: &mut [f64],
 ) {
     let mut r = 0;
+    if WIDE {
+        while r + 4 <= len {
+            // SAFETY: neurons r .. r + 4 <= len (caller's contract).
+            unsafe { transpose_rows::<4, NIBBLES, WIDE>(x, ds, a, mask, r, g, p) };
+            r += 4;
+        }
+    }
     while r + 2 <= len {
         // SAFETY: neurons r .. r + 2 <= len (caller's contract).
-        unsafe { transpose_rows::<2, NIBBLES>(x, ds, a, mask, r, g, p) };
+        unsafe { transpose_rows::<2, NIBBLES, WIDE>(x, ds, a, mask, r, g, p) };
         r += 2;
     }
     if r < len {
         // SAFETY: neuron r < len (caller's contract).
-        unsafe { transpose_rows::<1, NIBBLES>(x, ds, a, mask, r, g, p) };
+        unsafe { transpose_rows::<1, NIBBLES, WIDE>(x, ds, a, mask, r, g, p) };
     }
 }
 
@@ -621,7 +580,7 @@ unsafe fn transpose_all<const NIBBLES: bool>(
 /// As [`transpose_all`], with r0 + R within its `len`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn transpose_rows<const R: usize, const NIBBLES: bool>(
+unsafe fn transpose_rows<const R: usize, const NIBBLES: bool, const WIDE: bool>(
     x: &PackedX,
     ds: &[f64],
     a: &[f64],
@@ -635,6 +594,24 @@ unsafe fn transpose_rows<const R: usize, const NIBBLES: bool>(
     for k in 0..x.d {
         // A prefetch does not fault, whatever the address.
         _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_offset(k as isize * g.2).cast());
+    }
+    if WIDE {
+        // SAFETY: AVX-512F (WIDE, caller's contract); P's R <= 4 rows of np values fit p.
+        unsafe { fill_p_512::<R, NIBBLES>(x, ds, a, mask, r0, p) };
+        let mut c = 0;
+        while c < x.d {
+            // SAFETY: as above; columns c .. min(c + 24, d) of the packed rows of X, rows
+            // r0 .. r0 + R of G (caller).
+            unsafe {
+                match (x.d - c).div_ceil(8) {
+                    1 => columns_512::<R, 1>(x, p, r0, c, g),
+                    2 => columns_512::<R, 2>(x, p, r0, c, g),
+                    _ => columns_512::<R, 3>(x, p, r0, c, g),
+                }
+            }
+            c += 24;
+        }
+        return;
     }
     // SAFETY: as this function's contract (P's R rows of np values fit p).
     unsafe { fill_p::<R, NIBBLES>(x, ds, a, mask, r0, p) };
@@ -777,81 +754,11 @@ unsafe fn fill_p_512<const R: usize, const NIBBLES: bool>(
     }
 }
 
-/// Pass 2 over `len` neurons with 512-bit vectors, 4 at a time, then 2, then 1: as
-/// [`transpose_all`], each g_rk summed over i in order with one FMA per term, so the same bits.
-///
-/// # Safety
-/// As [`transpose_all`], and AVX-512F must be present.
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn transpose_all_512<const NIBBLES: bool>(
-    x: &PackedX,
-    ds: &[f64],
-    a: &[f64],
-    mask: &[u8],
-    len: usize,
-    g: (*mut f64, isize, isize),
-    p: &mut [f64],
-) {
-    let mut r = 0;
-    while r + 4 <= len {
-        // SAFETY: neurons r .. r + 4 <= len (caller's contract).
-        unsafe { transpose_rows_512::<4, NIBBLES>(x, ds, a, mask, r, g, p) };
-        r += 4;
-    }
-    if r + 2 <= len {
-        // SAFETY: neurons r .. r + 2 <= len (caller's contract).
-        unsafe { transpose_rows_512::<2, NIBBLES>(x, ds, a, mask, r, g, p) };
-        r += 2;
-    }
-    if r < len {
-        // SAFETY: neuron r < len (caller's contract).
-        unsafe { transpose_rows_512::<1, NIBBLES>(x, ds, a, mask, r, g, p) };
-    }
-}
-
-/// [`transpose_rows`] with 512-bit vectors: rows r0 .. r0 + R of P, then of G, 24 columns
-/// (three vectors, the last masked) at a time.
-///
-/// # Safety
-/// As [`transpose_all_512`], with r0 + R within its `len`.
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[inline]
-unsafe fn transpose_rows_512<const R: usize, const NIBBLES: bool>(
-    x: &PackedX,
-    ds: &[f64],
-    a: &[f64],
-    mask: &[u8],
-    r0: usize,
-    g: (*mut f64, isize, isize),
-    p: &mut [f64],
-) {
-    let ahead = g.0.wrapping_offset((r0 + 8) as isize * g.1);
-    for k in 0..x.d {
-        // A prefetch does not fault, whatever the address.
-        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_offset(k as isize * g.2).cast());
-    }
-    // SAFETY: as this function's contract (R <= 4 rows of np values fit p).
-    unsafe { fill_p_512::<R, NIBBLES>(x, ds, a, mask, r0, p) };
-    let mut c = 0;
-    while c < x.d {
-        // SAFETY: columns c .. min(c + 24, d) of the packed rows of X; rows r0 .. r0 + R of G
-        // (caller).
-        unsafe {
-            match (x.d - c).div_ceil(8) {
-                1 => columns_512::<R, 1>(x, p, r0, c, g),
-                2 => columns_512::<R, 2>(x, p, r0, c, g),
-                _ => columns_512::<R, 3>(x, p, r0, c, g),
-            }
-        }
-        c += 24;
-    }
-}
-
 /// Columns c .. c + 8 KV (those below d) of G's rows r0 .. r0 + R: sum_i p_ri x_i, the last
 /// vector's columns past d masked off.
 ///
 /// # Safety
-/// As [`transpose_rows_512`], with c + 8 (KV - 1) < d.
+/// As [`transpose_rows`] with AVX-512F, and c + 8 (KV - 1) < d.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 unsafe fn columns_512<const R: usize, const KV: usize>(
