@@ -78,6 +78,39 @@ pub(crate) fn gemv(
     y.gemv(1.0, h, x, 0.0);
 }
 
+/// acc_r += (a_r - b_r)^2 for every r, vectorized where the token allows (the sign cache's
+/// squared row distances, `crate::model::relu2::engine`).
+pub(crate) fn add_squared_differences(cpu: Avx2Fma, acc: &mut [f64], a: &[f64], b: &[f64]) {
+    #[cfg(target_arch = "x86_64")]
+    avx2::add_squared_differences(cpu, acc, a, b);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = cpu;
+        for ((s, a), b) in acc.iter_mut().zip(a).zip(b) {
+            let e = a - b;
+            *s += e * e;
+        }
+    }
+}
+
+/// (min_i |z_i| scale_i over the i with scale_i > 0, infinity if none; whether any z_i is
+/// NaN): the sign cache's margin of a row.
+pub(crate) fn scaled_min_abs(cpu: Avx2Fma, z: &[f64], scale: &[f64]) -> (f64, bool) {
+    #[cfg(target_arch = "x86_64")]
+    return avx2::scaled_min_abs(cpu, z, scale);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = cpu;
+        let nan = z.iter().any(|v| v.is_nan());
+        let least = z
+            .iter()
+            .zip(scale)
+            .filter(|(_, s)| **s > 0.0)
+            .fold(f64::INFINITY, |m, (zi, s)| m.min(zi.abs() * s));
+        (least, nan)
+    }
+}
+
 /// `len` rows of a matrix with `cols` columns, read-only, borrowed for `'a`: entry (r, k) at
 /// `ptr + r row + k col`.
 #[derive(Clone, Copy)]
@@ -533,6 +566,44 @@ mod tests {
                 (nibbles, bits(&u_relu), bits(&u_held), signs, bits(&z))
             };
             assert!(run(cpu) == run(cpu.without_avx512()), "n = {n}");
+        }
+    }
+
+    /// The sign cache's helpers are their scalar definitions: the squared differences bit for
+    /// bit, the margin exactly (a minimum), with zero scales skipped and NaN reported.
+    #[test]
+    fn sign_cache_helpers_are_their_scalar_definitions() {
+        let Some(cpu) = Avx2Fma::detect() else {
+            return;
+        };
+        for len in [0, 1, 4, 7, 100] {
+            let a: Vec<f64> = (0..len).map(|k| (k as f64 * 0.61).sin()).collect();
+            let b: Vec<f64> = (0..len).map(|k| (k as f64 * 0.17).cos()).collect();
+            let mut acc: Vec<f64> = (0..len).map(|k| k as f64 * 0.01).collect();
+            let want: Vec<u64> = acc
+                .iter()
+                .zip(a.iter().zip(&b))
+                .map(|(s, (a, b))| (s + (a - b) * (a - b)).to_bits())
+                .collect();
+            add_squared_differences(cpu, &mut acc, &a, &b);
+            assert_eq!(acc.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+            let scale: Vec<f64> = (0..len)
+                .map(|k| if k % 5 == 3 { 0.0 } else { 1.5 })
+                .collect();
+            let least = a
+                .iter()
+                .zip(&scale)
+                .filter(|(_, s)| **s > 0.0)
+                .fold(f64::INFINITY, |m, (z, s)| m.min(z.abs() * s));
+            assert_eq!(scaled_min_abs(cpu, &a, &scale), (least, false), "len {len}");
+            if len > 0 {
+                let mut z = a.clone();
+                z[len - 1] = f64::NAN;
+                assert!(
+                    scaled_min_abs(cpu, &z, &scale).1,
+                    "NaN at the end, len {len}"
+                );
+            }
         }
     }
 }

@@ -358,17 +358,13 @@ impl Model {
         let gamma = 2.0 * (d as f64 + 2.0) * f64::EPSILON;
         // Relative rounding of the distance, the norms and the quotients below, generously.
         let rel = 1e-12 + 4.0 * gamma;
+        let cpu = ws.cpu.expect("the sign cache runs with the fused kernel");
         c.dist.fill(0.0);
         for k in 0..d {
             let reference = &c.wref[k * m..(k + 1) * m];
+            // A column of a view with unit row stride is contiguous.
             let col = w.column(k);
-            // A column of a view with unit row stride is contiguous: a slice, so the loop
-            // vectorizes.
-            let col = col.as_slice();
-            for ((s, a), b) in c.dist.iter_mut().zip(col).zip(reference) {
-                let e = a - b;
-                *s += e * e;
-            }
+            crate::simd::add_squared_differences(cpu, &mut c.dist, col.as_slice(), reference);
         }
         c.stale.clear();
         for (r, (s, slack)) in c.dist.iter().zip(&c.slack).enumerate() {
@@ -381,8 +377,7 @@ impl Model {
         c.checked += m as u64;
         c.passed += c.stale.len() as u64;
         let a = self.a.as_slice();
-        let cpu = ws.cpu;
-        let mut kernel = ws.lanes[0].kernel(self, cpu);
+        let mut kernel = ws.lanes[0].kernel(self, Some(cpu));
         let mut j = 0;
         while j < c.stale.len() {
             // A run of consecutive stale rows, at most a block.
@@ -408,23 +403,7 @@ impl Model {
                 for (s, zi) in c.signs[r * n..(r + 1) * n].iter_mut().zip(z) {
                     *s = u8::from(*zi >= 0.0);
                 }
-                // Simple loops (a select, not f64::min), so that they vectorize.
-                let nan = z.iter().any(|v| v.is_nan());
-                let margin = z
-                    .iter()
-                    .zip(&c.inv_norm)
-                    .fold(f64::INFINITY, |acc, (zi, inv)| {
-                        let v = if *inv > 0.0 {
-                            zi.abs() * inv
-                        } else {
-                            f64::INFINITY
-                        };
-                        if v < acc {
-                            v
-                        } else {
-                            acc
-                        }
-                    });
+                let (margin, nan) = crate::simd::scaled_min_abs(cpu, z, &c.inv_norm);
                 // NaN (a non-finite row): passed over every time.
                 c.slack[r] = if nan {
                     f64::NAN
