@@ -475,6 +475,11 @@ pub(crate) fn held_start(model: &Model, y0: &[f64], second: bool) -> (Held, Buff
         "state of another size"
     );
     let mut buf = Buffers::new(model);
+    if second {
+        // The steps' sign passes are over nearby states, and most rows cannot have changed
+        // (not for gradient flow, whose sliding rows sit on their surfaces, margin 0).
+        buf.ws.cache_signs();
+    }
     let (w, v) = split(y0, m, d, second);
     let held = Held::fresh(model, &w, v.as_ref(), &mut buf);
     (held, buf)
@@ -722,7 +727,7 @@ impl<'a> OutputSpace<'a> {
                         combo.axpy(step * a[l], &del[l], 1.0);
                     }
                     bl[s].copy_from(combo);
-                    hv.gemv(1.0, &held.h, &bl[s], 0.0);
+                    crate::simd::gemv(&held.h, &bl[s], hv);
                     jvl[s].copy_from(hv);
                     jvl[s].axpy(al[s], &held.jv, 1.0);
                     dl[s].copy_from(&held.delta);
@@ -744,7 +749,7 @@ impl<'a> OutputSpace<'a> {
                         dl[s].axpy(-step * a[l], &jvl[l], 1.0);
                     }
                     // jvl holds H Delta_l for GF.
-                    hv.gemv(1.0, &held.h, &dl[s], 0.0);
+                    crate::simd::gemv(&held.h, &dl[s], hv);
                     jvl[s].copy_from(hv);
                 }
             }
@@ -1475,7 +1480,7 @@ pub(crate) fn quad(
     scratch: &mut [f64],
     ws: &mut Workspace,
 ) -> f64 {
-    hv.gemv(1.0, &held.h, beta, 0.0);
+    crate::simd::gemv(&held.h, beta, hv);
     let cross = 2.0 * c * beta.dot(&held.jv);
     let (outer, inner) = (c * c * vv, beta.dot(hv));
     let sum = outer + cross + inner;

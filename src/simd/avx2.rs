@@ -20,6 +20,11 @@
 //! Tiles: pass 1 holds 6 neurons x 8 samples of z in 12 ymm accumulators (per k: 2 loads of X,
 //! 6 broadcasts of W, 12 FMAs); pass 2 holds 2 neurons x 20 columns of G in 10 (per i: 5 loads
 //! of X, 2 broadcasts of P, 10 FMAs). X (n x d) stays in L1 at the benchmark's n = 100, d = 20.
+//! Where the CPU also runs AVX-512F (the token says so), pass 2 holds 4 neurons x 24 columns
+//! in 12 zmm accumulators instead (per i: 3 loads of X, the last masked to d, 4 broadcasts,
+//! 12 FMAs): 40% fewer FMA instructions at d = 20, and on this benchmark's Zen 5 cores, which
+//! run 512-bit FMAs at full rate, the momentum flows' runs 1.2-1.3x faster. Each g_rk is the
+//! same FMA chain over i in order, so both widths give the same bits.
 //!
 //! Each z is summed over k in order with one FMA per term, so [`PackedX::dot`] reproduces any
 //! entry to the bit (the fractional entries of a held pattern need single entries).
@@ -34,20 +39,23 @@ use std::arch::x86_64::*;
 const RELU: u8 = 0;
 const HELD: u8 = 1;
 const SIGNS: u8 = 2;
+const VALUES: u8 = 3;
 
 /// Where pass 1's tiles write (or read) signs and u. Which fields a tile touches is fixed by
 /// its MODE, set from the [`Forward`] variant that supplied them in [`forward`]: RELU writes
 /// nibbles at `mask` and adds to `u`; HELD reads bytes at `mask` and adds to `u`; SIGNS writes
-/// bytes at `mask` and leaves `u` (dangling) alone.
+/// bytes at `mask` and leaves `u` (dangling) alone; VALUES writes z at `u`, `stride` values a
+/// neuron, and leaves `mask` (dangling) alone.
 #[derive(Clone, Copy)]
 struct Io {
     mask: *mut u8,
     u: *mut f64,
+    stride: usize,
 }
 
 /// Pass 1 over the neurons of `w` (len x d) with output weights `a` (len or more): by `mode`,
 /// their signs and/or their share of u (added to, not overwritten).
-pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: Forward<'_>) {
+pub(crate) fn forward(cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: Forward<'_>) {
     let (n, np, len) = (x.n, x.np, w.len());
     assert_eq!(w.cols(), x.d, "W of another width than X");
     assert!(
@@ -65,11 +73,12 @@ pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: 
             let io = Io {
                 mask: mask.as_mut_ptr(),
                 u: u.as_mut_ptr(),
+                stride: 0,
             };
             // SAFETY: the token proves AVX2 and FMA; `w` addresses len x d values (a Rows is
             // made from a borrowed view of that shape); the mask holds len x np/4 nibble bytes
             // and u np values, as RELU's tiles write them (sizes checked above).
-            unsafe { rows_all::<RELU>(x, wr, len, a, io) }
+            unsafe { rows_any::<RELU>(cpu, x, wr, len, a, io) }
         }
         Forward::Held { mask, u } => {
             assert!(
@@ -80,18 +89,34 @@ pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: 
                 // Only read by HELD's tiles.
                 mask: mask.as_ptr().cast_mut(),
                 u: u.as_mut_ptr(),
+                stride: 0,
             };
             // SAFETY: as for RELU, with len x n mask bytes that HELD's tiles only read.
-            unsafe { rows_all::<HELD>(x, wr, len, a, io) }
+            unsafe { rows_any::<HELD>(cpu, x, wr, len, a, io) }
         }
         Forward::Signs { mask } => {
             assert!(mask.len() >= len * n, "sign buffer too small");
             let io = Io {
                 mask: mask.as_mut_ptr(),
                 u: std::ptr::NonNull::dangling().as_ptr(),
+                stride: 0,
             };
             // SAFETY: as for RELU, with len x n sign bytes; SIGNS's tiles never touch u.
-            unsafe { rows_all::<SIGNS>(x, wr, len, a, io) }
+            unsafe { rows_any::<SIGNS>(cpu, x, wr, len, a, io) }
+        }
+        Forward::Values { z, stride } => {
+            assert!(
+                stride >= np && z.len() >= len * stride,
+                "value buffer too small"
+            );
+            let io = Io {
+                mask: std::ptr::NonNull::dangling().as_ptr(),
+                u: z.as_mut_ptr(),
+                stride,
+            };
+            // SAFETY: as for RELU, with len rows of `stride` >= np values at u, of which
+            // VALUES's tiles write the first np; they never touch the mask.
+            unsafe { rows_any::<VALUES>(cpu, x, wr, len, a, io) }
         }
     }
 }
@@ -99,7 +124,7 @@ pub(crate) fn forward(_cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: 
 /// Pass 2 over the `g.len()` neurons whose rows of G `g` holds: g_r = sum_i a_r S_ri ds_i x_i,
 /// S the 0/1 `mask`, `ds` zero-padded to np. `p` is scratch of [`transpose_scratch`] values.
 pub(crate) fn transpose(
-    _cpu: Avx2Fma,
+    cpu: Avx2Fma,
     x: &PackedX,
     ds: &[f64],
     a: &[f64],
@@ -118,25 +143,35 @@ pub(crate) fn transpose(
         "pass 2 scratch too small"
     );
     let g = g.raw();
+    let wide = cpu.avx512();
     match mask {
         Signs::Bytes(b) => {
             assert!(b.len() >= len * x.n, "sign bytes too few");
+            if wide {
+                // SAFETY: the token proves AVX-512F besides AVX2 and FMA (avx512 is set only
+                // by detection); sizes as below.
+                return unsafe { transpose_all::<false, true>(x, ds, a, b, len, g, p) };
+            }
             // SAFETY: the token proves AVX2 and FMA; `g` addresses len x d values that this
             // RowsMut alone writes; the mask, ds, a and p have the sizes the tiles read
             // (checked above).
-            unsafe { transpose_all::<false>(x, ds, a, b, len, g, p) }
+            unsafe { transpose_all::<false, false>(x, ds, a, b, len, g, p) }
         }
         Signs::Nibbles(b) => {
             assert!(b.len() >= len * x.np / 4, "sign nibbles too few");
+            if wide {
+                // SAFETY: as for Bytes with AVX-512F, with len x np/4 nibble bytes.
+                return unsafe { transpose_all::<true, true>(x, ds, a, b, len, g, p) };
+            }
             // SAFETY: as for Bytes, with len x np/4 nibble bytes.
-            unsafe { transpose_all::<true>(x, ds, a, b, len, g, p) }
+            unsafe { transpose_all::<true, false>(x, ds, a, b, len, g, p) }
         }
     }
 }
 
-/// Scratch values [`transpose`] needs for `np` padded samples: two rows of P.
+/// Scratch values [`transpose`] needs for `np` padded samples: four rows of P.
 pub(crate) fn transpose_scratch(np: usize) -> usize {
-    2 * np
+    4 * np
 }
 
 /// The four sign bytes (little-endian u32) of a 4-bit compare mask.
@@ -194,13 +229,151 @@ unsafe fn load_signs(p: *const u8, valid: usize) -> __m256d {
     _mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(bytes as i32)))
 }
 
-/// Pass 1 over `len` neurons, 6 at a time, then one at a time.
+/// Pass 1 with 512-bit vectors where the token says the CPU runs AVX-512F, else 256-bit.
 ///
 /// # Safety
-/// AVX2 and FMA must be present; `w` must address len x d values and `io` the buffers of
-/// MODE (see [`Io`]) for `len` neurons; `a` holds at least `len` weights.
+/// As [`rows_all`].
+#[inline]
+unsafe fn rows_any<const MODE: u8>(
+    cpu: Avx2Fma,
+    x: &PackedX,
+    w: (*const f64, isize, isize),
+    len: usize,
+    a: &[f64],
+    io: Io,
+) {
+    if cpu.avx512() {
+        // SAFETY: the token proves AVX-512F (avx512 is set only by detection), AVX2 and FMA;
+        // the rest is the caller's contract.
+        unsafe { rows_all::<MODE, true>(x, w, len, a, io) }
+    } else {
+        // SAFETY: the token proves AVX2 and FMA; the rest is the caller's contract.
+        unsafe { rows_all::<MODE, false>(x, w, len, a, io) }
+    }
+}
+
+/// [`tile`] with 512-bit vectors: z for neurons r0 .. r0 + R and samples i0 .. i0 + 8 NV,
+/// then what MODE does with it, lane for lane as [`tile`] does.
+///
+/// # Safety
+/// As [`rows`] with AVX-512F, and i0 + 8 NV <= np.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn tile_512<const R: usize, const NV: usize, const MODE: u8>(
+    x: &PackedX,
+    w: (*const f64, isize, isize),
+    r0: usize,
+    i0: usize,
+    a: &[f64],
+    io: Io,
+) {
+    let (n, np) = (x.n, x.np);
+    let zero = _mm512_setzero_pd();
+    let mut acc = [[zero; NV]; R];
+    let xc = x.cols.as_ptr().wrapping_add(i0);
+    // SAFETY: neuron r0 < len of W (caller).
+    let wr = unsafe { w.0.offset(r0 as isize * w.1) };
+    for k in 0..x.d {
+        // SAFETY: column k < d of the packed X (np x d), samples i0 .. i0 + 8 NV <= np
+        // (caller); W's entries (r0 + r, k) with r < R inside its len x d (caller).
+        unsafe {
+            let col = xc.add(k * np);
+            let mut xv = [zero; NV];
+            for (v, xv) in xv.iter_mut().enumerate() {
+                *xv = _mm512_loadu_pd(col.add(8 * v));
+            }
+            let wk = wr.offset(k as isize * w.2);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_pd(*wk.offset(r as isize * w.1));
+                for (acc, xv) in acc.iter_mut().zip(&xv) {
+                    *acc = _mm512_fmadd_pd(b, *xv, *acc);
+                }
+            }
+        }
+    }
+    let mut su = [zero; NV];
+    for (r, acc) in acc.iter().enumerate() {
+        let row = (r0 + r) * n;
+        let ar = _mm512_set1_pd(a[r0 + r]);
+        for (v, (z, su)) in acc.iter().zip(su.iter_mut()).enumerate() {
+            let i = i0 + 8 * v;
+            // Samples of the row left from i (at least 1: i < np and np - n < 4).
+            let left = n - i;
+            if MODE == VALUES {
+                // SAFETY: VALUES's buffer holds len rows of stride >= np values (caller), and
+                // i + 8 <= np.
+                unsafe { _mm512_storeu_pd(io.u.add((r0 + r) * io.stride + i), *z) };
+            } else if MODE == HELD {
+                // SAFETY: HELD's mask holds len x n bytes (caller); `left` of them remain in
+                // the row of neuron r0 + r from sample i.
+                let b = unsafe { sign_bytes_8(io.mask.add(row + i), left) };
+                let s = _mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(b as i64)));
+                *su = _mm512_fmadd_pd(_mm512_mul_pd(ar, s), *z, *su);
+            } else {
+                let bits = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(*z, zero) as usize;
+                let (lo, hi) = (bits & 15, bits >> 4);
+                if MODE == RELU {
+                    // Padded samples (z = 0) must not count as active.
+                    let valid = |left: usize| (1usize << left.min(4)) - 1;
+                    let q = (r0 + r) * (np / 4) + i / 4;
+                    // SAFETY: RELU's mask holds len x np/4 bytes (caller); i / 4 + 1 < np / 4
+                    // (i + 8 <= np), and left > 4 wherever sample i + 4 < np lies in the row.
+                    unsafe {
+                        *io.mask.add(q) = (lo & valid(left)) as u8;
+                        *io.mask.add(q + 1) = (hi & valid(left.saturating_sub(4))) as u8;
+                    }
+                    *su = _mm512_fmadd_pd(ar, _mm512_max_pd(*z, zero), *su);
+                } else {
+                    // SAFETY: SIGNS's mask holds len x n bytes (caller); `left` of them remain
+                    // in the row of neuron r0 + r from sample i (store_signs writes no more).
+                    unsafe {
+                        store_signs(io.mask.add(row + i), BYTES[lo], left);
+                        if left > 4 {
+                            store_signs(io.mask.add(row + i + 4), BYTES[hi], left - 4);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if MODE == RELU || MODE == HELD {
+        for (v, su) in su.iter().enumerate() {
+            // SAFETY: u holds np values (caller) and i0 + 8 v + 8 <= np.
+            unsafe {
+                let p = io.u.add(i0 + 8 * v);
+                _mm512_storeu_pd(p, _mm512_add_pd(_mm512_loadu_pd(p), *su));
+            }
+        }
+    }
+}
+
+/// Sign bytes of samples i .. i + 8 as a little-endian u64 (zero past the row's end).
+///
+/// # Safety
+/// `p` must be valid for `valid.min(8)` byte reads.
+#[inline]
+unsafe fn sign_bytes_8(p: *const u8, valid: usize) -> u64 {
+    if valid >= 8 {
+        // SAFETY: 8 bytes readable (caller), unaligned read.
+        unsafe { p.cast::<u64>().read_unaligned() }
+    } else {
+        let mut b = 0u64;
+        for j in 0..valid {
+            // SAFETY: j < valid bytes readable (caller).
+            b |= u64::from(unsafe { *p.add(j) }) << (8 * j);
+        }
+        b
+    }
+}
+
+/// Pass 1 over `len` neurons, 6 at a time, then one at a time (the order in which u's shares
+/// are summed); WIDE: with 512-bit tiles ([`tile_512`]) besides, the same bits.
+///
+/// # Safety
+/// AVX2 and FMA must be present, and AVX-512F if WIDE; `w` must address len x d values and
+/// `io` the buffers of MODE (see [`Io`]) for `len` neurons; `a` holds at least `len` weights.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn rows_all<const MODE: u8>(
+unsafe fn rows_all<const MODE: u8, const WIDE: bool>(
     x: &PackedX,
     w: (*const f64, isize, isize),
     len: usize,
@@ -210,12 +383,12 @@ unsafe fn rows_all<const MODE: u8>(
     let mut r = 0;
     while r + 6 <= len {
         // SAFETY: neurons r .. r + 6 <= len (caller's contract).
-        unsafe { rows::<6, MODE>(x, w, r, a, io) };
+        unsafe { rows::<6, MODE, WIDE>(x, w, r, a, io) };
         r += 6;
     }
     while r < len {
         // SAFETY: neuron r < len (caller's contract).
-        unsafe { rows::<1, MODE>(x, w, r, a, io) };
+        unsafe { rows::<1, MODE, WIDE>(x, w, r, a, io) };
         r += 1;
     }
 }
@@ -226,7 +399,7 @@ unsafe fn rows_all<const MODE: u8>(
 /// As [`rows_all`], with r0 + R within its `len`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn rows<const R: usize, const MODE: u8>(
+unsafe fn rows<const R: usize, const MODE: u8, const WIDE: bool>(
     x: &PackedX,
     w: (*const f64, isize, isize),
     r0: usize,
@@ -241,6 +414,18 @@ unsafe fn rows<const R: usize, const MODE: u8>(
         _mm_prefetch::<_MM_HINT_T0>(next.wrapping_offset(k as isize * w.2).cast());
     }
     let mut i0 = 0;
+    if WIDE {
+        while i0 + 16 <= x.np {
+            // SAFETY: AVX-512F (WIDE, caller's contract); samples i0 .. i0 + 16 <= np.
+            unsafe { tile_512::<R, 2, MODE>(x, w, r0, i0, a, io) };
+            i0 += 16;
+        }
+        if i0 + 8 <= x.np {
+            // SAFETY: as above, samples i0 .. i0 + 8 <= np.
+            unsafe { tile_512::<R, 1, MODE>(x, w, r0, i0, a, io) };
+            i0 += 8;
+        }
+    }
     while i0 + 8 <= x.np {
         // SAFETY: samples i0 .. i0 + 8 <= np (caller's contract for the rest).
         unsafe { tile::<R, 2, MODE>(x, w, r0, i0, a, io) };
@@ -297,7 +482,11 @@ unsafe fn tile<const R: usize, const NV: usize, const MODE: u8>(
         let ar = _mm256_set1_pd(a[r0 + r]);
         for (v, (z, su)) in acc.iter().zip(su.iter_mut()).enumerate() {
             let i = i0 + 4 * v;
-            if MODE == HELD {
+            if MODE == VALUES {
+                // SAFETY: VALUES's buffer holds len rows of stride >= np values (caller), and
+                // i + 4 <= np.
+                unsafe { _mm256_storeu_pd(io.u.add((r0 + r) * io.stride + i), *z) };
+            } else if MODE == HELD {
                 // SAFETY: HELD's mask holds len x n bytes (caller); row + i is sample i < n of
                 // neuron r0 + r, with n - i of them left in the row.
                 let s = unsafe { load_signs(io.mask.add(row + i), n - i) };
@@ -319,7 +508,7 @@ unsafe fn tile<const R: usize, const NV: usize, const MODE: u8>(
             }
         }
     }
-    if MODE != SIGNS {
+    if MODE == RELU || MODE == HELD {
         for (v, su) in su.iter().enumerate() {
             // SAFETY: u holds np values (caller) and i0 + 4 v + 4 <= np.
             unsafe {
@@ -349,14 +538,15 @@ static UNPACKED: Unpacked = {
     Unpacked(t)
 };
 
-/// Pass 2 over `len` neurons, 2 at a time.
+/// Pass 2 over `len` neurons, 2 at a time (WIDE: 4 at a time with 512-bit vectors, then 2,
+/// then 1: each g_rk the same FMA chain over i in order either way, so the same bits).
 ///
 /// # Safety
-/// AVX2 and FMA must be present; `g` must address len x d values no one else touches; the
+/// AVX2 and FMA must be present, and AVX-512F if WIDE; `g` must address len x d values no one else touches; the
 /// mask holds len rows in its format (NIBBLES: np/4 bytes a row, else n); ds holds np values,
 /// a at least len, p [`transpose_scratch`].
 #[target_feature(enable = "avx2,fma")]
-unsafe fn transpose_all<const NIBBLES: bool>(
+unsafe fn transpose_all<const NIBBLES: bool, const WIDE: bool>(
     x: &PackedX,
     ds: &[f64],
     a: &[f64],
@@ -366,14 +556,21 @@ unsafe fn transpose_all<const NIBBLES: bool>(
     p: &mut [f64],
 ) {
     let mut r = 0;
+    if WIDE {
+        while r + 4 <= len {
+            // SAFETY: neurons r .. r + 4 <= len (caller's contract).
+            unsafe { transpose_rows::<4, NIBBLES, WIDE>(x, ds, a, mask, r, g, p) };
+            r += 4;
+        }
+    }
     while r + 2 <= len {
         // SAFETY: neurons r .. r + 2 <= len (caller's contract).
-        unsafe { transpose_rows::<2, NIBBLES>(x, ds, a, mask, r, g, p) };
+        unsafe { transpose_rows::<2, NIBBLES, WIDE>(x, ds, a, mask, r, g, p) };
         r += 2;
     }
     if r < len {
         // SAFETY: neuron r < len (caller's contract).
-        unsafe { transpose_rows::<1, NIBBLES>(x, ds, a, mask, r, g, p) };
+        unsafe { transpose_rows::<1, NIBBLES, WIDE>(x, ds, a, mask, r, g, p) };
     }
 }
 
@@ -383,7 +580,7 @@ unsafe fn transpose_all<const NIBBLES: bool>(
 /// As [`transpose_all`], with r0 + R within its `len`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn transpose_rows<const R: usize, const NIBBLES: bool>(
+unsafe fn transpose_rows<const R: usize, const NIBBLES: bool, const WIDE: bool>(
     x: &PackedX,
     ds: &[f64],
     a: &[f64],
@@ -392,32 +589,32 @@ unsafe fn transpose_rows<const R: usize, const NIBBLES: bool>(
     g: (*mut f64, isize, isize),
     p: &mut [f64],
 ) {
-    let (n, np) = (x.n, x.np);
     // G's lines 8 rows on (a line holds 8 rows of a column): d store streams.
     let ahead = g.0.wrapping_offset((r0 + 8) as isize * g.1);
     for k in 0..x.d {
         // A prefetch does not fault, whatever the address.
         _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_offset(k as isize * g.2).cast());
     }
-    for r in 0..R {
-        let ar = _mm256_set1_pd(a[r0 + r]);
-        for i in (0..np).step_by(4) {
-            let s = if NIBBLES {
-                let bits = mask[(r0 + r) * (np / 4) + i / 4] & 15;
-                // SAFETY: UNPACKED's rows are 32-byte aligned groups of 4 doubles.
-                unsafe { _mm256_load_pd(UNPACKED.0[bits as usize].as_ptr()) }
-            } else {
-                // SAFETY: the mask holds len x n bytes (caller); sample i < n of neuron
-                // r0 + r, n - i of them left in the row (load_signs reads no more).
-                unsafe { load_signs(mask.as_ptr().add((r0 + r) * n + i), n - i) }
-            };
-            // SAFETY: ds holds np values and p 2 np (caller), i + 4 <= np, r < 2.
+    if WIDE {
+        // SAFETY: AVX-512F (WIDE, caller's contract); P's R <= 4 rows of np values fit p.
+        unsafe { fill_p_512::<R, NIBBLES>(x, ds, a, mask, r0, p) };
+        let mut c = 0;
+        while c < x.d {
+            // SAFETY: as above; columns c .. min(c + 24, d) of the packed rows of X, rows
+            // r0 .. r0 + R of G (caller).
             unsafe {
-                let pv = _mm256_mul_pd(_mm256_mul_pd(ar, s), _mm256_loadu_pd(ds.as_ptr().add(i)));
-                _mm256_storeu_pd(p.as_mut_ptr().add(r * np + i), pv);
+                match (x.d - c).div_ceil(8) {
+                    1 => columns_512::<R, 1>(x, p, r0, c, g),
+                    2 => columns_512::<R, 2>(x, p, r0, c, g),
+                    _ => columns_512::<R, 3>(x, p, r0, c, g),
+                }
             }
+            c += 24;
         }
+        return;
     }
+    // SAFETY: as this function's contract (P's R rows of np values fit p).
+    unsafe { fill_p::<R, NIBBLES>(x, ds, a, mask, r0, p) };
     let vectors = x.dp / 4;
     let mut c = 0;
     while c < vectors {
@@ -434,6 +631,188 @@ unsafe fn transpose_rows<const R: usize, const NIBBLES: bool>(
             }
         }
         c += kv;
+    }
+}
+
+/// Rows r0 .. r0 + R of P into `p` (R rows of np values): P_ri = a_r S_ri ds_i.
+///
+/// # Safety
+/// AVX2 and FMA must be present; the mask holds the rows r0 .. r0 + R in its format, ds np
+/// values, a at least r0 + R, p R np.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn fill_p<const R: usize, const NIBBLES: bool>(
+    x: &PackedX,
+    ds: &[f64],
+    a: &[f64],
+    mask: &[u8],
+    r0: usize,
+    p: &mut [f64],
+) {
+    let (n, np) = (x.n, x.np);
+    for r in 0..R {
+        let ar = _mm256_set1_pd(a[r0 + r]);
+        for i in (0..np).step_by(4) {
+            let s = if NIBBLES {
+                let bits = mask[(r0 + r) * (np / 4) + i / 4] & 15;
+                // SAFETY: UNPACKED's rows are 32-byte aligned groups of 4 doubles.
+                unsafe { _mm256_load_pd(UNPACKED.0[bits as usize].as_ptr()) }
+            } else {
+                // SAFETY: the mask holds len x n bytes (caller); sample i < n of neuron
+                // r0 + r, n - i of them left in the row (load_signs reads no more).
+                unsafe { load_signs(mask.as_ptr().add((r0 + r) * n + i), n - i) }
+            };
+            // SAFETY: ds holds np values and p R np (caller), i + 4 <= np, r < R.
+            unsafe {
+                let pv = _mm256_mul_pd(_mm256_mul_pd(ar, s), _mm256_loadu_pd(ds.as_ptr().add(i)));
+                _mm256_storeu_pd(p.as_mut_ptr().add(r * np + i), pv);
+            }
+        }
+    }
+}
+
+/// [`fill_p`] 8 samples at a time: the same S_ri as doubles (the mask's bytes converted, or
+/// the nibbles' table rows) and the same two products, so the same bits.
+///
+/// # Safety
+/// As [`fill_p`], and AVX-512F must be present.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn fill_p_512<const R: usize, const NIBBLES: bool>(
+    x: &PackedX,
+    ds: &[f64],
+    a: &[f64],
+    mask: &[u8],
+    r0: usize,
+    p: &mut [f64],
+) {
+    let (n, np) = (x.n, x.np);
+    let row_bytes = if NIBBLES { np / 4 } else { n };
+    assert!(
+        ds.len() >= np
+            && p.len() >= R * np
+            && a.len() >= r0 + R
+            && mask.len() >= (r0 + R) * row_bytes,
+        "pass 2 inputs too short"
+    );
+    // Groups of 8 samples with all 8 inside the row (and so inside np), unmasked.
+    let full = if NIBBLES { np / 8 * 8 } else { n / 8 * 8 };
+    for r in 0..R {
+        let ar = _mm512_set1_pd(a[r0 + r]);
+        let row = &mask[(r0 + r) * row_bytes..(r0 + r + 1) * row_bytes];
+        let signs = |i: usize, lanes: usize| -> __m512d {
+            if NIBBLES {
+                let lo = row[i / 4] & 15;
+                let hi = if lanes == 8 { row[i / 4 + 1] & 15 } else { 0 };
+                // SAFETY: UNPACKED's rows are 32-byte aligned groups of 4 doubles.
+                unsafe {
+                    let lo = _mm256_load_pd(UNPACKED.0[lo as usize].as_ptr());
+                    let hi = _mm256_load_pd(UNPACKED.0[hi as usize].as_ptr());
+                    _mm512_insertf64x4::<1>(_mm512_castpd256_pd512(lo), hi)
+                }
+            } else {
+                let valid = n.saturating_sub(i).min(8);
+                let b = if valid == 8 {
+                    // SAFETY: bytes i .. i + 8 <= n of the row, unaligned read.
+                    unsafe { row.as_ptr().add(i).cast::<u64>().read_unaligned() }
+                } else {
+                    let mut b = 0u64;
+                    for (j, v) in row[i..i + valid].iter().enumerate() {
+                        b |= u64::from(*v) << (8 * j);
+                    }
+                    b
+                };
+                _mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(b as i64)))
+            }
+        };
+        let (dp, pp) = (ds.as_ptr(), p.as_mut_ptr().wrapping_add(r * np));
+        let mut i = 0;
+        while i < full {
+            let s = signs(i, 8);
+            // SAFETY: samples i .. i + 8 <= np of ds (np values) and of p's row r < R
+            // (checked above).
+            unsafe {
+                let pv = _mm512_mul_pd(_mm512_mul_pd(ar, s), _mm512_loadu_pd(dp.add(i)));
+                _mm512_storeu_pd(pp.add(i), pv);
+            }
+            i += 8;
+        }
+        while i < np {
+            // np is a multiple of 4: the last 4 or 8 samples, some past the row's end.
+            let lanes = (np - i).min(8);
+            let live: __mmask8 = if lanes == 8 { 0xff } else { 0x0f };
+            let s = signs(i, lanes);
+            // SAFETY: as above, the masked lanes i .. i + lanes <= np, the others neither read
+            // nor written.
+            unsafe {
+                let d = _mm512_maskz_loadu_pd(live, dp.add(i));
+                let pv = _mm512_mul_pd(_mm512_mul_pd(ar, s), d);
+                _mm512_mask_storeu_pd(pp.add(i), live, pv);
+            }
+            i += lanes;
+        }
+    }
+}
+
+/// Columns c .. c + 8 KV (those below d) of G's rows r0 .. r0 + R: sum_i p_ri x_i, the last
+/// vector's columns past d masked off.
+///
+/// # Safety
+/// As [`transpose_rows`] with AVX-512F, and c + 8 (KV - 1) < d.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn columns_512<const R: usize, const KV: usize>(
+    x: &PackedX,
+    p: &[f64],
+    r0: usize,
+    c: usize,
+    g: (*mut f64, isize, isize),
+) {
+    let (np, dp) = (x.np, x.dp);
+    let last = (x.d - c - 8 * (KV - 1)).min(8);
+    let tail: __mmask8 = ((1u16 << last) - 1) as u8;
+    let zero = _mm512_setzero_pd();
+    let mut acc = [[zero; KV]; R];
+    // In bounds: c < d <= dp (caller).
+    let xr = x.rows.as_ptr().wrapping_add(c);
+    for i in 0..x.n {
+        // SAFETY: packed row i < n of X holds dp values; the full vectors' columns
+        // c .. c + 8 (KV - 1) lie below d <= dp (caller) and the last one's load is masked to
+        // its columns below d (masked-off lanes are not read and cannot fault); p holds R rows
+        // of np values (caller), i < n <= np.
+        unsafe {
+            let row = xr.add(i * dp);
+            let mut b = [zero; R];
+            for (r, b) in b.iter_mut().enumerate() {
+                *b = _mm512_set1_pd(*p.get_unchecked(r * np + i));
+            }
+            for v in 0..KV {
+                let xv = if v + 1 < KV {
+                    _mm512_loadu_pd(row.add(8 * v))
+                } else {
+                    _mm512_maskz_loadu_pd(tail, row.add(8 * v))
+                };
+                for (acc, b) in acc.iter_mut().zip(&b) {
+                    acc[v] = _mm512_fmadd_pd(*b, xv, acc[v]);
+                }
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        // SAFETY: row r0 + r of G's len rows (caller).
+        let gr = unsafe { g.0.offset((r0 + r) as isize * g.1) };
+        for (v, acc) in acc.iter().enumerate() {
+            let mut t = [0.0; 8];
+            // SAFETY: t holds 8 doubles.
+            unsafe { _mm512_storeu_pd(t.as_mut_ptr(), *acc) };
+            for (j, t) in t.iter().enumerate() {
+                let k = c + 8 * v + j;
+                if k < x.d {
+                    // SAFETY: column k < d of a row of G (caller).
+                    unsafe { *gr.offset(k as isize * g.2) = *t };
+                }
+            }
+        }
     }
 }
 
@@ -488,4 +867,152 @@ unsafe fn columns<const R: usize, const KV: usize>(
             }
         }
     }
+}
+
+/// y = H x for H (rows x cols, column-major, contiguous) with 512-bit vectors and nalgebra's
+/// `gemv` arithmetic at alpha 1, beta 0: y_i = H_i0 x_0, then y_i = H_ij x_j + y_i for
+/// j = 1, 2, .. in order, a rounded product and a rounded sum each (no FMA), so the same
+/// bits. Up to 64 rows of y stay in registers while the columns stream past, where nalgebra
+/// loads and stores y once per column, two doubles at a time.
+pub(crate) fn gemv(cpu: Avx2Fma, h: &[f64], rows: usize, x: &[f64], y: &mut [f64]) {
+    let cols = x.len();
+    assert!(cpu.avx512(), "the 512-bit product needs AVX-512F");
+    assert!(
+        h.len() == rows * cols && y.len() == rows,
+        "gemv: {} values for {rows} x {cols}, y of {}",
+        h.len(),
+        y.len()
+    );
+    if cols == 0 {
+        y.fill(0.0);
+        return;
+    }
+    let mut i0 = 0;
+    while i0 < rows {
+        // SAFETY: the token proves AVX-512F; rows i0 .. min(i0 + 64, rows) of H's columns and
+        // of y (sizes checked above); cols >= 1.
+        unsafe {
+            match (rows - i0).min(64).div_ceil(8) {
+                8 => gemv_rows::<8>(h, rows, x, y, i0),
+                7 => gemv_rows::<7>(h, rows, x, y, i0),
+                6 => gemv_rows::<6>(h, rows, x, y, i0),
+                5 => gemv_rows::<5>(h, rows, x, y, i0),
+                4 => gemv_rows::<4>(h, rows, x, y, i0),
+                3 => gemv_rows::<3>(h, rows, x, y, i0),
+                2 => gemv_rows::<2>(h, rows, x, y, i0),
+                _ => gemv_rows::<1>(h, rows, x, y, i0),
+            }
+        }
+        i0 += 64;
+    }
+}
+
+/// Rows i0 .. i0 + 8 V of [`gemv`] (those below `rows`), the last vector masked.
+///
+/// # Safety
+/// AVX-512F must be present; h holds rows x x.len() values (x.len() >= 1), y rows, and
+/// i0 + 8 (V - 1) < rows.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gemv_rows<const V: usize>(h: &[f64], rows: usize, x: &[f64], y: &mut [f64], i0: usize) {
+    let last = (rows - i0 - 8 * (V - 1)).min(8);
+    let tail: __mmask8 = ((1u16 << last) - 1) as u8;
+    let zero = _mm512_setzero_pd();
+    let mut acc = [zero; V];
+    for (j, xj) in x.iter().enumerate() {
+        let xj = _mm512_set1_pd(*xj);
+        // SAFETY: column j < cols of H starts at j rows, rows i0 .. i0 + 8 (V - 1) + last
+        // <= rows of it are read (the last vector masked to them; masked-off lanes are not
+        // read and cannot fault).
+        unsafe {
+            let col = h.as_ptr().add(j * rows + i0);
+            for (v, acc) in acc.iter_mut().enumerate() {
+                let hv = if v + 1 < V {
+                    _mm512_loadu_pd(col.add(8 * v))
+                } else {
+                    _mm512_maskz_loadu_pd(tail, col.add(8 * v))
+                };
+                let p = _mm512_mul_pd(hv, xj);
+                *acc = if j == 0 { p } else { _mm512_add_pd(p, *acc) };
+            }
+        }
+    }
+    for (v, acc) in acc.iter().enumerate() {
+        // SAFETY: rows i0 + 8 v .. of y, the last vector masked to the rows below `rows`.
+        unsafe {
+            let out = y.as_mut_ptr().add(i0 + 8 * v);
+            if v + 1 < V {
+                _mm512_storeu_pd(out, *acc);
+            } else {
+                _mm512_mask_storeu_pd(out, tail, *acc);
+            }
+        }
+    }
+}
+
+/// acc_r += (a_r - b_r)^2 for every r (the sign cache's squared row distances, a column of W
+/// at a time), four rows a vector.
+pub(crate) fn add_squared_differences(_cpu: Avx2Fma, acc: &mut [f64], a: &[f64], b: &[f64]) {
+    assert!(
+        a.len() == acc.len() && b.len() == acc.len(),
+        "lengths differ"
+    );
+    // SAFETY: the token proves AVX2 and FMA; the loops only index the three slices, whose
+    // lengths agree (checked above).
+    unsafe { add_squared_differences_avx2(acc, a, b) }
+}
+
+/// # Safety
+/// AVX2 and FMA must be present.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn add_squared_differences_avx2(acc: &mut [f64], a: &[f64], b: &[f64]) {
+    // Plain loops: the target features let them vectorize (a product and a sum each, no FMA:
+    // Rust does not contract them).
+    for ((s, a), b) in acc.iter_mut().zip(a).zip(b) {
+        let e = a - b;
+        *s += e * e;
+    }
+}
+
+/// min_i |z_i| scale_i over the i with scale_i > 0 (infinity if none), and whether any z_i
+/// is NaN: the sign cache's margin of a row. A minimum is exact, so its order does not matter.
+pub(crate) fn scaled_min_abs(_cpu: Avx2Fma, z: &[f64], scale: &[f64]) -> (f64, bool) {
+    assert_eq!(z.len(), scale.len(), "lengths differ");
+    // SAFETY: the token proves AVX2 and FMA; the loads are of whole groups of 4 inside both
+    // slices (checked above), the rest is done by index.
+    unsafe { scaled_min_abs_avx2(z, scale) }
+}
+
+/// # Safety
+/// AVX2 and FMA must be present; z and scale have the same length.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scaled_min_abs_avx2(z: &[f64], scale: &[f64]) -> (f64, bool) {
+    let whole = z.len() / 4 * 4;
+    let inf = _mm256_set1_pd(f64::INFINITY);
+    let (zero, sign) = (_mm256_setzero_pd(), _mm256_set1_pd(-0.0));
+    let (mut least, mut nan) = (inf, zero);
+    let mut i = 0;
+    while i < whole {
+        // SAFETY: i + 4 <= len of both slices.
+        unsafe {
+            let zv = _mm256_loadu_pd(z.as_ptr().add(i));
+            let sv = _mm256_loadu_pd(scale.as_ptr().add(i));
+            let v = _mm256_mul_pd(_mm256_andnot_pd(sign, zv), sv);
+            let counted = _mm256_cmp_pd::<_CMP_GT_OQ>(sv, zero);
+            least = _mm256_min_pd(least, _mm256_blendv_pd(inf, v, counted));
+            nan = _mm256_or_pd(nan, _mm256_cmp_pd::<_CMP_UNORD_Q>(zv, zv));
+        }
+        i += 4;
+    }
+    let mut lanes = [0.0; 4];
+    // SAFETY: lanes holds 4 doubles.
+    unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), least) };
+    let mut m = lanes.iter().fold(f64::INFINITY, |m, v| m.min(*v));
+    let mut any_nan = _mm256_movemask_pd(nan) != 0;
+    for (zi, si) in z[whole..].iter().zip(&scale[whole..]) {
+        any_nan |= zi.is_nan();
+        if *si > 0.0 {
+            m = m.min(zi.abs() * si);
+        }
+    }
+    (m, any_nan)
 }

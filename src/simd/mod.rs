@@ -22,24 +22,93 @@ pub(crate) mod math;
 use nalgebra::{DMatrixView, DMatrixViewMut};
 use std::marker::PhantomData;
 
-/// Proof that this CPU runs AVX2 and FMA instructions: made only by [`Avx2Fma::detect`].
+/// Proof that this CPU runs AVX2 and FMA instructions, and whether it also runs AVX-512F
+/// (`avx512`, which pass 2 then uses): made only by [`Avx2Fma::detect`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Avx2Fma {
     _detected: (),
+    avx512: bool,
 }
 
 impl Avx2Fma {
-    /// The token, if the CPU has AVX2 and FMA (detected at run time, cached by std).
+    /// The token, if the CPU has AVX2 and FMA (detected at run time, cached by std), with
+    /// AVX-512F if the CPU has it too.
     pub(crate) fn detect() -> Option<Avx2Fma> {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
-                return Some(Avx2Fma { _detected: () });
+                return Some(Avx2Fma {
+                    _detected: (),
+                    avx512: std::arch::is_x86_feature_detected!("avx512f"),
+                });
             }
         }
         None
+    }
+
+    /// Whether the CPU runs AVX-512F (proved by detection).
+    pub(crate) fn avx512(self) -> bool {
+        self.avx512
+    }
+
+    /// The same token without AVX-512 (the 256-bit kernels, for tests that compare the two).
+    #[cfg(test)]
+    pub(crate) fn without_avx512(self) -> Avx2Fma {
+        Avx2Fma {
+            avx512: false,
+            ..self
+        }
+    }
+}
+
+/// y = H x with nalgebra's `gemv` bits (alpha 1, beta 0: a product and a sum per term, in
+/// column order): the 512-bit kernel where the CPU runs AVX-512F, nalgebra's own elsewhere.
+/// The output-space stages' products with H_S (n x n), nine a trial.
+pub(crate) fn gemv(
+    h: &nalgebra::DMatrix<f64>,
+    x: &nalgebra::DVector<f64>,
+    y: &mut nalgebra::DVector<f64>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = Avx2Fma::detect().filter(|c| c.avx512()) {
+        avx2::gemv(cpu, h.as_slice(), h.nrows(), x.as_slice(), y.as_mut_slice());
+        return;
+    }
+    y.gemv(1.0, h, x, 0.0);
+}
+
+/// acc_r += (a_r - b_r)^2 for every r, vectorized where the token allows (the sign cache's
+/// squared row distances, `crate::model::relu2::engine`).
+pub(crate) fn add_squared_differences(cpu: Avx2Fma, acc: &mut [f64], a: &[f64], b: &[f64]) {
+    #[cfg(target_arch = "x86_64")]
+    avx2::add_squared_differences(cpu, acc, a, b);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = cpu;
+        for ((s, a), b) in acc.iter_mut().zip(a).zip(b) {
+            let e = a - b;
+            *s += e * e;
+        }
+    }
+}
+
+/// (min_i |z_i| scale_i over the i with scale_i > 0, infinity if none; whether any z_i is
+/// NaN): the sign cache's margin of a row.
+pub(crate) fn scaled_min_abs(cpu: Avx2Fma, z: &[f64], scale: &[f64]) -> (f64, bool) {
+    #[cfg(target_arch = "x86_64")]
+    return avx2::scaled_min_abs(cpu, z, scale);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = cpu;
+        let nan = z.iter().any(|v| v.is_nan());
+        let least = z
+            .iter()
+            .zip(scale)
+            .filter(|(_, s)| **s > 0.0)
+            .fold(f64::INFINITY, |m, (zi, s)| m.min(zi.abs() * s));
+        (least, nan)
     }
 }
 
@@ -303,6 +372,11 @@ pub(crate) enum Forward<'a> {
     Held { mask: &'a [u8], u: &'a mut [f64] },
     /// Sign bytes (len x n) into `mask` only.
     Signs { mask: &'a mut [u8] },
+    /// z_ri themselves into `z`, entry (r, i) at r `stride` + i (stride at least np, which
+    /// the fused kernel stores 4 samples at a time; the padded samples' z are 0): for the
+    /// margins of [`crate::model::relu2::engine`]'s sign cache, with the bits the other modes
+    /// take their signs from.
+    Values { z: &'a mut [f64], stride: usize },
 }
 
 /// A 0/1 sign mask of a block of neurons, neuron-major.
@@ -358,6 +432,178 @@ mod tests {
             for i in 0..7 {
                 let expect = (0..5).fold(0.0f64, |z, k| w[(r, k)].mul_add(x[(i, k)], z));
                 assert_eq!(packed.dot(&rows, r, i).to_bits(), expect.to_bits());
+            }
+        }
+    }
+
+    /// Pass 2 with 512-bit vectors has the 256-bit kernel's bits (every g_rk summed over i in
+    /// order with one FMA per term), for widths with every tail (d = 3, 8, 20, 27: one, two,
+    /// three vectors and a second block of columns) and 4 + 2 + 1 neurons; and pass 1's
+    /// values are [`PackedX::dot`]'s.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn wide_pass_2_and_pass_1_values_have_the_narrow_bits() {
+        let Some(cpu) = Avx2Fma::detect() else {
+            return;
+        };
+        let (n, len) = (13, 7);
+        for d in [3, 8, 20, 27] {
+            let x = DMatrix::from_fn(n, d, |i, k| ((3 * i + 2 * k) % 11) as f64 / 7.0 - 0.6);
+            let packed = PackedX::new(&x);
+            let np = packed.np;
+            let ds: Vec<f64> = (0..np)
+                .map(|i| if i < n { (i as f64 * 0.37).sin() } else { 0.0 })
+                .collect();
+            let a: Vec<f64> = (0..len)
+                .map(|r| if r % 3 == 0 { -1.0 } else { 1.0 })
+                .collect();
+            let bytes: Vec<u8> = (0..len * n).map(|k| u8::from(k % 3 != 1)).collect();
+            let nibbles: Vec<u8> = (0..len * np / 4).map(|k| (k * 7 % 16) as u8).collect();
+            for signs in [Signs::Bytes(&bytes), Signs::Nibbles(&nibbles)] {
+                let mut out = Vec::new();
+                for token in [cpu, cpu.without_avx512()] {
+                    let mut g = DMatrix::from_element(len, d, f64::NAN);
+                    let mut gv = g.as_view_mut();
+                    let mut p = vec![0.0; avx2::transpose_scratch(np)];
+                    let shared = SharedRows::new(&mut gv);
+                    // SAFETY: the only view of these rows while it lives.
+                    let rows = unsafe { shared.rows_mut(0, len) };
+                    avx2::transpose(token, &packed, &ds, &a, signs, rows, &mut p);
+                    out.push(g);
+                }
+                assert!(out[0].iter().all(|v| v.is_finite()), "every entry written");
+                let bits = |g: &DMatrix<f64>| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&out[0]), bits(&out[1]), "d = {d}");
+            }
+            let w = DMatrix::from_fn(len, d, |r, k| ((5 * r + k) % 11) as f64 / 9.0 - 0.5);
+            let view = w.as_view();
+            let mut z = vec![f64::NAN; len * np];
+            let mode = Forward::Values {
+                z: &mut z,
+                stride: np,
+            };
+            avx2::forward(cpu, &packed, Rows::of(&view, 0, len), &a, mode);
+            let rows = Rows::of(&view, 0, len);
+            for r in 0..len {
+                for i in 0..n {
+                    assert_eq!(z[r * np + i].to_bits(), packed.dot(&rows, r, i).to_bits());
+                }
+            }
+        }
+    }
+
+    /// The 512-bit H x is nalgebra's gemv bit for bit (rows 1 .. 70: every tail and two
+    /// row blocks; a NaN and an infinity).
+    #[test]
+    fn gemv_has_nalgebras_bits() {
+        for rows in [1, 5, 8, 13, 64, 70] {
+            let cols = rows + 3;
+            let mut h =
+                DMatrix::from_fn(rows, cols, |i, j| ((7 * i + 3 * j) % 13) as f64 / 3.7 - 1.1);
+            let mut x = nalgebra::DVector::from_fn(cols, |j, _| (j as f64 * 0.77).cos());
+            if rows > 5 {
+                h[(4, 2)] = f64::INFINITY;
+                x[1] = f64::NAN;
+            }
+            let mut ours = nalgebra::DVector::from_element(rows, 7.0);
+            gemv(&h, &x, &mut ours);
+            let mut theirs = nalgebra::DVector::zeros(rows);
+            theirs.gemv(1.0, &h, &x, 0.0);
+            let bits =
+                |v: &nalgebra::DVector<f64>| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&ours), bits(&theirs), "rows = {rows}");
+        }
+    }
+
+    /// Pass 1 with 512-bit vectors has the 256-bit kernel's bits in every mode (signs, u,
+    /// values), for sample counts with every tail (16-, 8- and 4-sample tiles) and 6 + 1
+    /// neurons.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn wide_pass_1_has_the_narrow_bits() {
+        let Some(cpu) = Avx2Fma::detect() else {
+            return;
+        };
+        let (d, len) = (7, 7);
+        for n in [3, 13, 21, 25, 29] {
+            let x = DMatrix::from_fn(n, d, |i, k| ((3 * i + 2 * k) % 11) as f64 / 7.0 - 0.6);
+            let packed = PackedX::new(&x);
+            let np = packed.np;
+            let w = DMatrix::from_fn(len, d, |r, k| ((5 * r + 3 * k) % 13) as f64 / 9.0 - 0.7);
+            let view = w.as_view();
+            let a: Vec<f64> = (0..len)
+                .map(|r| if r % 3 == 0 { -1.0 } else { 1.0 })
+                .collect();
+            let held: Vec<u8> = (0..len * n).map(|k| u8::from(k % 4 != 1)).collect();
+            let run = |token: Avx2Fma| {
+                let rows = || Rows::of(&view, 0, len);
+                let (mut nibbles, mut u_relu) = (vec![0u8; len * np / 4], vec![0.5; np]);
+                let mode = Forward::Relu {
+                    mask: &mut nibbles,
+                    u: &mut u_relu,
+                };
+                avx2::forward(token, &packed, rows(), &a, mode);
+                let mut u_held = vec![0.25; np];
+                let mode = Forward::Held {
+                    mask: &held,
+                    u: &mut u_held,
+                };
+                avx2::forward(token, &packed, rows(), &a, mode);
+                let mut signs = vec![7u8; len * n];
+                avx2::forward(
+                    token,
+                    &packed,
+                    rows(),
+                    &a,
+                    Forward::Signs { mask: &mut signs },
+                );
+                let mut z = vec![0.0; len * np];
+                let mode = Forward::Values {
+                    z: &mut z,
+                    stride: np,
+                };
+                avx2::forward(token, &packed, rows(), &a, mode);
+                let bits = |v: &[f64]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+                (nibbles, bits(&u_relu), bits(&u_held), signs, bits(&z))
+            };
+            assert!(run(cpu) == run(cpu.without_avx512()), "n = {n}");
+        }
+    }
+
+    /// The sign cache's helpers are their scalar definitions: the squared differences bit for
+    /// bit, the margin exactly (a minimum), with zero scales skipped and NaN reported.
+    #[test]
+    fn sign_cache_helpers_are_their_scalar_definitions() {
+        let Some(cpu) = Avx2Fma::detect() else {
+            return;
+        };
+        for len in [0, 1, 4, 7, 100] {
+            let a: Vec<f64> = (0..len).map(|k| (k as f64 * 0.61).sin()).collect();
+            let b: Vec<f64> = (0..len).map(|k| (k as f64 * 0.17).cos()).collect();
+            let mut acc: Vec<f64> = (0..len).map(|k| k as f64 * 0.01).collect();
+            let want: Vec<u64> = acc
+                .iter()
+                .zip(a.iter().zip(&b))
+                .map(|(s, (a, b))| (s + (a - b) * (a - b)).to_bits())
+                .collect();
+            add_squared_differences(cpu, &mut acc, &a, &b);
+            assert_eq!(acc.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+            let scale: Vec<f64> = (0..len)
+                .map(|k| if k % 5 == 3 { 0.0 } else { 1.5 })
+                .collect();
+            let least = a
+                .iter()
+                .zip(&scale)
+                .filter(|(_, s)| **s > 0.0)
+                .fold(f64::INFINITY, |m, (z, s)| m.min(z.abs() * s));
+            assert_eq!(scaled_min_abs(cpu, &a, &scale), (least, false), "len {len}");
+            if len > 0 {
+                let mut z = a.clone();
+                z[len - 1] = f64::NAN;
+                assert!(
+                    scaled_min_abs(cpu, &z, &scale).1,
+                    "NaN at the end, len {len}"
+                );
             }
         }
     }

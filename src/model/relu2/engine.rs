@@ -29,6 +29,7 @@ use super::Model;
 use crate::simd::{Avx2Fma, Forward, Rows, SharedRows, Signs};
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 use rayon::prelude::*;
+use std::cmp::Ordering;
 
 /// Below this many flops (4 n m d) an evaluation runs in one lane: a rayon round trip (a few
 /// microseconds) would cost more than the second core gives.
@@ -105,6 +106,42 @@ pub struct Workspace {
     pub(super) scaled_delta: Vec<f64>,
     pub(super) m: usize,
     pub(super) n: usize,
+    /// Signs of W by rows whose distance from their last pass proves them unchanged
+    /// ([`Workspace::cache_signs`]); None: every sign pass runs in full.
+    sign_cache: Option<Box<SignCache>>,
+}
+
+/// The signs of the last pass over each neuron, with how far its row may move before one of
+/// them can change.
+///
+/// ```text
+/// |z_ri(W) - z_ri(W_ref)| <= |w_r - w_ref,r| |x_i|                (Cauchy-Schwarz)
+/// |fl(z_ri) - z_ri| <= gamma |w_r| |x_i|,  gamma = 2 (d + 2) u    (an FMA chain over k)
+/// ```
+/// so a row whose distance D_r from its reference satisfies
+/// D_r (1 + gamma) + 2 gamma |w_ref,r| < min_i |fl(z_ri(W_ref))| / |x_i| has every computed
+/// sign of its last pass: the pass over it can be skipped, and its signs are the same bits
+/// (samples with x_i = 0 have z = +0 at every finite W and do not bound the row). Along an
+/// integration a step moves each row by a small fraction of its margin, so only the rows
+/// near a crossing are passed over again.
+#[derive(Clone, Debug, Default)]
+struct SignCache {
+    /// W_ref (m x d, column-major): each row as its last pass saw it.
+    wref: Vec<f64>,
+    /// Per row, the distance it may move (NaN or below 0: pass over it again).
+    slack: Vec<f64>,
+    /// Signs at W_ref (m x n, neuron-major).
+    signs: Vec<u8>,
+    /// 1/|x_i|, 0 where x_i = 0.
+    inv_norm: Vec<f64>,
+    /// Scratch: |w_r - w_ref,r|^2, then the rows to pass over.
+    dist: Vec<f64>,
+    stale: Vec<usize>,
+    /// Scratch: a block of rows' z (block x np).
+    z: Vec<f64>,
+    /// Rows passed over, rows checked (for the benchmark's and tests' counts).
+    passed: u64,
+    checked: u64,
 }
 
 impl Workspace {
@@ -178,7 +215,24 @@ impl Workspace {
             scaled_delta: vec![0.0; np],
             m,
             n,
+            sign_cache: None,
         }
+    }
+
+    /// Let sign passes ([`Model`]'s `signs`, behind [`Pattern`]'s `changes`, `of` and
+    /// `retake`) skip the neurons whose rows have not moved far enough since their last pass
+    /// to change a sign (`SignCache`): for a sequence of nearby W, as an integration's steps
+    /// are, most of the pass. The signs are the same bits as a full pass's. Fused kernel only
+    /// (the GEMM's bits depend on its blocking); a no-op with the GEMM.
+    pub fn cache_signs(&mut self) {
+        if self.cpu.is_some() {
+            self.sign_cache = Some(Box::default());
+        }
+    }
+
+    /// (rows passed over, rows checked) by the sign cache so far; None without it.
+    pub fn sign_cache_counts(&self) -> Option<(u64, u64)> {
+        self.sign_cache.as_ref().map(|c| (c.passed, c.checked))
     }
 
     /// Number of lanes.
@@ -228,6 +282,11 @@ impl Model {
             old.is_none_or(|o| o.len() == out.len()),
             "old signs of another size"
         );
+        if let Some(mut cache) = ws.sign_cache.take() {
+            self.signs_cached(w, out, old, ws, &mut cache);
+            ws.sign_cache = Some(cache);
+            return;
+        }
         let a = self.a.as_slice();
         let block = ws.block;
         let per = ws.lanes[0].rows.len().max(1);
@@ -260,6 +319,112 @@ impl Model {
                 .par_iter_mut()
                 .zip(out.par_chunks_mut(per * n))
                 .for_each(work);
+        }
+    }
+
+    /// [`Model::signs`] through the sign cache: only the rows that may have changed are passed
+    /// over (in one lane; they are few), the rest keep their last pass's signs.
+    fn signs_cached(
+        &self,
+        w: &DMatrixView<f64>,
+        out: &mut [u8],
+        old: Option<&[u8]>,
+        ws: &mut Workspace,
+        c: &mut SignCache,
+    ) {
+        let (m, n, d, np) = (self.m(), self.n(), self.d(), ws.np);
+        if c.wref.len() != m * d || c.signs.len() != m * n {
+            let x = &self.data.x;
+            *c = SignCache {
+                wref: vec![0.0; m * d],
+                slack: vec![f64::NAN; m],
+                signs: vec![0; m * n],
+                inv_norm: (0..n)
+                    .map(|i| {
+                        let norm = x.row(i).norm();
+                        if norm > 0.0 {
+                            1.0 / norm
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect(),
+                dist: vec![0.0; m],
+                stale: Vec::with_capacity(m),
+                z: vec![0.0; ws.block * np],
+                ..SignCache::default()
+            };
+        }
+        let gamma = 2.0 * (d as f64 + 2.0) * f64::EPSILON;
+        // Relative rounding of the distance, the norms and the quotients below, generously.
+        let rel = 1e-12 + 4.0 * gamma;
+        let cpu = ws.cpu.expect("the sign cache runs with the fused kernel");
+        c.dist.fill(0.0);
+        for k in 0..d {
+            let reference = &c.wref[k * m..(k + 1) * m];
+            // A column of a view with unit row stride is contiguous.
+            let col = w.column(k);
+            crate::simd::add_squared_differences(cpu, &mut c.dist, col.as_slice(), reference);
+        }
+        c.stale.clear();
+        for (r, (s, slack)) in c.dist.iter().zip(&c.slack).enumerate() {
+            // NaN anywhere fails the test (no ordering): the row is passed over.
+            let kept = (s.sqrt() * (1.0 + rel)).partial_cmp(slack) == Some(Ordering::Less);
+            if !kept {
+                c.stale.push(r);
+            }
+        }
+        c.checked += m as u64;
+        c.passed += c.stale.len() as u64;
+        let a = self.a.as_slice();
+        let mut kernel = ws.lanes[0].kernel(self, Some(cpu));
+        let mut j = 0;
+        while j < c.stale.len() {
+            // A run of consecutive stale rows, at most a block.
+            let r0 = c.stale[j];
+            let mut len = 1;
+            while j + len < c.stale.len() && c.stale[j + len] == r0 + len && len < ws.block {
+                len += 1;
+            }
+            let mode = Forward::Values {
+                z: &mut c.z[..len * np],
+                stride: np,
+            };
+            kernel.forward(Rows::of(w, r0, len), &a[r0..], mode);
+            for q in 0..len {
+                let r = r0 + q;
+                let z = &c.z[q * np..q * np + n];
+                let mut wn2 = 0.0;
+                for k in 0..d {
+                    let v = w[(r, k)];
+                    c.wref[k * m + r] = v;
+                    wn2 += v * v;
+                }
+                for (s, zi) in c.signs[r * n..(r + 1) * n].iter_mut().zip(z) {
+                    *s = u8::from(*zi >= 0.0);
+                }
+                let (margin, nan) = crate::simd::scaled_min_abs(cpu, z, &c.inv_norm);
+                // NaN (a non-finite row): passed over every time.
+                c.slack[r] = if nan {
+                    f64::NAN
+                } else {
+                    (margin - 3.0 * gamma * wn2.sqrt()) * (1.0 - rel)
+                };
+            }
+            j += len;
+        }
+        out.copy_from_slice(&c.signs);
+        for lane in &mut ws.lanes {
+            lane.changed.clear();
+        }
+        if let Some(old) = old.filter(|_| n > 0) {
+            let changed = &mut ws.lanes[0].changed;
+            // Row by row: a row's bytes compare at once (memcmp), most are equal.
+            for (r, (a, b)) in old.chunks_exact(n).zip(out.chunks_exact(n)).enumerate() {
+                if a != b {
+                    differences(a, b, |i| changed.push((r, i)));
+                }
+            }
         }
     }
 

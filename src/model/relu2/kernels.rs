@@ -131,6 +131,13 @@ impl BlockKernel for Gemm<'_> {
                     *o = u8::from(*z >= 0.0);
                 }
             }
+            Forward::Values { z: out, stride } => {
+                assert!(stride >= n && out.len() >= len * stride);
+                for (o, zr) in out.chunks_mut(stride).zip(z.chunks_exact(n)) {
+                    o[..n].copy_from_slice(zr);
+                    o[n..].fill(0.0);
+                }
+            }
         }
     }
 

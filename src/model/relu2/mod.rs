@@ -547,6 +547,59 @@ mod tests {
         model.preactivations(&w.as_view()).amin()
     }
 
+    /// The sign cache (Workspace::cache_signs) gives the full pass's signs and changes bit for
+    /// bit along a path of nearby W (small steps, a jump, a non-finite entry, a zero sample),
+    /// and skips rows.
+    #[test]
+    fn cached_sign_passes_are_the_full_passes() {
+        let (n, d, m) = (30, 5, 64);
+        let net = InitialNetwork::init(m, d, 3);
+        let mut data = Data::synthetic(n, d, 3);
+        data.x.row_mut(7).fill(0.0);
+        let model = Model::new(data, net.a);
+        let w0 = net.w;
+        let dir = direction(m, d, 2);
+        let mut full = Workspace::new(m, n, d);
+        let mut cached = Workspace::new(m, n, d);
+        cached.cache_signs();
+        let pattern = Pattern::of(&model, &w0.as_view(), &mut full);
+        let (mut s_full, mut s_cached) = (Vec::new(), Vec::new());
+        let (mut c_full, mut c_cached) = (Vec::new(), Vec::new());
+        let mut t = 0.0;
+        for step in 0..60 {
+            t += if step == 30 {
+                0.5
+            } else {
+                1e-3 * (1 + step % 4) as f64
+            };
+            let mut w = &w0 + &dir * t;
+            if step == 40 {
+                w[(5, 2)] = f64::NAN;
+            }
+            if step == 41 {
+                w[(9, 0)] = f64::INFINITY;
+            }
+            pattern.changes(&model, &w.as_view(), &mut s_full, &mut c_full, &mut full);
+            pattern.changes(
+                &model,
+                &w.as_view(),
+                &mut s_cached,
+                &mut c_cached,
+                &mut cached,
+            );
+            assert_eq!(s_full, s_cached, "signs at step {step}");
+            assert_eq!(c_full, c_cached, "changes at step {step}");
+        }
+        assert!(!c_full.is_empty(), "the path crosses kinks");
+        if let Some((passed, checked)) = cached.sign_cache_counts() {
+            assert_eq!(checked, 60 * m as u64);
+            assert!(
+                passed < checked / 2,
+                "{passed} of {checked} rows passed over"
+            );
+        }
+    }
+
     #[test]
     fn jvp_is_the_derivative_of_the_prediction_along_v() {
         let (model, w) = problem(12, 4, 60, 5);
