@@ -898,16 +898,7 @@ impl Break {
     fn pieces(&self, model: &Model, beta: &DVector<f64>) -> [Vec<f64>; 2] {
         let x = &model.data().x;
         let kappa = model.a()[self.r] / (model.m() as f64).sqrt();
-        let increment = |row: &[f64]| {
-            let mut inc = vec![0.0; x.ncols()];
-            for (j, sj) in row.iter().enumerate().filter(|(_, sj)| **sj != 0.0) {
-                let c = kappa * sj * beta[j];
-                inc.iter_mut()
-                    .enumerate()
-                    .for_each(|(k, ik)| *ik += c * x[(j, k)]);
-            }
-            inc
-        };
+        let increment = |row: &[f64]| free_increment(x, row, beta, kappa);
         let mut before = increment(&self.before);
         self.old.project(x, &mut before, 1, 0);
         let mut after = increment(&self.after);
@@ -1285,6 +1276,19 @@ fn events(
     critical
 }
 
+/// A neuron's unprojected increment with the row S_r. = `row` and the weighted Delta `beta`:
+/// kappa sum_j S_rj beta_j x_j.
+fn free_increment(x: &DMatrix<f64>, row: &[f64], beta: &DVector<f64>, kappa: f64) -> Vec<f64> {
+    let mut v = vec![0.0; x.ncols()];
+    for (j, sj) in row.iter().enumerate().filter(|(_, sj)| **sj != 0.0) {
+        let c = kappa * sj * beta[j];
+        v.iter_mut()
+            .enumerate()
+            .for_each(|(k, vk)| *vk += c * x[(j, k)]);
+    }
+    v
+}
+
 /// |v|.
 fn norm(v: &[f64]) -> f64 {
     v.iter().map(|a| a * a).sum::<f64>().sqrt()
@@ -1367,14 +1371,7 @@ impl<'x> Bends<'x> {
 
     /// The neuron's unprojected increment with the row S_r. = `row`: kappa sum_j S_rj beta_j x_j.
     fn free(&self, row: &[f64], beta: &DVector<f64>, kappa: f64) -> Vec<f64> {
-        let mut v = vec![0.0; self.x.ncols()];
-        for (j, sj) in row.iter().enumerate().filter(|(_, sj)| **sj != 0.0) {
-            let c = kappa * sj * beta[j];
-            v.iter_mut()
-                .enumerate()
-                .for_each(|(k, vk)| *vk += c * self.x[(j, k)]);
-        }
-        v
+        free_increment(self.x, row, beta, kappa)
     }
 
     /// Entries (not `skip`ped: the step's crossings and slides) whose sign at the step's end
