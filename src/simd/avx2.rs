@@ -798,6 +798,44 @@ unsafe fn columns_512<const R: usize, const KV: usize>(
             }
         }
     }
+    if R == 4 && g.1 == 1 {
+        // Four neighbouring rows of a column-major G: each column's four entries are
+        // adjacent, so the 4 x 8 blocks are transposed in registers and stored 4 at a time.
+        let lo = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+        let hi = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+        let (first, second) = (
+            acc[0].iter().zip(&acc[1]),
+            acc[2 % R].iter().zip(&acc[3 % R]),
+        );
+        for (v, ((&a0, &a1), (&a2, &a3))) in first.zip(second).enumerate() {
+            let (l01, h01) = (_mm512_unpacklo_pd(a0, a1), _mm512_unpackhi_pd(a0, a1));
+            let (l23, h23) = (_mm512_unpacklo_pd(a2, a3), _mm512_unpackhi_pd(a2, a3));
+            // Columns (0, 2), (4, 6), (1, 3), (5, 7) of this vector, 4 rows each.
+            let pairs = [
+                (_mm512_permutex2var_pd(l01, lo, l23), 0),
+                (_mm512_permutex2var_pd(l01, hi, l23), 4),
+                (_mm512_permutex2var_pd(h01, lo, h23), 1),
+                (_mm512_permutex2var_pd(h01, hi, h23), 5),
+            ];
+            for (pair, j) in pairs {
+                let halves = [
+                    _mm512_castpd512_pd256(pair),
+                    _mm512_extractf64x4_pd::<1>(pair),
+                ];
+                for (h, half) in halves.into_iter().enumerate() {
+                    let k = c + 8 * v + j + 2 * h;
+                    if k < x.d {
+                        // SAFETY: rows r0 .. r0 + 4 of column k < d of G (caller), adjacent
+                        // since the row stride is 1.
+                        unsafe {
+                            _mm256_storeu_pd(g.0.offset(r0 as isize + k as isize * g.2), half)
+                        };
+                    }
+                }
+            }
+        }
+        return;
+    }
     for (r, acc) in acc.iter().enumerate() {
         // SAFETY: row r0 + r of G's len rows (caller).
         let gr = unsafe { g.0.offset((r0 + r) as isize * g.1) };
