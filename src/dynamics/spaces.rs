@@ -58,20 +58,8 @@ impl PatternBits {
     /// The bits `set(entry)` of the entries of an m x n matrix, 64 rows to a word.
     fn of_entries(s: &DMatrix<f64>, set: impl Fn(f64) -> bool) -> PatternBits {
         let (rows, cols) = s.shape();
-        let per = rows.div_ceil(64);
-        let mut words = vec![0u64; per * cols];
-        for (column, out) in s
-            .as_slice()
-            .chunks_exact(rows.max(1))
-            .zip(words.chunks_exact_mut(per.max(1)))
-        {
-            for (chunk, word) in column.chunks(64).zip(out.iter_mut()) {
-                *word = chunk
-                    .iter()
-                    .enumerate()
-                    .fold(0u64, |acc, (b, x)| acc | (u64::from(set(*x)) << b));
-            }
-        }
+        let words =
+            crate::simd::bits::pack_columns(s, |x| Some(set(x))).expect("every entry gives a bit");
         PatternBits { rows, cols, words }
     }
 

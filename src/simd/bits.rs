@@ -84,9 +84,13 @@ pub(crate) fn co_counts(words: &[u64], per: usize, n: usize) -> DMatrix<f64> {
     c
 }
 
-/// S^T S of an m x n matrix S whose entries are all 0 or 1, by [`co_counts`] on its bits; None
-/// when an entry is anything else (a smooth activation's slopes), for the caller's product.
-pub(crate) fn zero_one_counts(s: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+/// The columns of an m x n column-major matrix packed 64 rows to a word (`m.div_ceil(64)`
+/// words a column, unused bits zero): bit (r, i) is `bit(s_ri)`, and None as soon as `bit`
+/// gives None.
+pub(crate) fn pack_columns(
+    s: &DMatrix<f64>,
+    bit: impl Fn(f64) -> Option<bool>,
+) -> Option<Vec<u64>> {
     let (m, n) = s.shape();
     let per = m.div_ceil(64);
     let mut words = vec![0u64; per * n];
@@ -97,15 +101,26 @@ pub(crate) fn zero_one_counts(s: &DMatrix<f64>) -> Option<DMatrix<f64>> {
     {
         for (chunk, word) in column.chunks(64).zip(out.iter_mut()) {
             for (b, &x) in chunk.iter().enumerate() {
-                if x == 1.0 {
-                    *word |= 1 << b;
-                } else if x != 0.0 {
-                    return None;
-                }
+                *word |= u64::from(bit(x)?) << b;
             }
         }
     }
-    Some(co_counts(&words, per, n))
+    Some(words)
+}
+
+/// S^T S of an m x n matrix S whose entries are all 0 or 1, by [`co_counts`] on its bits; None
+/// when an entry is anything else (a smooth activation's slopes), for the caller's product.
+pub(crate) fn zero_one_counts(s: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    let words = pack_columns(s, |x| {
+        if x == 1.0 {
+            Some(true)
+        } else if x == 0.0 {
+            Some(false)
+        } else {
+            None
+        }
+    })?;
+    Some(co_counts(&words, s.nrows().div_ceil(64), s.ncols()))
 }
 
 #[cfg(test)]
