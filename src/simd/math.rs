@@ -56,7 +56,7 @@
 //! units waiting on latency, so the AVX2 loops run K vectors side by side (`v4::Wide`, the
 //! same 4 samples of K neurons): 1.3-1.9x faster, the same bits. With AVX-512F (Zen 5 runs
 //! 512-bit FMAs at full rate) the same loops run on 8-lane vectors: `ntkdyn gf --t-end 10
-//! --activation erf` weight space 0.308 -> 0.223 s (gelu 0.321 -> 0.234 s), the same bits.
+//! --activation erf` weight space 0.299 -> 0.211 s (gelu 0.319 -> 0.219 s), the same bits.
 
 #![allow(clippy::excessive_precision)]
 
@@ -1312,11 +1312,12 @@ mod v4 {
     /// AVX-512F, AVX2 and FMA must be present.
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn share_avx512(act: Activation, zb: &mut [f64], u: &mut [f64], a: &[f64]) {
-        // 8-lane vectors per call: the 256-bit choice (32 registers of 512 bits hold what
-        // 16 of 256 bits spilled).
-        by_activation!(act, |A| if A == ERF || A == GELU {
-            share_wide::<V8, A, 2>(zb, u, a)
-        } else if A == SOFTPLUS {
+        // 8-lane vectors per call: erf and gelu take 4, not the 256-bit path's 2 (32 registers
+        // of 512 bits hold what 16 of 256 bits spilled). Measured (2026-12-01, `ntkdyn gf
+        // --t-end 10` weight wall, medians of 5-7 alternating runs, K = 1 / 2 / 3 / 4, s): erf
+        // 0.228 / 0.215 / 0.213 / 0.209, gelu 0.241 / 0.232 / 0.222 / 0.214. The others keep
+        // the 256-bit choice (not re-measured).
+        by_activation!(act, |A| if A == ERF || A == GELU || A == SOFTPLUS {
             share_wide::<V8, A, 4>(zb, u, a)
         } else {
             share_wide::<V8, A, 3>(zb, u, a)
