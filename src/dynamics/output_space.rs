@@ -675,6 +675,9 @@ struct OutputSpace<'a> {
     /// exactly cuts, as before the budget).
     tolerances: (f64, f64),
     theta: f64,
+    /// |y|^2 and |y_new|^2 of the last trial (gradient flow), which its step control summed
+    /// and `budget` scales by.
+    squares: (f64, f64),
     /// The weight of a slide break's error estimate in that budget (`BREAK_WEIGHT`).
     break_weight: f64,
     /// J W - y and J V were recomputed from the state at the output time just observed
@@ -723,6 +726,7 @@ impl<'a> OutputSpace<'a> {
             split: None,
             tolerances: (1e-6, 1e-9),
             theta: EVENT_SHARE,
+            squares: (0.0, 0.0),
             break_weight: BREAK_WEIGHT,
             refreshed: false,
             evaluations: 0,
@@ -1432,7 +1436,7 @@ impl OutputSpace<'_> {
         let mut dbeta = self.dl[6].clone();
         dbeta -= &self.held.delta;
         dbeta *= -step;
-        let budget = self.budget(y, y_new);
+        let budget = self.budget(y.len());
         let (held, buf) = (&mut self.held, &mut self.buf);
         let (w0, _) = split(y, m, d, false);
         let (w1, _) = split(y_new, m, d, false);
@@ -1541,17 +1545,15 @@ impl OutputSpace<'_> {
 
 impl OutputSpace<'_> {
     /// The squared error (in W) that a step's uncut events may make: theta^2 N sc^2, the step
-    /// control's scale sc = atol + rtol max(rms y, rms y_new) over the N = m d entries.
-    fn budget(&self, y: &[f64], y_new: &[f64]) -> f64 {
+    /// control's scale sc = atol + rtol max(rms y, rms y_new) over the N = m d entries, from
+    /// the squares the trial's norms summed (`squares`).
+    fn budget(&self, n: usize) -> f64 {
         let theta = self.theta;
         if theta == 0.0 {
             return 0.0;
         }
-        let n = y.len() as f64;
-        let (a, b): (f64, f64) = (
-            y.iter().map(|v| v * v).sum(),
-            y_new.iter().map(|v| v * v).sum(),
-        );
+        let n = n as f64;
+        let (a, b) = self.squares;
         let sc = self.tolerances.1 + self.tolerances.0 * (a.max(b) / n).sqrt();
         theta * theta * n * sc * sc
     }
@@ -1804,7 +1806,9 @@ impl HeldStages for OutputSpace<'_> {
                 scratch,
                 &mut buf.ws,
             );
-            norms_first(ys, yn, e)
+            let norms = norms_first(ys, yn, e);
+            self.squares = (norms.start[0], norms.end[0]);
+            norms
         }
     }
 
