@@ -1083,6 +1083,7 @@ fn snapshots(args: &[String]) {
                         t: 0.0,
                         snapshot: &s0,
                         kernel_extremes: (1.0, 2.0),
+                        same_kernel: false,
                         weights: Some(w0.as_view()),
                     },
                     &mut row,

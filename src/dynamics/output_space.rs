@@ -1954,7 +1954,7 @@ pub struct Landed<'a> {
 impl Landed<'_> {
     /// The sign pattern 1[w_r . x_i >= 0] of the state (m x n) as bits.
     pub fn pattern_bits(&self, m: usize, n: usize) -> crate::dynamics::PatternBits {
-        crate::dynamics::PatternBits::from_fn(m, n, |r, i| self.pattern.active(r, i))
+        crate::dynamics::PatternBits::of_neuron_major(self.pattern.mask(), m, n)
     }
 }
 

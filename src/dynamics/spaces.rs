@@ -63,6 +63,13 @@ impl PatternBits {
         PatternBits { rows, cols, words }
     }
 
+    /// The bits of an m x n 0/1 mask stored neuron-major (entry (r, i) at `mask[r n + i]`),
+    /// as [`PatternBits::from_fn`] of its entries gives them.
+    pub fn of_neuron_major(mask: &[u8], rows: usize, cols: usize) -> PatternBits {
+        let words = crate::simd::bits::pack_neuron_major(mask, rows, cols);
+        PatternBits { rows, cols, words }
+    }
+
     /// The bits of an m x n pattern whose entry (r, i) is `active(r, i)`.
     pub fn from_fn(rows: usize, cols: usize, active: impl Fn(usize, usize) -> bool) -> Self {
         let per = rows.div_ceil(64);
@@ -249,6 +256,8 @@ pub struct WeightSpace<'a> {
 struct PatternCounts {
     pattern: PatternBits,
     counts: DMatrix<f64>,
+    /// H of the pattern, (X X^T) o C / m ([`WeightSpace::gram`]; empty until formed).
+    gram: DMatrix<f64>,
 }
 
 /// Above one changed entry in this many, C is formed anew by a product: its blocked flops
@@ -260,6 +269,7 @@ impl PatternCounts {
         PatternCounts {
             counts: crate::simd::bits::co_counts(&bits.words, bits.rows.div_ceil(64), bits.cols),
             pattern: bits.clone(),
+            gram: DMatrix::zeros(0, 0),
         }
     }
 
@@ -286,13 +296,16 @@ impl PatternCounts {
         }
         changed.sort_unstable();
         let old = &self.pattern;
+        let per = m.div_ceil(64);
         let mut row = vec![0.0; n];
         let mut current = usize::MAX;
         for (r, i) in changed {
             if r != current {
                 current = r;
-                for (c, s) in row.iter_mut().enumerate() {
-                    *s = if old.get(r, c) { 1.0 } else { 0.0 };
+                // Row r of S: bit r % 64 of word r / 64 of every column.
+                let (word, bit) = (r / 64, r % 64);
+                for (s, column) in row.iter_mut().zip(old.words.chunks_exact(per)) {
+                    *s = ((column[word] >> bit) & 1) as f64;
                 }
             }
             let delta = if pattern.get(r, i) { 1.0 } else { 0.0 } - row[i];
@@ -335,13 +348,22 @@ impl<'a> WeightSpace<'a> {
     /// H of the pattern `bits` ((X X^T) o S^T S / m, as [`Model::gram_of_pattern`] bit for
     /// bit: the counts S^T S are exact integers either way), with S^T S updated from the last
     /// call's ([`PatternCounts`]) or counted on the bits anew.
+    ///
+    /// The same pattern as the last call's gives the last H back: H is a function of the
+    /// pattern alone, and along a converging run it often stands still between output times
+    /// (the benchmark's hbf run, n = 100, m = 400: 134 of 200 intervals), where forming it
+    /// again took a fifth of a snapshot (perf).
     fn gram(&self, bits: &PatternBits) -> DMatrix<f64> {
         let mut cache = self.counts.borrow_mut();
+        if let Some(c) = cache.as_ref().filter(|c| c.pattern == *bits) {
+            return c.gram.clone();
+        }
         PatternCounts::follow(&mut cache, bits);
-        let counts = &cache.as_ref().expect("counts were just formed").counts;
+        let c = cache.as_mut().expect("counts were just formed");
         // (C o G) / m entry by entry, as the product and then the quotient were taken.
         let m = self.model.m() as f64;
-        counts.zip_map(self.model.input_gram(), |c, g| c * g / m)
+        c.gram = c.counts.zip_map(self.model.input_gram(), |c, g| c * g / m);
+        c.gram.clone()
     }
 }
 

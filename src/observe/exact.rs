@@ -101,6 +101,7 @@ mod tests {
                     t,
                     snapshot: &s,
                     kernel_extremes: (1.0, 1.0),
+                    same_kernel: false,
                     weights: None,
                 },
                 &mut Vec::new(),

@@ -28,6 +28,10 @@ pub struct Sample<'a> {
     /// (lambda_min, lambda_max) of the space's kernel at t: of H(t) in weight space, of the
     /// fixed H in error space.
     pub kernel_extremes: (f64, f64),
+    /// Whether the snapshot's H(t) is, bit for bit, the last sample's (weight space, from
+    /// [`extremes::KernelExtremes::repeated`]): what a probe computed from that H holds for
+    /// this one. False when not known.
+    pub same_kernel: bool,
     /// W(t) (m x d), in weight space.
     pub weights: Option<DMatrixView<'a, f64>>,
 }
@@ -150,6 +154,7 @@ mod tests {
             t,
             snapshot,
             kernel_extremes: (1.0, 1.0),
+            same_kernel: false,
             weights: None,
         };
         assert!(rec.record(&at(0.5, &fine)));

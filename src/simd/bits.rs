@@ -108,6 +108,41 @@ pub(crate) fn pack_columns(
     Some(words)
 }
 
+/// The columns of an m x n 0/1 pattern given neuron-major (`mask[r n + i]` is entry (r, i),
+/// 1 for active, as a held [`crate::model::relu2::pattern::Pattern`] stores it) packed 64 rows
+/// to a word as [`pack_columns`] packs them. Eight neurons' n bytes are first merged into n
+/// bytes (16 to a vector register), which are then shifted into the n words of their block of
+/// 64 neurons, kept in L1. Setting the m n bits one at a time through the strided words took
+/// 50 us a snapshot at n = 100, m = 400 (perf: 14% of an hbf run's snapshots), a bit per word
+/// operation in the block 30 us.
+pub(crate) fn pack_neuron_major(mask: &[u8], m: usize, n: usize) -> Vec<u64> {
+    assert_eq!(mask.len(), m * n, "m neurons of n entries");
+    let per = m.div_ceil(64);
+    let mut words = vec![0u64; per * n];
+    if m == 0 || n == 0 {
+        return words;
+    }
+    let (mut block, mut bytes) = (vec![0u64; n], vec![0u8; n]);
+    for (b, neurons) in mask.chunks(64 * n).enumerate() {
+        block.iter_mut().for_each(|w| *w = 0);
+        for (g, eight) in neurons.chunks(8 * n).enumerate() {
+            bytes.iter_mut().for_each(|x| *x = 0);
+            for (j, row) in eight.chunks_exact(n).enumerate() {
+                for (x, &s) in bytes.iter_mut().zip(row) {
+                    *x |= u8::from(s == 1) << j;
+                }
+            }
+            for (w, &x) in block.iter_mut().zip(&bytes) {
+                *w |= u64::from(x) << (8 * g);
+            }
+        }
+        for (i, &w) in block.iter().enumerate() {
+            words[i * per + b] = w;
+        }
+    }
+    words
+}
+
 /// S^T S of an m x n matrix S whose entries are all 0 or 1, by [`co_counts`] on its bits; None
 /// when an entry is anything else (a smooth activation's slopes), for the caller's product.
 pub(crate) fn zero_one_counts(s: &DMatrix<f64>) -> Option<DMatrix<f64>> {
@@ -157,6 +192,23 @@ mod tests {
                 );
                 assert_eq!(and_count(a, b) as f64, product[(i, j)]);
             }
+        }
+    }
+
+    #[test]
+    fn a_neuron_major_mask_packs_to_the_bits_of_its_columns() {
+        // m = 130: two full words and a partial third per column; and no neurons at all.
+        for (m, n) in [(130usize, 7usize), (64, 3), (1, 5), (0, 4), (3, 0), (77, 1)] {
+            let mask: Vec<u8> = (0..m * n)
+                .map(|k| u8::from((k * 7 + k / 5) % 3 == 0))
+                .collect();
+            let s = DMatrix::from_fn(m, n, |r, i| f64::from(mask[r * n + i]));
+            let columns = pack_columns(&s, |x| Some(x == 1.0));
+            assert_eq!(
+                Some(pack_neuron_major(&mask, m, n)),
+                columns,
+                "m = {m}, n = {n}"
+            );
         }
     }
 

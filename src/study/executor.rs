@@ -230,10 +230,12 @@ pub fn run_weight(
             None => flow.snapshot(y.as_slice()),
         };
         let gram = s.gram.as_ref().expect("weight space carries H(t)");
+        // Both ends of H(t)'s spectrum in one solve.
+        let kernel_extremes = extremes.of(gram);
         let go_on = recorder.record(&Sample {
             t,
-            // Both ends of H(t)'s spectrum in one solve.
-            kernel_extremes: extremes.of(gram),
+            kernel_extremes,
+            same_kernel: extremes.repeated(),
             snapshot: &s,
             weights: Some(model.weights(&y.as_slice()[..dim])),
         });
@@ -313,6 +315,7 @@ pub(crate) fn record_exact<S: crate::dynamics::Space>(
             t,
             snapshot: &s,
             kernel_extremes: extremes,
+            same_kernel: false,
             weights: None,
         }) {
             stop = Stop::Observer { t };
@@ -486,6 +489,7 @@ pub fn run_error_with(
                 t,
                 snapshot: &flow.snapshot(y.as_slice()),
                 kernel_extremes: extremes,
+                same_kernel: false,
                 weights: None,
             })
         },

@@ -59,6 +59,7 @@ pub fn run_weight_modified(
         recorder.record(&Sample {
             t,
             kernel_extremes: extreme_eigenvalues(gram),
+            same_kernel: false,
             snapshot: &s,
             weights: Some(model.weights(&y.as_slice()[..dim])),
         })

@@ -125,6 +125,7 @@ pub fn run_error_high(
                 t,
                 snapshot: &flow.snapshot(y.as_slice()),
                 kernel_extremes: extremes,
+                same_kernel: false,
                 weights: None,
             })
         },
@@ -205,6 +206,7 @@ fn weight_run<F: SwitchingSystem + Copy>(
         recorder.record(&Sample {
             t,
             kernel_extremes: extreme_eigenvalues(gram),
+            same_kernel: false,
             snapshot: &s,
             weights: Some(model.weights(&y.as_slice()[..dim])),
         })

@@ -39,6 +39,11 @@ impl Pattern {
         self.mask[r * self.n + i] == 1
     }
 
+    /// The 0/1 mask, neuron-major: entry (r, i) at r n + i (fractional weights aside).
+    pub(crate) fn mask(&self) -> &[u8] {
+        &self.mask
+    }
+
     /// S as a dense m x n matrix.
     pub fn to_matrix(&self) -> DMatrix<f64> {
         let m = self.mask.len() / self.n.max(1);
