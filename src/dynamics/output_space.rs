@@ -601,6 +601,8 @@ pub(crate) fn advance_second(
 
 /// The position half of [`advance_second`]: W_new = W + cw V + pw into `yn`'s first block;
 /// returns |W|^2, |V|^2, |W_new|^2 and 0 in place of |V_new|^2 (its sums, the same bits).
+/// Not folded into [`advance_second`]: its one pass keeps the four sums' latency chains side
+/// by side, where the two halves in turn would take twice as long.
 pub(crate) fn advance_position(ys: &[f64], yn: &mut [f64], cw: f64, pw: &[f64]) -> [f64; 4] {
     let md = pw.len();
     let vs = &ys[md..];
@@ -2181,15 +2183,12 @@ mod tests {
     use crate::integrate::{output_times, Solver};
     use crate::model::{Data, InitialNetwork};
 
-    /// A momentum flow's first trials defer V_new (`HeldStages::complete`), and the run is the
-    /// eager run bit for bit: every output state, and the step counts; deferring saved
-    /// products.
-    #[test]
-    fn deferred_velocities_take_the_eager_steps_bit_for_bit() {
+    /// n = 12, d = 3, m = 60 with its W0, default tolerances, max step 0.3, 21 output times to
+    /// T = 5: a momentum run that crosses kinks.
+    fn small_momentum_problem() -> (Model, DMatrix<f64>, SolverSettings, Vec<f64>) {
         let (n, d, m) = (12, 3, 60);
         let model = Model::new(Data::synthetic(n, d, 4), InitialNetwork::init(m, d, 4).a);
         let w0 = InitialNetwork::init(m, d, 4).w;
-        let space = WeightSpace::new(&model);
         let settings = SolverSettings {
             solver: Solver::Dopri5,
             rtol: 1e-6,
@@ -2198,7 +2197,16 @@ mod tests {
             max_steps: 100_000,
             max_step: 0.3,
         };
-        let times = output_times(5.0, 21);
+        (model, w0, settings, output_times(5.0, 21))
+    }
+
+    /// A momentum flow's first trials defer V_new (`HeldStages::complete`), and the run is the
+    /// eager run bit for bit: every output state, and the step counts; deferring saved
+    /// products.
+    #[test]
+    fn deferred_velocities_take_the_eager_steps_bit_for_bit() {
+        let (model, w0, settings, times) = small_momentum_problem();
+        let space = WeightSpace::new(&model);
         for damping in [Damping::Constant(0.5), Damping::Vanishing(3.0)] {
             for crossings in [Crossings::Blend, Crossings::Corrected] {
                 let y0 = Flow::new(&space, damping).initial_state(w0.as_slice());
@@ -2236,19 +2244,8 @@ mod tests {
     /// state's pattern and H(t) exactly and Delta, Delta' to rounding.
     #[test]
     fn landed_snapshots_are_the_states_snapshots_and_the_steps_do_not_move() {
-        let (n, d, m) = (12, 3, 60);
-        let model = Model::new(Data::synthetic(n, d, 4), InitialNetwork::init(m, d, 4).a);
-        let w0 = InitialNetwork::init(m, d, 4).w;
+        let (model, w0, settings, times) = small_momentum_problem();
         let space = WeightSpace::new(&model);
-        let settings = SolverSettings {
-            solver: Solver::Dopri5,
-            rtol: 1e-6,
-            atol: 1e-9,
-            step: 0.01,
-            max_steps: 100_000,
-            max_step: 0.3,
-        };
-        let times = output_times(5.0, 21);
         for damping in [Damping::Constant(0.5), Damping::Vanishing(3.0)] {
             let flow = Flow::new(&space, damping);
             let y0 = flow.initial_state(w0.as_slice());
