@@ -25,7 +25,9 @@
 //!
 //! So the seven stages cost O(n^2) each, and a step touches weight space only to form the
 //! new state (two products J^T beta, 4 n m d flops, for the momentum flows, one for GF) and to
-//! look for sign changes (2 n m d). The error estimate e = c V + J^T beta is measured
+//! look for sign changes (2 n m d); a step's first trial defers its velocity's product
+//! (`HeldStages::complete`), which a trial retaken with blended switches never needs but in
+//! the changed neurons' rows. The error estimate e = c V + J^T beta is measured
 //! norm-wise per block (the driver's rule, [`crate::integrate::Norms`]) from n x n quantities,
 //! |e|^2 = c^2 |V|^2 + 2 c beta . J V + beta^T H beta, so it is never formed in weight space.
 //! Against the seven full right-hand sides (28 n m d) of

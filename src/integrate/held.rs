@@ -59,7 +59,9 @@ impl Norms {
 /// switches held, however it represents them; the driver ([`drive`]) does everything else.
 /// The driver calls, for each trial step: `trial`, then (if it passed step control and was
 /// not a retake) `blend`; a nonzero return makes it retake the step; then `accept` or
-/// `reject`.
+/// `reject`. After a trial that deferred part of its state (`Norms::deferred`), `complete`
+/// comes before `accept` or `reject`, and before `blend` unless the error's bound already
+/// passes step control.
 pub trait HeldStages {
     /// Take hold of the switches at the initial state y at time t.
     fn start(&mut self, t: f64, y: &[f64]);
