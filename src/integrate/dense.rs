@@ -85,6 +85,7 @@ impl<F: SwitchingSystem + ?Sized> HeldStages for Dense<'_, F> {
             error: e2,
             start: y2,
             end: yn2,
+            deferred: false,
         }
     }
 

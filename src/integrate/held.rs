@@ -34,13 +34,34 @@ pub struct Norms {
     pub start: [f64; 2],
     /// |y_new_B|^2 at its end.
     pub end: [f64; 2],
+    /// The trial left y_new's last block unformed and its `end` at 0 ([`HeldStages::complete`]
+    /// forms both).
+    pub deferred: bool,
+}
+
+impl Norms {
+    /// The driver's scaled error of these norms; of a deferred trial, an upper bound: the
+    /// error falls as |y_new|^2 grows, and the bound takes it at 0 (every operation of the
+    /// norm is monotone in it, rounding included).
+    fn error(&self, settings: &SolverSettings) -> f64 {
+        let b = self.blocks;
+        blockwise_error(
+            settings,
+            self.len,
+            &self.error[..b],
+            &self.start[..b],
+            &self.end[..b],
+        )
+    }
 }
 
 /// A stage evaluator: computes the Dormand-Prince 5(4) stages of one system with its
 /// switches held, however it represents them; the driver ([`drive`]) does everything else.
 /// The driver calls, for each trial step: `trial`, then (if it passed step control and was
 /// not a retake) `blend`; a nonzero return makes it retake the step; then `accept` or
-/// `reject`.
+/// `reject`. After a trial that deferred part of its state (`Norms::deferred`), `complete`
+/// comes before `accept` or `reject`, and before `blend` unless the error's bound already
+/// passes step control.
 pub trait HeldStages {
     /// Take hold of the switches at the initial state y at time t.
     fn start(&mut self, t: f64, y: &[f64]);
@@ -57,6 +78,14 @@ pub trait HeldStages {
     /// cut step).
     fn retake_step(&self, h: f64) -> f64 {
         h
+    }
+    /// Optional capability, a deferred block: after a trial whose [`Norms::deferred`] is set,
+    /// form y_new's last block and return the trial's norms complete, as the trial would have
+    /// returned them. The driver calls it before `accept` or `reject`, so neither sees a
+    /// deferred state; `blend` may (a step retaken with blended switches never needs that
+    /// block, which is what deferring saves).
+    fn complete(&mut self, _y: &[f64], _y_new: &mut [f64]) -> Norms {
+        unreachable!("complete is called only after a deferred trial")
     }
     /// The trial was accepted: y is the new state at t (the trial's y_new); `retaken` says
     /// whether the step was a retake with blended switches, whose end needs a fresh hold.
@@ -189,15 +218,13 @@ fn run<E: HeldStages + ?Sized>(
             return Stop::Failed(failure);
         }
         let (step, last) = next_step(retake, h, *t, target, settings);
-        let norms = stages.trial(*t, step, y.as_slice(), y_new.as_mut_slice());
-        let b = norms.blocks;
-        let err = blockwise_error(
-            settings,
-            norms.len,
-            &norms.error[..b],
-            &norms.start[..b],
-            &norms.end[..b],
-        );
+        let mut norms = stages.trial(*t, step, y.as_slice(), y_new.as_mut_slice());
+        // A deferred trial's bound decides a blend as its error would (error <= bound <= 1);
+        // anything else needs the trial complete.
+        if norms.deferred && !(norms.error(settings) <= 1.0 && retake.is_none()) {
+            norms = stages.complete(y.as_slice(), y_new.as_mut_slice());
+        }
+        let mut err = norms.error(settings);
         if err <= 1.0 && retake.is_none() {
             let switched = stages.blend(*t, step, y.as_slice(), y_new.as_slice());
             if switched > 0 {
@@ -207,6 +234,10 @@ fn run<E: HeldStages + ?Sized>(
                 retake = Some(short);
                 continue;
             }
+        }
+        if norms.deferred {
+            norms = stages.complete(y.as_slice(), y_new.as_mut_slice());
+            err = norms.error(settings);
         }
         let retaken = retake.take().is_some();
         if err <= 1.0 {
@@ -290,6 +321,9 @@ impl<E: HeldStages, F: FnMut(f64)> HeldStages for Watched<E, F> {
     }
     fn blend(&mut self, t: f64, h: f64, y: &[f64], y_new: &[f64]) -> u64 {
         self.inner.blend(t, h, y, y_new)
+    }
+    fn complete(&mut self, y: &[f64], y_new: &mut [f64]) -> Norms {
+        self.inner.complete(y, y_new)
     }
     fn retake_step(&self, h: f64) -> f64 {
         self.inner.retake_step(h)

@@ -506,6 +506,45 @@ impl Model {
         ws.scaled_delta = ds;
     }
 
+    /// Rows `rows` of J_S^T beta into the same rows of `g` (m x d), each with the bits
+    /// [`Model::vjp_held`] gives it: the fused kernel's chain for an entry of G is the same
+    /// whatever neurons share its tile. The other rows of `g` are left as they are. Returns
+    /// false (writing nothing) without the fused kernel, whose GEMM fallback's bits depend on
+    /// its blocking.
+    pub fn vjp_held_rows(
+        &self,
+        beta: &[f64],
+        rows: &[usize],
+        g: &mut DMatrixViewMut<f64>,
+        ws: &mut Workspace,
+        held: &Pattern,
+    ) -> bool {
+        let Some(cpu) = ws.cpu else {
+            return false;
+        };
+        let (n, m) = (self.n(), self.m());
+        assert_eq!((ws.m, ws.n), (m, n), "workspace of another shape");
+        assert_eq!(g.shape(), (m, self.d()), "G of another shape");
+        let scale = 1.0 / (m as f64).sqrt();
+        let mut ds = std::mem::take(&mut ws.scaled_delta);
+        ds.iter_mut().zip(beta).for_each(|(d, b)| *d = b * scale);
+        let a = self.a.as_slice();
+        let x = &self.data.x;
+        let out = SharedRows::new(g);
+        let mut kernel = ws.lanes[0].kernel(self, Some(cpu));
+        for &r in rows {
+            // SAFETY: one view of row r at a time, dropped before the next.
+            let mut gr = unsafe { out.rows_mut(r, 1) };
+            let sm = Signs::Bytes(&held.mask[r * n..(r + 1) * n]);
+            kernel.transpose(&ds, &a[r..], sm, gr.reborrow());
+            for (_, i, c) in held.corrections(r..r + 1) {
+                gr.add_scaled(0, a[r] * c * ds[i], |k| x[(i, k)]);
+            }
+        }
+        ws.scaled_delta = ds;
+        true
+    }
+
     /// Pass 1: each block's share of sum_r a_r S_ri w_r . x_i into `ws.partial` (and the sign
     /// mask into `ws.mask` when S is the ReLU's). A held pattern's fractional entries are added
     /// from single pre-activations as a_r (S_ri - mask_ri) z_ri ([`Pattern::corrections`]).

@@ -648,6 +648,51 @@ mod tests {
         }
     }
 
+    /// Rows of J_S^T beta taken alone (single rows, in any order, at the tiles' edges and a
+    /// blended row) are the whole product's rows bit for bit; with the GEMM fallback nothing.
+    #[test]
+    fn rows_of_j_transpose_beta_are_the_whole_products_rows() {
+        let (n, d, m) = (23, 5, 70);
+        let (model, w) = problem(n, d, m, 6);
+        let beta = DVector::from_fn(n, |i, _| ((i * 5) % 11) as f64 / 11.0 - 0.4);
+        let mut ws = Workspace::with_kernel(m, n, 2, engine::Kernel::Fused);
+        let mut held = Pattern::of(&model, &w.as_view(), &mut ws);
+        held.set_blend(3, 4, 0.25);
+        held.set_blend(40, 0, 0.75);
+        let mut whole = DMatrix::zeros(m, d);
+        model.vjp_held(beta.as_slice(), &mut whole.as_view_mut(), &mut ws, &held);
+        let rows = [0, 3, 4, 5, 7, 40, 41, 69, 12];
+        let mut some = DMatrix::from_element(m, d, f64::NAN);
+        let formed = model.vjp_held_rows(
+            beta.as_slice(),
+            &rows,
+            &mut some.as_view_mut(),
+            &mut ws,
+            &held,
+        );
+        if ws.kernel() == engine::Kernel::Fused {
+            assert!(formed);
+            for r in 0..m {
+                for k in 0..d {
+                    let (a, b) = (whole[(r, k)], some[(r, k)]);
+                    if rows.contains(&r) {
+                        assert_eq!(a.to_bits(), b.to_bits(), "({r}, {k}): {a} vs {b}");
+                    } else {
+                        assert!(b.is_nan(), "row {r} was written");
+                    }
+                }
+            }
+        }
+        let mut gemm = Workspace::with_kernel(m, n, 1, engine::Kernel::Gemm);
+        assert!(!model.vjp_held_rows(
+            beta.as_slice(),
+            &rows,
+            &mut some.as_view_mut(),
+            &mut gemm,
+            &held
+        ));
+    }
+
     #[test]
     fn gram_is_j_times_j_transpose() {
         // Column i of J^T is J^T e_i: H_ij = <J^T e_i, J^T e_j>.
