@@ -601,36 +601,40 @@ pub(crate) fn advance_second(
     sq
 }
 
-/// The position half of [`advance_second`]: W_new = W + cw V + pw into `yn`'s first block;
-/// returns |W|^2, |V|^2, |W_new|^2 and 0 in place of |V_new|^2 (its sums, the same bits).
-/// Not folded into [`advance_second`]: its one pass keeps the four sums' latency chains side
-/// by side, where the two halves in turn would take twice as long.
-pub(crate) fn advance_position(ys: &[f64], yn: &mut [f64], cw: f64, pw: &[f64]) -> [f64; 4] {
+/// W_new = W + cw V + pw into `yn`'s first block, as [`advance_second`] forms it, without
+/// its sums (a deferred trial's: [`start_squares`], [`end_squares`]).
+pub(crate) fn advance_position(ys: &[f64], yn: &mut [f64], cw: f64, pw: &[f64]) {
     let md = pw.len();
     let vs = &ys[md..];
-    let mut sq = [0.0f64; 4];
     for j in 0..md {
-        let (wj, vj) = (ys[j], vs[j]);
-        let wn = wj + cw * vj + pw[j];
-        yn[j] = wn;
-        sq[0] += wj * wj;
-        sq[1] += vj * vj;
-        sq[2] += wn * wn;
+        yn[j] = ys[j] + cw * vs[j] + pw[j];
     }
-    sq
 }
 
-/// The velocity half of [`advance_second`]: V_new = cv V + pv into `yn`'s second block;
-/// returns |V_new|^2 (its sum, the same bits).
-pub(crate) fn advance_velocity(ys: &[f64], yn: &mut [f64], cv: f64, pv: &[f64]) -> f64 {
-    let md = pv.len();
-    let mut vn2 = 0.0f64;
-    for (vnew, (vj, pj)) in yn[md..].iter_mut().zip(ys[md..].iter().zip(pv)) {
-        let vn = cv * vj + pj;
-        *vnew = vn;
-        vn2 += vn * vn;
+/// |W|^2 and |V|^2 of the state `ys` ([W, V], m d entries each), summed as
+/// [`advance_second`] sums them (the same bits).
+pub(crate) fn start_squares(ys: &[f64], md: usize) -> [f64; 2] {
+    let (mut w2, mut v2) = (0.0f64, 0.0f64);
+    for (wj, vj) in ys[..md].iter().zip(&ys[md..]) {
+        w2 += wj * wj;
+        v2 += vj * vj;
     }
-    vn2
+    [w2, v2]
+}
+
+/// V_new = cv V + pv into `yn`'s second block, and |W_new|^2, |V_new|^2 of `yn`, as
+/// [`advance_second`] forms and sums them (the same bits).
+pub(crate) fn end_squares(ys: &[f64], yn: &mut [f64], cv: f64, pv: &[f64]) -> [f64; 2] {
+    let md = pv.len();
+    let (wn, vn) = yn.split_at_mut(md);
+    let (mut w2, mut v2) = (0.0f64, 0.0f64);
+    for j in 0..md {
+        let v = cv * ys[md + j] + pv[j];
+        vn[j] = v;
+        w2 += wn[j] * wn[j];
+        v2 += v * v;
+    }
+    [w2, v2]
 }
 
 /// The error estimates of a second-order step, e_W = c_W V + J^T sum_l E_l b^W_l and
@@ -697,6 +701,10 @@ struct OutputSpace<'a> {
     /// The last trial left V_new unformed (`HeldStages::complete`): its c_V (V_new =
     /// c_V V + J^T `combo_v`) and its norms but |V_new|^2.
     deferred: Option<(f64, Norms)>,
+    /// |W|^2 and |V|^2 of the state trials start from, and of the last trial's y_new, where
+    /// known as [`advance_second`] sums them (not after a retake's fixes moved entries).
+    start_sq: Option<[f64; 2]>,
+    end_sq: Option<[f64; 2]>,
     /// Whether first trials defer V_new (off only in a test, to compare the two).
     defer: bool,
     /// Products J^T beta that deferring saved (first trials retaken without V_new).
@@ -764,6 +772,8 @@ impl<'a> OutputSpace<'a> {
             scratch: vec![0.0; md],
             backup: None,
             deferred: None,
+            start_sq: None,
+            end_sq: None,
             defer: true,
             saved: 0,
             fixes: Vec::new(),
@@ -1819,6 +1829,8 @@ impl HeldStages for OutputSpace<'_> {
             scratch,
             backup,
             deferred,
+            start_sq,
+            end_sq,
             fixes,
             entering,
             breaks,
@@ -1842,7 +1854,12 @@ impl HeldStages for OutputSpace<'_> {
                 && fixes.is_empty()
                 && buf.ws.kernel() == Kernel::Fused;
             let sq = if defer {
-                advance_position(ys, yn, cw, pw)
+                // |W|^2, |V|^2 of the start are the last accepted trial's end sums when
+                // nothing moved its entries after them; |W_new|^2, |V_new|^2 wait for
+                // `complete` (the four sums' latency chains run side by side there).
+                let [w2, v2] = start_sq.unwrap_or_else(|| start_squares(ys, md));
+                advance_position(ys, yn, cw, pw);
+                [w2, v2, 0.0, 0.0]
             } else {
                 jt(model, combo_v, pv, &mut buf.ws, &held.pattern);
                 advance_second(ys, yn, [cw, cv], pw, pv)
@@ -1853,6 +1870,7 @@ impl HeldStages for OutputSpace<'_> {
                     yn[md + k * m + f.r] += f.row_v * x[(f.i, k)];
                 }
             }
+            *end_sq = (!defer && fixes.is_empty()).then_some([sq[2], sq[3]]);
             let norms = norms_second(
                 model,
                 held,
@@ -1981,11 +1999,9 @@ impl HeldStages for OutputSpace<'_> {
             &mut self.buf.ws,
             &held.pattern,
         );
-        let vn2 = advance_velocity(y, y_new, cv, &self.pv);
-        Norms {
-            end: [norms.end[0], vn2],
-            ..norms
-        }
+        let end = end_squares(y, y_new, cv, &self.pv);
+        self.end_sq = Some(end);
+        Norms { end, ..norms }
     }
 
     fn retake_step(&self, step: f64) -> f64 {
@@ -1997,6 +2013,7 @@ impl HeldStages for OutputSpace<'_> {
             self.accept_sliding(y, retaken);
             return;
         }
+        self.start_sq = self.end_sq.take();
         let model = self.model;
         let (held, buf) = (&mut self.held, &mut self.buf);
         held.delta.copy_from(&self.dl[6]);
@@ -2013,6 +2030,7 @@ impl HeldStages for OutputSpace<'_> {
     }
 
     fn reject(&mut self, _t: f64, _y: &[f64], retaken: bool) {
+        self.end_sq = None;
         if retaken {
             self.fixes.clear();
             self.split = None;

@@ -34,15 +34,15 @@ pub struct Norms {
     pub start: [f64; 2],
     /// |y_new_B|^2 at its end.
     pub end: [f64; 2],
-    /// The trial left y_new's last block unformed and its `end` at 0 ([`HeldStages::complete`]
-    /// forms both).
+    /// The trial left y_new's last block and the end norms unformed, `end` at 0
+    /// ([`HeldStages::complete`] forms them).
     pub deferred: bool,
 }
 
 impl Norms {
     /// The driver's scaled error of these norms; of a deferred trial, an upper bound: the
-    /// error falls as |y_new|^2 grows, and the bound takes it at 0 (every operation of the
-    /// norm is monotone in it, rounding included).
+    /// error falls as each |y_new_B|^2 grows, and the bound takes them at 0 (every operation
+    /// of the norm is monotone in them, rounding included).
     fn error(&self, settings: &SolverSettings) -> f64 {
         let b = self.blocks;
         blockwise_error(
