@@ -56,6 +56,7 @@
 //! J W and J V are recomputed from the state at every output time, H only at the start (its
 //! updates drifted by less than 1e-12 in a review's check against H recomputed every step).
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use nalgebra::{Cholesky, DMatrix, DMatrixView, DMatrixViewMut, DVector, Dyn};
@@ -152,8 +153,9 @@ impl Held {
         // is taken after its projection (Slide).
         let slide = self.slides.get(&r);
         let g = |j: usize| slide.map_or(xx[(i, j)], |s| s.q(xx, i, j));
+        // Entries with S_rj = 0 would add (+-)0.
         for (j, srj) in row.iter().enumerate() {
-            if j != i {
+            if j != i && *srj != 0.0 {
                 let dh = g(j) / m * step * srj;
                 self.h[(i, j)] += dh;
                 self.h[(j, i)] += dh;
@@ -218,8 +220,10 @@ struct Slide {
     /// The sliding entries i, increasing.
     set: Vec<usize>,
     chol: Cholesky<f64, Dyn>,
-    /// B = L^-1 G_I. (|I| x n): (X P_I X^T)_ij = G_ij - B_.i . B_.j.
-    b: DMatrix<f64>,
+    /// B = L^-1 G_I. (|I| x n): (X P_I X^T)_ij = G_ij - B_.i . B_.j, formed on first use
+    /// (`Slide::b`): most slides built while judging a step's crossings are only asked for
+    /// their weights, which need L alone.
+    b: OnceCell<DMatrix<f64>>,
 }
 
 impl Slide {
@@ -235,9 +239,20 @@ impl Slide {
         if (0..k).any(|a| l[(a, a)].powi(2) < 1e-8 * largest) {
             return None;
         }
-        let mut b = DMatrix::from_fn(k, model.n(), |a, j| xx[(j, set[a])]);
-        chol.l_dirty().solve_lower_triangular_mut(&mut b);
-        Some(Slide { set, chol, b })
+        Some(Slide {
+            set,
+            chol,
+            b: OnceCell::new(),
+        })
+    }
+
+    /// B = L^-1 G_I. (G = `xx`, the input Gram matrix).
+    fn b(&self, xx: &DMatrix<f64>) -> &DMatrix<f64> {
+        self.b.get_or_init(|| {
+            let mut b = DMatrix::from_fn(self.set.len(), xx.nrows(), |a, j| xx[(j, self.set[a])]);
+            self.chol.l_dirty().solve_lower_triangular_mut(&mut b);
+            b
+        })
     }
 
     fn contains(&self, i: usize) -> bool {
@@ -246,7 +261,10 @@ impl Slide {
 
     /// (X P_I X^T)_ij = G_ij - B_.i . B_.j.
     fn q(&self, xx: &DMatrix<f64>, i: usize, j: usize) -> f64 {
-        xx[(i, j)] - self.b.column(i).dot(&self.b.column(j))
+        let b = self.b(xx);
+        let k = b.nrows();
+        let b = b.as_slice();
+        xx[(i, j)] - dot(&b[i * k..(i + 1) * k], &b[j * k..(j + 1) * k])
     }
 
     /// Filippov's weights theta_i (i in I) for the row S_r. and Delta: with c = theta o
@@ -261,13 +279,21 @@ impl Slide {
         delta: &DVector<f64>,
     ) -> (bool, Vec<f64>) {
         let k = self.set.len();
+        let n = row.len();
+        // The terms S_rj Delta_j (j active, not in I), gathered once for every i without a
+        // branch per entry (S is about half ones, which a branch mispredicts).
+        let mut terms = vec![(0usize, 0.0f64); n];
+        let mut len = 0;
+        for (j, (s, dj)) in row.iter().zip(delta.iter()).enumerate() {
+            terms[len] = (j, s * dj);
+            len += usize::from(*s != 0.0);
+        }
+        terms.truncate(len);
+        terms.retain(|&(j, _)| !self.contains(j));
         let mut c = DVector::from_fn(k, |a, _| {
             let i = self.set[a];
-            -row.iter()
-                .enumerate()
-                .filter(|(j, s)| **s != 0.0 && !self.contains(*j))
-                .map(|(j, s)| s * delta[j] * xx[(j, i)])
-                .sum::<f64>()
+            let g = &xx.as_slice()[i * n..(i + 1) * n];
+            -terms.iter().map(|&(j, p)| p * g[j]).sum::<f64>()
         });
         self.chol.solve_mut(&mut c);
         let theta: Vec<f64> = (0..k).map(|a| c[a] / delta[self.set[a]]).collect();
@@ -297,35 +323,70 @@ impl Slide {
 
 /// H follows neuron r's change of slide from `old` to `new` (either None: no slide) with its
 /// row S_r. = `row`: H += (1/m) ((B_old D)^T (B_old D) - (B_new D)^T (B_new D)).
-fn reslide(h: &mut DMatrix<f64>, m: usize, row: &[f64], old: Option<&Slide>, new: Option<&Slide>) {
-    reslide_by(h, m, row, (old, new), 1.0);
+fn reslide(
+    h: &mut DMatrix<f64>,
+    model: &Model,
+    row: &[f64],
+    old: Option<&Slide>,
+    new: Option<&Slide>,
+) {
+    reslide_by(h, model, row, (old, new), 1.0);
 }
 
 /// `reslide` for the share c of a step: H += (c/m) ((B_old D)^T (B_old D) - (B_new D)^T
 /// (B_new D)) (c < 0 takes such a share back).
+///
+/// Only the active entries (S_rj != 0) are touched: the others would add (+-)0. Each entry
+/// gets alpha (BD)_.i . (BD)_.j with nalgebra's `gemm_tr` rounding (`dot`), so H keeps its
+/// bits; at n = 1000 the full n x n `gemm_tr` was 14% of a gradient-flow run.
 fn reslide_by(
     h: &mut DMatrix<f64>,
-    m: usize,
+    model: &Model,
     row: &[f64],
     (old, new): (Option<&Slide>, Option<&Slide>),
     c: f64,
 ) {
-    let scaled = |s: &Slide| {
-        let mut bd = s.b.clone();
-        for (j, sj) in row.iter().enumerate() {
-            bd.column_mut(j).scale_mut(*sj);
+    let xx = model.input_gram();
+    let n = row.len();
+    let active: Vec<usize> = (0..n).filter(|&j| row[j] != 0.0).collect();
+    let m = model.m() as f64;
+    for (slide, alpha) in [(old, c / m), (new, -c / m)] {
+        let Some(slide) = slide else { continue };
+        let b = slide.b(xx);
+        let k = b.nrows();
+        // (B D)_.j for the active j, k entries each.
+        let bd: Vec<f64> = active
+            .iter()
+            .flat_map(|&j| b.column(j).iter().map(|v| v * row[j]).collect::<Vec<_>>())
+            .collect();
+        for (q, &j) in active.iter().enumerate() {
+            let bj = &bd[q * k..(q + 1) * k];
+            let column = &mut h.as_mut_slice()[j * n..(j + 1) * n];
+            for (p, &i) in active.iter().enumerate() {
+                column[i] += alpha * dot(&bd[p * k..(p + 1) * k], bj);
+            }
         }
-        bd
-    };
-    let m = m as f64;
-    if let Some(s) = old {
-        let bd = scaled(s);
-        h.gemm_tr(c / m, &bd, &bd, 1.0);
     }
-    if let Some(s) = new {
-        let bd = scaled(s);
-        h.gemm_tr(-c / m, &bd, &bd, 1.0);
+}
+
+/// a . b rounded as nalgebra's `dot` of two dynamic column vectors (0.34): eight
+/// accumulators over the blocks of eight, summed pairwise into 0, then the rest in order.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let blocks = a.len() / 8 * 8;
+    for (ca, cb) in a[..blocks].chunks_exact(8).zip(b[..blocks].chunks_exact(8)) {
+        for t in 0..8 {
+            acc[t] += ca[t] * cb[t];
+        }
     }
+    let mut res = 0.0;
+    for t in 0..4 {
+        res += acc[t] + acc[t + 4];
+    }
+    for (x, y) in a[blocks..].iter().zip(&b[blocks..]) {
+        res += x * y;
+    }
+    res
 }
 
 /// How a step through sign changes is retaken.
@@ -500,17 +561,31 @@ pub(crate) fn held_start(model: &Model, y0: &[f64], second: bool) -> (Held, Buff
 }
 
 impl Held {
-    /// H, J W - y and J V as they are, for [`Held::restore`].
-    pub(crate) fn backup(&self) -> Backup {
-        (self.h.clone(), self.delta.clone(), self.jv.clone())
+    /// H, J W - y and J V as they are, for [`Held::restore`], copied into `spare` (a former
+    /// backup) when there is one: a fresh n x n allocation per retake cost its page faults
+    /// (about 5% of a gradient-flow run at n = 1000).
+    pub(crate) fn backup(&self, spare: Option<Backup>) -> Backup {
+        match spare {
+            Some((mut h, mut delta, mut jv)) => {
+                h.copy_from(&self.h);
+                delta.copy_from(&self.delta);
+                jv.copy_from(&self.jv);
+                (h, delta, jv)
+            }
+            None => (self.h.clone(), self.delta.clone(), self.jv.clone()),
+        }
     }
 
-    /// Back to `backup` and the unblended pattern (a rejected retake).
-    pub(crate) fn restore(&mut self, (h, delta, jv): Backup) {
-        self.h = h;
-        self.delta = delta;
-        self.jv = jv;
+    /// Back to `backup` and the unblended pattern (a rejected retake); returns the replaced
+    /// quantities as a spare for the next backup.
+    pub(crate) fn restore(&mut self, (h, delta, jv): Backup) -> Backup {
+        let old = (
+            std::mem::replace(&mut self.h, h),
+            std::mem::replace(&mut self.delta, delta),
+            std::mem::replace(&mut self.jv, jv),
+        );
         self.pattern.clear_blend();
+        old
     }
 
     /// [`Held::refresh`] at the state y ([W] or [W, V]).
@@ -709,6 +784,8 @@ struct OutputSpace<'a> {
     defer: bool,
     /// Products J^T beta that deferring saved (first trials retaken without V_new).
     saved: u64,
+    /// A former backup's storage, reused by the next.
+    spare: Option<Backup>,
     fixes: Vec<Fix>,
     /// Gradient flow with [`Crossings::Corrected`]: activations slide (`Slide`).
     sliding: bool,
@@ -776,6 +853,7 @@ impl<'a> OutputSpace<'a> {
             end_sq: None,
             defer: true,
             saved: 0,
+            spare: None,
             fixes: Vec::new(),
             sliding: crossings == Crossings::Corrected && !second,
             entering: BTreeMap::new(),
@@ -891,7 +969,7 @@ fn leave_slides(model: &Model, held: &mut Held, w: &DMatrixView<f64>, row: &mut 
         }
         let old = held.slides.remove(&r).expect("a listed slide");
         let (new, leave) = exits(model, &old, a_r, row, &held.delta, &theta);
-        reslide(&mut held.h, model.m(), row, Some(&old), new.as_ref());
+        reslide(&mut held.h, model, row, Some(&old), new.as_ref());
         if let Some(slide) = new {
             held.slides.insert(r, slide);
         }
@@ -1575,7 +1653,7 @@ impl OutputSpace<'_> {
                 1.0
             }
         };
-        self.backup = Some(held.backup());
+        self.backup = Some(held.backup(self.spare.take()));
         buf.changed.clear();
         buf.changed.extend(order.iter().map(|e| (e.0, e.1)));
         let mut shares = order.iter();
@@ -1596,7 +1674,7 @@ impl OutputSpace<'_> {
         for b in &self.breaks {
             held.pattern.row_into(b.r, &mut buf.row);
             let pair = (Some(&b.old), b.new.as_ref());
-            reslide_by(&mut held.h, m, &buf.row, pair, 1.0 - b.share);
+            reslide_by(&mut held.h, model, &buf.row, pair, 1.0 - b.share);
         }
         buf.changed.len() as u64
     }
@@ -1629,13 +1707,13 @@ impl OutputSpace<'_> {
         held.delta.copy_from(&self.dl[6]);
         let (w1, _) = split(y, m, d, false);
         if retaken {
-            self.backup = None;
+            self.spare = self.backup.take();
             // The retake's share of the broken slides' new H, taken back: the pattern
             // changes below are measured against H as it was before the retake.
             for b in &self.breaks {
                 held.pattern.row_into(b.r, &mut buf.row);
                 let pair = (Some(&b.old), b.new.as_ref());
-                reslide_by(&mut held.h, m, &buf.row, pair, b.share - 1.0);
+                reslide_by(&mut held.h, model, &buf.row, pair, b.share - 1.0);
             }
             held.pattern
                 .changes(model, &w1, &mut buf.signs, &mut buf.changed, &mut buf.ws);
@@ -1684,7 +1762,7 @@ impl OutputSpace<'_> {
             for (r, new) in std::mem::take(&mut self.entering) {
                 held.pattern.row_into(r, &mut buf.row);
                 let old = held.slides.remove(&r);
-                reslide(&mut held.h, m, &buf.row, old.as_ref(), Some(&new));
+                reslide(&mut held.h, model, &buf.row, old.as_ref(), Some(&new));
                 held.slides.insert(r, new);
             }
             self.entering_entries.clear();
@@ -1692,7 +1770,7 @@ impl OutputSpace<'_> {
             for b in std::mem::take(&mut self.breaks) {
                 held.pattern.row_into(b.r, &mut buf.row);
                 let old = held.slides.remove(&b.r);
-                reslide(&mut held.h, m, &buf.row, old.as_ref(), b.new.as_ref());
+                reslide(&mut held.h, model, &buf.row, old.as_ref(), b.new.as_ref());
                 if let Some(new) = b.new {
                     held.slides.insert(b.r, new);
                 }
@@ -1945,7 +2023,7 @@ impl HeldStages for OutputSpace<'_> {
         }
         // Retake with each crossing weighted by its share of the step, as
         // WeightSpace::blend_pattern does; H, J W and J V follow entry by entry.
-        self.backup = Some(held.backup());
+        self.backup = Some(held.backup(self.spare.take()));
         let (w0, v0) = split(y, m, d, second);
         let v1 = match self.deferred {
             Some((cv, _)) => {
@@ -2021,7 +2099,7 @@ impl HeldStages for OutputSpace<'_> {
             held.jv.copy_from(&self.jvl[6]);
         }
         if retaken {
-            self.backup = None;
+            self.spare = self.backup.take();
             for f in self.fixes.drain(..) {
                 f.follow(model, held, &mut buf.row);
             }
@@ -2039,7 +2117,7 @@ impl HeldStages for OutputSpace<'_> {
             self.releases.clear();
             self.breaks.clear();
             let backup = self.backup.take().expect("a retake keeps its backup");
-            self.held.restore(backup);
+            self.spare = Some(self.held.restore(backup));
         }
     }
 
@@ -2202,6 +2280,69 @@ mod tests {
     use crate::dynamics::{Flow, WeightSpace};
     use crate::integrate::{output_times, Solver};
     use crate::model::{Data, InitialNetwork};
+
+    /// `dot` rounds as nalgebra's `dot` (the 8-accumulator blocks and the tail), which the
+    /// sliding bookkeeping relied on before: lengths 0 to 19, values of mixed scale and sign.
+    #[test]
+    fn dot_has_nalgebras_bits() {
+        for len in 0..20usize {
+            let a = DVector::from_fn(len, |i, _| {
+                ((i * 37 % 11) as f64 - 5.3) * 10f64.powi((i % 7) as i32 - 3)
+            });
+            let b = DVector::from_fn(len, |i, _| ((i * 53 % 13) as f64 - 6.1) / (1.0 + i as f64));
+            assert_eq!(
+                dot(a.as_slice(), b.as_slice()).to_bits(),
+                a.dot(&b).to_bits(),
+                "length {len}"
+            );
+        }
+    }
+
+    /// A slide's H update over the active entries only has the bits of the full n x n
+    /// `gemm_tr` it replaced, for slides of 1 to 9 surfaces (beyond nalgebra's 8-block) and a
+    /// row with inactive and fractional entries, in both directions and a share.
+    #[test]
+    fn reslide_over_active_entries_is_the_full_update() {
+        let (n, d, m) = (40, 12, 30);
+        let model = Model::new(Data::synthetic(n, d, 5), InitialNetwork::init(m, d, 5).a);
+        let row: Vec<f64> = (0..n)
+            .map(|j| match j % 5 {
+                0 | 3 => 0.0,
+                4 => 0.25 + j as f64 / 100.0,
+                _ => 1.0,
+            })
+            .collect();
+        let h0 = model.gram_of_pattern(&DMatrix::from_fn(m, n, |r, i| {
+            f64::from(u8::from((r + i) % 3 != 0))
+        }));
+        for k in 1..10 {
+            let old = Slide::new(&model, (0..k).map(|a| 4 * a + 1).collect()).expect("independent");
+            let new = Slide::new(&model, (0..k).map(|a| 4 * a + 2).collect()).expect("independent");
+            for (pair, c) in [
+                ((Some(&old), Some(&new)), 1.0),
+                ((None, Some(&new)), 0.37),
+                ((Some(&old), None), -0.63),
+            ] {
+                let mut fast = h0.clone();
+                reslide_by(&mut fast, &model, &row, pair, c);
+                let mut full = h0.clone();
+                let xx = model.input_gram();
+                for (s, alpha) in [(pair.0, c / m as f64), (pair.1, -c / m as f64)] {
+                    if let Some(s) = s {
+                        let mut bd = s.b(xx).clone();
+                        for (j, sj) in row.iter().enumerate() {
+                            bd.column_mut(j).scale_mut(*sj);
+                        }
+                        full.gemm_tr(alpha, &bd, &bd, 1.0);
+                    }
+                }
+                assert_ne!(fast, h0, "k = {k}: H moved");
+                for (f, g) in fast.iter().zip(full.iter()) {
+                    assert_eq!(f.to_bits(), g.to_bits(), "k = {k}, c = {c}");
+                }
+            }
+        }
+    }
 
     /// n = 12, d = 3, m = 60 with its W0, default tolerances, max step 0.3, 21 output times to
     /// T = 5: a momentum run that crosses kinks.

@@ -232,7 +232,7 @@ impl HeldStages for HighOutputSpace<'_> {
         }
         // Retake with each crossing weighted by its share of the step (the straight line
         // through z at the two ends); H, J W and J Z follow entry by entry.
-        self.backup = Some(held.backup());
+        self.backup = Some(held.backup(None));
         let (w0, z0) = split(y, m, d, self.second);
         held.set_entries(
             model,
