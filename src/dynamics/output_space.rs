@@ -357,7 +357,11 @@ fn reslide_by(
         // (B D)_.j for the active j, k entries each.
         let bd: Vec<f64> = active
             .iter()
-            .flat_map(|&j| b.column(j).iter().map(|v| v * row[j]).collect::<Vec<_>>())
+            .flat_map(|&j| {
+                b.as_slice()[j * k..(j + 1) * k]
+                    .iter()
+                    .map(move |v| v * row[j])
+            })
             .collect();
         for (q, &j) in active.iter().enumerate() {
             let bj = &bd[q * k..(q + 1) * k];

@@ -219,12 +219,13 @@ fn run<E: HeldStages + ?Sized>(
         }
         let (step, last) = next_step(retake, h, *t, target, settings);
         let mut norms = stages.trial(*t, step, y.as_slice(), y_new.as_mut_slice());
+        let mut err = norms.error(settings);
         // A deferred trial's bound decides a blend as its error would (error <= bound <= 1);
         // anything else needs the trial complete.
-        if norms.deferred && !(norms.error(settings) <= 1.0 && retake.is_none()) {
+        if norms.deferred && !(err <= 1.0 && retake.is_none()) {
             norms = stages.complete(y.as_slice(), y_new.as_mut_slice());
+            err = norms.error(settings);
         }
-        let mut err = norms.error(settings);
         if err <= 1.0 && retake.is_none() {
             let switched = stages.blend(*t, step, y.as_slice(), y_new.as_slice());
             if switched > 0 {
