@@ -63,7 +63,7 @@ use nalgebra::{Cholesky, DMatrix, DMatrixView, DMatrixViewMut, DVector, Dyn};
 
 use crate::dynamics::Damping;
 use crate::integrate::tableau as dp5;
-use crate::integrate::{drive, HeldStages, Norms, SolverSettings, Stats, Stop, Watched};
+use crate::integrate::{drive, Cuts, HeldStages, Norms, SolverSettings, Stats, Stop, Watched};
 use crate::model::relu2::{
     engine::{active_share, crossing_share, Kernel, Workspace},
     pattern::Pattern,
@@ -814,10 +814,18 @@ struct OutputSpace<'a> {
     squares: (f64, f64),
     /// The weight of a slide break's error estimate in that budget (`BREAK_WEIGHT`).
     break_weight: f64,
+    /// The extra weights of the two-piece estimates of a join that lets other surfaces go
+    /// (`RELEASE_WEIGHT`) and of a break followed by plain crossings of its neuron (1), on
+    /// top of `BREAK_WEIGHT` (0: such events always cut, as before).
+    pieces: [f64; 2],
     /// J W - y and J V were recomputed from the state at the output time just observed
     /// (`integrate_output_space_landed`): `resume` has nothing to do.
     refreshed: bool,
     evaluations: u64,
+    /// The reason of the cut of the retake being tried (`split`), and the accepted cut
+    /// retakes by reason.
+    cut_reason: Option<(Reason, bool)>,
+    cuts: Cuts,
 }
 
 impl<'a> OutputSpace<'a> {
@@ -869,8 +877,11 @@ impl<'a> OutputSpace<'a> {
             theta: EVENT_SHARE,
             squares: (0.0, 0.0),
             break_weight: BREAK_WEIGHT,
+            pieces: [RELEASE_WEIGHT, 1.0],
             refreshed: false,
             evaluations: 0,
+            cut_reason: None,
+            cuts: Cuts::default(),
         }
     }
 
@@ -941,6 +952,15 @@ pub(crate) const EVENT_SHARE: f64 = 0.05;
 /// benchmark's shape (n = 100, d = 20, m = 400, T = 20) lost a factor 5 at t = 10 and 15
 /// against the cut breaks (1.3e-5 against 2.5e-6); 17 (300 in squares) and 32 kept it.
 pub(crate) const BREAK_WEIGHT: f64 = 17.0;
+
+/// The extra weight (on top of `BREAK_WEIGHT`) of the two-piece estimate of a join that makes
+/// other surfaces of its neuron let go, taken uncut as a `Break` onto the joined slide: a
+/// factor chosen by measurement, not derived. With 1 (or 3) the budget test's problem
+/// (n = 100, m = 400, seed 0, T = 10) ends at 1.27e-6 (1.46e-6) from its tight run in 355
+/// (359) steps, over its 1e-6, where cutting gives 7.1e-7 in 363; from 10 on it takes
+/// those steps bit for bit. At n = 1000, m = 10,000, T = 1 the join's cuts fall from 38 to 23
+/// with 10, to 7 with 1.
+pub(crate) const RELEASE_WEIGHT: f64 = 10.0;
 
 /// A step's joins: per neuron its new slide, the entering entries, and the entries of old
 /// slides that let go (to the active side or not).
@@ -1040,6 +1060,9 @@ struct Break {
     new: Option<Slide>,
     before: Vec<f64>,
     after: Vec<f64>,
+    /// The crossing joins `new` (a join that makes other surfaces let go): the row ends
+    /// projected on it, as an entering slide's does.
+    joins: bool,
 }
 
 impl Break {
@@ -1094,6 +1117,9 @@ impl Break {
         for (k, (b, a)) in before.iter().zip(&after).enumerate() {
             let j = k * m + self.r;
             yn[j] = ys[j] + self.share * b + (1.0 - self.share) * a;
+        }
+        if let Some(new) = self.new.as_ref().filter(|_| self.joins) {
+            new.project(&model.data().x, &mut yn[..m * model.d()], m, self.r);
         }
     }
 }
@@ -1191,6 +1217,33 @@ fn resolve(
     None
 }
 
+/// The event a retake may be cut at (`events`), counted by reason in [`Cuts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reason {
+    BreakThenCross,
+    JoinRelease,
+    Bends,
+    BreakPieces,
+    BreakAfterJoin,
+}
+
+impl Reason {
+    /// Count one cut at this reason.
+    fn count(self, cuts: &mut Cuts) {
+        *match self {
+            Reason::BreakThenCross => &mut cuts.break_then_cross,
+            Reason::JoinRelease => &mut cuts.join_release,
+            Reason::Bends => &mut cuts.bends,
+            Reason::BreakPieces => &mut cuts.break_pieces,
+            Reason::BreakAfterJoin => &mut cuts.break_after_join,
+        } += 1;
+    }
+}
+
+/// An event the step may be cut at: its share, the squared error in W of taking it uncut,
+/// and its reason.
+type Candidate = (f64, f64, Reason);
+
 /// A step's crossings (gradient flow with slides) as (r, i, s), sorted by (r, s): s is the
 /// share of the step before the crossing (the straight line through z at both ends).
 type Order = [(usize, usize, f64)];
@@ -1204,6 +1257,7 @@ type Path<'p> = (
     &'p DVector<f64>,
     &'p DVector<f64>,
     f64,
+    [f64; 2],
 );
 
 /// The crossings of a step, neuron by neuron in time order, up to the share `limit`: which
@@ -1223,8 +1277,14 @@ type Path<'p> = (
 ///   (`Break::error`, weighted by `BREAK_WEIGHT`) and the entries only the bent path crosses
 ///   (`Bends::missed`); cut there, the neuron would slide on to the step's end, off by
 ///   (1 - s) |(1 - P) u| (u its free increment over the step after the crossing). With later
-///   crossings of the neuron in the step it must be cut (error infinite), as must a join
-///   that releases a surface;
+///   crossings of the neuron in the step it is taken the same way where the break leaves the
+///   neuron free and none of them can join (a_r Delta_j <= 0 at its share): they are blended
+///   into the second piece's row with their shares of (s, 1), their mistiming by the bend
+///   counted by `Bends::event`; else it must be cut (error infinite);
+/// - a join that makes other surfaces of its neuron let go: as the neuron's last event in the
+///   step (no join before it), a change of slide taken uncut as two pieces (`Break` onto the
+///   joined slide) whose estimate weighs `RELEASE_WEIGHT` times a break's; else it must be
+///   cut;
 /// - the first crossing of a sliding or joining neuron with more than one in the step: the
 ///   held trial kept its velocity of the step's start throughout, so the shares of its later
 ///   crossings (and the judgments of their joins) are off once the first has switched; such
@@ -1245,22 +1305,22 @@ fn events(
     (entering, entries, releases): Joins<'_>,
     crossed: &mut Vec<(usize, usize, bool, f64)>,
     path: Path<'_>,
-    candidates: &mut Vec<(f64, f64)>,
+    candidates: &mut Vec<Candidate>,
     breaks: &mut Vec<Break>,
 ) -> Option<f64> {
     let xx = model.input_gram();
     let x = &model.data().x;
-    let (w0, w1, beta, dbeta, weight) = path;
+    let (w0, w1, beta, _, _, extra) = path;
     let mut at = DVector::zeros(model.n());
     let mut critical: Option<f64> = None;
     // An event the step may be cut at with the squared error of taking it uncut; `must`:
     // one that cut before the budget (`EVENT_SHARE`), the others count in it alone.
-    let mut cut = |s: f64, e2: f64, must: bool| {
+    let mut cut = |s: f64, e2: f64, must: bool, why: Reason| {
         if s > 1e-3 {
             if must {
                 critical = Some(critical.map_or(s, |c: f64| c.min(s)));
             }
-            candidates.push((s, e2));
+            candidates.push((s, e2, why));
         }
     };
     let sqrt_m = (model.m() as f64).sqrt();
@@ -1278,6 +1338,8 @@ fn events(
         let events = order[k..end].iter().take_while(|e| e.2 <= limit);
         let count = events.clone().count();
         for (taken, &(_, i, s)) in events.enumerate() {
+            // The neuron's last event in the step (before the cut being judged).
+            let last = taken + 1 == count && s < limit;
             // The jump of w_r's increment over the step where S_ri switches on (off: its
             // negative), kappa beta_i x_i (projected below where the neuron slides).
             let sign = if held.pattern.active(r, i) { -1.0 } else { 1.0 };
@@ -1317,6 +1379,38 @@ fn events(
                     .then(|| resolve(model, &slide.set, a_r, row, &at, Some(i)))
                     .flatten()
                     .and_then(|(stay, leave)| Some((Slide::new(model, stay)?, leave)));
+                if let Some((kept, leave)) =
+                    kept.as_ref().filter(|_| last && !joined && extra[0] > 0.0)
+                {
+                    // The neuron's last event of the step joins a surface and lets others
+                    // go: its slide changes at s from the old to `kept`, taken uncut as two
+                    // pieces like a break (`Break`).
+                    let old = current.take().expect("a sliding neuron");
+                    let mut before = row.to_vec();
+                    before[i] = f64::from(u8::from(held.pattern.active(r, i)));
+                    row[i] = 0.0;
+                    for &j in &kept.set {
+                        row[j] = 0.0;
+                    }
+                    for &(j, on) in leave {
+                        row[j] = f64::from(u8::from(on));
+                    }
+                    entries.push((r, i));
+                    releases.extend(leave.iter().map(|&(j, on)| (r, j, on)));
+                    let piece = Break {
+                        r,
+                        share: s,
+                        old,
+                        new: Some(kept.clone()),
+                        before,
+                        after: row.to_vec(),
+                        joins: true,
+                    };
+                    let e2 = piece_error(model, &piece, i, path, &mut bends, &order[k..end]);
+                    cut(s, extra[0].powi(2) * e2, true, Reason::JoinRelease);
+                    breaks.push(piece);
+                    break;
+                }
                 if let Some((kept, leave)) = kept {
                     for &j in &kept.set {
                         row[j] = 0.0;
@@ -1328,7 +1422,7 @@ fn events(
                     joined = true;
                     entries.push((r, i));
                     releases.extend(leave.iter().map(|&(j, on)| (r, j, on)));
-                    cut(s, f64::INFINITY, true);
+                    cut(s, f64::INFINITY, true, Reason::JoinRelease);
                     continue;
                 }
             }
@@ -1344,20 +1438,40 @@ fn events(
                 let (ok, theta) = slide.weights(xx, a_r, row, &at);
                 (!ok).then_some(theta)
             });
-            if let Some(theta) = broken
+            // The neuron's crossings after this one in the step (up to `limit`).
+            let later = &order[k + taken + 1..k + count];
+            let pieces = broken
                 .as_ref()
-                .filter(|_| taken + 1 == count && !joined && s < limit)
-            {
-                // The neuron's last crossing of the step breaks its slide: its two pieces
-                // are summed (`Break`), with their own (second-order) error.
+                .filter(|_| !joined && s < limit)
+                .and_then(|theta| {
+                    let old = current.as_ref().expect("a broken slide");
+                    let (new, leave) = exits(model, old, a_r, row, &at, theta);
+                    // Later crossings of a neuron the break leaves free that cannot join
+                    // (their surface repels, a_r Delta_j <= 0) are plain crossings.
+                    let plain = new.is_none()
+                        && later.iter().all(|&(_, j, sj)| {
+                            a_r * (sj * delta1[j] + (1.0 - sj) * held.delta[j]) <= 0.0
+                        });
+                    (later.is_empty() || (plain && extra[1] > 0.0)).then_some((new, leave))
+                });
+            if let Some((new, leave)) = pieces {
+                // The crossing breaks the slide, and the neuron's later crossings in the
+                // step (if any) are plain: its two pieces are summed (`Break`), with their
+                // own (second-order) error, the later crossings blended into the second
+                // piece's row with their shares of it (s, limit), their mistiming by the
+                // bend in `Bends::event`.
                 let old = current.take().expect("a broken slide");
-                let (new, leave) = exits(model, &old, a_r, row, &at, theta);
                 let mut before = row.to_vec();
                 before[i] = was;
                 for &(j, on) in &leave {
                     row[j] = f64::from(u8::from(on));
                 }
                 releases.extend(leave.iter().map(|&(j, on)| (r, j, on)));
+                for &(_, j, sj) in later {
+                    let on = !held.pattern.active(r, j);
+                    row[j] = if on { limit - sj } else { sj - s } / (limit - s);
+                    crossed.push((r, j, on, sj));
+                }
                 let piece = Break {
                     r,
                     share: s,
@@ -1365,19 +1479,18 @@ fn events(
                     new,
                     before,
                     after: row.to_vec(),
+                    joins: false,
                 };
-                let rise = dot_row(w1, x, r, i) - dot_row(w0, x, r, i);
-                // The path turns at the break: entries that the bent path crosses and the
-                // straight one does not switch at the step's end, up to (1 - s) too late.
-                let [b0, a0] = piece.pieces(model, beta);
-                bends.kink(s, a0.iter().zip(&b0).map(|(a, b)| a - b).collect());
-                let before_missed = bends.e2;
-                let skip =
-                    |j: usize| order[k..end].iter().any(|e| e.1 == j) || piece.old.contains(j);
-                bends.missed(s, skip, beta, kappa);
-                let missed = bends.e2 - before_missed;
-                let e2 = weight.powi(2) * piece.error(model, i, rise, beta, dbeta);
-                cut(s, e2 + missed, true);
+                let e2 = piece_error(model, &piece, i, path, &mut bends, &order[k..end]);
+                for &(_, j, sj) in later {
+                    bends.event(j, sj, (kappa * beta[j]).abs() * x.row(j).norm());
+                }
+                let (e2, why) = if later.is_empty() {
+                    (e2, Reason::BreakPieces)
+                } else {
+                    (extra[1].powi(2) * e2, Reason::BreakThenCross)
+                };
+                cut(s, e2, true, why);
                 breaks.push(piece);
                 break;
             }
@@ -1387,16 +1500,16 @@ fn events(
                 // of its free velocity that the slide removes, for (1 - s) of the step;
                 // with later crossings of the neuron in the step, what follows the break
                 // is judged after a cut.
-                let e2 = if taken + 1 < count {
-                    f64::INFINITY
+                let (e2, why) = if taken + 1 < count {
+                    (f64::INFINITY, Reason::BreakThenCross)
                 } else {
                     let mut free = bends.free(row, beta, kappa);
                     let kept = free.clone();
                     slide.project(x, &mut free, 1, 0);
                     let off: f64 = kept.iter().zip(&free).map(|(a, b)| (a - b).powi(2)).sum();
-                    (1.0 - s).powi(2) * off
+                    ((1.0 - s).powi(2) * off, Reason::BreakAfterJoin)
                 };
-                cut(s, e2, true);
+                cut(s, e2, true, why);
                 break;
             }
             bends.kink(s, jump);
@@ -1415,7 +1528,7 @@ fn events(
                 };
                 bends.missed(order[k].2, skip, beta, kappa);
             }
-            cut(order[k].2, bends.e2, true);
+            cut(order[k].2, bends.e2, true, Reason::Bends);
         }
         if joined {
             entering.insert(r, current.expect("a joined slide"));
@@ -1424,6 +1537,33 @@ fn events(
     }
     entries.sort_unstable();
     critical
+}
+
+/// The squared error in W of taking a change of neuron r's slide at the crossing of entry i
+/// uncut as two pieces (`Break`, of the events `order` of the neuron in the step): the
+/// pieces' own second-order error (`Break::error`, weighted by `BREAK_WEIGHT` in `path`),
+/// and the entries that the path bent at the change crosses and the straight one does not,
+/// which switch at the step's end, up to (1 - s) too late (`Bends::missed`; `bends` takes
+/// the kink).
+fn piece_error(
+    model: &Model,
+    piece: &Break,
+    i: usize,
+    (w0, w1, beta, dbeta, weight, _): Path<'_>,
+    bends: &mut Bends<'_>,
+    order: &Order,
+) -> f64 {
+    let (r, s) = (piece.r, piece.share);
+    let x = &model.data().x;
+    let kappa = model.a()[r] / (model.m() as f64).sqrt();
+    let rise = dot_row(w1, x, r, i) - dot_row(w0, x, r, i);
+    let [b0, a0] = piece.pieces(model, beta);
+    bends.kink(s, a0.iter().zip(&b0).map(|(a, b)| a - b).collect());
+    let before_missed = bends.e2;
+    let skip = |j: usize| order.iter().any(|e| e.1 == j) || piece.old.contains(j);
+    bends.missed(s, skip, beta, kappa);
+    let missed = bends.e2 - before_missed;
+    weight.powi(2) * piece.error(model, i, rise, beta, dbeta) + missed
 }
 
 /// A neuron's unprojected increment with the row S_r. = `row` and the weighted Delta `beta`:
@@ -1623,7 +1763,7 @@ impl OutputSpace<'_> {
                     &mut self.releases,
                 ),
                 crossed,
-                (&w0, &w1, &beta, &dbeta, self.break_weight),
+                (&w0, &w1, &beta, &dbeta, self.break_weight, self.pieces),
                 candidates,
                 &mut self.breaks,
             )
@@ -1634,15 +1774,20 @@ impl OutputSpace<'_> {
             // stay within the budget; the step is cut at the first beyond it.
             candidates.sort_by(|a, b| a.0.partial_cmp(&b.0).expect("finite"));
             let mut sum = 0.0;
-            candidates.iter().find_map(|&(s, e2)| {
+            candidates.iter().find_map(|&(s, e2, why)| {
                 sum += e2;
-                (sum > budget).then_some(s)
+                (sum > budget).then_some((s, why, e2.is_infinite()))
             })
         } else {
-            critical
+            critical.map(|c| {
+                let why = candidates.iter().find(|e| e.0 == c).map(|e| e.2);
+                (c, why.expect("a candidate at the critical share"), true)
+            })
         };
+        self.cut_reason = None;
         let sigma = match critical {
-            Some(sigma) if sigma < 1.0 => {
+            Some((sigma, why, forced)) if sigma < 1.0 => {
+                self.cut_reason = Some((why, forced));
                 // Judged again up to the cut: the events after it are found by the next step.
                 judge(sigma, &mut crossed, &mut candidates);
                 order.retain(|e| e.2 <= sigma);
@@ -1732,6 +1877,10 @@ impl OutputSpace<'_> {
             // A step cut at a crossing: its entries take their new sides here, whatever the
             // sign of z (it is O(h^2) from 0).
             let forced = self.split.take().map_or(Vec::new(), |(_, f)| f);
+            if let Some((why, forced)) = self.cut_reason.take() {
+                why.count(&mut self.cuts);
+                self.cuts.forced += u64::from(forced);
+            }
             for &(r, i, on) in &forced {
                 buf.signs[r * n + i] = u8::from(on);
             }
@@ -1756,7 +1905,12 @@ impl OutputSpace<'_> {
                     }
                 },
             );
-            for (&r, slide) in held.slides.iter().chain(entering.iter()) {
+            let rejoined = self
+                .breaks
+                .iter()
+                .filter(|b| b.joins)
+                .filter_map(|b| Some((&b.r, b.new.as_ref()?)));
+            for (&r, slide) in held.slides.iter().chain(entering.iter()).chain(rejoined) {
                 for &i in &slide.set {
                     buf.signs[r * n + i] = 0;
                 }
@@ -2116,6 +2270,7 @@ impl HeldStages for OutputSpace<'_> {
         if retaken {
             self.fixes.clear();
             self.split = None;
+            self.cut_reason = None;
             self.entering.clear();
             self.entering_entries.clear();
             self.releases.clear();
@@ -2136,6 +2291,10 @@ impl HeldStages for OutputSpace<'_> {
 
     fn evaluations(&self) -> u64 {
         self.evaluations
+    }
+
+    fn cuts(&self) -> Cuts {
+        self.cuts
     }
 }
 
@@ -2218,6 +2377,9 @@ impl HeldStages for Shared<'_, '_> {
     }
     fn evaluations(&self) -> u64 {
         self.0.borrow().evaluations()
+    }
+    fn cuts(&self) -> Cuts {
+        self.0.borrow().cuts()
     }
 }
 
@@ -2533,8 +2695,9 @@ mod budget_tests {
     /// the default tolerances with the budget give 7.1e-7 in 363 steps with slide breaks
     /// taken as two pieces (`Break`). The errors are not monotone in `BREAK_WEIGHT` (1: 7.1e-7
     /// in 310 steps, 10: 1.4e-6 in 360, 30: 1.5e-6 in 365, 1000: 6.0e-7 in 378); before the
-    /// two pieces, 2.4e-7 in 367 (every event cut: 6.0e-7 in 416). With no budget (only the
-    /// events that must be cut are) 102 steps but 3.0e-6 then, and budgets larger than
+    /// two pieces, 2.4e-7 in 367 (every event cut: 6.0e-7 in 416). With no budget (theta^2
+    /// overflows to infinity, so nothing cuts, not even the events always cut with a finite
+    /// budget) 102 steps but 3.0e-6 then, and budgets larger than
     /// `EVENT_SHARE` lost too (0.1: 2.0e-6, 0.3: 8.6e-6).
     #[test]
     fn uncut_events_within_their_budget_keep_the_accuracy() {
@@ -2545,16 +2708,28 @@ mod budget_tests {
             Flow::new(&space, Damping::None).initial_state(net.w.as_slice())
         };
         let t_end = 10.0;
-        let (reference, _) = loss(&model, &y0, t_end, (1e-10, 1e-13, 0.0025), 0.0);
+        let (reference, cut) = loss(&model, &y0, t_end, (1e-10, 1e-13, 0.0025), 0.0);
         let default = (1e-6, 1e-9, 0.1);
         let error = |theta: f64| {
             let (l, stats) = loss(&model, &y0, t_end, default, theta);
-            ((l / reference - 1.0).abs(), stats.accepted_steps)
+            (
+                (l / reference - 1.0).abs(),
+                stats.accepted_steps,
+                stats.cuts,
+            )
         };
-        let (budgeted, steps) = error(EVENT_SHARE);
-        let (unbudgeted, fewer) = error(f64::MAX);
+        let (budgeted, steps, cuts) = error(EVENT_SHARE);
+        let (unbudgeted, fewer, none) = error(f64::MAX);
         assert!(budgeted < 1e-6, "{budgeted:e} in {steps} steps");
         assert!(unbudgeted > 2e-6, "{unbudgeted:e} in {fewer} steps");
         assert!(fewer < steps, "{fewer} against {steps} steps");
+        // Every event cuts the reference (no estimates); with no budget (theta^2 overflows
+        // to infinity) none cuts, not even those that are always cut with one.
+        let c = cut.cuts;
+        assert!(c.total() > 0 && c.forced == c.total(), "{c:?}");
+        assert_eq!(none.total(), 0, "{none:?}");
+        // With the budget, most cuts are where the estimates exceed it.
+        assert!(2 * cuts.forced < cuts.total(), "{cuts:?}");
+        assert!(cuts.total() < steps, "{cuts:?} in {steps} steps");
     }
 }

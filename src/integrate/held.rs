@@ -18,7 +18,7 @@
 use nalgebra::DVector;
 
 use super::control::{blockwise_error, grown, next_step, shrunk, too_many_steps, underflow};
-use super::{SolverSettings, Stats, StepFailure, Stop};
+use super::{Cuts, SolverSettings, Stats, StepFailure, Stop};
 
 /// The squared norms of a trial step, per block of the state (one block, or two: position
 /// and velocity), from which the driver measures its error (control.rs's norm-wise rule).
@@ -118,6 +118,10 @@ pub trait HeldStages {
     }
     /// Stage derivatives computed so far (the unit of [`Stats::evaluations`]).
     fn evaluations(&self) -> u64;
+    /// Retakes cut short so far, by reason ([`Stats::cuts`]); none by default.
+    fn cuts(&self) -> Cuts {
+        Cuts::default()
+    }
 }
 
 /// The step after a retake cut short at a switch ([`HeldStages::retake_step`]) is at most this
@@ -174,6 +178,7 @@ pub fn drive<E: HeldStages + ?Sized>(
     );
     stages.finish();
     stats.evaluations = stages.evaluations();
+    stats.cuts = stages.cuts();
     (stats, stop)
 }
 
@@ -350,5 +355,8 @@ impl<E: HeldStages, F: FnMut(f64)> HeldStages for Watched<E, F> {
     }
     fn evaluations(&self) -> u64 {
         self.inner.evaluations()
+    }
+    fn cuts(&self) -> Cuts {
+        self.inner.cuts()
     }
 }

@@ -194,6 +194,41 @@ pub struct Stats {
     /// Switches found changed at the end of a step that passed step control, summed over the
     /// run; each such step was retaken with them blended (held-step driver only).
     pub switches: u64,
+    /// Retakes cut short at an event, by the evaluator's reason ([`Cuts`]; gradient flow's
+    /// output-space evaluator only). Not written to summary.json.
+    #[serde(skip)]
+    pub cuts: Cuts,
+}
+
+/// Retakes of the held-step driver cut short at an event ([`HeldStages::retake_step`]), by
+/// the event the output-space evaluator of gradient flow cut at (`dynamics::output_space`,
+/// `events`): which of its rules make most of a run's steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cuts {
+    /// A crossing that breaks a slide, followed by another crossing of its neuron in the step.
+    pub break_then_cross: u64,
+    /// A join that makes another surface of its neuron let go.
+    pub join_release: u64,
+    /// Several events of a sliding or joining neuron whose bent path's errors exceed the
+    /// budget (`Bends`).
+    pub bends: u64,
+    /// A slide break taken as two pieces whose error exceeds the budget (`Break`).
+    pub break_pieces: u64,
+    /// A slide break after a join of its neuron in the step (first-order estimate).
+    pub break_after_join: u64,
+    /// Of all these, the cuts at an event that is always cut (no error estimate).
+    pub forced: u64,
+}
+
+impl Cuts {
+    /// All cut retakes.
+    pub fn total(&self) -> u64 {
+        self.break_then_cross
+            + self.join_release
+            + self.bends
+            + self.break_pieces
+            + self.break_after_join
+    }
 }
 
 impl std::fmt::Display for Stats {
@@ -202,7 +237,22 @@ impl std::fmt::Display for Stats {
             f,
             "{} evaluations, {} accepted steps, {} rejected",
             self.evaluations, self.accepted_steps, self.rejected_steps
-        )
+        )?;
+        let c = &self.cuts;
+        if c.total() > 0 {
+            write!(
+                f,
+                ", {} cut ({} always; a break then a crossing {}, a join releasing {}, bends {}, a break's pieces {}, a break after a join {})",
+                c.total(),
+                c.forced,
+                c.break_then_cross,
+                c.join_release,
+                c.bends,
+                c.break_pieces,
+                c.break_after_join
+            )?;
+        }
+        Ok(())
     }
 }
 
