@@ -1249,8 +1249,9 @@ type Candidate = (f64, f64, Reason);
 type Order = [(usize, usize, f64)];
 
 /// A retake's straight path: W at its two ends, and the step's weighted -h Delta (beta) with
-/// its change over the step (dbeta = -h (Delta(h) - Delta(0))); and the weight of a break's
-/// error estimate (`BREAK_WEIGHT`).
+/// its change over the step (dbeta = -h (Delta(h) - Delta(0))); the weight of a break's
+/// error estimate (`BREAK_WEIGHT`), and the extra weights of a join that releases a surface
+/// and of a break followed by plain crossings, taken as two pieces (0: always cut).
 type Path<'p> = (
     &'p DMatrixView<'p, f64>,
     &'p DMatrixView<'p, f64>,
