@@ -544,8 +544,9 @@ impl Buffers {
 }
 
 /// The held pattern of the state `y0` ([W], or [W, V] when `second`) with its scratch, at
-/// the start of an integration.
-pub(crate) fn held_start(model: &Model, y0: &[f64], second: bool) -> (Held, Buffers) {
+/// the start of an integration; with `cache`, sign passes go through the sign cache
+/// ([`Workspace::cache_signs`]: the same bits, most rows skipped along a run's steps).
+pub(crate) fn held_start(model: &Model, y0: &[f64], second: bool, cache: bool) -> (Held, Buffers) {
     let (m, d) = (model.m(), model.d());
     let md = m * d;
     assert_eq!(
@@ -554,9 +555,7 @@ pub(crate) fn held_start(model: &Model, y0: &[f64], second: bool) -> (Held, Buff
         "state of another size"
     );
     let mut buf = Buffers::new(model);
-    if second {
-        // The steps' sign passes are over nearby states, and most rows cannot have changed
-        // (not for gradient flow, whose sliding rows sit on their surfaces, margin 0).
+    if cache {
         buf.ws.cache_signs();
     }
     let (w, v) = split(y0, m, d, second);
@@ -838,7 +837,10 @@ impl<'a> OutputSpace<'a> {
         let (n, m, d) = (model.n(), model.m(), model.d());
         let md = m * d;
         let second = damping.second_order();
-        let (held, buf) = held_start(model, y0, second);
+        // The steps' sign passes are over nearby states, and most rows cannot have changed:
+        // gradient flow's sliding rows too, whose entries on their surfaces (z = 0 up to
+        // rounding) are among their nearest samples, computed again alone (`SignCache`).
+        let (held, buf) = held_start(model, y0, second, true);
         let zeros = || vec![DVector::<f64>::zeros(n); 7];
         OutputSpace {
             model,
@@ -2526,6 +2528,55 @@ mod tests {
             max_step: 0.3,
         };
         (model, w0, settings, output_times(5.0, 21))
+    }
+
+    /// Gradient flow with slides through the sign cache (`Workspace::cache_signs`) is the
+    /// run with full sign passes bit for bit: every output state and the step counts, with
+    /// neurons sliding (their entries on the surfaces, z = 0 up to rounding, are among their
+    /// rows' nearest samples); the cache passed over few of the rows it checked.
+    #[test]
+    fn gradient_flow_through_the_sign_cache_is_the_full_passes_run() {
+        let (n, d, m) = (40, 5, 200);
+        let net = InitialNetwork::init(m, d, 5);
+        let model = Model::new(Data::synthetic(n, d, 5), net.a.clone());
+        let y0 = {
+            let space = WeightSpace::new(&model);
+            Flow::new(&space, Damping::None).initial_state(net.w.as_slice())
+        };
+        // The momentum test's tolerances, step cap and output times (T = 5).
+        let (_, _, settings, times) = small_momentum_problem();
+        let run = |cache: bool| {
+            let mut os =
+                OutputSpace::new(&model, Damping::None, Crossings::Corrected, y0.as_slice());
+            if !cache {
+                os.buf.ws = Workspace::new(m, n, d);
+            }
+            let mut states = Vec::new();
+            let (stats, stop) = drive(&mut os, y0.clone(), &times, &settings, |_, y| {
+                states.push(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                true
+            });
+            assert_eq!(stop, Stop::Completed);
+            let sliding: usize = os.held.slides.values().map(|s| s.set.len()).sum();
+            (states, stats, sliding, os.buf.ws.sign_cache_counts())
+        };
+        let (full, full_stats, _, none) = run(false);
+        let (cached, cached_stats, sliding, counts) = run(true);
+        assert_eq!(none, None);
+        assert_eq!(full.len(), times.len());
+        assert!(full == cached, "states differ");
+        assert_eq!(full_stats.accepted_steps, cached_stats.accepted_steps);
+        assert_eq!(full_stats.rejected_steps, cached_stats.rejected_steps);
+        assert_eq!(full_stats.switches, cached_stats.switches);
+        assert!(full_stats.switches > 0, "the run crosses kinks");
+        assert!(sliding > 0, "no entry slides at the end");
+        if Kernel::best() == Kernel::Fused {
+            let (passed, checked) = counts.expect("the cache with the fused kernel");
+            assert!(
+                passed < checked / 4,
+                "{passed} of {checked} rows passed over"
+            );
+        }
     }
 
     /// A momentum flow's first trials defer V_new (`HeldStages::complete`), and the run is the

@@ -94,24 +94,6 @@ pub(crate) fn add_squared_differences(cpu: Avx2Fma, acc: &mut [f64], a: &[f64], 
     }
 }
 
-/// (min_i |z_i| scale_i over the i with scale_i > 0, infinity if none; whether any z_i is
-/// NaN): the sign cache's margin of a row.
-pub(crate) fn scaled_min_abs(cpu: Avx2Fma, z: &[f64], scale: &[f64]) -> (f64, bool) {
-    #[cfg(target_arch = "x86_64")]
-    return avx2::scaled_min_abs(cpu, z, scale);
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = cpu;
-        let nan = z.iter().any(|v| v.is_nan());
-        let least = z
-            .iter()
-            .zip(scale)
-            .filter(|(_, s)| **s > 0.0)
-            .fold(f64::INFINITY, |m, (zi, s)| m.min(zi.abs() * s));
-        (least, nan)
-    }
-}
-
 /// `len` rows of a matrix with `cols` columns, read-only, borrowed for `'a`: entry (r, k) at
 /// `ptr + r row + k col`.
 #[derive(Clone, Copy)]
@@ -347,6 +329,38 @@ impl PackedX {
         (self.n, self.d)
     }
 
+    /// signs_i = 1[w . x_i >= 0] for a row w (d values) and the samples i of `at` (those
+    /// from n on skipped), w . x_i summed as [`PackedX::dot`] sums it (the kernel's bits
+    /// where w = w_r), from X's row-major copy; FMA instructions where the token allows.
+    pub(crate) fn signs_at(&self, cpu: Avx2Fma, w: &[f64], at: &[u32], signs: &mut [u8]) {
+        assert!(
+            w.len() == self.d && signs.len() == self.n,
+            "row of another shape"
+        );
+        let rows = self.rows.as_slice();
+        let (n, dp, d) = (self.n, self.dp, self.d);
+        let samples = at
+            .iter()
+            .filter_map(|&i| usize::try_from(i).ok().filter(|&i| i < n));
+        #[cfg(target_arch = "x86_64")]
+        for i in samples {
+            let z = avx2::dot_fma(cpu, w, &rows[i * dp..i * dp + d]);
+            signs[i] = u8::from(z >= 0.0);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = cpu;
+            for i in samples {
+                let x = &rows[i * dp..i * dp + d];
+                let z = w
+                    .iter()
+                    .zip(x)
+                    .fold(0.0f64, |z, (wk, xk)| wk.mul_add(*xk, z));
+                signs[i] = u8::from(z >= 0.0);
+            }
+        }
+    }
+
     /// w_r . x_i summed as the kernels sum it (k in order, one FMA per term), so that the
     /// value has the same bits as the kernel's z_ri.
     pub(crate) fn dot(&self, w: &Rows, r: usize, i: usize) -> f64 {
@@ -570,8 +584,7 @@ mod tests {
         }
     }
 
-    /// The sign cache's helpers are their scalar definitions: the squared differences bit for
-    /// bit, the margin exactly (a minimum), with zero scales skipped and NaN reported.
+    /// The sign cache's squared differences are their scalar definition, bit for bit.
     #[test]
     fn sign_cache_helpers_are_their_scalar_definitions() {
         let Some(cpu) = Avx2Fma::detect() else {
@@ -588,23 +601,6 @@ mod tests {
                 .collect();
             add_squared_differences(cpu, &mut acc, &a, &b);
             assert_eq!(acc.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
-            let scale: Vec<f64> = (0..len)
-                .map(|k| if k % 5 == 3 { 0.0 } else { 1.5 })
-                .collect();
-            let least = a
-                .iter()
-                .zip(&scale)
-                .filter(|(_, s)| **s > 0.0)
-                .fold(f64::INFINITY, |m, (z, s)| m.min(z.abs() * s));
-            assert_eq!(scaled_min_abs(cpu, &a, &scale), (least, false), "len {len}");
-            if len > 0 {
-                let mut z = a.clone();
-                z[len - 1] = f64::NAN;
-                assert!(
-                    scaled_min_abs(cpu, &z, &scale).1,
-                    "NaN at the end, len {len}"
-                );
-            }
         }
     }
 }

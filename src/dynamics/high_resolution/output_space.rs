@@ -78,7 +78,7 @@ impl<'a> HighOutputSpace<'a> {
         let (n, m, d) = (model.n(), model.m(), model.d());
         let md = m * d;
         let second = form.linear(1.0).is_some();
-        let (held, buf) = held_start(model, y0, second);
+        let (held, buf) = held_start(model, y0, second, second);
         let zeros = || vec![DVector::<f64>::zeros(n); 7];
         HighOutputSpace {
             model,

@@ -547,6 +547,17 @@ mod tests {
         model.preactivations(&w.as_view()).amin()
     }
 
+    /// A workspace with full sign passes and one through the sign cache, and the pattern of
+    /// `w0` to look for changes from.
+    fn full_and_cached(model: &Model, w0: &DMatrix<f64>) -> (Workspace, Workspace, Pattern) {
+        let (m, n, d) = (model.m(), model.n(), model.d());
+        let mut full = Workspace::new(m, n, d);
+        let mut cached = Workspace::new(m, n, d);
+        cached.cache_signs();
+        let pattern = Pattern::of(model, &w0.as_view(), &mut full);
+        (full, cached, pattern)
+    }
+
     /// The sign cache (Workspace::cache_signs) gives the full pass's signs and changes bit for
     /// bit along a path of nearby W (small steps, a jump, a non-finite entry, a zero sample),
     /// and skips rows.
@@ -559,10 +570,7 @@ mod tests {
         let model = Model::new(data, net.a);
         let w0 = net.w;
         let dir = direction(m, d, 2);
-        let mut full = Workspace::new(m, n, d);
-        let mut cached = Workspace::new(m, n, d);
-        cached.cache_signs();
-        let pattern = Pattern::of(&model, &w0.as_view(), &mut full);
+        let (mut full, mut cached, pattern) = full_and_cached(&model, &w0);
         let (mut s_full, mut s_cached) = (Vec::new(), Vec::new());
         let (mut c_full, mut c_cached) = (Vec::new(), Vec::new());
         let mut t = 0.0;
@@ -597,6 +605,97 @@ mod tests {
                 passed < checked / 2,
                 "{passed} of {checked} rows passed over"
             );
+        }
+    }
+
+    /// Through the sign cache, rows that sit on a surface z_ri = 0 (projected onto it, as
+    /// gradient flow's sliding rows are, so their sign there is rounding) keep the full
+    /// pass's signs and changes bit for bit and are not passed over again: the entry on the
+    /// surface is among the row's nearest samples, computed again alone.
+    #[test]
+    fn rows_on_a_surface_are_kept_with_the_full_pass_signs() {
+        let (n, d, m) = (30, 5, 64);
+        let net = InitialNetwork::init(m, d, 4);
+        let model = Model::new(Data::synthetic(n, d, 4), net.a);
+        let x = model.data().x.clone();
+        // w_r (or a direction) projected off x_i.
+        let onto = |w: &mut DMatrix<f64>, r: usize, i: usize| {
+            let xi = x.row(i).transpose();
+            let c = w.row(r).transpose().dot(&xi) / xi.norm_squared();
+            for k in 0..d {
+                w[(r, k)] -= c * xi[k];
+            }
+        };
+        let surfaces = [(3, 2), (40, 2), (40, 9)];
+        let (mut w0, mut dir) = (net.w, direction(m, d, 5));
+        for _ in 0..3 {
+            for &(r, i) in &surfaces {
+                onto(&mut w0, r, i);
+                onto(&mut dir, r, i);
+            }
+        }
+        let (mut full, mut cached, pattern) = full_and_cached(&model, &w0);
+        let (mut s_full, mut s_cached) = (Vec::new(), Vec::new());
+        let (mut c_full, mut c_cached) = (Vec::new(), Vec::new());
+        let mut rounding = 0;
+        for step in 0..40 {
+            let mut w = &w0 + &dir * (1e-4 * step as f64);
+            for &(r, i) in &surfaces {
+                onto(&mut w, r, i);
+            }
+            pattern.changes(&model, &w.as_view(), &mut s_full, &mut c_full, &mut full);
+            let view = w.as_view();
+            pattern.changes(&model, &view, &mut s_cached, &mut c_cached, &mut cached);
+            assert_eq!(s_full, s_cached, "signs at step {step}");
+            assert_eq!(c_full, c_cached, "changes at step {step}");
+            rounding += c_full.iter().filter(|e| surfaces.contains(e)).count();
+        }
+        assert!(rounding > 0, "no sign on a surface changed by rounding");
+        if let Some((passed, checked)) = cached.sign_cache_counts() {
+            assert_eq!(checked, 40 * m as u64);
+            // The first pass, and few others.
+            assert!(
+                passed < m as u64 + 10,
+                "{passed} of {checked} rows passed over"
+            );
+        }
+    }
+
+    /// The sign cache's nearest samples of a row are those of a sort by |z_i| scale_i (zero
+    /// scales skipped), and its margin the next one's; NaN is reported.
+    #[test]
+    fn nearest_samples_are_the_sorts() {
+        use engine::{nearest_samples, NEAR};
+        for len in [0usize, 3, 8, 9, 17, 100, 1000] {
+            let z: Vec<f64> = (0..len).map(|k| (k as f64 * 0.61).sin() * 3.0).collect();
+            let scale: Vec<f64> = (0..len)
+                .map(|k| {
+                    if k % 7 == 3 {
+                        0.0
+                    } else {
+                        1.0 + (k % 5) as f64 * 0.1
+                    }
+                })
+                .collect();
+            let mut sorted: Vec<(f64, usize)> = (0..len)
+                .filter(|&k| scale[k] > 0.0)
+                .map(|k| (z[k].abs() * scale[k], k))
+                .collect();
+            sorted.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+            let mut near = [0u32; NEAR];
+            let (margin, nan) = nearest_samples(&z, &scale, &mut near);
+            assert!(!nan);
+            let want: Vec<u32> = (0..NEAR)
+                .map(|q| sorted.get(q).map_or(u32::MAX, |e| e.1 as u32))
+                .collect();
+            assert_eq!(near.to_vec(), want, "len {len}");
+            let next = sorted.get(NEAR).map_or(f64::INFINITY, |e| e.0);
+            assert_eq!(margin, next, "len {len}");
+            if len > 0 {
+                let mut z = z.clone();
+                z[len - 1] = f64::NAN;
+                assert!(nearest_samples(&z, &scale, &mut near).1, "NaN, len {len}");
+            }
         }
     }
 
