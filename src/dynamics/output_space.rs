@@ -556,7 +556,8 @@ pub(crate) fn held_start(model: &Model, y0: &[f64], second: bool, cache: bool) -
     );
     let mut buf = Buffers::new(model);
     if cache {
-        buf.ws.cache_signs();
+        // Gradient flow's rows move past their nearest samples' margins within a step.
+        buf.ws.cache_signs(!second);
     }
     let (w, v) = split(y0, m, d, second);
     let held = Held::fresh(model, &w, v.as_ref(), &mut buf);

@@ -1028,3 +1028,47 @@ unsafe fn add_squared_differences_avx2(acc: &mut [f64], a: &[f64], b: &[f64]) {
         *s += e * e;
     }
 }
+
+/// min_i |z_i| scale_i over the i with scale_i > 0 (infinity if none), and whether any z_i
+/// is NaN: the sign cache's margin of a row. A minimum is exact, so its order does not matter.
+pub(crate) fn scaled_min_abs(_cpu: Avx2Fma, z: &[f64], scale: &[f64]) -> (f64, bool) {
+    assert_eq!(z.len(), scale.len(), "lengths differ");
+    // SAFETY: the token proves AVX2 and FMA; the loads are of whole groups of 4 inside both
+    // slices (checked above), the rest is done by index.
+    unsafe { scaled_min_abs_avx2(z, scale) }
+}
+
+/// # Safety
+/// AVX2 and FMA must be present; z and scale have the same length.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scaled_min_abs_avx2(z: &[f64], scale: &[f64]) -> (f64, bool) {
+    let whole = z.len() / 4 * 4;
+    let inf = _mm256_set1_pd(f64::INFINITY);
+    let (zero, sign) = (_mm256_setzero_pd(), _mm256_set1_pd(-0.0));
+    let (mut least, mut nan) = (inf, zero);
+    let mut i = 0;
+    while i < whole {
+        // SAFETY: i + 4 <= len of both slices.
+        unsafe {
+            let zv = _mm256_loadu_pd(z.as_ptr().add(i));
+            let sv = _mm256_loadu_pd(scale.as_ptr().add(i));
+            let v = _mm256_mul_pd(_mm256_andnot_pd(sign, zv), sv);
+            let counted = _mm256_cmp_pd::<_CMP_GT_OQ>(sv, zero);
+            least = _mm256_min_pd(least, _mm256_blendv_pd(inf, v, counted));
+            nan = _mm256_or_pd(nan, _mm256_cmp_pd::<_CMP_UNORD_Q>(zv, zv));
+        }
+        i += 4;
+    }
+    let mut lanes = [0.0; 4];
+    // SAFETY: lanes holds 4 doubles.
+    unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), least) };
+    let mut m = lanes.iter().fold(f64::INFINITY, |m, v| m.min(*v));
+    let mut any_nan = _mm256_movemask_pd(nan) != 0;
+    for (zi, si) in z[whole..].iter().zip(&scale[whole..]) {
+        any_nan |= zi.is_nan();
+        if *si > 0.0 {
+            m = m.min(zi.abs() * si);
+        }
+    }
+    (m, any_nan)
+}

@@ -94,6 +94,24 @@ pub(crate) fn add_squared_differences(cpu: Avx2Fma, acc: &mut [f64], a: &[f64], 
     }
 }
 
+/// (min_i |z_i| scale_i over the i with scale_i > 0, infinity if none; whether any z_i is
+/// NaN): the sign cache's margin of a row.
+pub(crate) fn scaled_min_abs(cpu: Avx2Fma, z: &[f64], scale: &[f64]) -> (f64, bool) {
+    #[cfg(target_arch = "x86_64")]
+    return avx2::scaled_min_abs(cpu, z, scale);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = cpu;
+        let nan = z.iter().any(|v| v.is_nan());
+        let least = z
+            .iter()
+            .zip(scale)
+            .filter(|(_, s)| **s > 0.0)
+            .fold(f64::INFINITY, |m, (zi, s)| m.min(zi.abs() * s));
+        (least, nan)
+    }
+}
+
 /// `len` rows of a matrix with `cols` columns, read-only, borrowed for `'a`: entry (r, k) at
 /// `ptr + r row + k col`.
 #[derive(Clone, Copy)]
@@ -601,6 +619,23 @@ mod tests {
                 .collect();
             add_squared_differences(cpu, &mut acc, &a, &b);
             assert_eq!(acc.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+            let scale: Vec<f64> = (0..len)
+                .map(|k| if k % 5 == 3 { 0.0 } else { 1.5 })
+                .collect();
+            let least = a
+                .iter()
+                .zip(&scale)
+                .filter(|(_, s)| **s > 0.0)
+                .fold(f64::INFINITY, |m, (z, s)| m.min(z.abs() * s));
+            assert_eq!(scaled_min_abs(cpu, &a, &scale), (least, false), "len {len}");
+            if len > 0 {
+                let mut z = a.clone();
+                z[len - 1] = f64::NAN;
+                assert!(
+                    scaled_min_abs(cpu, &z, &scale).1,
+                    "NaN at the end, len {len}"
+                );
+            }
         }
     }
 }

@@ -136,8 +136,10 @@ pub struct Workspace {
 struct SignCache {
     /// W_ref (m x d, column-major): each row as its last pass saw it.
     wref: Vec<f64>,
-    /// Per row, the distance it may move (NaN or below 0: pass over it again).
-    slack: Vec<f64>,
+    /// Per row, the distance it may move keeping every sign (its nearest sample's margin),
+    /// and keeping all but its [`NEAR`] nearest samples' (the next one's margin); NaN or
+    /// below 0: pass over it again.
+    slack: Vec<[f64; 2]>,
     /// Per row, its [`NEAR`] nearest samples at W_ref (u32::MAX where it has fewer).
     near: Vec<u32>,
     /// Signs at W_ref (m x n, neuron-major).
@@ -147,6 +149,17 @@ struct SignCache {
     /// Scratch: |w_r - w_ref,r|^2, then the rows to pass over.
     dist: Vec<f64>,
     stale: Vec<usize>,
+    /// Scratch: the kept rows that moved past their nearest sample's margin, whose
+    /// [`NEAR`] nearest samples are computed again.
+    recheck: Vec<usize>,
+    /// Per row, whether its nearest samples were computed again since its last pass: its
+    /// signs are then not all those at W_ref, and it is checked again while kept (a row
+    /// that moved out past a nearest sample and back within the first margin would
+    /// otherwise keep the sign it had out there).
+    touched: Vec<bool>,
+    /// Whether rows past their first margin are rechecked on their nearest samples
+    /// ([`Workspace::cache_signs`]) rather than passed over.
+    near_rechecks: bool,
     /// Scratch per lane: a block of rows' z (block x np).
     z: Vec<Vec<f64>>,
     /// Rows passed over, rows checked (for the benchmark's and tests' counts).
@@ -233,10 +246,19 @@ impl Workspace {
     /// `retake`) skip the neurons whose rows have not moved far enough since their last pass
     /// to change a sign (`SignCache`): for a sequence of nearby W, as an integration's steps
     /// are, most of the pass. The signs are the same bits as a full pass's. Fused kernel only
-    /// (the GEMM's bits depend on its blocking); a no-op with the GEMM.
-    pub fn cache_signs(&mut self) {
+    /// (the GEMM's bits depend on its blocking); a no-op with the GEMM. With `near`, a row
+    /// that moved past its nearest sample's margin but not its ([`NEAR`] + 1)-th's keeps all
+    /// but its [`NEAR`] nearest samples' signs and has those computed again alone (gradient
+    /// flow, whose rows at n = 1000 mostly moved past the first margin in a step); without,
+    /// it is passed over (the momentum flows at the benchmark's n = 100, whose rows mostly
+    /// stay within it, and for which the rechecks of the rows once past it cost a fifth of
+    /// nag's run).
+    pub fn cache_signs(&mut self, near: bool) {
         if self.cpu.is_some() {
-            self.sign_cache = Some(Box::default());
+            self.sign_cache = Some(Box::new(SignCache {
+                near_rechecks: near,
+                ..SignCache::default()
+            }));
         }
     }
 
@@ -348,7 +370,9 @@ impl Model {
             let x = &self.data.x;
             *c = SignCache {
                 wref: vec![0.0; m * d],
-                slack: vec![f64::NAN; m],
+                slack: vec![[f64::NAN; 2]; m],
+                touched: vec![false; m],
+                near_rechecks: c.near_rechecks,
                 near: vec![u32::MAX; m * NEAR],
                 signs: vec![0; m * n],
                 inv_norm: (0..n)
@@ -379,11 +403,21 @@ impl Model {
             crate::simd::add_squared_differences(cpu, &mut c.dist, col.as_slice(), reference);
         }
         c.stale.clear();
-        for (r, (s, slack)) in c.dist.iter().zip(&c.slack).enumerate() {
+        c.recheck.clear();
+        let rows = c.dist.iter().zip(&c.slack).zip(c.touched.iter_mut());
+        for (r, ((s, [firm, slack]), touched)) in rows.enumerate() {
             // NaN anywhere fails the test (no ordering): the row is passed over.
-            let kept = (s.sqrt() * (1.0 + rel)).partial_cmp(slack) == Some(Ordering::Less);
-            if !kept {
+            let moved = s.sqrt() * (1.0 + rel);
+            let limit = if c.near_rechecks { slack } else { firm };
+            if moved.partial_cmp(limit) != Some(Ordering::Less) {
                 c.stale.push(r);
+                *touched = false;
+            } else if *touched || moved.partial_cmp(firm) != Some(Ordering::Less) {
+                // At the benchmark's n = 100 most rows stay within their nearest margin
+                // (the momentum flows' steps), and computing their nearest samples again
+                // cost a fifth of nag's run (d-FMA chains, 8 a row, every pass).
+                c.recheck.push(r);
+                *touched = true;
             }
         }
         c.checked += m as u64;
@@ -398,10 +432,13 @@ impl Model {
             signs,
             inv_norm,
             stale,
+            recheck,
+            near_rechecks,
             z,
             ..
         } = &mut *c;
-        let (stale, inv_norm) = (&stale[..], &inv_norm[..]);
+        let (stale, recheck, inv_norm) = (&stale[..], &recheck[..], &inv_norm[..]);
+        let near_rechecks = *near_rechecks;
         // Lane k's share: its rows' signs and slacks, its stale rows.
         let packed = &self.packed;
         let work = |((((lane, signs), slack), near), z): Share| {
@@ -409,14 +446,13 @@ impl Model {
             let lo = stale.partition_point(|&r| r < rows.start);
             let hi = stale.partition_point(|&r| r < rows.end);
             let stale = &stale[lo..hi];
-            // The kept rows' nearest samples, computed again: the kernel's bits.
+            // The kept rows' nearest samples, computed again where the rows moved past the
+            // nearest one's margin: the kernel's bits.
             z.resize(block * np + d, 0.0);
             let (z, wr) = z.split_at_mut(block * np);
-            let mut next = stale.iter().peekable();
-            for r in rows.clone() {
-                if next.next_if_eq(&&r).is_some() {
-                    continue;
-                }
+            let from = recheck.partition_point(|&r| r < rows.start);
+            let to = recheck.partition_point(|&r| r < rows.end);
+            for &r in &recheck[from..to] {
                 let base = r - rows.start;
                 for (k, v) in wr.iter_mut().enumerate() {
                     *v = w[(r, k)];
@@ -447,12 +483,23 @@ impl Model {
                     }
                     let wn2 = (0..d).map(|k| w[(r, k)] * w[(r, k)]).sum::<f64>();
                     let nearest = &mut near[base * NEAR..(base + 1) * NEAR];
-                    let (margin, nan) = nearest_samples(zr, inv_norm, nearest);
-                    // NaN (a non-finite row): passed over every time.
-                    slack[base] = if nan {
-                        f64::NAN
+                    let (first, margin, nan) = if near_rechecks {
+                        nearest_samples(zr, inv_norm, nearest)
                     } else {
-                        (margin - 3.0 * gamma * wn2.sqrt()) * (1.0 - rel)
+                        // The first margin alone, in vector registers: the selection of
+                        // the nearest samples cost a sixth of nag's run at n = 100.
+                        let (least, nan) = crate::simd::scaled_min_abs(cpu, zr, inv_norm);
+                        (least, f64::INFINITY, nan)
+                    };
+                    // NaN (a non-finite row): passed over every time.
+                    let bound = 3.0 * gamma * wn2.sqrt();
+                    slack[base] = if nan {
+                        [f64::NAN; 2]
+                    } else {
+                        [
+                            (first - bound) * (1.0 - rel),
+                            (margin - bound) * (1.0 - rel),
+                        ]
                     };
                 }
                 j += len;
@@ -794,14 +841,18 @@ fn differences(a: &[u8], b: &[u8], mut visit: impl FnMut(usize)) {
 /// A lane's share of a cached sign pass: the lane, its rows' signs, slacks and nearest
 /// samples, and its scratch.
 type Share<'a> = (
-    (((&'a mut Lane, &'a mut [u8]), &'a mut [f64]), &'a mut [u32]),
+    (
+        ((&'a mut Lane, &'a mut [u8]), &'a mut [[f64; 2]]),
+        &'a mut [u32],
+    ),
     &'a mut Vec<f64>,
 );
 
 /// The [`NEAR`] samples i with the smallest |z_i| scale_i (scale_i > 0; u32::MAX where fewer)
-/// into `near`, returning the next smallest (infinity if none) and whether any z_i is NaN:
-/// the sign cache's nearest samples of a row and its margin beyond them.
-pub(super) fn nearest_samples(z: &[f64], scale: &[f64], near: &mut [u32]) -> (f64, bool) {
+/// into `near`, returning the smallest and the next smallest beyond them (infinity if none)
+/// and whether any z_i is NaN: the sign cache's nearest samples of a row, its margin, and its
+/// margin beyond them.
+pub(super) fn nearest_samples(z: &[f64], scale: &[f64], near: &mut [u32]) -> (f64, f64, bool) {
     assert_eq!(z.len(), scale.len(), "lengths differ");
     // The NEAR + 1 smallest so far, increasing.
     let mut best = [(f64::INFINITY, u32::MAX); NEAR + 1];
@@ -847,5 +898,5 @@ pub(super) fn nearest_samples(z: &[f64], scale: &[f64], near: &mut [u32]) -> (f6
     for (o, b) in near.iter_mut().zip(&best) {
         *o = b.1;
     }
-    (best[NEAR].0, nan)
+    (best[0].0, best[NEAR].0, nan)
 }

@@ -547,13 +547,17 @@ mod tests {
         model.preactivations(&w.as_view()).amin()
     }
 
-    /// A workspace with full sign passes and one through the sign cache, and the pattern of
-    /// `w0` to look for changes from.
-    fn full_and_cached(model: &Model, w0: &DMatrix<f64>) -> (Workspace, Workspace, Pattern) {
+    /// A workspace with full sign passes and one through the sign cache (rechecking rows'
+    /// nearest samples with `near`), and the pattern of `w0` to look for changes from.
+    fn full_and_cached(
+        model: &Model,
+        w0: &DMatrix<f64>,
+        near: bool,
+    ) -> (Workspace, Workspace, Pattern) {
         let (m, n, d) = (model.m(), model.n(), model.d());
         let mut full = Workspace::new(m, n, d);
         let mut cached = Workspace::new(m, n, d);
-        cached.cache_signs();
+        cached.cache_signs(near);
         let pattern = Pattern::of(model, &w0.as_view(), &mut full);
         (full, cached, pattern)
     }
@@ -563,6 +567,13 @@ mod tests {
     /// and skips rows.
     #[test]
     fn cached_sign_passes_are_the_full_passes() {
+        // Rows past their first margin passed over (the momentum flows) or rechecked on
+        // their nearest samples (gradient flow).
+        cached_sign_passes_along_a_path(false);
+        cached_sign_passes_along_a_path(true);
+    }
+
+    fn cached_sign_passes_along_a_path(near: bool) {
         let (n, d, m) = (30, 5, 64);
         let net = InitialNetwork::init(m, d, 3);
         let mut data = Data::synthetic(n, d, 3);
@@ -570,7 +581,7 @@ mod tests {
         let model = Model::new(data, net.a);
         let w0 = net.w;
         let dir = direction(m, d, 2);
-        let (mut full, mut cached, pattern) = full_and_cached(&model, &w0);
+        let (mut full, mut cached, pattern) = full_and_cached(&model, &w0, near);
         let (mut s_full, mut s_cached) = (Vec::new(), Vec::new());
         let (mut c_full, mut c_cached) = (Vec::new(), Vec::new());
         let mut t = 0.0;
@@ -634,7 +645,7 @@ mod tests {
                 onto(&mut dir, r, i);
             }
         }
-        let (mut full, mut cached, pattern) = full_and_cached(&model, &w0);
+        let (mut full, mut cached, pattern) = full_and_cached(&model, &w0, true);
         let (mut s_full, mut s_cached) = (Vec::new(), Vec::new());
         let (mut c_full, mut c_cached) = (Vec::new(), Vec::new());
         let mut rounding = 0;
@@ -683,8 +694,13 @@ mod tests {
                 .collect();
             sorted.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
             let mut near = [0u32; NEAR];
-            let (margin, nan) = nearest_samples(&z, &scale, &mut near);
+            let (first, margin, nan) = nearest_samples(&z, &scale, &mut near);
             assert!(!nan);
+            assert_eq!(
+                first,
+                sorted.first().map_or(f64::INFINITY, |e| e.0),
+                "len {len}"
+            );
             let want: Vec<u32> = (0..NEAR)
                 .map(|q| sorted.get(q).map_or(u32::MAX, |e| e.1 as u32))
                 .collect();
@@ -694,7 +710,7 @@ mod tests {
             if len > 0 {
                 let mut z = z.clone();
                 z[len - 1] = f64::NAN;
-                assert!(nearest_samples(&z, &scale, &mut near).1, "NaN, len {len}");
+                assert!(nearest_samples(&z, &scale, &mut near).2, "NaN, len {len}");
             }
         }
     }
