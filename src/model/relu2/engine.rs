@@ -247,8 +247,8 @@ impl Workspace {
     /// to change a sign (`SignCache`): for a sequence of nearby W, as an integration's steps
     /// are, most of the pass. The signs are the same bits as a full pass's. Fused kernel only
     /// (the GEMM's bits depend on its blocking); a no-op with the GEMM. With `near`, a row
-    /// that moved past its nearest sample's margin but not its ([`NEAR`] + 1)-th's keeps all
-    /// but its [`NEAR`] nearest samples' signs and has those computed again alone (gradient
+    /// that moved past its nearest sample's margin but not its 9th's keeps all but its 8
+    /// nearest samples' signs (`NEAR`) and has those computed again alone (gradient
     /// flow, whose rows at n = 1000 mostly moved past the first margin in a step); without,
     /// it is passed over (the momentum flows at the benchmark's n = 100, whose rows mostly
     /// stay within it, and for which the rechecks of the rows once past it cost a fifth of

@@ -585,12 +585,15 @@ mod tests {
         let (mut s_full, mut s_cached) = (Vec::new(), Vec::new());
         let (mut c_full, mut c_cached) = (Vec::new(), Vec::new());
         let mut t = 0.0;
-        for step in 0..60 {
-            t += if step == 30 {
+        // Out along the path, then back over its last steps: rows that moved past their
+        // nearest samples and return keep the full pass's signs.
+        for step in 0..90 {
+            let dt = if step == 30 {
                 0.5
             } else {
                 1e-3 * (1 + step % 4) as f64
             };
+            t += if step < 60 { dt } else { -dt };
             let mut w = &w0 + &dir * t;
             if step == 40 {
                 w[(5, 2)] = f64::NAN;
@@ -611,7 +614,7 @@ mod tests {
         }
         assert!(!c_full.is_empty(), "the path crosses kinks");
         if let Some((passed, checked)) = cached.sign_cache_counts() {
-            assert_eq!(checked, 60 * m as u64);
+            assert_eq!(checked, 90 * m as u64);
             assert!(
                 passed < checked / 2,
                 "{passed} of {checked} rows passed over"
