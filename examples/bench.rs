@@ -117,10 +117,26 @@ fn rhs_table(args: &[String]) {
     println!("| m | rhs, 1 thread (ms) | GFLOP/s | rhs, {threads} threads (ms) | GFLOP/s | rhs by matrixmultiply, {threads} threads, GFLOP/s | 2 GEMMs, nalgebra (ms) | GFLOP/s | 2 GEMMs, numpy GFLOP/s | step, {threads} threads (ms) | GFLOP/s |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     // On a thread of rayon's pool, as study::run does.
-    rayon::scope(|_| rhs_rows(n, d, &widths, numpy.as_ref().map(|(_, r)| r.as_slice())));
+    let rates =
+        rayon::scope(|_| rhs_rows(n, d, &widths, numpy.as_ref().map(|(_, r)| r.as_slice())));
+    // Issue 20's goal 6: the right-hand side against numpy's square peak, at m >= 1000.
+    if let Some((square, _)) = &numpy {
+        let shares: Vec<String> = widths
+            .iter()
+            .zip(&rates)
+            .map(|(m, r)| format!("m = {m}: {:.0}%", 100.0 * r / square))
+            .collect();
+        println!();
+        println!(
+            "rhs on {threads} threads against numpy's square peak ({square:.1} GFLOP/s): {}",
+            shares.join(", ")
+        );
+    }
 }
 
-fn rhs_rows(n: usize, d: usize, widths: &[usize], numpy: Option<&[f64]>) {
+/// Prints the table's rows; returns the right-hand side's GFLOP/s on all threads, per width.
+fn rhs_rows(n: usize, d: usize, widths: &[usize], numpy: Option<&[f64]>) -> Vec<f64> {
+    let mut rates = Vec::new();
     for (k, &m) in widths.iter().enumerate() {
         let model = Model::new(Data::synthetic(n, d, 1), InitialNetwork::init(m, d, 1).a);
         let w = InitialNetwork::init(m, d, 1).w;
@@ -167,7 +183,9 @@ fn rhs_rows(n: usize, d: usize, widths: &[usize], numpy: Option<&[f64]>) {
             step * 1e3,
             1.5 * flop / step / 1e9,
         );
+        rates.push(flop / rhs / 1e9);
     }
+    rates
 }
 
 fn config(opt: Optimizer, m: usize, t_end: f64, dir: &Path) -> RunConfig {

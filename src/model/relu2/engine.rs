@@ -505,8 +505,9 @@ impl Model {
                 j += len;
             }
         };
-        // The stale rows' passes and every kept row's nearest samples.
-        let flops = 2 * stale.len() * n * d + 2 * m * NEAR * d;
+        // The stale rows' passes and the rechecked rows' nearest samples (none for the
+        // momentum flows): the work the lanes would share.
+        let flops = 2 * stale.len() * n * d + 2 * recheck.len() * NEAR * d;
         let shares: Vec<Share> = ws
             .lanes
             .iter_mut()
