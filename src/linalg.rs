@@ -197,7 +197,7 @@ pub fn eigenvalues_below(h: &DMatrix<f64>, x: f64) -> Option<usize> {
 
 /// Below this many rows the tridiagonal reduction runs on the calling thread: at n = 100
 /// rayon's splitting cost 11% of the reduction's time (the same bits either way).
-const SEQUENTIAL_BELOW: usize = 200;
+pub(crate) const SEQUENTIAL_BELOW: usize = 200;
 
 /// The diagonal and off-diagonal of Q^T H Q, H's tridiagonal form by faer's Householder
 /// reduction ((4/3) n^3 flops, lower triangle read); None below 2 rows or for non-finite

@@ -227,9 +227,9 @@ fn weight_space_default_solver_meets_requested_tolerance_across_activation_switc
 
 #[test]
 fn weight_space_runs_give_the_same_bits_on_one_thread_and_on_two() {
-    // 4 n m d = 2e6 flops: large enough for the gradient to run in lanes on every thread.
+    // 4 n m d = 6e6 flops: large enough for the gradient to run in lanes on every thread.
     for optimizer in [Optimizer::Gf, Optimizer::Nag] {
-        let mut cfg = small(optimizer, 50, 10, 1000, 5);
+        let mut cfg = small(optimizer, 50, 10, 3000, 5);
         cfg.space = SpaceChoice::Weight;
         cfg.t_end = 3.0;
         cfg.samples = 7;

@@ -29,6 +29,11 @@ impl Snapshot {
     pub fn loss(&self) -> f64 {
         0.5 * self.delta.norm_squared()
     }
+
+    /// Whether the state can go on: L and Delta' finite.
+    pub fn finite(&self) -> bool {
+        self.loss().is_finite() && self.delta_dot.iter().all(|x| x.is_finite())
+    }
 }
 
 /// An activation pattern S (m x n, entries 0 or 1) as bits, sample by sample (column i holds

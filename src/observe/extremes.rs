@@ -31,6 +31,8 @@
 //! the benchmark's run, |H|_F = 7.5, so no |H|_F certificate).
 
 use nalgebra::DMatrix;
+use std::collections::VecDeque;
+use std::sync::mpsc;
 
 use crate::linalg::{faer_extreme_eigenvalues, FAER_FROM};
 use crate::theory::spectrum::extreme_eigenvalues;
@@ -80,6 +82,85 @@ impl KernelExtremes {
     /// it: what probes computed from that one holds for it ([`crate::observe::Sample::same_kernel`]).
     pub fn repeated(&self) -> bool {
         self.repeated
+    }
+}
+
+/// [`KernelExtremes`] solved on a thread of their own while the run goes on: each new H(t)
+/// is sent to a solver thread when it is observed and its ends are taken when the sample is
+/// recorded, one output time later, so that the tridiagonal reduction (three quarters of a
+/// snapshot at n = 100, perf) runs on the second core while the run integrates the next
+/// interval on the first. Kernels are solved and taken in the order they are submitted, by
+/// [`kernel_extremes`] itself: the same ends, bit for bit, as [`KernelExtremes::of`].
+///
+/// For kernels below [`crate::linalg::SEQUENTIAL_BELOW`] rows, whose solve runs on its own
+/// thread: a larger one is reduced on rayon's pool, which the solver thread would wait on
+/// while the run's own thread, one of the pool's, waits for the solver.
+pub struct ExtremesBeside {
+    to: mpsc::Sender<DMatrix<f64>>,
+    from: mpsc::Receiver<(f64, f64)>,
+    /// The kernel submitted last.
+    last: Option<DMatrix<f64>>,
+    /// Per kernel submitted and not yet taken: whether it went to be solved (else it is, bit
+    /// for bit, the one submitted before it, whose ends are its ends).
+    queue: VecDeque<bool>,
+    /// The ends of the last solved kernel taken.
+    ends: (f64, f64),
+}
+
+impl ExtremesBeside {
+    /// With its solver thread spawned in `scope`; the thread ends when this is dropped.
+    pub fn spawn<'scope>(scope: &'scope std::thread::Scope<'scope, '_>) -> ExtremesBeside {
+        let (to, kernels) = mpsc::channel::<DMatrix<f64>>();
+        let (solved, from) = mpsc::channel();
+        scope.spawn(move || {
+            for h in kernels {
+                if solved.send(kernel_extremes(&h)).is_err() {
+                    break;
+                }
+            }
+        });
+        ExtremesBeside {
+            to,
+            from,
+            last: None,
+            queue: VecDeque::new(),
+            ends: (f64::NAN, f64::NAN),
+        }
+    }
+
+    /// Submits H(t); returns whether it is, bit for bit, the kernel submitted before it (as
+    /// [`KernelExtremes::repeated`] says).
+    pub fn submit(&mut self, h: &DMatrix<f64>) -> bool {
+        if let Some(seen) = &self.last {
+            if seen.shape() == h.shape() && same_bits(seen.as_slice(), h.as_slice()) {
+                self.queue.push_back(false);
+                return true;
+            }
+        }
+        self.to
+            .send(h.clone())
+            .expect("the solver thread runs while its ExtremesBeside lives");
+        match &mut self.last {
+            Some(seen) if seen.shape() == h.shape() => seen.copy_from(h),
+            last => *last = Some(h.clone()),
+        }
+        self.queue.push_back(true);
+        false
+    }
+
+    /// The ends of the oldest kernel submitted and not yet taken, waiting for its solve.
+    pub fn take(&mut self) -> (f64, f64) {
+        let solved = self
+            .queue
+            .pop_front()
+            .expect("a kernel is taken after it is submitted");
+        if solved {
+            self.ends = self
+                .from
+                .recv()
+                .expect("the solver thread answers every kernel it is sent");
+        }
+        self.ends
     }
 }
 
@@ -173,6 +254,47 @@ mod tests {
         assert!(!ends.repeated());
         let small = DMatrix::from_diagonal(&nalgebra::DVector::from_column_slice(&[2.0, 5.0]));
         assert_eq!(ends.of(&small), (2.0, 5.0));
+    }
+
+    #[test]
+    fn ends_solved_beside_are_the_inline_ends_in_order_bit_for_bit() {
+        let a = with_spectrum(&(0..100).map(|i| 1.0 + i as f64).collect::<Vec<_>>());
+        let mut b = a.clone();
+        b[(0, 0)] += 1.0;
+        let small = DMatrix::from_diagonal(&nalgebra::DVector::from_column_slice(&[2.0, 5.0]));
+        let kernels = [&a, &a, &b, &b, &a, &small, &small, &a];
+        let mut inline = KernelExtremes::default();
+        let expected: Vec<((f64, f64), bool)> = kernels
+            .iter()
+            .map(|h| (inline.of(h), inline.repeated()))
+            .collect();
+        std::thread::scope(|scope| {
+            let mut beside = ExtremesBeside::spawn(scope);
+            // Taken one sample late, as a run records them, and the rest at the end.
+            let mut got = Vec::new();
+            for (k, h) in kernels.iter().enumerate() {
+                let repeated = beside.submit(h);
+                if k > 0 {
+                    got.push(beside.take());
+                }
+                assert_eq!(repeated, expected[k].1, "kernel {k}");
+            }
+            got.push(beside.take());
+            for (k, (ends, (want, _))) in got.iter().zip(&expected).enumerate() {
+                assert_eq!(
+                    ends.0.to_bits(),
+                    want.0.to_bits(),
+                    "lambda_min of kernel {k}"
+                );
+                assert_eq!(
+                    ends.1.to_bits(),
+                    want.1.to_bits(),
+                    "lambda_max of kernel {k}"
+                );
+            }
+            assert_eq!(got.len(), kernels.len());
+        });
+        assert_eq!(expected[5].0, (2.0, 5.0));
     }
 
     #[test]

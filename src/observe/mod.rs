@@ -39,7 +39,7 @@ pub struct Sample<'a> {
 impl Sample<'_> {
     /// Whether the state can go on: L and Delta' finite.
     pub fn finite(&self) -> bool {
-        self.snapshot.loss().is_finite() && self.snapshot.delta_dot.iter().all(|x| x.is_finite())
+        self.snapshot.finite()
     }
 }
 

@@ -15,7 +15,7 @@ use crate::model::Data;
 use crate::observe::core::Core;
 use crate::observe::drift::Drift;
 use crate::observe::exact::ExactCheck;
-use crate::observe::extremes::KernelExtremes;
+use crate::observe::extremes::{ExtremesBeside, KernelExtremes};
 use crate::observe::lyapunov::LyapunovProbe;
 use crate::observe::pl::PlProbe;
 use crate::observe::sharpness::Sharpness;
@@ -217,77 +217,138 @@ pub fn run_weight(
     let dim = model.m() * model.columns();
     let times = setup.times.clone();
     progress.start("weight space", cfg.t_end);
-    // issue 20: what the output times cost (summary timings.snapshot_seconds).
+    // issue 20: what the output times cost (summary timings.snapshot_seconds): the run's own
+    // thread's time in them, waits for H(t)'s ends included.
     let mut observing = std::time::Duration::ZERO;
-    // issue 20: where the output-space evaluator landed, its J W - y, J V and pattern serve
-    // the snapshot (momentum flows; `landed`), else the snapshot is formed from the state.
-    let mut extremes = KernelExtremes::default();
-    let mut observe = |t: f64, y: &DVector<f64>, landed: Option<Landed<'_>>| {
-        progress.at(t);
-        let clock = Instant::now();
-        let s = match landed {
-            Some(l) => space.snapshot_landed(&l),
-            None => flow.snapshot(y.as_slice()),
-        };
-        let gram = s.gram.as_ref().expect("weight space carries H(t)");
-        // Both ends of H(t)'s spectrum in one solve.
-        let kernel_extremes = extremes.of(gram);
-        let go_on = recorder.record(&Sample {
-            t,
-            kernel_extremes,
-            same_kernel: extremes.repeated(),
-            snapshot: &s,
-            weights: Some(model.weights(&y.as_slice()[..dim])),
-        });
-        observing += clock.elapsed();
-        go_on
-    };
     let settings = cfg.solver_settings();
     // issue 17: with a trained output layer u is not linear in W on a held pattern.
     let held = model.activation().switching() && !model.train().output_layer();
-    let outcome = if cfg.solver == Solver::Dopri5 && held {
-        // The held-pattern steps, taken in output space (dynamics::output_space).
-        integrate_output_space_landed(
-            model,
-            flow.damping,
-            y0,
-            &times,
-            &settings,
-            Crossings::Corrected,
-            |t| progress.at(t),
-            &mut observe,
-        )
-    } else if cfg.solver == Solver::Dopri5 && !model.activation().switching() {
-        // issue 17: a smooth activation's right-hand side is smooth: Dormand-Prince in place
-        // through the held driver (nothing held), one run through all output times, read off
-        // its continuous extension between steps (ode_solvers' Dopri5, restarted on every
-        // interval, took two steps per interval; landing on each of the 201 output times of
-        // gf erf T = 10, one). The step cap (RunConfig::max_step, at most 0.1 for a smooth
-        // activation) bounds the accuracy: 102 steps, loss within 7e-7 relative of a tight
-        // reference (5e-9 landed; 5e-6 uncapped in 21 steps; hbf at its own cap 0.3, 1e-5),
-        // at the requested rtol 1e-6.
-        integrate_smooth(
-            flow,
-            y0,
-            &times,
-            &settings,
-            Outputs::Interpolate,
-            |t| progress.at(t),
-            |t, y| observe(t, y, None),
-        )
-    } else {
-        integrate(
-            Watched::new(flow, progress),
-            y0,
-            &times,
-            &settings,
-            |t, y| observe(t, y, None),
-        )
-    };
+    let outcome = std::thread::scope(|scope| {
+        // issue 20: H(t)'s ends solved beside the run where their solve is sequential
+        // (`ExtremesBeside`): each sample is then recorded one output time late, when its
+        // ends are in, with the same probes in the same order (the same rows, bit for bit).
+        let mut ends = if model.n() < crate::linalg::SEQUENTIAL_BELOW {
+            Ends::Beside(ExtremesBeside::spawn(scope))
+        } else {
+            Ends::Inline(KernelExtremes::default())
+        };
+        let mut pending: Option<Pending> = None;
+        let record = |recorder: &mut Recorder<'_>, p: &Pending, kernel_extremes| {
+            recorder.record(&Sample {
+                t: p.t,
+                kernel_extremes,
+                same_kernel: p.same_kernel,
+                snapshot: &p.snapshot,
+                weights: Some(p.weights.as_view()),
+            })
+        };
+        // issue 20: where the output-space evaluator landed, its J W - y, J V and pattern serve
+        // the snapshot (momentum flows; `landed`), else the snapshot is formed from the state.
+        let mut observe = |t: f64, y: &DVector<f64>, landed: Option<Landed<'_>>| {
+            progress.at(t);
+            let clock = Instant::now();
+            let snapshot = match landed {
+                Some(l) => space.snapshot_landed(&l),
+                None => flow.snapshot(y.as_slice()),
+            };
+            let gram = snapshot.gram.as_ref().expect("weight space carries H(t)");
+            let weights = model.weights(&y.as_slice()[..dim]);
+            let go_on = match &mut ends {
+                Ends::Inline(extremes) => {
+                    // Both ends of H(t)'s spectrum in one solve.
+                    let kernel_extremes = extremes.of(gram);
+                    recorder.record(&Sample {
+                        t,
+                        kernel_extremes,
+                        same_kernel: extremes.repeated(),
+                        snapshot: &snapshot,
+                        weights: Some(weights),
+                    })
+                }
+                Ends::Beside(beside) => {
+                    let same_kernel = beside.submit(gram);
+                    if let Some(p) = pending.take() {
+                        record(&mut recorder, &p, beside.take());
+                    }
+                    let go_on = snapshot.finite();
+                    pending = Some(Pending {
+                        t,
+                        snapshot,
+                        same_kernel,
+                        weights: weights.clone_owned(),
+                    });
+                    go_on
+                }
+            };
+            observing += clock.elapsed();
+            go_on
+        };
+        let outcome = if cfg.solver == Solver::Dopri5 && held {
+            // The held-pattern steps, taken in output space (dynamics::output_space).
+            integrate_output_space_landed(
+                model,
+                flow.damping,
+                y0,
+                &times,
+                &settings,
+                Crossings::Corrected,
+                |t| progress.at(t),
+                &mut observe,
+            )
+        } else if cfg.solver == Solver::Dopri5 && !model.activation().switching() {
+            // issue 17: a smooth activation's right-hand side is smooth: Dormand-Prince in place
+            // through the held driver (nothing held), one run through all output times, read
+            // off its continuous extension between steps (ode_solvers' Dopri5, restarted on
+            // every interval, took two steps per interval; landing on each of the 201 output
+            // times of gf erf T = 10, one). The step cap (RunConfig::max_step, at most 0.1 for
+            // a smooth activation) bounds the accuracy: 102 steps, loss within 7e-7 relative
+            // of a tight reference (5e-9 landed; 5e-6 uncapped in 21 steps; hbf at its own cap
+            // 0.3, 1e-5), at the requested rtol 1e-6.
+            integrate_smooth(
+                flow,
+                y0,
+                &times,
+                &settings,
+                Outputs::Interpolate,
+                |t| progress.at(t),
+                |t, y| observe(t, y, None),
+            )
+        } else {
+            integrate(
+                Watched::new(flow, progress),
+                y0,
+                &times,
+                &settings,
+                |t, y| observe(t, y, None),
+            )
+        };
+        // The last sample, recorded when its ends are in.
+        if let (Ends::Beside(beside), Some(p)) = (&mut ends, &pending) {
+            let clock = Instant::now();
+            record(&mut recorder, p, beside.take());
+            observing += clock.elapsed();
+        }
+        outcome
+    });
     progress.done();
     let mut run = finish_weight(cfg, setup, recorder, lyapunov, outcome, started);
     run.snapshot_seconds = Some(observing.as_secs_f64());
     run
+}
+
+/// How a weight-space run gets H(t)'s ends: solved as each sample is observed, or beside the
+/// run, the sample waiting (`Pending`) until its ends are in.
+enum Ends {
+    Inline(KernelExtremes),
+    Beside(ExtremesBeside),
+}
+
+/// An observed sample waiting for its H(t)'s ends to be recorded.
+struct Pending {
+    t: f64,
+    snapshot: crate::dynamics::Snapshot,
+    same_kernel: bool,
+    weights: nalgebra::DMatrix<f64>,
 }
 
 /// An error-space run solved exactly: the probes are fed the exact solution

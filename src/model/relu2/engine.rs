@@ -31,9 +31,16 @@ use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector};
 use rayon::prelude::*;
 use std::cmp::Ordering;
 
-/// Below this many flops (4 n m d) an evaluation runs in one lane: a rayon round trip (a few
-/// microseconds) would cost more than the second core gives.
-const PARALLEL_FLOPS: usize = 2_000_000;
+/// Below this many flops (4 n m d) an evaluation runs in one lane: a rayon round trip would
+/// cost more than the second core gives. A run's passes are separated by its serial
+/// output-space work, long enough for the pool's other thread to fall asleep, so each
+/// parallel pass paid a futex wake-up (13% of an nagsc run at n = 100, d = 20, m = 400 was in
+/// the kernel's futex and scheduler, perf). Measured on the 2-core VM (hbf, n = 100, d = 20,
+/// T = 100, 201 samples, alternating): one lane was faster at m = 400 (3.2e6 flops; 0.108 s
+/// against 0.121 s) and m = 700 (5.6e6; 0.162 against 0.168 s), two from m = 1000 (8e6; 0.21
+/// against 0.22-0.26 s). With one lane the second core solves H(t)'s ends beside the run
+/// ([`crate::observe::extremes::ExtremesBeside`]).
+const PARALLEL_FLOPS: usize = 6_000_000;
 
 /// Lanes per thread in a parallel evaluation. More lanes than threads, so that rayon's work
 /// stealing gives fewer of them to a core that runs slower: on this benchmark's shared 2-core
