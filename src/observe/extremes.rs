@@ -92,8 +92,8 @@ impl KernelExtremes {
 /// interval on the first. Kernels are solved and taken in the order they are submitted, by
 /// [`kernel_extremes`] itself: the same ends, bit for bit, as [`KernelExtremes::of`].
 ///
-/// For kernels below [`crate::linalg::SEQUENTIAL_BELOW`] rows, whose solve runs on its own
-/// thread: a larger one is reduced on rayon's pool, which the solver thread would wait on
+/// For kernels below 200 rows (`SEQUENTIAL_BELOW` in src/linalg.rs), whose solve runs on its
+/// own thread: a larger one is reduced on rayon's pool, which the solver thread would wait on
 /// while the run's own thread, one of the pool's, waits for the solver.
 pub struct ExtremesBeside {
     to: mpsc::Sender<DMatrix<f64>>,
