@@ -168,6 +168,18 @@ pub fn faer_extreme_eigenvalues(h: &DMatrix<f64>) -> (f64, f64) {
     extreme_eigenvalues_by(h, tridiagonal_ends)
 }
 
+/// [`faer_extreme_eigenvalues`] with the reduction on the calling thread at every size:
+/// from about 500 rows faer's parallel reduction sums its columns' products in per-thread
+/// parts, whose bits depend on the number of threads (n = 500, 1000, 2000: none of 3
+/// matrices the same bits as the sequential reduction on 2 threads; n = 200: all 3).
+pub fn faer_extreme_eigenvalues_sequential(h: &DMatrix<f64>) -> (f64, f64) {
+    match tridiagonal_form_on(h, faer::Par::Seq) {
+        Some((d, e)) => tridiagonal_ends(&d, &e),
+        None if h.nrows() == 1 && h[(0, 0)].is_finite() => (h[(0, 0)], h[(0, 0)]),
+        None => (f64::NAN, f64::NAN),
+    }
+}
+
 /// [`faer_extreme_eigenvalues`] with the ends found by plain bisection, one end and one
 /// Sturm count at a time: the oracle the multisection is tested against (bit for bit), kept
 /// for that and for `cargo run --release --example bench -- snapshots`.
@@ -203,6 +215,16 @@ pub(crate) const SEQUENTIAL_BELOW: usize = 200;
 /// reduction ((4/3) n^3 flops, lower triangle read); None below 2 rows or for non-finite
 /// entries.
 fn tridiagonal_form(h: &DMatrix<f64>) -> Option<(Vec<f64>, Vec<f64>)> {
+    let par = if h.nrows() < SEQUENTIAL_BELOW {
+        faer::Par::Seq
+    } else {
+        faer::get_global_parallelism()
+    };
+    tridiagonal_form_on(h, par)
+}
+
+/// [`tridiagonal_form`] with the given parallelism.
+fn tridiagonal_form_on(h: &DMatrix<f64>, par: faer::Par) -> Option<(Vec<f64>, Vec<f64>)> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::evd::tridiag;
     let n = h.nrows();
@@ -210,11 +232,6 @@ fn tridiagonal_form(h: &DMatrix<f64>) -> Option<(Vec<f64>, Vec<f64>)> {
     if n < 2 || h.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    let par = if n < SEQUENTIAL_BELOW {
-        faer::Par::Seq
-    } else {
-        faer::get_global_parallelism()
-    };
     let mut t = faer::Mat::<f64>::zeros(n, n);
     t.as_mut().copy_from_triangular_lower(view(h));
     let block = faer::linalg::qr::no_pivoting::factor::recommended_block_size::<f64>(n, n);

@@ -15,7 +15,7 @@ use crate::model::Data;
 use crate::observe::core::Core;
 use crate::observe::drift::Drift;
 use crate::observe::exact::ExactCheck;
-use crate::observe::extremes::{ExtremesBeside, KernelExtremes};
+use crate::observe::extremes::ExtremesBeside;
 use crate::observe::lyapunov::LyapunovProbe;
 use crate::observe::pl::PlProbe;
 use crate::observe::sharpness::Sharpness;
@@ -224,14 +224,10 @@ pub fn run_weight(
     // issue 17: with a trained output layer u is not linear in W on a held pattern.
     let held = model.activation().switching() && !model.train().output_layer();
     let outcome = std::thread::scope(|scope| {
-        // issue 20: H(t)'s ends solved beside the run where their solve is sequential
-        // (`ExtremesBeside`): each sample is then recorded one output time late, when its
-        // ends are in, with the same probes in the same order (the same rows, bit for bit).
-        let mut ends = if model.n() < crate::linalg::SEQUENTIAL_BELOW {
-            Ends::Beside(ExtremesBeside::spawn(scope))
-        } else {
-            Ends::Inline(KernelExtremes::default())
-        };
+        // issue 20: H(t)'s ends solved beside the run (`ExtremesBeside`): each sample is
+        // recorded one output time late, when its ends are in, with the same probes in the
+        // same order.
+        let mut ends = ExtremesBeside::spawn(scope);
         let mut pending: Option<Pending> = None;
         let record = |recorder: &mut Recorder<'_>, p: &Pending, kernel_extremes| {
             recorder.record(&Sample {
@@ -252,34 +248,18 @@ pub fn run_weight(
                 None => flow.snapshot(y.as_slice()),
             };
             let gram = snapshot.gram.as_ref().expect("weight space carries H(t)");
-            let weights = model.weights(&y.as_slice()[..dim]);
-            let go_on = match &mut ends {
-                Ends::Inline(extremes) => {
-                    // Both ends of H(t)'s spectrum in one solve.
-                    let kernel_extremes = extremes.of(gram);
-                    recorder.record(&Sample {
-                        t,
-                        kernel_extremes,
-                        same_kernel: extremes.repeated(),
-                        snapshot: &snapshot,
-                        weights: Some(weights),
-                    })
-                }
-                Ends::Beside(beside) => {
-                    let same_kernel = beside.submit(gram);
-                    if let Some(p) = pending.take() {
-                        record(&mut recorder, &p, beside.take());
-                    }
-                    let go_on = snapshot.finite();
-                    pending = Some(Pending {
-                        t,
-                        snapshot,
-                        same_kernel,
-                        weights: weights.clone_owned(),
-                    });
-                    go_on
-                }
-            };
+            // Both ends of H(t)'s spectrum in one solve, beside the run.
+            let same_kernel = ends.submit(gram);
+            if let Some(p) = pending.take() {
+                record(&mut recorder, &p, ends.take());
+            }
+            let go_on = snapshot.finite();
+            pending = Some(Pending {
+                t,
+                snapshot,
+                same_kernel,
+                weights: model.weights(&y.as_slice()[..dim]).clone_owned(),
+            });
             observing += clock.elapsed();
             go_on
         };
@@ -323,9 +303,9 @@ pub fn run_weight(
             )
         };
         // The last sample, recorded when its ends are in.
-        if let (Ends::Beside(beside), Some(p)) = (&mut ends, &pending) {
+        if let Some(p) = &pending {
             let clock = Instant::now();
-            record(&mut recorder, p, beside.take());
+            record(&mut recorder, p, ends.take());
             observing += clock.elapsed();
         }
         outcome
@@ -336,14 +316,7 @@ pub fn run_weight(
     run
 }
 
-/// How a weight-space run gets H(t)'s ends: solved as each sample is observed, or beside the
-/// run, the sample waiting (`Pending`) until its ends are in.
-enum Ends {
-    Inline(KernelExtremes),
-    Beside(ExtremesBeside),
-}
-
-/// An observed sample waiting for its H(t)'s ends to be recorded.
+/// An observed sample waiting for its H(t)'s ends ([`ExtremesBeside`]) to be recorded.
 struct Pending {
     t: f64,
     snapshot: crate::dynamics::Snapshot,
