@@ -312,14 +312,23 @@ mod tests {
     fn sequential_ends_are_the_ends_below_200_rows_and_the_spectrum_s_above() {
         let small = with_spectrum(&(0..150).map(|i| 1.0 + i as f64).collect::<Vec<_>>());
         let (a, b) = (kernel_extremes_sequential(&small), kernel_extremes(&small));
-        assert_eq!((a.0.to_bits(), a.1.to_bits()), (b.0.to_bits(), b.1.to_bits()));
+        assert_eq!(
+            (a.0.to_bits(), a.1.to_bits()),
+            (b.0.to_bits(), b.1.to_bits())
+        );
         // A spectrum known exactly: 0.5 + i / 7 for i < 500, the reduction on one thread.
         let values: Vec<f64> = (0..500).map(|i| 0.5 + i as f64 / 7.0).collect();
         let big = with_spectrum(&values);
         let (lo, hi) = kernel_extremes_sequential(&big);
         let top = values[499];
-        assert!((lo - 0.5).abs() < 1e-12 * top, "lambda_min {lo} against 0.5");
-        assert!((hi - top).abs() < 1e-12 * top, "lambda_max {hi} against {top}");
+        assert!(
+            (lo - 0.5).abs() < 1e-12 * top,
+            "lambda_min {lo} against 0.5"
+        );
+        assert!(
+            (hi - top).abs() < 1e-12 * top,
+            "lambda_max {hi} against {top}"
+        );
         let (plo, phi) = kernel_extremes(&big);
         assert!((lo - plo).abs() < 1e-13 * top && (hi - phi).abs() < 1e-13 * top);
     }
