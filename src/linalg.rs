@@ -164,20 +164,14 @@ pub fn matmul_tr(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
 /// differ by a few ulps of |H| (relative to lambda_min, about 1e-15 to 1e-14 at the
 /// benchmark's sizes; tested below 1e-12). The ends are bisection's
 /// ([`bisection_extreme_eigenvalues`]) bit for bit. NaN for a matrix with non-finite entries.
-pub fn faer_extreme_eigenvalues(h: &DMatrix<f64>) -> (f64, f64) {
-    extreme_eigenvalues_by(h, tridiagonal_ends)
-}
-
-/// [`faer_extreme_eigenvalues`] with the reduction on the calling thread at every size:
-/// from about 500 rows faer's parallel reduction sums its columns' products in per-thread
+///
+/// The reduction runs on the calling thread at every size: a run solves its H(t)'s ends on a
+/// thread of their own beside its integration ([`crate::observe::extremes::ExtremesBeside`]),
+/// and from about 500 rows faer's parallel reduction sums its columns' products in per-thread
 /// parts, whose bits depend on the number of threads (n = 500, 1000, 2000: none of 3
 /// matrices the same bits as the sequential reduction on 2 threads; n = 200: all 3).
-pub fn faer_extreme_eigenvalues_sequential(h: &DMatrix<f64>) -> (f64, f64) {
-    match tridiagonal_form_on(h, faer::Par::Seq) {
-        Some((d, e)) => tridiagonal_ends(&d, &e),
-        None if h.nrows() == 1 && h[(0, 0)].is_finite() => (h[(0, 0)], h[(0, 0)]),
-        None => (f64::NAN, f64::NAN),
-    }
+pub fn faer_extreme_eigenvalues(h: &DMatrix<f64>) -> (f64, f64) {
+    extreme_eigenvalues_by(h, tridiagonal_ends)
 }
 
 /// [`faer_extreme_eigenvalues`] with the ends found by plain bisection, one end and one
@@ -187,9 +181,10 @@ pub fn bisection_extreme_eigenvalues(h: &DMatrix<f64>) -> (f64, f64) {
     extreme_eigenvalues_by(h, tridiagonal_extremes)
 }
 
-/// The ends of H by `ends` on its tridiagonal form; NaN for non-finite entries or no rows.
+/// The ends of H by `ends` on its tridiagonal form, reduced on the calling thread; NaN for
+/// non-finite entries or no rows.
 fn extreme_eigenvalues_by(h: &DMatrix<f64>, ends: fn(&[f64], &[f64]) -> (f64, f64)) -> (f64, f64) {
-    match tridiagonal_form(h) {
+    match tridiagonal_form_on(h, faer::Par::Seq) {
         Some((d, e)) => ends(&d, &e),
         None if h.nrows() == 1 && h[(0, 0)].is_finite() => (h[(0, 0)], h[(0, 0)]),
         None => (f64::NAN, f64::NAN),
@@ -209,7 +204,7 @@ pub fn eigenvalues_below(h: &DMatrix<f64>, x: f64) -> Option<usize> {
 
 /// Below this many rows the tridiagonal reduction runs on the calling thread: at n = 100
 /// rayon's splitting cost 11% of the reduction's time (the same bits either way).
-pub(crate) const SEQUENTIAL_BELOW: usize = 200;
+const SEQUENTIAL_BELOW: usize = 200;
 
 /// The diagonal and off-diagonal of Q^T H Q, H's tridiagonal form by faer's Householder
 /// reduction ((4/3) n^3 flops, lower triangle read); None below 2 rows or for non-finite
@@ -1188,6 +1183,20 @@ mod tests {
         let mut bad = random_symmetric(5, 45);
         bad[(1, 1)] = f64::NAN;
         assert!(faer_extreme_eigenvalues(&bad).0.is_nan());
+    }
+
+    #[test]
+    fn sequential_ends_are_within_rounding_of_the_parallel_reduction_s() {
+        // From about 500 rows faer's parallel reduction rounds in per-thread parts; the ends
+        // on the calling thread stay within 1e-13 of its, relative to |H|'s top.
+        let h = gram_like(500, 5000, 46);
+        let (d, e) = tridiagonal_form(&h).expect("finite");
+        let (plo, phi) = tridiagonal_ends(&d, &e);
+        let (lo, hi) = faer_extreme_eigenvalues(&h);
+        assert!(
+            (lo - plo).abs() < 1e-13 * phi && (hi - phi).abs() < 1e-13 * phi,
+            "({lo}, {hi}) against ({plo}, {phi})"
+        );
     }
 
     #[test]

@@ -34,16 +34,8 @@ use nalgebra::DMatrix;
 use std::collections::VecDeque;
 use std::sync::mpsc;
 
-use crate::linalg::{faer_extreme_eigenvalues, faer_extreme_eigenvalues_sequential, FAER_FROM};
+use crate::linalg::{faer_extreme_eigenvalues, FAER_FROM};
 use crate::theory::spectrum::extreme_eigenvalues;
-
-/// [`kernel_extremes`] on the calling thread at every size (the same below 200 rows).
-pub fn kernel_extremes_sequential(h: &DMatrix<f64>) -> (f64, f64) {
-    if h.nrows() < FAER_FROM {
-        return extreme_eigenvalues(h);
-    }
-    faer_extreme_eigenvalues_sequential(h)
-}
 
 /// (lambda_min, lambda_max) of the kernel H; NaN when H has non-finite entries.
 pub fn kernel_extremes(h: &DMatrix<f64>) -> (f64, f64) {
@@ -99,13 +91,12 @@ impl KernelExtremes {
 /// snapshot at n = 100, perf) runs on the second core while the run integrates the next
 /// interval on the first. Kernels are solved and taken in the order they are submitted.
 ///
-/// The solver thread reduces on itself at every size ([`kernel_extremes_sequential`]): a
-/// reduction on rayon's pool, waited for by the run's own thread (one of the pool's), could
-/// hang a pool of one thread. Below 200 rows that is [`kernel_extremes`] itself, the same ends
-/// bit for bit as [`KernelExtremes::of`]; from about 500 rows faer's parallel reduction
-/// rounds in per-thread parts, and the sequential ends differ from those by a few ulps (at
-/// n = 1000, lambda_min and lambda_max within 2.8e-14 relative) and no longer depend on the
-/// number of threads.
+/// The solver thread reduces on itself at every size ([`kernel_extremes`], by
+/// [`faer_extreme_eigenvalues`]): a reduction on rayon's pool, waited for by the run's own
+/// thread (one of the pool's), could hang a pool of one thread. From about 500 rows faer's
+/// parallel reduction, which solved the ends before, rounds in per-thread parts: the ends
+/// differ from its by a few ulps (at n = 1000, within 2.8e-14 relative) and no longer depend
+/// on the number of threads.
 pub struct ExtremesBeside {
     to: mpsc::Sender<DMatrix<f64>>,
     from: mpsc::Receiver<(f64, f64)>,
@@ -125,7 +116,7 @@ impl ExtremesBeside {
         let (solved, from) = mpsc::channel();
         scope.spawn(move || {
             for h in kernels {
-                if solved.send(kernel_extremes_sequential(&h)).is_err() {
+                if solved.send(kernel_extremes(&h)).is_err() {
                     break;
                 }
             }
@@ -309,17 +300,11 @@ mod tests {
     }
 
     #[test]
-    fn sequential_ends_are_the_ends_below_200_rows_and_the_spectrum_s_above() {
-        let small = with_spectrum(&(0..150).map(|i| 1.0 + i as f64).collect::<Vec<_>>());
-        let (a, b) = (kernel_extremes_sequential(&small), kernel_extremes(&small));
-        assert_eq!(
-            (a.0.to_bits(), a.1.to_bits()),
-            (b.0.to_bits(), b.1.to_bits())
-        );
+    fn the_ends_at_500_rows_are_the_spectrum_s() {
         // A spectrum known exactly: 0.5 + i / 7 for i < 500, the reduction on one thread.
         let values: Vec<f64> = (0..500).map(|i| 0.5 + i as f64 / 7.0).collect();
         let big = with_spectrum(&values);
-        let (lo, hi) = kernel_extremes_sequential(&big);
+        let (lo, hi) = kernel_extremes(&big);
         let top = values[499];
         assert!(
             (lo - 0.5).abs() < 1e-12 * top,
@@ -329,8 +314,6 @@ mod tests {
             (hi - top).abs() < 1e-12 * top,
             "lambda_max {hi} against {top}"
         );
-        let (plo, phi) = kernel_extremes(&big);
-        assert!((lo - plo).abs() < 1e-13 * top && (hi - phi).abs() < 1e-13 * top);
     }
 
     #[test]
