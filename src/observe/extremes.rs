@@ -45,51 +45,16 @@ pub fn kernel_extremes(h: &DMatrix<f64>) -> (f64, f64) {
     faer_extreme_eigenvalues(h)
 }
 
-/// [`kernel_extremes`] of a sequence of kernels, solving only when the kernel differs from
-/// the last one solved: H(t) is a function of the activation pattern alone, which along a
+/// [`kernel_extremes`] of a run's sequence of kernels, solved on a thread of their own while
+/// the run goes on: each new H(t) is sent to a solver thread when it is observed and its ends
+/// are taken when the sample is recorded, one output time later, so that the tridiagonal
+/// reduction (three quarters of a snapshot at n = 100, perf) runs on the second core while
+/// the run integrates the next interval on the first. Kernels are solved and taken in the
+/// order they are submitted. A kernel that is, bit for bit, the one submitted before it is
+/// not solved again: H(t) is a function of the activation pattern alone, which along a
 /// converging run often stands still between output times (the benchmark's hbf run,
-/// n = 100, m = 400, T = 100, 201 samples: 134 of 200 intervals), and then the last values
-/// are the values, bit for bit.
-#[derive(Debug, Default)]
-pub struct KernelExtremes {
-    last: Option<(DMatrix<f64>, (f64, f64))>,
-    repeated: bool,
-}
-
-impl KernelExtremes {
-    /// (lambda_min, lambda_max) of `h`, as [`kernel_extremes`] gives them.
-    pub fn of(&mut self, h: &DMatrix<f64>) -> (f64, f64) {
-        if let Some((seen, ends)) = &self.last {
-            // The same bits give the same ends (the solve is deterministic).
-            if seen.shape() == h.shape() && same_bits(seen.as_slice(), h.as_slice()) {
-                self.repeated = true;
-                return *ends;
-            }
-        }
-        self.repeated = false;
-        let ends = kernel_extremes(h);
-        match &mut self.last {
-            Some((seen, e)) if seen.shape() == h.shape() => {
-                seen.copy_from(h);
-                *e = ends;
-            }
-            last => *last = Some((h.clone(), ends)),
-        }
-        ends
-    }
-
-    /// Whether the kernel of the last [`KernelExtremes::of`] was, bit for bit, the one before
-    /// it: what probes computed from that one holds for it ([`crate::observe::Sample::same_kernel`]).
-    pub fn repeated(&self) -> bool {
-        self.repeated
-    }
-}
-
-/// [`KernelExtremes`] solved on a thread of their own while the run goes on: each new H(t)
-/// is sent to a solver thread when it is observed and its ends are taken when the sample is
-/// recorded, one output time later, so that the tridiagonal reduction (three quarters of a
-/// snapshot at n = 100, perf) runs on the second core while the run integrates the next
-/// interval on the first. Kernels are solved and taken in the order they are submitted.
+/// n = 100, m = 400, T = 100, 201 samples: 134 of 200 intervals), and then the last ends are
+/// its ends (the solve is deterministic).
 ///
 /// The solver thread reduces on itself at every size ([`kernel_extremes`], by
 /// [`faer_extreme_eigenvalues`]): a reduction on rayon's pool, waited for by the run's own
@@ -130,8 +95,8 @@ impl ExtremesBeside {
         }
     }
 
-    /// Submits H(t); returns whether it is, bit for bit, the kernel submitted before it (as
-    /// [`KernelExtremes::repeated`] says).
+    /// Submits H(t); returns whether it is, bit for bit, the kernel submitted before it: what
+    /// probes computed from that one holds for it ([`crate::observe::Sample::same_kernel`]).
     pub fn submit(&mut self, h: &DMatrix<f64>) -> bool {
         if let Some(seen) = &self.last {
             if seen.shape() == h.shape() && same_bits(seen.as_slice(), h.as_slice()) {
@@ -226,63 +191,65 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_kernel_seen_last_keeps_its_ends_and_a_new_one_is_solved() {
-        let mut ends = KernelExtremes::default();
-        let a = with_spectrum(&(0..100).map(|i| 1.0 + i as f64).collect::<Vec<_>>());
-        let mut b = a.clone();
-        b[(0, 0)] += 1.0;
-        for (h, repeat) in [
-            (&a, false),
-            (&a, true),
-            (&b, false),
-            (&b, true),
-            (&a, false),
-        ] {
-            assert_eq!(ends.of(h), kernel_extremes(h));
-            assert_eq!(ends.repeated(), repeat);
-        }
-        // A change in the last entry is a change, and so is a zero's sign in the entry past
-        // the blocks of 8 (3 x 3: 9 entries).
-        let mut c = a.clone();
-        c[(99, 99)] = f64::from_bits(a[(99, 99)].to_bits() + 1);
-        ends.of(&a);
-        assert_eq!(ends.of(&c), kernel_extremes(&c));
-        assert!(!ends.repeated());
-        let mut z = DMatrix::zeros(3, 3);
-        ends.of(&z);
-        z[(2, 2)] = -0.0;
-        ends.of(&z);
-        assert!(!ends.repeated());
-        let small = DMatrix::from_diagonal(&nalgebra::DVector::from_column_slice(&[2.0, 5.0]));
-        assert_eq!(ends.of(&small), (2.0, 5.0));
+    /// Submits `h` and takes its ends at once: (ends, whether it repeated the last kernel).
+    fn solve(beside: &mut ExtremesBeside, h: &DMatrix<f64>) -> ((f64, f64), bool) {
+        let repeated = beside.submit(h);
+        (beside.take(), repeated)
     }
 
     #[test]
-    fn ends_solved_beside_are_the_inline_ends_in_order_bit_for_bit() {
+    fn a_kernel_seen_last_keeps_its_ends_and_a_new_one_is_solved() {
+        std::thread::scope(|scope| {
+            let mut ends = ExtremesBeside::spawn(scope);
+            let a = with_spectrum(&(0..100).map(|i| 1.0 + i as f64).collect::<Vec<_>>());
+            let mut b = a.clone();
+            b[(0, 0)] += 1.0;
+            for (h, repeat) in [
+                (&a, false),
+                (&a, true),
+                (&b, false),
+                (&b, true),
+                (&a, false),
+            ] {
+                assert_eq!(solve(&mut ends, h), (kernel_extremes(h), repeat));
+            }
+            // A change in the last entry is a change, and so is a zero's sign in the entry
+            // past the blocks of 8 (3 x 3: 9 entries).
+            let mut c = a.clone();
+            c[(99, 99)] = f64::from_bits(a[(99, 99)].to_bits() + 1);
+            solve(&mut ends, &a);
+            assert_eq!(solve(&mut ends, &c), (kernel_extremes(&c), false));
+            let mut z = DMatrix::zeros(3, 3);
+            solve(&mut ends, &z);
+            z[(2, 2)] = -0.0;
+            assert!(!solve(&mut ends, &z).1);
+            let small = DMatrix::from_diagonal(&nalgebra::DVector::from_column_slice(&[2.0, 5.0]));
+            assert_eq!(solve(&mut ends, &small).0, (2.0, 5.0));
+        });
+    }
+
+    #[test]
+    fn ends_taken_one_kernel_late_are_each_kernel_s_in_order_bit_for_bit() {
         let a = with_spectrum(&(0..100).map(|i| 1.0 + i as f64).collect::<Vec<_>>());
         let mut b = a.clone();
         b[(0, 0)] += 1.0;
         let small = DMatrix::from_diagonal(&nalgebra::DVector::from_column_slice(&[2.0, 5.0]));
         let kernels = [&a, &a, &b, &b, &a, &small, &small, &a];
-        let mut inline = KernelExtremes::default();
-        let expected: Vec<((f64, f64), bool)> = kernels
-            .iter()
-            .map(|h| (inline.of(h), inline.repeated()))
-            .collect();
+        let repeats = [false, true, false, true, false, false, true, false];
         std::thread::scope(|scope| {
             let mut beside = ExtremesBeside::spawn(scope);
             // Taken one sample late, as a run records them, and the rest at the end.
             let mut got = Vec::new();
             for (k, h) in kernels.iter().enumerate() {
-                let repeated = beside.submit(h);
+                assert_eq!(beside.submit(h), repeats[k], "kernel {k}");
                 if k > 0 {
                     got.push(beside.take());
                 }
-                assert_eq!(repeated, expected[k].1, "kernel {k}");
             }
             got.push(beside.take());
-            for (k, (ends, (want, _))) in got.iter().zip(&expected).enumerate() {
+            assert_eq!(got.len(), kernels.len());
+            for (k, (ends, h)) in got.iter().zip(kernels).enumerate() {
+                let want = kernel_extremes(h);
                 assert_eq!(
                     ends.0.to_bits(),
                     want.0.to_bits(),
@@ -294,9 +261,8 @@ mod tests {
                     "lambda_max of kernel {k}"
                 );
             }
-            assert_eq!(got.len(), kernels.len());
+            assert_eq!(got[5], (2.0, 5.0));
         });
-        assert_eq!(expected[5].0, (2.0, 5.0));
     }
 
     #[test]

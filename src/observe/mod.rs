@@ -29,7 +29,7 @@ pub struct Sample<'a> {
     /// fixed H in error space.
     pub kernel_extremes: (f64, f64),
     /// Whether the snapshot's H(t) is, bit for bit, the last sample's (weight space, from
-    /// [`extremes::KernelExtremes::repeated`]): what a probe computed from that H holds for
+    /// [`extremes::ExtremesBeside::submit`]): what a probe computed from that H holds for
     /// this one. False when not known.
     pub same_kernel: bool,
     /// W(t) (m x d), in weight space.
