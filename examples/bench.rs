@@ -23,7 +23,7 @@
 //! issue's scipy setting) at rtol 1e-6, 1e-7, 1e-8, measures every final loss against a tight
 //! reference run and the reference's own sensitivity to W0, and with `--scipy` (numpy and
 //! scipy from pip) times bench/scipy_reference.py (solve_ivp RK45, rtol 1e-6, atol 1e-9, numpy
-//! right-hand side) on the same data and initialization in the same run and prints the
+//! right-hand side; the faster of numpy's OpenBLAS on all cores and on one) on the same data and initialization in the same run and prints the
 //! speed-up at equal or better accuracy; then the scaling with m = 1000, 10000, 100000 at
 //! T = --t-scaling (default 10). `steps` shows accuracy and cost against the largest step.
 //! `runs --jax` (jax and diffrax from pip) times bench/jax_reference.py (diffrax Dopri5 + PID
@@ -85,19 +85,41 @@ fn time<F: FnMut()>(mut f: F) -> f64 {
 }
 
 /// numpy's GEMM rates (bench/numpy_gemm.py): the square peak and, per m, the two GEMMs of a
-/// right-hand side; None without python3 and numpy.
+/// right-hand side, each the best of numpy as installed and, where the CPU runs AVX-512F, of
+/// OpenBLAS's AVX-512 kernels forced (`OPENBLAS_CORETYPE=SkylakeX`: on a Zen 5 OpenBLAS 0.3.31
+/// picks its AVX2 Haswell kernels, 100 against 165 GFLOP/s square); None without python3 and
+/// numpy.
 fn numpy_rates(n: usize, d: usize, ms: &[usize]) -> Option<(f64, Vec<f64>)> {
-    let out = Command::new("python3")
-        .arg("bench/numpy_gemm.py")
-        .args([n, d].iter().chain(ms).map(|v| v.to_string()))
-        .output()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let per_m = ms
-        .iter()
-        .map(|m| v["rhs_gemms"][m.to_string()].as_f64())
-        .collect::<Option<Vec<f64>>>()?;
-    Some((v["square"].as_f64()?, per_m))
+    let mut cores = vec![None];
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        cores.push(Some("SkylakeX"));
+    }
+    let mut best: Option<(f64, Vec<f64>)> = None;
+    for core in cores {
+        let mut python = Command::new("python3");
+        python
+            .arg("bench/numpy_gemm.py")
+            .args([n, d].iter().chain(ms).map(|v| v.to_string()));
+        if let Some(core) = core {
+            python.env("OPENBLAS_CORETYPE", core);
+        }
+        let out = python.output().ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let per_m = ms
+            .iter()
+            .map(|m| v["rhs_gemms"][m.to_string()].as_f64())
+            .collect::<Option<Vec<f64>>>()?;
+        let square = v["square"].as_f64()?;
+        best = Some(match best {
+            None => (square, per_m),
+            Some((s, r)) => (
+                s.max(square),
+                r.iter().zip(&per_m).map(|(a, b)| a.max(*b)).collect(),
+            ),
+        });
+    }
+    best
 }
 
 fn rhs_table(args: &[String]) {
@@ -110,7 +132,7 @@ fn rhs_table(args: &[String]) {
         None
     };
     if let Some((square, _)) = &numpy {
-        println!("numpy (OpenBLAS, all cores) square 2000^3 dgemm: {square:.1} GFLOP/s");
+        println!("numpy (OpenBLAS, all cores, the faster of its own and its AVX-512 kernels) square 2000^3 dgemm: {square:.1} GFLOP/s");
     }
     println!("One weight-space right-hand side (4nmd flop), n = {n}, d = {d}; GFLOP/s");
     println!("The weight-space work of one output-space step (two J_S^T beta passes and a sign pass, 6nmd flop) in the last two columns.");
@@ -242,30 +264,41 @@ fn ntkdyn_run(cfg: &RunConfig) -> Timed {
     }
 }
 
-/// bench/scipy_reference.py on the same files, recording `cfg.samples` output times (t_eval).
+/// bench/scipy_reference.py on the same files, recording `cfg.samples` output times (t_eval):
+/// the faster of numpy's OpenBLAS on all cores and on one (`OPENBLAS_NUM_THREADS=1`; on a
+/// 2-core Zen 5 its threads made scipy's hbf run 2.3x slower at these n x m products).
 fn scipy_run(cfg: &RunConfig, dir: &Path, b: f64, limit: f64) -> Option<Timed> {
-    let out = Command::new("timeout")
-        .arg(format!("{limit}"))
-        .arg("python3")
-        .arg("bench/scipy_reference.py")
-        .arg(dir.join("data.csv"))
-        .arg(dir.join("init.csv"))
-        .arg(cfg.optimizer.name())
-        .arg(cfg.t_end.to_string())
-        .arg(b.to_string())
-        .arg(cfg.gamma.to_string())
-        .args(["1e-6", "1e-9"])
-        .arg(cfg.samples.to_string())
-        .output()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    Some(Timed {
-        wall: v["wall_seconds"].as_f64()?,
-        evaluations: v["evaluations"].as_u64()?,
-        final_loss: v["final_loss"].as_f64()?,
-        rejected: None,
-        sign_changes: None,
-    })
+    let once = |threads: Option<&str>| -> Option<Timed> {
+        let mut python = Command::new("timeout");
+        python
+            .arg(format!("{limit}"))
+            .arg("python3")
+            .arg("bench/scipy_reference.py")
+            .arg(dir.join("data.csv"))
+            .arg(dir.join("init.csv"))
+            .arg(cfg.optimizer.name())
+            .arg(cfg.t_end.to_string())
+            .arg(b.to_string())
+            .arg(cfg.gamma.to_string())
+            .args(["1e-6", "1e-9"])
+            .arg(cfg.samples.to_string());
+        if let Some(threads) = threads {
+            python.env("OPENBLAS_NUM_THREADS", threads);
+        }
+        let out = python.output().ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some(Timed {
+            wall: v["wall_seconds"].as_f64()?,
+            evaluations: v["evaluations"].as_u64()?,
+            final_loss: v["final_loss"].as_f64()?,
+            rejected: None,
+            sign_changes: None,
+        })
+    };
+    match (once(None), once(Some("1"))) {
+        (Some(all), Some(one)) => Some(if one.wall < all.wall { one } else { all }),
+        (all, one) => all.or(one),
+    }
 }
 
 /// bench/jax_reference.py on the same files: its steady solve and (apart) its compile time.
@@ -353,7 +386,7 @@ fn runs(args: &[String]) {
         std::fs::write(dir.join(format!("nudged-{e}.csv")), io::init_csv(&nudged))
             .expect("write init");
     }
-    println!("n = 100, d = 20, m = 400, T = 100, atol 1e-9, {samples} samples. ntkdyn: weight-space dopri5 (held pattern, default max step; the fastest of 5 runs); scipy: solve_ivp RK45 (bench/scipy_reference.py); jax: diffrax Dopri5 + PID, jit, float64 (bench/jax_reference.py; steady solve, compile apart).");
+    println!("n = 100, d = 20, m = 400, T = 100, atol 1e-9, {samples} samples. ntkdyn: weight-space dopri5 (held pattern, default max step; the fastest of 5 runs); scipy: solve_ivp RK45 (bench/scipy_reference.py; the faster of OpenBLAS on all cores and on one); jax: diffrax Dopri5 + PID, jit, float64 (bench/jax_reference.py; steady solve, compile apart).");
     if let Some(t) = gf_t_end {
         println!("gf runs to T = {t} (every gf row, reference included).");
     }

@@ -539,7 +539,8 @@ static UNPACKED: Unpacked = {
 };
 
 /// Pass 2 over `len` neurons, 2 at a time (WIDE: 4 at a time with 512-bit vectors, then 2,
-/// then 1: each g_rk the same FMA chain over i in order either way, so the same bits).
+/// then 1, and for the ReLU's nibbles 8 at a time along the vectors' lanes first: each g_rk
+/// the same FMA chain over i in order either way, so the same bits).
 ///
 /// # Safety
 /// AVX2 and FMA must be present, and AVX-512F if WIDE; `g` must address len x d values no one else touches; the
@@ -557,6 +558,17 @@ unsafe fn transpose_all<const NIBBLES: bool, const WIDE: bool>(
 ) {
     let mut r = 0;
     if WIDE {
+        // The ReLU's nibbles only: a held pattern's bytes take the four-row tiles, where
+        // gathering their bits cost more than the padding saves (bench rhs: the step column,
+        // two held passes and a sign pass, 0.072 -> 0.081 ms at m = 400, by scalar loads or
+        // by a gather). Eight rows of a column are one store only where G is column-major,
+        // as every caller's nalgebra view is.
+        while NIBBLES && g.1 == 1 && r + 8 <= len {
+            // SAFETY: AVX-512F (WIDE, caller's contract); neurons r .. r + 8 <= len of a
+            // column-major G, nibble signs.
+            unsafe { transpose_lanes(x, ds, a, mask, r, g, p) };
+            r += 8;
+        }
         while r + 4 <= len {
             // SAFETY: neurons r .. r + 4 <= len (caller's contract).
             unsafe { transpose_rows::<4, NIBBLES, WIDE>(x, ds, a, mask, r, g, p) };
@@ -631,6 +643,153 @@ unsafe fn transpose_rows<const R: usize, const NIBBLES: bool, const WIDE: bool>(
             }
         }
         c += kv;
+    }
+}
+
+/// Pass 2 for the eight neurons r0 .. r0 + 8 along the lanes of 512-bit vectors, from the
+/// ReLU's nibble signs ([`Signs::Nibbles`](super::Signs::Nibbles)): first their signs at each sample as one byte into the scratch `p` (eight samples at a time, an 8 x 8
+/// bit-matrix transpose of the neurons' rows), then G's columns from up to 24 accumulators
+/// ([`lanes_columns`]: per sample, P's column p_i = a ds_i on the lanes its byte sets, then
+/// one broadcast x_ik and one FMA per column).
+///
+/// Against [`fill_p_512`] and [`columns_512`]: no FMA works on padding (d = 20 columns are 20
+/// vectors, where 3 x 8 lanes leave a sixth idle), P is never stored (one masked product per
+/// sample, no sign converted to a double), and a column-major G takes each column's eight
+/// rows in one store. Same bits: where S_ri = 1,
+/// P_ri is a_r ds_i either way ((a_r 1) ds_i); where S_ri = 0 the lane holds +0 where
+/// fill_p_512 has a_r 0 ds_i = ±0, and an FMA chain started at +0 never holds -0 (a rounded
+/// sum is -0 only when both terms are), so adding either zero leaves it as it was.
+///
+/// # Safety
+/// As [`transpose_all`] with AVX-512F and nibble signs, r0 + 8 within its `len`, and G
+/// column-major (row stride 1).
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn transpose_lanes(
+    x: &PackedX,
+    ds: &[f64],
+    a: &[f64],
+    mask: &[u8],
+    r0: usize,
+    g: (*mut f64, isize, isize),
+    p: &mut [f64],
+) {
+    let (n, np) = (x.n, x.np);
+    let row_bytes = np / 4;
+    assert!(
+        ds.len() >= n
+            && p.len() >= n.div_ceil(8)
+            && a.len() >= r0 + 8
+            && mask.len() >= (r0 + 8) * row_bytes,
+        "pass 2 inputs too short"
+    );
+    // The next eight neurons' lines of G: d store streams.
+    let ahead = g.0.wrapping_offset((r0 + 8) as isize * g.1);
+    for k in 0..x.d {
+        // A prefetch does not fault, whatever the address.
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_offset(k as isize * g.2).cast());
+    }
+    // SAFETY: a holds r0 + 8 values (checked above).
+    let av = unsafe { _mm512_loadu_pd(a.as_ptr().add(r0)) };
+    let mut i0 = 0;
+    while i0 < n {
+        // Byte j: the signs of neuron r0 + j at samples i0 .. i0 + 8, bit s for sample i0 + s.
+        let mut by_neuron = 0u64;
+        for j in 0..8 {
+            // Nibbles past n are 0 (pass 1 masks them); past np there is no byte.
+            let q = (r0 + j) * row_bytes + i0 / 4;
+            // SAFETY: byte i0 / 4 < np / 4 of neuron r0 + j's row, and the next one where
+            // i0 + 4 < np (sizes checked above).
+            let (lo, hi) = unsafe {
+                let hi = if i0 + 4 < np {
+                    *mask.get_unchecked(q + 1)
+                } else {
+                    0
+                };
+                (*mask.get_unchecked(q), hi)
+            };
+            let bits = u64::from(lo & 15 | (hi & 15) << 4);
+            by_neuron |= bits << (8 * j);
+        }
+        // Byte s: the eight neurons' signs at sample i0 + s, kept as the bits of a double
+        // (moved, never computed with) in the scratch, byte i of which is sample i's.
+        p[i0 / 8] = f64::from_bits(transpose_bits_8x8(by_neuron));
+        i0 += 8;
+    }
+    // Little-endian (x86-64): byte s of the double at i0 / 8 is byte i0 + s of the scratch.
+    let on = p.as_ptr().cast::<u8>();
+    let mut c = 0;
+    while c < x.d {
+        // SAFETY: as above; `on` holds n.div_ceil(8) x 8 >= n bytes; columns c .. c + 4 k
+        // <= dp of the packed rows of X (dp a multiple of 4 above c), rows r0 .. r0 + 8 of G
+        // (caller).
+        unsafe {
+            match (x.dp - c).min(24) / 4 {
+                6 => lanes_columns::<24>(x, on, ds, av, r0, c, g),
+                5 => lanes_columns::<20>(x, on, ds, av, r0, c, g),
+                4 => lanes_columns::<16>(x, on, ds, av, r0, c, g),
+                3 => lanes_columns::<12>(x, on, ds, av, r0, c, g),
+                2 => lanes_columns::<8>(x, on, ds, av, r0, c, g),
+                _ => lanes_columns::<4>(x, on, ds, av, r0, c, g),
+            }
+        }
+        c += 24;
+    }
+}
+
+/// The 8 x 8 bit matrix with byte j as row j and bit s as column s, transposed (three swaps
+/// of off-diagonal blocks, 1 x 1 then 2 x 2 then 4 x 4; Warren, Hacker's Delight, 7-3).
+fn transpose_bits_8x8(mut x: u64) -> u64 {
+    let t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA;
+    x ^= t ^ (t << 7);
+    let t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC;
+    x ^= t ^ (t << 14);
+    let t = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0;
+    x ^ t ^ (t << 28)
+}
+
+/// Columns c .. c + KC (those below d) of G's rows r0 .. r0 + 8: sum_i p_i x_ik, the neurons
+/// along the lanes, with p_i = a ds_i on the lanes that sample i's sign byte `on[i]` sets
+/// ([`transpose_lanes`]).
+///
+/// # Safety
+/// As [`transpose_lanes`], with `on` holding n bytes, c + KC <= dp and G column-major (row
+/// stride 1).
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn lanes_columns<const KC: usize>(
+    x: &PackedX,
+    on: *const u8,
+    ds: &[f64],
+    a: __m512d,
+    r0: usize,
+    c: usize,
+    g: (*mut f64, isize, isize),
+) {
+    let dp = x.dp;
+    let zero = _mm512_setzero_pd();
+    let mut acc = [zero; KC];
+    // In bounds: c < d <= dp (caller).
+    let xr = x.rows.as_ptr().wrapping_add(c);
+    for (i, ds) in ds[..x.n].iter().enumerate() {
+        // SAFETY: `on` holds n bytes (caller), i < n; packed row i of X holds dp values and
+        // c + KC <= dp (caller).
+        unsafe {
+            let pv = _mm512_maskz_mul_pd(*on.add(i), a, _mm512_set1_pd(*ds));
+            let row = xr.add(i * dp);
+            for (k, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_fmadd_pd(pv, _mm512_set1_pd(*row.add(k)), *acc);
+            }
+        }
+    }
+    for (k, acc) in acc.iter().enumerate() {
+        let col = c + k;
+        if col >= x.d {
+            break;
+        }
+        // SAFETY: column col < d of a column-major G, whose rows r0 .. r0 + 8 there are
+        // adjacent (caller).
+        unsafe { _mm512_storeu_pd(g.0.offset(r0 as isize + col as isize * g.2), *acc) };
     }
 }
 
@@ -1071,4 +1230,36 @@ unsafe fn scaled_min_abs_avx2(z: &[f64], scale: &[f64]) -> (f64, bool) {
         }
     }
     (m, any_nan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The eight-neuron pass 2's bit-matrix transpose against its definition, on matrices
+    /// from a fixed xorshift sequence and the extremes.
+    #[test]
+    fn bit_matrix_transpose_is_its_definition() {
+        let mut v = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            v ^= v << 13;
+            v ^= v >> 7;
+            v ^= v << 17;
+            v
+        };
+        let mut cases: Vec<u64> = (0..2000).map(|_| next()).collect();
+        cases.extend([0, u64::MAX, 1, 1 << 63]);
+        for x in cases {
+            let t = transpose_bits_8x8(x);
+            for j in 0..8 {
+                for s in 0..8 {
+                    assert_eq!(
+                        (t >> (8 * s + j)) & 1,
+                        (x >> (8 * j + s)) & 1,
+                        "{x:#x}: ({j}, {s})"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -478,8 +478,15 @@ mod tests {
         let Some(cpu) = Avx2Fma::detect() else {
             return;
         };
-        let (n, len) = (13, 7);
-        for d in [3, 8, 20, 27] {
+        // len: four-row tiles only, one eight-neuron block, and blocks with every tail; n = 13
+        // leaves a short last group of 8 samples and d = 27 two groups of columns.
+        for (n, len, d) in [
+            (13, 7, 3),
+            (13, 8, 8),
+            (13, 21, 20),
+            (13, 37, 27),
+            (16, 8, 20),
+        ] {
             let x = DMatrix::from_fn(n, d, |i, k| ((3 * i + 2 * k) % 11) as f64 / 7.0 - 0.6);
             let packed = PackedX::new(&x);
             let np = packed.np;
