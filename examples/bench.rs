@@ -264,6 +264,18 @@ fn ntkdyn_run(cfg: &RunConfig) -> Timed {
     }
 }
 
+/// The Python peers' first arguments: data, initialization, optimizer, T, friction b, gamma.
+fn peer_args(cfg: &RunConfig, dir: &Path, b: f64) -> Vec<std::ffi::OsString> {
+    vec![
+        dir.join("data.csv").into(),
+        dir.join("init.csv").into(),
+        cfg.optimizer.name().into(),
+        cfg.t_end.to_string().into(),
+        b.to_string().into(),
+        cfg.gamma.to_string().into(),
+    ]
+}
+
 /// bench/scipy_reference.py on the same files, recording `cfg.samples` output times (t_eval):
 /// the faster of numpy's OpenBLAS on all cores and on one (`OPENBLAS_NUM_THREADS=1`; on a
 /// 2-core Zen 5 its threads made scipy's hbf run 2.3x slower at these n x m products).
@@ -274,12 +286,7 @@ fn scipy_run(cfg: &RunConfig, dir: &Path, b: f64, limit: f64) -> Option<Timed> {
             .arg(format!("{limit}"))
             .arg("python3")
             .arg("bench/scipy_reference.py")
-            .arg(dir.join("data.csv"))
-            .arg(dir.join("init.csv"))
-            .arg(cfg.optimizer.name())
-            .arg(cfg.t_end.to_string())
-            .arg(b.to_string())
-            .arg(cfg.gamma.to_string())
+            .args(peer_args(cfg, dir, b))
             .args(["1e-6", "1e-9"])
             .arg(cfg.samples.to_string());
         if let Some(threads) = threads {
@@ -305,12 +312,7 @@ fn scipy_run(cfg: &RunConfig, dir: &Path, b: f64, limit: f64) -> Option<Timed> {
 fn jax_run(cfg: &RunConfig, dir: &Path, b: f64, samples: usize) -> Option<(Timed, f64)> {
     let out = Command::new("python3")
         .arg("bench/jax_reference.py")
-        .arg(dir.join("data.csv"))
-        .arg(dir.join("init.csv"))
-        .arg(cfg.optimizer.name())
-        .arg(cfg.t_end.to_string())
-        .arg(b.to_string())
-        .arg(cfg.gamma.to_string())
+        .args(peer_args(cfg, dir, b))
         .arg(cfg.rtol.to_string())
         .arg(cfg.atol.to_string())
         .arg(samples.to_string())

@@ -23,8 +23,12 @@
 //! Where the CPU also runs AVX-512F (the token says so), pass 2 holds 4 neurons x 24 columns
 //! in 12 zmm accumulators instead (per i: 3 loads of X, the last masked to d, 4 broadcasts,
 //! 12 FMAs): 40% fewer FMA instructions at d = 20, and on this benchmark's Zen 5 cores, which
-//! run 512-bit FMAs at full rate, the momentum flows' runs 1.2-1.3x faster. Each g_rk is the
-//! same FMA chain over i in order, so both widths give the same bits.
+//! run 512-bit FMAs at full rate, the momentum flows' runs 1.2-1.3x faster. For the ReLU's own
+//! nibble signs it first takes 8 neurons along the lanes of one vector ([`transpose_lanes`]):
+//! d accumulators of 8 rows each (per i: one masked product for P's column, d broadcasts of
+//! x_ik, d FMAs), no padding and no P in memory; one right-hand side 5-20% faster on a Zen 5
+//! (README, Performance). Each g_rk is the same FMA chain over i in order, so every tile gives
+//! the same bits.
 //!
 //! Each z is summed over k in order with one FMA per term, so [`PackedX::dot`] reproduces any
 //! entry to the bit (the fractional entries of a held pattern need single entries).
@@ -602,11 +606,7 @@ unsafe fn transpose_rows<const R: usize, const NIBBLES: bool, const WIDE: bool>(
     p: &mut [f64],
 ) {
     // G's lines 8 rows on (a line holds 8 rows of a column): d store streams.
-    let ahead = g.0.wrapping_offset((r0 + 8) as isize * g.1);
-    for k in 0..x.d {
-        // A prefetch does not fault, whatever the address.
-        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_offset(k as isize * g.2).cast());
-    }
+    prefetch_row(g, r0 + 8, x.d);
     if WIDE {
         // SAFETY: AVX-512F (WIDE, caller's contract); P's R <= 4 rows of np values fit p.
         unsafe { fill_p_512::<R, NIBBLES>(x, ds, a, mask, r0, p) };
@@ -684,11 +684,7 @@ unsafe fn transpose_lanes(
         "pass 2 inputs too short"
     );
     // The next eight neurons' lines of G: d store streams.
-    let ahead = g.0.wrapping_offset((r0 + 8) as isize * g.1);
-    for k in 0..x.d {
-        // A prefetch does not fault, whatever the address.
-        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_offset(k as isize * g.2).cast());
-    }
+    prefetch_row(g, r0 + 8, x.d);
     // SAFETY: a holds r0 + 8 values (checked above).
     let av = unsafe { _mm512_loadu_pd(a.as_ptr().add(r0)) };
     let mut i0 = 0;
@@ -790,6 +786,17 @@ unsafe fn lanes_columns<const KC: usize>(
         // SAFETY: column col < d of a column-major G, whose rows r0 .. r0 + 8 there are
         // adjacent (caller).
         unsafe { _mm512_storeu_pd(g.0.offset(r0 as isize + col as isize * g.2), *acc) };
+    }
+}
+
+/// Prefetches the lines of G's row r, columns 0 .. d (any r: a prefetch does not fault,
+/// whatever the address).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn prefetch_row(g: (*mut f64, isize, isize), r: usize, d: usize) {
+    let row = g.0.wrapping_offset(r as isize * g.1);
+    for k in 0..d {
+        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_offset(k as isize * g.2).cast());
     }
 }
 
