@@ -23,8 +23,8 @@
 //! issue's scipy setting) at rtol 1e-6, 1e-7, 1e-8, measures every final loss against a tight
 //! reference run and the reference's own sensitivity to W0, and with `--scipy` (numpy and
 //! scipy from pip) times bench/scipy_reference.py (solve_ivp RK45, rtol 1e-6, atol 1e-9, numpy
-//! right-hand side; the faster of numpy's OpenBLAS on all cores and on one) on the same data and initialization in the same run and prints the
-//! speed-up at equal or better accuracy; then the scaling with m = 1000, 10000, 100000 at
+//! right-hand side; the faster of numpy's OpenBLAS on all cores and on one) on the same data
+//! and initialization in the same run and prints the speed-up at equal or better accuracy; then the scaling with m = 1000, 10000, 100000 at
 //! T = --t-scaling (default 10). `steps` shows accuracy and cost against the largest step.
 //! `runs --jax` (jax and diffrax from pip) times bench/jax_reference.py (diffrax Dopri5 + PID
 //! controller, float64, jit; its compile time apart, its steady solve against ntkdyn's weight
@@ -87,16 +87,15 @@ fn time<F: FnMut()>(mut f: F) -> f64 {
 /// numpy's GEMM rates (bench/numpy_gemm.py): the square peak and, per m, the two GEMMs of a
 /// right-hand side, each the best of numpy as installed and, where the CPU runs AVX-512F, of
 /// OpenBLAS's AVX-512 kernels forced (`OPENBLAS_CORETYPE=SkylakeX`: on a Zen 5 OpenBLAS 0.3.31
-/// picks its AVX2 Haswell kernels, 100 against 165 GFLOP/s square); None without python3 and
-/// numpy.
+/// picks its AVX2 Haswell kernels, 96-103 against 161-170 GFLOP/s square); None without
+/// python3 and numpy.
 fn numpy_rates(n: usize, d: usize, ms: &[usize]) -> Option<(f64, Vec<f64>)> {
     let mut cores = vec![None];
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         cores.push(Some("SkylakeX"));
     }
-    let mut best: Option<(f64, Vec<f64>)> = None;
-    for core in cores {
+    let rates = |core: Option<&str>| -> Option<(f64, Vec<f64>)> {
         let mut python = Command::new("python3");
         python
             .arg("bench/numpy_gemm.py")
@@ -110,16 +109,18 @@ fn numpy_rates(n: usize, d: usize, ms: &[usize]) -> Option<(f64, Vec<f64>)> {
             .iter()
             .map(|m| v["rhs_gemms"][m.to_string()].as_f64())
             .collect::<Option<Vec<f64>>>()?;
-        let square = v["square"].as_f64()?;
-        best = Some(match best {
-            None => (square, per_m),
-            Some((s, r)) => (
+        Some((v["square"].as_f64()?, per_m))
+    };
+    // A core type that fails (an OpenBLAS without it) leaves the others' rates.
+    cores
+        .into_iter()
+        .filter_map(rates)
+        .reduce(|(s, r), (square, per_m)| {
+            (
                 s.max(square),
                 r.iter().zip(&per_m).map(|(a, b)| a.max(*b)).collect(),
-            ),
-        });
-    }
-    best
+            )
+        })
 }
 
 fn rhs_table(args: &[String]) {

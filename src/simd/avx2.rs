@@ -647,18 +647,19 @@ unsafe fn transpose_rows<const R: usize, const NIBBLES: bool, const WIDE: bool>(
 }
 
 /// Pass 2 for the eight neurons r0 .. r0 + 8 along the lanes of 512-bit vectors, from the
-/// ReLU's nibble signs ([`Signs::Nibbles`](super::Signs::Nibbles)): first their signs at each sample as one byte into the scratch `p` (eight samples at a time, an 8 x 8
-/// bit-matrix transpose of the neurons' rows), then G's columns from up to 24 accumulators
+/// ReLU's nibble signs ([`Signs::Nibbles`](super::Signs::Nibbles)): first their signs at each
+/// sample as one byte into the scratch `p` (eight samples at a time, an 8 x 8 bit-matrix
+/// transpose of the neurons' rows), then G's columns from up to 24 accumulators
 /// ([`lanes_columns`]: per sample, P's column p_i = a ds_i on the lanes its byte sets, then
 /// one broadcast x_ik and one FMA per column).
 ///
 /// Against [`fill_p_512`] and [`columns_512`]: no FMA works on padding (d = 20 columns are 20
 /// vectors, where 3 x 8 lanes leave a sixth idle), P is never stored (one masked product per
 /// sample, no sign converted to a double), and a column-major G takes each column's eight
-/// rows in one store. Same bits: where S_ri = 1,
-/// P_ri is a_r ds_i either way ((a_r 1) ds_i); where S_ri = 0 the lane holds +0 where
-/// fill_p_512 has a_r 0 ds_i = ±0, and an FMA chain started at +0 never holds -0 (a rounded
-/// sum is -0 only when both terms are), so adding either zero leaves it as it was.
+/// rows in one store. Same bits: where S_ri = 1, P_ri is a_r ds_i either way ((a_r 1) ds_i);
+/// where S_ri = 0 the lane holds +0 where fill_p_512 has a_r 0 ds_i = ±0, and an FMA chain
+/// started at +0 never holds -0 (a rounded sum is -0 only when both terms are), so adding
+/// either zero leaves it as it was.
 ///
 /// # Safety
 /// As [`transpose_all`] with AVX-512F and nibble signs, r0 + 8 within its `len`, and G
