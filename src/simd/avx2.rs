@@ -1240,6 +1240,89 @@ unsafe fn scaled_min_abs_avx2(z: &[f64], scale: &[f64]) -> (f64, bool) {
     (m, any_nan)
 }
 
+/// column_i = column_i + alpha (+0 + bd_0i bj_0 + bd_1i bj_1 + ...) where row_i != 0 (a
+/// select: the others keep their bits, a -0 included), `sum` as scratch: a slide's rank-k
+/// update of one column of H (`crate::dynamics::output_space`), a product and a sum per
+/// term in nalgebra's `dot` order.
+pub(crate) fn small_column(
+    _cpu: Avx2Fma,
+    (bd, bj): (&[f64], &[f64]),
+    alpha: f64,
+    row: &[f64],
+    sum: &mut [f64],
+    column: &mut [f64],
+) {
+    let n = column.len();
+    assert!(
+        bd.len() == bj.len() * n && row.len() == n && sum.len() == n,
+        "lengths differ"
+    );
+    // SAFETY: the token proves AVX2 and FMA; the loops only index the slices, whose lengths
+    // agree (checked above).
+    unsafe { small_column_avx2((bd, bj), alpha, row, sum, column) }
+}
+
+/// # Safety
+/// AVX2 and FMA must be present.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn small_column_avx2(
+    (bd, bj): (&[f64], &[f64]),
+    alpha: f64,
+    row: &[f64],
+    sum: &mut [f64],
+    column: &mut [f64],
+) {
+    // Plain loops: the target features let them vectorize (no FMA: Rust does not contract).
+    let n = column.len();
+    sum.fill(0.0);
+    for (t, &b) in bj.iter().enumerate() {
+        for (s, v) in sum.iter_mut().zip(&bd[t * n..(t + 1) * n]) {
+            *s += v * b;
+        }
+    }
+    for ((h, s), r) in column.iter_mut().zip(sum.iter()).zip(row) {
+        let add = *h + alpha * s;
+        *h = if *r != 0.0 { add } else { *h };
+    }
+}
+
+/// (sum_j row_j delta_j g_j, sum_j |row_j delta_j g_j|) in any order (lanes): a slide's
+/// Filippov sum with the size that bounds its rounding (`crate::dynamics::output_space`).
+pub(crate) fn weighted_sum(_cpu: Avx2Fma, row: &[f64], delta: &[f64], g: &[f64]) -> (f64, f64) {
+    assert!(
+        delta.len() == row.len() && g.len() == row.len(),
+        "lengths differ"
+    );
+    // SAFETY: the token proves AVX2 and FMA; the loops only index the three slices, whose
+    // lengths agree (checked above).
+    unsafe { weighted_sum_avx2(row, delta, g) }
+}
+
+/// # Safety
+/// AVX2 and FMA must be present.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weighted_sum_avx2(row: &[f64], delta: &[f64], g: &[f64]) -> (f64, f64) {
+    let (mut sum, mut size) = ([0.0f64; 8], [0.0f64; 8]);
+    let blocks = row.len() / 8 * 8;
+    for ((r, d), g) in row[..blocks]
+        .chunks_exact(8)
+        .zip(delta[..blocks].chunks_exact(8))
+        .zip(g[..blocks].chunks_exact(8))
+    {
+        for t in 0..8 {
+            let term = r[t] * d[t] * g[t];
+            sum[t] += term;
+            size[t] += term.abs();
+        }
+    }
+    for j in blocks..row.len() {
+        let term = row[j] * delta[j] * g[j];
+        sum[0] += term;
+        size[0] += term.abs();
+    }
+    (sum.iter().sum(), size.iter().sum())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
