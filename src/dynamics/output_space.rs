@@ -202,6 +202,38 @@ impl Held {
     }
 }
 
+/// A neuron's row S_r. as `Slide::surely` reads it: its values, or the 0/1 mask itself
+/// (no fractional entry), which spares expanding it.
+#[derive(Clone, Copy)]
+enum Row<'a> {
+    Values(&'a [f64]),
+    Mask(&'a [u8]),
+}
+
+impl Row<'_> {
+    fn len(self) -> usize {
+        match self {
+            Row::Values(v) => v.len(),
+            Row::Mask(v) => v.len(),
+        }
+    }
+
+    fn get(self, j: usize) -> f64 {
+        match self {
+            Row::Values(v) => v[j],
+            Row::Mask(v) => f64::from(v[j]),
+        }
+    }
+
+    /// (sum_j S_rj delta_j g_j, sum_j |S_rj delta_j g_j|) in any order.
+    fn weighted_sum(self, delta: &[f64], g: &[f64]) -> (f64, f64) {
+        match self {
+            Row::Values(v) => crate::simd::weighted_sum(v, delta, g),
+            Row::Mask(v) => crate::simd::weighted_sum(v, delta, g),
+        }
+    }
+}
+
 /// One neuron sliding along the surfaces w_r . x_i = 0, i in I (gradient flow, Filippov).
 ///
 /// On the surfaces u does not see S_ri (z_ri = 0), and Filippov's weights theta_i in [0, 1]
@@ -274,7 +306,7 @@ impl Slide {
     /// all in [0, 1] and every surface attracting), decided by `surely` where it can, as
     /// `weights` decides it.
     fn holds(&self, xx: &DMatrix<f64>, a_r: f64, row: &[f64], delta: &DVector<f64>) -> bool {
-        self.surely(xx, a_r, row, delta)
+        self.surely(xx, a_r, Row::Values(row), delta)
             .unwrap_or_else(|| self.weights(xx, a_r, row, delta).0)
     }
 
@@ -334,7 +366,7 @@ impl Slide {
         &self,
         xx: &DMatrix<f64>,
         a_r: f64,
-        row: &[f64],
+        row: Row<'_>,
         delta: &DVector<f64>,
     ) -> Option<bool> {
         // Not `<= 0`: a NaN does not attract either, as in `weights`.
@@ -348,10 +380,10 @@ impl Slide {
         let mut e = DVector::zeros(k);
         for (a, &i) in self.set.iter().enumerate() {
             let g = &xx.as_slice()[i * n..(i + 1) * n];
-            let (mut sum, mut size) = crate::simd::weighted_sum(row, delta.as_slice(), g);
+            let (mut sum, mut size) = row.weighted_sum(delta.as_slice(), g);
             // `weights` leaves the surfaces' own entries out (held at S = 0: mostly +-0).
             for &j in &self.set {
-                let own = row[j] * delta[j] * g[j];
+                let own = row.get(j) * delta[j] * g[j];
                 sum -= own;
                 size += 2.0 * own.abs();
             }
@@ -414,14 +446,6 @@ fn reslide(
 
 /// `reslide` for the share c of a step: H += (c/m) ((B_old D)^T (B_old D) - (B_new D)^T
 /// (B_new D)) (c < 0 takes such a share back).
-///
-/// Only the active columns (S_rj != 0) are touched: the others would add (+-)0. Each entry
-/// gets alpha (BD)_.i . (BD)_.j with nalgebra's `gemm_tr` rounding (`dot`), so H keeps its
-/// bits; at n = 1000 the full n x n `gemm_tr` was 14% of a gradient-flow run. A slide of
-/// fewer than 8 surfaces (nearly all: 1.2 on average at n = 1000) has no 8-block in `dot`,
-/// whose sum is then +0 + p_0 + p_1 + ... in order, so a column j is taken whole in lanes
-/// over i (`crate::simd::small_column`), the inactive i selected out. Entry by entry over the active
-/// pairs, this was 21% of a gradient-flow run at n = 1000 to T = 10 (perf, 2026-12-02).
 fn reslide_by(
     h: &mut DMatrix<f64>,
     model: &Model,
@@ -429,46 +453,94 @@ fn reslide_by(
     (old, new): (Option<&Slide>, Option<&Slide>),
     c: f64,
 ) {
+    reslide_all(h, model, &[(row, old, new, c)]);
+}
+
+/// One neuron's change of slide for `reslide_all`: its row S_r., the old and new slides
+/// and the share c.
+type Move<'a> = (&'a [f64], Option<&'a Slide>, Option<&'a Slide>, f64);
+
+/// `reslide_by` for each of `moves` in turn.
+///
+/// Only the active entries (S_rj != 0) are touched: the others would add (+-)0. Each entry
+/// gets alpha (BD)_.i . (BD)_.j with nalgebra's `gemm_tr` rounding (`dot`), so H keeps its
+/// bits; at n = 1000 the full n x n `gemm_tr` was 14% of a gradient-flow run. A slide of
+/// fewer than 8 surfaces (nearly all: 1.2 on average at n = 1000) has no 8-block in `dot`,
+/// whose sum is then +0 + p_0 + p_1 + ... in order, so a column j is taken whole in lanes
+/// over i (`crate::simd::small_column`), the inactive i selected out, and every move's
+/// update of it while it is in cache: each entry gets the moves' terms in their order, as
+/// one move after the other gives them. Entry by entry over the active pairs and move by
+/// move, this was 21% of a gradient-flow run at n = 1000 to T = 10 (perf, 2026-12-02).
+fn reslide_all(h: &mut DMatrix<f64>, model: &Model, moves: &[Move<'_>]) {
     let xx = model.input_gram();
+    let n = h.nrows();
+    let m = model.m() as f64;
+    if moves
+        .iter()
+        .flat_map(|mv| sides(mv, m))
+        .any(|(_, s, _)| s.set.len() >= 8)
+    {
+        for (row, slide, alpha) in moves.iter().flat_map(|mv| sides(mv, m)) {
+            large_slide(h, xx, row, slide, alpha);
+        }
+        return;
+    }
+    // (B D) by rows, n entries each: lanes over i.
+    let parts: Vec<(&[f64], Vec<f64>, f64)> = moves
+        .iter()
+        .flat_map(|mv| sides(mv, m))
+        .map(|(row, slide, alpha)| {
+            let b = slide.b(xx);
+            let bd = (0..b.nrows())
+                .flat_map(|t| (0..n).map(move |i| b[(t, i)] * row[i]))
+                .collect();
+            (row, bd, alpha)
+        })
+        .collect();
+    let mut bj = [0.0; 8];
+    for (j, column) in h.as_mut_slice().chunks_exact_mut(n).enumerate() {
+        for (row, bd, alpha) in &parts {
+            if row[j] == 0.0 {
+                continue;
+            }
+            let k = bd.len() / n;
+            (0..k).for_each(|t| bj[t] = bd[t * n + j]);
+            crate::simd::small_column((bd, &bj[..k]), *alpha, row, column);
+        }
+    }
+}
+
+/// A move's (row, slide, alpha) for its old slide (alpha = c/m) and its new one (-c/m).
+fn sides<'a>(
+    &(row, old, new, c): &Move<'a>,
+    m: f64,
+) -> impl Iterator<Item = (&'a [f64], &'a Slide, f64)> {
+    [(old, c / m), (new, -c / m)]
+        .into_iter()
+        .filter_map(move |(slide, alpha)| Some((row, slide?, alpha)))
+}
+
+/// H += alpha (B D)^T (B D) over the active pairs, entry by entry with `dot`: a slide of 8
+/// or more surfaces.
+fn large_slide(h: &mut DMatrix<f64>, xx: &DMatrix<f64>, row: &[f64], slide: &Slide, alpha: f64) {
     let n = row.len();
     let active: Vec<usize> = (0..n).filter(|&j| row[j] != 0.0).collect();
-    let m = model.m() as f64;
-    for (slide, alpha) in [(old, c / m), (new, -c / m)] {
-        let Some(slide) = slide else { continue };
-        let b = slide.b(xx);
-        let k = b.nrows();
-        if k < 8 {
-            // (B D) by rows, n entries each: lanes over i.
-            let mut bd = vec![0.0; k * n];
-            for (t, out) in bd.chunks_exact_mut(n).enumerate() {
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = b[(t, i)] * row[i];
-                }
-            }
-            let mut sum = vec![0.0; n];
-            let mut bj = [0.0; 8];
-            for &j in &active {
-                (0..k).for_each(|t| bj[t] = bd[t * n + j]);
-                let column = &mut h.as_mut_slice()[j * n..(j + 1) * n];
-                crate::simd::small_column((&bd, &bj[..k]), alpha, row, &mut sum, column);
-            }
-            continue;
-        }
-        // (B D)_.j for the active j, k entries each.
-        let bd: Vec<f64> = active
-            .iter()
-            .flat_map(|&j| {
-                b.as_slice()[j * k..(j + 1) * k]
-                    .iter()
-                    .map(move |v| v * row[j])
-            })
-            .collect();
-        for (q, &j) in active.iter().enumerate() {
-            let bj = &bd[q * k..(q + 1) * k];
-            let column = &mut h.as_mut_slice()[j * n..(j + 1) * n];
-            for (p, &i) in active.iter().enumerate() {
-                column[i] += alpha * dot(&bd[p * k..(p + 1) * k], bj);
-            }
+    let b = slide.b(xx);
+    let k = b.nrows();
+    // (B D)_.j for the active j, k entries each.
+    let bd: Vec<f64> = active
+        .iter()
+        .flat_map(|&j| {
+            b.as_slice()[j * k..(j + 1) * k]
+                .iter()
+                .map(move |v| v * row[j])
+        })
+        .collect();
+    for (q, &j) in active.iter().enumerate() {
+        let bj = &bd[q * k..(q + 1) * k];
+        let column = &mut h.as_mut_slice()[j * n..(j + 1) * n];
+        for (p, &i) in active.iter().enumerate() {
+            column[i] += alpha * dot(&bd[p * k..(p + 1) * k], bj);
         }
     }
 }
@@ -1088,8 +1160,13 @@ fn leave_slides(model: &Model, held: &mut Held, w: &DMatrixView<f64>, row: &mut 
     let xx = model.input_gram();
     let neurons: Vec<usize> = held.slides.keys().copied().collect();
     for r in neurons {
-        held.pattern.row_into(r, row);
         let a_r = model.a()[r];
+        let slide = &held.slides[&r];
+        let mask = held.pattern.mask_row(r).map(Row::Mask);
+        if mask.and_then(|m| slide.surely(xx, a_r, m, &held.delta)) == Some(true) {
+            continue;
+        }
+        held.pattern.row_into(r, row);
         if held.slides[&r].holds(xx, a_r, row, &held.delta) {
             continue;
         }
@@ -1921,11 +1998,15 @@ impl OutputSpace<'_> {
         );
         // A broken slide's neuron holds its new slide for the rest of the step: H follows
         // for that share (taken back in `accept_sliding` before the new pattern).
-        for b in &self.breaks {
-            held.pattern.row_into(b.r, &mut buf.row);
-            let pair = (Some(&b.old), b.new.as_ref());
-            reslide_by(&mut held.h, model, &buf.row, pair, 1.0 - b.share);
-        }
+        let rows = self
+            .breaks
+            .iter()
+            .map(|b| held.pattern.row(b.r))
+            .collect::<Vec<_>>();
+        let moves: Vec<Move<'_>> = (self.breaks.iter().zip(&rows))
+            .map(|(b, row)| (&row[..], Some(&b.old), b.new.as_ref(), 1.0 - b.share))
+            .collect();
+        reslide_all(&mut held.h, model, &moves);
         buf.changed.len() as u64
     }
 }
@@ -1960,11 +2041,15 @@ impl OutputSpace<'_> {
             self.spare = self.backup.take();
             // The retake's share of the broken slides' new H, taken back: the pattern
             // changes below are measured against H as it was before the retake.
-            for b in &self.breaks {
-                held.pattern.row_into(b.r, &mut buf.row);
-                let pair = (Some(&b.old), b.new.as_ref());
-                reslide_by(&mut held.h, model, &buf.row, pair, b.share - 1.0);
-            }
+            let rows = self
+                .breaks
+                .iter()
+                .map(|b| held.pattern.row(b.r))
+                .collect::<Vec<_>>();
+            let moves: Vec<Move<'_>> = (self.breaks.iter().zip(&rows))
+                .map(|(b, row)| (&row[..], Some(&b.old), b.new.as_ref(), b.share - 1.0))
+                .collect();
+            reslide_all(&mut held.h, model, &moves);
             held.pattern
                 .changes(model, &w1, &mut buf.signs, &mut buf.changed, &mut buf.ws);
             let on = |slides: &BTreeMap<usize, Slide>, r: usize, i: usize| {
@@ -2018,22 +2103,28 @@ impl OutputSpace<'_> {
             }
             held.pattern.adopt(&mut buf.signs);
             let joined = !self.entering.is_empty();
+            // The joins, then the breaks, each from the slide it replaces: H follows them all
+            // at once (`reslide_all`, in this order).
+            let mut changes = Vec::new();
             for (r, new) in std::mem::take(&mut self.entering) {
-                held.pattern.row_into(r, &mut buf.row);
                 let old = held.slides.remove(&r);
-                reslide(&mut held.h, model, &buf.row, old.as_ref(), Some(&new));
+                changes.push((held.pattern.row(r), old, Some(new.clone())));
                 held.slides.insert(r, new);
             }
             self.entering_entries.clear();
             let broke = !self.breaks.is_empty();
             for b in std::mem::take(&mut self.breaks) {
-                held.pattern.row_into(b.r, &mut buf.row);
                 let old = held.slides.remove(&b.r);
-                reslide(&mut held.h, model, &buf.row, old.as_ref(), b.new.as_ref());
+                changes.push((held.pattern.row(b.r), old, b.new.clone()));
                 if let Some(new) = b.new {
                     held.slides.insert(b.r, new);
                 }
             }
+            let moves: Vec<Move<'_>> = changes
+                .iter()
+                .map(|(row, old, new)| (&row[..], old.as_ref(), new.as_ref(), 1.0))
+                .collect();
+            reslide_all(&mut held.h, model, &moves);
             for (r, i, on) in std::mem::take(&mut self.releases) {
                 if on {
                     release(model, held, &w1, (r, i), &mut buf.row);
@@ -2613,7 +2704,7 @@ mod tests {
 
     /// `Slide::surely` decides as `Slide::weights` wherever it decides: random slides of 1 to
     /// 4 surfaces, rows with inactive and fractional entries (and a nonzero entry on a
-    /// surface, which `weights` leaves out), and Delta set so that a weight sits at 1 or a
+    /// surface, which `weights` leaves out), and their rounded 0/1 masks read as masks, and Delta set so that a weight sits at 1 or a
     /// few ulps to either side, where only the exact sum can tell; away from that edge it
     /// decides nearly always.
     #[test]
@@ -2679,8 +2770,20 @@ mod tests {
                     placed = true;
                 }
             }
+            // The 0/1 mask of the row rounded reads as its values do.
+            let mask: Vec<u8> = row.iter().map(|&v| u8::from(v >= 0.5)).collect();
+            let values: Vec<f64> = mask.iter().map(|&b| f64::from(b)).collect();
+            let sure = slide.surely(xx, a_r, Row::Mask(&mask), &delta);
+            assert_eq!(sure, slide.surely(xx, a_r, Row::Values(&values), &delta));
+            if let Some(sure) = sure {
+                assert_eq!(
+                    sure,
+                    slide.weights(xx, a_r, &values, &delta).0,
+                    "case {case}"
+                );
+            }
             let exact = slide.weights(xx, a_r, &row, &delta).0;
-            match slide.surely(xx, a_r, &row, &delta) {
+            match slide.surely(xx, a_r, Row::Values(&row), &delta) {
                 Some(sure) => {
                     assert_eq!(sure, exact, "case {case}: k = {k}, set {set:?}");
                     decided += 1;

@@ -1241,25 +1241,29 @@ unsafe fn scaled_min_abs_avx2(z: &[f64], scale: &[f64]) -> (f64, bool) {
 }
 
 /// column_i = column_i + alpha (+0 + bd_0i bj_0 + bd_1i bj_1 + ...) where row_i != 0 (a
-/// select: the others keep their bits, a -0 included), `sum` as scratch: a slide's rank-k
-/// update of one column of H (`crate::dynamics::output_space`), a product and a sum per
-/// term in nalgebra's `dot` order.
+/// select: the others keep their bits, a -0 included), for 1 <= k = `bj.len()` < 8: a
+/// slide's rank-k update of one column of H (`crate::dynamics::output_space`), a product
+/// and a sum per term in nalgebra's `dot` order; 512-bit where the token says so.
 pub(crate) fn small_column(
-    _cpu: Avx2Fma,
+    cpu: Avx2Fma,
     (bd, bj): (&[f64], &[f64]),
     alpha: f64,
     row: &[f64],
-    sum: &mut [f64],
     column: &mut [f64],
 ) {
     let n = column.len();
     assert!(
-        bd.len() == bj.len() * n && row.len() == n && sum.len() == n,
+        (1..8).contains(&bj.len()) && bd.len() == bj.len() * n && row.len() == n,
         "lengths differ"
     );
-    // SAFETY: the token proves AVX2 and FMA; the loops only index the slices, whose lengths
-    // agree (checked above).
-    unsafe { small_column_avx2((bd, bj), alpha, row, sum, column) }
+    if cpu.avx512() {
+        // SAFETY: the token proves AVX-512F, AVX2 and FMA; the loops only index the slices,
+        // whose lengths agree (checked above).
+        unsafe { small_column_avx512((bd, bj), alpha, row, column) }
+    } else {
+        // SAFETY: the token proves AVX2 and FMA; as above.
+        unsafe { small_column_avx2((bd, bj), alpha, row, column) }
+    }
 }
 
 /// # Safety
@@ -1269,39 +1273,108 @@ unsafe fn small_column_avx2(
     (bd, bj): (&[f64], &[f64]),
     alpha: f64,
     row: &[f64],
-    sum: &mut [f64],
     column: &mut [f64],
 ) {
-    // Plain loops: the target features let them vectorize (no FMA: Rust does not contract).
-    let n = column.len();
-    sum.fill(0.0);
-    for (t, &b) in bj.iter().enumerate() {
-        for (s, v) in sum.iter_mut().zip(&bd[t * n..(t + 1) * n]) {
-            *s += v * b;
-        }
+    small_column_k((bd, bj), alpha, row, column);
+}
+
+/// # Safety
+/// AVX-512F, AVX2 and FMA must be present.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn small_column_avx512(
+    (bd, bj): (&[f64], &[f64]),
+    alpha: f64,
+    row: &[f64],
+    column: &mut [f64],
+) {
+    small_column_k((bd, bj), alpha, row, column);
+}
+
+/// `small_column`'s loop for each k, inlined into the target-feature functions above.
+#[inline(always)]
+fn small_column_k((bd, bj): (&[f64], &[f64]), alpha: f64, row: &[f64], column: &mut [f64]) {
+    match bj.len() {
+        1 => small_column_of::<1>(bd, bj, alpha, row, column),
+        2 => small_column_of::<2>(bd, bj, alpha, row, column),
+        3 => small_column_of::<3>(bd, bj, alpha, row, column),
+        4 => small_column_of::<4>(bd, bj, alpha, row, column),
+        5 => small_column_of::<5>(bd, bj, alpha, row, column),
+        6 => small_column_of::<6>(bd, bj, alpha, row, column),
+        _ => small_column_of::<7>(bd, bj, alpha, row, column),
     }
-    for ((h, s), r) in column.iter_mut().zip(sum.iter()).zip(row) {
-        let add = *h + alpha * s;
+}
+
+/// One pass over the column for K terms: plain loops, which the target features let
+/// vectorize (no FMA: Rust does not contract).
+#[inline(always)]
+fn small_column_of<const K: usize>(
+    bd: &[f64],
+    bj: &[f64],
+    alpha: f64,
+    row: &[f64],
+    column: &mut [f64],
+) {
+    let n = column.len();
+    let bj: [f64; K] = std::array::from_fn(|t| bj[t]);
+    let bd: [&[f64]; K] = std::array::from_fn(|t| &bd[t * n..(t + 1) * n]);
+    for (i, (h, r)) in column.iter_mut().zip(row).enumerate() {
+        let mut sum = 0.0;
+        for t in 0..K {
+            sum += bd[t][i] * bj[t];
+        }
+        let add = *h + alpha * sum;
         *h = if *r != 0.0 { add } else { *h };
     }
 }
 
-/// (sum_j row_j delta_j g_j, sum_j |row_j delta_j g_j|) in any order (lanes): a slide's
-/// Filippov sum with the size that bounds its rounding (`crate::dynamics::output_space`).
-pub(crate) fn weighted_sum(_cpu: Avx2Fma, row: &[f64], delta: &[f64], g: &[f64]) -> (f64, f64) {
+/// (sum_j row_j delta_j g_j, sum_j |row_j delta_j g_j|) in any order (lanes), `row` as
+/// values or as the 0/1 mask: a slide's Filippov sum with the size that bounds its rounding
+/// (`crate::dynamics::output_space`); 512-bit where the token says so.
+pub(crate) fn weighted_sum<T: Into<f64> + Copy>(
+    cpu: Avx2Fma,
+    row: &[T],
+    delta: &[f64],
+    g: &[f64],
+) -> (f64, f64) {
     assert!(
         delta.len() == row.len() && g.len() == row.len(),
         "lengths differ"
     );
-    // SAFETY: the token proves AVX2 and FMA; the loops only index the three slices, whose
-    // lengths agree (checked above).
-    unsafe { weighted_sum_avx2(row, delta, g) }
+    if cpu.avx512() {
+        // SAFETY: the token proves AVX-512F, AVX2 and FMA; the loops only index the three
+        // slices, whose lengths agree (checked above).
+        unsafe { weighted_sum_avx512(row, delta, g) }
+    } else {
+        // SAFETY: the token proves AVX2 and FMA; as above.
+        unsafe { weighted_sum_avx2(row, delta, g) }
+    }
 }
 
 /// # Safety
 /// AVX2 and FMA must be present.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn weighted_sum_avx2(row: &[f64], delta: &[f64], g: &[f64]) -> (f64, f64) {
+unsafe fn weighted_sum_avx2<T: Into<f64> + Copy>(
+    row: &[T],
+    delta: &[f64],
+    g: &[f64],
+) -> (f64, f64) {
+    weighted_sum_lanes(row, delta, g)
+}
+
+/// # Safety
+/// AVX-512F, AVX2 and FMA must be present.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn weighted_sum_avx512<T: Into<f64> + Copy>(
+    row: &[T],
+    delta: &[f64],
+    g: &[f64],
+) -> (f64, f64) {
+    weighted_sum_lanes(row, delta, g)
+}
+
+/// `weighted_sum`'s loop in 8 lanes, inlined into the target-feature functions above.
+#[inline(always)]
+fn weighted_sum_lanes<T: Into<f64> + Copy>(row: &[T], delta: &[f64], g: &[f64]) -> (f64, f64) {
     let (mut sum, mut size) = ([0.0f64; 8], [0.0f64; 8]);
     let blocks = row.len() / 8 * 8;
     for ((r, d), g) in row[..blocks]
@@ -1310,13 +1383,13 @@ unsafe fn weighted_sum_avx2(row: &[f64], delta: &[f64], g: &[f64]) -> (f64, f64)
         .zip(g[..blocks].chunks_exact(8))
     {
         for t in 0..8 {
-            let term = r[t] * d[t] * g[t];
+            let term = r[t].into() * d[t] * g[t];
             sum[t] += term;
             size[t] += term.abs();
         }
     }
     for j in blocks..row.len() {
-        let term = row[j] * delta[j] * g[j];
+        let term = row[j].into() * delta[j] * g[j];
         sum[0] += term;
         size[0] += term.abs();
     }
@@ -1348,6 +1421,58 @@ mod tests {
                         (t >> (8 * s + j)) & 1,
                         (x >> (8 * j + s)) & 1,
                         "{x:#x}: ({j}, {s})"
+                    );
+                }
+            }
+        }
+    }
+
+    /// `small_column` in 256 and 512 bits against its definition, bit for bit, for k = 1 to
+    /// 7 and lengths with every tail (n = 1 to 19, 40): active, inactive (H_ij = -0 kept)
+    /// and fractional rows; and `weighted_sum` of a mask as of its values.
+    #[test]
+    fn small_columns_are_their_definition_at_both_widths() {
+        let Some(cpu) = Avx2Fma::detect() else {
+            return;
+        };
+        let mut v = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            v ^= v << 13;
+            v ^= v >> 7;
+            v ^= v << 17;
+            (v >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        for k in 1..8 {
+            for n in (1..20).chain([40]) {
+                let bd: Vec<f64> = (0..k * n).map(|_| next()).collect();
+                let bj: Vec<f64> = (0..k).map(|_| next()).collect();
+                let row: Vec<f64> = (0..n)
+                    .map(|i| [0.0, 1.0, 0.25 + next().abs()][i % 3])
+                    .collect();
+                let h: Vec<f64> = (0..n)
+                    .map(|i| if i % 4 == 0 { -0.0 } else { next() })
+                    .collect();
+                let alpha = next();
+                let mut want = h.clone();
+                for i in 0..n {
+                    if row[i] != 0.0 {
+                        let mut sum = 0.0;
+                        for t in 0..k {
+                            sum += bd[t * n + i] * bj[t];
+                        }
+                        want[i] += alpha * sum;
+                    }
+                }
+                for cpu in [cpu, cpu.without_avx512()] {
+                    let mut got = h.clone();
+                    small_column(cpu, (&bd, &bj), alpha, &row, &mut got);
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "k = {k}, n = {n}");
+                    let mask: Vec<u8> = (0..n).map(|i| u8::from(i % 3 == 1)).collect();
+                    let values: Vec<f64> = mask.iter().map(|&b| f64::from(b)).collect();
+                    assert_eq!(
+                        weighted_sum(cpu, &mask, &h, &bd[..n]),
+                        weighted_sum(cpu, &values, &h, &bd[..n])
                     );
                 }
             }

@@ -114,38 +114,35 @@ pub(crate) fn scaled_min_abs(cpu: Avx2Fma, z: &[f64], scale: &[f64]) -> (f64, bo
 
 /// column_i += alpha (+0 + bd_0i bj_0 + bd_1i bj_1 + ...) for the i with row_i != 0, the
 /// others untouched (their bits kept): `bd` holds k = `bj.len()` rows of n = `column.len()`,
-/// `sum` is scratch of n. The terms in nalgebra's `dot` order for k < 8 (no 8-block), a
-/// product and a sum each. One column of a slide's rank-k update of H
-/// (`crate::dynamics::output_space`).
+/// 1 <= k < 8. The terms in nalgebra's `dot` order for k < 8 (no 8-block), a product and a
+/// sum each. One column of a slide's rank-k update of H (`crate::dynamics::output_space`).
 pub(crate) fn small_column(
     (bd, bj): (&[f64], &[f64]),
     alpha: f64,
     row: &[f64],
-    sum: &mut [f64],
     column: &mut [f64],
 ) {
     #[cfg(target_arch = "x86_64")]
     if let Some(cpu) = Avx2Fma::detect() {
-        avx2::small_column(cpu, (bd, bj), alpha, row, sum, column);
+        avx2::small_column(cpu, (bd, bj), alpha, row, column);
         return;
     }
     let n = column.len();
-    sum.fill(0.0);
-    for (t, &b) in bj.iter().enumerate() {
-        for (s, v) in sum.iter_mut().zip(&bd[t * n..(t + 1) * n]) {
-            *s += v * b;
-        }
-    }
-    for ((h, s), r) in column.iter_mut().zip(sum.iter()).zip(row) {
+    for (i, (h, r)) in column.iter_mut().zip(row).enumerate() {
         if *r != 0.0 {
-            *h += alpha * s;
+            let mut sum = 0.0;
+            for (t, b) in bj.iter().enumerate() {
+                sum += bd[t * n + i] * b;
+            }
+            *h += alpha * sum;
         }
     }
 }
 
-/// (sum_j row_j delta_j g_j, sum_j |row_j delta_j g_j|), summed in any order: a slide's
-/// Filippov sum and the size that bounds its rounding (`crate::dynamics::output_space`).
-pub(crate) fn weighted_sum(row: &[f64], delta: &[f64], g: &[f64]) -> (f64, f64) {
+/// (sum_j row_j delta_j g_j, sum_j |row_j delta_j g_j|), summed in any order, `row` as
+/// values or as the 0/1 mask: a slide's Filippov sum and the size that bounds its rounding
+/// (`crate::dynamics::output_space`).
+pub(crate) fn weighted_sum<T: Into<f64> + Copy>(row: &[T], delta: &[f64], g: &[f64]) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
     if let Some(cpu) = Avx2Fma::detect() {
         return avx2::weighted_sum(cpu, row, delta, g);
@@ -153,7 +150,7 @@ pub(crate) fn weighted_sum(row: &[f64], delta: &[f64], g: &[f64]) -> (f64, f64) 
     row.iter()
         .zip(delta)
         .zip(g)
-        .map(|((r, d), g)| r * d * g)
+        .map(|((r, d), g)| (*r).into() * d * g)
         .fold((0.0, 0.0), |(s, a), t| (s + t, a + t.abs()))
 }
 

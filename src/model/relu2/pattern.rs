@@ -85,6 +85,20 @@ impl Pattern {
         })
     }
 
+    /// S_r. as the 0/1 mask's row, when no entry of it is fractional.
+    pub fn mask_row(&self, r: usize) -> Option<&[u8]> {
+        blend_in(&self.blend, r..r + 1)
+            .is_empty()
+            .then(|| &self.mask[r * self.n..(r + 1) * self.n])
+    }
+
+    /// S_r. (n values of neuron r).
+    pub fn row(&self, r: usize) -> Vec<f64> {
+        let mut out = vec![0.0; self.n];
+        self.row_into(r, &mut out);
+        out
+    }
+
     /// S_r. (n values of neuron r) into `out`.
     pub fn row_into(&self, r: usize, out: &mut [f64]) {
         let n = self.n;
