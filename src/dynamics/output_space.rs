@@ -311,9 +311,9 @@ impl Slide {
     }
 
     /// Filippov's weights theta_i (i in I) for the row S_r. and Delta: with c = theta o
-    /// Delta_I, X_I^T w_r' = 0 reads G_II c = -sum_{j not in I} S_rj Delta_j G_Ij. None when
-    /// some surface does not attract (a_r Delta_i <= 0) or some weight leaves [0, 1]; then
-    /// the weights say which side each entry leaves to.
+    /// Delta_I, X_I^T w_r' = 0 reads G_II c = -sum_{j not in I} S_rj Delta_j G_Ij. false
+    /// when some surface does not attract (a_r Delta_i <= 0) or some weight leaves [0, 1];
+    /// then the weights say which side each entry leaves to.
     fn weights(
         &self,
         xx: &DMatrix<f64>,
@@ -354,12 +354,12 @@ impl Slide {
     /// thm. 8.5); so the two solutions differ by at most
     ///
     /// ```text
-    /// |x_w - x| <= 2 (|G'^-1| e + 3 gamma_k |G'^-1| |L| |L^T| |x|)   (doubled for x_w, x and G'^-1 as computed)
+    /// |x_w - x| <= 2 (|G'^-1| e + 3 gamma_k |G'^-1| |L| |L^T| |x|)
     /// ```
     ///
-    /// and theta_a = x_a / Delta_(i_a), monotone in x_a, is bracketed at both ends of that
-    /// interval: all brackets in [0, 1] (a few ulps to spare at 1), or one outside it,
-    /// decide. In a gradient-flow run at n = 1000 `weights` was called 612,000 times to
+    /// (doubled for x_w, x and G'^-1 as computed), and theta_a = x_a / Delta_(i_a), monotone
+    /// in x_a, is bracketed at both ends of that interval: all brackets in [0, 1] (a few
+    /// ulps to spare at 1), or one outside it, decide. In a gradient-flow run at n = 1000 `weights` was called 612,000 times to
     /// T = 1, each an ordered sum over the active entries, 22% of the run to T = 10 (perf,
     /// 2026-12-02); every surface must attract first, which is exact here and there.
     fn surely(
@@ -508,6 +508,16 @@ fn reslide_all(h: &mut DMatrix<f64>, model: &Model, moves: &[Move<'_>]) {
             crate::simd::small_column((bd, &bj[..k]), *alpha, row, column);
         }
     }
+}
+
+/// H follows each of `breaks` (their neurons' rows as the pattern holds them now) from its
+/// old slide to its new one for the share `share(break)`, all at once (`reslide_all`).
+fn reslide_breaks(held: &mut Held, model: &Model, breaks: &[Break], share: impl Fn(&Break) -> f64) {
+    let rows: Vec<Vec<f64>> = breaks.iter().map(|b| held.pattern.row(b.r)).collect();
+    let moves: Vec<Move<'_>> = (breaks.iter().zip(&rows))
+        .map(|(b, row)| (&row[..], Some(&b.old), b.new.as_ref(), share(b)))
+        .collect();
+    reslide_all(&mut held.h, model, &moves);
 }
 
 /// A move's (row, slide, alpha) for its old slide (alpha = c/m) and its new one (-c/m).
@@ -1998,15 +2008,7 @@ impl OutputSpace<'_> {
         );
         // A broken slide's neuron holds its new slide for the rest of the step: H follows
         // for that share (taken back in `accept_sliding` before the new pattern).
-        let rows = self
-            .breaks
-            .iter()
-            .map(|b| held.pattern.row(b.r))
-            .collect::<Vec<_>>();
-        let moves: Vec<Move<'_>> = (self.breaks.iter().zip(&rows))
-            .map(|(b, row)| (&row[..], Some(&b.old), b.new.as_ref(), 1.0 - b.share))
-            .collect();
-        reslide_all(&mut held.h, model, &moves);
+        reslide_breaks(held, model, &self.breaks, |b| 1.0 - b.share);
         buf.changed.len() as u64
     }
 }
@@ -2041,15 +2043,7 @@ impl OutputSpace<'_> {
             self.spare = self.backup.take();
             // The retake's share of the broken slides' new H, taken back: the pattern
             // changes below are measured against H as it was before the retake.
-            let rows = self
-                .breaks
-                .iter()
-                .map(|b| held.pattern.row(b.r))
-                .collect::<Vec<_>>();
-            let moves: Vec<Move<'_>> = (self.breaks.iter().zip(&rows))
-                .map(|(b, row)| (&row[..], Some(&b.old), b.new.as_ref(), b.share - 1.0))
-                .collect();
-            reslide_all(&mut held.h, model, &moves);
+            reslide_breaks(held, model, &self.breaks, |b| b.share - 1.0);
             held.pattern
                 .changes(model, &w1, &mut buf.signs, &mut buf.changed, &mut buf.ws);
             let on = |slides: &BTreeMap<usize, Slide>, r: usize, i: usize| {
