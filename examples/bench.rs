@@ -24,8 +24,8 @@
 //! reference run and the reference's own sensitivity to W0, and with `--scipy` (numpy and
 //! scipy from pip) times bench/scipy_reference.py (solve_ivp RK45, rtol 1e-6, atol 1e-9, numpy
 //! right-hand side; the faster of numpy's OpenBLAS on all cores and on one) on the same data
-//! and initialization in the same run and prints the speed-up at equal or better accuracy; then the scaling with m = 1000, 10000, 100000 at
-//! T = --t-scaling (default 10). `steps` shows accuracy and cost against the largest step.
+//! and initialization in the same run and prints the speed-up at equal or better accuracy;
+//! then the scaling with m = 1000, 10000, 100000 at T = --t-scaling (default 10). `steps` shows accuracy and cost against the largest step.
 //! `runs --jax` (jax and diffrax from pip) times bench/jax_reference.py (diffrax Dopri5 + PID
 //! controller, float64, jit; its compile time apart, its steady solve against ntkdyn's weight
 //! space) in the same run, with `--samples K` output times for both (default 11) and gf to

@@ -433,19 +433,8 @@ impl Slide {
 }
 
 /// H follows neuron r's change of slide from `old` to `new` (either None: no slide) with its
-/// row S_r. = `row`: H += (1/m) ((B_old D)^T (B_old D) - (B_new D)^T (B_new D)).
-fn reslide(
-    h: &mut DMatrix<f64>,
-    model: &Model,
-    row: &[f64],
-    old: Option<&Slide>,
-    new: Option<&Slide>,
-) {
-    reslide_by(h, model, row, (old, new), 1.0);
-}
-
-/// `reslide` for the share c of a step: H += (c/m) ((B_old D)^T (B_old D) - (B_new D)^T
-/// (B_new D)) (c < 0 takes such a share back).
+/// row S_r. = `row`, for the share c of a step: H += (c/m) ((B_old D)^T (B_old D) -
+/// (B_new D)^T (B_new D)) (c = 1 the whole change; c < 0 takes such a share back).
 fn reslide_by(
     h: &mut DMatrix<f64>,
     model: &Model,
@@ -524,8 +513,9 @@ fn reslide_all(h: &mut DMatrix<f64>, model: &Model, moves: &[Move<'_>]) {
     }
 }
 
-/// Entries of H's updates (n^2 a move's side) from which `reslide_all` shares its columns
-/// between threads: about 60 us of work on one core at n = 500.
+/// Entries of work from which the slides' bookkeeping is shared between rayon's threads:
+/// H's updates in `reslide_all` (n^2 a move's side; about 60 us on one core at n = 500) and
+/// the slide checks of `leave_slides` (n a slide).
 const PARALLEL_ENTRIES: usize = 250_000;
 
 /// H follows each of `breaks` (their neurons' rows as the pattern holds them now) from its
@@ -1216,7 +1206,7 @@ fn leave_slides(model: &Model, held: &mut Held, w: &DMatrixView<f64>, row: &mut 
         }
         let old = held.slides.remove(&r).expect("a listed slide");
         let (new, leave) = exits(model, &old, a_r, row, &held.delta);
-        reslide(&mut held.h, model, row, Some(&old), new.as_ref());
+        reslide_by(&mut held.h, model, row, (Some(&old), new.as_ref()), 1.0);
         if let Some(slide) = new {
             held.slides.insert(r, slide);
         }
@@ -1665,8 +1655,7 @@ fn events(
             // The neuron's crossings after this one in the step (up to `limit`).
             let later = &order[k + taken + 1..k + count];
             let pieces = (broken && !joined && s < limit)
-                .then_some(())
-                .and_then(|()| {
+                .then(|| {
                     let old = current.as_ref().expect("a broken slide");
                     let (new, leave) = exits(model, old, a_r, row, &at);
                     // Later crossings of a neuron the break leaves free that cannot join
@@ -1676,7 +1665,8 @@ fn events(
                             a_r * (sj * delta1[j] + (1.0 - sj) * held.delta[j]) <= 0.0
                         });
                     (later.is_empty() || (plain && extra[1] > 0.0)).then_some((new, leave))
-                });
+                })
+                .flatten();
             if let Some((new, leave)) = pieces {
                 // The crossing breaks the slide, and the neuron's later crossings in the
                 // step (if any) are plain: its two pieces are summed (`Break`), with their
@@ -2733,9 +2723,9 @@ mod tests {
 
     /// `Slide::surely` decides as `Slide::weights` wherever it decides: random slides of 1 to
     /// 4 surfaces, rows with inactive and fractional entries (and a nonzero entry on a
-    /// surface, which `weights` leaves out), and their rounded 0/1 masks read as masks, and Delta set so that a weight sits at 1 or a
-    /// few ulps to either side, where only the exact sum can tell; away from that edge it
-    /// decides nearly always.
+    /// surface, which `weights` leaves out), and their rounded 0/1 masks read as masks; and
+    /// Delta set so that a weight sits at 1 or a few ulps to either side, where only the
+    /// exact sum can tell. Away from that edge it decides nearly always.
     #[test]
     fn sure_slides_decide_as_their_weights() {
         use rand::{RngExt, SeedableRng};
