@@ -332,12 +332,17 @@ pub(crate) struct PackedX {
     cols: Aligned,
     /// n x dp, row-major: x_ik at i dp + k (zero for k >= d).
     rows: Aligned,
+    /// n x dw, row-major with dw = d to a multiple of 8: every row on a 64-byte boundary, so
+    /// that a 512-bit load of a row never straddles two cache lines (the sparse pass 2 reads
+    /// rows at scattered samples, where half of dp = 20's rows split each load).
+    pub(crate) lines: Aligned,
+    pub(crate) dw: usize,
 }
 
 /// Doubles on a 64-byte boundary, so that the kernels' 32-byte loads of X never straddle two
 /// cache lines (malloc aligns to 16 bytes, where every other load of a column would).
 #[derive(Clone, Debug)]
-struct Aligned(Vec<Line>);
+pub(crate) struct Aligned(Vec<Line>);
 
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
@@ -352,7 +357,7 @@ impl Aligned {
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), 8 * self.0.len()) }
     }
     /// The first double, for the kernels' pointer walks (within `as_slice().len()`).
-    fn as_ptr(&self) -> *const f64 {
+    pub(crate) fn as_ptr(&self) -> *const f64 {
         self.0.as_ptr().cast()
     }
     fn as_mut_slice(&mut self) -> &mut [f64] {
@@ -366,12 +371,19 @@ impl PackedX {
     pub(crate) fn new(x: &nalgebra::DMatrix<f64>) -> PackedX {
         let (n, d) = x.shape();
         let (np, dp) = (n.next_multiple_of(4), d.next_multiple_of(4));
+        let dw = d.next_multiple_of(8);
         let (mut cols, mut rows) = (Aligned::zeros(np * d), Aligned::zeros(n * dp));
-        let (c, r) = (cols.as_mut_slice(), rows.as_mut_slice());
+        let mut lines = Aligned::zeros(n * dw);
+        let (c, r, l) = (
+            cols.as_mut_slice(),
+            rows.as_mut_slice(),
+            lines.as_mut_slice(),
+        );
         for k in 0..d {
             for i in 0..n {
                 c[k * np + i] = x[(i, k)];
                 r[i * dp + k] = x[(i, k)];
+                l[i * dw + k] = x[(i, k)];
             }
         }
         PackedX {
@@ -381,6 +393,8 @@ impl PackedX {
             dp,
             cols,
             rows,
+            lines,
+            dw,
         }
     }
 
@@ -568,6 +582,69 @@ mod tests {
             for r in 0..len {
                 for i in 0..n {
                     assert_eq!(z[r * np + i].to_bits(), packed.dot(&rows, r, i).to_bits());
+                }
+            }
+        }
+    }
+
+    /// A held pattern's pass 2 with 512-bit vectors goes over the active samples only
+    /// (`sparse_all`): its bits are the dense sum's, g_rk = sum over every i in order of
+    /// fma((a_r S_ri) ds_i, x_ik, .) from +0, for rows all off, all on and mixed, sample counts
+    /// across the 16-sample lists' tails (1, 13, 16, 17, 70), widths with every block of
+    /// columns (d = 3, 4, 12, 20, 27, 33) and signed zeros in ds and X. It fails if a left-out
+    /// term could change a sum, if a row's terms were reordered or a list lost an entry.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn sparse_pass_2_is_the_dense_sum() {
+        let Some(cpu) = Avx2Fma::detect().filter(|c| c.avx512()) else {
+            return;
+        };
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for (n, d) in [(1, 3), (13, 20), (16, 4), (17, 12), (70, 27), (40, 33)] {
+            let len = 9;
+            let mut x = DMatrix::from_fn(n, d, |_, _| (next() % 2001) as f64 / 1000.0 - 1.0);
+            x[(0, d - 1)] = -0.0;
+            let packed = PackedX::new(&x);
+            let np = packed.np;
+            let ds: Vec<f64> = (0..np)
+                .map(|i| match (i >= n, i % 7) {
+                    (true, _) => 0.0,
+                    (false, 3) => -0.0,
+                    _ => (next() % 1999) as f64 / 997.0 - 1.0,
+                })
+                .collect();
+            let a: Vec<f64> = (0..len).map(|r| [1.0, -1.0, 0.5][r % 3]).collect();
+            let bytes: Vec<u8> = (0..len * n)
+                .map(|k| match k / n {
+                    0 => 0,
+                    1 => 1,
+                    _ => u8::from(next() % 3 != 0),
+                })
+                .collect();
+            let mut g = DMatrix::from_element(len, d, f64::NAN);
+            let mut gv = g.as_view_mut();
+            let mut p = vec![0.0; avx2::transpose_scratch(np)];
+            let shared = SharedRows::new(&mut gv);
+            // SAFETY: the only view of these rows while it lives.
+            let rows = unsafe { shared.rows_mut(0, len) };
+            avx2::transpose(cpu, &packed, &ds, &a, Signs::Bytes(&bytes), rows, &mut p);
+            for r in 0..len {
+                for k in 0..d {
+                    let want = (0..n).fold(0.0f64, |acc, i| {
+                        let p = a[r] * f64::from(bytes[r * n + i]) * ds[i];
+                        p.mul_add(x[(i, k)], acc)
+                    });
+                    assert_eq!(
+                        g[(r, k)].to_bits(),
+                        want.to_bits(),
+                        "n {n} d {d} ({r}, {k})"
+                    );
                 }
             }
         }
