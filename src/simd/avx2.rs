@@ -173,9 +173,10 @@ pub(crate) fn transpose(
     }
 }
 
-/// Scratch values [`transpose`] needs for `np` padded samples: four rows of P.
+/// Scratch values [`transpose`] needs for `np` padded samples: four rows of P (or two lists of
+/// active samples, u32 each, with a vector's room past each).
 pub(crate) fn transpose_scratch(np: usize) -> usize {
-    4 * np
+    4 * np + 16
 }
 
 /// The four sign bytes (little-endian u32) of a 4-bit compare mask.
@@ -564,8 +565,8 @@ unsafe fn transpose_all<const NIBBLES: bool, const WIDE: bool>(
         // A held pattern's bytes: over the active samples only. (Eight rows along the lanes,
         // as the nibbles take them, cost more than the padding saved: bench rhs's step
         // column, two held passes and a sign pass, 0.072 -> 0.081 ms at m = 400.)
-        // SAFETY: AVX-512F (WIDE, caller's contract); a held pattern's len rows of n 0/1
-        // bytes, the other sizes as this function's contract.
+        // SAFETY: AVX-512F and POPCNT (WIDE: the token's avx512, caller's contract); a held
+        // pattern's len rows of n 0/1 bytes, the other sizes as this function's contract.
         return unsafe { sparse_all(x, ds, a, mask, len, g, p) };
     }
     let mut r = 0;
@@ -614,10 +615,10 @@ unsafe fn transpose_all<const NIBBLES: bool, const WIDE: bool>(
 /// four rows side by side, or the products a_r ds_i taken beforehand, were slower).
 ///
 /// # Safety
-/// AVX2, FMA and AVX-512F must be present; `g` must address len x d values no one else
-/// touches; `mask` holds len rows of n bytes, each 0 or 1; ds holds n values, a at least len,
+/// AVX2, FMA, AVX-512F and POPCNT must be present; `g` must address len x d values no one
+/// else touches; `mask` holds len rows of n bytes, each 0 or 1; ds holds n values, a at least len,
 /// p [`transpose_scratch`].
-#[target_feature(enable = "avx512f,avx2,fma")]
+#[target_feature(enable = "avx512f,avx2,fma,popcnt")]
 unsafe fn sparse_all(
     x: &PackedX,
     ds: &[f64],
@@ -632,24 +633,26 @@ unsafe fn sparse_all(
         ds.len() >= n && a.len() >= len && mask.len() >= len * n,
         "pass 2 inputs too short"
     );
-    // The rows' lists of active samples in the scratch (four rows of np doubles hold eight
-    // of np u32).
+    // The rows' lists of active samples in the scratch (4 np + 16 doubles hold two lists of
+    // n + 16 u32).
     // SAFETY: every bit pattern is a u32, and an f64's alignment is a u32's.
     let (_, lists, _) = unsafe { p.align_to_mut::<u32>() };
-    assert!(lists.len() >= ROWS * n, "pass 2 scratch too small");
+    let stride = n + 16;
+    assert!(lists.len() >= ROWS * stride, "pass 2 scratch too small");
     let mut r = 0;
     while r < len {
         let rows = (len - r).min(ROWS);
         let mut counts = [0; ROWS];
-        for (k, (list, count)) in lists.chunks_exact_mut(n).zip(&mut counts).enumerate() {
+        for (k, (list, count)) in lists.chunks_exact_mut(stride).zip(&mut counts).enumerate() {
             if k < rows {
-                // SAFETY: AVX-512F (caller); row r + k < len of n bytes, a list of n entries.
+                // SAFETY: AVX-512F and POPCNT (caller); row r + k < len of n bytes, a list of
+                // n + 16 entries.
                 *count = unsafe { active_samples(&mask[(r + k) * n..(r + k + 1) * n], list) };
             }
         }
-        let mut parts = lists.chunks_exact(n);
+        let mut parts = lists.chunks_exact(stride);
         let lists: [&[u32]; ROWS] = std::array::from_fn(|k| {
-            let list = parts.next().expect("ROWS lists of n entries");
+            let list = parts.next().expect("ROWS lists of n + 16 entries");
             &list[..counts[k]]
         });
         let mut c = 0;
@@ -677,22 +680,26 @@ const ROWS: usize = 2;
 
 /// The samples whose byte is nonzero, in increasing order, into `list`; their number. Without
 /// a branch per sample (a data-dependent branch per sample or per short run of samples cost
-/// more than the FMAs it fed).
+/// more than the FMAs it fed): 16 bytes compared at once, their indices compressed into one
+/// vector and stored whole (the entries past the count are scratch).
 ///
 /// # Safety
-/// AVX-512F must be present; `list` holds at least row.len() entries.
-#[target_feature(enable = "avx512f,avx2")]
+/// AVX-512F and POPCNT must be present; `list` holds at least row.len() + 16 entries.
+#[target_feature(enable = "avx512f,avx2,popcnt")]
 #[inline]
 unsafe fn active_samples(row: &[u8], list: &mut [u32]) -> usize {
     let n = row.len();
-    assert!(list.len() >= n, "list shorter than the row");
+    assert!(
+        list.len() >= n + 16,
+        "list shorter than the row and a vector"
+    );
     let (mut count, mut i0) = (0, 0);
     let step = _mm512_set1_epi32(16);
     let mut idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     while i0 < n {
         let valid = (n - i0).min(16);
         // SAFETY: bytes i0 .. i0 + valid <= n of the row (the rest zero); list entries
-        // count .. count + popcount <= i0 + valid <= n, the store masked to them.
+        // count .. count + 16 <= i0 + 16 <= n + 16.
         unsafe {
             let bytes = if valid == 16 {
                 _mm_loadu_si128(row.as_ptr().add(i0).cast())
@@ -701,13 +708,11 @@ unsafe fn active_samples(row: &[u8], list: &mut [u32]) -> usize {
                 b[..valid].copy_from_slice(&row[i0..n]);
                 _mm_loadu_si128(b.as_ptr().cast())
             };
-            let v = _mm512_cvtepu8_epi32(bytes);
-            let set = _mm512_test_epi32_mask(v, v);
-            let kept = _mm512_maskz_compress_epi32(set, idx);
-            let taken = set.count_ones() as usize;
-            let store = ((1u32 << taken) - 1) as __mmask16;
-            _mm512_mask_storeu_epi32(list.as_mut_ptr().add(count).cast(), store, kept);
-            count += taken;
+            let zero = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_setzero_si128()));
+            let set = !(zero as u32) & 0xffff;
+            let kept = _mm512_maskz_compress_epi32(set as __mmask16, idx);
+            _mm512_storeu_si512(list.as_mut_ptr().add(count).cast(), kept);
+            count += set.count_ones() as usize;
         }
         idx = _mm512_add_epi32(idx, step);
         i0 += 16;

@@ -22,8 +22,9 @@ pub(crate) mod math;
 use nalgebra::{DMatrixView, DMatrixViewMut};
 use std::marker::PhantomData;
 
-/// Proof that this CPU runs AVX2 and FMA instructions, and whether it also runs AVX-512F
-/// (`avx512`, which pass 2 then uses): made only by [`Avx2Fma::detect`].
+/// Proof that this CPU runs AVX2 and FMA instructions, and whether it also runs AVX-512F and
+/// POPCNT (`avx512`, which pass 2 then uses; every AVX-512 CPU has POPCNT): made only by
+/// [`Avx2Fma::detect`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Avx2Fma {
     _detected: (),
@@ -41,7 +42,8 @@ impl Avx2Fma {
             {
                 return Some(Avx2Fma {
                     _detected: (),
-                    avx512: std::arch::is_x86_feature_detected!("avx512f"),
+                    avx512: std::arch::is_x86_feature_detected!("avx512f")
+                        && std::arch::is_x86_feature_detected!("popcnt"),
                 });
             }
         }
