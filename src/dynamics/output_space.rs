@@ -82,6 +82,48 @@ pub(crate) struct Held {
     /// Neurons sliding along activation surfaces (gradient flow with
     /// [`Crossings::Corrected`]; empty otherwise), their entries held at S = 0.
     slides: BTreeMap<usize, Slide>,
+    /// Scratch of [`column_change`]: the entries of H's row it mirrors.
+    touched: Vec<usize>,
+}
+
+/// H's column i and row i after S_ri moved by `step` (a neuron not sliding): for each j != i
+/// with S_rj = row[j] != 0, H_ij = H_ji += (x_i . x_j / m) step S_rj, as [`Held::change`]
+/// adds it. The column and X X^T's column i are contiguous and taken in lanes (a select keeps
+/// the entries S_rj = 0, where the sum would add +-0); row i, n apart in memory, is written
+/// from the column afterwards, only where it moved. H and X X^T are symmetric to the bit
+/// (every update of H adds the same value to H_ij and H_ji; X X^T's entries are the same
+/// ordered dot products either way round), so this is the row-and-column update's result;
+/// it reads neither row, whose strided loads were most of this update's time (n = 1000).
+fn column_change(
+    h: &mut DMatrix<f64>,
+    xx: &DMatrix<f64>,
+    i: usize,
+    m: f64,
+    step: f64,
+    row: &[f64],
+    touched: &mut Vec<usize>,
+) {
+    let n = h.nrows();
+    let hs = h.as_mut_slice();
+    let column = &mut hs[i * n..(i + 1) * n];
+    let g = &xx.as_slice()[i * n..(i + 1) * n];
+    let keep = column[i];
+    for ((h_ji, &x_ij), &srj) in column.iter_mut().zip(g).zip(row) {
+        let moved = *h_ji + x_ij / m * step * srj;
+        *h_ji = if srj != 0.0 { moved } else { *h_ji };
+    }
+    column[i] = keep;
+    // The moved entries listed without a branch per entry (half of them move, at random).
+    touched.clear();
+    touched.resize(n, 0);
+    let mut count = 0;
+    for (j, &srj) in row.iter().enumerate() {
+        touched[count] = j;
+        count += usize::from(srj != 0.0 && j != i);
+    }
+    for &j in &touched[..count] {
+        hs[j * n + i] = hs[i * n + j];
+    }
 }
 
 /// Scratch for the pattern bookkeeping.
@@ -108,6 +150,7 @@ impl Held {
             delta: DVector::zeros(model.n()),
             jv: DVector::zeros(model.n()),
             slides: BTreeMap::new(),
+            touched: Vec::new(),
         };
         held.refresh(model, w, v, b);
         held
@@ -152,14 +195,19 @@ impl Held {
         // H_ij = (x_i . x_j / m) sum_r S_ri S_rj (a_r^2 = 1); a sliding neuron's x_i . x_j
         // is taken after its projection (Slide).
         let slide = self.slides.get(&r);
-        let g = |j: usize| slide.map_or(xx[(i, j)], |s| s.q(xx, i, j));
-        // Entries with S_rj = 0 would add (+-)0.
-        for (j, srj) in row.iter().enumerate() {
-            if j != i && *srj != 0.0 {
-                let dh = g(j) / m * step * srj;
-                self.h[(i, j)] += dh;
-                self.h[(j, i)] += dh;
+        let g = |j: usize| slide.map_or(xx[(j, i)], |s| s.q(xx, i, j));
+        match slide {
+            // Entries with S_rj = 0 would add (+-)0.
+            Some(_) => {
+                for (j, srj) in row.iter().enumerate() {
+                    if j != i && *srj != 0.0 {
+                        let dh = g(j) / m * step * srj;
+                        self.h[(i, j)] += dh;
+                        self.h[(j, i)] += dh;
+                    }
+                }
             }
+            None => column_change(&mut self.h, xx, i, m, step, row, &mut self.touched),
         }
         self.h[(i, i)] += g(i) / m * (new * new - old * old);
         let ar = model.a()[r] / m.sqrt();
@@ -294,12 +342,13 @@ impl Slide {
         self.set.binary_search(&i).is_ok()
     }
 
-    /// (X P_I X^T)_ij = G_ij - B_.i . B_.j.
+    /// (X P_I X^T)_ij = G_ij - B_.i . B_.j (G_ji read: G is symmetric to the bit, and the
+    /// callers run along j, down G's column i).
     fn q(&self, xx: &DMatrix<f64>, i: usize, j: usize) -> f64 {
         let b = self.b(xx);
         let k = b.nrows();
         let b = b.as_slice();
-        xx[(i, j)] - dot(&b[i * k..(i + 1) * k], &b[j * k..(j + 1) * k])
+        xx[(j, i)] - dot(&b[i * k..(i + 1) * k], &b[j * k..(j + 1) * k])
     }
 
     /// Whether the slide holds for the row S_r. and Delta (Filippov's weights, `weights`,
@@ -1414,7 +1463,7 @@ fn resolve(
                     .enumerate()
                     .filter(|(_, sj)| **sj != 0.0)
                     .map(|(j, sj)| {
-                        let q = slide.as_ref().map_or(xx[(i, j)], |s| s.q(xx, i, j));
+                        let q = slide.as_ref().map_or(xx[(j, i)], |s| s.q(xx, i, j));
                         q * sj * delta[j]
                     })
                     .sum::<f64>();
