@@ -176,7 +176,7 @@ pub(crate) fn transpose(
 /// Scratch values [`transpose`] needs for `np` padded samples: four rows of P (or two lists of
 /// active samples, u32 each, with a vector's room past each).
 pub(crate) fn transpose_scratch(np: usize) -> usize {
-    4 * np + 16
+    4 * np + 64
 }
 
 /// The four sign bytes (little-endian u32) of a 4-bit compare mask.
@@ -567,7 +567,13 @@ unsafe fn transpose_all<const NIBBLES: bool, const WIDE: bool>(
         // column, two held passes and a sign pass, 0.072 -> 0.081 ms at m = 400.)
         // SAFETY: AVX-512F and POPCNT (WIDE: the token's avx512, caller's contract); a held
         // pattern's len rows of n 0/1 bytes, the other sizes as this function's contract.
-        return unsafe { sparse_all(x, ds, a, mask, len, g, p) };
+        return unsafe {
+            if x.n * x.dw.min(24) * 8 > FOUR_ROWS_FROM_BYTES {
+                sparse_all::<4>(x, ds, a, mask, len, g, p)
+            } else {
+                sparse_all::<2>(x, ds, a, mask, len, g, p)
+            }
+        };
     }
     let mut r = 0;
     if WIDE {
@@ -600,7 +606,7 @@ unsafe fn transpose_all<const NIBBLES: bool, const WIDE: bool>(
 /// Pass 2 of a held pattern (0/1 bytes) over its active samples only: g_r = sum_i a_r S_ri
 /// ds_i x_i with the terms S_ri = 0 left out. Each row's active samples are first listed
 /// (16 at a time by a compress, no branch per sample: a data-dependent branch per sample or
-/// per short run cost more than the FMAs it fed), then two rows are summed side by side from
+/// per short run cost more than the FMAs it fed), then R = 2 or 4 rows are summed side by side from
 /// X's rows on 64-byte lines ([`PackedX`]'s `lines`), as 512-bit vectors plus a 256-bit one
 /// where a block of columns ends on 4 (d = 20: 2 + 1/2 vectors where the dense tiles spend
 /// three full ones).
@@ -612,14 +618,16 @@ unsafe fn transpose_all<const NIBBLES: bool, const WIDE: bool>(
 /// infinite ds_i of an inactive sample no longer reaches g_r (a run stops on a non-finite Δ
 /// before it gets here). Measured on a Zen 4 at n = 100, m = 400, half the entries active:
 /// one pass 42 µs dense, 33 µs here (the loads of X's rows, 2.5 vectors a term, bound it;
-/// four rows side by side, or the products a_r ds_i taken beforehand, were slower).
+/// four rows side by side, or the products a_r ds_i taken beforehand, were slower). Four rows
+/// (the longest list first, the rows dropping out of the side-by-side sums one by one) where
+/// X's rows outgrow the L1 cache ([`FOUR_ROWS_FROM_BYTES`]).
 ///
 /// # Safety
 /// AVX2, FMA, AVX-512F and POPCNT must be present; `g` must address len x d values no one
 /// else touches; `mask` holds len rows of n bytes, each 0 or 1; ds holds n values, a at least len,
 /// p [`transpose_scratch`].
 #[target_feature(enable = "avx512f,avx2,fma,popcnt")]
-unsafe fn sparse_all(
+unsafe fn sparse_all<const R: usize>(
     x: &PackedX,
     ds: &[f64],
     a: &[f64],
@@ -633,16 +641,16 @@ unsafe fn sparse_all(
         ds.len() >= n && a.len() >= len && mask.len() >= len * n,
         "pass 2 inputs too short"
     );
-    // The rows' lists of active samples in the scratch (4 np + 16 doubles hold two lists of
+    // The rows' lists of active samples in the scratch (4 np + 64 doubles hold four lists of
     // n + 16 u32).
     // SAFETY: every bit pattern is a u32, and an f64's alignment is a u32's.
     let (_, lists, _) = unsafe { p.align_to_mut::<u32>() };
     let stride = n + 16;
-    assert!(lists.len() >= ROWS * stride, "pass 2 scratch too small");
+    assert!(lists.len() >= R * stride, "pass 2 scratch too small");
     let mut r = 0;
     while r < len {
-        let rows = (len - r).min(ROWS);
-        let mut counts = [0; ROWS];
+        let rows = (len - r).min(R);
+        let mut counts = [0; R];
         for (k, (list, count)) in lists.chunks_exact_mut(stride).zip(&mut counts).enumerate() {
             if k < rows {
                 // SAFETY: AVX-512F and POPCNT (caller); row r + k < len of n bytes, a list of
@@ -650,33 +658,44 @@ unsafe fn sparse_all(
                 *count = unsafe { active_samples(&mask[(r + k) * n..(r + k + 1) * n], list) };
             }
         }
-        let mut parts = lists.chunks_exact(stride);
-        let lists: [&[u32]; ROWS] = std::array::from_fn(|k| {
-            let list = parts.next().expect("ROWS lists of n + 16 entries");
-            &list[..counts[k]]
-        });
+        // Longest list first: the rows drop out of the side-by-side sums one by one.
+        let mut order: [usize; R] = std::array::from_fn(|k| k);
+        // (An insertion sort of R <= 4 entries; the library's sort cost more at n = 100.)
+        for k in (1..R).filter(|_| R > 2) {
+            let mut j = k;
+            while j > 0 && counts[order[j - 1]] < counts[order[j]] {
+                order.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        let lists: [&[u32]; R] = order.map(|k| &lists[k * stride..k * stride + counts[k]]);
         let mut c = 0;
         while c < x.d {
             // SAFETY: columns c .. c + 4 quads <= dp of X's rows; rows r .. r + rows of G
             // (caller), the others neither read nor written; list entries below n.
             unsafe {
                 match (x.d - c).div_ceil(4).min(6) {
-                    1 => sparse_columns::<0, true>(x, ds, a, lists, rows, r, c, g),
-                    2 => sparse_columns::<1, false>(x, ds, a, lists, rows, r, c, g),
-                    3 => sparse_columns::<1, true>(x, ds, a, lists, rows, r, c, g),
-                    4 => sparse_columns::<2, false>(x, ds, a, lists, rows, r, c, g),
-                    5 => sparse_columns::<2, true>(x, ds, a, lists, rows, r, c, g),
-                    _ => sparse_columns::<3, false>(x, ds, a, lists, rows, r, c, g),
+                    1 => sparse_columns::<0, true, R>(x, ds, a, lists, order, rows, r, c, g),
+                    2 => sparse_columns::<1, false, R>(x, ds, a, lists, order, rows, r, c, g),
+                    3 => sparse_columns::<1, true, R>(x, ds, a, lists, order, rows, r, c, g),
+                    4 => sparse_columns::<2, false, R>(x, ds, a, lists, order, rows, r, c, g),
+                    5 => sparse_columns::<2, true, R>(x, ds, a, lists, order, rows, r, c, g),
+                    _ => sparse_columns::<3, false, R>(x, ds, a, lists, order, rows, r, c, g),
                 }
             }
             c += 24;
         }
-        r += ROWS;
+        r += R;
     }
 }
 
-/// Neurons [`sparse_all`] takes side by side.
-const ROWS: usize = 2;
+/// The bytes of X's rows one block of columns reads (n x up to 24 columns) past which
+/// [`sparse_all`] sums four neurons side by side rather than two: out of the L1 cache (48 KiB
+/// on a Zen 5) the loads of X's rows wait longer and four chains hide it. Measured on a Zen 5,
+/// one pass at m = 400, d = 20: two rows 21 us at n = 100, 40 us at n = 200, 130 us at n = 250
+/// (m = 1000), against four rows' 25, 42 and 137 us; at n = 300 (57,600 bytes, m = 2000)
+/// 350 against 324 us, at n = 1000 262 against 192 us.
+const FOUR_ROWS_FROM_BYTES: usize = 48 * 1024;
 
 /// The samples whose byte is nonzero, in increasing order, into `list`; their number. Without
 /// a branch per sample (a data-dependent branch per sample or per short run of samples cost
@@ -725,29 +744,31 @@ unsafe fn active_samples(row: &[u8], list: &mut [u32]) -> usize {
 /// vector (dp is a multiple of 4).
 ///
 /// # Safety
-/// As [`sparse_all`], with c + 8 Z + 4 Y <= dp, list entries below n and rows r0 (and r0 + 1)
-/// of G within its len.
+/// As [`sparse_all`], with c + 8 Z + 4 Y <= dp, list entries below n, the lists longest
+/// first, row r0 + order[k] of G within its len for each k with order[k] < rows (the other
+/// lists empty).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-unsafe fn sparse_columns<const Z: usize, const Y: bool>(
+unsafe fn sparse_columns<const Z: usize, const Y: bool, const R: usize>(
     x: &PackedX,
     ds: &[f64],
     a: &[f64],
-    lists: [&[u32]; ROWS],
+    lists: [&[u32]; R],
+    order: [usize; R],
     rows: usize,
     r0: usize,
     c: usize,
     g: (*mut f64, isize, isize),
 ) {
     let dp = x.dw;
-    let mut wide = [[_mm512_setzero_pd(); Z]; ROWS];
-    let mut half = [_mm256_setzero_pd(); ROWS];
-    let ar: [f64; ROWS] = std::array::from_fn(|k| if k < rows { a[r0 + k] } else { 0.0 });
+    let mut wide = [[_mm512_setzero_pd(); Z]; R];
+    let mut half = [_mm256_setzero_pd(); R];
+    let ar: [f64; R] = order.map(|k| if k < rows { a[r0 + k] } else { 0.0 });
     // In bounds: c < d <= dp.
     let xr = x.lines.as_ptr().wrapping_add(c);
     // One term of row r: g_r += (a_r ds_i) x_i.
-    let term = |r: usize, i: u32, wide: &mut [[__m512d; Z]; ROWS], half: &mut [__m256d; ROWS]| {
+    let term = |r: usize, i: u32, wide: &mut [[__m512d; Z]; R], half: &mut [__m256d; R]| {
         let i = i as usize;
         // SAFETY: i < n (caller), so ds_i and packed row i of X (dp values, columns
         // c .. c + 8 Z + 4 Y <= dp by the caller) are in bounds.
@@ -763,20 +784,34 @@ unsafe fn sparse_columns<const Z: usize, const Y: bool>(
             }
         }
     };
-    let all = lists.iter().map(|l| l.len()).min().unwrap_or(0);
-    for k in 0..all {
-        for (r, list) in lists.iter().enumerate() {
-            // SAFETY: k < every list's length.
-            term(r, unsafe { *list.get_unchecked(k) }, &mut wide, &mut half);
+    // Four chains side by side while every list lasts, then three, two, one, so that loads of
+    // X's rows from beyond L1 overlap; two rows as a pair, then each row's tail.
+    let lens = lists.map(|l| l.len());
+    let len = |k: usize| lens.get(k).copied().unwrap_or(0);
+    let mut phase = |live: usize, ks: std::ops::Range<usize>| {
+        for k in ks {
+            for (r, list) in lists[..live].iter().enumerate() {
+                // SAFETY: k below the shortest of the first `live` lists' lengths.
+                term(r, unsafe { *list.get_unchecked(k) }, &mut wide, &mut half);
+            }
         }
-    }
-    for (r, list) in lists.iter().enumerate() {
-        for &i in &list[all..] {
-            term(r, i, &mut wide, &mut half);
+    };
+    if R == 4 {
+        phase(4, 0..len(3));
+        phase(3, len(3)..len(2));
+        phase(2, len(2)..len(1));
+        phase(1, len(1)..len(0));
+    } else {
+        let all = len(0).min(len(1));
+        phase(2, 0..all);
+        for (r, list) in lists.iter().enumerate() {
+            for &i in &list[all..] {
+                term(r, i, &mut wide, &mut half);
+            }
         }
     }
     let mut t = [0.0; 24];
-    for r in 0..rows {
+    for (r, &k) in order.iter().enumerate().filter(|(_, &k)| k < rows) {
         // SAFETY: t holds 24 >= 8 Z + 4 Y doubles.
         unsafe {
             for (v, acc) in wide[r].iter().enumerate() {
@@ -786,8 +821,8 @@ unsafe fn sparse_columns<const Z: usize, const Y: bool>(
                 _mm256_storeu_pd(t.as_mut_ptr().add(8 * Z), half[r]);
             }
         }
-        // SAFETY: row r0 + r of G's len rows (caller).
-        let gr = unsafe { g.0.offset((r0 + r) as isize * g.1) };
+        // SAFETY: row r0 + k of G's len rows (caller).
+        let gr = unsafe { g.0.offset((r0 + k) as isize * g.1) };
         for (j, t) in t[..8 * Z + 4 * usize::from(Y)].iter().enumerate() {
             let k = c + j;
             if k < x.d {

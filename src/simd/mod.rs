@@ -593,8 +593,9 @@ mod tests {
     /// (`sparse_all`): its bits are the dense sum's, g_rk = sum over every i in order of
     /// fma((a_r S_ri) ds_i, x_ik, .) from +0, for rows all off, all on and mixed, sample counts
     /// across the 16-sample lists' tails (1, 13, 16, 17, 70), widths with every block of
-    /// columns (d = 3, 4, 12, 20, 27, 33) and signed zeros in ds and X. It fails if a left-out
-    /// term could change a sum, if a row's terms were reordered or a list lost an entry.
+    /// columns (d = 3, 4, 12, 20, 27, 33), four rows side by side (n = 260, 300, 900) and
+    /// signed zeros in ds and X. It fails if a left-out term could change a sum, if a row's
+    /// terms were reordered or a list lost an entry.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn sparse_pass_2_is_the_dense_sum() {
@@ -608,7 +609,9 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        for (n, d) in [(1, 3), (13, 20), (16, 4), (17, 12), (70, 27), (40, 33)] {
+        // The last three past FOUR_ROWS_FROM_BYTES: four rows side by side, and 9 = 4 + 4 + 1.
+        let cases = [(1, 3), (13, 20), (16, 4), (17, 12), (70, 27), (40, 33)];
+        for (n, d) in cases.into_iter().chain([(300, 20), (900, 5), (260, 33)]) {
             let len = 9;
             let mut x = DMatrix::from_fn(n, d, |_, _| (next() % 2001) as f64 / 1000.0 - 1.0);
             x[(0, d - 1)] = -0.0;
