@@ -173,8 +173,8 @@ pub(crate) fn transpose(
     }
 }
 
-/// Scratch values [`transpose`] needs for `np` padded samples: four rows of P (or two lists of
-/// active samples, u32 each, with a vector's room past each).
+/// Scratch values [`transpose`] needs for `np` padded samples: four rows of P (or four lists
+/// of active samples, u32 each, with a vector's room past each).
 pub(crate) fn transpose_scratch(np: usize) -> usize {
     4 * np + 64
 }
@@ -606,10 +606,10 @@ unsafe fn transpose_all<const NIBBLES: bool, const WIDE: bool>(
 /// Pass 2 of a held pattern (0/1 bytes) over its active samples only: g_r = sum_i a_r S_ri
 /// ds_i x_i with the terms S_ri = 0 left out. Each row's active samples are first listed
 /// (16 at a time by a compress, no branch per sample: a data-dependent branch per sample or
-/// per short run cost more than the FMAs it fed), then R = 2 or 4 rows are summed side by side from
-/// X's rows on 64-byte lines ([`PackedX`]'s `lines`), as 512-bit vectors plus a 256-bit one
-/// where a block of columns ends on 4 (d = 20: 2 + 1/2 vectors where the dense tiles spend
-/// three full ones).
+/// per short run cost more than the FMAs it fed), then R = 2 or 4 rows are summed side by
+/// side from X's rows on 64-byte lines ([`PackedX`]'s `lines`), as 512-bit vectors plus a
+/// 256-bit one where a block of columns ends on 4 (d = 20: 2 + 1/2 vectors where the dense
+/// tiles spend three full ones).
 ///
 /// Same bits as the dense tiles ([`columns_512`]) for finite ds: they add each left-out term
 /// as an FMA of (a_r 0) ds_i = ±0, which returns the accumulator unchanged (an accumulator
@@ -752,8 +752,8 @@ unsafe fn active_samples(bytes: &[u8], n: usize, list: &mut [u32]) -> usize {
     count
 }
 
-/// Columns c .. c + 8 Z + 4 Y (those below d) of G's row r0, and r0 + 1 if `pair`, from their
-/// lists of active samples: Z full 512-bit vectors of X's padded row and, if Y, one 256-bit
+/// Columns c .. c + 8 Z + 4 Y (those below d) of G's rows r0 + order[k] (k < R, those below
+/// `rows`), from their lists of active samples: Z full 512-bit vectors of X's padded row and, if Y, one 256-bit
 /// vector (dp is a multiple of 4).
 ///
 /// # Safety
