@@ -113,8 +113,8 @@ fn column_change(
         *h_ji = if srj != 0.0 { moved } else { *h_ji };
     }
     column[i] = keep;
-    // The moved entries listed without a branch per entry (half of them move, at random).
-    touched.clear();
+    // The moved entries listed without a branch per entry (half of them move, at random);
+    // every slot below `count` is written before it is read, so the list is never cleared.
     touched.resize(n, 0);
     let mut count = 0;
     for (j, &srj) in row.iter().enumerate() {

@@ -660,12 +660,15 @@ unsafe fn sparse_all<const R: usize>(
         }
         // Longest list first: the rows drop out of the side-by-side sums one by one.
         let mut order: [usize; R] = std::array::from_fn(|k| k);
-        // (An insertion sort of R <= 4 entries; the library's sort cost more at n = 100.)
-        for k in (1..R).filter(|_| R > 2) {
-            let mut j = k;
-            while j > 0 && counts[order[j - 1]] < counts[order[j]] {
-                order.swap(j - 1, j);
-                j -= 1;
+        // (An insertion sort of R <= 4 entries; the library's sort cost more at n = 100. Two
+        // rows keep their order: their loop in `sparse_columns` takes both tails.)
+        if R > 2 {
+            for k in 1..R {
+                let mut j = k;
+                while j > 0 && counts[order[j - 1]] < counts[order[j]] {
+                    order.swap(j - 1, j);
+                    j -= 1;
+                }
             }
         }
         let lists: [&[u32]; R] = order.map(|k| &lists[k * stride..k * stride + counts[k]]);
@@ -753,8 +756,8 @@ unsafe fn active_samples(bytes: &[u8], n: usize, list: &mut [u32]) -> usize {
 }
 
 /// Columns c .. c + 8 Z + 4 Y (those below d) of G's rows r0 + order[k] (k < R, those below
-/// `rows`), from their lists of active samples: Z full 512-bit vectors of X's padded row and, if Y, one 256-bit
-/// vector (dp is a multiple of 4).
+/// `rows`), from their lists of active samples: Z full 512-bit vectors of X's padded row and,
+/// if Y, one 256-bit vector (dp is a multiple of 4).
 ///
 /// # Safety
 /// As [`sparse_all`], with c + 8 Z + 4 Y <= dp, list entries below n, the lists longest
