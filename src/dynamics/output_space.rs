@@ -563,8 +563,9 @@ fn reslide_all(h: &mut DMatrix<f64>, model: &Model, moves: &[Move<'_>]) {
 }
 
 /// Entries of work from which the slides' bookkeeping is shared between rayon's threads:
-/// H's updates in `reslide_all` (n^2 a move's side; about 60 us on one core at n = 500) and
-/// the slide checks of `leave_slides` (n a slide).
+/// H's updates in `reslide_all` (n^2 a move's side; about 60 us on one core at n = 500), the
+/// slide checks of `leave_slides` (n a slide) and a step's events (`events`, n an event: a
+/// slide's check or Cholesky factor; a fifth of the solver thread at n = 1000 on one).
 const PARALLEL_ENTRIES: usize = 250_000;
 
 /// H follows each of `breaks` (their neurons' rows as the pattern holds them now) from its
@@ -1571,239 +1572,375 @@ fn events(
     limit: f64,
     delta1: &DVector<f64>,
     row: &mut [f64],
-    (entering, entries, releases): Joins<'_>,
+    joins: Joins<'_>,
     crossed: &mut Vec<(usize, usize, bool, f64)>,
     path: Path<'_>,
     candidates: &mut Vec<Candidate>,
     breaks: &mut Vec<Break>,
 ) -> Option<f64> {
+    let n = model.n();
+    // Each neuron's events are judged on their own (read-only `held`): runs of neurons go to
+    // rayon's threads when there is enough work, and their findings are gathered back in
+    // neuron order, as one thread would have found them.
+    let mut starts = Vec::new();
+    let mut k = 0;
+    while k < order.len() {
+        starts.push(k);
+        let r = order[k].0;
+        k += order[k..].partition_point(|e| e.0 == r);
+    }
+    starts.push(order.len());
+    let (entering, entries, releases) = joins;
+    let critical = if order.len() * n >= PARALLEL_ENTRIES && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        let parts = runs(&starts, 4 * rayon::current_num_threads());
+        let found: Vec<Gathered> = parts
+            .par_iter()
+            .map(|&(lo, hi)| {
+                let mut gathered = Gathered::default();
+                let (mut row, mut at) = (vec![0.0; n], DVector::zeros(n));
+                let mut out = gathered.judged();
+                for g in starts[lo..=hi].windows(2) {
+                    let neuron = &order[g[0]..g[1]];
+                    neuron_events(
+                        model, held, neuron, limit, delta1, &mut row, &mut at, path, &mut out,
+                    );
+                }
+                gathered.critical = out.critical;
+                gathered
+            })
+            .collect();
+        let mut critical: Option<f64> = None;
+        for f in found {
+            entering.extend(f.entering);
+            entries.extend(f.entries);
+            releases.extend(f.releases);
+            crossed.extend(f.crossed);
+            candidates.extend(f.candidates);
+            breaks.extend(f.breaks);
+            critical = match (critical, f.critical) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        critical
+    } else {
+        let mut at = DVector::zeros(n);
+        let mut out = Judged {
+            entering: &mut *entering,
+            entries: &mut *entries,
+            releases: &mut *releases,
+            crossed,
+            candidates,
+            breaks,
+            critical: None,
+        };
+        for g in starts.windows(2) {
+            neuron_events(
+                model,
+                held,
+                &order[g[0]..g[1]],
+                limit,
+                delta1,
+                row,
+                &mut at,
+                path,
+                &mut out,
+            );
+        }
+        out.critical
+    };
+    entries.sort_unstable();
+    critical
+}
+
+/// Cuts `starts` (the first event of each neuron, then the end) into about `parts` runs of
+/// neurons with similar numbers of events, as (first neuron, one past the last).
+fn runs(starts: &[usize], parts: usize) -> Vec<(usize, usize)> {
+    let total = starts[starts.len() - 1];
+    let mut out = Vec::new();
+    let mut lo = 0;
+    for g in 1..starts.len() {
+        if starts[g] * parts >= (out.len() + 1) * total || g + 1 == starts.len() {
+            out.push((lo, g));
+            lo = g;
+        }
+    }
+    out
+}
+
+/// What `events` finds, borrowed from the caller or from a run's own `Gathered`.
+struct Judged<'a> {
+    entering: &'a mut BTreeMap<usize, Slide>,
+    entries: &'a mut Vec<(usize, usize)>,
+    releases: &'a mut Vec<(usize, usize, bool)>,
+    crossed: &'a mut Vec<(usize, usize, bool, f64)>,
+    candidates: &'a mut Vec<Candidate>,
+    breaks: &'a mut Vec<Break>,
+    /// The earliest share of an event that must be cut at.
+    critical: Option<f64>,
+}
+
+impl Judged<'_> {
+    /// An event the step may be cut at with the squared error of taking it uncut; `must`:
+    /// one that cut before the budget (`EVENT_SHARE`), the others count in it alone.
+    fn cut(&mut self, s: f64, e2: f64, must: bool, why: Reason) {
+        if s > 1e-3 {
+            if must {
+                self.critical = Some(self.critical.map_or(s, |c: f64| c.min(s)));
+            }
+            self.candidates.push((s, e2, why));
+        }
+    }
+}
+
+/// A run of neurons' findings on one of rayon's threads (`events`).
+#[derive(Default)]
+struct Gathered {
+    entering: BTreeMap<usize, Slide>,
+    entries: Vec<(usize, usize)>,
+    releases: Vec<(usize, usize, bool)>,
+    crossed: Vec<(usize, usize, bool, f64)>,
+    candidates: Vec<Candidate>,
+    breaks: Vec<Break>,
+    critical: Option<f64>,
+}
+
+impl Gathered {
+    fn judged(&mut self) -> Judged<'_> {
+        Judged {
+            entering: &mut self.entering,
+            entries: &mut self.entries,
+            releases: &mut self.releases,
+            crossed: &mut self.crossed,
+            candidates: &mut self.candidates,
+            breaks: &mut self.breaks,
+            critical: None,
+        }
+    }
+}
+
+/// `events` for one neuron: `order` holds its events (all of neuron r), `row` and `at` are
+/// scratch of length n.
+#[allow(clippy::too_many_arguments)]
+fn neuron_events(
+    model: &Model,
+    held: &Held,
+    order: &Order,
+    limit: f64,
+    delta1: &DVector<f64>,
+    row: &mut [f64],
+    at: &mut DVector<f64>,
+    path: Path<'_>,
+    out: &mut Judged<'_>,
+) {
     let xx = model.input_gram();
     let x = &model.data().x;
     let (w0, w1, beta, _, _, extra) = path;
-    let mut at = DVector::zeros(model.n());
-    let mut critical: Option<f64> = None;
-    // An event the step may be cut at with the squared error of taking it uncut; `must`:
-    // one that cut before the budget (`EVENT_SHARE`), the others count in it alone.
-    let mut cut = |s: f64, e2: f64, must: bool, why: Reason| {
-        if s > 1e-3 {
-            if must {
-                critical = Some(critical.map_or(s, |c: f64| c.min(s)));
-            }
-            candidates.push((s, e2, why));
-        }
-    };
     let sqrt_m = (model.m() as f64).sqrt();
-    let mut k = 0;
-    while k < order.len() {
-        let r = order[k].0;
-        let end = k + order[k..].partition_point(|e| e.0 == r);
-        let a_r = model.a()[r];
-        let kappa = a_r / sqrt_m;
-        let mut current: Option<Slide> = held.slides.get(&r).cloned();
-        let sliding = current.is_some();
-        let mut joined = false;
-        held.pattern.row_into(r, row);
-        let mut bends = Bends::new(x, w0, w1, r);
-        let events = order[k..end].iter().take_while(|e| e.2 <= limit);
-        let count = events.clone().count();
-        for (taken, &(_, i, s)) in events.enumerate() {
-            // The neuron's last event in the step (before the cut being judged).
-            let last = taken + 1 == count && s < limit;
-            // The jump of w_r's increment over the step where S_ri switches on (off: its
-            // negative), kappa beta_i x_i (projected below where the neuron slides).
-            let sign = if held.pattern.active(r, i) { -1.0 } else { 1.0 };
-            let mut jump: Vec<f64> = (0..x.ncols())
-                .map(|c| sign * kappa * beta[i] * x[(i, c)])
-                .collect();
-            // A neuron off every surface can join only one that attracts (a_r Delta_i > 0,
-            // Filippov's first condition in `Slide::weights`): the others cross, judged in
-            // O(1) where building the slide and its weights costs O(n) each.
-            let alone = current.is_none();
-            if alone && a_r * (s * delta1[i] + (1.0 - s) * held.delta[i]) <= 0.0 {
-                let on = !held.pattern.active(r, i);
-                row[i] = f64::from(u8::from(on));
-                crossed.push((r, i, on, s));
-                bends.event(i, s, norm(&jump));
-                bends.kink(s, jump);
+    let r = order[0].0;
+    let a_r = model.a()[r];
+    let kappa = a_r / sqrt_m;
+    let mut current: Option<Slide> = held.slides.get(&r).cloned();
+    let sliding = current.is_some();
+    let mut joined = false;
+    held.pattern.row_into(r, row);
+    let mut bends = Bends::new(x, w0, w1, r);
+    let events = order.iter().take_while(|e| e.2 <= limit);
+    let count = events.clone().count();
+    for (taken, &(_, i, s)) in events.enumerate() {
+        // The neuron's last event in the step (before the cut being judged).
+        let last = taken + 1 == count && s < limit;
+        // The jump of w_r's increment over the step where S_ri switches on (off: its
+        // negative), kappa beta_i x_i (projected below where the neuron slides).
+        let sign = if held.pattern.active(r, i) { -1.0 } else { 1.0 };
+        let mut jump: Vec<f64> = (0..x.ncols())
+            .map(|c| sign * kappa * beta[i] * x[(i, c)])
+            .collect();
+        // A neuron off every surface can join only one that attracts (a_r Delta_i > 0,
+        // Filippov's first condition in `Slide::weights`): the others cross, judged in
+        // O(1) where building the slide and its weights costs O(n) each.
+        let alone = current.is_none();
+        if alone && a_r * (s * delta1[i] + (1.0 - s) * held.delta[i]) <= 0.0 {
+            let on = !held.pattern.active(r, i);
+            row[i] = f64::from(u8::from(on));
+            out.crossed.push((r, i, on, s));
+            bends.event(i, s, norm(&jump));
+            bends.kink(s, jump);
+            continue;
+        }
+        at.copy_from(&held.delta);
+        at.axpy(s, delta1, 1.0 - s);
+        let mut set = current.as_ref().map_or(Vec::new(), |sl| sl.set.clone());
+        set.insert(set.partition_point(|&j| j < i), i);
+        if let Some(slide) = Slide::new(model, set) {
+            if slide.holds(xx, a_r, row, at) {
+                row[i] = 0.0;
+                let turn = bends.turn(&slide);
+                bends.event(i, s, norm(&turn));
+                bends.kink(s, turn);
+                current = Some(slide);
+                joined = true;
+                out.entries.push((r, i));
                 continue;
             }
-            at.copy_from(&held.delta);
-            at.axpy(s, delta1, 1.0 - s);
-            let mut set = current.as_ref().map_or(Vec::new(), |sl| sl.set.clone());
-            set.insert(set.partition_point(|&j| j < i), i);
-            if let Some(slide) = Slide::new(model, set) {
-                if slide.holds(xx, a_r, row, &at) {
-                    row[i] = 0.0;
-                    let turn = bends.turn(&slide);
-                    bends.event(i, s, norm(&turn));
-                    bends.kink(s, turn);
-                    current = Some(slide);
-                    joined = true;
-                    entries.push((r, i));
-                    continue;
-                }
-                // Joining may need another surface of the neuron to let go (a neuron off
-                // every surface has none: its one choice, sliding, was just refused).
-                let kept = (!alone)
-                    .then(|| resolve(model, &slide.set, a_r, row, &at, Some(i)))
-                    .flatten()
-                    .and_then(|(stay, leave)| Some((Slide::new(model, stay)?, leave)));
-                if let Some((kept, leave)) =
-                    kept.as_ref().filter(|_| last && !joined && extra[0] > 0.0)
-                {
-                    // The neuron's last event of the step joins a surface and lets others
-                    // go: its slide changes at s from the old to `kept`, taken uncut as two
-                    // pieces like a break (`Break`).
-                    let old = current.take().expect("a sliding neuron");
-                    let mut before = row.to_vec();
-                    before[i] = f64::from(u8::from(held.pattern.active(r, i)));
-                    row[i] = 0.0;
-                    for &j in &kept.set {
-                        row[j] = 0.0;
-                    }
-                    for &(j, on) in leave {
-                        row[j] = f64::from(u8::from(on));
-                    }
-                    entries.push((r, i));
-                    releases.extend(leave.iter().map(|&(j, on)| (r, j, on)));
-                    let piece = Break {
-                        r,
-                        share: s,
-                        old,
-                        new: Some(kept.clone()),
-                        before,
-                        after: row.to_vec(),
-                        joins: true,
-                    };
-                    let e2 = piece_error(model, &piece, i, path, &mut bends, &order[k..end]);
-                    cut(s, extra[0].powi(2) * e2, true, Reason::JoinRelease);
-                    breaks.push(piece);
-                    break;
-                }
-                if let Some((kept, leave)) = kept {
-                    for &j in &kept.set {
-                        row[j] = 0.0;
-                    }
-                    for &(j, on) in &leave {
-                        row[j] = f64::from(u8::from(on));
-                    }
-                    current = Some(kept);
-                    joined = true;
-                    entries.push((r, i));
-                    releases.extend(leave.iter().map(|&(j, on)| (r, j, on)));
-                    cut(s, f64::INFINITY, true, Reason::JoinRelease);
-                    continue;
-                }
-            }
-            let on = !held.pattern.active(r, i);
-            let was = row[i];
-            row[i] = f64::from(u8::from(on));
-            crossed.push((r, i, on, s));
-            if let Some(slide) = &current {
-                slide.project(x, &mut jump, 1, 0);
-            }
-            bends.event(i, s, norm(&jump));
-            let broken = current
-                .as_ref()
-                .is_some_and(|slide| !slide.holds(xx, a_r, row, &at));
-            // The neuron's crossings after this one in the step (up to `limit`).
-            let later = &order[k + taken + 1..k + count];
-            let pieces = (broken && !joined && s < limit)
-                .then(|| {
-                    let old = current.as_ref().expect("a broken slide");
-                    let (new, leave) = exits(model, old, a_r, row, &at);
-                    // Later crossings of a neuron the break leaves free that cannot join
-                    // (their surface repels, a_r Delta_j <= 0) are plain crossings.
-                    let plain = new.is_none()
-                        && later.iter().all(|&(_, j, sj)| {
-                            a_r * (sj * delta1[j] + (1.0 - sj) * held.delta[j]) <= 0.0
-                        });
-                    (later.is_empty() || (plain && extra[1] > 0.0)).then_some((new, leave))
-                })
-                .flatten();
-            if let Some((new, leave)) = pieces {
-                // The crossing breaks the slide, and the neuron's later crossings in the
-                // step (if any) are plain: its two pieces are summed (`Break`), with their
-                // own (second-order) error, the later crossings blended into the second
-                // piece's row with their shares of it (s, limit), their mistiming by the
-                // bend in `Bends::event`.
-                let old = current.take().expect("a broken slide");
+            // Joining may need another surface of the neuron to let go (a neuron off
+            // every surface has none: its one choice, sliding, was just refused).
+            let kept = (!alone)
+                .then(|| resolve(model, &slide.set, a_r, row, at, Some(i)))
+                .flatten()
+                .and_then(|(stay, leave)| Some((Slide::new(model, stay)?, leave)));
+            if let Some((kept, leave)) = kept.as_ref().filter(|_| last && !joined && extra[0] > 0.0)
+            {
+                // The neuron's last event of the step joins a surface and lets others
+                // go: its slide changes at s from the old to `kept`, taken uncut as two
+                // pieces like a break (`Break`).
+                let old = current.take().expect("a sliding neuron");
                 let mut before = row.to_vec();
-                before[i] = was;
-                for &(j, on) in &leave {
+                before[i] = f64::from(u8::from(held.pattern.active(r, i)));
+                row[i] = 0.0;
+                for &j in &kept.set {
+                    row[j] = 0.0;
+                }
+                for &(j, on) in leave {
                     row[j] = f64::from(u8::from(on));
                 }
-                releases.extend(leave.iter().map(|&(j, on)| (r, j, on)));
-                for &(_, j, sj) in later {
-                    let on = !held.pattern.active(r, j);
-                    row[j] = if on { limit - sj } else { sj - s } / (limit - s);
-                    crossed.push((r, j, on, sj));
-                }
+                out.entries.push((r, i));
+                out.releases.extend(leave.iter().map(|&(j, on)| (r, j, on)));
                 let piece = Break {
                     r,
                     share: s,
                     old,
-                    new,
+                    new: Some(kept.clone()),
                     before,
                     after: row.to_vec(),
-                    joins: false,
+                    joins: true,
                 };
-                let e2 = piece_error(model, &piece, i, path, &mut bends, &order[k..end]);
-                for &(_, j, sj) in later {
-                    bends.event(j, sj, (kappa * beta[j]).abs() * x.row(j).norm());
+                let e2 = piece_error(model, &piece, i, path, &mut bends, order);
+                out.cut(s, extra[0].powi(2) * e2, true, Reason::JoinRelease);
+                out.breaks.push(piece);
+                break;
+            }
+            if let Some((kept, leave)) = kept {
+                for &j in &kept.set {
+                    row[j] = 0.0;
                 }
-                let (e2, why) = if later.is_empty() {
-                    (e2, Reason::BreakPieces)
-                } else {
-                    (extra[1].powi(2) * e2, Reason::BreakThenCross)
-                };
-                cut(s, e2, true, why);
-                breaks.push(piece);
-                break;
+                for &(j, on) in &leave {
+                    row[j] = f64::from(u8::from(on));
+                }
+                current = Some(kept);
+                joined = true;
+                out.entries.push((r, i));
+                out.releases.extend(leave.iter().map(|&(j, on)| (r, j, on)));
+                out.cut(s, f64::INFINITY, true, Reason::JoinRelease);
+                continue;
             }
-            if let Some(slide) = current.as_ref().filter(|_| broken) {
-                // The slide breaks here. Uncut, the neuron keeps its sliding velocity to
-                // the step's end (the exit is taken there, `leave_slides`), off by the part
-                // of its free velocity that the slide removes, for (1 - s) of the step;
-                // with later crossings of the neuron in the step, what follows the break
-                // is judged after a cut.
-                let (e2, why) = if taken + 1 < count {
-                    (f64::INFINITY, Reason::BreakThenCross)
-                } else {
-                    let mut free = bends.free(row, beta, kappa);
-                    let kept = free.clone();
-                    slide.project(x, &mut free, 1, 0);
-                    let off: f64 = kept.iter().zip(&free).map(|(a, b)| (a - b).powi(2)).sum();
-                    ((1.0 - s).powi(2) * off, Reason::BreakAfterJoin)
-                };
-                cut(s, e2, true, why);
-                break;
+        }
+        let on = !held.pattern.active(r, i);
+        let was = row[i];
+        row[i] = f64::from(u8::from(on));
+        out.crossed.push((r, i, on, s));
+        if let Some(slide) = &current {
+            slide.project(x, &mut jump, 1, 0);
+        }
+        bends.event(i, s, norm(&jump));
+        let broken = current
+            .as_ref()
+            .is_some_and(|slide| !slide.holds(xx, a_r, row, at));
+        // The neuron's crossings after this one in the step (up to `limit`).
+        let later = &order[taken + 1..count];
+        let pieces = (broken && !joined && s < limit)
+            .then(|| {
+                let old = current.as_ref().expect("a broken slide");
+                let (new, leave) = exits(model, old, a_r, row, at);
+                // Later crossings of a neuron the break leaves free that cannot join
+                // (their surface repels, a_r Delta_j <= 0) are plain crossings.
+                let plain = new.is_none()
+                    && later.iter().all(|&(_, j, sj)| {
+                        a_r * (sj * delta1[j] + (1.0 - sj) * held.delta[j]) <= 0.0
+                    });
+                (later.is_empty() || (plain && extra[1] > 0.0)).then_some((new, leave))
+            })
+            .flatten();
+        if let Some((new, leave)) = pieces {
+            // The crossing breaks the slide, and the neuron's later crossings in the
+            // step (if any) are plain: its two pieces are summed (`Break`), with their
+            // own (second-order) error, the later crossings blended into the second
+            // piece's row with their shares of it (s, limit), their mistiming by the
+            // bend in `Bends::event`.
+            let old = current.take().expect("a broken slide");
+            let mut before = row.to_vec();
+            before[i] = was;
+            for &(j, on) in &leave {
+                row[j] = f64::from(u8::from(on));
             }
-            bends.kink(s, jump);
-        }
-        // Two crossings of a neuron that neither slides nor joins are transversal and
-        // independent: the second's share is off by O(h) per pair, pairs fall in one step
-        // with a probability O(h), and cutting at them cost 45% more steps on the benchmark.
-        // A sliding or joining neuron's events bend its path (`Bends`): uncut, the later
-        // ones are mistimed by the bends before them.
-        if end - k > 1 && order[k].2 <= limit && (sliding || joined) {
-            if limit >= 1.0 {
-                let skip = |j: usize| {
-                    order[k..end].iter().any(|e| e.1 == j)
-                        || held.slides.get(&r).is_some_and(|sl| sl.contains(j))
-                        || current.as_ref().is_some_and(|sl| sl.contains(j))
-                };
-                bends.missed(order[k].2, skip, beta, kappa);
+            out.releases.extend(leave.iter().map(|&(j, on)| (r, j, on)));
+            for &(_, j, sj) in later {
+                let on = !held.pattern.active(r, j);
+                row[j] = if on { limit - sj } else { sj - s } / (limit - s);
+                out.crossed.push((r, j, on, sj));
             }
-            cut(order[k].2, bends.e2, true, Reason::Bends);
+            let piece = Break {
+                r,
+                share: s,
+                old,
+                new,
+                before,
+                after: row.to_vec(),
+                joins: false,
+            };
+            let e2 = piece_error(model, &piece, i, path, &mut bends, order);
+            for &(_, j, sj) in later {
+                bends.event(j, sj, (kappa * beta[j]).abs() * x.row(j).norm());
+            }
+            let (e2, why) = if later.is_empty() {
+                (e2, Reason::BreakPieces)
+            } else {
+                (extra[1].powi(2) * e2, Reason::BreakThenCross)
+            };
+            out.cut(s, e2, true, why);
+            out.breaks.push(piece);
+            break;
         }
-        if joined {
-            entering.insert(r, current.expect("a joined slide"));
+        if let Some(slide) = current.as_ref().filter(|_| broken) {
+            // The slide breaks here. Uncut, the neuron keeps its sliding velocity to
+            // the step's end (the exit is taken there, `leave_slides`), off by the part
+            // of its free velocity that the slide removes, for (1 - s) of the step;
+            // with later crossings of the neuron in the step, what follows the break
+            // is judged after a cut.
+            let (e2, why) = if taken + 1 < count {
+                (f64::INFINITY, Reason::BreakThenCross)
+            } else {
+                let mut free = bends.free(row, beta, kappa);
+                let kept = free.clone();
+                slide.project(x, &mut free, 1, 0);
+                let off: f64 = kept.iter().zip(&free).map(|(a, b)| (a - b).powi(2)).sum();
+                ((1.0 - s).powi(2) * off, Reason::BreakAfterJoin)
+            };
+            out.cut(s, e2, true, why);
+            break;
         }
-        k = end;
+        bends.kink(s, jump);
     }
-    entries.sort_unstable();
-    critical
+    // Two crossings of a neuron that neither slides nor joins are transversal and
+    // independent: the second's share is off by O(h) per pair, pairs fall in one step
+    // with a probability O(h), and cutting at them cost 45% more steps on the benchmark.
+    // A sliding or joining neuron's events bend its path (`Bends`): uncut, the later
+    // ones are mistimed by the bends before them.
+    if order.len() > 1 && order[0].2 <= limit && (sliding || joined) {
+        if limit >= 1.0 {
+            let skip = |j: usize| {
+                order.iter().any(|e| e.1 == j)
+                    || held.slides.get(&r).is_some_and(|sl| sl.contains(j))
+                    || current.as_ref().is_some_and(|sl| sl.contains(j))
+            };
+            bends.missed(order[0].2, skip, beta, kappa);
+        }
+        out.cut(order[0].2, bends.e2, true, Reason::Bends);
+    }
+    if joined {
+        out.entering.insert(r, current.expect("a joined slide"));
+    }
 }
 
 /// The squared error in W of taking a change of neuron r's slide at the crossing of entry i
@@ -2711,6 +2848,42 @@ mod tests {
     use crate::dynamics::{Flow, WeightSpace};
     use crate::integrate::{output_times, Solver};
     use crate::model::{Data, InitialNetwork};
+
+    /// `runs` covers every neuron once, in order, in at most the runs asked for, each
+    /// holding about its share of the events.
+    #[test]
+    fn runs_cut_the_neurons_into_even_runs_in_order() {
+        // Events per neuron: one heavy neuron among light ones, and a single neuron.
+        for counts in [
+            vec![3, 1, 1, 40, 2, 2, 2, 5, 1, 1, 1, 1],
+            vec![7],
+            vec![1; 100],
+        ] {
+            let mut starts = vec![0];
+            for c in &counts {
+                starts.push(starts[starts.len() - 1] + c);
+            }
+            let total = starts[starts.len() - 1];
+            for parts in [1, 2, 8] {
+                let runs = runs(&starts, parts);
+                assert!(runs.len() <= parts, "{} runs for {parts}", runs.len());
+                assert_eq!(runs[0].0, 0);
+                assert_eq!(runs[runs.len() - 1].1, counts.len());
+                for pair in runs.windows(2) {
+                    assert_eq!(pair[0].1, pair[1].0, "contiguous");
+                }
+                for &(lo, hi) in &runs {
+                    assert!(lo < hi, "no empty run");
+                    // A run ends at the first neuron that reaches its share: past it by
+                    // less than that neuron's events.
+                    let events = starts[hi] - starts[lo];
+                    let largest = (lo..hi).map(|g| counts[g]).max().unwrap_or(0);
+                    assert!(events <= total.div_ceil(parts) + largest, "{events} events");
+                }
+            }
+        }
+        assert_eq!(runs(&[0, 5, 6, 10], 2), vec![(0, 1), (1, 3)]);
+    }
 
     /// `dot` rounds as nalgebra's `dot` (the 8-accumulator blocks and the tail), which the
     /// sliding bookkeeping relied on before: lengths 0 to 19, values of mixed scale and sign.

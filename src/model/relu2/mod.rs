@@ -582,8 +582,11 @@ mod tests {
         let w0 = net.w;
         let dir = direction(m, d, 2);
         let (mut full, mut cached, pattern) = full_and_cached(&model, &w0, near);
-        let (mut s_full, mut s_cached) = (Vec::new(), Vec::new());
-        let (mut c_full, mut c_cached) = (Vec::new(), Vec::new());
+        // The cache in three lanes: each copies and compares its own rows.
+        let mut lanes = Workspace::with_lanes(m, n, 3);
+        lanes.cache_signs(near);
+        let (mut s_full, mut s_cached, mut s_lanes) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut c_full, mut c_cached, mut c_lanes) = (Vec::new(), Vec::new(), Vec::new());
         let mut t = 0.0;
         // Out along the path, then back over its last steps: rows that moved past their
         // nearest samples and return keep the full pass's signs.
@@ -609,9 +612,13 @@ mod tests {
                 &mut c_cached,
                 &mut cached,
             );
+            pattern.changes(&model, &w.as_view(), &mut s_lanes, &mut c_lanes, &mut lanes);
             assert_eq!(s_full, s_cached, "signs at step {step}");
             assert_eq!(c_full, c_cached, "changes at step {step}");
+            assert_eq!(s_full, s_lanes, "signs in lanes at step {step}");
+            assert_eq!(c_full, c_lanes, "changes in lanes at step {step}");
         }
+        assert_eq!(lanes.lanes.len(), 3, "three lanes");
         assert!(!c_full.is_empty(), "the path crosses kinks");
         if let Some((passed, checked)) = cached.sign_cache_counts() {
             assert_eq!(checked, 90 * m as u64);
