@@ -463,6 +463,15 @@ impl Slide {
 
     /// Row r of the column-major m x d state `w` onto the surfaces: w_r -= X_I G_II^-1 X_I^T w_r.
     fn project(&self, x: &DMatrix<f64>, w: &mut [f64], m: usize, r: usize) {
+        let mut off = vec![0.0; x.ncols()];
+        self.removed(x, w, m, r, &mut off);
+        for (k, o) in off.iter().enumerate() {
+            w[k * m + r] -= o;
+        }
+    }
+
+    /// What `project` takes off row r of `w`, X_I G_II^-1 X_I^T w_r, into `off` (d).
+    fn removed(&self, x: &DMatrix<f64>, w: &[f64], m: usize, r: usize, off: &mut [f64]) {
         let d = x.ncols();
         let mut c = DVector::from_fn(self.set.len(), |a, _| {
             (0..d)
@@ -470,8 +479,8 @@ impl Slide {
                 .sum::<f64>()
         });
         self.chol.solve_mut(&mut c);
-        for k in 0..d {
-            w[k * m + r] -= self
+        for (k, o) in off.iter_mut().enumerate() {
+            *o = self
                 .set
                 .iter()
                 .zip(c.iter())
@@ -480,6 +489,59 @@ impl Slide {
         }
     }
 }
+
+/// Rows r of the column-major m x d state `w` onto their slides (the rows distinct), each as
+/// `Slide::project` takes it: what each row loses is found first, on rayon's threads when the
+/// slides are many (late in a gradient-flow run at n = 1000 about 10,000 a trial, 6% of the
+/// solver thread one by one), then taken off.
+fn project_all(x: &DMatrix<f64>, w: &mut [f64], m: usize, slides: &[(usize, &Slide)]) {
+    let parallel = slides.len() * x.ncols() >= PARALLEL_PROJECTIONS;
+    project_rows(
+        x,
+        w,
+        m,
+        slides,
+        parallel && rayon::current_num_threads() > 1,
+    );
+}
+
+/// `project_all`, on rayon's threads or not.
+fn project_rows(
+    x: &DMatrix<f64>,
+    w: &mut [f64],
+    m: usize,
+    slides: &[(usize, &Slide)],
+    parallel: bool,
+) {
+    let d = x.ncols();
+    if d == 0 {
+        return;
+    }
+    let mut off = vec![0.0; slides.len() * d];
+    let find = |(off, &(r, slide)): (&mut [f64], &(usize, &Slide))| {
+        slide.removed(x, w, m, r, off);
+    };
+    if parallel {
+        use rayon::prelude::*;
+        off.par_chunks_mut(d)
+            .zip(slides)
+            .with_min_len(64)
+            .for_each(find);
+    } else {
+        off.chunks_mut(d).zip(slides).for_each(find);
+    }
+    for (&(r, _), off) in slides.iter().zip(off.chunks(d)) {
+        for (k, o) in off.iter().enumerate() {
+            w[k * m + r] -= o;
+        }
+    }
+}
+
+/// Row entries (slides times d) from which `project_all` shares its slides between rayon's
+/// threads (1,000 slides at d = 20).
+const PARALLEL_PROJECTIONS: usize = 20_000;
+
+impl Slide {}
 
 /// H follows neuron r's change of slide from `old` to `new` (either None: no slide) with its
 /// row S_r. = `row`, for the share c of a step: H += (c/m) ((B_old D)^T (B_old D) -
@@ -2537,16 +2599,14 @@ impl HeldStages for OutputSpace<'_> {
             // Sliding neurons end on their surfaces: the projection of the increment is
             // their sliding velocity, and of the whole row, the arrival of a retake's
             // entering slides (and no drift of z_ri = 0 by rounding).
-            for (&r, slide) in held
+            let slides: Vec<(usize, &Slide)> = held
                 .slides
                 .iter()
                 .filter(|(r, _)| !entering.contains_key(r))
-            {
-                slide.project(x, &mut yn[..md], m, r);
-            }
-            for (&r, slide) in entering.iter() {
-                slide.project(x, &mut yn[..md], m, r);
-            }
+                .chain(entering.iter())
+                .map(|(&r, slide)| (r, slide))
+                .collect();
+            project_all(x, &mut yn[..md], m, &slides);
             for b in breaks.iter() {
                 b.advance(model, combo, ys, yn);
             }
@@ -2848,6 +2908,53 @@ mod tests {
     use crate::dynamics::{Flow, WeightSpace};
     use crate::integrate::{output_times, Solver};
     use crate::model::{Data, InitialNetwork};
+
+    /// `project_all` takes each row onto its slide with `Slide::project`'s bits, on one thread
+    /// and on rayon's, and leaves the other rows alone.
+    #[test]
+    fn projections_side_by_side_have_the_bits_of_one_by_one() {
+        let (n, d, m) = (12, 4, 40);
+        let net = InitialNetwork::init(m, d, 5);
+        let model = Model::new(Data::synthetic(n, d, 5), net.a);
+        let x = &model.data().x;
+        let slides: Vec<(usize, Slide)> = (0..m)
+            .filter(|r| r % 3 != 1)
+            .filter_map(|r| {
+                let mut set = if r % 2 == 0 {
+                    vec![r % n]
+                } else {
+                    vec![r % n, (r + 5) % n]
+                };
+                set.sort_unstable();
+                Slide::new(&model, set).map(|s| (r, s))
+            })
+            .collect();
+        assert!(slides.len() > m / 2, "{} slides", slides.len());
+        let w0: Vec<f64> = (0..m * d)
+            .map(|j| ((j * 37 % 101) as f64 - 50.0) / 7.0)
+            .collect();
+        let mut one = w0.clone();
+        for (r, slide) in &slides {
+            slide.project(x, &mut one, m, *r);
+        }
+        let refs: Vec<(usize, &Slide)> = slides.iter().map(|(r, s)| (*r, s)).collect();
+        for parallel in [false, true] {
+            let mut all = w0.clone();
+            project_rows(x, &mut all, m, &refs, parallel);
+            let bits = |v: &[f64]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&all), bits(&one), "parallel {parallel}");
+        }
+        // The projected rows moved and lie on their surfaces; the others kept their bits.
+        for r in 0..m {
+            let moved = (0..d).any(|k| one[k * m + r] != w0[k * m + r]);
+            let slide = slides.iter().find(|(q, _)| *q == r).map(|(_, s)| s);
+            assert_eq!(moved, slide.is_some(), "row {r}");
+            for &i in slide.map_or(&[][..], |s| &s.set[..]) {
+                let z: f64 = (0..d).map(|k| one[k * m + r] * x[(i, k)]).sum();
+                assert!(z.abs() < 1e-12, "row {r} off its surface {i}: {z}");
+            }
+        }
+    }
 
     /// `runs` covers every neuron once, in order, in at most the runs asked for, each
     /// holding about its share of the events.
