@@ -1378,8 +1378,9 @@ pub(crate) fn gemv(cpu: Avx2Fma, h: &[f64], rows: usize, x: &[f64], y: &mut [f64
     }
 }
 
-/// Entries of H from which [`gemv`] shares its panels between rayon's threads (n = 500);
-/// below it a product takes less than the threads' handover would save.
+/// Entries of H from which [`gemv`] shares its panels between rayon's threads (n = 500, the
+/// slides' own threshold in src/dynamics/output_space.rs; not tuned apart: at n = 100 a
+/// product, about 1 us, is shorter than a handover between threads).
 const PARALLEL_GEMV: usize = 250_000;
 
 /// Rows i0 .. i0 + y.len() of [`gemv`] into y, in V vectors, the last masked.
