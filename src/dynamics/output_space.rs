@@ -541,8 +541,6 @@ fn project_rows(
 /// threads (1,000 slides at d = 20).
 const PARALLEL_PROJECTIONS: usize = 20_000;
 
-impl Slide {}
-
 /// H follows neuron r's change of slide from `old` to `new` (either None: no slide) with its
 /// row S_r. = `row`, for the share c of a step: H += (c/m) ((B_old D)^T (B_old D) -
 /// (B_new D)^T (B_new D)) (c = 1 the whole change; c < 0 takes such a share back).
@@ -1653,6 +1651,13 @@ fn events(
     }
     starts.push(order.len());
     let (entering, entries, releases) = joins;
+    let judging = Judging {
+        model,
+        held,
+        limit,
+        delta1,
+        path,
+    };
     let critical = if order.len() * n >= PARALLEL_ENTRIES && rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
         let parts = runs(&starts, 4 * rayon::current_num_threads());
@@ -1664,9 +1669,7 @@ fn events(
                 let mut out = gathered.judged();
                 for g in starts[lo..=hi].windows(2) {
                     let neuron = &order[g[0]..g[1]];
-                    neuron_events(
-                        model, held, neuron, limit, delta1, &mut row, &mut at, path, &mut out,
-                    );
+                    neuron_events(judging, neuron, &mut row, &mut at, &mut out);
                 }
                 gathered.critical = out.critical;
                 gathered
@@ -1698,17 +1701,7 @@ fn events(
             critical: None,
         };
         for g in starts.windows(2) {
-            neuron_events(
-                model,
-                held,
-                &order[g[0]..g[1]],
-                limit,
-                delta1,
-                row,
-                &mut at,
-                path,
-                &mut out,
-            );
+            neuron_events(judging, &order[g[0]..g[1]], row, &mut at, &mut out);
         }
         out.critical
     };
@@ -1782,20 +1775,33 @@ impl Gathered {
     }
 }
 
+/// What every neuron's events in a step are judged against (`events`' arguments of the same
+/// names).
+#[derive(Clone, Copy)]
+struct Judging<'j> {
+    model: &'j Model,
+    held: &'j Held,
+    limit: f64,
+    delta1: &'j DVector<f64>,
+    path: Path<'j>,
+}
+
 /// `events` for one neuron: `order` holds its events (all of neuron r), `row` and `at` are
 /// scratch of length n.
-#[allow(clippy::too_many_arguments)]
 fn neuron_events(
-    model: &Model,
-    held: &Held,
+    judging: Judging<'_>,
     order: &Order,
-    limit: f64,
-    delta1: &DVector<f64>,
     row: &mut [f64],
     at: &mut DVector<f64>,
-    path: Path<'_>,
     out: &mut Judged<'_>,
 ) {
+    let Judging {
+        model,
+        held,
+        limit,
+        delta1,
+        path,
+    } = judging;
     let xx = model.input_gram();
     let x = &model.data().x;
     let (w0, w1, beta, _, _, extra) = path;
