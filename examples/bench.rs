@@ -136,9 +136,10 @@ fn rhs_table(args: &[String]) {
         println!("numpy (OpenBLAS, all cores, the faster of its own and its AVX-512 kernels) square 2000^3 dgemm: {square:.1} GFLOP/s");
     }
     println!("One weight-space right-hand side (4nmd flop), n = {n}, d = {d}; GFLOP/s");
-    println!("The weight-space work of one output-space step (two J_S^T beta passes and a sign pass, 6nmd flop) in the last two columns.");
-    println!("| m | rhs, 1 thread (ms) | GFLOP/s | rhs, {threads} threads (ms) | GFLOP/s | rhs by matrixmultiply, {threads} threads, GFLOP/s | 2 GEMMs, nalgebra (ms) | GFLOP/s | 2 GEMMs, numpy GFLOP/s | step, {threads} threads (ms) | GFLOP/s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("The weight-space work of one output-space step (two J_S^T beta passes and a sign pass, 6nmd flop) in the two step columns.");
+    println!("A momentum step's two J_S^T products (W's and V's, one pattern), one after the other and as one paired pass (Model::vjp_held_pair), in the last two columns.");
+    println!("| m | rhs, 1 thread (ms) | GFLOP/s | rhs, {threads} threads (ms) | GFLOP/s | rhs by matrixmultiply, {threads} threads, GFLOP/s | 2 GEMMs, nalgebra (ms) | GFLOP/s | 2 GEMMs, numpy GFLOP/s | step, {threads} threads (ms) | GFLOP/s | 2 J_S^T, {threads} threads (ms) | paired (ms) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     // On a thread of rayon's pool, as study::run does.
     let rates =
         rayon::scope(|_| rhs_rows(n, d, &widths, numpy.as_ref().map(|(_, r)| r.as_slice())));
@@ -192,9 +193,23 @@ fn rhs_rows(n: usize, d: usize, widths: &[usize], numpy: Option<&[f64]>) -> Vec<
             }
             pattern.changes(&model, &w.as_view(), &mut signs, &mut changed, &mut ws);
         });
+        let beta_v = vec![-0.2; n];
+        let mut gv = DMatrix::zeros(m, d);
+        let two = time(|| {
+            model.vjp_held(&beta, &mut g.as_view_mut(), &mut ws, &pattern);
+            model.vjp_held(&beta_v, &mut gv.as_view_mut(), &mut ws, &pattern);
+        });
+        let paired = time(|| {
+            model.vjp_held_pair(
+                [&beta, &beta_v],
+                [&mut g.as_view_mut(), &mut gv.as_view_mut()],
+                &mut ws,
+                &pattern,
+            );
+        });
         let flop = 4.0 * (n * m * d) as f64;
         println!(
-            "| {m} | {:.4} | {:.1} | {:.4} | {:.1} | {:.1} | {:.4} | {:.1} | {} | {:.4} | {:.1} |",
+            "| {m} | {:.4} | {:.1} | {:.4} | {:.1} | {:.1} | {:.4} | {:.1} | {} | {:.4} | {:.1} | {:.4} | {:.4} |",
             rhs1 * 1e3,
             flop / rhs1 / 1e9,
             rhs * 1e3,
@@ -205,6 +220,8 @@ fn rhs_rows(n: usize, d: usize, widths: &[usize], numpy: Option<&[f64]>) -> Vec<
             numpy.map_or("-".into(), |r| format!("{:.1}", r[k])),
             step * 1e3,
             1.5 * flop / step / 1e9,
+            two * 1e3,
+            paired * 1e3,
         );
         rates.push(flop / rhs / 1e9);
     }

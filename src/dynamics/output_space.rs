@@ -2472,6 +2472,26 @@ pub(crate) fn jt(
     model.vjp_held(beta.as_slice(), &mut gv, ws, pattern);
 }
 
+/// J^T beta_W and J^T beta_V into `outs` (m x d each, column-major) under `pattern`, in one
+/// pass where the kernel can ([`Model::vjp_held_pair`]), each with [`jt`]'s bits.
+pub(crate) fn jt_pair(
+    model: &Model,
+    [bw, bv]: [&DVector<f64>; 2],
+    [ow, ov]: [&mut [f64]; 2],
+    ws: &mut Workspace,
+    pattern: &Pattern,
+) {
+    let (m, d) = (model.m(), model.d());
+    let mut gw = DMatrixViewMut::from_slice(ow, m, d);
+    let mut gv = DMatrixViewMut::from_slice(ov, m, d);
+    model.vjp_held_pair(
+        [bw.as_slice(), bv.as_slice()],
+        [&mut gw, &mut gv],
+        ws,
+        pattern,
+    );
+}
+
 /// |c V + J^T beta|^2 with |V|^2 = vv: c^2 |V|^2 + 2 c beta . (J V) + beta^T H beta, O(n^2),
 /// unless the two parts cancel (NAG's early steps, where c is large and V lies in the range
 /// of J^T) and rounding would swamp the sum; then formed in weight space (v: V, empty for GF).
@@ -2550,7 +2570,6 @@ impl HeldStages for OutputSpace<'_> {
             fixes.iter().for_each(|f| combo_v[f.i] += f.beta_v);
             let cw = (0..7).map(|l| bcoef(l) * al[l]).sum::<f64>();
             let cv = 1.0 + (0..7).map(|l| bcoef(l) * gl[l]).sum::<f64>();
-            jt(model, combo, pw, &mut buf.ws, &held.pattern);
             // The first trial of a step leaves V_new unformed: if it ends with sign changes
             // it is retaken, and its blend needs only the changed neurons' rows of V_new
             // (`velocity_rows`); on the benchmark case 42% of nag's trials and 25% of hbf's.
@@ -2560,6 +2579,7 @@ impl HeldStages for OutputSpace<'_> {
                 && fixes.is_empty()
                 && buf.ws.kernel() == Kernel::Fused;
             let sq = if defer {
+                jt(model, combo, pw, &mut buf.ws, &held.pattern);
                 // |W|^2, |V|^2 of the start are the last accepted trial's end sums when
                 // nothing moved its entries after them; |W_new|^2, |V_new|^2 wait for
                 // `complete` (the four sums' latency chains run side by side there).
@@ -2567,7 +2587,13 @@ impl HeldStages for OutputSpace<'_> {
                 advance_position(ys, yn, cw, pw);
                 [w2, v2, 0.0, 0.0]
             } else {
-                jt(model, combo_v, pv, &mut buf.ws, &held.pattern);
+                jt_pair(
+                    model,
+                    [combo, combo_v],
+                    [pw, pv],
+                    &mut buf.ws,
+                    &held.pattern,
+                );
                 advance_second(ys, yn, [cw, cv], pw, pv)
             };
             for f in fixes.iter() {

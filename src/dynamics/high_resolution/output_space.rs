@@ -35,8 +35,8 @@ use nalgebra::DVector;
 
 use super::Form;
 use crate::dynamics::output_space::{
-    advance_second, combine, dot_row, held_start, jt, norms_first, norms_second, quad, split,
-    Backup, Buffers, Held,
+    advance_second, combine, dot_row, held_start, jt, jt_pair, norms_first, norms_second, quad,
+    split, Backup, Buffers, Held,
 };
 use crate::integrate::tableau as dp5;
 use crate::integrate::{drive, HeldStages, Norms, SolverSettings, Stats, Stop, Watched};
@@ -63,6 +63,8 @@ struct HighOutputSpace<'a> {
     jz_end: DVector<f64>,
     hv: DVector<f64>,
     combo: DVector<f64>,
+    /// The second product's coefficients of a step's pair of J^T products (`jt_pair`).
+    combo_z: DVector<f64>,
     /// J^T products: the new position and second part.
     pw: Vec<f64>,
     pz: Vec<f64>,
@@ -97,6 +99,7 @@ impl<'a> HighOutputSpace<'a> {
             jz_end: DVector::zeros(n),
             hv: DVector::zeros(n),
             combo: DVector::zeros(n),
+            combo_z: DVector::zeros(n),
             pw: vec![0.0; md],
             pz: vec![0.0; if second { md } else { 0 }],
             scratch: vec![0.0; md],
@@ -186,14 +189,15 @@ impl HeldStages for HighOutputSpace<'_> {
             gl,
             hv,
             combo,
+            combo_z,
             pw,
             pz,
             scratch,
             ..
         } = self;
         combine(bcoef, ql, combo);
-        jt(model, combo, pw, &mut buf.ws, &held.pattern);
         if !self.second {
+            jt(model, combo, pw, &mut buf.ws, &held.pattern);
             for j in 0..md {
                 yn[j] = ys[j] + pw[j];
             }
@@ -201,8 +205,14 @@ impl HeldStages for HighOutputSpace<'_> {
             let e = quad(model, held, 0.0, 0.0, combo, &[], hv, scratch, &mut buf.ws);
             return norms_first(ys, yn, e);
         }
-        combine(bcoef, del, combo);
-        jt(model, combo, pz, &mut buf.ws, &held.pattern);
+        combine(bcoef, del, combo_z);
+        jt_pair(
+            model,
+            [combo, combo_z],
+            [pw, pz],
+            &mut buf.ws,
+            &held.pattern,
+        );
         let cw = (0..7).map(|l| bcoef(l) * pl[l]).sum::<f64>();
         let cz = 1.0 + (0..7).map(|l| bcoef(l) * gl[l]).sum::<f64>();
         let sq = advance_second(ys, yn, [cw, cz], pw, pz);

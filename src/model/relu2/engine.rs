@@ -116,6 +116,8 @@ pub struct Workspace {
     /// Delta of the last evaluation, and Delta / sqrt m (zero-padded to np).
     pub(super) delta: Vec<f64>,
     pub(super) scaled_delta: Vec<f64>,
+    /// The second product's ds of a paired pass ([`Model::vjp_held_pair`]), empty until then.
+    scaled_second: Vec<f64>,
     pub(super) m: usize,
     pub(super) n: usize,
     /// Signs of W by rows whose distance from their last pass proves them unchanged
@@ -243,6 +245,7 @@ impl Workspace {
             np,
             delta: vec![0.0; n],
             scaled_delta: vec![0.0; np],
+            scaled_second: Vec::new(),
             m,
             n,
             sign_cache: None,
@@ -300,6 +303,32 @@ impl Lane {
                 z: &mut self.z,
             }),
         }
+    }
+}
+
+/// Pass 2's driver: each lane's neurons in blocks of `block` rows, `pass(kernel, r0, len)` for
+/// each block with the lane's kernel, the lanes on rayon's threads when there are several.
+fn by_blocks(
+    model: &Model,
+    lanes: &mut [Lane],
+    cpu: Option<Avx2Fma>,
+    block: usize,
+    pass: impl Fn(&mut Block<'_>, usize, usize) + Sync,
+) {
+    let run = |lane: &mut Lane| {
+        let rows = lane.rows.clone();
+        let mut kernel = lane.kernel(model, cpu);
+        let mut r0 = rows.start;
+        while r0 < rows.end {
+            let len = block.min(rows.end - r0);
+            pass(&mut kernel, r0, len);
+            r0 += len;
+        }
+    };
+    if lanes.len() > 1 {
+        lanes.par_iter_mut().for_each(run);
+    } else {
+        run(&mut lanes[0]);
     }
 }
 
@@ -753,45 +782,68 @@ impl Model {
         assert_eq!(g.shape(), (m, d), "G of another shape");
         assert_eq!(ds.len(), ws.np, "ds not padded");
         let a = self.a.as_slice();
-        let block = ws.block;
-        let parallel = ws.lanes.len() > 1;
-        let cpu = ws.cpu;
         // The workspace's ReLU mask is in the kernel's own format.
-        let own = |bytes| match cpu {
+        let own = |bytes| match ws.cpu {
             Some(_) => Signs::Nibbles(bytes),
             None => Signs::Bytes(bytes),
         };
         let out = SharedRows::new(g);
         let x = &self.data.x;
         let (mask, row) = (&ws.mask, ws.mask_row);
-        let lanes = &mut ws.lanes;
-        let pass2 = |lane: &mut Lane| {
-            let rows = lane.rows.clone();
-            let mut kernel = lane.kernel(self, cpu);
-            let mut r0 = rows.start;
-            while r0 < rows.end {
-                let len = block.min(rows.end - r0);
-                let sm = match held {
-                    None => own(&mask[r0 * row..(r0 + len) * row]),
-                    Some(p) => Signs::Bytes(&p.mask[r0 * n..(r0 + len) * n]),
-                };
-                // SAFETY: lanes hold disjoint row ranges and a lane visits its blocks one at
-                // a time; this view is the only one of rows r0 .. r0 + len while it lives.
-                let mut gb = unsafe { out.rows_mut(r0, len) };
-                kernel.transpose(ds, &a[r0..], sm, gb.reborrow());
-                if let Some(p) = held {
-                    for (r, i, c) in p.corrections(r0..r0 + len) {
-                        gb.add_scaled(r - r0, a[r] * c * ds[i], |k| x[(i, k)]);
-                    }
+        by_blocks(self, &mut ws.lanes, ws.cpu, ws.block, |kernel, r0, len| {
+            let sm = match held {
+                None => own(&mask[r0 * row..(r0 + len) * row]),
+                Some(p) => Signs::Bytes(&p.mask[r0 * n..(r0 + len) * n]),
+            };
+            // SAFETY: lanes hold disjoint row ranges and a lane visits its blocks one at a
+            // time; this view is the only one of rows r0 .. r0 + len while it lives.
+            let mut gb = unsafe { out.rows_mut(r0, len) };
+            kernel.transpose(ds, &a[r0..], sm, gb.reborrow());
+            if let Some(p) = held {
+                for (r, i, c) in p.corrections(r0..r0 + len) {
+                    gb.add_scaled(r - r0, a[r] * c * ds[i], |k| x[(i, k)]);
                 }
-                r0 += len;
             }
-        };
-        if parallel {
-            lanes.par_iter_mut().for_each(pass2);
-        } else {
-            pass2(&mut lanes[0]);
-        }
+        });
+    }
+
+    /// J_S^T beta_W and J_S^T beta_V under one held pattern into `gw` and `gv` (m x d each),
+    /// each with the bits [`Model::vjp_held`] gives it, in one pass where the kernel can
+    /// (`BlockKernel::transpose_pair`): a momentum step's two products, W's and V's.
+    pub fn vjp_held_pair(
+        &self,
+        [beta_w, beta_v]: [&[f64]; 2],
+        [gw, gv]: [&mut DMatrixViewMut<f64>; 2],
+        ws: &mut Workspace,
+        held: &Pattern,
+    ) {
+        let (n, d, m) = (self.n(), self.d(), self.m());
+        assert_eq!((ws.m, ws.n), (m, n), "workspace of another shape");
+        assert!(
+            gw.shape() == (m, d) && gv.shape() == (m, d),
+            "G of another shape"
+        );
+        let scale = 1.0 / (m as f64).sqrt();
+        let mut dw = std::mem::take(&mut ws.scaled_delta);
+        let mut dv = std::mem::take(&mut ws.scaled_second);
+        dv.resize(ws.np, 0.0);
+        dw.iter_mut().zip(beta_w).for_each(|(d, b)| *d = b * scale);
+        dv.iter_mut().zip(beta_v).for_each(|(d, b)| *d = b * scale);
+        let a = self.a.as_slice();
+        let (ow, ov) = (SharedRows::new(gw), SharedRows::new(gv));
+        let x = &self.data.x;
+        by_blocks(self, &mut ws.lanes, ws.cpu, ws.block, |kernel, r0, len| {
+            // SAFETY: as in `transpose_pass`, for each of the two matrices.
+            let (mut bw, mut bv) = unsafe { (ow.rows_mut(r0, len), ov.rows_mut(r0, len)) };
+            let sm = &held.mask[r0 * n..(r0 + len) * n];
+            kernel.transpose_pair([&dw, &dv], &a[r0..], sm, [bw.reborrow(), bv.reborrow()]);
+            for (r, i, c) in held.corrections(r0..r0 + len) {
+                bw.add_scaled(r - r0, a[r] * c * dw[i], |k| x[(i, k)]);
+                bv.add_scaled(r - r0, a[r] * c * dv[i], |k| x[(i, k)]);
+            }
+        });
+        ws.scaled_delta = dw;
+        ws.scaled_second = dv;
     }
 
     /// grad_W L into `g` (m x d) with the ReLU's own pattern, returning Delta.

@@ -20,6 +20,13 @@ pub(crate) trait BlockKernel {
     /// Pass 2: the rows of G in `g` set to g_r = sum_i a_r S_ri ds_i x_i (`ds` zero-padded
     /// to np).
     fn transpose(&mut self, ds: &[f64], a: &[f64], mask: Signs<'_>, g: RowsMut<'_>);
+    /// Pass 2 of two products under one held pattern (`mask`: 0/1 bytes, n a row): the rows
+    /// of G in `g[u]` as [`BlockKernel::transpose`] sets them from `ds[u]`, bit for bit.
+    fn transpose_pair(&mut self, ds: [&[f64]; 2], a: &[f64], mask: &[u8], g: [RowsMut<'_>; 2]) {
+        let [gw, gv] = g;
+        self.transpose(ds[0], a, Signs::Bytes(mask), gw);
+        self.transpose(ds[1], a, Signs::Bytes(mask), gv);
+    }
 }
 
 /// C (rows x cols) = A B with A (rows x k) and B (k x cols) given by pointer and strides
@@ -203,6 +210,16 @@ impl BlockKernel for Fused<'_> {
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("no AVX2 token off x86-64: {:?}", (self.cpu, ds, a, g.len()));
     }
+
+    fn transpose_pair(&mut self, ds: [&[f64]; 2], a: &[f64], mask: &[u8], g: [RowsMut<'_>; 2]) {
+        #[cfg(target_arch = "x86_64")]
+        crate::simd::avx2::transpose_pair(self.cpu, self.x, ds, a, mask, g, self.p);
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!(
+            "no AVX2 token off x86-64: {:?}",
+            (self.cpu, ds, a, g[0].len())
+        );
+    }
 }
 
 /// The kernel of a lane, chosen by the workspace: dispatch on a variant, once per block.
@@ -228,6 +245,12 @@ impl BlockKernel for Block<'_> {
         match self {
             Block::Gemm(k) => k.transpose(ds, a, mask, g),
             Block::Fused(k) => k.transpose(ds, a, mask, g),
+        }
+    }
+    fn transpose_pair(&mut self, ds: [&[f64]; 2], a: &[f64], mask: &[u8], g: [RowsMut<'_>; 2]) {
+        match self {
+            Block::Gemm(k) => k.transpose_pair(ds, a, mask, g),
+            Block::Fused(k) => k.transpose_pair(ds, a, mask, g),
         }
     }
 }

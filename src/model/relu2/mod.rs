@@ -773,6 +773,49 @@ mod tests {
         }
     }
 
+    /// J_S^T beta_W and J_S^T beta_V in one pass are the two single passes bit for bit, on both
+    /// kernels, with blended entries, at sizes where the single passes sum two rows side by
+    /// side (n = 23) and four (n = 300, d = 20), and at widths that end on a half vector.
+    #[test]
+    fn paired_products_are_the_single_products_bit_for_bit() {
+        for (n, d, m) in [(23, 5, 70), (300, 20, 90), (41, 21, 33)] {
+            let (model, w) = problem(n, d, m, 9);
+            let bw = DVector::from_fn(n, |i, _| ((i * 5) % 11) as f64 / 11.0 - 0.4);
+            let bv = DVector::from_fn(n, |i, _| ((i * 3) % 7) as f64 / 7.0 - 0.6);
+            for kernel in [engine::Kernel::Gemm, engine::Kernel::Fused] {
+                let mut ws = Workspace::with_kernel(m, n, 2, kernel);
+                let mut held = Pattern::of(&model, &w.as_view(), &mut ws);
+                held.set_blend(3, 4, 0.25);
+                held.set_blend(m - 1, 0, 0.75);
+                let single = |beta: &DVector<f64>, ws: &mut Workspace| {
+                    let mut g = DMatrix::zeros(m, d);
+                    model.vjp_held(beta.as_slice(), &mut g.as_view_mut(), ws, &held);
+                    g
+                };
+                let (sw, sv) = (single(&bw, &mut ws), single(&bv, &mut ws));
+                let (mut pw, mut pv) = (DMatrix::zeros(m, d), DMatrix::zeros(m, d));
+                model.vjp_held_pair(
+                    [bw.as_slice(), bv.as_slice()],
+                    [&mut pw.as_view_mut(), &mut pv.as_view_mut()],
+                    &mut ws,
+                    &held,
+                );
+                let bits = |a: &DMatrix<f64>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&pw),
+                    bits(&sw),
+                    "{kernel:?}, n = {n}, d = {d}: W's product"
+                );
+                assert_eq!(
+                    bits(&pv),
+                    bits(&sv),
+                    "{kernel:?}, n = {n}, d = {d}: V's product"
+                );
+                assert!(sw.norm() > 0.0 && sv.norm() > 0.0);
+            }
+        }
+    }
+
     /// Rows of J_S^T beta taken alone (single rows, in any order, at the tiles' edges and a
     /// blended row) are the whole product's rows bit for bit; with the GEMM fallback nothing.
     #[test]
