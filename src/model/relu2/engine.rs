@@ -59,6 +59,14 @@ const FUSED_SCRATCH: fn(usize) -> usize = |_| 0;
 /// times the nearest's (margins near 0 are about uniform).
 pub(super) const NEAR: usize = 8;
 
+/// What one rechecked row ([`NEAR`] samples' signs again) costs, in flops of a stale row's pass
+/// (2 n d), for the choice of lanes against [`PARALLEL_FLOPS`]: its own 2 NEAR d = 320 at d =
+/// 20 undercounts the copy of the row and the gathered samples around them. Measured in a
+/// gradient-flow run at n = 1000, d = 20, m = 10,000 to T = 1 (serial sign passes timed one by
+/// one, least squares): 0.115 us a recheck, 6.0 us a stale row (40,000 flops); there the passes
+/// of about 9,700 rechecks and 5 stale rows, 1.1 ms each, ran on one thread.
+const RECHECK_FLOPS: usize = 800;
+
 /// Bytes of one block's pre-activations: half of a 512 KB L2, beside the blocks of W and G.
 const BLOCK_BYTES: usize = 256 * 1024;
 
@@ -542,8 +550,8 @@ impl Model {
             }
         };
         // The stale rows' passes and the rechecked rows' nearest samples (none for the
-        // momentum flows): the work the lanes would share.
-        let flops = 2 * stale.len() * n * d + 2 * recheck.len() * NEAR * d;
+        // momentum flows): the work the lanes would share, a recheck at what it costs.
+        let flops = 2 * stale.len() * n * d + recheck.len() * RECHECK_FLOPS;
         let shares: Vec<Share> = ws
             .lanes
             .iter_mut()
