@@ -2472,7 +2472,7 @@ pub(crate) fn jt(
     model.vjp_held(beta.as_slice(), &mut gv, ws, pattern);
 }
 
-/// J^T beta_W and J^T beta_V into `outs` (m x d each, column-major) under `pattern`, in one
+/// J^T beta_W and J^T beta_V into `ow` and `ov` (m x d each, column-major) under `pattern`, in one
 /// pass where the kernel can ([`Model::vjp_held_pair`]), each with [`jt`]'s bits.
 pub(crate) fn jt_pair(
     model: &Model,
@@ -2573,7 +2573,9 @@ impl HeldStages for OutputSpace<'_> {
             // The first trial of a step leaves V_new unformed: if it ends with sign changes
             // it is retaken, and its blend needs only the changed neurons' rows of V_new
             // (`velocity_rows`); on the benchmark case 42% of nag's trials and 25% of hbf's.
-            // The rows are the kernel's bits, so only with the fused kernel.
+            // The rows are the kernel's bits, so only with the fused kernel. (Pairing the
+            // first trial's two products instead measured no faster: docs/performance.md,
+            // 2026-12-03 early afternoon.)
             let defer = self.defer
                 && backup.is_none()
                 && fixes.is_empty()

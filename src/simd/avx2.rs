@@ -129,7 +129,6 @@ pub(crate) fn forward(cpu: Avx2Fma, x: &PackedX, w: Rows<'_>, a: &[f64], mode: F
 /// `g[u]` set to g_r = sum_i a_r S_ri ds[u]_i x_i, each with the bits [`transpose`] gives it.
 /// With AVX-512F both are summed in one walk over the active samples, from one load of each
 /// x_i (a momentum step's J^T products of W and V share the pattern); else one after the other.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn transpose_pair(
     cpu: Avx2Fma,
     x: &PackedX,
@@ -157,11 +156,13 @@ pub(crate) fn transpose_pair(
         p.len() >= transpose_scratch(x.np),
         "pass 2 scratch too small"
     );
+    let g = [gw.raw(), gv.raw()];
     // SAFETY: the token proves AVX-512F and POPCNT (avx512 is set only where detection found
-    // both) besides AVX2 and FMA. Each RowsMut addresses len x d
-    // values that it alone writes; sizes checked above. Two rows side by side: the pair's
-    // accumulators for four would not fit the 32 vector registers.
-    unsafe { sparse_all::<2, 2>(x, ds, a, mask, len, [gw.raw(), gv.raw()], p) }
+    // both) besides AVX2 and FMA. Each RowsMut addresses len x d values that it alone writes
+    // (two views, so the two never overlap); sizes checked above.
+    // Two rows side by side at every n: four, as single passes take them beyond L1, made the
+    // pair slower (a scratch timing, docs/performance.md, 2026-12-03 early afternoon).
+    unsafe { sparse_all::<2, 2>(x, ds, a, mask, len, g, p) }
 }
 
 /// Pass 2 over the `g.len()` neurons whose rows of G `g` holds: g_r = sum_i a_r S_ri ds_i x_i,
@@ -644,11 +645,11 @@ unsafe fn transpose_all<const NIBBLES: bool, const WIDE: bool>(
 
 /// Pass 2 of a held pattern (0/1 bytes) over its active samples only: g_r = sum_i a_r S_ri
 /// ds_i x_i with the terms S_ri = 0 left out, for V = 1 or 2 products (`ds[u]` into `g[u]`)
-/// that share the walk over the active samples and each load of x_i (`transpose_pair`); each
-/// product's accumulators run the chains a single product's pass runs, so V does not change
-/// the bits. Two products paired took 0.78, 0.75, 0.77 and 0.79 of the time of two single
-/// passes at n = 100, d = 20 and m = 400, 1000, 10,000, 100,000 (`bench rhs`'s last two
-/// columns, Zen 5, 2026-12-03): the loads of X's rows, not the FMAs, bound a single pass. Each row's active samples are first listed
+/// that share the walk over the active samples and each load of x_i (`transpose_pair`);
+/// each product's accumulators run the chains a single product's pass runs, so V does not
+/// change the bits. Two products paired took 0.78, 0.75, 0.77 and 0.79 of the time of two
+/// single passes at n = 100, d = 20 and m = 400, 1000, 10,000, 100,000 (`bench rhs`'s last
+/// two columns, Zen 5, 2026-12-03): the loads of X's rows, not the FMAs, bound a single pass. Each row's active samples are first listed
 /// (16 at a time by a compress, no branch per sample: a data-dependent branch per sample or
 /// per short run cost more than the FMAs it fed), then R = 2 or 4 rows are summed side by
 /// side from X's rows on 64-byte lines ([`PackedX`]'s `lines`), as 512-bit vectors plus a
@@ -664,12 +665,12 @@ unsafe fn transpose_all<const NIBBLES: bool, const WIDE: bool>(
 /// one pass 42 µs dense, 33 µs here (the loads of X's rows, 2.5 vectors a term, bound it;
 /// four rows side by side, or the products a_r ds_i taken beforehand, were slower). Four rows
 /// (the longest list first, the rows dropping out of the side-by-side sums one by one) where
-/// X's rows outgrow the L1 cache ([`FOUR_ROWS_FROM_BYTES`]).
+/// X's rows outgrow the L1 cache ([`FOUR_ROWS_FROM_BYTES`]; for V = 1: the pair keeps two).
 ///
 /// # Safety
-/// AVX2, FMA, AVX-512F and POPCNT must be present; `g` must address len x d values no one
-/// else touches; `mask` holds len rows of n bytes, each 0 or 1; ds holds n values, a at least len,
-/// p [`transpose_scratch`].
+/// AVX2, FMA, AVX-512F and POPCNT must be present; each `g[u]` must address len x d values no
+/// one else touches (the `g[u]` pairwise disjoint); `mask` holds len rows of n bytes, each 0
+/// or 1; each `ds[u]` holds n values, a at least len, p [`transpose_scratch`].
 #[target_feature(enable = "avx512f,avx2,fma,popcnt")]
 unsafe fn sparse_all<const R: usize, const V: usize>(
     x: &PackedX,
@@ -799,14 +800,15 @@ unsafe fn active_samples(bytes: &[u8], n: usize, list: &mut [u32]) -> usize {
     count
 }
 
-/// Columns c .. c + 8 Z + 4 Y (those below d) of G's rows r0 + order[k] (k < R, those below
-/// `rows`), from their lists of active samples: Z full 512-bit vectors of X's padded row and,
-/// if Y, one 256-bit vector (dp is a multiple of 4).
+/// Columns c .. c + 8 Z + 4 Y (those below d) of the rows r0 + order[k] (k < R, those below
+/// `rows`) of each of the V products' G (`g[u]` from `ds[u]`), from their lists of active
+/// samples: Z full 512-bit vectors of X's padded row and, if Y, one 256-bit vector (dp is a
+/// multiple of 4).
 ///
 /// # Safety
 /// As [`sparse_all`], with c + 8 Z + 4 Y <= dp, list entries below n, the lists longest
-/// first, row r0 + order[k] of G within its len for each k with order[k] < rows (the other
-/// lists empty).
+/// first, row r0 + order[k] of each `g[u]` within its len for each k with order[k] < rows
+/// (the other lists empty).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]

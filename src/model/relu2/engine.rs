@@ -59,13 +59,15 @@ const FUSED_SCRATCH: fn(usize) -> usize = |_| 0;
 /// times the nearest's (margins near 0 are about uniform).
 pub(super) const NEAR: usize = 8;
 
-/// What one rechecked row ([`NEAR`] samples' signs again) costs, in flops of a stale row's pass
-/// (2 n d), for the choice of lanes against [`PARALLEL_FLOPS`]: its own 2 NEAR d = 320 at d =
-/// 20 undercounts the copy of the row and the gathered samples around them. Measured in a
-/// gradient-flow run at n = 1000, d = 20, m = 10,000 to T = 1 (serial sign passes timed one by
-/// one, least squares): 0.115 us a recheck, 6.0 us a stale row (40,000 flops); there the passes
-/// of about 9,700 rechecks and 5 stale rows, 1.1 ms each, ran on one thread.
-const RECHECK_FLOPS: usize = 800;
+/// What one rechecked row ([`NEAR`] samples' signs again) costs per column of X, in flops of a
+/// stale row's pass (2 n d), for the choice of lanes against [`PARALLEL_FLOPS`]: its own 2
+/// NEAR FMAs a column undercount the copy of the row and the gathered samples around them.
+/// Measured in a gradient-flow run at n = 1000, d = 20, m = 10,000 to T = 1 (a scratch build
+/// timing its serial sign passes one by one, least squares; docs/performance.md, 2026-12-03
+/// early afternoon): 0.115 us a recheck, 6.0 us a stale row (40,000 flops), so about 800
+/// flops a recheck at d = 20; there passes of about 9,700 rechecks and 5 stale rows, 1.1 ms
+/// each, had run on one thread.
+const RECHECK_FLOPS_PER_COLUMN: usize = 5 * NEAR;
 
 /// Bytes of one block's pre-activations: half of a 512 KB L2, beside the blocks of W and G.
 const BLOCK_BYTES: usize = 256 * 1024;
@@ -551,7 +553,7 @@ impl Model {
         };
         // The stale rows' passes and the rechecked rows' nearest samples (none for the
         // momentum flows): the work the lanes would share, a recheck at what it costs.
-        let flops = 2 * stale.len() * n * d + recheck.len() * RECHECK_FLOPS;
+        let flops = 2 * stale.len() * n * d + recheck.len() * RECHECK_FLOPS_PER_COLUMN * d;
         let shares: Vec<Share> = ws
             .lanes
             .iter_mut()
@@ -676,6 +678,7 @@ impl Model {
         ws: &mut Workspace,
         held: &Pattern,
     ) {
+        assert_eq!(beta.len(), self.n(), "beta of another length");
         let scale = 1.0 / (self.m() as f64).sqrt();
         let mut ds = std::mem::take(&mut ws.scaled_delta);
         ds.iter_mut().zip(beta).for_each(|(d, b)| *d = b * scale);
@@ -830,6 +833,10 @@ impl Model {
         assert!(
             gw.shape() == (m, d) && gv.shape() == (m, d),
             "G of another shape"
+        );
+        assert!(
+            beta_w.len() == n && beta_v.len() == n,
+            "beta of another length"
         );
         let scale = 1.0 / (m as f64).sqrt();
         let mut dw = std::mem::take(&mut ws.scaled_delta);

@@ -775,10 +775,20 @@ mod tests {
 
     /// J_S^T beta_W and J_S^T beta_V in one pass are the two single passes bit for bit, on both
     /// kernels, with blended entries, at sizes where the single passes sum two rows side by
-    /// side (n = 23) and four (n = 300, d = 20), and at widths that end on a half vector.
+    /// side (n = 23) and four (n = 300, d = 20), and at every shape of a block of columns
+    /// (d = 4, 5, 12, 20, 21: a half vector alone, one or two full vectors with and without a
+    /// half, three full with the last partly stored). Without AVX-512 the fused kernel's
+    /// pair is its two single passes.
     #[test]
     fn paired_products_are_the_single_products_bit_for_bit() {
-        for (n, d, m) in [(23, 5, 70), (300, 20, 90), (41, 21, 33)] {
+        let shapes = [
+            (23, 5, 70),
+            (300, 20, 90),
+            (41, 21, 33),
+            (37, 4, 20),
+            (29, 12, 21),
+        ];
+        for (n, d, m) in shapes {
             let (model, w) = problem(n, d, m, 9);
             let bw = DVector::from_fn(n, |i, _| ((i * 5) % 11) as f64 / 11.0 - 0.4);
             let bv = DVector::from_fn(n, |i, _| ((i * 3) % 7) as f64 / 7.0 - 0.6);
