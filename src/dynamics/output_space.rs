@@ -463,15 +463,22 @@ impl Slide {
 
     /// Row r of the column-major m x d state `w` onto the surfaces: w_r -= X_I G_II^-1 X_I^T w_r.
     fn project(&self, x: &DMatrix<f64>, w: &mut [f64], m: usize, r: usize) {
-        let mut off = vec![0.0; x.ncols()];
-        self.removed(x, w, m, r, &mut off);
-        for (k, o) in off.iter().enumerate() {
-            w[k * m + r] -= o;
+        let c = self.coefficients(x, w, m, r);
+        for k in 0..x.ncols() {
+            w[k * m + r] -= self.along(x, &c, k);
         }
     }
 
     /// What `project` takes off row r of `w`, X_I G_II^-1 X_I^T w_r, into `off` (d).
     fn removed(&self, x: &DMatrix<f64>, w: &[f64], m: usize, r: usize, off: &mut [f64]) {
+        let c = self.coefficients(x, w, m, r);
+        for (k, o) in off.iter_mut().enumerate() {
+            *o = self.along(x, &c, k);
+        }
+    }
+
+    /// G_II^-1 X_I^T w_r for row r of the column-major m x d state `w`.
+    fn coefficients(&self, x: &DMatrix<f64>, w: &[f64], m: usize, r: usize) -> DVector<f64> {
         let d = x.ncols();
         let mut c = DVector::from_fn(self.set.len(), |a, _| {
             (0..d)
@@ -479,14 +486,16 @@ impl Slide {
                 .sum::<f64>()
         });
         self.chol.solve_mut(&mut c);
-        for (k, o) in off.iter_mut().enumerate() {
-            *o = self
-                .set
-                .iter()
-                .zip(c.iter())
-                .map(|(&i, ci)| ci * x[(i, k)])
-                .sum::<f64>();
-        }
+        c
+    }
+
+    /// Column k of X_I^T c: sum_a c_a x_(i_a, k).
+    fn along(&self, x: &DMatrix<f64>, c: &DVector<f64>, k: usize) -> f64 {
+        self.set
+            .iter()
+            .zip(c.iter())
+            .map(|(&i, ci)| ci * x[(i, k)])
+            .sum::<f64>()
     }
 }
 

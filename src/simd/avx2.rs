@@ -144,18 +144,10 @@ pub(crate) fn transpose_pair(
         transpose(cpu, x, ds[1], a, Signs::Bytes(mask), gv, p);
         return;
     }
-    assert!(
-        gw.cols() == x.d && gv.cols() == x.d && gv.len() == len,
-        "G of another shape"
-    );
-    assert!(
-        ds.iter().all(|ds| ds.len() >= x.np) && a.len() >= len && mask.len() >= len * x.n,
-        "pass 2 inputs too short"
-    );
-    assert!(
-        p.len() >= transpose_scratch(x.np),
-        "pass 2 scratch too small"
-    );
+    assert_eq!(gv.len(), len, "G of another shape");
+    pass2_sizes(x, &gw, ds[0], a, p);
+    pass2_sizes(x, &gv, ds[1], a, p);
+    assert!(mask.len() >= len * x.n, "sign bytes too few");
     let g = [gw.raw(), gv.raw()];
     // SAFETY: the token proves AVX-512F and POPCNT (avx512 is set only where detection found
     // both) besides AVX2 and FMA. Each RowsMut addresses len x d values that it alone writes
@@ -163,6 +155,20 @@ pub(crate) fn transpose_pair(
     // Two rows side by side at every n: four, as single passes take them beyond L1, made the
     // pair slower (a scratch timing, docs/performance.md, 2026-12-03 early afternoon).
     unsafe { sparse_all::<2, 2>(x, ds, a, mask, len, g, p) }
+}
+
+/// What pass 2 reads and writes has the sizes its kernels address: G as wide as X, ds padded
+/// to np, an output weight per row of G, the scratch of [`transpose_scratch`].
+fn pass2_sizes(x: &PackedX, g: &RowsMut<'_>, ds: &[f64], a: &[f64], p: &[f64]) {
+    assert_eq!(g.cols(), x.d, "G of another width than X");
+    assert!(
+        ds.len() >= x.np && a.len() >= g.len(),
+        "pass 2 inputs too short"
+    );
+    assert!(
+        p.len() >= transpose_scratch(x.np),
+        "pass 2 scratch too small"
+    );
 }
 
 /// Pass 2 over the `g.len()` neurons whose rows of G `g` holds: g_r = sum_i a_r S_ri ds_i x_i,
@@ -177,15 +183,7 @@ pub(crate) fn transpose(
     p: &mut [f64],
 ) {
     let len = g.len();
-    assert_eq!(g.cols(), x.d, "G of another width than X");
-    assert!(
-        ds.len() >= x.np && a.len() >= len,
-        "pass 2 inputs too short"
-    );
-    assert!(
-        p.len() >= transpose_scratch(x.np),
-        "pass 2 scratch too small"
-    );
+    pass2_sizes(x, &g, ds, a, p);
     let g = g.raw();
     let wide = cpu.avx512();
     match mask {
@@ -649,12 +647,12 @@ unsafe fn transpose_all<const NIBBLES: bool, const WIDE: bool>(
 /// each product's accumulators run the chains a single product's pass runs, so V does not
 /// change the bits. Two products paired took 0.78, 0.75, 0.77 and 0.79 of the time of two
 /// single passes at n = 100, d = 20 and m = 400, 1000, 10,000, 100,000 (`bench rhs`'s last
-/// two columns, Zen 5, 2026-12-03): the loads of X's rows, not the FMAs, bound a single pass. Each row's active samples are first listed
-/// (16 at a time by a compress, no branch per sample: a data-dependent branch per sample or
-/// per short run cost more than the FMAs it fed), then R = 2 or 4 rows are summed side by
-/// side from X's rows on 64-byte lines ([`PackedX`]'s `lines`), as 512-bit vectors plus a
-/// 256-bit one where a block of columns ends on 4 (d = 20: 2 + 1/2 vectors where the dense
-/// tiles spend three full ones).
+/// two columns, Zen 5, 2026-12-03): the loads of X's rows, not the FMAs, bound a single pass.
+/// Each row's active samples are first listed (16 at a time by a compress, no branch per
+/// sample: a data-dependent branch per sample or per short run cost more than the FMAs it
+/// fed), then R = 2 or 4 rows are summed side by side from X's rows on 64-byte lines
+/// ([`PackedX`]'s `lines`), as 512-bit vectors plus a 256-bit one where a block of columns
+/// ends on 4 (d = 20: 2 + 1/2 vectors where the dense tiles spend three full ones).
 ///
 /// Same bits as the dense tiles ([`columns_512`]) for finite ds: they add each left-out term
 /// as an FMA of (a_r 0) ds_i = ±0, which returns the accumulator unchanged (an accumulator
