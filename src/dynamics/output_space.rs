@@ -1118,8 +1118,9 @@ struct OutputSpace<'a> {
     /// exactly cuts, as before the budget).
     tolerances: (f64, f64),
     theta: f64,
-    /// Whether a trial's events are judged only until its cut is known (`judge_early`);
-    /// false judges them all (the tests' oracle: the same steps, bit for bit).
+    /// Whether a trial's events are judged only until its cut is known (`judge_early`), and
+    /// judged again up to the cut only for the neurons with events before it; false judges
+    /// every neuron both times, as before (the tests' oracle: the same steps, bit for bit).
     early: bool,
     /// Trials whose judging stopped early at their cut.
     early_stops: u64,
@@ -1643,13 +1644,15 @@ type Path<'p> = (
 ///
 /// `limit` is the share judged up to (1, or the cut); with `budget` (the first judging of a
 /// step with an error budget, and a count of early stops) the judging stops once the cut is
-/// known (`judge_early`) and returns None, its findings then only the candidates before it.
+/// known (`judge_early`) and returns None, its findings then only the candidates before the
+/// first event of the first neuron it did not judge. `prune` (with a limit below 1): judge
+/// only the neurons with an event up to it, the others finding nothing.
 #[allow(clippy::too_many_arguments)]
 fn events(
     model: &Model,
     held: &Held,
     order: &Order,
-    (limit, budget): (f64, Option<(f64, &mut u64)>),
+    (limit, budget, prune): (f64, Option<(f64, &mut u64)>, bool),
     delta1: &DVector<f64>,
     row: &mut [f64],
     joins: Joins<'_>,
@@ -1662,7 +1665,7 @@ fn events(
     // Judged up to a cut, a neuron whose events all come after it finds nothing: only the
     // others are judged (each with all its events, as `neuron_events` reads them).
     let before: Vec<(usize, usize, f64)>;
-    let order = if limit < 1.0 {
+    let order = if prune && limit < 1.0 {
         let mut kept = Vec::with_capacity(order.len());
         let mut k = 0;
         while k < order.len() {
@@ -1796,7 +1799,8 @@ fn judge_early(
     let first = |g: usize| order[starts[g]].2;
     // Neurons by their first event (the order is by neuron, then share): a stable sort.
     let mut by_first: Vec<usize> = (0..neurons).collect();
-    by_first.sort_by(|&a, &b| first(a).partial_cmp(&first(b)).expect("finite shares"));
+    // (A NaN share, of a non-finite state, sorts last and never lets the judging stop.)
+    by_first.sort_by(|&a, &b| first(a).total_cmp(&first(b)));
     let mut found: Vec<Option<Gathered>> = (0..neurons).map(|_| None).collect();
     let mut done = 0;
     // Batches of a sixteenth: at n = 1000 the cut came after about a fifth of the neurons
@@ -2368,7 +2372,7 @@ impl OutputSpace<'_> {
         });
         let mut crossed = Vec::new();
         let mut candidates = Vec::new();
-        let mut judge = |limit: (f64, Option<(f64, &mut u64)>),
+        let mut judge = |limit: (f64, Option<(f64, &mut u64)>, bool),
                          crossed: &mut Vec<_>,
                          candidates: &mut Vec<_>| {
             self.entering.clear();
@@ -2398,7 +2402,7 @@ impl OutputSpace<'_> {
         let early = self.early && budget > 0.0;
         let mut stopped = 0;
         let critical = judge(
-            (1.0, early.then_some((budget, &mut stopped))),
+            (1.0, early.then_some((budget, &mut stopped)), self.early),
             &mut crossed,
             &mut candidates,
         );
@@ -2423,7 +2427,7 @@ impl OutputSpace<'_> {
             Some((sigma, why, forced)) if sigma < 1.0 => {
                 self.cut_reason = Some((why, forced));
                 // Judged again up to the cut: the events after it are found by the next step.
-                judge((sigma, None), &mut crossed, &mut candidates);
+                judge((sigma, None, self.early), &mut crossed, &mut candidates);
                 order.retain(|e| e.2 <= sigma);
                 let at_cut = crossed.iter().filter(|e| e.3 == sigma);
                 self.split = Some((sigma, at_cut.map(|&(r, i, on, _)| (r, i, on)).collect()));
