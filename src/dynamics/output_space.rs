@@ -1700,29 +1700,24 @@ fn events(
         delta1,
         path,
     };
+    let mut out = Judged {
+        entering,
+        entries,
+        releases,
+        crossed,
+        candidates,
+        breaks,
+        critical: None,
+    };
     let parallel = order.len() * n >= PARALLEL_ENTRIES && rayon::current_num_threads() > 1;
     if let Some((budget, stopped)) = budget {
-        if let Some(all) = judge_early(judging, order, &starts, budget, parallel, candidates) {
-            let mut critical: Option<f64> = None;
-            for f in all {
-                entering.extend(f.entering);
-                entries.extend(f.entries);
-                releases.extend(f.releases);
-                crossed.extend(f.crossed);
-                candidates.extend(f.candidates);
-                breaks.extend(f.breaks);
-                critical = match (critical, f.critical) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            }
-            entries.sort_unstable();
-            return critical;
-        }
-        *stopped += 1;
-        return None;
-    }
-    let critical = if parallel {
+        let Some(all) = judge_early(judging, order, &starts, budget, parallel, out.candidates)
+        else {
+            *stopped += 1;
+            return None;
+        };
+        gather(all, &mut out);
+    } else if parallel {
         use rayon::prelude::*;
         let parts = runs(&starts, 4 * rayon::current_num_threads());
         let found: Vec<Gathered> = parts
@@ -1739,38 +1734,35 @@ fn events(
                 gathered
             })
             .collect();
-        let mut critical: Option<f64> = None;
-        for f in found {
-            entering.extend(f.entering);
-            entries.extend(f.entries);
-            releases.extend(f.releases);
-            crossed.extend(f.crossed);
-            candidates.extend(f.candidates);
-            breaks.extend(f.breaks);
-            critical = match (critical, f.critical) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-        critical
+        gather(found, &mut out);
     } else {
         let mut at = DVector::zeros(n);
-        let mut out = Judged {
-            entering: &mut *entering,
-            entries: &mut *entries,
-            releases: &mut *releases,
-            crossed,
-            candidates,
-            breaks,
-            critical: None,
-        };
         for g in starts.windows(2) {
             neuron_events(judging, &order[g[0]..g[1]], row, &mut at, &mut out);
         }
-        out.critical
-    };
-    entries.sort_unstable();
-    critical
+    }
+    out.entries.sort_unstable();
+    out.critical
+}
+
+/// The findings of runs of neurons (`found`, in neuron order) appended to `out` in that
+/// order, as one thread judging them all would have pushed them, and the earliest share that
+/// must be cut at into `out.critical`.
+fn gather(found: impl IntoIterator<Item = Gathered>, out: &mut Judged<'_>) {
+    let mut critical = out.critical;
+    for f in found {
+        out.entering.extend(f.entering);
+        out.entries.extend(f.entries);
+        out.releases.extend(f.releases);
+        out.crossed.extend(f.crossed);
+        out.candidates.extend(f.candidates);
+        out.breaks.extend(f.breaks);
+        critical = match (critical, f.critical) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    out.critical = critical;
 }
 
 /// `events`' first judging of a step with an error budget (on rayon's threads when
