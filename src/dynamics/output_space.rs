@@ -1666,17 +1666,11 @@ fn events(
     // others are judged (each with all its events, as `neuron_events` reads them).
     let before: Vec<(usize, usize, f64)>;
     let order = if prune && limit < 1.0 {
-        let mut kept = Vec::with_capacity(order.len());
-        let mut k = 0;
-        while k < order.len() {
-            let r = order[k].0;
-            let end = k + order[k..].partition_point(|e| e.0 == r);
-            if order[k].2 <= limit {
-                kept.extend_from_slice(&order[k..end]);
-            }
-            k = end;
-        }
-        before = kept;
+        before = neuron_starts(order)
+            .windows(2)
+            .filter(|g| order[g[0]].2 <= limit)
+            .flat_map(|g| order[g[0]..g[1]].iter().copied())
+            .collect();
         &before[..]
     } else {
         order
@@ -1684,14 +1678,7 @@ fn events(
     // Each neuron's events are judged on their own (read-only `held`): runs of neurons go to
     // rayon's threads when there is enough work, and their findings are gathered back in
     // neuron order, as one thread would have found them.
-    let mut starts = Vec::new();
-    let mut k = 0;
-    while k < order.len() {
-        starts.push(k);
-        let r = order[k].0;
-        k += order[k..].partition_point(|e| e.0 == r);
-    }
-    starts.push(order.len());
+    let starts = neuron_starts(order);
     let (entering, entries, releases) = joins;
     let judging = Judging {
         model,
@@ -1745,6 +1732,31 @@ fn events(
     out.critical
 }
 
+/// Where each neuron's events start in `order` (sorted by neuron), then its length.
+fn neuron_starts(order: &Order) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut k = 0;
+    while k < order.len() {
+        starts.push(k);
+        let r = order[k].0;
+        k += order[k..].partition_point(|e| e.0 == r);
+    }
+    starts.push(order.len());
+    starts
+}
+
+/// The candidate where the running sum of the squared errors, taken in share order (a stable
+/// sort of `candidates`, in place), first passes `budget`: where a step with an error budget
+/// is cut (`OutputSpace::blend_sliding`, `judge_early`).
+fn over_budget(candidates: &mut [Candidate], budget: f64) -> Option<Candidate> {
+    candidates.sort_by(|a, b| a.0.partial_cmp(&b.0).expect("finite"));
+    let mut sum = 0.0;
+    candidates.iter().copied().find(|&(_, e2, _)| {
+        sum += e2;
+        sum > budget
+    })
+}
+
 /// The findings of runs of neurons (`found`, in neuron order) appended to `out` in that
 /// order, as one thread judging them all would have pushed them, and the earliest share that
 /// must be cut at into `out.critical`.
@@ -1774,9 +1786,9 @@ fn gather(found: impl IntoIterator<Item = Gathered>, out: &mut Judged<'_>) {
 /// is there, and the later neurons' events (most of a long trial's, at n = 1000) are not
 /// judged: the retake is judged again up to the cut anyway. Returns every neuron's
 /// findings in neuron order when all were judged (no cut found early), as the neuron-order
-/// judging finds them; else None, and `candidates` holds the candidates before `b` in the
-/// order that judging would have pushed them, so that the caller's stable sort by share and
-/// its running sum (`OutputSpace::blend_sliding`) find the same cut, to the bit.
+/// judging finds them; else None, and `candidates` holds the candidates before `b` as a
+/// stable sort by share orders that judging's list, so that the caller's [`over_budget`]
+/// finds the same cut, to the bit.
 fn judge_early(
     judging: Judging<'_>,
     order: &Order,
@@ -1831,28 +1843,18 @@ fn judge_early(
             return Some(all.collect());
         }
         // The candidates before the first event of the neurons not judged yet, in the
-        // order the neuron-order judging pushes them, then by share (stable).
+        // order the neuron-order judging pushes them (then sorted by share, stably: the
+        // caller's sort leaves them so).
         let below = first(by_first[done]);
         let mut known: Vec<Candidate> = found
             .iter()
             .flatten()
             .flat_map(|f| f.candidates.iter().copied().filter(|c| c.0 < below))
             .collect();
-        known.sort_by(|a, b| a.0.partial_cmp(&b.0).expect("finite"));
-        let mut sum = 0.0;
-        let over = known.iter().find(|&&(_, e2, _)| {
-            sum += e2;
-            sum > budget
-        });
         // A cut at share 1 is no cut, and the caller would take this judging's findings:
         // those need every neuron judged.
-        if over.is_some_and(|c| c.0 < 1.0) {
-            candidates.extend(
-                found
-                    .iter()
-                    .flatten()
-                    .flat_map(|f| f.candidates.iter().copied().filter(|c| c.0 < below)),
-            );
+        if over_budget(&mut known, budget).is_some_and(|c| c.0 < 1.0) {
+            candidates.append(&mut known);
             return None;
         }
     }
@@ -2402,12 +2404,7 @@ impl OutputSpace<'_> {
         let critical = if budget > 0.0 {
             // The events are taken without a cut while their errors, summed in squares,
             // stay within the budget; the step is cut at the first beyond it.
-            candidates.sort_by(|a, b| a.0.partial_cmp(&b.0).expect("finite"));
-            let mut sum = 0.0;
-            candidates.iter().find_map(|&(s, e2, why)| {
-                sum += e2;
-                (sum > budget).then_some((s, why, e2.is_infinite()))
-            })
+            over_budget(&mut candidates, budget).map(|(s, e2, why)| (s, why, e2.is_infinite()))
         } else {
             critical.map(|c| {
                 let why = candidates.iter().find(|e| e.0 == c).map(|e| e.2);
