@@ -4,7 +4,10 @@
 mod common;
 
 use common::small;
-use ntkdyn::integrate::{Solver, Stop};
+use nalgebra::DVector;
+use ntkdyn::dynamics::output_space::Crossings;
+use ntkdyn::integrate::{Solver, Stats, Stop};
+use ntkdyn::model::Model;
 use ntkdyn::optimizer::Optimizer;
 use ntkdyn::study::{self, Report, RunConfig, SpaceChoice};
 
@@ -269,10 +272,10 @@ fn weight_space_runs_give_the_same_bits_on_one_thread_and_on_two() {
 fn held_and_output_space(
     damping: ntkdyn::dynamics::Damping,
     rtol: f64,
-) -> (Vec<f64>, Vec<f64>, ntkdyn::integrate::Stats) {
+) -> (Vec<f64>, Vec<f64>, Stats) {
     use ntkdyn::dynamics::{Flow, WeightSpace};
     use ntkdyn::integrate::{integrate_held, output_times, SolverSettings};
-    use ntkdyn::model::{Data, InitialNetwork, Model};
+    use ntkdyn::model::{Data, InitialNetwork};
     let net = InitialNetwork::init(200, 5, 7);
     let model = Model::new(Data::synthetic(20, 5, 7), net.a.clone());
     let space = WeightSpace::new(&model);
@@ -287,7 +290,7 @@ fn held_and_output_space(
         max_steps: 1_000_000,
         max_step: 0.05,
     };
-    let loss = |y: &nalgebra::DVector<f64>| model.loss(&model.weights(&y.as_slice()[..200 * 5]));
+    let loss = |y: &DVector<f64>| model.loss(&model.weights(&y.as_slice()[..200 * 5]));
     let mut a = Vec::new();
     let (held_stats, stop) = integrate_held(flow, y0.clone(), &times, &settings, |_, y| {
         a.push(loss(y));
@@ -301,7 +304,7 @@ fn held_and_output_space(
         y0,
         &times,
         &settings,
-        ntkdyn::dynamics::output_space::Crossings::Blend,
+        Crossings::Blend,
         |_, y| {
             b.push(loss(y));
             true
@@ -377,6 +380,56 @@ fn hermite_share_finds_the_crossing_of_a_cubic_that_the_straight_line_misses() {
     assert!((line - 0.3).abs() > 0.05, "{line}");
 }
 
+/// The test problem of the NAG crossing tests: n = 20 points in d = 5, m = 200 (seed 7), and
+/// its initial state (W0, V0 = 0).
+fn nesterov_problem() -> (Model, DVector<f64>) {
+    use ntkdyn::dynamics::{Damping, Flow, WeightSpace};
+    use ntkdyn::model::{Data, InitialNetwork};
+    let net = InitialNetwork::init(200, 5, 7);
+    let model = Model::new(Data::synthetic(20, 5, 7), net.a.clone());
+    let y0 = {
+        let space = WeightSpace::new(&model);
+        Flow::new(&space, Damping::Vanishing(3.0)).initial_state(net.w.as_slice())
+    };
+    (model, y0)
+}
+
+/// NAG's state at `t_end` in output space with `crossings`, rtol (atol 1e-14) and max step,
+/// and the run's statistics.
+fn nesterov_end(
+    (model, y0): &(Model, DVector<f64>),
+    t_end: f64,
+    crossings: Crossings,
+    (rtol, max_step): (f64, f64),
+) -> (DVector<f64>, Stats) {
+    use ntkdyn::dynamics::output_space::integrate_output_space;
+    use ntkdyn::dynamics::Damping;
+    use ntkdyn::integrate::{output_times, SolverSettings};
+    let settings = SolverSettings {
+        solver: Solver::Dopri5,
+        rtol,
+        atol: 1e-14,
+        step: 0.01,
+        max_steps: 10_000_000,
+        max_step,
+    };
+    let mut end = None;
+    let (stats, stop) = integrate_output_space(
+        model,
+        Damping::Vanishing(3.0),
+        y0.clone(),
+        &output_times(t_end, 3),
+        &settings,
+        crossings,
+        |_, y| {
+            end = Some(y.clone());
+            true
+        },
+    );
+    assert_eq!(stop, Stop::Completed);
+    (end.expect("an end state"), stats)
+}
+
 /// NAG through its first time unit (friction 3/t from infinity down to 3, about 50 sign
 /// changes), where the crossing corrections' small-c h expansion is stretched: at max step
 /// 0.004 the corrected steps must stay 10x closer than the plain blend to a corrected run at
@@ -385,44 +438,10 @@ fn hermite_share_finds_the_crossing_of_a_cubic_that_the_straight_line_misses() {
 /// which takes 400 s, the errors were 2.6e-7 corrected and 4.7e-5 blended.)
 #[test]
 fn corrected_crossings_beat_the_blend_under_nesterov_friction() {
-    use ntkdyn::dynamics::output_space::{integrate_output_space, Crossings};
-    use ntkdyn::dynamics::{Damping, Flow, WeightSpace};
-    use ntkdyn::integrate::{output_times, SolverSettings};
-    use ntkdyn::model::{Data, InitialNetwork, Model};
-    let net = InitialNetwork::init(200, 5, 7);
-    let model = Model::new(Data::synthetic(20, 5, 7), net.a.clone());
-    let space = WeightSpace::new(&model);
-    let damping = Damping::Vanishing(3.0);
-    let y0 = Flow::new(&space, damping).initial_state(net.w.as_slice());
-    let times = output_times(1.0, 3);
-    let end = |crossings: Crossings, rtol: f64, max_step: f64| {
-        let settings = SolverSettings {
-            solver: Solver::Dopri5,
-            rtol,
-            atol: 1e-14,
-            step: 0.01,
-            max_steps: 10_000_000,
-            max_step,
-        };
-        let mut end = None;
-        let (stats, stop) = integrate_output_space(
-            &model,
-            damping,
-            y0.clone(),
-            &times,
-            &settings,
-            crossings,
-            |_, y| {
-                end = Some(y.clone());
-                true
-            },
-        );
-        assert_eq!(stop, Stop::Completed);
-        (end.expect("an end state"), stats)
-    };
-    let (reference, _) = end(Crossings::Corrected, 1e-12, 0.0005);
+    let problem = nesterov_problem();
+    let (reference, _) = nesterov_end(&problem, 1.0, Crossings::Corrected, (1e-12, 0.0005));
     let error = |crossings| {
-        let (y, stats) = end(crossings, 1e-10, 0.004);
+        let (y, stats) = nesterov_end(&problem, 1.0, crossings, (1e-10, 0.004));
         ((&y - &reference).norm() / reference.norm(), stats)
     };
     let (blend, _) = error(Crossings::Blend);
@@ -435,4 +454,39 @@ fn corrected_crossings_beat_the_blend_under_nesterov_friction() {
         corrected < blend / 10.0,
         "corrected {corrected:e}, blend {blend:e}"
     );
+}
+
+/// NAG's switching error against the step cap, to t = 2 (about 170 sign changes), with the
+/// tolerance tight enough that the cap sets the steps: third order in the cap, as the crossing
+/// times from the cubic and the blend's leading error added back make it (README, Numerics).
+/// Measured (2026-12-03, against a cap of 0.000125): caps 0.004, 0.002, 0.001 left the state
+/// 1.4e-6, 1.5e-7, 2.1e-8 off (fitted order 3.0); the plain blend 3.6e-5, 1.4e-5, 1.3e-5
+/// (order 0.75), which this rejects. Longer runs converge more slowly: activations that
+/// both sides push back to their surface bounce across it once their oscillation about it is
+/// faster than a step (docs/performance.md, 2026-12-03 evening).
+#[test]
+fn nesterov_crossings_converge_at_third_order_in_the_step_cap() {
+    let problem = nesterov_problem();
+    let (reference, _) = nesterov_end(&problem, 2.0, Crossings::Corrected, (1e-12, 0.000125));
+    let caps = [0.004, 0.002, 0.001];
+    let runs: Vec<_> = caps
+        .iter()
+        .map(|&cap| nesterov_end(&problem, 2.0, Crossings::Corrected, (1e-12, cap)))
+        .collect();
+    let errors: Vec<f64> = runs
+        .iter()
+        .map(|(y, _)| (y - &reference).norm() / reference.norm())
+        .collect();
+    let order = common::loglog_slope(&caps, &errors);
+    eprintln!("NAG to t = 2, caps {caps:?}: errors {errors:?}, fitted order {order:.2}");
+    assert!(
+        runs.iter().all(|(_, s)| s.switches > 150),
+        "too few crossings"
+    );
+    // Each run is capped, not tolerance-limited: at least 2 / cap steps.
+    for (cap, (_, stats)) in caps.iter().zip(&runs) {
+        assert!(stats.accepted_steps as f64 >= 2.0 / cap, "{cap}: {stats:?}");
+    }
+    assert!(order > 2.5, "fitted order {order:.2}: {errors:?}");
+    assert!(errors[2] < 1e-7, "{errors:?}");
 }

@@ -710,7 +710,11 @@ pub enum Crossings {
     /// rule): O(h^2) error per crossing in W and V.
     Blend,
     /// For the momentum flows, the share from the cubic through z and z' = v_r . x_i at the
-    /// two ends, and the blend's leading error added back (`Fix`): O(h^3) per crossing.
+    /// two ends, and the blend's leading error added back (`Fix`): O(h^3) per crossing. An
+    /// activation that both sides push back to its surface, once its oscillation about it is
+    /// faster than a step, bounces across it at every step or two with |z'| up to
+    /// h (a_r / sqrt m) |Delta_i| |x_i|^2; those bounces are not held on the surface (NAG's
+    /// benchmark run has a few such activations, docs/performance.md, 2026-12-03 evening).
     /// Gradient flow is blended as in `Blend` (an activation can slide there, and the
     /// blend is then Filippov's convex combination).
     Corrected,
