@@ -15,7 +15,7 @@
 use nalgebra::DVector;
 use ntkdyn::dynamics::output_space::{integrate_output_space, Crossings};
 use ntkdyn::dynamics::{Damping, Flow, WeightSpace};
-use ntkdyn::integrate::{output_times, Solver, SolverSettings, Stats, Stop};
+use ntkdyn::integrate::{output_times, Stats, Stop};
 use ntkdyn::model::{Data, InitialNetwork, Model};
 
 mod common;
@@ -39,14 +39,7 @@ fn losses(
     crossings: Crossings,
     (cap, rtol): (f64, f64),
 ) -> (Vec<f64>, Stats) {
-    let settings = SolverSettings {
-        solver: Solver::Dopri5,
-        rtol,
-        atol: rtol * 1e-3,
-        step: 0.01,
-        max_steps: 10_000_000,
-        max_step: cap,
-    };
+    let settings = common::capped_dopri5(rtol, rtol * 1e-3, cap);
     let mut out = Vec::new();
     let (stats, stop) = integrate_output_space(
         model,

@@ -404,15 +404,8 @@ fn nesterov_end(
 ) -> (DVector<f64>, Stats) {
     use ntkdyn::dynamics::output_space::integrate_output_space;
     use ntkdyn::dynamics::Damping;
-    use ntkdyn::integrate::{output_times, SolverSettings};
-    let settings = SolverSettings {
-        solver: Solver::Dopri5,
-        rtol,
-        atol: 1e-14,
-        step: 0.01,
-        max_steps: 10_000_000,
-        max_step,
-    };
+    use ntkdyn::integrate::output_times;
+    let settings = common::capped_dopri5(rtol, 1e-14, max_step);
     let mut end = None;
     let (stats, stop) = integrate_output_space(
         model,

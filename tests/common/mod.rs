@@ -90,3 +90,16 @@ pub fn ntkdyn(args: &[&str]) -> std::process::Output {
 pub fn summary(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("summary.json")).unwrap()
 }
+
+/// Dormand-Prince settings of the step-cap tests: `rtol`, `atol`, steps of at most `max_step`
+/// (first step 0.01; no practical limit on their number).
+pub fn capped_dopri5(rtol: f64, atol: f64, max_step: f64) -> ntkdyn::integrate::SolverSettings {
+    ntkdyn::integrate::SolverSettings {
+        solver: ntkdyn::integrate::Solver::Dopri5,
+        rtol,
+        atol,
+        step: 0.01,
+        max_steps: 10_000_000,
+        max_step,
+    }
+}
