@@ -3349,6 +3349,23 @@ mod tests {
         assert!(decided > 3500);
     }
 
+    /// A run of `os` from y0 through `times`: every output state bit for bit, and the step
+    /// statistics (the runs these tests compare to the bit).
+    pub(super) fn drive_bits(
+        os: &mut OutputSpace<'_>,
+        y0: &DVector<f64>,
+        times: &[f64],
+        settings: &SolverSettings,
+    ) -> (Vec<Vec<u64>>, Stats) {
+        let mut states = Vec::new();
+        let (stats, stop) = drive(os, y0.clone(), times, settings, |_, y| {
+            states.push(y.iter().map(|v| v.to_bits()).collect());
+            true
+        });
+        assert_eq!(stop, Stop::Completed);
+        (states, stats)
+    }
+
     /// n = 12, d = 3, m = 60 with its W0, default tolerances, max step 0.3, 21 output times to
     /// T = 5: a momentum run that crosses kinks.
     fn small_momentum_problem() -> (Model, DMatrix<f64>, SolverSettings, Vec<f64>) {
@@ -3387,12 +3404,7 @@ mod tests {
             if !cache {
                 os.buf.ws = Workspace::new(m, n, d);
             }
-            let mut states = Vec::new();
-            let (stats, stop) = drive(&mut os, y0.clone(), &times, &settings, |_, y| {
-                states.push(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
-                true
-            });
-            assert_eq!(stop, Stop::Completed);
+            let (states, stats) = drive_bits(&mut os, &y0, &times, &settings);
             let sliding: usize = os.held.slides.values().map(|s| s.set.len()).sum();
             (states, stats, sliding, os.buf.ws.sign_cache_counts())
         };
@@ -3428,12 +3440,7 @@ mod tests {
                 let run = |defer: bool| {
                     let mut os = OutputSpace::new(&model, damping, crossings, y0.as_slice());
                     os.defer = defer;
-                    let mut states = Vec::new();
-                    let (stats, stop) = drive(&mut os, y0.clone(), &times, &settings, |_, y| {
-                        states.push(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
-                        true
-                    });
-                    assert_eq!(stop, Stop::Completed);
+                    let (states, stats) = drive_bits(&mut os, &y0, &times, &settings);
                     (states, stats, os.saved)
                 };
                 let (eager, eager_stats, none) = run(false);
@@ -3549,25 +3556,41 @@ mod budget_tests {
     use crate::integrate::{output_times, Solver};
     use crate::model::{Data, InitialNetwork};
 
-    /// Loss at `t_end` of gradient flow with slides whose uncut events may take the share
-    /// `theta` of the step control's scale (0: every such event cuts).
-    fn loss(
-        model: &Model,
-        y0: &DVector<f64>,
-        t_end: f64,
-        (rtol, atol, max_step): (f64, f64, f64),
-        theta: f64,
-    ) -> (f64, Stats) {
-        let settings = SolverSettings {
+    /// The benchmark's shape, n = 100, d = 20, m = 400 (seed 0), and its initial state.
+    fn bench_shape() -> (Model, DVector<f64>) {
+        let net = InitialNetwork::init(400, 20, 0);
+        let model = Model::new(Data::synthetic(100, 20, 0), net.a.clone());
+        let y0 = {
+            let space = WeightSpace::new(&model);
+            Flow::new(&space, Damping::None).initial_state(net.w.as_slice())
+        };
+        (model, y0)
+    }
+
+    /// Dormand-Prince with `rtol`, `atol` and steps of at most `max_step`.
+    fn capped((rtol, atol, max_step): (f64, f64, f64)) -> SolverSettings {
+        SolverSettings {
             solver: Solver::Dopri5,
             rtol,
             atol,
             step: 0.01,
             max_steps: 10_000_000,
             max_step,
-        };
+        }
+    }
+
+    /// Loss at `t_end` of gradient flow with slides whose uncut events may take the share
+    /// `theta` of the step control's scale (0: every such event cuts).
+    fn loss(
+        model: &Model,
+        y0: &DVector<f64>,
+        t_end: f64,
+        tolerances: (f64, f64, f64),
+        theta: f64,
+    ) -> (f64, Stats) {
+        let settings = capped(tolerances);
         let mut space = OutputSpace::new(model, Damping::None, Crossings::Corrected, y0.as_slice());
-        space.tolerances = (rtol, atol);
+        space.tolerances = (settings.rtol, settings.atol);
         space.theta = theta;
         let mut last = f64::NAN;
         let (stats, stop) = drive(&mut space, y0.clone(), &[0.0, t_end], &settings, |_, y| {
@@ -3582,32 +3605,15 @@ mod budget_tests {
     /// of judging them all, bit for bit, and does stop early on a run with budget cuts.
     #[test]
     fn events_judged_until_the_cut_take_the_same_steps() {
-        let net = InitialNetwork::init(400, 20, 0);
-        let model = Model::new(Data::synthetic(100, 20, 0), net.a.clone());
-        let y0 = {
-            let space = WeightSpace::new(&model);
-            Flow::new(&space, Damping::None).initial_state(net.w.as_slice())
-        };
-        let settings = SolverSettings {
-            solver: Solver::Dopri5,
-            rtol: 1e-6,
-            atol: 1e-9,
-            step: 0.01,
-            max_steps: 10_000_000,
-            max_step: 0.1,
-        };
+        let (model, y0) = bench_shape();
+        let settings = capped((1e-6, 1e-9, 0.1));
         let run = |early: bool| {
             let mut space =
                 OutputSpace::new(&model, Damping::None, Crossings::Corrected, y0.as_slice());
             space.tolerances = (settings.rtol, settings.atol);
             space.early = early;
-            let mut states = Vec::new();
             let times = output_times(10.0, 11);
-            let (stats, stop) = drive(&mut space, y0.clone(), &times, &settings, |_, y| {
-                states.extend(y.iter().map(|v| v.to_bits()));
-                true
-            });
-            assert_eq!(stop, Stop::Completed);
+            let (states, stats) = super::tests::drive_bits(&mut space, &y0, &times, &settings);
             (states, stats, space.early_stops)
         };
         let (early, early_stats, stops) = run(true);
@@ -3633,12 +3639,7 @@ mod budget_tests {
     /// `EVENT_SHARE` lost too (0.1: 2.0e-6, 0.3: 8.6e-6).
     #[test]
     fn uncut_events_within_their_budget_keep_the_accuracy() {
-        let net = InitialNetwork::init(400, 20, 0);
-        let model = Model::new(Data::synthetic(100, 20, 0), net.a.clone());
-        let y0 = {
-            let space = WeightSpace::new(&model);
-            Flow::new(&space, Damping::None).initial_state(net.w.as_slice())
-        };
+        let (model, y0) = bench_shape();
         let t_end = 10.0;
         let (reference, cut) = loss(&model, &y0, t_end, (1e-10, 1e-13, 0.0025), 0.0);
         let default = (1e-6, 1e-9, 0.1);
