@@ -14,22 +14,11 @@
 
 use nalgebra::DVector;
 use ntkdyn::dynamics::output_space::{integrate_output_space, Crossings};
-use ntkdyn::dynamics::{Damping, Flow, WeightSpace};
+use ntkdyn::dynamics::Damping;
 use ntkdyn::integrate::{output_times, Stats, Stop};
-use ntkdyn::model::{Data, InitialNetwork, Model};
+use ntkdyn::model::Model;
 
 mod common;
-
-/// n = 20 points in d = 5, m = 200, T = 4: a few hundred activations cross and many slide.
-fn problem() -> (Model, DVector<f64>) {
-    let net = InitialNetwork::init(200, 5, 7);
-    let model = Model::new(Data::synthetic(20, 5, 7), net.a.clone());
-    let y0 = {
-        let space = WeightSpace::new(&model);
-        Flow::new(&space, Damping::None).initial_state(net.w.as_slice())
-    };
-    (model, y0)
-}
 
 /// Losses at t = 0.5, 1, ..., 4 of gradient flow with steps of at most `cap` (tolerances
 /// tight enough that the cap alone sets the error).
@@ -66,7 +55,8 @@ fn worst(a: &[f64], b: &[f64]) -> f64 {
 
 #[test]
 fn gradient_flow_sliding_on_activation_surfaces_converges_at_second_order_in_the_step_cap() {
-    let (model, y0) = problem();
+    // n = 20 points in d = 5, m = 200, T = 4: a few hundred activations cross and many slide.
+    let (model, y0) = common::crossing_problem(Damping::None);
     let (h, rtol) = (0.025, 1e-10);
     let caps = [h, h / 2.0, h / 4.0];
     let (reference, stats) = losses(&model, &y0, Crossings::Corrected, (h / 32.0, 1e-12));

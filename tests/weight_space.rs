@@ -275,12 +275,9 @@ fn held_and_output_space(
 ) -> (Vec<f64>, Vec<f64>, Stats) {
     use ntkdyn::dynamics::{Flow, WeightSpace};
     use ntkdyn::integrate::{integrate_held, output_times, SolverSettings};
-    use ntkdyn::model::{Data, InitialNetwork};
-    let net = InitialNetwork::init(200, 5, 7);
-    let model = Model::new(Data::synthetic(20, 5, 7), net.a.clone());
+    let (model, y0) = common::crossing_problem(damping);
     let space = WeightSpace::new(&model);
     let flow = Flow::new(&space, damping);
-    let y0 = flow.initial_state(net.w.as_slice());
     let times = output_times(4.0, 9);
     let settings = SolverSettings {
         solver: Solver::Dopri5,
@@ -383,20 +380,6 @@ fn hermite_share_finds_the_crossing_of_a_cubic_that_the_straight_line_misses() {
 /// Nesterov's ODE, friction 3/t.
 const NESTEROV: ntkdyn::dynamics::Damping = ntkdyn::dynamics::Damping::Vanishing(3.0);
 
-/// The test problem of the NAG crossing tests: n = 20 points in d = 5, m = 200 (seed 7), and
-/// its initial state (W0, V0 = 0).
-fn nesterov_problem() -> (Model, DVector<f64>) {
-    use ntkdyn::dynamics::{Flow, WeightSpace};
-    use ntkdyn::model::{Data, InitialNetwork};
-    let net = InitialNetwork::init(200, 5, 7);
-    let model = Model::new(Data::synthetic(20, 5, 7), net.a.clone());
-    let y0 = {
-        let space = WeightSpace::new(&model);
-        Flow::new(&space, NESTEROV).initial_state(net.w.as_slice())
-    };
-    (model, y0)
-}
-
 /// NAG's state at `t_end` in output space with `crossings`, rtol (atol 1e-14) and max step,
 /// and the run's statistics.
 fn nesterov_end(
@@ -433,7 +416,7 @@ fn nesterov_end(
 /// which takes 400 s, the errors were 2.6e-7 corrected and 4.7e-5 blended.)
 #[test]
 fn corrected_crossings_beat_the_blend_under_nesterov_friction() {
-    let problem = nesterov_problem();
+    let problem = common::crossing_problem(NESTEROV);
     let (reference, _) = nesterov_end(&problem, 1.0, Crossings::Corrected, (1e-12, 0.0005));
     let error = |crossings| {
         let (y, stats) = nesterov_end(&problem, 1.0, crossings, (1e-10, 0.004));
@@ -462,7 +445,7 @@ fn corrected_crossings_beat_the_blend_under_nesterov_friction() {
 /// oscillation about it is faster than a step (docs/performance.md, 2026-12-03 evening).
 #[test]
 fn nesterov_crossings_converge_at_third_order_in_the_step_cap() {
-    let problem = nesterov_problem();
+    let problem = common::crossing_problem(NESTEROV);
     let (reference, _) = nesterov_end(&problem, 2.0, Crossings::Corrected, (1e-12, 0.000125));
     let caps = [0.004, 0.002, 0.001];
     let runs: Vec<_> = caps

@@ -103,3 +103,19 @@ pub fn capped_dopri5(rtol: f64, atol: f64, max_step: f64) -> ntkdyn::integrate::
         max_step,
     }
 }
+
+/// The crossing tests' problem: n = 20 points in d = 5, a width of m = 200 (seed 7), and its
+/// initial state under `damping` (W0, and V0 = 0 for the momentum flows).
+pub fn crossing_problem(
+    damping: ntkdyn::dynamics::Damping,
+) -> (ntkdyn::model::Model, nalgebra::DVector<f64>) {
+    use ntkdyn::dynamics::{Flow, WeightSpace};
+    use ntkdyn::model::{Data, InitialNetwork, Model};
+    let net = InitialNetwork::init(200, 5, 7);
+    let model = Model::new(Data::synthetic(20, 5, 7), net.a.clone());
+    let y0 = {
+        let space = WeightSpace::new(&model);
+        Flow::new(&space, damping).initial_state(net.w.as_slice())
+    };
+    (model, y0)
+}
