@@ -551,14 +551,58 @@ fn one_config_serves_every_command_through_sections_and_names_the_keys_it_ignore
     assert_eq!(json["n"], 5);
     assert_eq!(json["widths"], serde_json::json!([10, 20]));
     assert!(json["runs"][0]["lambda0"].as_f64().unwrap() > 0.0);
-    // An unknown key in a command's own section is still an error naming it.
-    std::fs::write(&toml, "[gf]\ntyop = 1\n").unwrap();
-    let out = ntkdyn(&["gf", "--config", toml.to_str().unwrap()]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    // An unknown key in a command's own section is still an error naming it, and so is one
+    // in another command's section: every key is checked before anything runs.
+    for (text, section) in [
+        ("[gf]\ntyop = 1\n", "[gf]"),
+        ("[hbf]\ntyop = 1\n", "[hbf]"),
+        ("[sweep]\nwidths = [10, true]\n", "widths"),
+    ] {
+        std::fs::write(&toml, text).unwrap();
+        let out = ntkdyn(&["gf", "--config", toml.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(section), "{text}: {err}");
+    }
+}
+
+/// A common key that a command holds among its arguments but refuses (`beta` for gf, the run
+/// options sgd has no use for) is ignored there with a note, as a key it lacks is; the
+/// command that takes it still gets it.
+#[test]
+fn a_common_key_a_command_refuses_is_ignored_there_with_a_note() {
+    let tmp = TempDir::new("inputs-refused");
+    let toml = tmp.join("all.toml");
+    std::fs::write(
+        &toml,
+        "n = 5\nd = 3\nm = 20\nsamples = 3\nt-end = 0.5\nbeta = 0.5\nno-discrete = true\n\n[gf]\nout = \"gf-out\"\n\n[hbf]\nout = \"hbf-out\"\n\n[sgd]\nbatch = 2\nseeds = 2\nout = \"sgd-out\"\n",
+    )
+    .unwrap();
+    let err = ok(&ntkdyn(&["gf", "--config", toml.to_str().unwrap()]));
     assert!(
-        !out.status.success() && err.contains("tyop") && err.contains("[gf]"),
+        err.contains("beta is not an option of ntkdyn gf; ignored"),
         "{err}"
     );
+    let err = ok(&ntkdyn(&["sgd", "--config", toml.to_str().unwrap()]));
+    assert!(
+        err.contains("beta, no-discrete are not an option of ntkdyn sgd; ignored"),
+        "{err}"
+    );
+    assert!(tmp.join("sgd-out").join("sgd.csv").exists());
+    ok(&ntkdyn(&[
+        "hbf",
+        "--quiet",
+        "--config",
+        toml.to_str().unwrap(),
+    ]));
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.join("hbf-out").join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["config"]["beta"], 0.5, "hbf takes the common beta");
+    // Given on the command line, the refusal stands.
+    let out = ntkdyn(&["gf", "--config", toml.to_str().unwrap(), "--beta", "0.5"]);
+    assert!(!out.status.success());
 }
 
 #[test]

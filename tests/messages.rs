@@ -99,6 +99,21 @@ fn a_config_error_names_the_file_and_the_key() {
 }
 
 #[test]
+fn a_config_file_that_is_not_toml_is_refused_naming_its_line() {
+    for (text, place) in [
+        ("n = 20\nn = 30\n", "line 2, column 1 (n): duplicate key"),
+        ("m = 20\nseed = [1\n", "line 2, column 10: unclosed array"),
+        ("[gf\n", "line 1, column 4"),
+    ] {
+        let (line, path) = config_error(text);
+        assert!(
+            line.contains(&path) && line.contains(place),
+            "{text}: {line}"
+        );
+    }
+}
+
+#[test]
 fn a_string_where_a_config_expects_a_number_is_refused_naming_file_and_key() {
     let (line, path) = config_error("t-end = \"5\"\n");
     assert!(line.contains(&path) && line.contains("t-end"), "{line}");

@@ -72,6 +72,16 @@ fn high_resolution_nag_starts_at_tau_1_and_its_twin_sits_on_the_shifted_clock() 
     for (k, tk) in k.iter().zip(&tk) {
         assert!((tk - (k + 0.5) * s).abs() < 1e-12, "k = {k}: {tk}");
     }
+    // At eta = 0.01 each tau_k is the double nearest the decimal (k + 1/2) 0.1, as the
+    // other clocks' k h are (the binary product gives 0.15000000000000002 at k = 1).
+    let mut at = cfg.clone();
+    at.eta = 0.01;
+    at.t_end = 2.0;
+    let d = ntkdyn::study::run(&at).unwrap().discrete_table().unwrap();
+    for (k, tk) in d.column("k").unwrap().iter().zip(d.column("t").unwrap()) {
+        let decimal: f64 = format!("{}e-2", (2 * *k as u64 + 1) * 5).parse().unwrap();
+        assert_eq!(tk, decimal, "k = {k}");
+    }
     // The ODE's row at tau_1 is the twin's iterate 1 in error space, exactly.
     let loss = report.error.as_ref().unwrap().table.column("loss").unwrap();
     let twin = d.column("loss_error_space").unwrap();

@@ -214,7 +214,8 @@ pub struct SweepArgs {
 /// Options of `ntkdyn plot`.
 #[derive(Debug, Clone, Args)]
 pub struct PlotArgs {
-    /// A directory written by `ntkdyn gf|hbf|nag` (or one run of `compare`)
+    /// A directory written by `ntkdyn gf|hbf|nagsc|nag`, `compare` (or one of its runs),
+    /// `sweep`, `sgd` or `gap`
     pub dir: PathBuf,
     /// Width of one panel in pixels
     #[arg(long)]
@@ -329,8 +330,9 @@ pub struct RunArgs {
     /// Seed of the synthetic data and of the initial weights
     #[arg(long, default_value_t = defaults().seed, allow_negative_numbers = true)]
     pub seed: u64,
-    /// Training data: CSV rows x_1..x_d,y (header optional)
-    #[arg(long, value_name = "FILE.csv")]
+    /// Training data: CSV rows x_1..x_d,y (header optional), a NumPy .npy array n x (d+1), or
+    /// .npz with keys X (or x) and y
+    #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
     /// Initial network: CSV rows a_r,w_r1..w_rd with a_r = +1 or -1 (header optional)
     #[arg(long, value_name = "FILE.csv")]
@@ -388,8 +390,8 @@ pub struct RunArgs {
     /// network and its kernel predictor on them (column test_gap)
     #[arg(long, default_value_t = defaults().test_n, allow_negative_numbers = true)]
     pub test_n: usize,
-    /// Held-out points from a file (rows x_1..x_d,y as --data), instead of --test-n
-    #[arg(long, value_name = "FILE.csv")]
+    /// Held-out points from a file in --data's layout (CSV, .npy or .npz), instead of --test-n
+    #[arg(long, value_name = "FILE")]
     pub test: Option<PathBuf>,
     /// Skip the discrete twin
     #[arg(long)]

@@ -98,9 +98,11 @@ type Flags = Vec<(String, Option<OsString>)>;
 ///
 /// One file can serve every command: the top-level keys are common, a section named after a
 /// command (`[gf]`, `[hbf]`, `[sweep]`, `[plot]`, ...) adds and overrides keys for that
-/// command alone, and other commands' sections are skipped. A common key that is an option
-/// of another command but not of `sub` (`widths` for `gf`) is ignored and named in a note; a
-/// key that is no option of any command is an error, as is any unknown key of `[sub]`.
+/// command alone, and other commands' sections are checked as those commands would check
+/// them, then left. A common key that another command takes but `sub` lacks or refuses
+/// (`widths` for `gf`, `beta` for `gf`, [`super::refuses`]) is ignored and named in a note; a
+/// key that is no option of any command is an error, as is an unknown key of any section.
+/// A file that is not TOML is refused naming the line and column.
 fn config_flags(path: &Path, sub: &str) -> Result<(Flags, Vec<String>), InputError> {
     use clap::CommandFactory;
     let bad = |msg: String| InputError::File {
@@ -108,9 +110,24 @@ fn config_flags(path: &Path, sub: &str) -> Result<(Flags, Vec<String>), InputErr
         msg,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| bad(e.message().replace('\n', " ").trim().to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let msg = e.message().replace('\n', " ").trim().to_string();
+        match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+                // The text at the span (the key of a duplicate key, say) where it is short.
+                let at = text
+                    .get(span.clone())
+                    .filter(|t| !t.is_empty() && t.len() <= 40 && !t.contains('\n'))
+                    .map(|t| format!(" ({t})"))
+                    .unwrap_or_default();
+                bad(format!("line {line}, column {column}{at}: {msg}"))
+            }
+            None => bad(msg),
+        }
+    })?;
     let cli = super::args::Cli::command();
     let Some(cmd) = cli.find_subcommand(sub) else {
         // No such subcommand: the command line's own error says so.
@@ -121,11 +138,15 @@ fn config_flags(path: &Path, sub: &str) -> Result<(Flags, Vec<String>), InputErr
         .get_subcommands()
         .map(|c| c.get_name().to_string())
         .collect();
+    // An option a command has among its (shared) arguments but refuses whatever its value
+    // is not one it takes.
     let takes = |c: &clap::Command, name: &str| {
-        c.get_arguments()
-            .any(|a| a.get_long() == Some(name) && name != "config")
+        name != "config"
+            && !super::refuses(c.get_name(), name)
+            && c.get_arguments().any(|a| a.get_long() == Some(name))
     };
-    // Common keys first, then this command's section over them.
+    // Common keys first, then this command's section over them; every other command's
+    // section is checked as that command would check it.
     let mut entries: Vec<(String, toml::Value, bool)> = Vec::new();
     let mut section: Vec<(String, toml::Value)> = Vec::new();
     let mut ignored = Vec::new();
@@ -134,6 +155,9 @@ fn config_flags(path: &Path, sub: &str) -> Result<(Flags, Vec<String>), InputErr
             toml::Value::Table(t) if commands.contains(&key) => {
                 if key == sub {
                     section.extend(t);
+                } else if let Some(other) = cli.find_subcommand(&key) {
+                    let entries = t.into_iter().map(|(k, v)| (k, v, true)).collect();
+                    flags_of(&cli, other, entries, folder, &bad)?;
                 }
             }
             value => {
@@ -154,6 +178,20 @@ fn config_flags(path: &Path, sub: &str) -> Result<(Flags, Vec<String>), InputErr
         entries.retain(|(k, _, _)| k.replace('_', "-") != name);
         entries.push((key, value, true));
     }
+    Ok((flags_of(&cli, cmd, entries, folder, &bad)?, ignored))
+}
+
+/// The (--flag, value) pairs of `entries` (key, value, whether from the command's own
+/// section) for command `cmd`, each key checked to be one of its options and each value one
+/// the option takes.
+fn flags_of(
+    cli: &clap::Command,
+    cmd: &clap::Command,
+    entries: Vec<(String, toml::Value, bool)>,
+    folder: &Path,
+    bad: &dyn Fn(String) -> InputError,
+) -> Result<Flags, InputError> {
+    let sub = cmd.get_name();
     let mut flags = Vec::new();
     for (key, value, in_section) in entries {
         let name = key.replace('_', "-");
@@ -213,11 +251,11 @@ fn config_flags(path: &Path, sub: &str) -> Result<(Flags, Vec<String>), InputErr
             }
         });
         if let Some(v) = &value {
-            check_value(&cli, sub, &flag, v).map_err(|msg| bad(format!("{key}: {msg}")))?;
+            check_value(cli, sub, &flag, v).map_err(|msg| bad(format!("{key}: {msg}")))?;
         }
         flags.push((flag, value));
     }
-    Ok((flags, ignored))
+    Ok(flags)
 }
 
 /// A TOML float as the command line would write it (1e-300, not 300 zeros).

@@ -699,6 +699,18 @@ const IGNORED_BY_SGD: [&str; 8] = [
     "resolution",
 ];
 
+/// Whether command `sub` refuses option `name` whatever its value, although its arguments
+/// (shared among the commands) hold it: sgd the run options of [`IGNORED_BY_SGD`], and gf,
+/// nag, compare (whose runs include gf's) and gap `--beta`, the fixed momentum of hbf and
+/// nagsc. A config file's common key that a command refuses is ignored there with a note.
+pub(crate) fn refuses(sub: &str, name: &str) -> bool {
+    match sub {
+        "sgd" => IGNORED_BY_SGD.contains(&name),
+        "gf" | "nag" | "compare" | "gap" => name == "beta",
+        _ => false,
+    }
+}
+
 /// The first option of [`IGNORED_BY_SGD`] given on the command line (or in --config).
 fn given_with_sgd(args: &[OsString]) -> Option<&'static str> {
     use clap::parser::ValueSource;

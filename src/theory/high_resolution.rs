@@ -102,7 +102,15 @@ impl Setting {
     pub fn time(&self, k: usize, resolution: Resolution) -> f64 {
         match (self.damping, resolution) {
             (Damping::Vanishing(gamma), Resolution::High) => {
-                (k as f64 + gamma / 2.0 - 1.0) * self.s()
+                // With gamma whole (the default 3), (2k + gamma - 2)(s/2) as a decimal product
+                // rounded once, as the other clocks are: tau_1 = 0.15 at s = 0.1, where the
+                // binary product gives 0.15000000000000002.
+                let twice = 2.0 * k as f64 + gamma - 2.0;
+                if gamma.fract() == 0.0 && (0.0..9.0e15).contains(&twice) {
+                    crate::io::decimal_multiple(twice as usize, self.s() / 2.0)
+                } else {
+                    (k as f64 + gamma / 2.0 - 1.0) * self.s()
+                }
             }
             _ => k as f64 * self.h(),
         }
