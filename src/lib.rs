@@ -4,7 +4,8 @@
 //! network) and in error space (Delta' driven by a fixed kernel H), beside their discrete twins,
 //! with the Lyapunov functions of the convergence proofs. See README.md.
 //!
-//! The pieces, from the bottom (nothing imports a module listed after it): [`model`] (the
+//! The pieces, roughly from the numerics up (the library never imports the binary's
+//! src/cli/; within it, modules use one another where the work needs it): [`model`] (the
 //! `Network` trait and the two-layer ReLU network, its gradient at speed, Hinf); [`integrate`]
 //! (one held-step driver, its tableaus, ode_solvers adapters); [`dynamics`] (state spaces,
 //! damping schedules c(t), the output-space stage evaluator); [`theory`] (exact eigen-mode
