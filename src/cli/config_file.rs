@@ -134,10 +134,6 @@ fn config_flags(path: &Path, sub: &str) -> Result<(Flags, Vec<String>), InputErr
         return Ok((Vec::new(), Vec::new()));
     };
     let folder = path.parent().unwrap_or(Path::new(""));
-    let commands: Vec<String> = cli
-        .get_subcommands()
-        .map(|c| c.get_name().to_string())
-        .collect();
     // An option a command has among its (shared) arguments but refuses whatever its value
     // is not one it takes.
     let takes = |c: &clap::Command, name: &str| {
@@ -151,16 +147,13 @@ fn config_flags(path: &Path, sub: &str) -> Result<(Flags, Vec<String>), InputErr
     let mut section: Vec<(String, toml::Value)> = Vec::new();
     let mut ignored = Vec::new();
     for (key, value) in table {
-        match value {
-            toml::Value::Table(t) if commands.contains(&key) => {
-                if key == sub {
-                    section.extend(t);
-                } else if let Some(other) = cli.find_subcommand(&key) {
-                    let entries = t.into_iter().map(|(k, v)| (k, v, true)).collect();
-                    flags_of(&cli, other, entries, folder, &bad)?;
-                }
+        match (value, cli.find_subcommand(&key)) {
+            (toml::Value::Table(t), Some(_)) if key == sub => section.extend(t),
+            (toml::Value::Table(t), Some(other)) => {
+                let entries = t.into_iter().map(|(k, v)| (k, v, true)).collect();
+                flags_of(&cli, other, entries, folder, &bad)?;
             }
-            value => {
+            (value, _) => {
                 let name = key.replace('_', "-");
                 let other = cli
                     .get_subcommands()
